@@ -1,0 +1,159 @@
+"""The nouns of an authorization decision: who (`Principal`), what (`Resource`),
+the question (`AccessRequest`) and the answer (`Decision`).
+
+These are plain immutable values with no behaviour beyond construction, so that the
+live middleware, the CLI, replay and the tests all speak the same language.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Final, Literal
+
+__all__ = [
+    "ACTIONS",
+    "KINDS",
+    "AccessRequest",
+    "Decision",
+    "Kind",
+    "Principal",
+    "Reason",
+    "Resource",
+]
+
+Kind = Literal["tool", "resource", "resource_template", "prompt"]
+KINDS: Final = ("tool", "resource", "resource_template", "prompt")
+ACTIONS: Final = ("call", "read", "get", "list")
+
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+
+
+class Reason:
+    """Bounded reason codes carried by `Decision.reason` (safe as metric labels).
+
+    Authentication failures use the authenticator's own codes (`missing_credentials`,
+    `invalid_token`, `expired`, `untrusted_proxy`, ...).
+    """
+
+    RULE: Final = "rule"  # a rule decided; its effect is `Decision.allowed`
+    DEFAULT: Final = "default"  # no rule matched; the policy set's default effect decided
+    ERROR: Final = "error"  # something failed while deciding: denied (fail closed)
+    UNAUTHENTICATED: Final = "unauthenticated"  # the principal is not authenticated
+    NO_POLICY: Final = "no_policy"  # no policy loaded: denied
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling.
+
+    Attributes:
+        user_id: stable user identifier (`sub` of a token, the user an API key maps to, ...).
+        roles: roles granted to the principal.
+        agent_id: the AI agent / OAuth client acting for the user, when known.
+        claims: allow-listed claims only; never a raw credential.
+        authenticated: whether an authenticator vouched for this principal.
+        auth_method: `jwt`, `api_key`, `header`, `fastmcp`, `stdio`, `none`, ...
+        key_id: a short fingerprint of the credential used (never the credential itself).
+    """
+
+    user_id: str | None
+    roles: tuple[str, ...] = ()
+    agent_id: str | None = None
+    claims: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    authenticated: bool = True
+    auth_method: str | None = None
+    key_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.roles, tuple):
+            object.__setattr__(self, "roles", tuple(self.roles))
+
+    @classmethod
+    def anonymous(cls, auth_method: str | None = "none") -> Principal:
+        """An unauthenticated caller with no roles."""
+        return cls(user_id=None, roles=(), authenticated=False, auth_method=auth_method)
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """What is being accessed: one MCP component.
+
+    Attributes:
+        kind: `tool`, `resource`, `resource_template` or `prompt`.
+        name: the component's name (for a resource, its name as the server lists it).
+        tags: the component's tags.
+        namespace: the tool's namespace (from FastMCP metadata or a mounted prefix).
+        version: the component's version, when it declares one.
+        uri: for a resource, its URI; for a resource template, the URI template.
+        template: for a resource read through a template, that template's URI template.
+        meta: other component metadata.
+    """
+
+    kind: Kind
+    name: str
+    tags: frozenset[str] = frozenset()
+    namespace: str | None = None
+    version: str | None = None
+    uri: str | None = None
+    template: str | None = None
+    meta: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tags, frozenset):
+            object.__setattr__(self, "tags", frozenset(self.tags))
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRequest:
+    """The question put to a `PolicySet`: may `principal` perform `action` on `resource`?
+
+    Attributes:
+        principal: who is asking.
+        resource: what they want.
+        action: `call` (tools), `read` (resources), `get` (prompts) or `list`.
+        args: the call's arguments (tools) or template parameters (resources).
+        time: the clock value to decide with; time conditions use it, so a recorded
+            decision can be re-evaluated exactly. `None` means "now" at decision time.
+        method: the MCP method, e.g. `tools/call`.
+        context: other request facts (transport, session id, ...) conditions may read.
+    """
+
+    principal: Principal
+    resource: Resource
+    action: str
+    args: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    time: datetime | None = None
+    method: str | None = None
+    context: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer, explaining itself.
+
+    Attributes:
+        allowed: the verdict.
+        reason: bounded code from `Reason` (or an authentication failure code).
+        rule: name of the deciding rule, if a rule decided.
+        policy: name of the policy holding the deciding rule (or whose default decided).
+        matched_rules: `policy/rule` of every rule that matched, in evaluation order.
+        errors: problems met while deciding (a condition that could not be evaluated, ...).
+        policy_hash: content hash of the policy set that decided.
+        rules_evaluated: how many rules were examined.
+        eval_us: time spent deciding, microseconds.
+        message: a human-readable explanation.
+    """
+
+    allowed: bool
+    reason: str
+    rule: str | None = None
+    policy: str | None = None
+    matched_rules: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    policy_hash: str = ""
+    rules_evaluated: int = 0
+    eval_us: float = 0.0
+    message: str = ""
