@@ -38,6 +38,7 @@ class Condition:
     operator: str
     value: Any
     line: int | None = None
+    timezone: str | None = None  # for `request.time*` fields: IANA zone to read the clock in
 
 
 @dataclass(frozen=True, slots=True)
