@@ -1,17 +1,60 @@
 """Telemetry seam: what the middleware tells operators about each decision.
 
 The middleware talks only to the `Telemetry` protocol. `NoTelemetry` is chosen at
-construction when telemetry is off, so a disabled guard pays nothing per request.
+construction when telemetry is off, so a disabled guard pays nothing per request;
+`GuardTelemetry` (spans through the OpenTelemetry API, Prometheus metrics) is the real one.
+Importing this package stays light: the implementations load on first use.
+
+```python
+from guard.telemetry import GuardTelemetry, configure, mount_metrics
+
+configure(service_name="weather-mcp", otlp_endpoint="http://127.0.0.1:4318")
+mount_metrics(mcp)  # GET /metrics on the FastMCP HTTP app
+```
 """
 
 from __future__ import annotations
 
+import importlib
+import os
+import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from guard.events import DecisionEvent
+    from guard.telemetry.emitter import GuardTelemetry
+    from guard.telemetry.exposition import mount_metrics, scrape_registry, start_metrics_server
+    from guard.telemetry.setup import configure
 
-__all__ = ["NoTelemetry", "SpanHandle", "Telemetry"]
+__all__ = [
+    "GuardTelemetry",
+    "NoTelemetry",
+    "SpanHandle",
+    "Telemetry",
+    "configure",
+    "default_telemetry",
+    "mount_metrics",
+    "scrape_registry",
+    "start_metrics_server",
+]
+
+# public name -> module that defines it (loaded on first use)
+_EXPORTS: dict[str, str] = {
+    "GuardTelemetry": "guard.telemetry.emitter",
+    "configure": "guard.telemetry.setup",
+    "mount_metrics": "guard.telemetry.exposition",
+    "scrape_registry": "guard.telemetry.exposition",
+    "start_metrics_server": "guard.telemetry.exposition",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'guard.telemetry' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 class SpanHandle(Protocol):
@@ -69,3 +112,33 @@ class NoTelemetry:
 
     def guard_error(self, where: str) -> None:
         return None
+
+
+_default: Telemetry | None = None
+_default_lock = threading.Lock()
+_OFF = frozenset({"0", "off", "false", "no", "none"})
+
+
+def default_telemetry() -> Telemetry:
+    """The process-wide telemetry the middleware uses when given `telemetry=None`.
+
+    One `GuardTelemetry` on prometheus-client's global registry (metrics can be registered
+    there only once, so every guarded server in the process shares it). Setting
+    `MCP_GUARD_TELEMETRY=off` returns `NoTelemetry()` instead.
+
+    Example:
+        ```python
+        telemetry = default_telemetry()
+        assert default_telemetry() is telemetry
+        ```
+    """
+    global _default
+    if os.environ.get("MCP_GUARD_TELEMETRY", "").strip().lower() in _OFF:
+        return NoTelemetry()
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                from guard.telemetry.emitter import GuardTelemetry
+
+                _default = GuardTelemetry()
+    return _default

@@ -1,0 +1,242 @@
+"""`GuardTelemetry`: the real `Telemetry`, turning each decision into a span and metrics.
+
+Spans use the OpenTelemetry API only: with no SDK configured they cost a no-op call, and
+the application decides where they go (`guard.telemetry.configure` sets up OTLP in one
+call). A decision on a single component (`tools/call`, `resources/read`, `prompts/get`)
+gets its own INTERNAL span `authorize {target}`, a child of FastMCP's server span. A list
+request (`tools/list`, ...) makes one decision per component; opening a hundred spans to
+filter a listing would dwarf the listing itself, so those decisions share FastMCP's
+`tools/list` server span (their records carry its ids) and only hidden components are
+noted on it, as `mcp_guard.hidden` events.
+
+```python
+from prometheus_client import CollectorRegistry
+from guard.telemetry import GuardTelemetry
+
+telemetry = GuardTelemetry(registry=CollectorRegistry())
+handle = telemetry.start_decision("tools/call", "get_weather")
+```
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from guard.telemetry.metrics import GuardMetrics
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from guard.events import DecisionEvent
+    from guard.telemetry.metrics import AuditStats
+
+__all__ = ["GuardTelemetry"]
+
+_INSTRUMENTATION: Final = "mcp_guard"
+_INTERNAL: Final = SpanKind.INTERNAL
+# Where the MCP semantic conventions name the component, per resource kind.
+_TARGET_ATTRIBUTE: Final = {
+    "tool": "gen_ai.tool.name",
+    "prompt": "gen_ai.prompt.name",
+}
+
+
+class _Handle:
+    """The open decision span and its hex ids (the `SpanHandle` protocol)."""
+
+    __slots__ = ("span", "span_id", "trace_id")
+
+    def __init__(self, span: Any, trace_id: str, span_id: str) -> None:
+        self.span = span
+        self.trace_id = trace_id
+        self.span_id = span_id
+
+
+class GuardTelemetry:
+    """Spans and Prometheus metrics for every decision; never raises into a request.
+
+    Args:
+        registry: Prometheus registry for the metrics (default: the process-wide one).
+        tracer_provider: OpenTelemetry tracer provider (default: the global one, resolved
+            lazily so an SDK configured later is still picked up).
+        max_resources: distinct component names kept as metric labels before `other`.
+        record_principal: put `enduser.id` and roles on spans (on by default; they are
+            identities, not secrets, and make a trace answer "who was denied").
+
+    Example:
+        ```python
+        from prometheus_client import CollectorRegistry
+
+        telemetry = GuardTelemetry(registry=CollectorRegistry())
+        telemetry.auth_failure("api_key", "invalid_key")
+        ```
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: CollectorRegistry | None = None,
+        tracer_provider: Any = None,
+        max_resources: int = 500,
+        record_principal: bool = True,
+    ) -> None:
+        self.metrics = GuardMetrics(registry, max_resources=max_resources)
+        self._tracer = trace.get_tracer(_INSTRUMENTATION, tracer_provider=tracer_provider)
+        self._record_principal = record_principal
+        self._observe = self.metrics.duration.observe
+        self._child = self.metrics.decision_child
+        self._exemplars = not self.metrics.multiprocess  # unsupported in multiprocess mode
+        self._failures = 0
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """The Prometheus registry holding this telemetry's metrics."""
+        return self.metrics.registry
+
+    def add_audit_source(self, stats: AuditStats) -> None:
+        """Report an audit writer's health: `stats` is `AuditLog.stats`, read at scrape time."""
+        self.metrics.audit.add(stats)
+
+    # -- the Telemetry protocol -------------------------------------------------------
+
+    def start_decision(self, method: str, target: str) -> _Handle:
+        """Open the decision span (or, for a list, point at the list's server span)."""
+        try:
+            if method.endswith("/list"):
+                span = trace.get_current_span()
+                ctx = span.get_span_context()
+                if not ctx.is_valid:
+                    return _Handle(None, "", "")
+                return _Handle(
+                    span if span.is_recording() else None,
+                    format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"),
+                )
+            span = self._tracer.start_span(f"authorize {target}", kind=_INTERNAL)
+            ctx = span.get_span_context()
+            if not ctx.is_valid:
+                return _Handle(None, "", "")
+            return _Handle(span, format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"))
+        except Exception:
+            self._failures += 1
+            return _Handle(None, "", "")
+
+    def end_decision(self, handle: Any, event: DecisionEvent) -> None:
+        """Count the decision, observe its latency (exemplar: trace id), end the span."""
+        try:
+            decision = event.decision
+            request = event.request
+            resource = request.resource
+            allowed = decision.allowed
+            self._child(
+                allowed, decision.reason, resource.kind, request.action, resource.name,
+                decision.rule or "",
+            ).inc()
+            trace_id = getattr(handle, "trace_id", "")
+            if trace_id and self._exemplars:
+                self._observe(decision.eval_us / 1e6, {"trace_id": trace_id})
+            else:
+                self._observe(decision.eval_us / 1e6)
+            span = getattr(handle, "span", None)
+            if span is None:
+                return
+            if (event.method or "").endswith("/list"):
+                if not allowed:
+                    span.add_event("mcp_guard.hidden", _hidden_attributes(event))
+                return
+            span.set_attributes(self._attributes(event))
+            if not allowed:
+                span.set_status(Status(StatusCode.ERROR, _denial_text(event)))
+            span.end()
+        except Exception:
+            self._failures += 1
+
+    def auth_failure(self, method: str, reason: str) -> None:
+        try:
+            self.metrics.auth_failure(method, reason)
+        except Exception:
+            self._failures += 1
+
+    def policy_reload(self, result: str, policy_set: Any) -> None:
+        try:
+            self.metrics.policy_reload(result, policy_set)
+        except Exception:
+            self._failures += 1
+
+    def guard_error(self, where: str) -> None:
+        try:
+            self.metrics.guard_error(where)
+        except Exception:
+            self._failures += 1
+
+    # -- span attributes ----------------------------------------------------------------
+
+    def _attributes(self, event: DecisionEvent) -> dict[str, Any]:
+        decision = event.decision
+        request = event.request
+        resource = request.resource
+        attrs: dict[str, Any] = {
+            "mcp.method.name": event.method or request.method or "",
+            "mcp_guard.decision": "allow" if decision.allowed else "deny",
+            "mcp_guard.reason": decision.reason,
+            "mcp_guard.decision_id": event.decision_id,
+            "mcp_guard.policy_hash": decision.policy_hash,
+            "mcp_guard.action": request.action,
+            "mcp_guard.resource.kind": resource.kind,
+            "mcp_guard.eval_us": decision.eval_us,
+        }
+        name_key = _TARGET_ATTRIBUTE.get(resource.kind)
+        if name_key is not None:
+            attrs[name_key] = resource.name
+        else:
+            attrs["mcp.resource.uri"] = resource.uri or resource.name
+        if decision.rule:
+            attrs["mcp_guard.rule"] = decision.rule
+        if decision.policy:
+            attrs["mcp_guard.policy"] = decision.policy
+        if event.shadow is not None:
+            attrs["mcp_guard.shadow.decision"] = "allow" if event.shadow.allowed else "deny"
+            if event.shadow.rule:
+                attrs["mcp_guard.shadow.rule"] = event.shadow.rule
+        if event.session_id:
+            attrs["mcp.session.id"] = event.session_id
+        if event.request_id is not None and event.request_id != "":
+            attrs["jsonrpc.request.id"] = str(event.request_id)
+        if event.transport:
+            attrs["mcp_guard.transport"] = event.transport
+        principal = request.principal
+        if principal.auth_method:
+            attrs["mcp_guard.auth_method"] = principal.auth_method
+        if self._record_principal:
+            if principal.user_id:
+                attrs["enduser.id"] = principal.user_id
+            if principal.roles:
+                attrs["mcp_guard.roles"] = list(principal.roles)
+            if principal.agent_id:
+                attrs["gen_ai.agent.id"] = principal.agent_id
+        return attrs
+
+
+def _denial_text(event: DecisionEvent) -> str:
+    d = event.decision
+    where = f"rule {d.rule!r} of policy {d.policy!r}" if d.rule else f"reason {d.reason!r}"
+    if d.reason == "default":
+        where = "no rule matched, default effect" + (f" of policy {d.policy!r}" if d.policy else "")
+    resource = event.request.resource
+    return f"access denied to {resource.kind} {resource.name!r}: {where}"
+
+
+def _hidden_attributes(event: DecisionEvent) -> dict[str, Any]:
+    d = event.decision
+    resource = event.request.resource
+    attrs: dict[str, Any] = {
+        "mcp_guard.resource.kind": resource.kind,
+        "mcp_guard.resource.name": resource.name,
+        "mcp_guard.reason": d.reason,
+        "mcp_guard.decision_id": event.decision_id,
+    }
+    if d.rule:
+        attrs["mcp_guard.rule"] = d.rule
+    return attrs

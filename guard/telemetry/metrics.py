@@ -1,0 +1,221 @@
+"""Prometheus metrics of the guard: names, labels, and the bounded-cardinality rules.
+
+Every metric lives on one `CollectorRegistry` chosen at construction (the process default,
+or a fresh one per test). Label values are bounded: decision, reason, kind, action, rule
+and the server's own component names, folded to `other` beyond `max_resources` distinct
+names so a server that invents names cannot blow up the series count. No label ever
+carries a user id or an argument.
+
+```python
+from prometheus_client import CollectorRegistry
+from guard.telemetry.metrics import GuardMetrics
+
+metrics = GuardMetrics(CollectorRegistry())
+metrics.auth_failure("api_key", "invalid_key")
+```
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["DURATION_BUCKETS", "OTHER", "AuditCollector", "GuardMetrics", "multiprocess_mode"]
+
+OTHER: Final = "other"
+# Deciding takes microseconds; the tail that matters for alerts sits in the milliseconds.
+DURATION_BUCKETS: Final = (
+    5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 1.0,
+)
+_MAX_SMALL_LABEL: Final = 64  # distinct auth methods / reasons / error sites kept before folding
+
+AuditStats = Callable[[], Mapping[str, Any]]
+
+
+def multiprocess_mode() -> bool:
+    """Whether prometheus-client writes values to `PROMETHEUS_MULTIPROC_DIR` (set before import)."""
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+class _Folder:
+    """Maps label values to themselves until `limit` distinct ones were seen, then to `other`."""
+
+    __slots__ = ("_limit", "_lock", "_seen")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        with self._lock:
+            if len(self._seen) < self._limit:
+                self._seen.add(value)
+                return value
+        return OTHER
+
+
+class AuditCollector(Collector):
+    """Audit writer health, read from `AuditLog.stats()` callables at scrape time.
+
+    Sources are summed, so several guarded servers in one process report one total. A
+    source that raises is skipped: a scrape must never fail because the writer is sick.
+    """
+
+    def __init__(self) -> None:
+        self._sources: list[AuditStats] = []
+
+    def add(self, source: AuditStats) -> None:
+        """Register a zero-argument callable returning the writer's stats mapping."""
+        if not callable(source):
+            raise TypeError(f"audit stats source must be callable, got {type(source).__name__}")
+        self._sources.append(source)
+
+    def collect(self) -> Iterator[Metric]:
+        totals = {"queue_depth": 0.0, "written": 0.0, "spilled": 0.0, "failed": 0.0}
+        flush_sum = flush_count = flush_last = 0.0
+        seen = 0
+        for source in list(self._sources):
+            try:
+                stats = source()
+            except Exception:  # noqa: S112 - a sick writer must not break the scrape
+                continue
+            seen += 1
+            for key in totals:
+                totals[key] += float(stats.get(key) or 0)
+            flush_sum += float(stats.get("flush_seconds_total") or stats.get("flush_seconds") or 0)
+            flush_count += float(stats.get("flushes") or 0)
+            flush_last = max(flush_last, float(stats.get("last_flush_seconds") or 0))
+        if not seen:
+            return
+        yield GaugeMetricFamily(
+            "mcpguard_audit_queue_depth", "Decision records waiting for the writer.",
+            value=totals["queue_depth"],
+        )
+        for key, text in (
+            ("written", "Decision records written to the store."),
+            ("spilled", "Decision records spilled to the overflow file instead of the store."),
+            ("failed", "Decision records that could not be written nor spilled."),
+        ):
+            yield CounterMetricFamily(f"mcpguard_audit_rows_{key}", text, value=totals[key])
+        yield CounterMetricFamily(
+            "mcpguard_audit_flush_seconds", "Time spent flushing batches to the store.",
+            value=flush_sum,
+        )
+        yield CounterMetricFamily(
+            "mcpguard_audit_flushes", "Batches flushed to the store.", value=flush_count
+        )
+        yield GaugeMetricFamily(
+            "mcpguard_audit_last_flush_duration_seconds", "Duration of the latest flush.",
+            value=flush_last,
+        )
+
+
+class GuardMetrics:
+    """The guard's metric families on one registry, with cached label children.
+
+    Args:
+        registry: where the metrics are registered (default: prometheus-client's global one).
+        max_resources: distinct component names kept as label values before folding to `other`.
+
+    Raises:
+        ValueError: the registry already holds the guard's metrics (build one per registry).
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry | None = None, *, max_resources: int = 500
+    ) -> None:
+        if registry is None:
+            from prometheus_client import REGISTRY
+
+            registry = REGISTRY
+        if max_resources < 1:
+            raise ValueError(f"max_resources must be >= 1, got {max_resources}")
+        self.registry = registry
+        self.multiprocess = multiprocess_mode()
+        reg = registry
+        self.decisions = Counter(
+            "mcpguard_decisions", "Authorization decisions.",
+            ("decision", "reason", "kind", "action", "resource", "rule"), registry=reg,
+        )
+        self.duration = Histogram(
+            "mcpguard_decision_duration_seconds", "Time spent deciding one request.",
+            buckets=DURATION_BUCKETS, registry=reg,
+        )
+        self.auth_failures = Counter(
+            "mcpguard_auth_failures", "Requests whose caller could not be authenticated.",
+            ("method", "reason"), registry=reg,
+        )
+        self.reloads = Counter(
+            "mcpguard_policy_reloads", "Policy (re)loads by result.", ("result",), registry=reg
+        )
+        # `liveall` keeps one series per live worker (with a pid label) in multiprocess mode;
+        # an Info metric cannot be used there at all.
+        self.policy_info = Gauge(
+            "mcpguard_policy_info", "The policy set in force (value 1).",
+            ("hash", "version"), registry=reg, multiprocess_mode="liveall",
+        )
+        self.guard_errors = Counter(
+            "mcpguard_guard_errors", "Fail-closed denials caused by an error inside the guard.",
+            ("where",), registry=reg,
+        )
+        self.audit = AuditCollector()
+        registry.register(self.audit)
+        self._resource = _Folder(max_resources)
+        self._small = _Folder(_MAX_SMALL_LABEL)
+        self._children: dict[tuple[str, ...], Any] = {}
+        self._policy_labels: tuple[str, str] | None = None
+
+    def decision_child(
+        self, allowed: bool, reason: str, kind: str, action: str, resource: str, rule: str
+    ) -> Any:
+        """The cached counter child for one label combination (label lookup is the slow part)."""
+        key = (reason, kind, action, resource, rule, "allow" if allowed else "deny")
+        child = self._children.get(key)
+        if child is None:
+            child = self.decisions.labels(
+                "allow" if allowed else "deny", self._small(reason or "unknown"), kind or "",
+                action or "", self._resource(resource or ""), rule or "",
+            )
+            self._children[key] = child
+        return child
+
+    def auth_failure(self, method: str, reason: str) -> None:
+        labels = self._small(method or "unknown"), self._small(reason or "unknown")
+        self.auth_failures.labels(*labels).inc()
+
+    def guard_error(self, where: str) -> None:
+        self.guard_errors.labels(self._small(where or "unknown")).inc()
+
+    def policy_reload(self, result: str, policy_set: Any) -> None:
+        self.reloads.labels("ok" if result == "ok" else "error").inc()
+        if policy_set is None:
+            return
+        labels = (str(getattr(policy_set, "hash", "") or ""), policy_version(policy_set))
+        if labels == self._policy_labels:
+            return
+        if self._policy_labels is not None:
+            with contextlib.suppress(KeyError):
+                self.policy_info.remove(*self._policy_labels)
+        self.policy_info.labels(*labels).set(1)
+        self._policy_labels = labels
+
+
+def policy_version(policy_set: Any) -> str:
+    """`name@version` of each loaded policy, comma-joined (the policies' own versions)."""
+    parts = []
+    for p in getattr(policy_set, "policies", ()) or ():
+        version = getattr(p, "version", None)
+        name = getattr(p, "name", "?")
+        parts.append(f"{name}@{version}" if version not in (None, "") else str(name))
+    return ",".join(parts)
