@@ -1,0 +1,690 @@
+"""Policy test suites: YAML files of requests with the decision each must get.
+
+A suite names the policies it tests and lists cases; `run_suite` decides every case with
+the same `PolicySet.decide` the middleware uses (there is one evaluator), and reports each
+case whose decision differs from what was expected, field by field.
+
+```yaml
+policies: weather.yaml          # path(s) relative to this file, or an inline policy
+cases:
+  - name: users read the weather
+    principal: {user_id: alice, roles: [user]}
+    tool: get_weather           # or resource: URI, prompt: NAME, or resource: {kind: ...}
+    args: {city: Paris}
+    expect: {allowed: true, rule: user_weather}
+  - name: interns cannot delete
+    principal: {user_id: ivan, roles: [intern]}
+    tool: delete_city
+    expect: deny
+```
+
+```python
+from guard.policy.testing import run_suite
+
+def test_weather_policy():
+    run_suite("policies/weather.test.yaml").assert_passed()
+```
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import yaml
+
+from guard.errors import PolicyError, PolicyProblem
+from guard.policy.model import KINDS, AccessRequest, Decision, Principal, Resource
+
+if TYPE_CHECKING:
+    from guard.policy.policyset import PolicySet
+
+__all__ = [
+    "CaseResult",
+    "Expectation",
+    "Mismatch",
+    "Suite",
+    "SuiteCase",
+    "SuiteResult",
+    "load_suite",
+    "parse_request",
+    "run_suite",
+]
+
+_SUITE_KEYS: Final = ("policies", "cases", "description", "time")
+_REQUEST_KEYS: Final = (
+    "principal",
+    "tool",
+    "resource",
+    "prompt",
+    "action",
+    "args",
+    "time",
+    "context",
+)
+_CASE_KEYS: Final = ("name", *_REQUEST_KEYS, "expect")
+_PRINCIPAL_KEYS: Final = ("user_id", "roles", "agent_id", "claims", "authenticated", "auth_method")
+_RESOURCE_KEYS: Final = ("kind", "name", "uri", "tags", "namespace", "version", "template", "meta")
+_EXPECT_KEYS: Final = ("allowed", "rule", "policy", "reason")
+# what a request on each kind of component does when the case does not say
+_DEFAULT_ACTION: Final = {
+    "tool": "call",
+    "resource": "read",
+    "resource_template": "read",
+    "prompt": "get",
+}
+_METHOD_PREFIX: Final = {
+    "tool": "tools",
+    "resource": "resources",
+    "resource_template": "resources/templates",
+    "prompt": "prompts",
+}
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """What a case expects; `None` fields are not checked.
+
+    `rule` may be `rule_name` or `policy_name/rule_name`.
+    """
+
+    allowed: bool
+    rule: str | None = None
+    policy: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteCase:
+    """One request of a suite and the decision it must get."""
+
+    name: str
+    request: AccessRequest
+    expect: Expectation
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """One field of a decision that differs from the expectation."""
+
+    field: str
+    expected: Any
+    actual: Any
+
+
+@dataclass(frozen=True, slots=True)
+class CaseResult:
+    """A case, the decision it got, and how that differs from what was expected."""
+
+    case: SuiteCase
+    decision: Decision
+    mismatches: tuple[Mismatch, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return not self.mismatches
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteResult:
+    """Every case of one suite, decided.
+
+    Example:
+        ```python
+        result = run_suite("weather.test.yaml")
+        assert result.passed, result.report()
+        ```
+    """
+
+    path: str
+    results: tuple[CaseResult, ...]
+    policy_hash: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def failures(self) -> tuple[CaseResult, ...]:
+        return tuple(r for r in self.results if not r.passed)
+
+    def report(self, *, verbose: bool = False) -> str:
+        """A readable report: each failing case with expected vs actual, then a summary."""
+        lines: list[str] = []
+        for r in self.results:
+            where = f"{self.path}:{r.case.line}" if r.case.line else self.path
+            if r.passed:
+                if verbose:
+                    lines.append(f"PASS {where} {r.case.name}")
+                continue
+            lines.append(f"FAIL {where} {r.case.name}")
+            width = max(len(m.field) for m in r.mismatches) + 1
+            for m in r.mismatches:
+                label = m.field + ":"
+                lines.append(
+                    f"  {label:<{width}} expected {_show(m.expected)}, got {_show(m.actual)}"
+                )
+            d = r.decision
+            verdict = "allowed" if d.allowed else "denied"
+            errors = f"; errors: {'; '.join(d.errors)}" if d.errors else ""
+            lines.append(
+                f"  decision: {verdict} (reason {d.reason}, rule {_show(_qualified(d))}){errors}"
+            )
+        failed = len(self.failures)
+        lines.append(f"{self.path}: {len(self.results) - failed} passed, {failed} failed")
+        return "\n".join(lines)
+
+    def assert_passed(self) -> None:
+        """Raise `AssertionError` with the report when any case failed (for pytest)."""
+        if not self.passed:
+            raise AssertionError(self.report())
+
+
+def _show(value: Any) -> str:
+    """YAML-like rendering: `true`, `"rule_name"`, `(none)`."""
+    if value is None:
+        return "(none)"
+    return json.dumps(value) if isinstance(value, str | bool) else str(value)
+
+
+def _qualified(d: Decision) -> str | None:
+    if d.rule is None:
+        return None
+    return f"{d.policy}/{d.rule}" if d.policy else d.rule
+
+
+# --------------------------------------------------------------------------- suites
+
+
+@dataclass(frozen=True, slots=True)
+class Suite:
+    """A loaded suite: the policy set under test and its cases."""
+
+    path: str
+    policies: PolicySet
+    cases: tuple[SuiteCase, ...]
+
+    def run(self) -> SuiteResult:
+        """Decide every case and compare with its expectation."""
+        results = []
+        for case in self.cases:
+            decision = self.policies.decide(case.request)
+            results.append(CaseResult(case, decision, _compare(case.expect, decision)))
+        return SuiteResult(self.path, tuple(results), str(getattr(self.policies, "hash", "")))
+
+
+def _compare(expect: Expectation, d: Decision) -> tuple[Mismatch, ...]:
+    out: list[Mismatch] = []
+    if d.allowed is not expect.allowed:
+        out.append(Mismatch("allowed", expect.allowed, d.allowed))
+    if expect.rule is not None:
+        actual = _qualified(d) if "/" in expect.rule else d.rule
+        if actual != expect.rule:
+            out.append(Mismatch("rule", expect.rule, actual))
+    if expect.policy is not None and d.policy != expect.policy:
+        out.append(Mismatch("policy", expect.policy, d.policy))
+    if expect.reason is not None and d.reason != expect.reason:
+        out.append(Mismatch("reason", expect.reason, d.reason))
+    return tuple(out)
+
+
+def run_suite(path: str | Path) -> SuiteResult:
+    """Load the suite at `path` and decide all its cases.
+
+    Raises:
+        PolicyError: the suite or a policy it names is malformed; every problem is listed
+            with file, line and field.
+
+    Example:
+        ```python
+        result = run_suite("examples/policies/weather.test.yaml")
+        result.assert_passed()
+        ```
+    """
+    return load_suite(path).run()
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate a suite file and load the policies it names (see `run_suite`)."""
+    suite_path = Path(path)
+    out = _Problems(str(suite_path))
+    try:
+        text = suite_path.read_text(encoding="utf-8")
+    except OSError as exc:
+        out.add(f"cannot read suite: {exc.strerror or exc}", code="unreadable")
+        raise PolicyError(out) from None
+    try:
+        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        out.add(
+            f"not valid YAML: {getattr(exc, 'problem', None) or exc}", line=line, code="yaml_syntax"
+        )
+        raise PolicyError(out) from None
+    if not isinstance(data, _Map):
+        out.add("a suite is a mapping with `policies` and `cases`", line=1)
+        raise PolicyError(out)
+    out.check_keys(data, _SUITE_KEYS, "")
+    for key in ("policies", "cases"):
+        if key not in data:
+            out.add(f"missing `{key}`", data, None, key, code="missing_key")
+    suite_time = _parse_time(data, "time", out) if "time" in data else None
+    policy_set = _load_policy_set(data, suite_path, out) if "policies" in data else None
+    cases: list[SuiteCase] = []
+    raw_cases = data.get("cases")
+    if "cases" in data and not isinstance(raw_cases, list):
+        out.add("`cases` must be a list", data, "cases")
+    elif isinstance(raw_cases, list):
+        first_seen: dict[str, int | None] = {}
+        for i, raw in enumerate(raw_cases):
+            case = _parse_case(raw, f"cases[{i}]", data, out, suite_time)
+            if case is None:
+                continue
+            if case.name in first_seen:
+                msg = f"duplicate case name {case.name!r} (first at line {first_seen[case.name]})"
+                out.add(msg, line=case.line, where=f"cases[{i}].name", code="duplicate_name")
+            first_seen.setdefault(case.name, case.line)
+            cases.append(case)
+    if out or policy_set is None:
+        raise PolicyError(out)
+    return Suite(out.source, policy_set, tuple(cases))
+
+
+def _load_policy_set(data: _Map, suite_path: Path, out: _Problems) -> PolicySet | None:
+    from guard.policy.loader import load_policies
+
+    raw = data["policies"]
+    items = raw if isinstance(raw, list) else [raw]
+    sources: list[Any] = []
+    inline: list[tuple[str, _Map]] = []  # an inline policy's problems point at its lines here
+    before = len(out)
+    for i, item in enumerate(items):
+        where = f"policies[{i}]" if isinstance(raw, list) else "policies"
+        if isinstance(item, str):
+            target = (suite_path.parent / item).resolve()
+            if target.exists():
+                sources.append(target)
+            else:
+                msg = f"policy path {item!r} does not exist (paths are relative to the suite file)"
+                out.add(msg, data, "policies", where, code="not_found")
+        elif isinstance(item, _Map):
+            inline.append((where, item))
+            sources.append(_plain(item))
+        else:
+            out.add(
+                "each entry of `policies` is a path or an inline policy", data, "policies", where
+            )
+    if not sources and len(out) == before:
+        out.add("`policies` names no policy", data, "policies", "policies", code="missing_key")
+    if len(out) > before or not sources:
+        return None
+    try:
+        return load_policies(sources[0] if len(sources) == 1 else sources)
+    except PolicyError as exc:
+        out.extend(_relocate(p, inline, out.source) for p in exc.problems)
+        return None
+
+
+def _relocate(p: PolicyProblem, inline: list[tuple[str, _Map]], source: str) -> PolicyProblem:
+    """Point a problem of an inline policy (source `<dict>`, ...) at its line in the suite."""
+    if not inline or not p.source.startswith("<"):
+        return p
+    index, fld = 0, p.field or ""
+    if fld.startswith("[") and "]" in fld:  # `[i].rules...` from a list source
+        end = fld.index("]")
+        index = int(fld[1:end]) if fld[1:end].isdigit() else 0
+        fld = fld[end + 1 :].lstrip(".")
+    where, node = inline[min(index, len(inline) - 1)]
+    field_path = f"{where}.{fld}" if fld else where
+    return PolicyProblem(
+        p.message, source, _line_of(node, fld) or p.line, field_path, p.hint, p.code
+    )
+
+
+def _line_of(node: Any, path: str) -> int | None:
+    """The line of the deepest node along a dotted path like `rules[2].tools.pattern`."""
+    line = node.line if isinstance(node, _Map) else None
+    for part in path.replace("[", ".[").split("."):
+        if not part:
+            continue
+        if part.startswith("[") and isinstance(node, list):
+            idx = part[1:-1]
+            if not idx.isdigit() or int(idx) >= len(node):
+                break
+            node = node[int(idx)]
+        elif isinstance(node, _Map) and part in node:
+            line = node.lines.get(part, line)
+            node = node[part]
+        else:
+            break
+        if isinstance(node, _Map):
+            line = node.line
+    return line
+
+
+# --------------------------------------------------------------------------- cases
+
+
+def _parse_case(
+    raw: Any, where: str, suite: _Map, out: _Problems, default_time: datetime | None
+) -> SuiteCase | None:
+    if not isinstance(raw, _Map):
+        out.add("each case is a mapping", suite, "cases", where)
+        return None
+    before = len(out)
+    out.check_keys(raw, _CASE_KEYS, where)
+    name = raw.get("name", where)
+    if not isinstance(name, str):
+        out.add("`name` must be a string", raw, "name", f"{where}.name")
+    request = _parse_request(raw, where, out, default_time)
+    expect = None
+    if "expect" in raw:
+        expect = _parse_expect(raw, where, out)
+    else:
+        hint = "e.g. `expect: {allowed: true, rule: NAME}` or `expect: deny`"
+        out.add("missing `expect`", raw, None, f"{where}.expect", hint, "missing_key")
+    if len(out) > before or request is None or expect is None:
+        return None
+    return SuiteCase(str(name), request, expect, raw.line)
+
+
+def _parse_expect(raw: _Map, where: str, out: _Problems) -> Expectation | None:
+    value = raw["expect"]
+    where = f"{where}.expect"
+    if value in ("allow", "deny"):
+        return Expectation(allowed=value == "allow")
+    if not isinstance(value, _Map):
+        out.add("`expect` is `allow`, `deny` or a mapping with `allowed`", raw, "expect", where)
+        return None
+    before = len(out)
+    out.check_keys(value, _EXPECT_KEYS, where)
+    allowed = value.get("allowed")
+    if not isinstance(allowed, bool):
+        code = "missing_key" if allowed is None else "wrong_type"
+        out.add(
+            "`expect.allowed` must be true or false",
+            value,
+            "allowed",
+            f"{where}.allowed",
+            code=code,
+        )
+    for key in ("rule", "policy", "reason"):
+        if value.get(key) is not None and not isinstance(value[key], str):
+            out.add(f"`expect.{key}` must be a string", value, key, f"{where}.{key}")
+    if len(out) > before:
+        return None
+    return Expectation(bool(allowed), value.get("rule"), value.get("policy"), value.get("reason"))
+
+
+def parse_request(data: Mapping[str, Any], source: str = "<request>") -> AccessRequest:
+    """Build an `AccessRequest` from the mapping form a suite case uses (without `expect`).
+
+    Raises:
+        PolicyError: the mapping is malformed (each problem names its field).
+
+    Example:
+        ```python
+        request = parse_request({"principal": {"user_id": "alice", "roles": ["user"]},
+                                 "tool": "get_weather", "args": {"city": "Paris"}})
+        ```
+    """
+    node = data if isinstance(data, _Map) else _to_map(data)
+    out = _Problems(source)
+    out.check_keys(node, _REQUEST_KEYS, "")
+    request = _parse_request(node, "", out, None)
+    if out or request is None:
+        raise PolicyError(out)
+    return request
+
+
+def _parse_request(
+    raw: _Map, where: str, out: _Problems, default_time: datetime | None
+) -> AccessRequest | None:
+    def at(key: str) -> str:
+        return f"{where}.{key}" if where else key
+
+    before = len(out)
+    principal = _parse_principal(raw, at("principal"), out)
+    given = [k for k in ("tool", "resource", "prompt") if k in raw]
+    resource: Resource | None = None
+    if len(given) == 1:
+        resource = _parse_resource(raw, given[0], at(given[0]), out)
+    else:
+        got = f" (got {', '.join(given)})" if given else ""
+        hint = "e.g. `tool: get_weather` or `resource: weather://paris`"
+        out.add(
+            f"name exactly one of `tool`, `resource` or `prompt`{got}",
+            raw,
+            None,
+            where or None,
+            hint,
+            "conflict" if given else "missing_key",
+        )
+    action = raw.get("action")
+    if action is not None and not isinstance(action, str):
+        out.add(
+            "`action` must be a string such as call, read, get or list", raw, "action", at("action")
+        )
+    for key in ("args", "context"):
+        if not isinstance(raw.get(key, {}), Mapping):
+            out.add(f"`{key}` must be a mapping", raw, key, at(key))
+    when = _parse_time(raw, "time", out, at("time")) if "time" in raw else None
+    if len(out) > before or principal is None or resource is None:
+        return None
+    act = action or _DEFAULT_ACTION[resource.kind]
+    return AccessRequest(
+        principal=principal,
+        resource=resource,
+        action=act,
+        args=_plain(raw.get("args", {})),
+        time=when or default_time,
+        method=f"{_METHOD_PREFIX[resource.kind]}/{act}",
+        context=_plain(raw.get("context", {})),
+    )
+
+
+def _parse_principal(raw: _Map, where: str, out: _Problems) -> Principal | None:
+    value = raw.get("principal")
+    if value is None:  # no principal: an anonymous, unauthenticated caller
+        return Principal.anonymous()
+    if isinstance(value, str):
+        return Principal(user_id=value)
+    if not isinstance(value, _Map):
+        out.add("`principal` is a user id or a mapping", raw, "principal", where)
+        return None
+    before = len(out)
+    out.check_keys(value, _PRINCIPAL_KEYS, where)
+    roles = value.get("roles", [])
+    roles = [roles] if isinstance(roles, str) else roles
+    expected_types: dict[str, Any] = {
+        "user_id": (str, int, type(None)),
+        "agent_id": (str, type(None)),
+        "auth_method": (str, type(None)),
+        "claims": Mapping,
+        "authenticated": bool,
+    }
+    for key, types in expected_types.items():
+        if key in value and not isinstance(value[key], types):
+            out.add(f"`principal.{key}` has the wrong type", value, key, f"{where}.{key}")
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        out.add("`principal.roles` must be a list of strings", value, "roles", f"{where}.roles")
+    if len(out) > before:
+        return None
+    user_id = value.get("user_id")
+    return Principal(
+        user_id=None if user_id is None else str(user_id),
+        roles=tuple(roles),
+        agent_id=value.get("agent_id"),
+        claims=_plain(value.get("claims", {})),
+        authenticated=value.get("authenticated", True),
+        auth_method=value.get("auth_method"),
+    )
+
+
+def _parse_resource(raw: _Map, key: str, where: str, out: _Problems) -> Resource | None:
+    value = raw[key]
+    if isinstance(value, str):
+        if key == "resource":
+            return Resource("resource", value, uri=value)
+        return Resource("tool" if key == "tool" else "prompt", value)
+    if not isinstance(value, _Map):
+        out.add(f"`{key}` is a name or a mapping", raw, key, where)
+        return None
+    before = len(out)
+    out.check_keys(value, _RESOURCE_KEYS, where)
+    kind = value.get("kind", key)
+    if kind not in KINDS:
+        out.add(
+            f"unknown kind {kind!r}",
+            value,
+            "kind",
+            f"{where}.kind",
+            f"one of {', '.join(KINDS)}",
+            "bad_value",
+        )
+    name = value.get("name", value.get("uri"))
+    if not isinstance(name, str):
+        out.add(
+            "a resource needs a `name` (or `uri`)",
+            value,
+            "name",
+            f"{where}.name",
+            code="missing_key",
+        )
+    tags = value.get("tags", [])
+    tags = [tags] if isinstance(tags, str) else tags
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        out.add("`tags` must be a list of strings", value, "tags", f"{where}.tags")
+    for opt in ("uri", "namespace", "version", "template"):
+        if value.get(opt) is not None and not isinstance(value[opt], str):
+            out.add(f"`{opt}` must be a string", value, opt, f"{where}.{opt}")
+    if not isinstance(value.get("meta", {}), Mapping):
+        out.add("`meta` must be a mapping", value, "meta", f"{where}.meta")
+    if len(out) > before:
+        return None
+    return Resource(
+        kind=kind,
+        name=str(name),
+        tags=frozenset(tags),
+        namespace=value.get("namespace"),
+        version=value.get("version"),
+        uri=value.get("uri", name if kind == "resource" else None),
+        template=value.get("template"),
+        meta=_plain(value.get("meta", {})),
+    )
+
+
+def _parse_time(raw: _Map, key: str, out: _Problems, where: str | None = None) -> datetime | None:
+    """ISO 8601 text (or a YAML timestamp); a time without a zone is taken as UTC."""
+    value = raw[key]
+    when: datetime | None = None
+    if isinstance(value, datetime):
+        when = value
+    elif isinstance(value, date):
+        when = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            when = None
+    if when is None:
+        out.add(
+            f"`{key}` must be an ISO 8601 date-time",
+            raw,
+            key,
+            where or key,
+            "e.g. 2025-06-02T09:30:00+02:00",
+            "bad_value",
+        )
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+class _Problems(list[PolicyProblem]):
+    """Problems found in one source, collected so all are reported at once."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__()
+        self.source = source
+
+    def add(
+        self,
+        message: str,
+        node: _Map | None = None,
+        key: str | None = None,
+        where: str | None = None,
+        hint: str | None = None,
+        code: str = "wrong_type",
+        line: int | None = None,
+    ) -> None:
+        if line is None and node is not None:
+            line = node.lines.get(key, node.line) if key is not None else node.line
+        self.append(PolicyProblem(message, self.source, line, where, hint, code))
+
+    def check_keys(self, node: _Map, allowed: Sequence[str], where: str) -> None:
+        for key in node:
+            if key in allowed:
+                continue
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = (
+                f"did you mean `{close[0]}`?" if close else f"expected one of {', '.join(allowed)}"
+            )
+            path = f"{where}.{key}" if where else str(key)
+            self.add(f"unknown key {key!r}", node, key, path, hint, "unknown_key")
+
+
+# --------------------------------------------------------------------------- YAML with lines
+
+
+class _Map(dict[Any, Any]):
+    """A mapping that remembers its own line and the line of each key (1-based)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.line: int | None = None
+        self.lines: dict[Any, int] = {}
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader whose mappings are `_Map`s, so errors can name the line they are on."""
+
+
+def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> _Map:
+    loader.flatten_mapping(node)
+    result = _Map()
+    result.line = node.start_mark.line + 1
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.lines[key] = key_node.start_mark.line + 1
+    return result
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
+
+
+def _to_map(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return _Map({k: _to_map(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return [_to_map(v) for v in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """Plain dicts and lists: what the loader and the evaluator expect."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
