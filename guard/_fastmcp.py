@@ -1,0 +1,160 @@
+"""Translate FastMCP's request and component objects into the guard's own nouns.
+
+Everything that knows FastMCP's internals lives here, so `guard.middleware` reads as
+"build the request, decide, observe, enforce" and a FastMCP upgrade touches one module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final
+
+from fastmcp.prompts.base import Prompt
+from fastmcp.resources.base import Resource as FastMCPResource
+from fastmcp.resources.template import ResourceTemplate
+from fastmcp.server.context import _current_transport
+from fastmcp.server.dependencies import get_access_token, get_http_request
+from fastmcp.tools.base import Tool
+
+from guard.identity.base import RequestInfo
+from guard.policy.model import Kind, Resource
+
+__all__ = [
+    "ResourceCache",
+    "current_transport",
+    "request_info",
+    "to_resource",
+]
+
+_NO_HEADERS: Final[Mapping[str, str]] = MappingProxyType({})
+
+# FastMCP names its transports after how the server runs; records use the short names.
+_TRANSPORTS: Final = {"stdio": "stdio", "streamable-http": "http", "http": "http", "sse": "sse"}
+
+
+def current_transport() -> str:
+    """`stdio`, `http`, `sse`, or `memory` (no transport set: an in-process `Client`)."""
+    value = _current_transport.get()
+    return "memory" if value is None else _TRANSPORTS.get(value, value)
+
+
+def request_info(transport: str, session_id: str | None) -> RequestInfo:
+    """What an authenticator may see about the current request.
+
+    Headers are read from the live HTTP request, not `get_http_headers()`, because that
+    helper drops `authorization` and `cookie`, which authenticators need.
+    """
+    headers: Mapping[str, str] = _NO_HEADERS
+    client_host = None
+    if transport in ("http", "sse"):
+        try:
+            request = get_http_request()
+        except RuntimeError:
+            request = None
+        if request is not None:
+            # Starlette already lower-cases names; repeated headers keep the last value.
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            client_host = request.client.host if request.client else None
+    try:
+        token = get_access_token()
+    except Exception:  # a foreign token type: authenticate without it
+        token = None
+    return RequestInfo(
+        transport=transport,
+        headers=headers,
+        client_host=client_host,
+        session_id=session_id,
+        access_token=token,
+    )
+
+
+def _namespace(component: Any, meta: Mapping[str, Any]) -> str | None:
+    declared = meta.get("namespace")
+    if isinstance(declared, str):
+        return declared
+    # A tool from a mounted server keeps its local name in `_original_name`; the
+    # difference with the name the parent lists is the mount prefix.
+    original = getattr(component, "_original_name", None)
+    name = component.name
+    if isinstance(original, str) and name != original and name.endswith("_" + original):
+        return str(name[: -len(original) - 1])
+    return None
+
+
+def _resource(component: Any, kind: Kind, uri: str | None) -> Resource:
+    meta = component.meta or {}
+    version = getattr(component, "version", None)
+    return Resource(
+        kind=kind,
+        name=component.name,
+        tags=frozenset(component.tags or ()),
+        namespace=_namespace(component, meta),
+        version=None if version is None else str(version),
+        uri=uri,
+        meta=MappingProxyType(dict(meta)) if meta else MappingProxyType({}),
+    )
+
+
+def to_resource(component: Any) -> Resource:
+    """The guard's `Resource` for one listed FastMCP component."""
+    if isinstance(component, Tool):
+        return _resource(component, "tool", None)
+    if isinstance(component, ResourceTemplate):
+        return _resource(component, "resource_template", component.uri_template)
+    if isinstance(component, FastMCPResource):
+        return _resource(component, "resource", str(component.uri))
+    if isinstance(component, Prompt):
+        return _resource(component, "prompt", None)
+    raise TypeError(f"not a FastMCP component: {type(component).__name__}")
+
+
+def read_target(uri: str, component: Any) -> Resource:
+    """The `Resource` for reading `uri`: concrete, or through a template.
+
+    A read through a template is a read of a resource (its URI is the one asked for)
+    that carries the template it came from, so both `resources` and
+    `resource_templates` rules can speak about it.
+    """
+    if isinstance(component, ResourceTemplate):
+        base = _resource(component, "resource", uri)
+        return Resource(
+            kind="resource",
+            name=base.name,
+            tags=base.tags,
+            namespace=base.namespace,
+            version=base.version,
+            uri=uri,
+            template=component.uri_template,
+            meta=base.meta,
+        )
+    return _resource(component, "resource", uri)
+
+
+class ResourceCache:
+    """Remembers the `Resource` built for a component object.
+
+    Listing 100 tools would otherwise rebuild 100 `Resource` values on every
+    `tools/list`. Components are immutable once registered and FastMCP hands out the
+    same objects, so the identity of the object is a sound key; keeping the object in
+    the entry stops its id from being reused while the entry lives.
+    """
+
+    __slots__ = ("_entries", "_limit")
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._entries: dict[int, tuple[Any, Resource]] = {}
+        self._limit = limit
+
+    def get(self, component: Any) -> Resource:
+        entry = self._entries.get(id(component))
+        if entry is not None and entry[0] is component:
+            return entry[1]
+        resource = to_resource(component)
+        if len(self._entries) >= self._limit:
+            self._entries.clear()  # servers with churning components: start over, stay bounded
+        self._entries[id(component)] = (component, resource)
+        return resource
+
+    def clear(self) -> None:
+        self._entries.clear()

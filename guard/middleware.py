@@ -1,0 +1,645 @@
+"""`GuardMiddleware`: the one place where an MCP request meets the guard.
+
+For every request it finds out who is calling, decides, observes, and enforces, in that
+order and nothing more: policy logic lives in `PolicySet.decide`, FastMCP plumbing in
+`guard._fastmcp`, hot reload in `guard.reload`, records in `guard.audit`, spans and
+metrics in `guard.telemetry`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
+
+from fastmcp.exceptions import AuthorizationError, NotFoundError
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.server.middleware.authorization import _requested_version
+from fastmcp.server.providers.addressing import parse_hashed_backend_name
+
+from guard._fastmcp import ResourceCache, current_transport, read_target, request_info
+from guard._ids import uuid7
+from guard.errors import AuthenticationError, PolicyError
+from guard.events import DecisionEvent
+from guard.policy.model import AccessRequest, Decision, Principal, Reason, Resource
+from guard.reload import PolicyWatcher
+from guard.telemetry import NoTelemetry
+
+if TYPE_CHECKING:
+    from guard.identity.base import Authenticator
+    from guard.policy.policyset import PolicySet
+    from guard.telemetry import Telemetry
+
+__all__ = ["DEFAULT_AUDIT", "GuardMiddleware"]
+
+logger = logging.getLogger("guard.middleware")
+
+
+class _DefaultAudit:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "DEFAULT_AUDIT"
+
+
+DEFAULT_AUDIT: Final = _DefaultAudit()
+"""`audit=` default: `$MCP_GUARD_AUDIT` if set, else `./mcp-guard-audit.duckdb`."""
+
+# mcp-auth-guard's no-auth mode: everybody is the same authenticated anonymous user.
+NO_AUTH_PRINCIPAL: Final = Principal(user_id="anonymous", authenticated=True, auth_method="none")
+
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+_DEFAULT_WATCH_INTERVAL: Final = 1.0
+
+
+class _Call:
+    """Per-request facts shared by every decision the request makes (one for a call,
+    one per component for a list): resolved once, before deciding."""
+
+    __slots__ = ("context", "denial", "now", "principal", "request_id", "server", "session_id",
+                 "transport")
+
+    def __init__(
+        self,
+        principal: Principal,
+        denial: Decision | None,
+        now: datetime,
+        transport: str,
+        session_id: str | None,
+        request_id: str | None,
+        server: str | None,
+    ) -> None:
+        self.principal = principal
+        self.denial = denial
+        self.now = now
+        self.transport = transport
+        self.session_id = session_id
+        self.request_id = request_id
+        self.server = server
+        self.context: Mapping[str, Any] = MappingProxyType(
+            {"transport": transport, "session_id": session_id, "server": server}
+        )
+
+
+def _error_decision(where: str) -> Decision:
+    return Decision(allowed=False, reason=Reason.ERROR, message=f"guard error while {where}")
+
+
+def _load(source: Any) -> PolicySet:
+    from guard.policy.loader import load_policies
+
+    return load_policies(source)
+
+
+def _specs(policy: Any) -> tuple[Any, ...]:
+    from guard.policy.spec import PolicySpec
+
+    if isinstance(policy, PolicySpec):
+        return (policy,)
+    to_spec = getattr(policy, "to_spec", None)
+    if callable(to_spec):
+        return (to_spec(),)
+    return tuple(_load(policy).policies)
+
+
+def _open_audit(audit: Any) -> Any:
+    if audit is None:
+        return None
+    try:
+        from guard.audit import resolve_audit
+    except ImportError:
+        if audit is DEFAULT_AUDIT:
+            return None  # the audit layer is not installed: nothing to default to
+        raise
+    return resolve_audit() if audit is DEFAULT_AUDIT else resolve_audit(audit)
+
+
+def _default_telemetry() -> Telemetry:
+    from guard.telemetry import default_telemetry
+
+    return default_telemetry()
+
+
+def _watch_path(source: Any) -> Path:
+    if isinstance(source, Path | str) and "\n" not in str(source) and Path(source).exists():
+        return Path(source)
+    raise ValueError("watch= needs `policies` to be a policy file or directory path")
+
+
+class GuardMiddleware(Middleware):
+    """Authorize every MCP request against a `PolicySet`, and observe every decision.
+
+    Args:
+        policies: a policy file or directory, YAML text, dict, list, `PolicySpec`,
+            builder output or `PolicySet` (anything `load_policies` accepts).
+        authenticator: turns a request into a `Principal` (`guard.identity`). Without one,
+            every caller is `principal`, or the anonymous no-auth principal.
+        principal: the fixed identity used where the transport carries none (stdio,
+            in-memory clients); with no authenticator it is used everywhere.
+        audit: a decision store path, an `AuditLog`, or `None` for no records. Default:
+            `$MCP_GUARD_AUDIT`, else `./mcp-guard-audit.duckdb`.
+        shadow: a draft policy source decided next to the live one on every request and
+            never enforced; its answer travels in each `DecisionEvent`.
+        telemetry: a `Telemetry`; `None` picks `guard.telemetry.default_telemetry()`,
+            `False` switches telemetry off.
+        explicit_denials: say "denied by rule X (reason)" instead of answering a denied
+            component exactly like a missing one. For debugging: it reveals what exists.
+        watch: `True` (every second) or a poll interval in seconds: reload the policy
+            file or directory when it changes. A broken edit keeps the old set in force.
+        server_name: the name records carry; default: the FastMCP server's name.
+
+    Example:
+        ```python
+        from fastmcp import FastMCP
+        from guard import GuardMiddleware
+
+        mcp = FastMCP("demo")
+        mcp.add_middleware(GuardMiddleware("policies.yaml", audit=None))
+        ```
+    """
+
+    def __init__(
+        self,
+        policies: Any = None,
+        *,
+        authenticator: Authenticator | None = None,
+        principal: Principal | None = None,
+        audit: Any = DEFAULT_AUDIT,
+        shadow: Any = None,
+        telemetry: Telemetry | bool | None = None,
+        explicit_denials: bool = False,
+        watch: bool | float = False,
+        server_name: str | None = None,
+    ) -> None:
+        if authenticator is not None and not callable(getattr(authenticator, "authenticate", None)):
+            raise TypeError("authenticator must have an async authenticate(RequestInfo) method")
+        if principal is not None and not isinstance(principal, Principal):
+            raise TypeError(f"principal must be a guard Principal, not {type(principal).__name__}")
+        self._source = policies
+        self._policies: PolicySet = self._initial(policies)
+        self._shadow: PolicySet | None = None if shadow is None else _load(shadow)
+        self._authenticator = authenticator
+        self._principal = principal
+        self._fixed = principal if principal is not None else NO_AUTH_PRINCIPAL
+        self._auth_method = getattr(authenticator, "method", None) or "none"
+        self.explicit_denials = explicit_denials
+        self.server_name = server_name
+        if telemetry is None or telemetry is True:
+            self._telemetry: Telemetry = _default_telemetry()
+        elif telemetry is False:
+            self._telemetry = NoTelemetry()
+        else:
+            self._telemetry = telemetry
+        self._lock = threading.Lock()  # serializes policy edits; requests never take it
+        self._cache = ResourceCache()
+        self.audit = _open_audit(audit)
+        self._record_policies(self._policies)
+        if self._shadow is not None:
+            self._record_policies(self._shadow)
+        self._watcher: PolicyWatcher | None = None
+        if watch is not False and watch is not None and watch != 0:
+            interval = _DEFAULT_WATCH_INTERVAL if watch is True else float(watch)
+            self._watcher = PolicyWatcher(_watch_path(policies), self._reload_from_watch, interval)
+            self._watcher.start()
+
+    # ------------------------------------------------------------------ policy lifecycle
+
+    @staticmethod
+    def _initial(source: Any) -> PolicySet:
+        if source is None:
+            from guard.policy.policyset import PolicySet
+
+            return PolicySet.empty()
+        return _load(source)
+
+    @property
+    def policy_set(self) -> PolicySet:
+        """The `PolicySet` in force now."""
+        return self._policies
+
+    @property
+    def shadow_set(self) -> PolicySet | None:
+        """The draft `PolicySet` decided in shadow mode, if any."""
+        return self._shadow
+
+    def get_policy_names(self) -> list[str]:
+        """Names of the policies in force (as mcp-auth-guard's middleware)."""
+        return [p.name for p in self._policies.policies]
+
+    def add_policy(self, policy: Any) -> None:
+        """Add a policy (or replace the one with the same name) at runtime.
+
+        Args:
+            policy: a `PolicySpec`, builder output, `PolicyLoader` object, or any source
+                `load_policies` accepts.
+
+        Example:
+            ```python
+            middleware.add_policy(policy("extra").allow_by_default().build())
+            ```
+        """
+        from guard.policy.policyset import PolicySet
+
+        specs = _specs(policy)  # compiled off the request path
+        with self._lock:
+            names = {s.name for s in specs}
+            kept = [p for p in self._policies.policies if p.name not in names]
+            self._install(PolicySet.from_specs([*kept, *specs]))
+
+    def remove_policy(self, name: str) -> bool:
+        """Remove the policy called `name`; return whether there was one."""
+        from guard.policy.policyset import PolicySet
+
+        with self._lock:
+            kept = [p for p in self._policies.policies if p.name != name]
+            if len(kept) == len(self._policies.policies):
+                return False
+            self._install(PolicySet.from_specs(kept))
+            return True
+
+    def reload_policies(self, source: Any = None) -> PolicySet:
+        """Load policies again (from `source`, else from where they came) and swap them in.
+
+        A source that does not load leaves the policy set in force untouched: the failure
+        is logged with file and line, reported to telemetry, and raised as `PolicyError`.
+
+        Example:
+            ```python
+            middleware.reload_policies("./updated_policies/")
+            ```
+        """
+        with self._lock:
+            src = self._source if source is None else source
+            if src is None:
+                raise PolicyError("no policy source to reload from")
+            try:
+                new = _load(src)
+            except PolicyError as exc:
+                logger.warning(
+                    "policy reload failed; keeping policy set %s in force: %s",
+                    self._policies.hash[:12],
+                    exc,
+                )
+                self._telemetry.policy_reload("error", self._policies)
+                raise
+            if source is not None:
+                self._source = source
+            self._install(new)
+            return new
+
+    def _install(self, new: PolicySet) -> None:
+        self._policies = new  # one reference swap: requests see the old set or the new one
+        self._record_policies(new)
+        self._telemetry.policy_reload("ok", new)
+        logger.info("policy set %s in force (%d policies)", new.hash[:12], len(new.policies))
+
+    def _reload_from_watch(self) -> None:
+        try:
+            self.reload_policies()
+        except PolicyError:
+            pass  # already logged and counted; the old set stays in force
+        except Exception:
+            logger.warning("policy reload failed; keeping the set in force", exc_info=True)
+            self._telemetry.policy_reload("error", self._policies)
+
+    def _record_policies(self, policy_set: PolicySet) -> None:
+        if self.audit is not None:
+            try:
+                self.audit.record_policies(policy_set)
+            except Exception:  # a record store hiccup must not stop a reload
+                logger.warning("could not record policy set %s", policy_set.hash[:12])
+
+    def close(self) -> None:
+        """Stop watching policies and flush decision records. Idempotent."""
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
+        if self.audit is not None:
+            self.audit.close()
+
+    # ------------------------------------------------------------------ per request
+
+    async def _begin(self, context: MiddlewareContext[Any]) -> _Call:
+        now = datetime.now(UTC)  # one clock value for every decision of this request
+        transport = current_transport()
+        fctx = context.fastmcp_context
+        session_id = request_id = None
+        server = self.server_name
+        if fctx is not None:
+            rc = fctx.request_context
+            if rc is not None:
+                request_id = str(rc.request_id)
+                try:
+                    session_id = fctx.session_id
+                except RuntimeError:
+                    session_id = None
+            if server is None:
+                server = fctx.fastmcp.name
+        denial = None
+        principal = self._fixed
+        try:
+            if self._authenticator is not None and (
+                self._principal is None or transport not in ("stdio", "memory")
+            ):
+                principal = await self._authenticator.authenticate(
+                    request_info(transport, session_id)
+                )
+                if not isinstance(principal, Principal):
+                    raise TypeError("authenticator returned a non-Principal")
+        except AuthenticationError as exc:
+            principal = Principal.anonymous(self._auth_method)
+            denial = Decision(allowed=False, reason=exc.reason, message="authentication failed")
+            self._telemetry.auth_failure(context.method or "", exc.reason)
+        except Exception as exc:
+            principal = Principal.anonymous(self._auth_method)
+            denial = _error_decision("authenticating")
+            self._telemetry.guard_error("authenticate")
+            # the exception text may quote a credential: log its type only
+            logger.warning("authenticator raised %s; denying", type(exc).__name__)
+        return _Call(principal, denial, now, transport, session_id, request_id, server)
+
+    def _decide(
+        self,
+        call: _Call,
+        resource: Resource,
+        action: str,
+        args: Mapping[str, Any],
+        method: str,
+    ) -> DecisionEvent:
+        telemetry = self._telemetry
+        policies = self._policies  # read once: this decision uses exactly one set
+        shadow_set = self._shadow
+        handle = telemetry.start_decision(method, resource.name)
+        request = AccessRequest(
+            principal=call.principal,
+            resource=resource,
+            action=action,
+            args=args,
+            time=call.now,
+            method=method,
+            context=call.context,
+        )
+        shadow = None
+        try:
+            if call.denial is not None:
+                decision = replace(call.denial, policy_hash=policies.hash)
+                if shadow_set is not None:
+                    shadow = replace(call.denial, policy_hash=shadow_set.hash)
+            else:
+                decision = policies.decide(request)
+                if shadow_set is not None:
+                    shadow = shadow_set.decide(request)
+        except Exception:
+            decision = replace(_error_decision("deciding"), policy_hash=policies.hash)
+            telemetry.guard_error("decide")
+        event = DecisionEvent(
+            decision_id=uuid7(),
+            request=request,
+            decision=decision,
+            shadow=shadow,
+            server=call.server,
+            transport=call.transport,
+            session_id=call.session_id,
+            request_id=call.request_id,
+            method=method,
+            trace_id=handle.trace_id,
+            span_id=handle.span_id,
+        )
+        try:
+            telemetry.end_decision(handle, event)
+            if self.audit is not None:
+                self.audit.append(event)  # queued before the handler runs
+        except Exception:
+            # An unobservable decision is not enforced as an allow (fail closed).
+            event.decision = replace(_error_decision("observing"), policy_hash=policies.hash)
+            telemetry.guard_error("observe")
+        return event
+
+    def _denied(self, kind: str, name: str, decision: Decision) -> Exception:
+        if not self.explicit_denials:
+            # Exactly what FastMCP answers for a component that does not exist, so a
+            # denial does not confirm that a hidden component is there.
+            label = {"tool": "tool", "resource": "resource", "prompt": "prompt"}[kind]
+            return NotFoundError(f"Unknown {label}: {name!r}")
+        who = f"rule {decision.rule!r}" if decision.rule else "default"
+        if decision.policy:
+            who += f" of policy {decision.policy!r}"
+        return AuthorizationError(f"Access to {kind} {name!r} denied by {who} ({decision.reason})")
+
+    def _outcome(self, event: DecisionEvent, t0: float, error: BaseException | None) -> None:
+        if self.audit is None:
+            return
+        duration_us = (time.perf_counter() - t0) * 1e6
+        try:
+            if error is None:
+                self.audit.append_outcome(event.decision_id, "ok", duration_us, None)
+            else:
+                self.audit.append_outcome(
+                    event.decision_id, "error", duration_us, type(error).__name__
+                )
+        except Exception:
+            self._telemetry.guard_error("outcome")
+
+    async def _enforce(
+        self,
+        context: MiddlewareContext[Any],
+        call_next: CallNext[Any, Any],
+        event: DecisionEvent,
+        kind: str,
+        name: str,
+    ) -> Any:
+        if not event.decision.allowed:
+            raise self._denied(kind, name, event.decision)
+        t0 = time.perf_counter()
+        try:
+            result = await call_next(context)
+        except BaseException as exc:
+            self._outcome(event, t0, exc)
+            raise
+        self._outcome(event, t0, None)
+        return result
+
+    # ------------------------------------------------------------------ FastMCP hooks
+
+    async def on_call_tool(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        """Decide `tools/call` (action `call`) before the tool runs."""
+        call = await self._begin(context)
+        name = context.message.name
+        resource = Resource(kind="tool", name=name)
+        try:
+            tool = await self._find_tool(context, name)
+            if tool is not None:
+                resource = self._cache.get(tool)
+        except Exception:
+            call.denial = call.denial or _error_decision("resolving the tool")
+            self._telemetry.guard_error("resolve")
+        args = context.message.arguments or _EMPTY
+        event = self._decide(call, resource, "call", args, "tools/call")
+        return await self._enforce(context, call_next, event, "tool", name)
+
+    async def _find_tool(self, context: MiddlewareContext[Any], name: str) -> Any:
+        fctx = context.fastmcp_context
+        if fctx is None:
+            raise RuntimeError("no FastMCP context")
+        server = fctx.fastmcp
+        tool = await server.get_tool(name, version=_requested_version(context.message.meta))
+        if tool is None:
+            # Apps address some backend tools by a hashed name; authorize the same
+            # component FastMCP would run.
+            hashed = parse_hashed_backend_name(name)
+            if hashed is not None:
+                tool = await server.get_tool_by_hash(*hashed)
+        return tool
+
+    async def _read_event(self, context: MiddlewareContext[Any]) -> tuple[DecisionEvent, str]:
+        call = await self._begin(context)
+        uri = str(context.message.uri)
+        resource = Resource(kind="resource", name=uri, uri=uri)
+        args: Mapping[str, Any] = _EMPTY
+        try:
+            fctx = context.fastmcp_context
+            if fctx is None:
+                raise RuntimeError("no FastMCP context")
+            version = _requested_version(context.message.meta)
+            component: Any = await fctx.fastmcp.get_resource(uri, version=version)
+            if component is None:
+                component = await fctx.fastmcp.get_resource_template(uri, version=version)
+                if component is not None:
+                    args = component.matches(uri) or _EMPTY
+            if component is not None:
+                resource = read_target(uri, component)
+        except Exception:
+            call.denial = call.denial or _error_decision("resolving the resource")
+            self._telemetry.guard_error("resolve")
+        return self._decide(call, resource, "read", args, "resources/read"), uri
+
+    async def check_resource_access(self, context: MiddlewareContext[Any]) -> None:
+        """FastMCP's resource gate outside a read (extension metadata): same decision."""
+        event, uri = await self._read_event(context)
+        if not event.decision.allowed:
+            raise self._denied("resource", uri, event.decision)
+
+    async def on_read_resource(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        """Decide `resources/read` (action `read`), concrete or through a template."""
+        event, uri = await self._read_event(context)
+        return await self._enforce(context, call_next, event, "resource", uri)
+
+    async def on_get_prompt(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        """Decide `prompts/get` (action `get`) before the prompt renders."""
+        call = await self._begin(context)
+        name = context.message.name
+        resource = Resource(kind="prompt", name=name)
+        try:
+            fctx = context.fastmcp_context
+            if fctx is None:
+                raise RuntimeError("no FastMCP context")
+            prompt = await fctx.fastmcp.get_prompt(
+                name, version=_requested_version(context.message.meta)
+            )
+            if prompt is not None:
+                resource = self._cache.get(prompt)
+        except Exception:
+            call.denial = call.denial or _error_decision("resolving the prompt")
+            self._telemetry.guard_error("resolve")
+        args = context.message.arguments or _EMPTY
+        event = self._decide(call, resource, "get", args, "prompts/get")
+        return await self._enforce(context, call_next, event, "prompt", name)
+
+    async def _filter(
+        self, context: MiddlewareContext[Any], items: Sequence[Any], method: str
+    ) -> list[Any]:
+        call = await self._begin(context)
+        decide = self._decide
+        resource_of = self._cache.get
+        kept = []
+        for item in items:
+            try:
+                resource = resource_of(item)
+            except Exception:
+                # Still decided and recorded, as an error denial.
+                resource = Resource(kind="tool", name=str(getattr(item, "name", "?")))
+                call_for_item = _Call(call.principal, _error_decision("resolving"), call.now,
+                                      call.transport, call.session_id, call.request_id,
+                                      call.server)
+                self._telemetry.guard_error("resolve")
+                decide(call_for_item, resource, "list", _EMPTY, method)
+                continue
+            if decide(call, resource, "list", _EMPTY, method).decision.allowed:
+                kept.append(item)
+        return kept
+
+    async def on_list_tools(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        """Show only the tools the caller may list."""
+        return await self._filter(context, await call_next(context), "tools/list")
+
+    async def on_list_resources(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        """Show only the resources the caller may list."""
+        return await self._filter(context, await call_next(context), "resources/list")
+
+    async def on_list_resource_templates(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        """Show only the resource templates the caller may list."""
+        return await self._filter(context, await call_next(context), "resources/templates/list")
+
+    async def on_list_prompts(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        """Show only the prompts the caller may list."""
+        return await self._filter(context, await call_next(context), "prompts/list")
+
+    async def on_request(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        """Answer `completion/complete` for a denied prompt or template like an unknown one."""
+        if context.method != "completion/complete":
+            return await call_next(context)
+        message = context.message
+        ref = message.get("ref") if isinstance(message, Mapping) else None
+        fctx = context.fastmcp_context
+        if not isinstance(ref, Mapping) or fctx is None:
+            return await call_next(context)  # nothing named: nothing to leak
+        call = await self._begin(context)
+        ref_type = str(ref.get("type"))
+        key = str(ref.get("name") if ref_type == "ref/prompt" else ref.get("uri"))
+        try:
+            component = await fctx.fastmcp._completion_target(ref_type, key)
+            if component is None:
+                return await call_next(context)  # unknown: FastMCP answers empty
+            resource = self._cache.get(component)
+        except Exception:
+            call.denial = call.denial or _error_decision("resolving the completion target")
+            self._telemetry.guard_error("resolve")
+            resource = Resource(kind="prompt" if ref_type == "ref/prompt" else "resource_template",
+                                name=key)
+        action = "get" if resource.kind == "prompt" else "read"
+        event = self._decide(call, resource, action, _EMPTY, "completion/complete")
+        result = await call_next(context)
+        if event.decision.allowed:
+            return result
+        # Keep the envelope the server built for this protocol era; drop the values.
+        if isinstance(result, Mapping):
+            return {**result, "completion": {"values": []}}
+        completion = getattr(result, "completion", None)
+        if completion is not None:
+            return result.model_copy(
+                update={"completion": completion.model_copy(
+                    update={"values": [], "total": None, "has_more": None})}
+            )
+        return result
