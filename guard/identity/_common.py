@@ -1,0 +1,94 @@
+"""Small pieces every authenticator shares: reason codes, fingerprints, header reading.
+
+Nothing here ever returns or logs a credential: `fingerprint` is the only thing that
+leaves with a request's secret, and it is a truncated one-way hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Mapping
+from typing import Final
+
+from guard.errors import AuthenticationError
+
+__all__ = [
+    "LOG",
+    "MISSING_CREDENTIALS",
+    "bearer_token",
+    "digest_fingerprint",
+    "fail",
+    "fingerprint",
+    "specificity",
+]
+
+LOG: Final = logging.getLogger("guard.identity")
+
+MISSING_CREDENTIALS: Final = "missing_credentials"
+UNTRUSTED_PROXY: Final = "untrusted_proxy"
+
+_KEY_ID_DOMAIN: Final = b"mcp-guard key_id v1\x00"
+_KEY_ID_HEX: Final = 12
+
+
+def digest_fingerprint(digest: bytes, secret: bytes | None = None) -> str:
+    """Return the `key_id` of a credential given its SHA-256 `digest`.
+
+    Working from the digest lets a key configured only as `sha256:<hex>` get the same
+    `key_id` as the same key configured in plain text. With a `secret` the fingerprint
+    is an HMAC, so even a weak key cannot be guessed offline from its `key_id`.
+    """
+    if secret is not None:
+        mac = hmac.new(secret, _KEY_ID_DOMAIN + digest, hashlib.sha256).hexdigest()
+    else:
+        mac = hashlib.sha256(_KEY_ID_DOMAIN + digest).hexdigest()
+    return mac[:_KEY_ID_HEX]
+
+
+def fingerprint(credential: str | bytes, secret: bytes | None = None) -> str:
+    """Return a short, stable, one-way fingerprint (`key_id`) of a credential.
+
+    Example:
+        ```python
+        from guard.identity import fingerprint
+
+        assert len(fingerprint("user-key-123")) == 12
+        assert fingerprint("user-key-123") != fingerprint("user-key-124")
+        ```
+    """
+    raw = credential.encode() if isinstance(credential, str) else credential
+    return digest_fingerprint(hashlib.sha256(raw).digest(), secret)
+
+
+def bearer_token(headers: Mapping[str, str], header: str = "authorization") -> str | None:
+    """Return the credential of an `Authorization: Bearer <token>` style header.
+
+    The scheme is matched case-insensitively (RFC 9110); any other scheme (`Basic`, ...)
+    is not a bearer credential and yields `None`, as does an empty token.
+    """
+    value = headers.get(header)
+    if not value:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    token = token.strip()
+    return token or None
+
+
+def fail(reason: str, message: str, key_id: str | None = None) -> AuthenticationError:
+    """Log an authentication failure (reason and `key_id` only) and build its error."""
+    if LOG.isEnabledFor(logging.DEBUG):
+        LOG.debug("authentication failed: reason=%s key_id=%s", reason, key_id or "-")
+    return AuthenticationError(reason, message)
+
+
+def specificity(reason: str) -> int:
+    """Rank a failure reason: a presented-but-bad credential says more than a missing one."""
+    if reason == MISSING_CREDENTIALS:
+        return 0
+    if reason == UNTRUSTED_PROXY:
+        return 1
+    return 2

@@ -1,0 +1,221 @@
+"""API keys mapped to principals, compared in constant time, never passed on.
+
+Keys are held only as SHA-256 digests (a key configured as `sha256:<hex>` is never known
+in plain text at all). A presented key is hashed once and compared with *every* configured
+digest through `hmac.compare_digest`, without stopping at a match, so response time says
+nothing about which key, or how much of one, was right. What leaves the authenticator is
+the key's fingerprint (`Principal.key_id`); mcp-auth-guard 1.0.0 put the raw key into the
+principal's claims, where every log and record could see it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+from guard.identity._common import (
+    LOG,
+    MISSING_CREDENTIALS,
+    bearer_token,
+    digest_fingerprint,
+    fail,
+)
+from guard.identity.base import RequestInfo
+from guard.policy.model import Principal
+
+__all__ = ["ApiKeyAuthenticator", "hash_api_key"]
+
+_DIGEST: Final = re.compile(r"^sha256:([0-9a-fA-F]{64})$")
+_MAX_KEY_BYTES: Final = 1024
+_DEFAULT_ROLES: Final = ("api_user",)  # mcp-auth-guard's role for a key with no mapping
+
+
+def hash_api_key(key: str) -> str:
+    """Return the `sha256:<hex>` form of a key, for configuration files that must not hold keys.
+
+    Example:
+        ```python
+        from guard.identity import hash_api_key
+
+        assert hash_api_key("user-key-123").startswith("sha256:")
+        ```
+    """
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    digest: bytes
+    key_id: str
+    user_id: str
+    roles: tuple[str, ...]
+    agent_id: str | None
+
+
+def _load_text(text: str, origin: str) -> Any:
+    import yaml  # YAML is a superset of JSON: one parser reads both
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ValueError(f"{origin}: not valid YAML/JSON") from None
+
+
+class ApiKeyAuthenticator:
+    """Authenticates callers by an API key in one header (default `X-API-Key`).
+
+    Keys come from `keys` (a mapping), `file` (YAML or JSON) and/or `env` (the name of an
+    environment variable holding YAML or JSON), each in one of these forms:
+
+    - `{key: [roles]}`: mcp-auth-guard's `api_key_roles`;
+    - `{key: {"user_id": ..., "roles": [...], "agent_id": ...}}`;
+    - `[key, ...]`: mcp-auth-guard's `api_keys` (roles `["api_user"]`);
+    - a file may also wrap any of them as `{"keys": ...}`.
+
+    A key may be written as `sha256:<hex>` (see `hash_api_key`) instead of in plain text.
+    A key without a user id is named after its fingerprint: `api-key:<key_id>`.
+
+    Args:
+        header: the one header read. A key sent anywhere else (`Authorization: Bearer ...`)
+            is not looked at (`missing_credentials`), unless `accept_bearer=True`.
+        key_id_secret: makes `key_id` an HMAC, so weak keys cannot be guessed from it.
+
+    Example:
+        ```python
+        from guard.identity import ApiKeyAuthenticator, hash_api_key
+
+        auth = ApiKeyAuthenticator({
+            "user-key-123": ["user"],
+            hash_api_key("admin-key-456"): {"user_id": "ops", "roles": ["admin"]},
+        })
+        ```
+    """
+
+    method = "api_key"
+
+    def __init__(
+        self,
+        keys: Mapping[str, Any] | Iterable[str] | None = None,
+        *,
+        file: str | Path | None = None,
+        env: str | None = None,
+        header: str = "X-API-Key",
+        accept_bearer: bool = False,
+        key_id_secret: str | bytes | None = None,
+        agent_id_header: str | None = "x-agent-id",
+    ) -> None:
+        self.header = header.lower()
+        self.accept_bearer = accept_bearer
+        self.agent_id_header = agent_id_header.lower() if agent_id_header else None
+        self._secret = key_id_secret.encode() if isinstance(key_id_secret, str) else key_id_secret
+        entries: list[_Entry] = []
+        if keys is not None:
+            entries += self._entries(keys, "keys")
+        if file is not None:
+            path = Path(file)
+            entries += self._entries(_load_text(path.read_text(), str(path)), str(path))
+        if env is not None:
+            text = os.environ.get(env)
+            if text is None:
+                raise ValueError(f"environment variable {env} is not set")
+            entries += self._entries(_load_text(text, f"${env}"), f"${env}")
+        if not entries:
+            raise ValueError("ApiKeyAuthenticator needs at least one key (keys=, file= or env=)")
+        digests = [e.digest for e in entries]
+        if len(set(digests)) != len(digests):
+            raise ValueError("the same API key is configured twice")
+        self._entries_t: tuple[_Entry, ...] = tuple(entries)
+
+    def _entries(self, source: Any, origin: str) -> list[_Entry]:
+        if isinstance(source, Mapping) and set(source) == {"keys"}:
+            source = source["keys"]
+        if isinstance(source, Mapping):
+            items = list(source.items())
+        elif isinstance(source, Iterable) and not isinstance(source, str | bytes):
+            items = [(k, None) for k in source]
+        else:
+            raise ValueError(f"{origin}: API keys must be a mapping or a list")
+        return [self._entry(k, v, f"{origin}[{i}]") for i, (k, v) in enumerate(items)]
+
+    def _entry(self, key: Any, spec: Any, where: str) -> _Entry:
+        # `where` names the position, never the key: configuration errors get logged.
+        if not isinstance(key, str) or not key.strip():
+            raise ValueError(f"{where}: an API key must be a non-empty string")
+        m = _DIGEST.match(key)
+        digest = bytes.fromhex(m.group(1)) if m else hashlib.sha256(key.encode()).digest()
+        key_id = digest_fingerprint(digest, self._secret)
+        user_id: Any = None
+        agent_id: Any = None
+        roles: Any = _DEFAULT_ROLES
+        if isinstance(spec, Mapping):
+            unknown = set(spec) - {"user_id", "roles", "agent_id"}
+            if unknown:
+                raise ValueError(f"{where}: unknown fields {sorted(unknown)}")
+            user_id, agent_id = spec.get("user_id"), spec.get("agent_id")
+            roles = spec.get("roles", _DEFAULT_ROLES)
+        elif spec is not None:
+            roles = spec
+        if isinstance(roles, str):
+            roles = [roles]
+        if not isinstance(roles, list | tuple) or not all(isinstance(r, str) for r in roles):
+            raise ValueError(f"{where}: roles must be a list of strings")
+        for name, value in (("user_id", user_id), ("agent_id", agent_id)):
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{where}: {name} must be a string")
+        return _Entry(digest, key_id, user_id or f"api-key:{key_id}", tuple(roles), agent_id)
+
+    def _presented(self, info: RequestInfo) -> str | None:
+        key = info.headers.get(self.header, "").strip()
+        if not key and self.accept_bearer:
+            key = bearer_token(info.headers) or ""
+        return key or None
+
+    async def authenticate(self, info: RequestInfo) -> Principal:
+        """Map the presented key to its principal.
+
+        Raises:
+            AuthenticationError: `missing_credentials` (no key in the configured header) or
+                `invalid_api_key`.
+        """
+        key = self._presented(info)
+        if key is None:
+            raise fail(MISSING_CREDENTIALS, f"no API key in {self.header}")
+        if len(key) > _MAX_KEY_BYTES:
+            raise fail("invalid_api_key", "API key too long")
+        presented = hashlib.sha256(key.encode()).digest()
+        found: _Entry | None = None
+        for entry in self._entries_t:
+            # Every digest is compared; `found` is set without leaving the loop early.
+            if hmac.compare_digest(entry.digest, presented):
+                found = entry
+        if found is None:
+            unknown_id = digest_fingerprint(presented, self._secret)
+            raise fail("invalid_api_key", "unknown API key", unknown_id)
+        agent = found.agent_id
+        if agent is None and self.agent_id_header:
+            agent = info.headers.get(self.agent_id_header)
+        if LOG.isEnabledFor(logging.DEBUG):
+            LOG.debug("authenticated: method=api_key key_id=%s", found.key_id)
+        return Principal(
+            user_id=found.user_id,
+            roles=found.roles,
+            agent_id=agent,
+            claims=MappingProxyType({}),
+            authenticated=True,
+            auth_method=self.method,
+            key_id=found.key_id,
+        )
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        """Fingerprints of the configured keys (safe to print)."""
+        return tuple(e.key_id for e in self._entries_t)
+

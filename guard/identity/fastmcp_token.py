@@ -1,0 +1,77 @@
+"""The principal of a token FastMCP's own auth provider has already verified.
+
+When the server runs with a FastMCP `auth=` provider (JWTVerifier, an OAuth proxy, ...),
+FastMCP verifies the bearer token before the request reaches middleware. Verifying it a
+second time would need the same keys and could only disagree; this authenticator reads
+the verified `AccessToken` (claims, scopes, client id) instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from guard.identity._common import MISSING_CREDENTIALS, fail, fingerprint
+from guard.identity.base import RequestInfo
+from guard.identity.claims import DEFAULT_CLAIMS, ClaimMapping
+from guard.policy.model import Principal
+
+__all__ = ["FastMCPTokenAuthenticator"]
+
+
+class FastMCPTokenAuthenticator:
+    """Maps FastMCP's verified `AccessToken` to a `Principal`.
+
+    Roles are the token's scopes plus whatever `roles_claim` paths name; the user id is
+    `user_id_claim` (default `sub`), else the token's subject, else its client id; the
+    agent id is the OAuth client id.
+
+    Example:
+        ```python
+        from guard.identity import FastMCPTokenAuthenticator
+
+        auth = FastMCPTokenAuthenticator(roles_claim=["roles", "realm_access.roles"])
+        ```
+    """
+
+    method = "fastmcp"
+
+    def __init__(
+        self,
+        *,
+        user_id_claim: str = "sub",
+        roles_claim: str | Sequence[str] = ("roles",),
+        include_scopes: bool = True,
+        claims: Sequence[str] = DEFAULT_CLAIMS,
+    ) -> None:
+        self.include_scopes = include_scopes
+        self.mapping = ClaimMapping(user_id=user_id_claim, roles=roles_claim, keep=claims)
+
+    async def authenticate(self, info: RequestInfo) -> Principal:
+        """Read the principal from `info.access_token`.
+
+        Raises:
+            AuthenticationError: `missing_credentials` when FastMCP verified no token;
+                `invalid_claims` when a roles claim has the wrong type.
+        """
+        token: Any = info.access_token
+        if token is None:
+            raise fail(MISSING_CREDENTIALS, "FastMCP verified no access token")
+        claims = dict(getattr(token, "claims", None) or {})
+        client_id = getattr(token, "client_id", None) or None
+        user = claims.get(self.mapping.user_id) if self.mapping.user_id in claims else None
+        user = user or getattr(token, "subject", None) or client_id
+        if not isinstance(user, str | int) or isinstance(user, bool) or user == "":
+            raise fail("missing_claim", "verified token names no user")
+        scopes = list(getattr(token, "scopes", None) or []) if self.include_scopes else []
+        roles = dict.fromkeys([*self.mapping.roles_of(claims), *scopes])
+        raw = getattr(token, "token", None)
+        return Principal(
+            user_id=str(user),
+            roles=tuple(r for r in roles if isinstance(r, str)),
+            agent_id=client_id or self.mapping.agent_of(claims),
+            claims=self.mapping.kept(claims),
+            authenticated=True,
+            auth_method=self.method,
+            key_id=fingerprint(raw) if isinstance(raw, str) and raw else None,
+        )

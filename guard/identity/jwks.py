@@ -1,0 +1,162 @@
+"""Signing keys from a JSON Web Key Set: a file, a mapping, or an identity provider's URL.
+
+Keys rotate: a token signed with a key this process has not seen yet names a new `kid`,
+so an unknown `kid` triggers a refresh. Refreshes are rate-limited (`min_refresh_interval`)
+because the `kid` comes from the caller: without a bound, anyone could make the server
+hammer the identity provider by sending tokens with random `kid`s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Final, NamedTuple
+
+import jwt
+
+from guard.identity._common import fail
+
+__all__ = ["JWKSKeys", "VerificationKey"]
+
+_MAX_JWKS_BYTES: Final = 1 << 20
+
+
+class VerificationKey(NamedTuple):
+    """A key ready for pyjwt (`key`: a cryptography key or HMAC bytes) and the `alg` its
+    JWK pins, if it pins one."""
+
+    key: Any
+    alg: str | None
+
+
+def _parse(document: Any, origin: str) -> dict[str | None, VerificationKey]:
+    if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
+        raise ValueError(f"{origin}: a JWKS is an object with a 'keys' list")
+    keys: dict[str | None, VerificationKey] = {}
+    for entry in document["keys"]:
+        if not isinstance(entry, Mapping) or entry.get("use", "sig") != "sig":
+            continue  # encryption keys never verify signatures
+        try:
+            key = jwt.PyJWK(dict(entry))
+        except jwt.PyJWTError:
+            continue  # one unusable key (unknown kty/crv) must not hide the others
+        alg = entry.get("alg")
+        keys[entry.get("kid")] = VerificationKey(key.key, alg if isinstance(alg, str) else None)
+    return keys
+
+
+class JWKSKeys:
+    """A cached, rate-limited set of verification keys.
+
+    Args:
+        url: the provider's `jwks_uri`, fetched with httpx.
+        path: a JWKS file (read once; `refresh` re-reads it).
+        jwks: a JWKS document already in memory.
+        min_refresh_interval: fewest seconds between two fetches, whatever callers send.
+        cache_ttl: seconds after which the set is fetched again on next use.
+        timeout: seconds allowed for one fetch.
+
+    Example:
+        ```python
+        from guard.identity import JWKSKeys
+
+        keys = JWKSKeys(jwks={"keys": [{"kty": "oct", "kid": "k1", "k": "c2VjcmV0"}]})
+        ```
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        path: str | Path | None = None,
+        jwks: Mapping[str, Any] | None = None,
+        min_refresh_interval: float = 30.0,
+        cache_ttl: float = 3600.0,
+        timeout: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if sum(x is not None for x in (url, path, jwks)) != 1:
+            raise ValueError("JWKSKeys needs exactly one of url=, path= or jwks=")
+        if url is not None and not url.startswith(("https://", "http://")):
+            raise ValueError(f"JWKS url must be http(s): {url!r}")
+        self.url = url
+        self.path = Path(path) if path is not None else None
+        self.min_refresh_interval = min_refresh_interval
+        self.cache_ttl = cache_ttl
+        self.timeout = timeout
+        self.fetches = 0  # how many times the source was read (observable in tests)
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._keys: dict[str | None, VerificationKey] = {}
+        self._fetched_at: float | None = None  # last successful read: decides staleness
+        self._attempted_at: float | None = None  # last read, failed or not: bounds the rate
+        self._failed = False
+        if jwks is not None:
+            self._keys = _parse(jwks, "jwks")
+        elif self.path is not None:
+            # A broken file is a configuration error: say so at startup, not per request.
+            self._keys = self._read_file()
+            self._fetched_at = self._attempted_at = clock()
+
+    def _read_file(self) -> dict[str | None, VerificationKey]:
+        assert self.path is not None
+        self.fetches += 1
+        return _parse(json.loads(self.path.read_text()), str(self.path))
+
+    async def _fetch(self) -> dict[str | None, VerificationKey]:
+        if self.path is not None:
+            return self._read_file()
+        import httpx  # only deployments that use a JWKS URL pay for the import
+
+        assert self.url is not None
+        self.fetches += 1
+        async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
+            response = await client.get(self.url, headers={"accept": "application/json"})
+            response.raise_for_status()
+            if len(response.content) > _MAX_JWKS_BYTES:
+                raise ValueError("JWKS document too large")
+            return _parse(response.json(), self.url)
+
+    async def _refresh(self) -> None:
+        async with self._lock:
+            now = self._clock()
+            last = self._attempted_at
+            if last is not None and now - last < self.min_refresh_interval:
+                return  # fetched recently (maybe by a request this one waited behind)
+            self._attempted_at = now
+            try:
+                keys = await self._fetch()
+            except Exception:
+                self._failed = True
+                return
+            self._keys, self._fetched_at, self._failed = keys, now, False
+
+    async def key(self, kid: str | None) -> VerificationKey:
+        """Return the key a token's `kid` names, refreshing the set (rate-limited) if needed.
+
+        Raises:
+            AuthenticationError: `unknown_kid` or `jwks_unavailable`.
+        """
+        refreshable = self.url is not None or self.path is not None
+        if refreshable and (
+            self._fetched_at is None or self._clock() - self._fetched_at >= self.cache_ttl
+        ):
+            await self._refresh()
+        found = self._lookup(kid)
+        if found is None and refreshable:
+            await self._refresh()
+            found = self._lookup(kid)
+        if found is None:
+            if self._failed:
+                raise fail("jwks_unavailable", "signing keys could not be fetched")
+            raise fail("unknown_kid", "token names a key that is not in the key set")
+        return found
+
+    def _lookup(self, kid: str | None) -> VerificationKey | None:
+        if kid is None:
+            # Without a kid only an unambiguous one-key set can be used.
+            return next(iter(self._keys.values())) if len(self._keys) == 1 else None
+        return self._keys.get(kid)

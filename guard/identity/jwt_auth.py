@@ -1,0 +1,277 @@
+"""Bearer JWTs verified with pyjwt, against an algorithm allow-list fixed at configuration.
+
+The allow-list is never taken from the token: a token's `alg` header only selects among the
+algorithms configured, and each algorithm must fit the key's type. That closes the classic
+attacks: `alg: none`, and an HS256 token "signed" with the server's RSA public key as the
+HMAC secret (the key confusion that broke many JWT libraries).
+
+Failure reasons: `missing_credentials`, `token_too_large`, `malformed_token`,
+`disallowed_algorithm`, `unknown_kid`, `jwks_unavailable`, `invalid_signature`, `expired`,
+`not_yet_valid`, `invalid_audience`, `invalid_issuer`, `missing_claim`, `invalid_claims`,
+`invalid_token` (anything else pyjwt refuses).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from guard.identity._common import LOG, MISSING_CREDENTIALS, bearer_token, fail, fingerprint
+from guard.identity.base import RequestInfo
+from guard.identity.claims import DEFAULT_CLAIMS, ClaimMapping
+from guard.identity.jwks import JWKSKeys, VerificationKey
+from guard.policy.model import Principal
+
+__all__ = ["ALGORITHMS", "JWTAuthenticator"]
+
+# algorithm -> (key type, EC curve name or None)
+ALGORITHMS: Final[Mapping[str, tuple[str, str | None]]] = {
+    "HS256": ("oct", None),
+    "HS384": ("oct", None),
+    "HS512": ("oct", None),
+    "RS256": ("RSA", None),
+    "RS384": ("RSA", None),
+    "RS512": ("RSA", None),
+    "PS256": ("RSA", None),
+    "PS384": ("RSA", None),
+    "PS512": ("RSA", None),
+    "ES256": ("EC", "secp256r1"),
+    "ES384": ("EC", "secp384r1"),
+    "ES512": ("EC", "secp521r1"),
+    "EdDSA": ("OKP", None),
+}
+_DEFAULT_FOR: Final = {"oct": ("HS256",), "RSA": ("RS256",), "EC": ("ES256",), "OKP": ("EdDSA",)}
+_JWKS_DEFAULT: Final = ("RS256", "PS256", "ES256", "EdDSA")
+
+# pyjwt's exceptions, most specific first (InvalidSignatureError is a DecodeError).
+_REASONS: Final[tuple[tuple[type[Exception], str], ...]] = (
+    (jwt.ExpiredSignatureError, "expired"),
+    (jwt.ImmatureSignatureError, "not_yet_valid"),
+    (jwt.InvalidAudienceError, "invalid_audience"),
+    (jwt.InvalidIssuerError, "invalid_issuer"),
+    (jwt.MissingRequiredClaimError, "missing_claim"),
+    (jwt.InvalidIssuedAtError, "invalid_claims"),
+    (jwt.InvalidSignatureError, "invalid_signature"),
+    (jwt.InvalidAlgorithmError, "disallowed_algorithm"),
+    (jwt.InvalidKeyError, "disallowed_algorithm"),
+    (jwt.DecodeError, "malformed_token"),
+)
+
+
+def _key_type(key: Any) -> tuple[str, str | None]:
+    if isinstance(key, bytes | str):
+        return "oct", None
+    if isinstance(key, rsa.RSAPublicKey | rsa.RSAPrivateKey):
+        return "RSA", None
+    if isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey):
+        return "EC", key.curve.name
+    if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        return "OKP", None
+    raise ValueError(f"unsupported key type {type(key).__name__}")
+
+
+def _load_pem(pem: str | bytes | Path) -> Any:
+    data = pem.read_bytes() if isinstance(pem, Path) else pem
+    raw = data.encode() if isinstance(data, str) else data
+    if b"-----BEGIN CERTIFICATE-----" in raw:
+        return x509.load_pem_x509_certificate(raw).public_key()
+    if b"PRIVATE KEY-----" in raw:
+        raise ValueError("public_key= must be a public key or certificate, not a private key")
+    return load_pem_public_key(raw)
+
+
+def _fits(alg: str, key_type: tuple[str, str | None]) -> bool:
+    kty, curve = ALGORITHMS[alg]
+    return kty == key_type[0] and (curve is None or curve == key_type[1])
+
+
+class JWTAuthenticator:
+    """Authenticates `Authorization: Bearer <JWT>` callers.
+
+    Exactly one key source: `secret` (HMAC), `public_key` (PEM public key or certificate,
+    text, bytes or a `Path`), `jwks` (a JWKS mapping), `jwks_file` or `jwks_url`.
+
+    Args:
+        algorithms: the allow-list; defaults to the one algorithm the key type implies
+            (`HS256`, `RS256`, `ES256`, `EdDSA`; RS256/PS256/ES256/EdDSA for a JWKS).
+        audience: accepted `aud` value(s). A token carrying `aud` is refused when none is set.
+        issuer: accepted `iss` value(s).
+        leeway: seconds of clock skew tolerated for `exp`, `nbf` and `iat`.
+        required_claims: claims every token must carry (`exp` is required unless
+            `require_exp=False`).
+        user_id_claim, roles_claim, agent_id_claims: where the principal's fields come from
+            (dotted paths; see `ClaimMapping`).
+        claims: claims kept on `Principal.claims` (required claims are kept too).
+        header: header carrying the token; `Authorization` expects the `Bearer` scheme,
+            another header may carry the bare token.
+        agent_id_header: fallback for the agent id when no claim names one (self-declared).
+        max_token_bytes: longer tokens are refused before parsing (`token_too_large`).
+
+    Example:
+        ```python
+        from guard.identity import JWTAuthenticator
+
+        auth = JWTAuthenticator(secret="s3cret-at-least-32-bytes-long-000", audience="mcp")
+        ```
+    """
+
+    method = "jwt"
+
+    def __init__(
+        self,
+        secret: str | bytes | None = None,
+        *,
+        public_key: str | bytes | Path | None = None,
+        jwks: Mapping[str, Any] | None = None,
+        jwks_file: str | Path | None = None,
+        jwks_url: str | None = None,
+        algorithms: Sequence[str] | None = None,
+        audience: str | Sequence[str] | None = None,
+        issuer: str | Sequence[str] | None = None,
+        leeway: float = 30.0,
+        required_claims: Sequence[str] = (),
+        require_exp: bool = True,
+        user_id_claim: str = "sub",
+        roles_claim: str | Sequence[str] = "roles",
+        agent_id_claims: str | Sequence[str] = ("azp", "client_id", "agent_id"),
+        claims: Sequence[str] = DEFAULT_CLAIMS,
+        header: str = "authorization",
+        agent_id_header: str | None = "x-agent-id",
+        max_token_bytes: int = 8192,
+        jwks_min_refresh_interval: float = 30.0,
+        jwks_cache_ttl: float = 3600.0,
+        jwks_timeout: float = 5.0,
+    ) -> None:
+        sources = [s for s in (secret, public_key, jwks, jwks_file, jwks_url) if s is not None]
+        if len(sources) != 1:
+            raise ValueError(
+                "JWTAuthenticator needs exactly one key source: secret=, public_key=, "
+                "jwks=, jwks_file= or jwks_url="
+            )
+        self._static: Any = None
+        self._jwks: JWKSKeys | None = None
+        if secret is not None:
+            if not secret:
+                raise ValueError("JWT secret must not be empty")
+            self._static = secret.encode() if isinstance(secret, str) else secret
+        elif public_key is not None:
+            self._static = _load_pem(public_key)
+        else:
+            self._jwks = JWKSKeys(
+                url=jwks_url,
+                path=jwks_file,
+                jwks=jwks,
+                min_refresh_interval=jwks_min_refresh_interval,
+                cache_ttl=jwks_cache_ttl,
+                timeout=jwks_timeout,
+            )
+        key_type = _key_type(self._static) if self._static is not None else None
+        if algorithms is None:
+            algorithms = _DEFAULT_FOR[key_type[0]] if key_type else _JWKS_DEFAULT
+        if isinstance(algorithms, str):
+            algorithms = (algorithms,)
+        for alg in algorithms:
+            if alg not in ALGORITHMS:
+                raise ValueError(f"unsupported JWT algorithm {alg!r}; use one of {[*ALGORITHMS]}")
+            if key_type is not None and not _fits(alg, key_type):
+                # An HS* algorithm next to a public key is exactly the key-confusion hole.
+                raise ValueError(f"algorithm {alg} does not fit a {key_type[0]} key")
+        if not algorithms:
+            raise ValueError("the JWT algorithm allow-list must not be empty")
+        self.algorithms: frozenset[str] = frozenset(algorithms)
+        self.audience = audience
+        self.issuer = issuer
+        self.leeway = leeway
+        self.header = header.lower()
+        self.agent_id_header = agent_id_header.lower() if agent_id_header else None
+        self.max_token_bytes = max_token_bytes
+        required = tuple(dict.fromkeys([*(["exp"] if require_exp else []), *required_claims]))
+        self._options: dict[str, Any] = {"require": list(required)}
+        self.mapping = ClaimMapping(
+            user_id=user_id_claim,
+            roles=roles_claim,
+            agent_id=agent_id_claims,
+            keep=tuple(dict.fromkeys([*claims, *required_claims])),
+        )
+
+    def _token(self, info: RequestInfo) -> str:
+        headers = info.headers
+        if self.header == "authorization":
+            token = bearer_token(headers)
+        else:
+            raw = headers.get(self.header, "").strip()
+            token = bearer_token(headers, self.header) or (raw if " " not in raw else None)
+        if not token:
+            raise fail(MISSING_CREDENTIALS, "no bearer token")
+        if len(token) > self.max_token_bytes:
+            raise fail("token_too_large", f"token longer than {self.max_token_bytes} bytes")
+        return token
+
+    async def _key(self, header: Mapping[str, Any], alg: str) -> Any:
+        if self._jwks is None:
+            return self._static
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise fail("malformed_token", "token header 'kid' is not a string")
+        found: VerificationKey = await self._jwks.key(kid)
+        try:
+            fits = _fits(alg, _key_type(found.key))
+        except ValueError:
+            fits = False
+        if not fits or (found.alg is not None and found.alg != alg):
+            raise fail("disallowed_algorithm", f"{alg} does not fit the key the token names")
+        return found.key
+
+    async def authenticate(self, info: RequestInfo) -> Principal:
+        """Verify the request's bearer token and map its claims to a `Principal`.
+
+        Raises:
+            AuthenticationError: with one of the failure reasons listed in the module docs.
+        """
+        token = self._token(info)
+        key_id = fingerprint(token)
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise fail("malformed_token", "token is not a well-formed JWT", key_id) from None
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self.algorithms:
+            raise fail("disallowed_algorithm", "token algorithm is not allowed", key_id)
+        key = await self._key(header, alg)
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[alg],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options=self._options,  # type: ignore[arg-type]
+            )
+        except Exception as exc:
+            reason = next((r for t, r in _REASONS if isinstance(exc, t)), "invalid_token")
+            # Claim checks say which claim failed; decoding errors may quote token bytes.
+            detail = exc if isinstance(exc, jwt.InvalidTokenError) and not isinstance(
+                exc, jwt.DecodeError
+            ) else reason
+            raise fail(reason, f"token rejected: {detail}", key_id) from None
+        principal = Principal(
+            user_id=self.mapping.user_of(claims),
+            roles=self.mapping.roles_of(claims),
+            agent_id=self.mapping.agent_of(claims)
+            or (info.headers.get(self.agent_id_header) if self.agent_id_header else None),
+            claims=self.mapping.kept(claims),
+            authenticated=True,
+            auth_method=self.method,
+            key_id=key_id,
+        )
+        if LOG.isEnabledFor(logging.DEBUG):
+            LOG.debug("authenticated: method=jwt key_id=%s", key_id)
+        return principal
