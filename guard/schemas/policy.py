@@ -332,7 +332,7 @@ class PolicyConfig:
             created_by=self.created_by,
             source="<builder>" if origin is None else origin.source,
         )
-        if origin is not None and _without_lines(origin) == fresh:
+        if origin is not None and _without_lines(origin) == _without_lines(fresh):
             return origin
         return dataclasses.replace(fresh, text=_canonical_text(fresh))
 
