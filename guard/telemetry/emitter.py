@@ -6,8 +6,9 @@ call). A decision on a single component (`tools/call`, `resources/read`, `prompt
 gets its own INTERNAL span `authorize {target}`, a child of FastMCP's server span. A list
 request (`tools/list`, ...) makes one decision per component; opening a hundred spans to
 filter a listing would dwarf the listing itself, so those decisions share FastMCP's
-`tools/list` server span (their records carry its ids) and only hidden components are
-noted on it, as `mcp_guard.hidden` events.
+`tools/list` server span (their records carry its ids); with `list_events=True` each
+hidden component is noted on it as an `mcp_guard.hidden` event. List decisions are counted
+in `mcpguard_decisions_total` but kept out of the latency histogram.
 
 ```python
 from prometheus_client import CollectorRegistry
@@ -47,12 +48,17 @@ _TARGET_ATTRIBUTE: Final = {
 class _Handle:
     """The open decision span and its hex ids (the `SpanHandle` protocol)."""
 
-    __slots__ = ("span", "span_id", "trace_id")
+    __slots__ = ("listing", "span", "span_id", "trace_id")
 
-    def __init__(self, span: Any, trace_id: str, span_id: str) -> None:
+    def __init__(self, span: Any, trace_id: str, span_id: str, *, listing: bool = False) -> None:
         self.span = span
         self.trace_id = trace_id
         self.span_id = span_id
+        self.listing = listing
+
+
+_NO_HANDLE: Final = _Handle(None, "", "")
+_NO_LIST_HANDLE: Final = _Handle(None, "", "", listing=True)
 
 
 class GuardTelemetry:
@@ -65,6 +71,9 @@ class GuardTelemetry:
         max_resources: distinct component names kept as metric labels before `other`.
         record_principal: put `enduser.id` and roles on spans (on by default; they are
             identities, not secrets, and make a trace answer "who was denied").
+        list_events: note each component a listing hides as an `mcp_guard.hidden` event on
+            the list's server span (off by default: ~3 us per hidden component with the
+            SDK; the decision records already carry the list span's ids).
 
     Example:
         ```python
@@ -82,13 +91,17 @@ class GuardTelemetry:
         tracer_provider: Any = None,
         max_resources: int = 500,
         record_principal: bool = True,
+        list_events: bool = False,
     ) -> None:
         self.metrics = GuardMetrics(registry, max_resources=max_resources)
         self._tracer = trace.get_tracer(_INSTRUMENTATION, tracer_provider=tracer_provider)
         self._record_principal = record_principal
         self._observe = self.metrics.duration.observe
         self._child = self.metrics.decision_child
+        self._children = self.metrics.children
         self._exemplars = not self.metrics.multiprocess  # unsupported in multiprocess mode
+        self._list_events = list_events
+        self._last_list: tuple[Any, _Handle] = (None, _NO_HANDLE)
         self._failures = 0
 
     @property
@@ -106,22 +119,31 @@ class GuardTelemetry:
         """Open the decision span (or, for a list, point at the list's server span)."""
         try:
             if method.endswith("/list"):
-                span = trace.get_current_span()
-                ctx = span.get_span_context()
-                if not ctx.is_valid:
-                    return _Handle(None, "", "")
-                return _Handle(
-                    span if span.is_recording() else None,
-                    format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"),
-                )
+                return self._list_handle(trace.get_current_span())
             span = self._tracer.start_span(f"authorize {target}", kind=_INTERNAL)
             ctx = span.get_span_context()
             if not ctx.is_valid:
-                return _Handle(None, "", "")
+                return _NO_HANDLE
             return _Handle(span, format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"))
         except Exception:
             self._failures += 1
-            return _Handle(None, "", "")
+            return _NO_HANDLE
+
+    def _list_handle(self, span: Any) -> _Handle:
+        # A listing asks once per component under the same server span: reuse its handle.
+        cached = self._last_list
+        if cached[0] is span:
+            return cached[1]
+        ctx = span.get_span_context()
+        if not ctx.is_valid:
+            handle = _NO_LIST_HANDLE
+        else:
+            handle = _Handle(
+                span if span.is_recording() and self._list_events else None,
+                format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"), listing=True,
+            )
+        self._last_list = (span, handle)
+        return handle
 
     def end_decision(self, handle: Any, event: DecisionEvent) -> None:
         """Count the decision, observe its latency (exemplar: trace id), end the span."""
@@ -130,21 +152,25 @@ class GuardTelemetry:
             request = event.request
             resource = request.resource
             allowed = decision.allowed
-            self._child(
-                allowed, decision.reason, resource.kind, request.action, resource.name,
-                decision.rule or "",
-            ).inc()
-            trace_id = getattr(handle, "trace_id", "")
+            key = (allowed, decision.reason, resource.kind, request.action, resource.name,
+                   decision.rule or "")
+            child = self._children.get(key)
+            if child is None:
+                child = self._child(*key)
+            child.inc()
+            if handle.listing:
+                # The histogram is for single-component decisions: a listing would add one
+                # observation per component and drown them.
+                if not allowed and handle.span is not None:
+                    handle.span.add_event("mcp_guard.hidden", _hidden_attributes(event))
+                return
+            trace_id = handle.trace_id
             if trace_id and self._exemplars:
                 self._observe(decision.eval_us / 1e6, {"trace_id": trace_id})
             else:
                 self._observe(decision.eval_us / 1e6)
-            span = getattr(handle, "span", None)
+            span = handle.span
             if span is None:
-                return
-            if (event.method or "").endswith("/list"):
-                if not allowed:
-                    span.add_event("mcp_guard.hidden", _hidden_attributes(event))
                 return
             span.set_attributes(self._attributes(event))
             if not allowed:

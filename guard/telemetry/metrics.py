@@ -173,21 +173,25 @@ class GuardMetrics:
         registry.register(self.audit)
         self._resource = _Folder(max_resources)
         self._small = _Folder(_MAX_SMALL_LABEL)
-        self._children: dict[tuple[str, ...], Any] = {}
+        self.children: dict[tuple[Any, ...], Any] = {}
         self._policy_labels: tuple[str, str] | None = None
 
     def decision_child(
         self, allowed: bool, reason: str, kind: str, action: str, resource: str, rule: str
     ) -> Any:
-        """The cached counter child for one label combination (label lookup is the slow part)."""
-        key = (reason, kind, action, resource, rule, "allow" if allowed else "deny")
-        child = self._children.get(key)
+        """The counter child for one label combination, cached in `children` by its key.
+
+        `labels()` costs more than the increment itself, so the hot path looks the child up
+        in `children` (keyed by these arguments) and calls this only on a miss.
+        """
+        key = (allowed, reason, kind, action, resource, rule)
+        child = self.children.get(key)
         if child is None:
             child = self.decisions.labels(
                 "allow" if allowed else "deny", self._small(reason or "unknown"), kind or "",
                 action or "", self._resource(resource or ""), rule or "",
             )
-            self._children[key] = child
+            self.children[key] = child
         return child
 
     def auth_failure(self, method: str, reason: str) -> None:

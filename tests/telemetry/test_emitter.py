@@ -89,7 +89,7 @@ def test_prompt_and_resource_use_their_semantic_names(
 def test_list_decisions_share_the_list_span_and_note_hidden_components(
     registry: CollectorRegistry, spans: Any, make_event: Any
 ) -> None:
-    telemetry = GuardTelemetry(registry=registry)
+    telemetry = GuardTelemetry(registry=registry, list_events=True)
     with _tracer.start_as_current_span("tools/list", kind=SpanKind.SERVER) as parent:
         handles = [
             _decide(
@@ -109,6 +109,19 @@ def test_list_decisions_share_the_list_span_and_note_hidden_components(
         {"decision": "deny", "reason": "rule", "kind": "tool", "action": "list",
          "resource": "t3", "rule": "users-may-read"},
     ) == 1.0
+    # list filtering stays out of the latency histogram
+    assert registry.get_sample_value("mcpguard_decision_duration_seconds_count") == 0.0
+
+
+def test_list_events_are_off_by_default(
+    registry: CollectorRegistry, spans: Any, make_event: Any
+) -> None:
+    telemetry = GuardTelemetry(registry=registry)
+    with _tracer.start_as_current_span("tools/list", kind=SpanKind.SERVER):
+        handle = _decide(telemetry, make_event(allowed=False, action="list", method="tools/list"))
+    (finished,) = spans.get_finished_spans()
+    assert finished.events == () or list(finished.events) == []
+    assert handle.trace_id == format(finished.context.trace_id, "032x")
 
 
 def test_decision_metrics_and_exemplar_carry_the_trace_id(
