@@ -124,7 +124,7 @@ class PolicySpec:
     Attributes:
         source: where it came from (file path, `<text>`, `<dict>`, `<builder>`).
         text: the canonical text the content hash is computed over (YAML as written for
-            files and text; canonical JSON for dicts and builders).
+            files and text; `guard.policy.dump.dump_spec` YAML for dicts and builders).
     """
 
     name: str
@@ -137,3 +137,4 @@ class PolicySpec:
     created_by: str | None = None
     source: str = "<policy>"
     text: str = ""
+    line: int | None = None  # where the policy starts in its source (YAML only)

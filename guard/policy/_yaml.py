@@ -1,0 +1,267 @@
+"""YAML documents with line numbers, `yaml.safe_load` semantics, and bounded alias expansion.
+
+The loader needs more than `yaml.safe_load` gives: the line of every key and list item (so
+a problem can name its line), each document's own text (hashed and stored so replay can
+reload the exact policy), and protection against alias bombs ("billion laughs"), which
+`safe_load` would expand without limit. We compose the node tree with libyaml when it is
+available and build the values ourselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import yaml
+from yaml.constructor import SafeConstructor
+
+__all__ = [
+    "MAX_ALIAS_NODES",
+    "Document",
+    "YamlList",
+    "YamlMap",
+    "YamlProblem",
+    "read_documents",
+]
+
+# Nodes that aliases may add on top of those written out; far beyond any real policy.
+MAX_ALIAS_NODES: Final = 1_000_000
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_CONSTRUCTOR: Final = SafeConstructor()
+_SCALAR_KINDS: Final = {"null", "bool", "int", "float", "str", "timestamp", "binary"}
+_SCALARS: Final = {
+    tag: fn
+    for tag, fn in SafeConstructor.yaml_constructors.items()
+    if tag is not None and tag.rsplit(":", 1)[-1] in _SCALAR_KINDS
+}
+_MAP_TAG: Final = "tag:yaml.org,2002:map"
+_SEQ_TAG: Final = "tag:yaml.org,2002:seq"
+_STR_TAG: Final = "tag:yaml.org,2002:str"
+
+
+class YamlMap(dict[Any, Any]):
+    """A mapping that remembers the 1-based line of itself, of each key, and each scalar's text."""
+
+    __slots__ = ("key_lines", "line", "raw")
+
+    def __init__(self, line: int | None = None) -> None:
+        super().__init__()
+        self.line = line
+        self.key_lines: dict[Any, int] = {}
+        self.raw: dict[Any, str] = {}  # scalar values as written (`version: 1.10` stays "1.10")
+
+
+class YamlList(list[Any]):
+    """A sequence that remembers the 1-based line of itself and of each item."""
+
+    __slots__ = ("item_lines", "line")
+
+    def __init__(self, line: int | None = None) -> None:
+        super().__init__()
+        self.line = line
+        self.item_lines: list[int] = []
+
+
+@dataclass(frozen=True, slots=True)
+class YamlProblem:
+    code: str
+    message: str
+    line: int | None = None
+    hint: str | None = None
+
+
+@dataclass(slots=True)
+class Document:
+    """One YAML document: its value (`YamlMap`/`YamlList`/scalar), first line, and text."""
+
+    value: Any
+    line: int
+    text: str
+    problems: list[YamlProblem] = field(default_factory=list)
+
+
+def read_documents(text: str) -> tuple[list[Document], list[YamlProblem]]:
+    """Parse every document of `text`; syntax errors come back as problems, never raised.
+
+    Empty documents (a stray `---`) are dropped. Per-document problems (duplicate keys,
+    unsupported tags, non-string keys) are on each `Document`.
+
+    ```python
+    docs, problems = read_documents("name: a\\nrules: []\\n")
+    docs[0].value["name"], docs[0].value.key_lines["rules"]  # ('a', 2)
+    ```
+    """
+    lines = text.splitlines(keepends=True)
+    nodes: list[yaml.Node] = []
+    loader = _Loader(text)
+    try:
+        while loader.check_node():
+            nodes.append(loader.get_node())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = " ".join(str(x) for x in (exc.context, exc.problem) if x)
+        line = mark.line + 1 if mark is not None else None
+        return [], [YamlProblem("yaml_syntax", f"invalid YAML: {message}", line)]
+    except yaml.YAMLError as exc:  # reader errors: control characters, bad encoding
+        return [], [YamlProblem("yaml_syntax", f"invalid YAML: {exc}", None)]
+    finally:
+        loader.dispose()
+
+    docs: list[Document] = []
+    start = 0
+    for i, node in enumerate(nodes):
+        end_mark = node.end_mark
+        end = end_mark.line if end_mark.column == 0 else end_mark.line + 1
+        # A document's text runs from the end of the previous one (its comments and `---`
+        # included) to its own end; the last one runs to the end of the file.
+        last = i == len(nodes) - 1
+        doc_text = text if len(nodes) == 1 else "".join(lines[start : None if last else end])
+        start = end
+        if node.tag == "tag:yaml.org,2002:null" and node.value in ("", "~", "null"):
+            continue
+        builder = _Builder()
+        try:
+            value = builder.build(node)
+        except _AliasBomb as exc:
+            docs.append(Document(None, node.start_mark.line + 1, doc_text, [exc.problem]))
+            continue
+        docs.append(Document(value, node.start_mark.line + 1, doc_text, builder.problems))
+    return docs, []
+
+
+class _AliasBomb(Exception):
+    def __init__(self, problem: YamlProblem) -> None:
+        self.problem = problem
+
+
+class _Builder:
+    """Turns a node tree into `YamlMap`/`YamlList`/scalars, collecting problems."""
+
+    def __init__(self) -> None:
+        self.problems: list[YamlProblem] = []
+        self._budget = MAX_ALIAS_NODES
+        self._active: set[int] = set()
+
+    def build(self, node: yaml.Node) -> Any:
+        self._check_aliases(node)
+        return self._value(node)
+
+    def _check_aliases(self, root: yaml.Node) -> None:
+        """Bound what aliases can expand to before expanding anything, in linear time."""
+        sizes: dict[int, int] = {}
+        distinct = 0
+
+        def size(node: yaml.Node, depth: int) -> int:
+            nonlocal distinct
+            key = id(node)
+            if key in sizes:
+                return sizes[key]
+            if key in self._active:
+                raise _AliasBomb(
+                    YamlProblem(
+                        "yaml_alias",
+                        "recursive YAML alias: a node contains itself",
+                        node.start_mark.line + 1,
+                        "copy the data instead of referring to an enclosing anchor",
+                    )
+                )
+            if depth > 200:
+                raise _AliasBomb(
+                    YamlProblem("yaml_syntax", "YAML nested too deeply", node.start_mark.line + 1)
+                )
+            distinct += 1
+            total = 1
+            if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+                self._active.add(key)
+                children = (
+                    [n for pair in node.value for n in pair]
+                    if isinstance(node, yaml.MappingNode)
+                    else node.value
+                )
+                for child in children:
+                    total += size(child, depth + 1)
+                self._active.discard(key)
+            sizes[key] = total
+            return total
+
+        expanded = size(root, 0)
+        if expanded - distinct > MAX_ALIAS_NODES:
+            raise _AliasBomb(
+                YamlProblem(
+                    "yaml_alias",
+                    f"YAML aliases expand to {expanded:,} nodes (limit {MAX_ALIAS_NODES:,} "
+                    "beyond those written out)",
+                    root.start_mark.line + 1,
+                    "this looks like an alias bomb ('billion laughs'); write the data out",
+                )
+            )
+
+    def _value(self, node: yaml.Node) -> Any:
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            if node.tag != _MAP_TAG:
+                self._bad_tag(node)
+            try:
+                _CONSTRUCTOR.flatten_mapping(node)  # `<<: *base` merge keys, as safe_load does
+            except yaml.MarkedYAMLError as exc:
+                problem = YamlProblem("yaml_syntax", f"invalid YAML: {exc.problem}", line)
+                self.problems.append(problem)
+            result = YamlMap(line)
+            for key_node, value_node in node.value:
+                key = self._value(key_node)
+                key_line = key_node.start_mark.line + 1
+                if not isinstance(key, str):
+                    self.problems.append(
+                        YamlProblem(
+                            "non_string_key",
+                            f"key {key!r} is not a string",
+                            key_line,
+                            f'quote it: "{key_node.value}"',
+                        )
+                    )
+                    key = str(key_node.value)
+                elif key in result:
+                    self.problems.append(
+                        YamlProblem(
+                            "duplicate_key",
+                            f"key `{key}` appears twice in one mapping",
+                            key_line,
+                            f"the first is on line {result.key_lines[key]}; keep one",
+                        )
+                    )
+                    continue
+                result[key] = self._value(value_node)
+                result.key_lines[key] = key_line
+                if isinstance(value_node, yaml.ScalarNode):
+                    result.raw[key] = value_node.value
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _SEQ_TAG:
+                self._bad_tag(node)
+            items = YamlList(line)
+            for item in node.value:
+                items.append(self._value(item))
+                items.item_lines.append(item.start_mark.line + 1)
+            return items
+        if node.tag == _STR_TAG:
+            return node.value
+        constructor = _SCALARS.get(node.tag)
+        if constructor is None:
+            self._bad_tag(node)
+            return node.value
+        try:
+            return constructor(_CONSTRUCTOR, node)
+        except (yaml.YAMLError, ValueError) as exc:
+            self.problems.append(YamlProblem("yaml_syntax", f"invalid YAML value: {exc}", line))
+            return node.value
+
+    def _bad_tag(self, node: yaml.Node) -> None:
+        self.problems.append(
+            YamlProblem(
+                "yaml_tag",
+                f"unsupported YAML tag {node.tag!r}",
+                node.start_mark.line + 1,
+                "policies use plain YAML only (safe_load semantics): remove the tag",
+            )
+        )
