@@ -376,24 +376,20 @@ class PolicyConfig:
         return data
 
 
-def _without_lines(spec: PolicySpec) -> PolicySpec:
-    # what `to_spec` would rebuild from an unedited config: no lines, no text
-    return dataclasses.replace(
-        spec,
-        text="",
-        rules=tuple(
-            dataclasses.replace(
-                r, line=None, conditions=tuple(_node_without_lines(c) for c in r.conditions)
-            )
-            for r in spec.rules
-        ),
-    )
-
-
-def _node_without_lines(node: ConditionNode) -> ConditionNode:
-    if isinstance(node, ConditionGroup):
-        return ConditionGroup(node.op, tuple(_node_without_lines(n) for n in node.items))
-    return dataclasses.replace(node, line=None)
+def _without_lines(value: Any) -> Any:
+    # what `to_spec` rebuilds from an unedited config: the same values, minus where they
+    # were written (every `line`) and the source text
+    if isinstance(value, tuple):
+        return tuple(_without_lines(v) for v in value)
+    if not dataclasses.is_dataclass(value) or isinstance(value, type):
+        return value
+    changes = {
+        f.name: None if f.name == "line" else _without_lines(getattr(value, f.name))
+        for f in dataclasses.fields(value)
+    }
+    if isinstance(value, PolicySpec):
+        changes["text"] = ""
+    return dataclasses.replace(value, **changes)
 
 
 def _canonical_text(spec: PolicySpec) -> str:
