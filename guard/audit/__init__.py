@@ -1,0 +1,54 @@
+"""Decision records: redaction, hash chain, background writer, Parquet-segment store, readers.
+
+`import guard.audit` is light: DuckDB and NumPy load inside the writer thread and readers.
+
+```python
+from guard.audit import AuditLog, open_store
+
+log = AuditLog("mcp-guard-audit.duckdb")          # what the middleware writes through
+store = open_store("mcp-guard-audit.duckdb")      # what everything else reads through
+store.sql("SELECT * FROM decision_log LIMIT 5")
+```
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    "AuditLog": "guard.audit.log",
+    "DEFAULT": "guard.audit.log",
+    "DEFAULT_PATH": "guard.audit.log",
+    "resolve_audit": "guard.audit.log",
+    "Redactor": "guard.audit.redact",
+    "looks_secret": "guard.audit.redact",
+    "AuditStore": "guard.audit.store",
+    "open_store": "guard.audit.store",
+    "verify": "guard.audit.verify",
+    "VerifyReport": "guard.audit.verify",
+    "compact": "guard.audit.maintenance",
+    "apply_retention": "guard.audit.maintenance",
+}
+
+__all__ = list(_EXPORTS)
+
+if TYPE_CHECKING:
+    from guard.audit.log import DEFAULT, DEFAULT_PATH, AuditLog, resolve_audit
+    from guard.audit.maintenance import apply_retention, compact
+    from guard.audit.redact import Redactor, looks_secret
+    from guard.audit.store import AuditStore, open_store
+    from guard.audit.verify import VerifyReport, verify
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'guard.audit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,573 @@
+"""`AuditLog`: decision records leave the request path through a bounded queue and one
+background writer thread that writes them, in batches, as immutable Parquet segments.
+
+On the request path `append` redacts the arguments, takes a timestamp and queues a tuple:
+no I/O, no JSON, no hashing. The writer turns a batch into rows, chains their hashes,
+writes one segment per table and moves on. When the queue is full or the store refuses a
+segment, rows go to a local spill file and are loaded back once the store accepts writes
+again; every spill and failure is counted in `stats()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from guard._ids import uuid7
+from guard.audit.redact import Redactor
+from guard.audit.schema import GENESIS, TABLES, chain_hash
+from guard.audit.segments import write_json_atomic, write_segment
+from guard.audit.spill import SpillFile
+
+if TYPE_CHECKING:
+    from guard.events import DecisionEvent
+
+__all__ = ["DEFAULT", "DEFAULT_PATH", "AuditLog", "resolve_audit"]
+
+logger = logging.getLogger("guard.audit")
+
+DEFAULT_PATH: Final = "./mcp-guard-audit.duckdb"
+ENV_VAR: Final = "MCP_GUARD_AUDIT"
+
+
+class _Default:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "guard.audit.DEFAULT"
+
+
+DEFAULT: Final = _Default()
+"""`audit=DEFAULT`: `$MCP_GUARD_AUDIT` if set (`off` switches records off), else
+`./mcp-guard-audit.duckdb`."""
+
+_DECISION: Final = 0
+_OUTCOME: Final = 1
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_EMPTY_JSON_SHA: Final = hashlib.sha256(b"{}").hexdigest()
+_dumps_sorted = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
+).encode
+
+_live: weakref.WeakSet[AuditLog] = weakref.WeakSet()
+_hooks_installed = False
+
+
+def resolve_audit(audit: Any = DEFAULT) -> AuditLog | None:
+    """Turn the `audit=` argument of the middleware and factories into an `AuditLog`.
+
+    Args:
+        audit: a store path (`str` / `Path`), an `AuditLog` (used as is), `None` (no
+            records), or `DEFAULT`.
+
+    ```python
+    log = resolve_audit("records.duckdb")  # a store directory named records.duckdb
+    resolve_audit(None)  # None: records switched off
+    ```
+    """
+    if audit is None or isinstance(audit, AuditLog):
+        return audit
+    if audit is DEFAULT:
+        env = os.environ.get(ENV_VAR, "").strip()
+        if env.lower() in {"off", "none", "0", "false"}:
+            return None
+        return AuditLog(env or DEFAULT_PATH)
+    if isinstance(audit, str | os.PathLike):
+        return AuditLog(audit)
+    raise TypeError(
+        f"audit= takes a path, an AuditLog, None or DEFAULT, not {type(audit).__name__}"
+    )
+
+
+def _us(value: datetime) -> int:
+    if value.tzinfo is None:  # the guard's clocks are UTC; a naive value is taken as UTC
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH) // _ONE_US
+
+
+_ONE_US: Final = datetime.resolution
+
+
+class AuditLog:
+    """Decision records for one process: queue, background writer, spill, chain.
+
+    Args:
+        path: the store directory (created if missing). Several processes may share it:
+            each writes its own segments.
+        redact_paths: extra sensitive argument paths (see `Redactor`).
+        redactor: a configured `Redactor` (overrides `redact_paths`).
+        claims: allow-list of token claim names to record (default: what the
+            authenticator already allow-listed into `Principal.claims`).
+        durable: commit each `tools/call` decision (fsync) before the tool runs; the
+            middleware awaits `wait_durable(decision_id)`. Concurrent requests share fsyncs.
+        batch_size: rows that trigger a flush before the interval is up.
+        flush_interval: seconds between flushes when traffic is light.
+        max_queue: queued rows above which `append` spills to disk instead of queueing.
+        spill_dir: where spill files live (default `PATH/spill`).
+        write_hook: called as `write_hook(table, rows)` before every segment write; raising
+            makes that write fail (fault injection in tests).
+
+    ```python
+    log = AuditLog("records.duckdb")
+    log.append(event)  # from the middleware, once per decision
+    log.flush()
+    log.close()
+    ```
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        redact_paths: Iterable[str] = (),
+        redactor: Redactor | None = None,
+        claims: Iterable[str] | None = None,
+        durable: bool = False,
+        batch_size: int = 5000,
+        flush_interval: float = 0.2,
+        max_queue: int = 200_000,
+        spill_dir: str | os.PathLike[str] | None = None,
+        write_hook: Callable[[str, int], None] | None = None,
+    ) -> None:
+        if batch_size < 1 or max_queue < 1 or flush_interval <= 0:
+            raise ValueError("batch_size, max_queue and flush_interval must be positive")
+        self.path = Path(path)
+        self.writer_id = uuid7().replace("-", "")
+        self.durable = durable
+        self._redactor = redactor or Redactor(redact_paths)
+        self._claims = None if claims is None else frozenset(claims)
+        self._batch = batch_size
+        self._interval = flush_interval
+        self._max_queue = max_queue
+        self._write_hook = write_hook
+        self._queue: deque[tuple[Any, ...]] = deque()
+        self._wake = threading.Event()
+        self._flush_waiters: list[threading.Event] = []
+        self._flush_lock = threading.Lock()
+        self._stopping = False
+        self._closed = False
+        # chain state, touched only by the writer thread
+        self._seq = dict.fromkeys(TABLES, 0)
+        self._head = dict.fromkeys(TABLES, GENESIS)
+        self._con: Any = None
+        self._store_ok = True
+        self._policies_pending: list[tuple[str, bytes]] = []
+        self._policies_seen: set[str] = set()
+        # durable mode: decision ids whose record is not yet on disk, and who waits for them
+        self._pending: set[str] = set()
+        self._waiters: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = {}
+        self._durable_lock = threading.Lock()
+        # counters (read by stats(); telemetry turns them into metrics at scrape time)
+        self._written = dict.fromkeys(TABLES, 0)
+        self._spilled = 0
+        self._failed = 0
+        self._reloaded = 0
+        self._append_errors = 0
+        self._flush_sum = 0.0
+        self._flush_count = 0
+        self._flush_last = 0.0
+        self._segments = 0
+        self.last_error: str | None = None
+        self._spill = SpillFile(
+            Path(spill_dir) if spill_dir else self.path / "spill", self.writer_id
+        )
+        self._prepare_store()
+        with contextlib.suppress(OSError):
+            self._spill._open()
+            adopted = self._spill.adopt_orphans()
+            if adopted:
+                logger.warning("adopted %d spilled rows of writers that died", adopted)
+        self._thread = threading.Thread(
+            target=self._run, name=f"mcp-guard-audit-{self.writer_id[-6:]}", daemon=True
+        )
+        self._thread.start()
+        _live.add(self)
+        _install_exit_hooks()
+
+    # ------------------------------------------------------------------ request path
+
+    def append(self, event: DecisionEvent) -> None:
+        """Queue the record of one decision. No I/O; never raises (failures are counted)."""
+        try:
+            request = event.request
+            args, redacted, digest = self._redactor.redact(request.args)
+            context = request.context
+            if context:
+                context = self._redactor.redact(context)[0]
+            item = (
+                _DECISION, event.decision_id, time.time_ns() // 1000, request.principal,
+                request.resource, request.action, request.time, context, args, redacted,
+                digest, event.decision, event.shadow, event.server, event.transport,
+                event.session_id, event.request_id, event.method, event.trace_id,
+                event.span_id,
+            )  # fmt: skip
+            if self.durable and event.method == "tools/call":
+                with self._durable_lock:
+                    self._pending.add(event.decision_id)
+                self._put(item)
+                self._wake.set()  # group commit: the writer starts now, others join in
+            else:
+                self._put(item)
+        except Exception:
+            self._append_errors += 1
+            logger.exception("decision record could not be queued")
+
+    def append_outcome(
+        self, decision_id: str, status: str, duration_us: float, error_class: str | None
+    ) -> None:
+        """Queue the outcome of an allowed call (`ok` / `error`, duration, error class)."""
+        try:
+            self._put(
+                (_OUTCOME, decision_id, time.time_ns() // 1000, status, duration_us, error_class)
+            )
+        except Exception:
+            self._append_errors += 1
+            logger.exception("outcome record could not be queued")
+
+    def _put(self, item: tuple[Any, ...]) -> None:
+        queue = self._queue
+        depth = len(queue)
+        if depth < self._max_queue and not self._closed:
+            queue.append(item)
+            if depth + 1 == self._batch:
+                self._wake.set()
+            return
+        # Full (or closed): keep memory bounded by writing this row to local disk now.
+        self._spill_items([item], fsync=self.durable)
+
+    async def wait_durable(self, decision_id: str, timeout: float | None = None) -> bool:
+        """In durable mode, return once the decision's record is on disk (segment or spill,
+        fsync'd). Returns at once otherwise, or when the record is already durable.
+
+        ```python
+        audit.append(event)
+        await audit.wait_durable(event.decision_id)  # before running the tool
+        ```
+        """
+        if not self.durable:
+            return True
+        loop = asyncio.get_running_loop()
+        with self._durable_lock:
+            if decision_id not in self._pending:
+                return True
+            waiter = self._waiters.get(decision_id)
+            if waiter is None:
+                waiter = (loop, loop.create_future())
+                self._waiters[decision_id] = waiter
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter[1]), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    # ------------------------------------------------------------------ control
+
+    def record_policies(self, policy_set: Any) -> None:
+        """Store the texts of a policy set once per content hash (table `policies`), so any
+        record can be replayed against the exact set that decided it."""
+        digest = str(policy_set.hash)
+        if digest in self._policies_seen:
+            return
+        now = datetime.now(UTC).isoformat()
+        lines = []
+        for position, spec in enumerate(policy_set.policies):
+            text = str(getattr(spec, "text", "") or "")
+            doc = {
+                "policy_hash": digest,
+                "position": position,
+                "name": spec.name,
+                "source": getattr(spec, "source", None),
+                "version": getattr(spec, "version", None),
+                "text": text,
+                "text_sha256": hashlib.sha256(text.encode()).hexdigest(),
+                "recorded_at": now,
+            }
+            lines.append(json.dumps(doc, ensure_ascii=False).encode() + b"\n")
+        self._policies_seen.add(digest)
+        with self._flush_lock:
+            self._policies_pending.append((digest, b"".join(lines)))
+        self._wake.set()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Write everything queued so far; return whether it finished within `timeout`."""
+        if not self._thread.is_alive():
+            return not self._queue
+        done = threading.Event()
+        with self._flush_lock:
+            self._flush_waiters.append(done)
+        self._wake.set()
+        return done.wait(timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Flush everything and stop the writer. Idempotent; also runs at exit and SIGTERM."""
+        if self._closed:
+            return
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout)
+        self._closed = True
+        if self._thread.is_alive() or self._queue:
+            # the writer is stuck: keep the rest on local disk rather than lose it
+            items = []
+            while self._queue:
+                items.append(self._queue.popleft())
+            with contextlib.suppress(Exception):
+                self._spill_items(items, fsync=True)
+        self._spill.close()
+        if self._con is not None:
+            with contextlib.suppress(Exception):
+                self._con.close()
+        _live.discard(self)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for metrics: queue depth, rows written / spilled / failed / reloaded,
+        flush latency (sum, count, last) and segments written."""
+        return {
+            "queue_depth": len(self._queue),
+            "written": sum(self._written.values()),
+            "written_decisions": self._written["decisions"],
+            "written_outcomes": self._written["outcomes"],
+            "spilled": self._spilled,
+            "spill_pending": self._spill.pending,
+            "failed": self._failed,
+            "append_errors": self._append_errors,
+            "reloaded_from_spill": self._reloaded,
+            "flush_seconds_sum": self._flush_sum,
+            "flush_seconds_count": self._flush_count,
+            "flush_seconds_last": self._flush_last,
+            "segments": self._segments,
+        }
+
+    # ------------------------------------------------------------------ writer thread
+
+    def _prepare_store(self) -> None:
+        try:
+            for sub in (*TABLES, "policies", "writers", "anchors"):
+                (self.path / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.last_error = repr(exc)
+            logger.warning("audit store %s is not writable yet: %s", self.path, exc)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            stopping = self._stopping
+            with self._flush_lock:
+                waiters, self._flush_waiters = self._flush_waiters, []
+            try:
+                self._drain()
+            except Exception:  # the writer must outlive any single bad batch
+                logger.exception("audit writer failed a flush")
+            for done in waiters:
+                done.set()
+            if stopping and not self._queue:
+                with contextlib.suppress(Exception):
+                    self._drain()
+                return
+
+    def _drain(self) -> None:
+        if self._policies_pending:
+            self._write_policies()
+        queue = self._queue
+        while queue:
+            n = min(len(queue), 100_000)
+            items = [queue.popleft() for _ in range(n)]
+            self._write_items(items)
+        if self._spill.pending and self._store_ok:
+            self._reload_spill()
+        self._spill.sync()
+
+    def _write_items(self, items: list[tuple[Any, ...]]) -> None:
+        decisions = [self._decision_values(i) for i in items if i[0] == _DECISION]
+        outcomes = [list(i[1:]) for i in items if i[0] == _OUTCOME]
+        for table, rows in (("decisions", decisions), ("outcomes", outcomes)):
+            if rows and not self._commit(table, rows):
+                self._spill.write([(table, r) for r in rows], fsync=True)
+                self._spilled += len(rows)
+            if table == "decisions" and rows and self.durable:
+                self._resolve_durable(rows)
+
+    def _decision_values(self, item: tuple[Any, ...]) -> list[Any]:
+        (_, did, ts, p, r, action, t, context, args, redacted, digest, d, sh, server,
+         transport, session_id, request_id, method, trace_id, span_id) = item  # fmt: skip
+        if args:
+            args_json = _dumps_sorted(args)
+            if digest is None:
+                digest = hashlib.sha256(args_json.encode()).hexdigest()
+        else:
+            args_json, digest = "{}", _EMPTY_JSON_SHA
+        claims = p.claims
+        if claims:
+            if self._claims is not None:
+                claims = {k: v for k, v in claims.items() if k in self._claims}
+            claims = self._redactor.redact(claims)[0]
+        return [
+            did, ts, ts if t is None else _us(t), trace_id or None, span_id or None,
+            server, transport, session_id,
+            None if request_id is None else str(request_id), method, r.kind, action, r.name,
+            sorted(r.tags), r.namespace, r.version, r.uri, r.template,
+            _dumps_sorted(self._redactor.redact(r.meta)[0]) if r.meta else None,
+            p.user_id, p.agent_id, list(p.roles), p.auth_method, p.authenticated, p.key_id,
+            _dumps_sorted(claims) if claims else None,
+            _dumps_sorted(context) if context else None,
+            args_json, list(redacted), digest,
+            d.allowed, d.reason, d.rule, d.policy, d.policy_hash or None,
+            list(d.matched_rules), list(d.errors), d.rules_evaluated, float(d.eval_us),
+            None if sh is None else sh.allowed, None if sh is None else sh.reason,
+            None if sh is None else sh.rule, None if sh is None else sh.policy,
+            None if sh is None else (sh.policy_hash or None),
+        ]  # fmt: skip
+
+    def _commit(self, table: str, rows: list[list[Any]]) -> bool:
+        """Chain `rows`, write them as one segment; on failure leave rows and chain as they
+        were and return False."""
+        started = time.perf_counter()
+        wid, seq, prev = self.writer_id, self._seq[table], self._head[table]
+        first = seq + 1
+        for values in rows:
+            seq += 1
+            values.extend((wid, seq, prev))
+            prev = chain_hash(values)
+            values.append(prev)
+        try:
+            if self._write_hook is not None:
+                self._write_hook(table, len(rows))
+            if self._con is None:
+                import duckdb
+
+                self._con = duckdb.connect(config={"threads": 1})
+            (self.path / table).mkdir(parents=True, exist_ok=True)
+            write_segment(
+                self._con, self.path / table, table, f"{wid}-{first:012d}.parquet",
+                list(zip(*rows, strict=True)), fsync=self.durable,
+            )  # fmt: skip
+        except Exception as exc:
+            for values in rows:
+                del values[-4:]
+            self._failed += len(rows)
+            self._store_ok = False
+            self.last_error = repr(exc)
+            logger.warning("audit segment write failed (%s); rows go to the spill file", exc)
+            return False
+        self._seq[table], self._head[table] = seq, prev
+        self._written[table] += len(rows)
+        self._segments += 1
+        self._store_ok = True
+        try:
+            write_json_atomic(
+                self.path / "writers" / f"{wid}.json",
+                {
+                    "writer_id": wid, "host": socket.gethostname(), "pid": os.getpid(),
+                    **{t: {"seq": self._seq[t], "hash": self._head[t]} for t in TABLES},
+                },
+                fsync=self.durable,
+            )  # fmt: skip
+        except OSError as exc:  # the rows are safe; only truncation evidence lags
+            self.last_error = repr(exc)
+        elapsed = time.perf_counter() - started
+        self._flush_sum += elapsed
+        self._flush_count += 1
+        self._flush_last = elapsed
+        return True
+
+    def _spill_items(self, items: list[tuple[Any, ...]], *, fsync: bool) -> None:
+        rows = [
+            ("decisions", self._decision_values(i)) if i[0] == _DECISION else
+            ("outcomes", list(i[1:]))
+            for i in items
+        ]  # fmt: skip
+        self._spill.write(rows, fsync=fsync)
+        self._spilled += len(rows)
+        if self.durable:
+            self._resolve_durable([v for t, v in rows if t == "decisions"])
+
+    def _reload_spill(self) -> None:
+        with self._spill.lock:
+            rows = self._spill.read()
+            left: list[tuple[str, list[Any]]] = []
+            for table in TABLES:
+                batch = [v for t, v in rows if t == table]
+                if not batch:
+                    continue
+                if self._commit(table, batch):
+                    self._reloaded += len(batch)
+                else:
+                    left.extend((table, v) for v in batch)
+            self._spill.replace(left)
+
+    def _write_policies(self) -> None:
+        with self._flush_lock:
+            pending, self._policies_pending = self._policies_pending, []
+        for i, (digest, data) in enumerate(pending):
+            target = self.path / "policies" / f"{digest}.jsonl"
+            try:
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = target.with_name(f".{target.name}.{self.writer_id}.tmp")
+                    tmp.write_bytes(data)
+                    os.replace(tmp, target)
+            except OSError as exc:
+                self.last_error = repr(exc)
+                with self._flush_lock:
+                    self._policies_pending[:0] = pending[i:]
+                return
+
+    def _resolve_durable(self, rows: list[list[Any]]) -> None:
+        with self._durable_lock:
+            if not self._pending:
+                return
+            for values in rows:
+                did = values[0]
+                self._pending.discard(did)
+                waiter = self._waiters.pop(did, None)
+                if waiter is not None:
+                    loop, fut = waiter
+                    with contextlib.suppress(RuntimeError):  # its loop is closed
+                        loop.call_soon_threadsafe(_settle, fut)
+
+
+def _settle(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _close_all() -> None:
+    for log in list(_live):
+        with contextlib.suppress(Exception):
+            log.close()
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    _close_all()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _install_exit_hooks() -> None:
+    """Flush at interpreter exit, and on SIGTERM when nobody else handles it (servers such
+    as uvicorn install their own handler and end the lifespan, which closes the log)."""
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    atexit.register(_close_all)
+    if threading.current_thread() is threading.main_thread():
+        with contextlib.suppress(ValueError, OSError):
+            if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+                signal.signal(signal.SIGTERM, _on_sigterm)

@@ -1,0 +1,189 @@
+"""Redaction: what of a request's arguments may be written down.
+
+Runs on the request path (inside `AuditLog.append`), so the common case (a few short
+strings and numbers under names that are not sensitive) touches each value once and
+allocates nothing: the original mapping is returned as is when nothing needed redacting.
+
+Redacted values are replaced by a marker string and their dotted path is listed, so
+replay treats them as unknown, never as empty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from fnmatch import translate
+from typing import Any, Final
+
+__all__ = ["DEFAULT_SENSITIVE_NAMES", "SECRET_PATTERN", "Redactor", "looks_secret"]
+
+# argument names whose value is never recorded, at any depth (compared lower-cased)
+DEFAULT_SENSITIVE_NAMES: Final = frozenset(
+    {
+        "password", "passwd", "pwd", "secret", "client_secret", "token", "access_token",
+        "refresh_token", "id_token", "api_key", "apikey", "x-api-key", "authorization",
+        "cookie", "set-cookie", "private_key", "credentials", "session_token",
+    }
+)  # fmt: skip
+
+# Shapes of credentials seen in the wild. A value containing one is redacted whole.
+SECRET_PATTERN: Final = re.compile(
+    r"(?i:bearer|basic)\s+[A-Za-z0-9\-._~+/]{8,}=*"  # HTTP authorization values
+    r"|eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"  # JWT
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"  # PEM private keys
+    r"|\bsk-[A-Za-z0-9_-]{16,}"  # OpenAI / Anthropic style
+    r"|\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}"  # Stripe
+    r"|\bgh[pousr]_[A-Za-z0-9]{30,}|\bgithub_pat_[A-Za-z0-9_]{30,}"  # GitHub
+    r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"  # AWS access key id
+    r"|\bxox[abprs]-[A-Za-z0-9-]{10,}"  # Slack
+    r"|\bAIza[0-9A-Za-z_-]{35}"  # Google API key
+    r"|\bglpat-[A-Za-z0-9_-]{20,}"  # GitLab
+)
+# the shortest thing SECRET_PATTERN can match; shorter strings skip the regex
+_MIN_SECRET_LEN: Final = 14
+
+_SCALARS: Final = frozenset({int, float, bool, type(None)})
+
+SECRET_MARK: Final = "<redacted:secret>"  # noqa: S105 - the marker, not a secret
+PATH_MARK: Final = "<redacted:path>"
+
+
+def looks_secret(text: str) -> bool:
+    """Whether `text` contains something shaped like a credential.
+
+    ```python
+    looks_secret("Bearer abc.def.ghi-123")  # True
+    looks_secret("Paris")  # False
+    ```
+    """
+    return len(text) >= _MIN_SECRET_LEN and SECRET_PATTERN.search(text) is not None
+
+
+def _sha256_json(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=repr)  # fmt: skip
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Redactor:
+    """Removes secrets from argument mappings before they are recorded.
+
+    Args:
+        paths: extra sensitive argument paths. A name without a dot (`password`) matches
+            that key at any depth; a dotted pattern (`headers.authorization`, `*.token`,
+            `items.*.secret`) matches the full dotted path, `*` matching any text. List
+            items are addressed by index (`items.0.token`).
+        names: sensitive key names matched at any depth (default `DEFAULT_SENSITIVE_NAMES`).
+        max_value_chars: strings longer than this are replaced by a marker carrying their
+            length and SHA-256.
+        detect_secrets: also redact values shaped like credentials (`SECRET_PATTERN`).
+
+    ```python
+    r = Redactor(paths=["headers.x-token"])
+    args, redacted, digest = r.redact({"city": "Paris", "password": "hunter2"})
+    # args == {"city": "Paris", "password": "<redacted:path>"}; redacted == ("password",)
+    ```
+    """
+
+    __slots__ = ("_detect", "_max", "_names", "_pattern")
+
+    def __init__(
+        self,
+        paths: Iterable[str] = (),
+        *,
+        names: Iterable[str] = DEFAULT_SENSITIVE_NAMES,
+        max_value_chars: int = 4096,
+        detect_secrets: bool = True,
+    ) -> None:
+        if max_value_chars < 16:
+            raise ValueError(f"max_value_chars must be at least 16, got {max_value_chars}")
+        self._names = frozenset(n.lower() for n in names) | frozenset(
+            p.lower() for p in paths if "." not in p
+        )
+        dotted = [translate(p.lower()) for p in paths if "." in p]
+        self._pattern = re.compile("|".join(dotted)) if dotted else None
+        self._max = max_value_chars
+        self._detect = detect_secrets
+
+    def redact(
+        self, args: Mapping[str, Any] | None
+    ) -> tuple[Mapping[str, Any] | None, tuple[str, ...], str | None]:
+        """Return `(recordable_args, redacted_paths, sha256_of_original)`.
+
+        When nothing was redacted, `recordable_args` is `args` itself and the digest is
+        `None` (the writer computes it from the recorded JSON, which is then the original).
+        """
+        if not args:
+            return args, (), None
+        out: list[str] = []
+        clean = self._map(args, "", out)
+        if not out:
+            return args, (), None
+        return clean, tuple(out), _sha256_json(args)
+
+    def _map(self, value: Mapping[Any, Any], prefix: str, out: list[str]) -> Mapping[str, Any]:
+        changed: dict[str, Any] | None = None
+        names, plain = self._names, self._pattern is None
+        for key, item in value.items():
+            # fast path: a short scalar under an ordinary name needs no path and no copy
+            if plain and type(key) is str and key.lower() not in names:
+                cls = type(item)
+                if (cls is str and len(item) < _MIN_SECRET_LEN) or cls in _SCALARS:
+                    continue
+            skey = key if isinstance(key, str) else str(key)
+            path = prefix + skey
+            new = self._check(skey, path, item, out)
+            if new is not item or skey is not key:
+                if changed is None:
+                    changed = dict(value)
+                    if skey is not key:
+                        changed = {str(k): v for k, v in value.items()}
+                changed[skey] = new
+        return value if changed is None else changed
+
+    def _check(self, key: str, path: str, item: Any, out: list[str]) -> Any:
+        if key.lower() in self._names or (
+            self._pattern is not None and self._pattern.fullmatch(path.lower())
+        ):
+            out.append(path)
+            return PATH_MARK
+        cls = type(item)
+        if cls is str:
+            if len(item) < _MIN_SECRET_LEN:
+                return item
+            if self._detect and SECRET_PATTERN.search(item) is not None:
+                out.append(path)
+                return SECRET_MARK
+            if len(item) > self._max:
+                out.append(path)
+                digest = hashlib.sha256(item.encode(errors="surrogatepass")).hexdigest()
+                return f"<redacted:oversized chars={len(item)} sha256={digest}>"
+            return item
+        if cls is int or cls is float or cls is bool or item is None:
+            return item
+        if isinstance(item, Mapping):
+            return self._map(item, path + ".", out)
+        if isinstance(item, list | tuple):
+            changed: list[Any] | None = None
+            for i, sub in enumerate(item):
+                new = self._check(str(i), f"{path}.{i}", sub, out)
+                if new is not sub:
+                    if changed is None:
+                        changed = list(item)
+                    changed[i] = new
+            if changed is not None:
+                return changed
+            return item if cls is list else list(item)
+        if isinstance(item, str | int | float):  # subclasses (enums, ...): record the value
+            return self._check(key, path, cls.__mro__[-2](item), out)
+        # not JSON: keep a bounded, redacted description; replay treats it as unknown
+        out.append(path)
+        try:
+            text = repr(item)
+        except Exception:  # a broken __repr__ must not break recording
+            text = f"<{cls.__name__}>"
+        if self._detect and looks_secret(text):
+            return SECRET_MARK
+        return f"<non-json {cls.__name__}: {text[:200]}>"

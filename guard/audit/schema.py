@@ -1,0 +1,115 @@
+"""The decision record: column names and types of `decisions` and `outcomes`, and the
+canonical form each row's hash is computed over.
+
+The order of `DECISION_COLUMNS` is the canonical order: changing it changes every hash, so
+new columns are only ever appended (before the chain columns) and old readers tolerate them
+(segments are read with `union_by_name`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Final
+
+__all__ = [
+    "DECISION_COLUMNS",
+    "GENESIS",
+    "OUTCOME_COLUMNS",
+    "TABLES",
+    "canonical",
+    "chain_hash",
+]
+
+# (name, DuckDB type). Timestamps travel as integer microseconds since the epoch (UTC) and
+# become TIMESTAMPTZ in the segment; lists are VARCHAR[]; JSON documents are VARCHAR.
+DECISION_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("decision_id", "VARCHAR"),
+    ("ts", "TIMESTAMPTZ"),
+    ("request_time", "TIMESTAMPTZ"),
+    ("trace_id", "VARCHAR"),
+    ("span_id", "VARCHAR"),
+    ("server", "VARCHAR"),
+    ("transport", "VARCHAR"),
+    ("session_id", "VARCHAR"),
+    ("request_id", "VARCHAR"),
+    ("method", "VARCHAR"),
+    ("kind", "VARCHAR"),
+    ("action", "VARCHAR"),
+    ("resource", "VARCHAR"),
+    ("resource_tags", "VARCHAR[]"),
+    ("resource_namespace", "VARCHAR"),
+    ("resource_version", "VARCHAR"),
+    ("resource_uri", "VARCHAR"),
+    ("resource_template", "VARCHAR"),
+    ("resource_meta", "VARCHAR"),
+    ("user_id", "VARCHAR"),
+    ("agent_id", "VARCHAR"),
+    ("roles", "VARCHAR[]"),
+    ("auth_method", "VARCHAR"),
+    ("authenticated", "BOOLEAN"),
+    ("key_id", "VARCHAR"),
+    ("claims", "VARCHAR"),
+    ("context", "VARCHAR"),
+    ("args", "VARCHAR"),
+    ("args_redacted", "VARCHAR[]"),
+    ("args_sha256", "VARCHAR"),
+    ("allowed", "BOOLEAN"),
+    ("reason", "VARCHAR"),
+    ("rule", "VARCHAR"),
+    ("policy", "VARCHAR"),
+    ("policy_hash", "VARCHAR"),
+    ("matched_rules", "VARCHAR[]"),
+    ("errors", "VARCHAR[]"),
+    ("rules_evaluated", "INTEGER"),
+    ("eval_us", "DOUBLE"),
+    ("shadow_allowed", "BOOLEAN"),
+    ("shadow_reason", "VARCHAR"),
+    ("shadow_rule", "VARCHAR"),
+    ("shadow_policy", "VARCHAR"),
+    ("shadow_policy_hash", "VARCHAR"),
+    ("writer_id", "VARCHAR"),
+    ("seq", "BIGINT"),
+    ("prev_hash", "VARCHAR"),
+    ("hash", "VARCHAR"),
+)
+
+OUTCOME_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("decision_id", "VARCHAR"),
+    ("ts", "TIMESTAMPTZ"),
+    ("status", "VARCHAR"),
+    ("duration_us", "DOUBLE"),
+    ("error_class", "VARCHAR"),
+    ("writer_id", "VARCHAR"),
+    ("seq", "BIGINT"),
+    ("prev_hash", "VARCHAR"),
+    ("hash", "VARCHAR"),
+)
+
+TABLES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
+    "decisions": DECISION_COLUMNS,
+    "outcomes": OUTCOME_COLUMNS,
+}
+
+TIMESTAMP_COLUMNS: Final = frozenset({"ts", "request_time"})
+
+# prev_hash of the first row of every chain
+GENESIS: Final = "0" * 64
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=True).encode
+
+
+def canonical(values: list[Any]) -> bytes:
+    """The bytes a row's hash covers: every column but `hash`, in schema order, as compact
+    JSON (timestamps as integer microseconds, lists as arrays, NULL as null).
+
+    ```python
+    canonical(["id", 1, None, ["a"]])  # b'["id",1,null,["a"]]'
+    ```
+    """
+    return _dumps(values).encode()
+
+
+def chain_hash(values: list[Any]) -> str:
+    """SHA-256 (hex) of `canonical(values)`; `values` includes `prev_hash`, so rows chain."""
+    return hashlib.sha256(_dumps(values).encode()).hexdigest()

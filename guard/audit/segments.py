@@ -1,0 +1,160 @@
+"""The store on disk: a directory of immutable Parquet segments.
+
+```
+STORE/                       the store path (e.g. ./mcp-guard-audit.duckdb) is a directory
+  decisions/W-000000000001.parquet   rows of writer W from seq 1 on, one file per flush
+  outcomes/W-000000000001.parquet
+  policies/<policy_hash>.jsonl       policy texts, once per content hash
+  writers/W.json                     head of each of W's chains (truncation evidence)
+  anchors/<table>-W.json             where retention cut W's chain
+  spill/W.jsonl                      rows that could not be written yet (local, fsync'd)
+```
+
+Each writer process only ever creates files; nothing is appended to or modified in place,
+so readers in other processes never contend for a lock. `compact` replaces many segments by
+one: it writes the merged file, then a `<merged>.replaces` marker naming its sources, then
+deletes them; readers skip the sources of any marker whose merged file they can see, so they
+never count a row twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from guard.audit.schema import TABLES, TIMESTAMP_COLUMNS
+
+__all__ = [
+    "SEGMENT_SUFFIX",
+    "live_segments",
+    "read_json_file",
+    "segment_select",
+    "write_json_atomic",
+    "write_segment",
+]
+
+SEGMENT_SUFFIX: Final = ".parquet"
+MARKER_SUFFIX: Final = ".replaces"
+
+
+def segment_select(table: str, source: str) -> str:
+    """SQL turning a batch (integer timestamps, untyped objects) into the table's types."""
+    parts = []
+    for name, typ in TABLES[table]:
+        if name in TIMESTAMP_COLUMNS:
+            parts.append(f"make_timestamp(CAST({name} AS BIGINT))::TIMESTAMPTZ AS {name}")
+        else:
+            parts.append(f"CAST({name} AS {typ}) AS {name}")
+    return f"SELECT {', '.join(parts)} FROM {source}"  # noqa: S608 - names from the schema
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_segment(
+    con: Any,
+    directory: Path,
+    table: str,
+    name: str,
+    columns: Sequence[Sequence[Any]],
+    *,
+    fsync: bool,
+) -> Path:
+    """Write one immutable segment atomically (temporary file, then rename).
+
+    `columns` holds one sequence per column of `table`, in schema order. With `fsync`, the
+    file and the directory entry are on disk when this returns (durable mode).
+    """
+    import numpy as np
+
+    names = [n for n, _ in TABLES[table]]
+    count = len(columns[0])
+    batch = {
+        n: np.fromiter(col, dtype=object, count=count)
+        for n, col in zip(names, columns, strict=True)
+    }
+    final = directory / name
+    tmp = directory / f".{name}.tmp"
+    con.register("_batch", batch)
+    try:
+        con.execute(
+            f"COPY ({segment_select(table, '_batch')}) TO '{_sql_path(tmp)}' "
+            "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 100000)"
+        )
+    finally:
+        con.unregister("_batch")
+    if fsync:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    os.replace(tmp, final)
+    if fsync:
+        _fsync_dir(directory)
+    return final
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def live_segments(directory: Path) -> list[Path]:
+    """The segments a reader should see now: every `*.parquet`, minus the sources of a
+    compaction whose merged file is present (so no row is ever counted twice)."""
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return []
+    files: set[str] = set()
+    markers: list[str] = []
+    for entry in entries:
+        name = entry.name
+        if name.startswith("."):
+            continue
+        if name.endswith(SEGMENT_SUFFIX):
+            files.add(name)
+        elif name.endswith(MARKER_SUFFIX):
+            markers.append(name)
+    for marker in markers:
+        merged = marker[: -len(MARKER_SUFFIX)]
+        if merged not in files:
+            continue
+        doc = read_json_file(directory / marker)
+        if doc is not None:
+            files.difference_update(doc.get("sources", ()))
+    return [directory / n for n in sorted(files)]
+
+
+def read_json_file(path: Path) -> Any:
+    """A JSON document, or `None` if the file is missing or half-written."""
+    try:
+        return json.loads(path.read_bytes())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def write_json_atomic(path: Path, doc: Any, *, fsync: bool = False) -> None:
+    """Replace `path` by `doc` so readers see the old or the new document, never a mix."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def remove_quietly(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()

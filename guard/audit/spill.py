@@ -1,0 +1,145 @@
+"""The spill file: where records wait, on local disk, while the store cannot take them.
+
+One append-only JSON-lines file per writer (`W.jsonl`), owned through an exclusive `flock`
+on `W.lock` for the writer's lifetime. A writer that finds another writer's lock free (its
+process is gone) adopts that writer's spilled rows, so a crash never strands them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any, BinaryIO
+
+__all__ = ["SpillFile"]
+
+
+class SpillFile:
+    """Append-only, fsync'd-in-batches JSON lines of `{"t": table, "v": values}`."""
+
+    def __init__(self, directory: Path, writer_id: str) -> None:
+        self.directory = directory
+        self.path = directory / f"{writer_id}.jsonl"
+        self._lock_path = directory / f"{writer_id}.lock"
+        self._lock_fd: int | None = None
+        self._fh: BinaryIO | None = None
+        self._dirty = False
+        self.pending = 0  # rows in the file not yet loaded back
+        self.lock = threading.RLock()
+
+    def _open(self) -> BinaryIO:
+        if self._fh is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            if self._lock_fd is None:
+                fd = os.open(self._lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._lock_fd = fd
+            self._fh = open(self.path, "ab")  # noqa: SIM115 - kept open for the writer's life
+        return self._fh
+
+    def write(self, rows: list[tuple[str, list[Any]]], *, fsync: bool) -> None:
+        """Append rows; raises `OSError` when even local disk refuses them."""
+        data = b"".join(
+            json.dumps({"t": t, "v": v}, separators=(",", ":")).encode() + b"\n" for t, v in rows
+        )
+        with self.lock:
+            fh = self._open()
+            fh.write(data)
+            fh.flush()
+            self.pending += len(rows)
+            self._dirty = True
+            if fsync:
+                self.sync()
+
+    def sync(self) -> None:
+        """fsync what was written since the last sync (group commit for spills)."""
+        with self.lock:
+            if self._dirty and self._fh is not None:
+                os.fsync(self._fh.fileno())
+                self._dirty = False
+
+    def read(self) -> list[tuple[str, list[Any]]]:
+        """Every complete row in the file (a torn last line from a crash is skipped)."""
+        with self.lock:
+            return _read_lines(self.path)
+
+    def replace(self, rows: list[tuple[str, list[Any]]]) -> None:
+        """Atomically make `rows` the whole content (after some were loaded back)."""
+        with self.lock:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+            tmp = self.path.with_name(f".{self.path.name}.tmp")
+            with open(tmp, "wb") as fh:
+                for t, v in rows:
+                    fh.write(json.dumps({"t": t, "v": v}, separators=(",", ":")).encode() + b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+            self.pending = len(rows)
+            self._dirty = False
+
+    def adopt_orphans(self) -> int:
+        """Move rows spilled by writers that died into this file; return how many."""
+        adopted = 0
+        try:
+            locks = sorted(self.directory.glob("*.lock"))
+        except OSError:
+            return 0
+        for lock_path in locks:
+            if lock_path == self._lock_path:
+                continue
+            fd = os.open(lock_path, os.O_RDWR)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its writer is alive
+                orphan = lock_path.with_suffix(".jsonl")
+                rows = _read_lines(orphan)
+                if rows:
+                    self.write(rows, fsync=True)
+                    adopted += len(rows)
+                with contextlib.suppress(FileNotFoundError):
+                    orphan.unlink()
+                with contextlib.suppress(FileNotFoundError):
+                    lock_path.unlink()
+            finally:
+                os.close(fd)
+        return adopted
+
+    def close(self) -> None:
+        with self.lock:
+            if self._fh is not None:
+                self.sync()
+                self._fh.close()
+                self._fh = None
+            empty = self.pending == 0
+            if empty:
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
+            if self._lock_fd is not None:
+                if empty:
+                    with contextlib.suppress(OSError):
+                        self._lock_path.unlink()
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+
+def _read_lines(path: Path) -> list[tuple[str, list[Any]]]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    rows = []
+    for line in data.splitlines():
+        try:
+            doc = json.loads(line)
+            rows.append((doc["t"], doc["v"]))
+        except (ValueError, KeyError, TypeError):
+            continue  # torn write at a crash: the line was never acknowledged
+    return rows

@@ -1,0 +1,169 @@
+"""Reading the store: `open_store(path)` gives a DuckDB connection whose views
+`decisions`, `outcomes`, `policies` and `decision_log` always show the segments on disk now.
+
+Readers never open a writer's file for writing and never take a lock, so any number of
+dashboards, replays, exports and CLIs can read while servers write. Before each query the
+views are re-pointed at the current segment list (a directory listing: cheap), so new rows
+show up at the writers' next flush (0.2 s by default). A segment that vanishes under a query
+(compaction, retention) makes the query retry on the fresh list.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Final
+
+from guard.audit.schema import TABLES
+from guard.audit.segments import live_segments
+from guard.errors import AuditError
+
+__all__ = ["AuditStore", "open_store"]
+
+POLICY_COLUMNS: Final = {
+    "policy_hash": "VARCHAR",
+    "position": "INTEGER",
+    "name": "VARCHAR",
+    "source": "VARCHAR",
+    "version": "VARCHAR",
+    "text": "VARCHAR",
+    "text_sha256": "VARCHAR",
+    "recorded_at": "TIMESTAMPTZ",
+}
+
+_DECISION_LOG = """
+CREATE OR REPLACE VIEW decision_log AS
+SELECT d.*, o.ts AS outcome_ts, o.status, o.duration_us, o.error_class
+FROM decisions d LEFT JOIN outcomes o USING (decision_id)
+"""
+
+_RETRIES: Final = 5
+
+
+def _quote(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _empty(columns: dict[str, str] | tuple[tuple[str, str], ...]) -> str:
+    pairs = columns.items() if isinstance(columns, dict) else columns
+    cols = ", ".join(f"CAST(NULL AS {typ}) AS {name}" for name, typ in pairs)
+    return f"SELECT {cols} WHERE false"  # noqa: S608 - names and types from the schema
+
+
+class AuditStore:
+    """A read-only view of a store, safe while servers write it.
+
+    Attribute access falls through to the underlying `duckdb.DuckDBPyConnection`
+    (`store.con`), so `store.sql(...)`, `store.execute(...)`, `store.table("decision_log")`
+    work as on any connection; those three refresh the views first.
+
+    ```python
+    store = open_store("mcp-guard-audit.duckdb")
+    store.sql("SELECT user_id, count(*) FROM decisions GROUP BY ALL").fetchall()
+    ```
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        import duckdb
+
+        self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise AuditError(
+                f"{self.path} is a file, not an MCP Guard store (a store is a directory of "
+                "Parquet segments; see the README's audit section)"
+            )
+        self.con = duckdb.connect()
+        self._listed: dict[str, tuple[str, ...]] = {}
+        self._refresh()
+        self.con.execute(_DECISION_LOG)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.con, name)
+
+    def __enter__(self) -> AuditStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def files(self, table: str) -> list[Path]:
+        """The segment files of `table` a query would read now."""
+        return live_segments(self.path / table)
+
+    def _refresh(self, force: bool = False) -> None:
+        for table, columns in TABLES.items():
+            files = live_segments(self.path / table)
+            key = tuple(str(f) for f in files)
+            if not force and self._listed.get(table) == key:
+                continue
+            if files:
+                listed = ", ".join(_quote(f) for f in files)
+                body = f"SELECT * FROM read_parquet([{listed}], union_by_name=true)"
+            else:
+                body = _empty(columns)
+            self.con.execute(f"CREATE OR REPLACE VIEW {table} AS {body}")
+            self._listed[table] = key
+        policy_files = sorted((self.path / "policies").glob("*.jsonl"))
+        key = tuple(str(f) for f in policy_files)
+        if force or self._listed.get("policies") != key:
+            if policy_files:
+                listed = ", ".join(_quote(f) for f in policy_files)
+                cols = ", ".join(f"{k}: '{v}'" for k, v in POLICY_COLUMNS.items())
+                body = (
+                    f"SELECT * FROM read_json([{listed}], format='newline_delimited', "
+                    f"columns={{{cols}}})"
+                )
+            else:
+                body = _empty(POLICY_COLUMNS)
+            self.con.execute(f"CREATE OR REPLACE VIEW policies AS {body}")
+            self._listed["policies"] = key
+
+    def _retry(self, run: Any) -> Any:
+        import duckdb
+
+        for attempt in range(_RETRIES):
+            self._refresh(force=attempt > 0)
+            try:
+                return run()
+            except (duckdb.IOException, duckdb.InvalidInputException, duckdb.HTTPException):
+                # a segment vanished between listing and reading (compaction): list again
+                if attempt == _RETRIES - 1:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def sql(self, query: str, **kwargs: Any) -> Any:
+        """`DuckDBPyConnection.sql` on fresh views."""
+        return self._retry(lambda: self.con.sql(query, **kwargs))
+
+    def execute(self, query: str, parameters: Any = None) -> Any:
+        """`DuckDBPyConnection.execute` on fresh views (retried if a segment vanished)."""
+        return self._retry(lambda: self.con.execute(query, parameters))
+
+    def table(self, name: str) -> Any:
+        """A relation over one of the views, refreshed now."""
+        return self._retry(lambda: self.con.table(name))
+
+    def policy_texts(self, policy_hash: str) -> list[str]:
+        """The texts of the policy set with this content hash, in load order (for replay:
+        `load_policies(store.policy_texts(h))`). Raises `AuditError` if it was not stored."""
+        rows = self.execute(
+            "SELECT text FROM policies WHERE policy_hash = ? ORDER BY position", [policy_hash]
+        ).fetchall()
+        if not rows:
+            raise AuditError(f"policy set {policy_hash!r} is not in the store {self.path}")
+        return [r[0] for r in rows]
+
+
+def open_store(path: str | Path) -> AuditStore:
+    """Open a store for reading (dashboard, replay, export, CLI), even while servers write.
+
+    ```python
+    store = open_store("mcp-guard-audit.duckdb")
+    store.sql("SELECT allowed, count(*) FROM decision_log GROUP BY ALL").fetchall()
+    ```
+    """
+    return AuditStore(path)
