@@ -301,53 +301,51 @@ def load_suite(path: str | Path) -> Suite:
 
 
 def _load_policy_set(data: _Map, suite_path: Path, out: _Problems) -> PolicySet | None:
-    from guard.policy.loader import load_policies
+    from guard.policy.loader import load_policies, parse_policies
 
     raw = data["policies"]
     items = raw if isinstance(raw, list) else [raw]
-    sources: list[Any] = []
-    inline: list[tuple[str, _Map]] = []  # an inline policy's problems point at its lines here
+    specs: list[Any] = []
     before = len(out)
     for i, item in enumerate(items):
         where = f"policies[{i}]" if isinstance(raw, list) else "policies"
         if isinstance(item, str):
-            target = (suite_path.parent / item).resolve()
-            if target.exists():
-                sources.append(target)
-            else:
+            target = suite_path.parent / item
+            if not target.exists():
                 msg = f"policy path {item!r} does not exist (paths are relative to the suite file)"
                 out.add(msg, data, "policies", where, code="not_found")
+                continue
+            source: Any = target
         elif isinstance(item, _Map):
-            inline.append((where, item))
-            sources.append(_plain(item))
+            source = _plain(item)
         else:
             out.add(
                 "each entry of `policies` is a path or an inline policy", data, "policies", where
             )
-    if not sources and len(out) == before:
+            continue
+        try:
+            specs.extend(parse_policies(source))
+        except PolicyError as exc:
+            out.extend(_relocate(p, item, where, out.source) for p in exc.problems)
+    if not items and len(out) == before:
         out.add("`policies` names no policy", data, "policies", "policies", code="missing_key")
-    if len(out) > before or not sources:
+    if len(out) > before or not specs:
         return None
     try:
-        return load_policies(sources[0] if len(sources) == 1 else sources)
-    except PolicyError as exc:
-        out.extend(_relocate(p, inline, out.source) for p in exc.problems)
+        return load_policies(specs)
+    except PolicyError as exc:  # problems across policies (duplicate names, ...)
+        out.extend(exc.problems)
         return None
 
 
-def _relocate(p: PolicyProblem, inline: list[tuple[str, _Map]], source: str) -> PolicyProblem:
-    """Point a problem of an inline policy (source `<dict>`, ...) at its line in the suite."""
-    if not inline or not p.source.startswith("<"):
+def _relocate(p: PolicyProblem, item: Any, where: str, source: str) -> PolicyProblem:
+    """Point a problem of an inline policy (source `<dict>`) at its line in the suite."""
+    if not isinstance(item, _Map) or not p.source.startswith("<"):
         return p
-    index, fld = 0, p.field or ""
-    if fld.startswith("[") and "]" in fld:  # `[i].rules...` from a list source
-        end = fld.index("]")
-        index = int(fld[1:end]) if fld[1:end].isdigit() else 0
-        fld = fld[end + 1 :].lstrip(".")
-    where, node = inline[min(index, len(inline) - 1)]
+    fld = p.field or ""
     field_path = f"{where}.{fld}" if fld else where
     return PolicyProblem(
-        p.message, source, _line_of(node, fld) or p.line, field_path, p.hint, p.code
+        p.message, source, _line_of(item, fld) or p.line, field_path, p.hint, p.code
     )
 
 

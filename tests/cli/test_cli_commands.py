@@ -1,0 +1,362 @@
+"""`mcp-guard` policy commands through click's runner: happy paths, failures, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from guard.cli import main
+from guard.policy.dump import spec_to_dict
+from guard.policy.loader import load_policies, parse_policies
+from guard.policy.testing import parse_request
+
+COMMANDS = ["validate", "info", "create", "format", "convert", "explain", "test"]
+
+BROKEN = """\
+name: broken
+default_effect: deny
+rules:
+  - name: r1
+    effect: allow
+    tools:
+      paterns: ["get_*"]
+  - name: r2
+    effect: permit
+"""
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _broken(tmp_path: Path, name: str = "broken.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(BROKEN)
+    return path
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_shows_an_example(command: str) -> None:
+    result = run(command, "--help")
+    assert result.exit_code == 0, result.output
+    assert "Example:" in result.output
+    assert f"mcp-guard {command} " in result.output
+
+
+def test_group_help_lists_every_policy_command() -> None:
+    result = run("--help")
+    assert result.exit_code == 0
+    for command in COMMANDS:
+        assert f"  {command} " in result.output
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def test_validate_accepts_the_examples(examples: Path) -> None:
+    result = run("validate", examples)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(
+        "valid: 2 policies (my_service_policy, weather_service), 8 rules"
+    )
+    policy_set = load_policies(examples)
+    assert policy_set.hash[:16] in result.output
+
+
+def test_validate_lists_every_problem_with_file_and_line(tmp_path: Path, examples: Path) -> None:
+    bad = _broken(tmp_path)
+    other = tmp_path / "other.yaml"
+    other.write_text("name: other\nrules:\n  - name: x\n    effect: allow\n    priorty: 3\n")
+    result = run("validate", examples / "seed.yaml", bad, other)
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert any(
+        ln.startswith(f"{bad}:7: rules[0].tools.paterns:") and "patterns" in ln for ln in lines
+    )
+    assert any(ln.startswith(f"{bad}:9: rules[1].effect:") for ln in lines)
+    assert any(ln.startswith(f"{other}:5: rules[0].priorty:") and "priority" in ln for ln in lines)
+    assert lines[-1] == "invalid: 3 problems"
+
+
+def test_validate_json(tmp_path: Path, examples: Path) -> None:
+    ok = json.loads(run("validate", examples / "weather.yaml", "--format", "json").stdout)
+    assert ok["valid"] is True and ok["policies"] == ["weather_service"] and ok["rules"] == 6
+    assert len(ok["hash"]) >= 16
+    result = run("validate", _broken(tmp_path), "--format", "json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["valid"] is False
+    assert {(p["line"], p["field"]) for p in report["problems"]} >= {
+        (7, "rules[0].tools.paterns"),
+        (9, "rules[1].effect"),
+    }
+
+
+def test_validate_missing_file(tmp_path: Path) -> None:
+    result = run("validate", tmp_path / "nope.yaml")
+    assert result.exit_code == 1
+    assert str(tmp_path / "nope.yaml") in result.stderr
+
+
+# --------------------------------------------------------------------------- info
+
+
+def test_info_shows_rules_by_priority(examples: Path) -> None:
+    result = run("info", examples / "weather.yaml")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "policy weather_service" in out and "default deny, combining first_match" in out
+    order = [
+        out.index(name)
+        for name in (
+            "admins_do_everything",
+            "nobody_else_deletes",
+            "forecasts_at_most_seven_days",
+            "users_read_weather",
+        )
+    ]
+    assert order == sorted(order)
+    assert "roles=admin" in out and "names=get_weather,get_forecast" in out
+    assert "actions=list,call" in out and "2 condition(s)" in out
+    assert load_policies(examples / "weather.yaml").hash in out
+
+
+def test_info_json_and_failure(tmp_path: Path, examples: Path) -> None:
+    data = json.loads(run("info", examples / "seed.yaml", "--format", "json").stdout)
+    assert [p["name"] for p in data["policies"]] == ["my_service_policy"]
+    assert data["rules"] == 2
+    result = run("info", _broken(tmp_path))
+    assert result.exit_code == 1 and f"{tmp_path / 'broken.yaml'}:7:" in result.stderr
+
+
+# --------------------------------------------------------------------------- create
+
+
+@pytest.mark.parametrize("template", ["basic", "rbac", "readonly"])
+def test_create_writes_a_policy_that_validates(tmp_path: Path, template: str) -> None:
+    target = tmp_path / "sub" / "p.yaml"
+    result = run("create", "my_service", "--template", template, "-o", target)
+    assert result.exit_code == 0, result.output
+    (spec,) = parse_policies(target)
+    assert spec.name == "my_service" and spec.rules and spec.default_effect == "deny"
+    assert run("validate", target).exit_code == 0
+
+
+def test_create_defaults_refuses_to_overwrite_and_prints(tmp_path: Path) -> None:
+    assert run("create", "svc").exit_code == 0
+    assert (tmp_path / "svc.yaml").exists()  # tests run in tmp_path
+    again = run("create", "svc")
+    assert again.exit_code == 1 and "exists; use --force" in again.output
+    assert run("create", "svc", "--force", "--template", "rbac").exit_code == 0
+    assert "nobody_runs_dangerous_tools" in (tmp_path / "svc.yaml").read_text()
+    printed = run("create", "svc", "-o", "-")
+    assert printed.exit_code == 0 and printed.stdout.startswith("name: svc\n")
+    bad = run("create", "bad name: x")
+    assert bad.exit_code == 1 and "policy name" in bad.output
+    unknown = run("create", "svc", "--template", "nope")
+    assert unknown.exit_code == 1
+
+
+# --------------------------------------------------------------------------- format
+
+
+def test_format_check_write_and_print(examples: Path) -> None:
+    path = examples / "seed.yaml"
+    before = spec_to_dict(parse_policies(path)[0])
+    check = run("format", path, "--check")
+    assert check.exit_code == 1 and f"would reformat {path}" in check.output
+    printed = run("format", path)
+    assert printed.exit_code == 0
+    assert path.read_text() != printed.stdout  # printing leaves the file alone
+    refused = run("format", path, "--write")  # the seed policy has a comment
+    assert refused.exit_code == 1 and "comments" in refused.output
+    assert run("format", path, "--write", "--force").exit_code == 0
+    assert path.read_text() == printed.stdout
+    assert spec_to_dict(parse_policies(path)[0]) == before  # same policy, canonical text
+    assert run("format", path, "--check").exit_code == 0
+    assert run("format", path, "--check", "--write").exit_code == 1
+
+
+def test_format_a_directory_and_a_broken_file(tmp_path: Path, examples: Path) -> None:
+    result = run("format", examples, "--check")
+    assert result.exit_code == 1
+    assert "2 of 2 files would be reformatted" in result.stderr
+    broken = run("format", _broken(tmp_path))
+    assert broken.exit_code == 1 and f"{tmp_path / 'broken.yaml'}:7:" in broken.stderr
+
+
+# --------------------------------------------------------------------------- convert
+
+
+def test_convert_round_trip_keeps_the_policy(tmp_path: Path, examples: Path) -> None:
+    source = examples / "weather.yaml"
+    json_path = tmp_path / "weather.json"
+    result = run("convert", source, "--to", "json", "-o", json_path)
+    assert result.exit_code == 0, result.output
+    data = json.loads(json_path.read_text())
+    assert data["name"] == "weather_service"
+    original = spec_to_dict(parse_policies(source)[0])
+    assert spec_to_dict(parse_policies(json_path)[0]) == original
+    back = run("convert", json_path, "--to", "yaml")
+    assert back.exit_code == 0
+    yaml_path = tmp_path / "back.yaml"
+    yaml_path.write_text(back.stdout)
+    assert spec_to_dict(parse_policies(yaml_path)[0]) == original
+    request = parse_request(
+        {
+            "principal": {"user_id": "a", "roles": ["user"]},
+            "tool": "get_forecast",
+            "args": {"days": 30},
+        }
+    )
+    decisions = {load_policies(p).decide(request).rule for p in (source, json_path, yaml_path)}
+    assert decisions == {"forecasts_at_most_seven_days"}
+
+
+def test_convert_failures(tmp_path: Path) -> None:
+    result = run("convert", _broken(tmp_path), "--to", "json")
+    assert result.exit_code == 1 and f"{tmp_path / 'broken.yaml'}:9:" in result.stderr
+    assert run("convert", tmp_path / "broken.yaml", "--to", "xml").exit_code == 1
+
+
+# --------------------------------------------------------------------------- explain
+
+
+def test_explain_allowed_exits_0(examples: Path) -> None:
+    result = run(
+        "explain",
+        examples / "weather.yaml",
+        "--user",
+        "alice",
+        "--role",
+        "user",
+        "--tool",
+        "get_weather",
+        "--arg",
+        "city=Paris",
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("ALLOWED by rule weather_service/users_read_weather")
+    assert (
+        "users_read_weather" in result.output.splitlines()[1] or "rules evaluated" in result.output
+    )
+
+
+def test_explain_denied_exits_2_and_says_why(examples: Path) -> None:
+    result = run(
+        "explain",
+        examples / "weather.yaml",
+        "--user",
+        "alice",
+        "--role",
+        "user",
+        "--tool",
+        "get_forecast",
+        "--arg",
+        "days=30",
+    )
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("DENIED by rule weather_service/forecasts_at_most_seven_days")
+    night = run(
+        "explain",
+        examples / "weather.yaml",
+        "--user",
+        "ivan",
+        "--role",
+        "intern",
+        "--tool",
+        "get_weather",
+        "--time",
+        "2025-06-02T23:00:00+02:00",
+    )
+    assert night.exit_code == 2 and "reason: default" in night.output
+    day = run(
+        "explain",
+        examples / "weather.yaml",
+        "--user",
+        "ivan",
+        "--role",
+        "intern",
+        "--tool",
+        "get_weather",
+        "--time",
+        "2025-06-02T11:00:00+02:00",
+    )
+    assert day.exit_code == 0 and "interns_in_office_hours" in day.output
+
+
+def test_explain_json_and_request_file(tmp_path: Path, examples: Path) -> None:
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"principal": {"user_id": "g"}, "resource": "weather://cities"}))
+    result = run("explain", examples, "--request", request, "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    text = json.dumps(data)
+    assert "everyone_reads_city_list" in text and "true" in text
+
+
+def test_explain_bad_input_exits_1(tmp_path: Path, examples: Path) -> None:
+    policy = examples / "weather.yaml"
+    no_component = run("explain", policy, "--user", "a")
+    assert no_component.exit_code == 1 and "exactly one of" in no_component.output
+    assert run("explain").exit_code == 1  # usage errors are 1 here: 2 means denied
+    bad_arg = run("explain", policy, "--tool", "t", "--arg", "novalue")
+    assert bad_arg.exit_code == 1 and "KEY=VALUE" in bad_arg.output
+    request = tmp_path / "r.yaml"
+    request.write_text("tool: t\nexpect: allow\n")
+    bad_request = run("explain", policy, "--request", request)
+    assert bad_request.exit_code == 1 and f"{request}: expect: unknown key" in bad_request.output
+    both = run("explain", policy, "--request", request, "--tool", "t")
+    assert both.exit_code == 1
+    broken = run("explain", _broken(tmp_path), "--tool", "t")
+    assert broken.exit_code == 1 and f"{tmp_path / 'broken.yaml'}:7:" in broken.output
+
+
+# --------------------------------------------------------------------------- test
+
+
+def test_test_passes_on_the_examples(examples: Path) -> None:
+    result = run("test", examples)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "14 passed, 0 failed, 0 broken in 2 suites"
+    verbose = run("test", examples / "tests" / "seed.test.yaml", "-v")
+    assert verbose.output.count("PASS ") == 5
+
+
+def test_test_reports_a_failing_case_with_a_diff(examples: Path) -> None:
+    suite = examples / "tests" / "weather.test.yaml"
+    suite.write_text(
+        suite.read_text().replace(
+            "expect: {allowed: false, rule: nobody_else_deletes}",
+            "expect: {allowed: true, rule: users_read_weather}",
+        )
+    )
+    result = run("test", examples)
+    assert result.exit_code == 1
+    out = result.output
+    assert f"FAIL {suite}:16 user cannot delete" in out
+    assert "  allowed: expected true, got false" in out
+    assert '  rule:    expected "users_read_weather", got "nobody_else_deletes"' in out
+    assert "13 passed, 1 failed, 0 broken in 2 suites" in out
+    data = json.loads(run("test", suite, "--format", "json").stdout)
+    assert data["failed"] == 1
+    (case,) = [c for s in data["suites"] for c in s["cases"] if not c["passed"]]
+    assert case["name"] == "user cannot delete" and case["line"] == 16
+
+
+def test_test_reports_a_malformed_suite(tmp_path: Path, examples: Path) -> None:
+    suite = tmp_path / "bad.test.yaml"
+    suite.write_text(
+        f"policies: {examples / 'seed.yaml'}\ncases:\n  - name: x\n    tol: t\n    expect: allow\n"
+    )
+    result = run("test", suite, examples / "tests" / "seed.test.yaml")
+    assert result.exit_code == 1
+    assert (
+        f"ERROR {suite}:4: cases[0].tol: unknown key 'tol' (did you mean `tool`?)" in result.output
+    )
+    assert "5 passed, 0 failed, 1 broken in 2 suites" in result.output
+    empty = run("test", tmp_path / "nothing-here")
+    assert empty.exit_code == 1

@@ -1,0 +1,267 @@
+"""Policy test suites (`guard.policy.testing`): format, validation with lines, running."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from guard.errors import PolicyError
+from guard.policy.model import Principal
+from guard.policy.testing import load_suite, parse_request, run_suite
+
+POLICY = """\
+name: shop
+default_effect: deny
+rules:
+  - name: staff_sell
+    effect: allow
+    agents: {roles: [staff]}
+    tools: {names: [sell]}
+  - name: no_big_refunds
+    effect: deny
+    priority: 200
+    tools: {names: [refund]}
+    conditions:
+      - {field: tool.args.amount, operator: gt, value: 100}
+  - name: staff_refund
+    effect: allow
+    agents: {roles: [staff]}
+    tools: {names: [refund]}
+"""
+
+
+def _suite(tmp_path: Path, text: str, policy: str = POLICY) -> Path:
+    (tmp_path / "shop.yaml").write_text(policy)
+    path = tmp_path / "shop.test.yaml"
+    path.write_text(text)
+    return path
+
+
+def _problems(path: Path) -> list[str]:
+    with pytest.raises(PolicyError) as info:
+        load_suite(path)
+    return [str(p) for p in info.value.problems]
+
+
+def test_example_suites_pass(examples: Path) -> None:
+    suites = sorted(examples.glob("tests/*.test.yaml"))
+    assert len(suites) >= 2
+    for path in suites:
+        result = run_suite(path)
+        assert result.passed, result.report()
+        assert len(result.results) >= 3
+        assert result.policy_hash
+
+
+def test_passing_and_failing_cases_are_told_apart(tmp_path: Path) -> None:
+    path = _suite(
+        tmp_path,
+        """\
+policies: shop.yaml
+cases:
+  - name: staff sell
+    principal: {user_id: sam, roles: [staff]}
+    tool: sell
+    expect: {allowed: true, rule: staff_sell}
+  - name: big refund (wrongly expected allowed)
+    principal: {user_id: sam, roles: [staff]}
+    tool: refund
+    args: {amount: 500}
+    expect: {allowed: true, rule: staff_refund}
+  - name: small refund
+    principal: {user_id: sam, roles: [staff]}
+    tool: refund
+    args: {amount: "20"}
+    expect: {allowed: true, rule: shop/staff_refund, policy: shop, reason: rule}
+""",
+    )
+    result = run_suite(path)
+    assert [r.passed for r in result.results] == [True, False, True]
+    assert not result.passed
+    (failure,) = result.failures
+    assert failure.case.line == 7
+    assert {m.field: (m.expected, m.actual) for m in failure.mismatches} == {
+        "allowed": (True, False),
+        "rule": ("staff_refund", "no_big_refunds"),
+    }
+    report = result.report()
+    assert f"FAIL {path}:7 big refund (wrongly expected allowed)" in report
+    assert "allowed: expected true, got false" in report
+    assert 'rule:    expected "staff_refund", got "no_big_refunds"' in report
+    assert "2 passed, 1 failed" in report
+    with pytest.raises(AssertionError, match="no_big_refunds"):
+        result.assert_passed()
+
+
+def test_requests_are_built_like_the_runtime_builds_them(tmp_path: Path) -> None:
+    path = _suite(
+        tmp_path,
+        """\
+policies: [shop.yaml]
+time: 2025-01-06T08:00:00
+cases:
+  - name: a resource
+    principal: {user_id: 7, roles: staff, claims: {org: acme}}
+    resource: {uri: "shop://orders/1", tags: [pii]}
+    expect: deny
+  - name: a prompt, later
+    prompt: summary
+    time: "2025-01-07T09:30:00+01:00"
+    expect: deny
+  - name: a listing
+    principal: bob
+    tool: {name: sell, tags: [money], namespace: shop}
+    action: list
+    expect: deny
+""",
+    )
+    resource_case, prompt_case, list_case = load_suite(path).cases
+    r = resource_case.request
+    assert r.principal == Principal(user_id="7", roles=("staff",), claims={"org": "acme"})
+    assert (r.resource.kind, r.resource.name, r.resource.uri) == (
+        "resource",
+        "shop://orders/1",
+        "shop://orders/1",
+    )
+    assert r.resource.tags == frozenset({"pii"})
+    assert (r.action, r.method) == ("read", "resources/read")
+    assert r.time == datetime(2025, 1, 6, 8, tzinfo=UTC)  # suite default, naive read as UTC
+    p = prompt_case.request
+    assert not p.principal.authenticated and p.principal.user_id is None
+    assert (p.resource.kind, p.action, p.method) == ("prompt", "get", "prompts/get")
+    assert p.time is not None and p.time.isoformat() == "2025-01-07T09:30:00+01:00"
+    t = list_case.request
+    assert (t.resource.kind, t.resource.namespace, t.action, t.method) == (
+        "tool",
+        "shop",
+        "list",
+        "tools/list",
+    )
+    assert t.principal.user_id == "bob" and t.principal.authenticated
+
+
+def test_every_problem_is_reported_with_its_line(tmp_path: Path) -> None:
+    path = _suite(
+        tmp_path,
+        """\
+policies: shop.yaml
+cases:
+  - name: typo in a key
+    principal: {user_id: a, rolse: [staff]}
+    tool: sell
+    expect: allow
+  - name: no expectation
+    tool: sell
+  - name: two components
+    tool: sell
+    prompt: p
+    expect: {allowed: yes please}
+  - name: bad clock
+    tool: sell
+    time: next tuesday
+    expect: {allowed: false, rulle: x}
+  - name: typo in a key
+    tool: sell
+    expect: deny
+""",
+    )
+    problems = _problems(path)
+    s = str(path)
+    assert (
+        f"{s}:4: cases[0].principal.rolse: unknown key 'rolse' (did you mean `roles`?)" in problems
+    )
+    assert any(p.startswith(f"{s}:7: cases[1].expect: missing `expect`") for p in problems)
+    assert any(p.startswith(f"{s}:9: cases[2]: name exactly one of") for p in problems)
+    assert any(p.startswith(f"{s}:12: cases[2].expect.allowed:") for p in problems)
+    assert any(p.startswith(f"{s}:15: cases[3].time:") for p in problems)
+    assert any(p.startswith(f"{s}:16: cases[3].expect.rulle: unknown key") for p in problems)
+    assert (
+        any(p.startswith(f"{s}:17: cases[4].name: duplicate case name") for p in problems) is False
+    )
+    assert len(problems) == 6
+
+
+def test_duplicate_case_names_are_refused(tmp_path: Path) -> None:
+    path = _suite(
+        tmp_path,
+        """\
+policies: shop.yaml
+cases:
+  - {name: same, tool: sell, expect: deny}
+  - {name: same, tool: sell, expect: deny}
+""",
+    )
+    (problem,) = _problems(path)
+    assert problem.startswith(
+        f"{path}:4: cases[1].name: duplicate case name 'same' (first at line 3)"
+    )
+
+
+def test_suite_level_problems(tmp_path: Path) -> None:
+    path = _suite(tmp_path, "policies: missing.yaml\ncase: []\n")
+    problems = _problems(path)
+    assert f"{path}:2: case: unknown key 'case' (did you mean `cases`?)" in problems
+    assert any("missing.yaml" in p and p.startswith(f"{path}:1: policies:") for p in problems)
+    assert any("missing `cases`" in p for p in problems)
+    bad_yaml = _suite(tmp_path, "policies: shop.yaml\ncases: [\n")
+    (problem,) = _problems(bad_yaml)
+    assert problem.startswith(f"{bad_yaml}:3: not valid YAML")
+    with pytest.raises(PolicyError, match="cannot read suite"):
+        load_suite(tmp_path / "nope.test.yaml")
+
+
+def test_policy_problems_name_the_policy_file(tmp_path: Path) -> None:
+    broken = POLICY.replace("names: [sell]", "nmes: [sell]")
+    path = _suite(tmp_path, "policies: shop.yaml\ncases: []\n", policy=broken)
+    problems = _problems(path)
+    assert any(p.startswith(f"{tmp_path / 'shop.yaml'}:7:") and "nmes" in p for p in problems)
+
+
+def test_inline_policy_and_its_problems_point_into_the_suite(tmp_path: Path) -> None:
+    good = tmp_path / "inline.test.yaml"
+    good.write_text("""\
+policies:
+  name: inline
+  rules:
+    - {name: all, effect: allow, tools: {patterns: ["*"]}}
+cases:
+  - {name: anything goes, tool: x, expect: {allowed: true, rule: all}}
+""")
+    assert run_suite(good).passed
+    bad = tmp_path / "bad.test.yaml"
+    bad.write_text("""\
+policies:
+  name: inline
+  rules:
+    - name: all
+      effect: allow
+      tools: {paterns: ["*"]}
+cases: []
+""")
+    problems = _problems(bad)
+    assert any(
+        p.startswith(f"{bad}:6: policies.rules[0].tools") and "paterns" in p for p in problems
+    ), problems
+
+
+def test_parse_request_from_a_plain_mapping() -> None:
+    request = parse_request(
+        {
+            "principal": {"user_id": "a", "roles": ["x"]},
+            "tool": "t",
+            "args": {"n": 1},
+            "time": "2025-01-01T00:00:00Z",
+        }
+    )
+    assert request.resource.name == "t" and request.args == {"n": 1}
+    assert request.time == datetime(2025, 1, 1, tzinfo=UTC)
+    with pytest.raises(PolicyError) as info:
+        parse_request({"expect": "allow", "resource": {"kind": "widget", "name": "w"}})
+    text = [str(p) for p in info.value.problems]
+    assert "<request>: expect: unknown key 'expect' (did you mean `except`?)" not in text
+    assert any(p.startswith("<request>: expect: unknown key 'expect'") for p in text)
+    assert any("resource.kind: unknown kind 'widget'" in p for p in text)
+    with pytest.raises(PolicyError, match="exactly one of `tool`, `resource` or `prompt`"):
+        parse_request({"tool": "t", "prompt": "p"})
