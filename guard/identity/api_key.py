@@ -218,4 +218,3 @@ class ApiKeyAuthenticator:
     def key_ids(self) -> tuple[str, ...]:
         """Fingerprints of the configured keys (safe to print)."""
         return tuple(e.key_id for e in self._entries_t)
-

@@ -14,6 +14,7 @@ Failure reasons: `missing_credentials`, `token_too_large`, `malformed_token`,
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -49,6 +50,7 @@ ALGORITHMS: Final[Mapping[str, tuple[str, str | None]]] = {
 }
 _DEFAULT_FOR: Final = {"oct": ("HS256",), "RSA": ("RS256",), "EC": ("ES256",), "OKP": ("EdDSA",)}
 _JWKS_DEFAULT: Final = ("RS256", "PS256", "ES256", "EdDSA")
+_HMAC_MIN_BYTES: Final = {"HS256": 32, "HS384": 48, "HS512": 64}  # RFC 7518 section 3.2
 
 # pyjwt's exceptions, most specific first (InvalidSignatureError is a DecodeError).
 _REASONS: Final[tuple[tuple[type[Exception], str], ...]] = (
@@ -186,6 +188,15 @@ class JWTAuthenticator:
         if not algorithms:
             raise ValueError("the JWT algorithm allow-list must not be empty")
         self.algorithms: frozenset[str] = frozenset(algorithms)
+        self._short_secret = isinstance(self._static, bytes) and any(
+            len(self._static) < _HMAC_MIN_BYTES.get(alg, 0) for alg in self.algorithms
+        )
+        if self._short_secret:
+            # Said once here; pyjwt would otherwise warn on every request.
+            LOG.warning(
+                "JWT secret is shorter than RFC 7518 recommends for %s",
+                ", ".join(sorted(self.algorithms)),
+            )
         self.audience = audience
         self.issuer = issuer
         self.leeway = leeway
@@ -229,6 +240,17 @@ class JWTAuthenticator:
             raise fail("disallowed_algorithm", f"{alg} does not fit the key the token names")
         return found.key
 
+    def _decode(self, token: str, key: Any, alg: str) -> dict[str, Any]:
+        return jwt.decode(
+            token,
+            key,
+            algorithms=[alg],
+            audience=self.audience,
+            issuer=self.issuer,
+            leeway=self.leeway,
+            options=self._options,  # type: ignore[arg-type]
+        )
+
     async def authenticate(self, info: RequestInfo) -> Principal:
         """Verify the request's bearer token and map its claims to a `Principal`.
 
@@ -246,21 +268,20 @@ class JWTAuthenticator:
             raise fail("disallowed_algorithm", "token algorithm is not allowed", key_id)
         key = await self._key(header, alg)
         try:
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=[alg],
-                audience=self.audience,
-                issuer=self.issuer,
-                leeway=self.leeway,
-                options=self._options,  # type: ignore[arg-type]
-            )
+            if self._short_secret:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
+                    claims = self._decode(token, key, alg)
+            else:
+                claims = self._decode(token, key, alg)
         except Exception as exc:
             reason = next((r for t, r in _REASONS if isinstance(exc, t)), "invalid_token")
             # Claim checks say which claim failed; decoding errors may quote token bytes.
-            detail = exc if isinstance(exc, jwt.InvalidTokenError) and not isinstance(
-                exc, jwt.DecodeError
-            ) else reason
+            detail = (
+                exc
+                if isinstance(exc, jwt.InvalidTokenError) and not isinstance(exc, jwt.DecodeError)
+                else reason
+            )
             raise fail(reason, f"token rejected: {detail}", key_id) from None
         principal = Principal(
             user_id=self.mapping.user_of(claims),
