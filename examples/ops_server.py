@@ -1,0 +1,100 @@
+"""A guarded weather server with everything an operator scrapes: the one `ops/compose.yaml`
+runs and the Prometheus tests put under traffic.
+
+- `/mcp`: MCP over streamable HTTP, API keys in `X-API-Key` (`user-key`, `admin-key`);
+- `/metrics`: Prometheus metrics (bearer-protected when `METRICS_TOKEN` is set);
+- spans exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+
+Run: `python examples/ops_server.py --transport http --port 8000`
+(stdio: `--transport stdio --metrics-port 9464` serves metrics on their own port).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from fastmcp import FastMCP
+
+from guard import create_api_key_middleware
+from guard.telemetry import configure, default_telemetry, mount_metrics, start_metrics_server
+
+POLICY = {
+    "name": "weather",
+    "version": "1.0",
+    "default_effect": "deny",
+    "rules": [
+        {
+            "name": "admins-do-anything",
+            "effect": "allow",
+            "agents": {"roles": ["admin"]},
+            "tools": {"patterns": ["*"]},
+            "actions": ["list", "call"],
+        },
+        {
+            "name": "users-read-weather",
+            "effect": "allow",
+            "agents": {"roles": ["user"]},
+            "tools": {"names": ["get_weather", "list_cities"]},
+            "actions": ["list", "call"],
+        },
+    ],
+}
+
+mcp = FastMCP("weather")
+
+
+@mcp.tool
+def get_weather(city: str) -> str:
+    """Today's weather in `city`."""
+    return f"Sunny in {city}"
+
+
+@mcp.tool
+def list_cities() -> list[str]:
+    """Cities with a forecast."""
+    return ["Lisbon", "Oslo"]
+
+
+@mcp.tool
+def delete_city(city: str) -> str:
+    """Remove a city (admins only)."""
+    return f"deleted {city}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--transport", default="http", choices=["stdio", "http", "sse"])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--metrics-port", type=int, default=9464, help="stdio only")
+    opts, _ = parser.parse_known_args()
+
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        configure(service_name=os.environ.get("OTEL_SERVICE_NAME", "weather-mcp"))
+    telemetry = default_telemetry()
+    guard = create_api_key_middleware(
+        policies=POLICY,
+        api_key_roles={
+            os.environ.get("USER_API_KEY", "user-key"): {"user_id": "ursula", "roles": ["user"]},
+            os.environ.get("ADMIN_API_KEY", "admin-key"): {"user_id": "ada", "roles": ["admin"]},
+        },
+        audit=os.environ.get("MCP_GUARD_AUDIT") or None,
+        telemetry=telemetry,
+    )
+    stats = getattr(guard.audit, "stats", None)
+    if callable(stats) and hasattr(telemetry, "add_audit_source"):
+        telemetry.add_audit_source(stats)
+    mcp.add_middleware(guard)
+
+    if opts.transport == "stdio":
+        start_metrics_server(opts.metrics_port, opts.host)
+        mcp.run(transport="stdio", show_banner=False)
+        return
+    mount_metrics(mcp, token=os.environ.get("METRICS_TOKEN") or None)
+    mcp.run(transport=opts.transport, host=opts.host, port=opts.port, show_banner=False,
+            log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
