@@ -1,0 +1,394 @@
+"""Condition operators: how a field's value is compared with a condition's value.
+
+Each operator has a `prepare` step, run once at load (it validates and normalises the
+condition's value, raising `ValueError` with a message the loader shows), and a `test`
+step, run per decision on `(actual, prepared)`. A `test` that cannot compare raises
+`Indeterminate`: the condition is then *unknown*, and the rule fails closed.
+
+Differences from mcp-auth-guard 1.0.0, each a bug there:
+
+- `contains` on a list is membership, not a substring test on the list's text form;
+- `regex` must match the whole value (`re.fullmatch`), not just a prefix;
+- comparing values of different types (`'10' gt 9` aside, see below) is an error, never a
+  silent False that a deny rule would skip;
+- `gt`/`lt`/`gte`/`lte`/`between` read numbers given as strings as decimals (`'10' > 9`),
+  and reject `nan`/`inf`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import posixpath
+import re
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from fnmatch import translate
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+__all__ = ["OPERATORS", "Indeterminate", "Operator", "kind_of"]
+
+
+class Indeterminate(Exception):
+    """The operator could not compare these values; the condition is unknown."""
+
+
+def kind_of(value: Any) -> str:
+    """The JSON-ish type name used to refuse cross-type comparisons."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float | Decimal):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, datetime):
+        return "datetime"
+    if isinstance(value, date):
+        return "date"
+    if isinstance(value, list | tuple | frozenset | set):
+        return "list"
+    if isinstance(value, Mapping):
+        return "object"
+    return type(value).__name__
+
+
+def _norm(value: Any) -> Any:
+    """Hashable, order-preserving form: lists become tuples, mappings sorted item tuples."""
+    if isinstance(value, list | tuple):
+        return tuple(_norm(v) for v in value)
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _norm(v)) for k, v in value.items()))
+    if isinstance(value, set | frozenset):
+        return tuple(sorted(_norm(v) for v in value))
+    return value
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    ka, ke = kind_of(actual), kind_of(expected)
+    if ka == "null" or ke == "null":
+        return ka == ke
+    if ka != ke:
+        raise Indeterminate(f"cannot compare a {ka} with a {ke}")
+    return bool(_norm(actual) == _norm(expected))
+
+
+# --- prepare helpers -------------------------------------------------------------------
+
+
+def _any(value: Any) -> Any:
+    return _norm(value)
+
+
+def _list(value: Any) -> dict[str, frozenset[Any]]:
+    if not isinstance(value, list | tuple):
+        raise ValueError("value must be a list")
+    by_kind: dict[str, set[Any]] = {}
+    for item in value:
+        by_kind.setdefault(kind_of(item), set()).add(_norm(item))
+    return {k: frozenset(v) for k, v in by_kind.items()}
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list | tuple) else [value]
+    if not items or not all(isinstance(v, str) for v in items):
+        raise ValueError("value must be a string or a list of strings")
+    return tuple(items)
+
+
+def _decimal(value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    if isinstance(value, int | Decimal):
+        number = Decimal(value)
+    elif isinstance(value, float):
+        number = Decimal(repr(value))
+    elif isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError("not a number") from None
+    else:
+        raise ValueError(f"a {kind_of(value)} is not a number")
+    if not number.is_finite():
+        raise ValueError("nan and infinity are not numbers here")
+    return number
+
+
+def _orderable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value
+    if isinstance(value, str):
+        try:
+            return _decimal(value)
+        except ValueError:
+            return value  # ISO dates, times of day: compared as text
+    try:
+        return _decimal(value)
+    except ValueError as exc:
+        raise ValueError(f"value must be a number, a string or a date ({exc})") from None
+
+
+def _bounds(value: Any) -> tuple[Any, Any]:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise ValueError("value must be a list [low, high]")
+    low, high = _orderable(value[0]), _orderable(value[1])
+    if kind_of(low) != kind_of(high):
+        raise ValueError("low and high must be of the same type")
+    if low > high:
+        raise ValueError("low must not exceed high")
+    return low, high
+
+
+def _length(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("value must be a non-negative integer")
+    return value
+
+
+def _regex(value: Any) -> re.Pattern[str]:
+    if not isinstance(value, str):
+        raise ValueError("value must be a regex string")
+    try:
+        return re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"invalid regex: {exc}") from None
+
+
+def _globs(value: Any) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{translate(p)})" for p in _strings(value)))
+
+
+def normalise_path(path: str) -> str:
+    """Lexical normal form of a path: absolute, no `.`/`..`, no duplicate slashes."""
+    if "\x00" in path:
+        raise ValueError("path contains a NUL byte")
+    normal = posixpath.normpath(posixpath.join("/", path))
+    return "/" + normal.lstrip("/")  # normpath keeps a leading `//`; one slash is enough
+
+
+def _dirs(value: Any) -> tuple[str, ...]:
+    dirs = []
+    for item in _strings(value):
+        if not item.startswith("/"):
+            raise ValueError(f"directory {item!r} must be absolute")
+        dirs.append(normalise_path(item))
+    return tuple(dirs)
+
+
+def normalise_host(host: str) -> str:
+    """Lower-case, trailing-dot-free, IDNA (ASCII) form of a host name."""
+    host = host.strip().lower().rstrip(".")
+    if not host or (any(c in host for c in "/\\@%:? #") and not _is_ip(host)):
+        raise ValueError(f"invalid host {host!r}")
+    if _is_ip(host):
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValueError(f"invalid host {host!r}") from None
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _hosts(value: Any) -> tuple[frozenset[str], tuple[str, ...]]:
+    exact: set[str] = set()
+    suffixes: list[str] = []
+    for item in _strings(value):
+        if item.startswith("*."):
+            suffixes.append("." + normalise_host(item[2:]))
+        else:
+            exact.add(normalise_host(item))
+    return frozenset(exact), tuple(suffixes)
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(value: Any) -> tuple[Network, ...]:
+    nets = []
+    for item in _strings(value):
+        try:
+            nets.append(ipaddress.ip_network(item.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"invalid network {item!r}") from None
+    return tuple(nets)
+
+
+# --- tests -------------------------------------------------------------------------------
+
+
+def _text(actual: Any) -> str:
+    if isinstance(actual, str):
+        return actual
+    if isinstance(actual, int) and not isinstance(actual, bool):
+        return str(actual)
+    raise Indeterminate(f"expected a string, got a {kind_of(actual)}")
+
+
+def _in(actual: Any, sets: dict[str, frozenset[Any]]) -> bool:
+    kind = kind_of(actual)
+    bucket = sets.get(kind)
+    if bucket is None:
+        if kind == "null" or not sets:
+            return False
+        raise Indeterminate(f"a {kind} cannot be in a list of {', '.join(sorted(sets))}")
+    return _norm(actual) in bucket
+
+
+def _contains(actual: Any, expected: Any) -> bool:
+    if isinstance(actual, str):
+        if not isinstance(expected, str):
+            raise Indeterminate(f"cannot look for a {kind_of(expected)} in a string")
+        return expected in actual
+    if isinstance(actual, list | tuple | frozenset | set):
+        wanted = kind_of(expected)
+        return any(kind_of(item) == wanted and _norm(item) == expected for item in actual)
+    if isinstance(actual, Mapping):
+        return expected in actual
+    raise Indeterminate(f"a {kind_of(actual)} contains nothing")
+
+
+def _to_order(actual: Any, expected: Any) -> Any:
+    if isinstance(expected, Decimal):
+        try:
+            return _decimal(actual)
+        except ValueError as exc:
+            raise Indeterminate(str(exc)) from None
+    if kind_of(actual) != kind_of(expected):
+        raise Indeterminate(f"cannot order a {kind_of(actual)} against a {kind_of(expected)}")
+    return actual
+
+
+def _path_within(actual: Any, dirs: tuple[str, ...]) -> bool:
+    if not isinstance(actual, str):
+        raise Indeterminate(f"expected a path string, got a {kind_of(actual)}")
+    try:
+        path = normalise_path(actual)
+    except ValueError as exc:
+        raise Indeterminate(str(exc)) from None
+    return any(path == d or path.startswith(d if d == "/" else d + "/") for d in dirs)
+
+
+def url_host(url: str) -> str:
+    """The host a URL really names (userinfo tricks and backslashes refused)."""
+    if any(c in url for c in "\\\x00\t\r\n ") or any(ord(c) < 0x20 for c in url):
+        raise ValueError("URL contains characters browsers and parsers disagree on")
+    parts = urlsplit(url.strip())
+    host = parts.hostname
+    if not parts.scheme or not host:
+        raise ValueError("not an absolute URL with a host")
+    parts.port  # noqa: B018 - raises ValueError on a malformed port
+    return normalise_host(host)
+
+
+def _url_host(actual: Any, hosts: tuple[frozenset[str], tuple[str, ...]]) -> bool:
+    if not isinstance(actual, str):
+        raise Indeterminate(f"expected a URL string, got a {kind_of(actual)}")
+    try:
+        host = url_host(actual)
+    except ValueError as exc:
+        raise Indeterminate(str(exc)) from None
+    exact, suffixes = hosts
+    return host in exact or any(host.endswith(s) for s in suffixes)
+
+
+def _cidr(actual: Any, nets: tuple[Network, ...]) -> bool:
+    if not isinstance(actual, str | ipaddress.IPv4Address | ipaddress.IPv6Address):
+        raise Indeterminate(f"expected an IP address, got a {kind_of(actual)}")
+    try:
+        ip = ipaddress.ip_address(actual.strip() if isinstance(actual, str) else actual)
+    except ValueError:
+        raise Indeterminate("not an IP address") from None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip.version == n.version and ip in n for n in nets)
+
+
+def _len(actual: Any) -> int:
+    if isinstance(actual, str | list | tuple | Mapping | frozenset | set):
+        return len(actual)
+    raise Indeterminate(f"a {kind_of(actual)} has no length")
+
+
+def _size(actual: Any) -> int:
+    try:
+        text = json.dumps(
+            actual, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except (TypeError, ValueError) as exc:
+        raise Indeterminate(f"value is not JSON: {exc}") from None
+    return len(text.encode())
+
+
+def _starts(actual: Any, prefixes: tuple[str, ...]) -> bool:
+    return _text(actual).startswith(prefixes)
+
+
+def _ends(actual: Any, suffixes: tuple[str, ...]) -> bool:
+    return _text(actual).endswith(suffixes)
+
+
+def _between(actual: Any, bounds: tuple[Any, Any]) -> bool:
+    low, high = bounds
+    value = _to_order(actual, low)
+    return bool(low <= value <= high)
+
+
+class Operator:
+    """One operator: `prepare(value)` at load, `test(actual, prepared) -> bool` per decision."""
+
+    __slots__ = ("name", "prepare", "test")
+
+    def __init__(
+        self, name: str, prepare: Callable[[Any], Any], test: Callable[[Any, Any], bool]
+    ) -> None:
+        self.name = name
+        self.prepare = prepare
+        self.test = test
+
+
+def _op(name: str, prepare: Callable[[Any], Any], test: Callable[[Any, Any], bool]) -> Operator:
+    return Operator(name, prepare, test)
+
+
+OPERATORS_TABLE: Final[dict[str, Operator]] = {
+    op.name: op
+    for op in (
+        _op("equals", _any, _same),
+        _op("not_equals", _any, lambda a, e: not _same(a, e)),
+        _op("in", _list, _in),
+        _op("not_in", _list, lambda a, e: not _in(a, e)),
+        _op("contains", _any, _contains),
+        _op("not_contains", _any, lambda a, e: not _contains(a, e)),
+        _op("starts_with", _strings, _starts),
+        _op("ends_with", _strings, _ends),
+        _op("regex", _regex, lambda a, e: e.fullmatch(_text(a)) is not None),
+        _op("glob", _globs, lambda a, e: e.fullmatch(_text(a)) is not None),
+        _op("gt", _orderable, lambda a, e: bool(_to_order(a, e) > e)),
+        _op("lt", _orderable, lambda a, e: bool(_to_order(a, e) < e)),
+        _op("gte", _orderable, lambda a, e: bool(_to_order(a, e) >= e)),
+        _op("lte", _orderable, lambda a, e: bool(_to_order(a, e) <= e)),
+        _op("between", _bounds, _between),
+        _op("path_within", _dirs, _path_within),
+        _op("url_host", _hosts, _url_host),
+        _op("cidr", _networks, _cidr),
+        _op("len_lte", _length, lambda a, e: _len(a) <= e),
+        _op("len_gte", _length, lambda a, e: _len(a) >= e),
+        _op("size_lte", _length, lambda a, e: _size(a) <= e),
+        # `exists` / `not_exists` never reach `test`: the condition checks presence itself.
+        _op("exists", _any, lambda a, e: True),
+        _op("not_exists", _any, lambda a, e: False),
+    )
+}
+
+OPERATORS: Final = frozenset(OPERATORS_TABLE)

@@ -1,0 +1,503 @@
+"""Rule conditions: validation at load, compilation, and three-valued evaluation.
+
+A condition is `field operator value` (see `guard.policy._fields` for the fields and
+`guard.policy._operators` for the operators), a group `all` / `any` / `not`, or a named
+custom condition registered in Python with `register_condition`.
+
+Evaluation is three-valued. A condition is *unknown* when its field is missing, its value
+cannot be normalised for the operator (`'abc' gt 5`, a path with a NUL byte, a URL with a
+backslash), the value is `UNKNOWN` (replay feeds that for redacted arguments), or a custom
+condition raises or returns something other than a bool. Groups combine with Kleene logic
+(`all` is false if any item is false, unknown if none is false but one is unknown, ...).
+The rule then fails closed: an unknown **allow** rule does not match, an unknown **deny**
+rule matches. (mcp-auth-guard 1.0.0 treats every error as false, so a deny rule whose
+condition cannot be evaluated is skipped: that fails open.)
+
+```python
+from guard.policy.conditions import register_condition
+
+def business_hours(ctx):
+    return 9 <= ctx["request"]["time"].hour < 17
+
+register_condition("business_hours", business_hours)
+# YAML:  conditions: [{custom: business_hours}]
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, tzinfo
+from types import MappingProxyType
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from guard.errors import PolicyError, PolicyProblem
+from guard.policy._fields import (
+    MISSING,
+    UNKNOWN,
+    WEEKDAYS,
+    Evaluation,
+    compile_field,
+    is_time_field,
+)
+from guard.policy._operators import OPERATORS, OPERATORS_TABLE, Indeterminate
+from guard.policy.spec import Condition, ConditionGroup, ConditionNode, CustomCondition
+
+__all__ = [
+    "MISSING",
+    "OPERATORS",
+    "SUPPORTED_FIELDS",
+    "UNKNOWN",
+    "CompiledCondition",
+    "Evaluation",
+    "compile_condition",
+    "describe",
+    "register_condition",
+    "registered_conditions",
+    "unregister_condition",
+    "validate_condition",
+]
+
+CustomFn = Callable[[Mapping[str, Any]], Any]
+
+_REGISTRY: dict[str, CustomFn] = {}
+
+
+def _as_callable(name: str, fn: Any) -> CustomFn:
+    if isinstance(fn, type):
+        # A class: the seed's `PolicyCondition` subclasses. Calling the class would build an
+        # instance, which is truthy: never treat a class as the predicate itself.
+        try:
+            fn = fn()
+        except Exception as exc:
+            raise TypeError(
+                f"custom condition {name!r}: cannot instantiate {fn.__name__} without "
+                f"arguments ({exc}); register an instance instead"
+            ) from exc
+    evaluate = getattr(fn, "evaluate", None)
+    if callable(evaluate):
+        return evaluate  # type: ignore[no-any-return]
+    if callable(fn):
+        return fn  # type: ignore[no-any-return]
+    raise TypeError(f"custom condition {name!r} must be callable or have an evaluate() method")
+
+
+def register_condition(name: str, fn: Any) -> None:
+    """Register a named custom condition usable as `{custom: NAME, params: ...}` in YAML.
+
+    `fn(ctx)` gets a read-only mapping with `user`, `principal`, `tool`, `resource` and
+    `request` (the same names as condition fields, as nested mappings; `request.time` is
+    the decision's clock as a UTC datetime) plus `params` from the YAML, and must return a
+    bool. An object with an `evaluate(context)` method works too (the seed's
+    `PolicyCondition` subclasses). A `PolicySet` captures the function when it is
+    compiled: registering again later does not change an already loaded policy set.
+
+    ```python
+    register_condition("small_batch", lambda ctx: len(ctx["tool"]["args"]["ids"]) <= 10)
+    ```
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("custom condition name must be a non-empty string")
+    _REGISTRY[name] = _as_callable(name, fn)
+
+
+def unregister_condition(name: str) -> None:
+    """Forget a custom condition (policy sets already compiled keep their copy)."""
+    _REGISTRY.pop(name, None)
+
+
+def registered_conditions() -> Mapping[str, CustomFn]:
+    """A read-only view of the registered custom conditions."""
+    return MappingProxyType(_REGISTRY)
+
+
+# --- validation --------------------------------------------------------------------------
+
+
+def _zone(name: str | None) -> tzinfo | None:
+    if name is None:
+        return None
+    if not isinstance(name, str):
+        raise ValueError("timezone must be a string such as 'Europe/Paris'")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {name!r}") from None
+
+
+def _weekday(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return [_weekday(v) for v in value]
+    if isinstance(value, str) and value.strip().lower()[:3] in WEEKDAYS:
+        text = value.strip().lower()
+        index = WEEKDAYS.index(text[:3])
+        full = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+        if text in (WEEKDAYS[index], full[index]):
+            return index
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 6:
+        return value
+    raise ValueError(f"weekday must be mon..sun or 0..6, got {value!r}")
+
+
+def _instant(value: Any, zone: tzinfo | None) -> Any:
+    if isinstance(value, list | tuple):
+        return [_instant(v, zone) for v in value]
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"expected an ISO date-time, got {value!r}") from None
+    else:
+        raise ValueError(f"expected an ISO date-time, got {value!r}")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone or UTC)
+    return moment
+
+
+def _field_value(cond: Condition, zone: tzinfo | None) -> Any:
+    """Field-specific normalisation of the condition's value (weekday names, instants)."""
+    if cond.operator in ("exists", "not_exists"):
+        return cond.value
+    if cond.field == "request.time.weekday":
+        return _weekday(cond.value)
+    if cond.field == "request.time":
+        return _instant(cond.value, zone)
+    return cond.value
+
+
+def _regex_problem(pattern: str) -> str | None:
+    try:
+        from guard.policy._regex import regex_problem
+    except ImportError:  # pragma: no cover - the loader's checker ships with the package
+        return None
+    found = regex_problem(pattern)
+    return None if found is None else f"{found[1]} ({found[2]})"
+
+
+def _prepare(cond: Condition) -> tuple[Any, tzinfo | None]:
+    """Validate and normalise one leaf condition; raises ValueError with every problem."""
+    if not isinstance(cond.field, str) or not cond.field or "" in cond.field.split("."):
+        raise ValueError(f"invalid field {cond.field!r}")
+    op = OPERATORS_TABLE.get(cond.operator)
+    if op is None:
+        raise ValueError(f"unknown operator {cond.operator!r}")
+    zone = _zone(cond.timezone)
+    if zone is not None and not is_time_field(cond.field):
+        raise ValueError("timezone applies only to request.time fields")
+    value = _field_value(cond, zone)
+    if cond.operator in ("regex",) and isinstance(value, str):
+        problem = _regex_problem(value)
+        if problem:
+            raise ValueError(problem)
+    return op.prepare(value), zone
+
+
+def validate_condition(cond: ConditionNode, custom: Mapping[str, Any] | None = None) -> list[str]:
+    """Every problem with a condition (and, for groups, its items), as sentences.
+
+    Checks the operator, the value's type for that operator, regexes (syntax and
+    catastrophic backtracking), networks, directories, hosts, time zones, and that a custom
+    condition is registered (in `custom`, default: the registry).
+
+    ```python
+    validate_condition(Condition("tool.args.ip", "cidr", "10.0.0.0/33"))
+    # ["tool.args.ip cidr: invalid network '10.0.0.0/33'"]
+    ```
+    """
+    if isinstance(cond, Condition):
+        try:
+            _prepare(cond)
+        except ValueError as exc:
+            return [f"{cond.field} {cond.operator}: {exc}"]
+        return []
+    if isinstance(cond, CustomCondition):
+        known = _REGISTRY if custom is None else custom
+        if cond.name not in known:
+            names = ", ".join(sorted(known)) or "none registered"
+            return [f"unknown custom condition {cond.name!r} (known: {names})"]
+        return []
+    if isinstance(cond, ConditionGroup):
+        problems: list[str] = []
+        if cond.op not in ("all", "any", "not"):
+            problems.append(f"unknown condition group {cond.op!r}")
+        if cond.op == "not" and len(cond.items) != 1:
+            problems.append("`not` takes exactly one condition")
+        for item in cond.items:
+            problems.extend(validate_condition(item, custom))
+        return problems
+    return [f"not a condition: {type(cond).__name__}"]
+
+
+# --- compiled form -----------------------------------------------------------------------
+
+
+def describe(cond: ConditionNode) -> str:
+    """Short human text of a condition, for explanations (never the request's values)."""
+    if isinstance(cond, Condition):
+        return f"{cond.field} {cond.operator} {cond.value!r}"
+    if isinstance(cond, CustomCondition):
+        return f"custom {cond.name}"
+    inner = ", ".join(describe(i) for i in cond.items)
+    return f"{cond.op}({inner})"
+
+
+def _deep_unknown(value: Any) -> bool:
+    if value is UNKNOWN:
+        return True
+    if isinstance(value, Mapping):
+        return any(_deep_unknown(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_deep_unknown(v) for v in value)
+    return False
+
+
+class CompiledCondition:
+    """A condition ready to evaluate: `evaluate(ev)` returns True, False or None (unknown).
+
+    When the result is None, `ev.why` says why, in words that never quote request values.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def evaluate(self, ev: Evaluation) -> bool | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class _Leaf(CompiledCondition):
+    __slots__ = ("expected", "field", "resolve", "test")
+
+    def __init__(self, cond: Condition) -> None:
+        super().__init__(describe(cond))
+        expected, zone = _prepare(cond)
+        self.field = cond.field
+        self.resolve = compile_field(cond.field, zone)
+        self.test = OPERATORS_TABLE[cond.operator].test
+        self.expected = expected
+
+    def evaluate(self, ev: Evaluation) -> bool | None:
+        actual = self.resolve(ev)
+        if actual is MISSING:
+            ev.why = f"`{self.text}`: field {self.field} is missing"
+            return None
+        redactable = isinstance(actual, Mapping | list | tuple) or actual is UNKNOWN
+        if redactable and _deep_unknown(actual):
+            ev.why = f"`{self.text}`: {self.field} is redacted (unknown)"
+            return None
+        try:
+            return self.test(actual, self.expected)
+        except Indeterminate as exc:
+            ev.why = f"`{self.text}`: {exc}"
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            ev.why = f"`{self.text}`: {type(exc).__name__}"
+        return None
+
+
+class _Exists(CompiledCondition):
+    __slots__ = ("present", "resolve")
+
+    def __init__(self, cond: Condition) -> None:
+        super().__init__(describe(cond))
+        self.resolve = compile_field(cond.field, _zone(cond.timezone))
+        self.present = cond.operator == "exists"
+
+    def evaluate(self, ev: Evaluation) -> bool | None:
+        # A redacted value was there: presence is known even though the value is not.
+        return (self.resolve(ev) is not MISSING) is self.present
+
+
+def _view(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value))
+
+
+def evaluation_context(ev: Evaluation) -> Mapping[str, Any]:
+    """The read-only nested mapping custom conditions receive (built once per decision)."""
+    if ev.context is None:
+        req = ev.request
+        p, r = req.principal, req.resource
+        tags = tuple(sorted(r.tags))
+        clock = ev.clock.astimezone(UTC)
+        user = {
+            "id": p.user_id,
+            "roles": p.roles,
+            "agent_id": p.agent_id,
+            "authenticated": p.authenticated,
+            "auth_method": p.auth_method,
+            "claims": p.claims,
+        }
+        ev.context = MappingProxyType(
+            {
+                "user": _view(user),
+                "principal": _view({**user, "user_id": p.user_id, "key_id": p.key_id}),
+                "tool": _view(
+                    {
+                        "name": r.name,
+                        "namespace": r.namespace,
+                        "version": r.version,
+                        "tags": tags,
+                        "args": req.args,
+                        "metadata": r.meta,
+                    }
+                ),
+                "resource": _view(
+                    {
+                        "kind": r.kind,
+                        "name": r.name,
+                        "uri": r.uri,
+                        "template": r.template,
+                        "tags": tags,
+                        "namespace": r.namespace,
+                        "version": r.version,
+                        "meta": r.meta,
+                    }
+                ),
+                "request": _view(
+                    {
+                        "action": req.action,
+                        "method": req.method,
+                        "resource_type": r.kind,
+                        "timestamp": clock.timestamp(),
+                        "time": clock,
+                        "args": req.args,
+                        "context": req.context,
+                    }
+                ),
+            }
+        )
+    return ev.context
+
+
+class _Custom(CompiledCondition):
+    __slots__ = ("fn", "name", "params")
+
+    def __init__(self, cond: CustomCondition, fn: CustomFn) -> None:
+        super().__init__(describe(cond))
+        self.name = cond.name
+        self.fn = fn
+        self.params = cond.params
+
+    def evaluate(self, ev: Evaluation) -> bool | None:
+        ctx = MappingProxyType({**evaluation_context(ev), "params": self.params})
+        try:
+            result = self.fn(ctx)
+        except Exception as exc:
+            # Only the type: an exception message may quote request values.
+            ev.why = f"custom condition {self.name!r} raised {type(exc).__name__}"
+            return None
+        if isinstance(result, bool):
+            return result
+        ev.why = f"custom condition {self.name!r} returned a {type(result).__name__}, not a bool"
+        return None
+
+
+class _All(CompiledCondition):
+    __slots__ = ("items",)
+
+    def __init__(self, text: str, items: tuple[CompiledCondition, ...]) -> None:
+        super().__init__(text)
+        self.items = items
+
+    def evaluate(self, ev: Evaluation) -> bool | None:
+        result: bool | None = True
+        for item in self.items:
+            value = item.evaluate(ev)
+            if value is False:
+                return False
+            if value is None:
+                result = None
+        return result
+
+
+class _Any(_All):
+    __slots__ = ()
+
+    def evaluate(self, ev: Evaluation) -> bool | None:
+        result: bool | None = False
+        for item in self.items:
+            value = item.evaluate(ev)
+            if value is True:
+                return True
+            if value is None:
+                result = None
+        return result
+
+
+class _Not(_All):
+    __slots__ = ()
+
+    def evaluate(self, ev: Evaluation) -> bool | None:
+        value = self.items[0].evaluate(ev)
+        return None if value is None else not value
+
+
+def compile_condition(
+    cond: ConditionNode, custom: Mapping[str, Any] | None = None
+) -> CompiledCondition:
+    """Compile a condition tree; raises `PolicyError` listing every problem in it.
+
+    Custom conditions are looked up in `custom` (default: the registry) now, so the
+    compiled condition keeps working if the registry changes later.
+    """
+    problems = validate_condition(cond, custom)
+    if problems:
+        raise PolicyError([PolicyProblem(p, code="invalid_condition") for p in problems])
+    return _compile(cond, _REGISTRY if custom is None else custom)
+
+
+def _compile(cond: ConditionNode, custom: Mapping[str, Any]) -> CompiledCondition:
+    if isinstance(cond, Condition):
+        if cond.operator in ("exists", "not_exists"):
+            return _Exists(cond)
+        return _Leaf(cond)
+    if isinstance(cond, CustomCondition):
+        fn = custom[cond.name]
+        return _Custom(cond, fn if custom is _REGISTRY else _as_callable(cond.name, fn))
+    items = tuple(_compile(i, custom) for i in cond.items)
+    group = {"all": _All, "any": _Any, "not": _Not}[cond.op]
+    return group(describe(cond), items)
+
+
+SUPPORTED_FIELDS: Final = (
+    "user.id",
+    "user.roles",
+    "user.agent_id",
+    "user.authenticated",
+    "user.claims.*",
+    "principal.user_id",
+    "principal.roles",
+    "principal.agent_id",
+    "principal.auth_method",
+    "principal.claims.*",
+    "tool.name",
+    "tool.namespace",
+    "tool.version",
+    "tool.tags",
+    "tool.args.*",
+    "tool.metadata.*",
+    "resource.kind",
+    "resource.name",
+    "resource.uri",
+    "resource.template",
+    "resource.tags",
+    "resource.namespace",
+    "resource.version",
+    "resource.meta.*",
+    "request.action",
+    "request.method",
+    "request.resource_type",
+    "request.timestamp",
+    "request.args.*",
+    "request.context.*",
+    "request.time",
+    "request.time.hour",
+    "request.time.minute",
+    "request.time.weekday",
+    "request.time.date",
+)

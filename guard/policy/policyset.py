@@ -1,0 +1,527 @@
+"""`PolicySet`: policies compiled once into an immutable, indexed object, and the one
+evaluator every part of MCP Guard decides with (middleware, CLI, replay, dashboard).
+
+Order and combining
+    All rules of all policies are ordered by `priority` (higher first), then by policy
+    order, then by rule order in the policy. (mcp-auth-guard 1.0.0 sorts only within each
+    file, so a high-priority rule in a later file loses to any rule of an earlier file.)
+    `combining: first_match` (the default): the first rule that matches decides.
+    `combining: deny_overrides`: any matching deny rule denies, else any matching allow rule
+    allows. Policies that state different combining modes cannot be compiled together.
+
+Default effect across several policies
+    When no rule matches, the request is allowed only if **every** policy's
+    `default_effect` is `allow`; one `deny` default denies. (mcp-auth-guard 1.0.0 lets a
+    single `allow` default open everything.)
+
+Fail closed
+    An unauthenticated principal is denied before any rule (reason `unauthenticated`). A
+    rule whose conditions are unknown (see `guard.policy.conditions`) does not match if it
+    allows and matches if it denies; each such event is listed in `Decision.errors`. Any
+    exception while deciding denies with reason `error`.
+
+Content hash
+    `PolicySet.hash` is the SHA-256 (hex) of, for each policy in order, the UTF-8 bytes of
+    `"{len(name)}:{name}\\n{len(text)}:{text}\\n"` where `text` is `PolicySpec.text` (the
+    canonical text the loader keeps; a spec built in Python without text contributes the
+    `repr` of its rules instead). The same policies in the same order give the same hash.
+
+Indexing
+    Rules are bucketed by request variant (kind, and whether a resource came through a
+    template) and action. In a bucket a rule is filed under keys of which one must be hit
+    for it to match: its exact component names / URIs / templates, else the literal prefix
+    or suffix of its patterns, its tags, its namespaces, else its roles or literal user or
+    agent ids; rules with none of these are scanned for every request of the bucket. A
+    decision looks up only the keys of its request and merges the hits by global rule
+    index, so the order above holds exactly and cost does not grow with the rule count.
+
+```python
+from guard.policy import AccessRequest, PolicySet, Principal, Resource, load_policies
+
+policies = load_policies("policies.yaml")
+decision = policies.decide(
+    AccessRequest(Principal("alice", ("user",)), Resource("tool", "get_weather"), "call")
+)
+print(decision.allowed, decision.message)
+```
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from time import perf_counter_ns
+from typing import Any, Final
+
+from guard.errors import PolicyError, PolicyProblem
+from guard.policy._match import VARIANTS, CompiledRule, IndexKey, template_of, variant_of
+from guard.policy.conditions import Evaluation
+from guard.policy.model import ACTIONS, AccessRequest, Decision, Reason
+from guard.policy.spec import Combining, PolicySpec
+
+__all__ = ["Explanation", "PolicySet", "RuleTrace"]
+
+_MAX_EXTRA_BUCKETS: Final = 64  # buckets built on demand for unusual action names
+
+
+class _Bucket:
+    """Candidate rules for one (variant, action): index tables plus the always-scanned rest."""
+
+    __slots__ = ("affix", "agents", "anyrole", "exact", "ns", "rest", "roles", "tags", "users")
+
+    def __init__(self, rules: Sequence[CompiledRule], variant: str, action: str) -> None:
+        tables: dict[tuple[str, ...], dict[str, list[int]]] = {}
+        rest: list[int] = []
+        for rule in rules:
+            if not rule.action_ok(action) or rule.matchers_for(variant) is None:
+                continue
+            keys = rule.index_keys(variant)
+            if keys is None:
+                rest.append(rule.index)
+                continue
+            for key in dict.fromkeys(keys):
+                table, value = _table_of(key)
+                tables.setdefault(table, {}).setdefault(value, []).append(rule.index)
+        frozen = {t: {k: tuple(v) for k, v in d.items()} for t, d in tables.items()}
+        self.rest = tuple(rest)
+        self.exact = tuple((t[0], d) for t, d in frozen.items() if t[0] in ("name", "uri", "tpl"))
+        self.affix = tuple(
+            (t[1], t[0] == "pre", tuple(sorted({len(k) for k in d})), d)
+            for t, d in frozen.items()
+            if t[0] in ("pre", "suf")
+        )
+        self.tags = frozen.get(("tag",))
+        self.ns = frozen.get(("ns",))
+        self.roles = frozen.get(("role",))
+        self.anyrole = frozen.get(("anyrole",), {}).get("", ())
+        self.users = frozen.get(("user",))
+        self.agents = frozen.get(("agent",))
+
+
+def _table_of(key: IndexKey) -> tuple[tuple[str, ...], str]:
+    if key[0] in ("pre", "suf"):
+        return (key[0], key[1]), key[2]
+    if key[0] == "anyrole":
+        return ("anyrole",), ""
+    return (key[0],), key[1]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleTrace:
+    """How one rule fared for a request (see `PolicySet.explain`).
+
+    Attributes:
+        outcome: `matched`, `not_matched` or `unknown_skipped` (an allow rule whose
+            conditions could not be evaluated).
+        failed: the part that did not match: `action`, `agent`, `component`,
+            `condition N` (1-based), or None.
+        deciding: whether this rule decided the request.
+    """
+
+    rule: str
+    policy: str
+    priority: int
+    effect: str
+    outcome: str
+    failed: str | None = None
+    detail: str = ""
+    deciding: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """A decision plus a per-rule trace, in evaluation order."""
+
+    decision: Decision
+    steps: tuple[RuleTrace, ...]
+
+    def __str__(self) -> str:
+        d = self.decision
+        lines = [f"{'ALLOW' if d.allowed else 'DENY'} ({d.reason}): {d.message}"]
+        for s in self.steps:
+            mark = "=>" if s.deciding else "  "
+            why = f" [{s.failed}]" if s.failed else ""
+            detail = f" {s.detail}" if s.detail else ""
+            lines.append(
+                f"{mark} {s.policy}/{s.rule} (priority {s.priority}, {s.effect}): "
+                f"{s.outcome}{why}{detail}"
+            )
+        lines.extend(f"   error: {e}" for e in d.errors)
+        return "\n".join(lines)
+
+
+def _content_hash(specs: Sequence[PolicySpec]) -> str:
+    digest = hashlib.sha256()
+    for spec in specs:
+        text = spec.text or repr(replace(spec, text="", source=""))
+        digest.update(f"{len(spec.name)}:{spec.name}\n{len(text)}:{text}\n".encode())
+    return digest.hexdigest()
+
+
+class PolicySet:
+    """An immutable, compiled set of policies; `decide` is pure and synchronous.
+
+    Build one with `PolicySet.from_specs` (the loader does) or `PolicySet.empty()`.
+
+    Attributes:
+        hash: content hash of the policies (see the module docs).
+        policies: the policy specs, in order.
+        names: the policy names, in order.
+        rule_count: number of rules over all policies.
+        combining: `first_match` or `deny_overrides`.
+        default_allowed: whether a request no rule matches is allowed.
+    """
+
+    __slots__ = (
+        "_buckets",
+        "_default_message",
+        "_default_policy",
+        "_deny_overrides",
+        "_extra",
+        "_rules",
+        "combining",
+        "default_allowed",
+        "hash",
+        "names",
+        "policies",
+        "rule_count",
+    )
+
+    hash: str
+    policies: tuple[PolicySpec, ...]
+    names: tuple[str, ...]
+    rule_count: int
+    combining: Combining
+    default_allowed: bool
+
+    @classmethod
+    def empty(cls) -> PolicySet:
+        """A policy set with no policies: it denies everything with reason `no_policy`."""
+        return cls.from_specs(())
+
+    @classmethod
+    def from_specs(
+        cls, specs: Sequence[PolicySpec], *, conditions: Mapping[str, Any] | None = None
+    ) -> PolicySet:
+        """Compile policy specs; raises `PolicyError` listing every problem found.
+
+        Args:
+            specs: the policies, in order (file order for a directory).
+            conditions: custom conditions by name (default: those registered with
+                `register_condition`). They are captured now.
+
+        ```python
+        ps = PolicySet.from_specs([PolicySpec("svc", rules=(RuleSpec("all", "allow"),))])
+        ps.rule_count  # 1
+        ```
+        """
+        return cls(specs, conditions=conditions)
+
+    def __init__(
+        self, specs: Sequence[PolicySpec], *, conditions: Mapping[str, Any] | None = None
+    ) -> None:
+        specs = tuple(specs)
+        stated = {s.combining for s in specs if s.combining is not None}
+        problems: list[PolicyProblem] = []
+        if len(stated) > 1:
+            problems.append(
+                PolicyProblem(
+                    f"policies disagree on combining ({', '.join(sorted(stated))})",
+                    source=", ".join(s.source for s in specs if s.combining is not None),
+                    field="combining",
+                    hint="use the same `combining` in every policy, or state it in one",
+                    code="combining_conflict",
+                )
+            )
+        placed: list[tuple[int, int, int, PolicySpec]] = [
+            (-rule.priority, p, r, spec)
+            for p, spec in enumerate(specs)
+            for r, rule in enumerate(spec.rules)
+        ]
+        placed.sort(key=lambda t: t[:3])
+        rules: list[CompiledRule] = []
+        for index, (_, _, r, spec) in enumerate(placed):
+            rule_spec = spec.rules[r]
+            try:
+                rules.append(CompiledRule(rule_spec, spec, index, conditions))
+            except PolicyError as exc:
+                problems.extend(
+                    replace(
+                        pr,
+                        source=spec.source,
+                        line=pr.line or rule_spec.line,
+                        field=f"rules[{r}].conditions ({rule_spec.name})",
+                    )
+                    for pr in exc.problems
+                )
+        if problems:
+            raise PolicyError(problems)
+        combining: Combining = stated.pop() if len(stated) == 1 else "first_match"
+        self.policies = specs
+        self.names = tuple(s.name for s in specs)
+        self.rule_count = len(rules)
+        self.combining = combining
+        self._deny_overrides = combining == "deny_overrides"
+        self.hash = _content_hash(specs)
+        self._rules: tuple[CompiledRule, ...] = tuple(rules)
+        deny_default = next((s for s in specs if s.default_effect != "allow"), None)
+        self.default_allowed = bool(specs) and deny_default is None
+        if deny_default is not None:
+            self._default_policy: str | None = deny_default.name
+            self._default_message: str = (
+                f"denied: no rule matched; default of policy {deny_default.name!r} is deny"
+            )
+        else:
+            self._default_policy = specs[0].name if len(specs) == 1 else None
+            self._default_message = "allowed: no rule matched; every policy's default is allow"
+        actions = set(ACTIONS)
+        for compiled in rules:
+            actions.update(a for a in compiled.spec.actions if not set(a) & set("*?["))
+        self._buckets: dict[tuple[str, str], _Bucket] = {
+            (v, a): _Bucket(self._rules, v, a) for v in VARIANTS for a in sorted(actions)
+        }
+        self._extra: dict[tuple[str, str], _Bucket] = {}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if hasattr(self, "_extra"):
+            raise AttributeError("PolicySet is immutable")
+        object.__setattr__(self, name, value)
+
+    def __repr__(self) -> str:
+        return (
+            f"PolicySet(names={list(self.names)}, rules={self.rule_count}, "
+            f"combining={self.combining!r}, hash={self.hash[:12]!r})"
+        )
+
+    # -- deciding ---------------------------------------------------------------------
+
+    def _bucket(self, variant: str, action: str) -> _Bucket:
+        key = (variant, action)
+        bucket: _Bucket | None = self._buckets.get(key) or self._extra.get(key)
+        if bucket is None:
+            bucket = _Bucket(self._rules, variant, action)
+            if len(self._extra) < _MAX_EXTRA_BUCKETS:
+                self._extra[key] = bucket  # a memo, not state: same input, same bucket
+        return bucket
+
+    @staticmethod
+    def _candidates(bucket: _Bucket, request: AccessRequest) -> Sequence[int]:
+        res = request.resource
+        parts: list[Sequence[int]] = []
+        if bucket.rest:
+            parts.append(bucket.rest)
+        for subject, table in bucket.exact:
+            hit = table.get(_subject(res, subject))
+            if hit:
+                parts.append(hit)
+        for subject, prefix, lengths, table in bucket.affix:
+            text = _subject(res, subject)
+            size = len(text)
+            for n in lengths:
+                if n > size:
+                    break
+                hit = table.get(text[:n] if prefix else text[size - n :])
+                if hit:
+                    parts.append(hit)
+        if bucket.tags is not None:
+            for tag in res.tags:
+                hit = bucket.tags.get(tag)
+                if hit:
+                    parts.append(hit)
+        if bucket.ns is not None and res.namespace is not None:
+            hit = bucket.ns.get(res.namespace)
+            if hit:
+                parts.append(hit)
+        principal = request.principal
+        if bucket.roles is not None:
+            for role in principal.roles:
+                hit = bucket.roles.get(role)
+                if hit:
+                    parts.append(hit)
+        if bucket.anyrole and principal.roles:
+            parts.append(bucket.anyrole)
+        if bucket.users is not None:
+            hit = bucket.users.get(principal.user_id or "")
+            if hit:
+                parts.append(hit)
+        if bucket.agents is not None:
+            hit = bucket.agents.get(principal.agent_id or "")
+            if hit:
+                parts.append(hit)
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:
+            return ()
+        return sorted(set().union(*parts))
+
+    def decide(self, request: AccessRequest) -> Decision:
+        """Decide one request. Pure: no I/O, no logging, no global state.
+
+        Never raises: an exception while deciding denies with reason `error`.
+
+        ```python
+        decision = policies.decide(request)
+        decision.allowed, decision.reason, decision.rule, decision.matched_rules
+        ```
+        """
+        start = perf_counter_ns()
+        try:
+            return self._decide(request, start)
+        except Exception as exc:  # fail closed, whatever went wrong
+            return Decision(
+                False,
+                Reason.ERROR,
+                None,
+                None,
+                (),
+                (f"{type(exc).__name__}: {exc}"[:300],),
+                self.hash,
+                0,
+                (perf_counter_ns() - start) / 1000,
+                "denied: error while deciding",
+            )
+
+    def _decide(self, request: AccessRequest, start: int) -> Decision:
+        if not request.principal.authenticated:
+            return Decision(
+                False, Reason.UNAUTHENTICATED, None, None, (), (), self.hash, 0,
+                (perf_counter_ns() - start) / 1000, "denied: the caller is not authenticated",
+            )  # fmt: skip
+        if not self.policies:
+            return Decision(
+                False, Reason.NO_POLICY, None, None, (), (), self.hash, 0,
+                (perf_counter_ns() - start) / 1000, "denied: no policy is loaded",
+            )  # fmt: skip
+        resource = request.resource
+        principal = request.principal
+        rules = self._rules
+        candidates = self._candidates(self._bucket(variant_of(resource), request.action), request)
+        ev: Evaluation | None = None
+        errors: list[str] | None = None
+        matched: list[str] | None = None
+        deciding: CompiledRule | None = None
+        count = 0
+        for index in candidates:
+            rule = rules[index]
+            count += 1
+            if rule.agent is not None and not rule.agent.match(principal):
+                continue
+            if not rule.component_ok(resource):
+                continue
+            if rule.conditions:
+                if ev is None:
+                    ev = Evaluation(request)
+                outcome = rule.conditions_ok(ev)
+                if outcome is False:
+                    continue
+                if outcome is None:
+                    if errors is None:
+                        errors = []
+                    verdict = "allow rule skipped" if rule.allow else "deny rule applied"
+                    errors.append(f"{rule.label}: {ev.why} ({verdict})")
+                    if rule.allow:
+                        continue
+            if not self._deny_overrides:
+                deciding = rule
+                break
+            if matched is None:
+                matched = []
+            matched.append(rule.label)
+            if deciding is None or (deciding.allow and not rule.allow):
+                deciding = rule
+        errs = tuple(errors) if errors else ()
+        if deciding is None:
+            return Decision(
+                self.default_allowed, Reason.DEFAULT, None, self._default_policy,
+                tuple(matched) if matched else (), errs, self.hash, count,
+                (perf_counter_ns() - start) / 1000, self._default_message,
+            )  # fmt: skip
+        return Decision(
+            deciding.allow, Reason.RULE, deciding.name, deciding.policy,
+            tuple(matched) if matched else deciding.matched, errs, self.hash, count,
+            (perf_counter_ns() - start) / 1000, deciding.message,
+        )  # fmt: skip
+
+    # -- explaining -------------------------------------------------------------------
+
+    def explain(self, request: AccessRequest) -> Explanation:
+        """The decision plus how every rule fared, in evaluation order (for `mcp-guard
+        explain`). The decision is `decide`'s; the trace uses the same compiled rules.
+
+        ```python
+        print(policies.explain(request))
+        # DENY (rule): denied by rule 'no_delete' of policy 'svc'
+        # => svc/no_delete (priority 200, deny): matched
+        #    svc/users (priority 100, allow): not_matched [agent]
+        ```
+        """
+        if request.time is None:  # one clock for the decision and the trace
+            request = replace(request, time=datetime.now(UTC))
+        decision = self.decide(request)
+        if decision.reason in (Reason.UNAUTHENTICATED, Reason.NO_POLICY):
+            return Explanation(decision, ())
+        ev = Evaluation(request)
+        steps = []
+        for rule in self._rules:
+            outcome, failed, detail = _trace(rule, request, ev)
+            deciding = (
+                decision.reason == Reason.RULE
+                and rule.name == decision.rule
+                and rule.policy == decision.policy
+                and outcome == "matched"
+            )
+            steps.append(
+                RuleTrace(
+                    rule.name,
+                    rule.policy,
+                    rule.priority,
+                    rule.effect,
+                    outcome,
+                    failed,
+                    detail,
+                    deciding,
+                )
+            )
+        # Only the first rule with the deciding name/policy that matched is the decider.
+        seen = False
+        for i, step in enumerate(steps):
+            if step.deciding:
+                if seen:
+                    steps[i] = replace(step, deciding=False)
+                seen = True
+        return Explanation(decision, tuple(steps))
+
+
+def _subject(resource: Any, subject: str) -> str:
+    if subject == "name":
+        return str(resource.name)
+    if subject == "uri":
+        return str(resource.uri if resource.uri is not None else resource.name)
+    return template_of(resource)
+
+
+def _trace(
+    rule: CompiledRule, request: AccessRequest, ev: Evaluation
+) -> tuple[str, str | None, str]:
+    if not rule.action_ok(request.action):
+        actions = list(rule.spec.actions)
+        return "not_matched", "action", f"action {request.action!r} not in {actions}"
+    if not rule.agent_ok(request.principal):
+        return "not_matched", "agent", "the principal does not fit the rule's agents"
+    if not rule.component_ok(request.resource):
+        return "not_matched", "component", f"the {request.resource.kind} does not fit the rule"
+    unknown: tuple[int, str] | None = None
+    for n, cond in enumerate(rule.conditions, 1):
+        value = cond.evaluate(ev)
+        if value is False:
+            return "not_matched", f"condition {n}", f"`{cond.text}` is false"
+        if value is None and unknown is None:
+            unknown = (n, ev.why)
+    if unknown is not None:
+        n, why = unknown
+        if rule.allow:
+            return "unknown_skipped", f"condition {n}", f"{why} (fail closed: allow skipped)"
+        return "matched", f"condition {n}", f"{why} (fail closed: deny applies)"
+    return "matched", None, ""
