@@ -31,7 +31,20 @@ _EXPORTS: dict[str, str] = {
     "apply_retention": "guard.audit.maintenance",
 }
 
-__all__ = list(_EXPORTS)
+__all__ = [
+    "DEFAULT",
+    "DEFAULT_PATH",
+    "AuditLog",
+    "AuditStore",
+    "Redactor",
+    "VerifyReport",
+    "apply_retention",
+    "compact",
+    "looks_secret",
+    "open_store",
+    "resolve_audit",
+    "verify",
+]
 
 if TYPE_CHECKING:
     from guard.audit.log import DEFAULT, DEFAULT_PATH, AuditLog, resolve_audit

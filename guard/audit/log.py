@@ -206,7 +206,7 @@ class AuditLog:
         try:
             request = event.request
             args, redacted, digest = self._redactor.redact(request.args)
-            context = request.context
+            context: Any = request.context
             if context:
                 context = self._redactor.redact(context)[0]
             item = (

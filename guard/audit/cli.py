@@ -1,0 +1,85 @@
+"""`mcp-guard verify | compact | retention | tail`: the decision store from the shell."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from guard.audit.log import DEFAULT_PATH
+
+__all__ = ["COMMANDS"]
+
+_STORE = click.argument("store", type=click.Path(path_type=Path), default=DEFAULT_PATH)
+
+
+@click.command("verify")
+@_STORE
+@click.option("--all", "show_all", is_flag=True, help="List every problem, not only the first.")
+def verify_command(store: Path, show_all: bool) -> None:
+    """Check every writer's hash chain in STORE; exit 1 naming the first bad row."""
+    from guard.audit.verify import verify
+
+    _require(store)
+    report = verify(store)
+    if report.ok:
+        click.echo(f"ok: {report.rows} rows in {report.chains} chains verified")
+        return
+    click.echo(f"TAMPERED: {len(report.problems)} problem(s); first bad row:", err=True)
+    for problem in report.problems if show_all else report.problems[:1]:
+        click.echo(f"  {problem}", err=True)
+    raise SystemExit(1)
+
+
+@click.command("compact")
+@_STORE
+def compact_command(store: Path) -> None:
+    """Merge STORE's small segments into one file per table (safe while servers write)."""
+    from guard.audit.maintenance import compact
+
+    _require(store)
+    for table, files in compact(store).items():
+        click.echo(
+            f"{table}: {files} segment(s) merged" if files > 1 else f"{table}: nothing to do"
+        )
+
+
+@click.command("retention")
+@_STORE
+@click.option("--days", type=click.FloatRange(min=0, min_open=True), default=180.0,
+              show_default=True, help="Keep rows younger than this.")  # fmt: skip
+def retention_command(store: Path, days: float) -> None:
+    """Delete rows older than --days from STORE (the chains stay verifiable)."""
+    from guard.audit.maintenance import apply_retention
+
+    _require(store)
+    for table, rows in apply_retention(store, days=days).items():
+        click.echo(f"{table}: {rows} row(s) older than {days:g} days deleted")
+
+
+@click.command("tail")
+@_STORE
+@click.option("-n", "limit", type=click.IntRange(min=1), default=20, show_default=True)
+def tail_command(store: Path, limit: int) -> None:
+    """Print the latest decisions of STORE as JSON lines."""
+    from guard.audit.store import open_store
+
+    _require(store)
+    with open_store(store) as con:
+        cur = con.execute(
+            "SELECT decision_id, ts::VARCHAR AS ts, method, resource, user_id, allowed, reason, "
+            "rule, policy, status, error_class FROM decision_log ORDER BY ts DESC LIMIT ?",
+            [limit],
+        )
+        names = [d[0] for d in cur.description]
+        for row in reversed(cur.fetchall()):
+            click.echo(json.dumps(dict(zip(names, row, strict=True))))
+
+
+def _require(store: Path) -> None:
+    if not store.is_dir():
+        raise click.ClickException(f"no MCP Guard store at {store} (a directory of segments)")
+
+
+COMMANDS = [verify_command, compact_command, retention_command, tail_command]

@@ -1,0 +1,174 @@
+"""Store maintenance, run on purpose (CLI or API), never behind the operator's back:
+`compact` merges many small segments into one; `apply_retention` drops rows older than the
+retention period (default 180 days) from the start of each chain.
+
+Both replace segments the same way, safe for readers and writers running meanwhile: write the
+new file under a temporary name, write a `<new>.replaces` marker naming the old files, rename
+the new file into place (from now on readers skip the old files), then delete the old files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from guard._ids import uuid7
+from guard.audit.schema import TABLES
+from guard.audit.segments import (
+    MARKER_SUFFIX,
+    SEGMENT_SUFFIX,
+    live_segments,
+    read_json_file,
+    remove_quietly,
+    write_json_atomic,
+)
+from guard.errors import AuditError
+
+__all__ = ["DEFAULT_RETENTION_DAYS", "apply_retention", "compact"]
+
+DEFAULT_RETENTION_DAYS = 180
+
+
+@contextlib.contextmanager
+def _maintenance_lock(root: Path) -> Iterator[None]:
+    if not root.is_dir():
+        raise AuditError(f"no MCP Guard store at {root}")
+    fd = os.open(root / ".maintenance.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # one compaction / retention at a time
+        yield
+    finally:
+        os.close(fd)
+
+
+def _listed(files: list[Path]) -> str:
+    return ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+
+
+def _replace(con: Any, directory: Path, sources: list[Path], query: str) -> Path:
+    name = f"compact-{uuid7().replace('-', '')}{SEGMENT_SUFFIX}"
+    final, tmp = directory / name, directory / f".{name}.tmp"
+    con.execute(f"COPY ({query}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    write_json_atomic(
+        directory / f"{name}{MARKER_SUFFIX}", {"sources": [s.name for s in sources]}, fsync=True
+    )
+    os.replace(tmp, final)  # readers now see `final` and skip `sources`
+    for source in sources:
+        remove_quietly(source)
+    _drop_stale_markers(directory)
+    return final
+
+
+def _drop_stale_markers(directory: Path) -> None:
+    for marker in directory.glob(f"*{MARKER_SUFFIX}"):
+        merged = marker.with_name(marker.name[: -len(MARKER_SUFFIX)])
+        doc = read_json_file(marker)
+        sources = doc.get("sources", []) if isinstance(doc, dict) else []
+        if not merged.exists() or not any((directory / s).exists() for s in sources):
+            remove_quietly(marker)
+
+
+def compact(path: str | Path, *, min_segments: int = 2) -> dict[str, int]:
+    """Merge each table's segments into one file; return how many files each table had.
+
+    ```python
+    compact("mcp-guard-audit.duckdb")  # {"decisions": 118, "outcomes": 97}
+    ```
+    """
+    import duckdb
+
+    root = Path(path)
+    merged: dict[str, int] = {}
+    with _maintenance_lock(root):
+        con = duckdb.connect()
+        try:
+            for table in TABLES:
+                files = live_segments(root / table)
+                merged[table] = len(files)
+                if len(files) < min_segments:
+                    continue
+                query = (
+                    f"SELECT * FROM read_parquet([{_listed(files)}], union_by_name=true) "  # noqa: S608
+                    "ORDER BY writer_id, seq"
+                )
+                _replace(con, root / table, files, query)
+        finally:
+            con.close()
+    return merged
+
+
+def apply_retention(
+    path: str | Path, *, days: float = DEFAULT_RETENTION_DAYS, now: datetime | None = None
+) -> dict[str, int]:
+    """Delete rows older than `days`; return how many rows each table lost.
+
+    Rows are removed from the start of each writer's chain only (a row older than the cut
+    that follows a newer one stays), and the new start of the chain is recorded in
+    `anchors/`, so `verify` still checks everything that remains.
+
+    ```python
+    apply_retention("mcp-guard-audit.duckdb", days=180)  # {"decisions": 5120, "outcomes": 4800}
+    ```
+    """
+    import duckdb
+
+    if days <= 0:
+        raise ValueError(f"retention days must be positive, got {days}")
+    root = Path(path)
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
+    cutoff_us = (cutoff - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    dropped: dict[str, int] = {}
+    with _maintenance_lock(root):
+        con = duckdb.connect()
+        try:
+            for table in TABLES:
+                dropped[table] = 0
+                files = live_segments(root / table)
+                if not files:
+                    continue
+                source = f"read_parquet([{_listed(files)}], union_by_name=true)"
+                # per chain: the first seq that is new enough; everything before it goes
+                cuts = con.execute(
+                    f"SELECT writer_id, min(seq) FILTER (WHERE epoch_us(ts) >= {cutoff_us}), "  # noqa: S608
+                    f"max(seq), count(*) FILTER (WHERE epoch_us(ts) < {cutoff_us}) "
+                    f"FROM {source} GROUP BY writer_id"
+                ).fetchall()
+                keep_from: dict[str, int] = {}
+                for wid, first_new, last, old in cuts:
+                    if old:
+                        keep_from[wid] = (last + 1) if first_new is None else first_new
+                if not keep_from:
+                    continue
+                (root / "anchors").mkdir(exist_ok=True)
+                for wid, first in keep_from.items():
+                    prev = con.execute(
+                        f"SELECT hash FROM {source} WHERE writer_id = ? AND seq = ?",  # noqa: S608
+                        [wid, first - 1],
+                    ).fetchone()
+                    if prev is None:
+                        continue
+                    write_json_atomic(
+                        root / "anchors" / f"{table}-{wid}.json",
+                        {"first_seq": first, "prev_hash": prev[0], "cut_at": cutoff.isoformat()},
+                        fsync=True,
+                    )
+                cond = " OR ".join(
+                    f"(writer_id = '{w.replace(chr(39), '')}' AND seq < {int(s)})"
+                    for w, s in keep_from.items()
+                )
+                counted = con.execute(
+                    f"SELECT count(*) FROM {source} WHERE {cond}"  # noqa: S608
+                ).fetchone()
+                dropped[table] = int(counted[0]) if counted else 0
+                query = f"SELECT * FROM {source} WHERE NOT ({cond}) ORDER BY writer_id, seq"  # noqa: S608
+                _replace(con, root / table, files, query)
+        finally:
+            con.close()
+    return dropped

@@ -1,0 +1,200 @@
+"""`verify`: check every writer's hash chain and name the first bad row.
+
+A chain is the rows of one writer in one table, ordered by `seq`. Each row's `hash` covers
+its content and the previous row's hash, so an edited row breaks its own hash, a deleted
+row leaves a gap in `seq`, a reordered or inserted row breaks `prev_hash`, and rows cut
+from the end are caught against the head the writer keeps in `writers/W.json`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from guard.audit.schema import GENESIS, TABLES, TIMESTAMP_COLUMNS, chain_hash
+from guard.audit.segments import live_segments, read_json_file
+
+__all__ = ["Problem", "VerifyReport", "verify"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One row (or gap) that breaks a chain."""
+
+    table: str
+    writer_id: str
+    seq: int | None
+    message: str
+    decision_id: str | None = None
+    file: str | None = None
+    row: int | None = None  # row number inside `file`
+
+    def __str__(self) -> str:
+        where = f"{self.table} writer {self.writer_id} seq {self.seq}"
+        if self.decision_id:
+            where += f" (decision {self.decision_id})"
+        if self.file is not None:
+            where += f" in {Path(self.file).name} row {self.row}"
+        return f"{where}: {self.message}"
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    """What `verify` found: `ok`, rows and chains checked, every problem, the first one."""
+
+    rows: int = 0
+    chains: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first(self) -> Problem | None:
+        return self.problems[0] if self.problems else None
+
+
+def _select(table: str, files: list[Path]) -> str:
+    cols = [f"epoch_us({name})" if name in TIMESTAMP_COLUMNS else name for name, _ in TABLES[table]]
+    listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    return (
+        f"SELECT {', '.join(cols)}, filename, file_row_number FROM read_parquet([{listed}], "  # noqa: S608
+        "union_by_name=true, filename=true, file_row_number=true) "
+        "ORDER BY writer_id, seq, filename, file_row_number"
+    )
+
+
+def verify(path: str | Path) -> VerifyReport:
+    """Check every hash chain of the store at `path`.
+
+    ```python
+    report = verify("mcp-guard-audit.duckdb")
+    if not report.ok:
+        print(report.first)  # names the table, writer, seq, file and row
+    ```
+    """
+    import duckdb
+
+    root = Path(path)
+    report = VerifyReport()
+    heads = {}
+    for doc_path in sorted((root / "writers").glob("*.json")):
+        doc = read_json_file(doc_path)
+        if isinstance(doc, dict):
+            heads[doc_path.stem] = doc
+    con = duckdb.connect()
+    try:
+        for table in TABLES:
+            files = live_segments(root / table)
+            seen: set[str] = set()
+            if files:
+                cur = con.execute(_select(table, files))
+                _check_rows(table, cur, root, report, seen)
+                _check_physical_order(con, table, files, report)
+            for wid, head in heads.items():
+                if (
+                    wid not in seen
+                    and head.get(table, {}).get("seq", 0) > _anchor(root, table, wid)[0] - 1
+                ):
+                    report.problems.append(
+                        Problem(
+                            table, wid, None, f"all rows up to seq {head[table]['seq']} missing"
+                        )
+                    )
+    finally:
+        con.close()
+    return report
+
+
+def _anchor(root: Path, table: str, wid: str) -> tuple[int, str]:
+    doc = read_json_file(root / "anchors" / f"{table}-{wid}.json")
+    if isinstance(doc, dict):
+        return int(doc["first_seq"]), str(doc["prev_hash"])
+    return 1, GENESIS
+
+
+def _check_rows(table: str, cur: Any, root: Path, report: VerifyReport, seen: set[str]) -> None:
+    width = len(TABLES[table])
+    wid_at, seq_at = width - 4, width - 3
+    current: str | None = None
+    expect_seq, expect_prev, last_seq = 1, GENESIS, 0
+
+    def close_chain() -> None:
+        head = _head_seq(root, table, current)
+        if current is not None and head is not None and last_seq < head:
+            report.problems.append(
+                Problem(
+                    table,
+                    current,
+                    last_seq + 1,
+                    f"rows {last_seq + 1}..{head} missing: the chain was truncated "
+                    f"(writer head says seq {head})",
+                )
+            )
+
+    while batch := cur.fetchmany(10_000):
+        for row in batch:
+            values = list(row[:width])
+            filename, rownum = row[width], row[width + 1]
+            wid, seq = values[wid_at], values[seq_at]
+            if wid != current:
+                close_chain()
+                current = wid
+                seen.add(wid)
+                report.chains += 1
+                expect_seq, expect_prev = _anchor(root, table, wid)
+                last_seq = expect_seq - 1
+            report.rows += 1
+
+            def bad(message: str, _s: int = seq) -> None:
+                report.problems.append(
+                    Problem(table, wid, _s, message, values[0], filename, rownum)  # noqa: B023
+                )
+
+            if seq < expect_seq:
+                if seq < _anchor(root, table, wid)[0]:
+                    continue  # before the retention cut: not part of the chain any more
+                bad("duplicate seq: a row was inserted or copied")
+                continue
+            if seq > expect_seq:
+                bad(f"rows {expect_seq}..{seq - 1} missing: deleted from the chain")
+            stored_hash = values[-1]
+            if values[-2] != expect_prev and seq == expect_seq:
+                bad("prev_hash does not match the previous row: rows reordered or replaced")
+            elif chain_hash(values[:-1]) != stored_hash:
+                bad("content does not match its hash: the row was edited")
+            expect_seq, expect_prev, last_seq = seq + 1, stored_hash, seq
+    close_chain()
+
+
+def _head_seq(root: Path, table: str, wid: str | None) -> int | None:
+    if wid is None:
+        return None
+    doc = read_json_file(root / "writers" / f"{wid}.json")
+    if isinstance(doc, dict) and isinstance(doc.get(table), dict):
+        return int(doc[table]["seq"])
+    return None
+
+
+def _check_physical_order(con: Any, table: str, files: list[Path], report: VerifyReport) -> None:
+    listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    rows = con.execute(
+        "SELECT writer_id, seq, decision_id, filename, file_row_number FROM ("  # noqa: S608
+        "SELECT *, lag(seq) OVER (PARTITION BY filename, writer_id ORDER BY file_row_number) "
+        f"AS prev_seq FROM read_parquet([{listed}], union_by_name=true, filename=true, "
+        "file_row_number=true)) WHERE seq < prev_seq ORDER BY filename, file_row_number"
+    ).fetchall()
+    for wid, seq, did, filename, rownum in rows:
+        report.problems.append(
+            Problem(
+                table,
+                wid,
+                seq,
+                "row out of order in its segment: rows were reordered",
+                did,
+                filename,
+                rownum,
+            )
+        )
