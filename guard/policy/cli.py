@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = ["COMMANDS"]
 
-_POLICY_SUFFIXES = (".yaml", ".yml", ".json")
+# as `load_policies` reads a directory: its own files, not subdirectories
+_POLICY_SUFFIXES = (".yaml", ".yml")
 _FORMAT = click.option(
     "--format",
     "output_format",
@@ -100,20 +101,27 @@ def _parse(path: str, output_format: str = "text") -> list[PolicySpec]:
         _fail(exc.problems, output_format)
 
 
-def _files(paths: Iterable[str], suffixes: tuple[str, ...]) -> list[Path]:
-    """Files as given, and the matching files under each directory, sorted."""
+def _files(paths: Iterable[str], suffixes: tuple[str, ...], *, recursive: bool) -> list[Path]:
+    """Files as given, and the matching files in each directory, sorted."""
     out: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            out.extend(sorted(p for p in path.rglob("*") if p.name.endswith(suffixes)))
+            found = path.rglob("*") if recursive else path.iterdir()
+            out.extend(sorted(p for p in found if p.name.endswith(suffixes) and p.is_file()))
         else:
             out.append(path)
     return out
 
 
+def _summary(policy_set: PolicySet) -> tuple[list[str], int, str]:
+    """Policy names, rule count and content hash of a policy set."""
+    names = [str(p.name) for p in getattr(policy_set, "policies", ())]
+    return names, int(getattr(policy_set, "rule_count", 0)), str(getattr(policy_set, "hash", ""))
+
+
 def _short_hash(policy_set: PolicySet) -> str:
-    return str(getattr(policy_set, "hash", ""))[:16]
+    return _summary(policy_set)[2][:16]
 
 
 # --------------------------------------------------------------------------- validate
@@ -148,21 +156,14 @@ def validate(paths: tuple[str, ...], output_format: str) -> None:
             problems.extend(exc.problems)
     if problems or policy_set is None:
         _fail(problems, output_format)
-    names = [p.name for p in policy_set.policies]
+    names, rule_count, content_hash = _summary(policy_set)
     if output_format == "json":
-        _emit_json(
-            {
-                "valid": True,
-                "policies": names,
-                "rules": policy_set.rule_count,
-                "hash": policy_set.hash,
-            }
-        )
+        _emit_json({"valid": True, "policies": names, "rules": rule_count, "hash": content_hash})
         return
     noun = "policy" if len(names) == 1 else "policies"
     click.echo(
-        f"valid: {len(names)} {noun} ({', '.join(names)}), {policy_set.rule_count} rules, "
-        f"hash {_short_hash(policy_set)}"
+        f"valid: {len(names)} {noun} ({', '.join(names)}), {rule_count} rules, "
+        f"hash {content_hash[:16]}"
     )
 
 
@@ -208,12 +209,18 @@ def info(paths: tuple[str, ...], output_format: str) -> None:
 
     policy_set = _load(paths, output_format)
     specs = [spec for path in paths for spec in _parse(path, output_format)]
+    names, rule_count, content_hash = _summary(policy_set)
+    combining = str(getattr(policy_set, "combining", "first_match"))
+    default = "allow" if getattr(policy_set, "default_allowed", False) else "deny"
     if output_format == "json":
+        policies = [spec_to_dict(s) for s in specs]
         _emit_json(
             {
-                "hash": policy_set.hash,
-                "rules": policy_set.rule_count,
-                "policies": [spec_to_dict(s) for s in specs],
+                "hash": content_hash,
+                "rules": rule_count,
+                "combining": combining,
+                "default_effect": default,
+                "policies": policies,
             }
         )
         return
@@ -221,10 +228,8 @@ def info(paths: tuple[str, ...], output_format: str) -> None:
         click.echo(f"policy {spec.name}  ({spec.source})")
         if spec.description:
             click.echo(f"  {spec.description}")
-        combining = spec.combining or "first_match"
-        click.echo(
-            f"  version {spec.version}, default {spec.default_effect}, combining {combining}"
-        )
+        stated = f", combining {spec.combining}" if spec.combining else ""
+        click.echo(f"  version {spec.version}, default_effect {spec.default_effect}{stated}")
         if not spec.rules:
             click.echo("  (no rules)")
             continue
@@ -232,7 +237,11 @@ def info(paths: tuple[str, ...], output_format: str) -> None:
         click.echo(f"  {'PRIORITY':>8}  EFFECT  {'RULE':<{width}}  MATCHES")
         for r in sorted(spec.rules, key=lambda r: -r.priority):
             click.echo(f"  {r.priority:>8}  {r.effect:<6}  {r.name:<{width}}  {_matches(r)}")
-    click.echo(f"{len(specs)} policies, {policy_set.rule_count} rules, hash {policy_set.hash}")
+    click.echo(
+        f"policy set: {len(names)} {'policy' if len(names) == 1 else 'policies'}, "
+        f"{rule_count} rules, combining {combining}, default {default} "
+        f"(when no rule matches), hash {content_hash}"
+    )
 
 
 # --------------------------------------------------------------------------- create
@@ -327,7 +336,7 @@ def create(name: str, template: str, output: str | None, force: bool) -> None:
     from guard.policy.loader import load_policies
 
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        raise click.UsageError(f"policy name {name!r}: use letters, digits, `_`, `-` and `.`")
+        raise click.ClickException(f"policy name {name!r}: use letters, digits, `_`, `-` and `.`")
     text = _TEMPLATES[template].format(name=name)
     load_policies(text)  # a template that does not load is our bug: fail loudly
     if output == "-":
@@ -335,7 +344,7 @@ def create(name: str, template: str, output: str | None, force: bool) -> None:
         return
     target = Path(output or f"{name}.yaml")
     if target.exists() and not force:
-        raise click.UsageError(f"{target} exists; use --force to overwrite it")
+        raise click.ClickException(f"{target} exists; use --force to overwrite it")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
     click.echo(
@@ -378,8 +387,8 @@ def format_policies(paths: tuple[str, ...], check: bool, write: bool, force: boo
         mcp-guard format policies/weather.yaml --write
     """
     if check and write:
-        raise click.UsageError("use either --check or --write")
-    files = _files(paths, _POLICY_SUFFIXES)
+        raise click.ClickException("use either --check or --write")
+    files = _files(paths, _POLICY_SUFFIXES, recursive=False)
     changed: list[Path] = []
     for path in files:
         specs = _parse(str(path))
@@ -390,7 +399,7 @@ def format_policies(paths: tuple[str, ...], check: bool, write: bool, force: boo
         changed.append(path)
         if write:
             if _has_comments(text) and not force:
-                raise click.UsageError(
+                raise click.ClickException(
                     f"{path} has comments, which canonical form drops; "
                     "add --force to rewrite it anyway"
                 )
@@ -447,7 +456,7 @@ def _pairs(values: Sequence[str], option: str) -> dict[str, Any]:
     for item in values:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise click.UsageError(f"{option} {item!r}: expected KEY=VALUE")
+            raise click.ClickException(f"{option} {item!r}: expected KEY=VALUE")
         try:
             out[key] = json.loads(raw)
         except ValueError:
@@ -537,7 +546,7 @@ def explain(
     )
     if request_file is not None:
         if any(flags):
-            raise click.UsageError("give the request either with --request or with options")
+            raise click.ClickException("give the request either with --request or with options")
         data = _read_request(request_file)
         source = request_file
     else:
@@ -567,7 +576,7 @@ def explain(
         _fail(exc.problems, output_format)
     policy_set = _load((policy_path,), output_format)
     explanation = policy_set.explain(request)
-    decision = getattr(explanation, "decision", explanation)
+    decision = explanation.decision
     if output_format == "json":
         _emit_json(_jsonable(explanation))
     else:
@@ -576,13 +585,11 @@ def explain(
         click.echo(f"{verdict}{by} (reason: {decision.reason})")
         if decision.message:
             click.echo(f"  {decision.message}")
-        for line in _trace_lines(explanation):
-            click.echo(f"  {line}")
         for error in decision.errors:
             click.echo(f"  error: {error}")
-        click.echo(
-            f"  policy set {_short_hash(policy_set)}, {decision.rules_evaluated} rules evaluated"
-        )
+        click.echo(f"rules in evaluation order (=> decided), policy set {_short_hash(policy_set)}:")
+        for line in _trace_lines(explanation):
+            click.echo(f"  {line}")
     sys.exit(0 if decision.allowed else 2)
 
 
@@ -604,8 +611,21 @@ def _read_request(path: str) -> dict[str, Any]:
 
 
 def _trace_lines(explanation: Any) -> list[str]:
-    """One line per rule the evaluator looked at, from `PolicySet.explain`'s trace."""
-    return [str(step) for step in getattr(explanation, "trace", ())]
+    """One line per rule, in evaluation order; `=>` marks the rule that decided."""
+    steps = getattr(explanation, "steps", ())
+    if not steps:
+        return ["no rule was evaluated"]
+    width = max(len(f"{s.policy}/{s.rule}") for s in steps)
+    lines = []
+    for s in steps:
+        mark = "=>" if s.deciding else "  "
+        why = f" [{s.failed}]" if s.failed else ""
+        detail = f": {s.detail}" if s.detail else ""
+        name = f"{s.policy}/{s.rule}"
+        lines.append(
+            f"{mark} {name:<{width}}  {s.priority:>6}  {s.effect:<5}  {s.outcome}{why}{detail}"
+        )
+    return lines
 
 
 # --------------------------------------------------------------------------- test
@@ -628,9 +648,9 @@ def run_tests(suites: tuple[str, ...], verbose: bool, output_format: str) -> Non
     """
     from guard.policy.testing import run_suite
 
-    files = _files(suites, (".test.yaml", ".test.yml"))
+    files = _files(suites, (".test.yaml", ".test.yml"), recursive=True)
     if not files:
-        raise click.UsageError("no suite files (*.test.yaml) found")
+        raise click.ClickException("no suite files (*.test.yaml) found")
     passed = failed = broken = 0
     report: list[dict[str, Any]] = []
     for path in files:

@@ -108,7 +108,8 @@ def test_info_shows_rules_by_priority(examples: Path) -> None:
     result = run("info", examples / "weather.yaml")
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "policy weather_service" in out and "default deny, combining first_match" in out
+    assert "policy weather_service" in out and "version 1.0, default_effect deny" in out
+    assert "policy set: 1 policy, 6 rules, combining first_match, default deny" in out
     order = [
         out.index(name)
         for name in (

@@ -227,9 +227,11 @@ policies:
   rules:
     - {name: all, effect: allow, tools: {patterns: ["*"]}}
 cases:
-  - {name: anything goes, tool: x, expect: {allowed: true, rule: all}}
+  - {name: anything goes, principal: u, tool: x, expect: {allowed: true, rule: all}}
+  - {name: anonymous, tool: x, expect: {allowed: false, reason: unauthenticated}}
 """)
-    assert run_suite(good).passed
+    result = run_suite(good)
+    assert result.passed, result.report()
     bad = tmp_path / "bad.test.yaml"
     bad.write_text("""\
 policies:
