@@ -25,6 +25,7 @@ from fastmcp.server.providers.addressing import parse_hashed_backend_name
 
 from guard._fastmcp import ResourceCache, current_transport, read_target, request_info
 from guard._ids import uuid7
+from guard.audit.log import DEFAULT, resolve_audit
 from guard.errors import AuthenticationError, PolicyError
 from guard.events import DecisionEvent
 from guard.policy.model import AccessRequest, Decision, Principal, Reason, Resource
@@ -41,14 +42,7 @@ __all__ = ["DEFAULT_AUDIT", "GuardMiddleware"]
 logger = logging.getLogger("guard.middleware")
 
 
-class _DefaultAudit:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "DEFAULT_AUDIT"
-
-
-DEFAULT_AUDIT: Final = _DefaultAudit()
+DEFAULT_AUDIT: Final = DEFAULT
 """`audit=` default: `$MCP_GUARD_AUDIT` if set, else `./mcp-guard-audit.duckdb`."""
 
 # mcp-auth-guard's no-auth mode: everybody is the same authenticated anonymous user.
@@ -92,6 +86,8 @@ def _error_decision(where: str) -> Decision:
 
 
 def _load(source: Any) -> PolicySet:
+    if callable(getattr(source, "decide", None)) and isinstance(getattr(source, "hash", None), str):
+        return source  # type: ignore[no-any-return]  # a compiled set, or one shaped like it
     from guard.policy.loader import load_policies
 
     return load_policies(source)
@@ -106,18 +102,6 @@ def _specs(policy: Any) -> tuple[Any, ...]:
     if callable(to_spec):
         return (to_spec(),)
     return tuple(_load(policy).policies)
-
-
-def _open_audit(audit: Any) -> Any:
-    if audit is None:
-        return None
-    try:
-        from guard.audit import resolve_audit
-    except ImportError:
-        if audit is DEFAULT_AUDIT:
-            return None  # the audit layer is not installed: nothing to default to
-        raise
-    return resolve_audit() if audit is DEFAULT_AUDIT else resolve_audit(audit)
 
 
 def _default_telemetry() -> Telemetry:
@@ -198,7 +182,11 @@ class GuardMiddleware(Middleware):
             self._telemetry = telemetry
         self._lock = threading.Lock()  # serializes policy edits; requests never take it
         self._cache = ResourceCache()
-        self.audit = _open_audit(audit)
+        self.audit = resolve_audit(audit)
+        if self.audit is not None:
+            add_source = getattr(self._telemetry, "add_audit_source", None)
+            if add_source is not None:  # the writer's queue depth etc. next to the decisions
+                add_source(self.audit.stats)
         self._record_policies(self._policies)
         if self._shadow is not None:
             self._record_policies(self._shadow)

@@ -1,0 +1,117 @@
+"""Shared pieces for the middleware tests: a demo server and a telemetry that remembers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastmcp import FastMCP
+
+from guard.events import DecisionEvent
+from guard.telemetry import NoTelemetry, SpanHandle
+
+POLICY = """
+name: demo
+default_effect: deny
+rules:
+  - name: admin_all
+    effect: allow
+    agents: {roles: [admin]}
+    actions: ["*"]
+  - name: user_safe_tools
+    effect: allow
+    agents: {roles: [user]}
+    tools: {tags: [safe]}
+    actions: [list, call]
+  - name: user_public
+    effect: allow
+    agents: {roles: [user]}
+    resources: {patterns: ["data://public*"]}
+    actions: [list, read]
+  - name: user_profiles
+    effect: allow
+    agents: {roles: [user]}
+    resource_templates: {names: [profile]}
+    actions: [list, read]
+  - name: user_greet
+    effect: allow
+    agents: {roles: [user]}
+    prompts: {names: [greet]}
+    actions: [list, get]
+"""
+
+
+class Recorder(NoTelemetry):
+    """The `Telemetry` protocol, keeping what the middleware told it."""
+
+    __slots__ = ("auth_failures", "errors", "events", "reloads", "started")
+
+    def __init__(self) -> None:
+        self.events: list[DecisionEvent] = []
+        self.started: list[tuple[str, str]] = []
+        self.auth_failures: list[tuple[str, str]] = []
+        self.reloads: list[tuple[str, Any]] = []
+        self.errors: list[str] = []
+
+    def start_decision(self, method: str, target: str) -> SpanHandle:
+        self.started.append((method, target))
+        return super().start_decision(method, target)
+
+    def end_decision(self, handle: SpanHandle, event: DecisionEvent) -> None:
+        self.events.append(event)
+
+    def auth_failure(self, method: str, reason: str) -> None:
+        self.auth_failures.append((method, reason))
+
+    def policy_reload(self, result: str, policy_set: Any) -> None:
+        self.reloads.append((result, policy_set))
+
+    def guard_error(self, where: str) -> None:
+        self.errors.append(where)
+
+
+
+def demo_server(name: str = "demo") -> FastMCP[Any]:
+    """Tools, resources, a template and prompts of every access level."""
+    mcp: FastMCP[Any] = FastMCP(name)
+
+    @mcp.tool(tags={"safe"})
+    def echo(text: str) -> str:
+        return f"echo: {text}"
+
+    @mcp.tool(tags={"admin"})
+    def drop_table(name: str) -> str:
+        return f"dropped {name}"
+
+    @mcp.tool(tags={"safe"})
+    def fail() -> str:
+        raise ValueError("tool failed")
+
+    @mcp.resource("data://public")
+    def public() -> str:
+        return "public"
+
+    @mcp.resource("data://secret")
+    def secret() -> str:
+        return "secret"
+
+    @mcp.resource("users://{uid}/profile", name="profile")
+    def profile(uid: str) -> str:
+        return f"profile {uid}"
+
+    @mcp.resource("users://{uid}/payroll", name="payroll")
+    def payroll(uid: str) -> str:
+        return f"payroll {uid}"
+
+    @mcp.prompt
+    def greet(name: str) -> str:
+        return f"Hello {name}"
+
+    @mcp.prompt
+    def admin_prompt(topic: str) -> str:
+        return f"admin {topic}"
+
+    @mcp.completion
+    def complete(ref: Any, argument: Any, context: Any) -> list[str]:
+        return ["alpha", "beta"]
+
+    return mcp

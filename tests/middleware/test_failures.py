@@ -1,0 +1,124 @@
+"""Fail closed: whatever goes wrong inside the guard denies, and is still observed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastmcp import Client
+from fastmcp.exceptions import ToolError
+from mw_support import POLICY, Recorder, demo_server
+
+from guard import AuthenticationError, GuardMiddleware, Principal, load_policies
+from guard.identity.base import RequestInfo
+
+
+class RefusingAuth:
+    method = "test"
+
+    async def authenticate(self, info: RequestInfo) -> Principal:
+        raise AuthenticationError("invalid_token", "token rejected")
+
+
+class BrokenAuth:
+    method = "test"
+
+    def __init__(self) -> None:
+        self.seen: list[RequestInfo] = []
+
+    async def authenticate(self, info: RequestInfo) -> Principal:
+        self.seen.append(info)
+        raise RuntimeError("secret-token-abc leaked into an exception")
+
+
+class ExplodingPolicySet:
+    """Stands in for a policy set whose evaluator crashes (a bug, not a bad policy)."""
+
+    def __init__(self) -> None:
+        real = load_policies(POLICY)
+        self.hash = real.hash
+        self.policies = real.policies
+
+    def decide(self, request: Any) -> Any:
+        raise RuntimeError("evaluator bug")
+
+
+async def test_authentication_failure_denies_with_its_reason(recorder: Recorder) -> None:
+    mcp = demo_server()
+    mcp.add_middleware(GuardMiddleware(POLICY, authenticator=RefusingAuth(), audit=None,
+                                       telemetry=recorder))
+    async with Client(mcp) as client:
+        assert await client.list_tools() == []
+        with pytest.raises(ToolError, match="Unknown tool: 'echo'"):
+            await client.call_tool("echo", {"text": "x"})
+    assert recorder.events and all(not e.decision.allowed for e in recorder.events)
+    assert {e.decision.reason for e in recorder.events} == {"invalid_token"}
+    assert ("tools/call", "invalid_token") in recorder.auth_failures
+    assert not recorder.events[-1].request.principal.authenticated
+
+
+async def test_authenticator_crash_denies_with_reason_error(
+    recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    auth = BrokenAuth()
+    mcp = demo_server()
+    mcp.add_middleware(GuardMiddleware(POLICY, authenticator=auth, audit=None,
+                                       telemetry=recorder))
+    async with Client(mcp) as client:
+        with pytest.raises(ToolError, match="Unknown tool: 'echo'"):
+            await client.call_tool("echo", {"text": "x"})
+    event = recorder.events[-1]
+    assert event.decision.reason == "error" and not event.decision.allowed
+    assert "authenticate" in recorder.errors
+    assert auth.seen[0].transport == "memory"
+    assert "secret-token-abc" not in caplog.text  # the exception text may hold a secret
+
+
+async def test_memory_transport_uses_fixed_principal_not_authenticator(
+    recorder: Recorder,
+) -> None:
+    mcp = demo_server()
+    alice = Principal("alice", roles=("user",), auth_method="stdio")
+    mcp.add_middleware(GuardMiddleware(POLICY, authenticator=BrokenAuth(), principal=alice,
+                                       audit=None, telemetry=recorder))
+    async with Client(mcp) as client:
+        assert (await client.call_tool("echo", {"text": "x"})).data == "echo: x"
+    assert recorder.events[-1].request.principal == alice
+
+
+async def test_evaluator_crash_denies_and_is_observed(recorder: Recorder) -> None:
+    mcp = demo_server()
+    root = Principal("root", ("admin",))
+    mcp.add_middleware(GuardMiddleware(ExplodingPolicySet(), principal=root, audit=None,
+                                       telemetry=recorder))
+    async with Client(mcp) as client:
+        assert await client.list_tools() == []
+        with pytest.raises(ToolError, match="Unknown tool"):
+            await client.call_tool("echo", {"text": "x"})
+    assert recorder.events and {e.decision.reason for e in recorder.events} == {"error"}
+    assert recorder.errors.count("decide") == len(recorder.events)
+
+
+class ExplodingTelemetry(Recorder):
+    def end_decision(self, handle: Any, event: Any) -> None:
+        raise RuntimeError("exporter down")
+
+
+async def test_unobservable_decision_is_not_enforced_as_allow() -> None:
+    telemetry = ExplodingTelemetry()
+    mcp = demo_server()
+    mcp.add_middleware(GuardMiddleware(POLICY, principal=Principal("root", ("admin",)),
+                                       audit=None, telemetry=telemetry))
+    async with Client(mcp) as client:
+        with pytest.raises(ToolError, match="Unknown tool"):
+            await client.call_tool("echo", {"text": "x"})
+    assert "observe" in telemetry.errors
+
+
+def test_bad_configuration_is_rejected_with_a_clear_message() -> None:
+    with pytest.raises(TypeError, match="authenticate"):
+        GuardMiddleware(POLICY, authenticator=object(), audit=None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Principal"):
+        GuardMiddleware(POLICY, principal="alice", audit=None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="watch="):
+        GuardMiddleware(POLICY, watch=1.0, audit=None)

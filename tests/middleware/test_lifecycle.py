@@ -1,0 +1,135 @@
+"""Policies change while the server runs: explicit reload, hot reload, add/remove, shadow."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytest
+from fastmcp import Client
+from fastmcp.exceptions import ToolError
+from mw_support import POLICY, Recorder, demo_server
+
+from guard import GuardMiddleware, PolicyError, Principal
+from guard.policy import policy, rule
+
+ALICE = Principal("alice", roles=("user",))
+ONLY_ECHO = """
+name: demo
+default_effect: deny
+rules:
+  - {name: echo_only, effect: allow, tools: {names: [echo]}, actions: [list, call]}
+"""
+ECHO_AND_DROP = ONLY_ECHO + (
+    "  - {name: drop_too, effect: allow, tools: {names: [drop_table]}, actions: [list, call]}\n"
+)
+BROKEN = """
+name: demo
+default_effect: deny
+rules:
+  - name: oops
+    effect: maybe
+"""
+
+
+async def _tools(mw: GuardMiddleware) -> list[str]:
+    mcp = demo_server()
+    mcp.add_middleware(mw)
+    async with Client(mcp) as client:
+        return sorted(t.name for t in await client.list_tools())
+
+
+async def test_reload_to_a_good_policy_swaps_the_set(tmp_path: Path, recorder: Recorder) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(ONLY_ECHO)
+    mw = GuardMiddleware(path, principal=ALICE, audit=None, telemetry=recorder)
+    old_hash = mw.policy_set.hash
+    assert await _tools(mw) == ["echo"]
+    path.write_text(ECHO_AND_DROP)
+    new = mw.reload_policies()
+    assert new is mw.policy_set and new.hash != old_hash
+    assert await _tools(mw) == ["drop_table", "echo"]
+    assert recorder.reloads[-1] == ("ok", new)
+    assert {e.decision.policy_hash for e in recorder.events} == {old_hash, new.hash}
+
+
+async def test_reload_to_a_broken_policy_keeps_the_old_one(
+    tmp_path: Path, recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(ONLY_ECHO)
+    mw = GuardMiddleware(path, principal=ALICE, audit=None, telemetry=recorder)
+    before = mw.policy_set
+    path.write_text(BROKEN)
+    with caplog.at_level(logging.WARNING, "guard.middleware"), pytest.raises(PolicyError):
+        mw.reload_policies()
+    assert mw.policy_set is before
+    assert await _tools(mw) == ["echo"]
+    assert recorder.reloads[-1] == ("error", before)
+    assert "policy.yaml" in caplog.text and "keeping policy set" in caplog.text
+
+
+async def test_hot_reload_follows_the_file_and_survives_a_broken_edit(
+    tmp_path: Path, recorder: Recorder
+) -> None:
+    path = tmp_path / "policies"
+    path.mkdir()
+    (path / "demo.yaml").write_text(ONLY_ECHO)
+    mw = GuardMiddleware(path, principal=ALICE, audit=None, telemetry=recorder, watch=0.05)
+    try:
+        first = mw.policy_set
+        (path / "demo.yaml").write_text(ECHO_AND_DROP)
+        _wait_for(lambda: mw.policy_set is not first)
+        second = mw.policy_set
+        assert await _tools(mw) == ["drop_table", "echo"]
+        (path / "demo.yaml").write_text(BROKEN)
+        _wait_for(lambda: recorder.reloads and recorder.reloads[-1][0] == "error")
+        assert mw.policy_set is second  # the broken edit never took effect
+        assert await _tools(mw) == ["drop_table", "echo"]
+    finally:
+        mw.close()
+
+
+def _wait_for(predicate: object, timeout: float = 10.0) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()  # type: ignore[operator]
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("condition not reached in time")
+
+
+async def test_add_and_remove_policy_at_runtime(recorder: Recorder) -> None:
+    mw = GuardMiddleware(ONLY_ECHO, principal=ALICE, audit=None, telemetry=recorder)
+    extra = policy("extra").add_rule(
+        rule("drop").for_tools("drop_table").allow()
+    ).build()
+    mw.add_policy(extra)
+    assert sorted(mw.get_policy_names()) == ["demo", "extra"]
+    assert "drop_table" in await _tools(mw)
+    assert mw.remove_policy("extra") is True
+    assert mw.remove_policy("extra") is False
+    assert await _tools(mw) == ["echo"]
+
+
+async def test_shadow_decision_travels_with_the_live_one(recorder: Recorder) -> None:
+    mw = GuardMiddleware(ONLY_ECHO, principal=ALICE, audit=None, telemetry=recorder,
+                         shadow=ECHO_AND_DROP)
+    mcp = demo_server()
+    mcp.add_middleware(mw)
+    async with Client(mcp) as client:
+        with pytest.raises(ToolError):  # the draft would allow it, but it is never enforced
+            await client.call_tool("drop_table", {"name": "t"})
+    event = recorder.events[-1]
+    assert event.decision.allowed is False
+    assert event.shadow is not None and event.shadow.allowed is True
+    assert event.shadow.rule == "drop_too"
+    assert event.shadow.policy_hash == mw.shadow_set.hash != event.decision.policy_hash  # type: ignore[union-attr]
+
+
+def test_policy_sources_are_all_accepted() -> None:
+    for source in (POLICY, ONLY_ECHO, policy("p").allow_by_default().build()):
+        mw = GuardMiddleware(source, audit=None, telemetry=False)
+        assert mw.policy_set.hash
