@@ -1,0 +1,28 @@
+"""Paths and loaders for the ops/ checks (imported by the tests as `opsfiles`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+OPS = Path(__file__).resolve().parents[2] / "ops"
+PROMETHEUS_DIR = OPS / "prometheus"
+DASHBOARD = OPS / "grafana" / "dashboards" / "mcp-guard.json"
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def dashboard_exprs() -> list[tuple[str, str]]:
+    """`(panel title, expr)` of every query of every panel of the dashboard."""
+    dash = json.loads(DASHBOARD.read_text())
+    return [(p["title"], t["expr"]) for p in dash["panels"] for t in p.get("targets", ())]
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    doc = load_yaml(PROMETHEUS_DIR / "alerts.yml")
+    return [r for g in doc["groups"] for r in g["rules"] if "alert" in r]
