@@ -118,6 +118,8 @@ class Validator:
     def __init__(self, source: str) -> None:
         self.source = source
         self.problems: list[PolicyProblem] = []
+        # id(spec) -> line of each top-level key, for problems found across policies later
+        self.key_lines: dict[int, Mapping[str, int]] = {}
         self._ops, self._check = _operators()
 
     # -- reporting -----------------------------------------------------------------------
@@ -223,7 +225,7 @@ class Validator:
             f"`{value}` is not one of {', '.join(allowed)}",
             path,
             self._line(m, key),
-            _suggest(value.lower(), allowed),
+            _suggest(value.lower(), allowed) or f"use one of: {', '.join(allowed)}",
         )
         return None
 
@@ -261,7 +263,7 @@ class Validator:
         rules = self._rules(doc, p + "rules")
         if len(self.problems) > before or name is None or rules is None:
             return None
-        return PolicySpec(
+        spec = PolicySpec(
             name=name,
             rules=rules,
             description=description,
@@ -274,6 +276,8 @@ class Validator:
             text=text,
             line=getattr(doc, "line", None),
         )
+        self.key_lines[id(spec)] = getattr(doc, "key_lines", {})
+        return spec
 
     def _version(self, doc: Mapping[str, Any], path: str) -> str:
         value = doc.get("version")
@@ -377,9 +381,11 @@ class Validator:
         line = getattr(c, "line", None) or self._line(parent, key)
         forms = [k for k in _CONDITION_FORMS if k in c]
         if len(forms) != 1:
+            known = (*_CONDITION_FORMS, *_CONDITION_KEYS, "params")
             hint = None
             for k in c:
-                hint = hint or _suggest(str(k), (*_CONDITION_FORMS, *_CONDITION_KEYS))
+                if k not in known:
+                    hint = hint or _suggest(str(k), known)
             self.problem(
                 "bad_condition",
                 "a condition has exactly one of `field` (with `operator` and `value`), "
@@ -411,7 +417,7 @@ class Validator:
                 return None
             inner = self._condition(c, form, sub)
             return None if inner is None else ConditionGroup("not", (inner,), line)
-        if not isinstance(items, list | tuple):
+        if items is not None and not isinstance(items, list | tuple):
             self._wrong_type(c, form, sub, "a list of conditions", items)
             return None
         if not items:

@@ -100,9 +100,16 @@ def read_documents(text: str) -> tuple[list[Document], list[YamlProblem]]:
             nodes.append(loader.get_node())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        message = " ".join(str(x) for x in (exc.context, exc.problem) if x)
         line = mark.line + 1 if mark is not None else None
-        return [], [YamlProblem("yaml_syntax", f"invalid YAML: {message}", line)]
+        message = str(exc.problem or exc.context)
+        if exc.context and exc.problem:
+            ctx = exc.context_mark
+            started = f" on line {ctx.line + 1}" if ctx is not None and ctx.line + 1 != line else ""
+            message = f"{exc.problem} ({exc.context}{started})"
+        hint = None
+        if line is not None and "\t" in (text.splitlines()[line - 1 : line] or [""])[0]:
+            hint = "YAML indents with spaces, not tabs"
+        return [], [YamlProblem("yaml_syntax", f"invalid YAML: {message}", line, hint)]
     except yaml.YAMLError as exc:  # reader errors: control characters, bad encoding
         return [], [YamlProblem("yaml_syntax", f"invalid YAML: {exc}", None)]
     finally:
@@ -199,9 +206,10 @@ class _Builder:
 
     def _value(self, node: yaml.Node) -> Any:
         line = node.start_mark.line + 1
+        if node.tag not in (_MAP_TAG, _SEQ_TAG, _STR_TAG) and node.tag not in _SCALARS:
+            self._bad_tag(node)
+            return None  # nothing of an unsupported object reaches the policy
         if isinstance(node, yaml.MappingNode):
-            if node.tag != _MAP_TAG:
-                self._bad_tag(node)
             try:
                 _CONSTRUCTOR.flatten_mapping(node)  # `<<: *base` merge keys, as safe_load does
             except yaml.MarkedYAMLError as exc:
@@ -237,8 +245,6 @@ class _Builder:
                     result.raw[key] = value_node.value
             return result
         if isinstance(node, yaml.SequenceNode):
-            if node.tag != _SEQ_TAG:
-                self._bad_tag(node)
             items = YamlList(line)
             for item in node.value:
                 items.append(self._value(item))
@@ -246,10 +252,7 @@ class _Builder:
             return items
         if node.tag == _STR_TAG:
             return node.value
-        constructor = _SCALARS.get(node.tag)
-        if constructor is None:
-            self._bad_tag(node)
-            return node.value
+        constructor = _SCALARS[node.tag]
         try:
             return constructor(_CONSTRUCTOR, node)
         except (yaml.YAMLError, ValueError) as exc:

@@ -27,6 +27,7 @@ MAX_POLICY_BYTES: Final = 5 * 1024 * 1024
 _SUFFIXES: Final = (".yaml", ".yml")
 
 PolicySource = Any  # str | os.PathLike | Mapping | Iterable[...] | PolicySpec | PolicySet | builder
+_KeyLines = dict[int, Mapping[str, int]]  # id(spec) -> line of each top-level key
 
 
 def load_policies(source: PolicySource) -> PolicySet:
@@ -68,9 +69,10 @@ def parse_policies(source: PolicySource) -> list[PolicySpec]:
     """
     specs: list[PolicySpec] = []
     problems: list[PolicyProblem] = []
-    _collect(source, specs, problems, depth=0)
+    lines: _KeyLines = {}
+    _collect(source, specs, problems, lines, depth=0)
     if not problems:
-        _check_set(specs, problems)
+        _check_set(specs, problems, lines)
     if problems:
         raise PolicyError(problems)
     return specs
@@ -80,23 +82,27 @@ def parse_policies(source: PolicySource) -> list[PolicySpec]:
 
 
 def _collect(
-    source: Any, specs: list[PolicySpec], problems: list[PolicyProblem], depth: int
+    source: Any,
+    specs: list[PolicySpec],
+    problems: list[PolicyProblem],
+    lines: _KeyLines,
+    depth: int,
 ) -> None:
     if isinstance(source, PolicySpec):
-        _from_spec(source, specs, problems)
+        _from_spec(source, specs, problems, lines)
     elif isinstance(source, os.PathLike):
-        _from_path(Path(source), specs, problems)
+        _from_path(Path(source), specs, problems, lines)
     elif isinstance(source, str | bytes):
-        _from_string(source, specs, problems)
+        _from_string(source, specs, problems, lines)
     elif isinstance(source, Mapping):
-        _from_dict(source, "<dict>", specs, problems)
+        _from_dict(source, "<dict>", specs, problems, lines)
     elif hasattr(source, "to_spec"):  # the fluent builder's policy
-        _collect(source.to_spec(), specs, problems, depth)
+        _collect(source.to_spec(), specs, problems, lines, depth)
     elif hasattr(source, "specs") and not isinstance(source, list | tuple):  # a PolicySet
         specs.extend(source.specs)
     elif isinstance(source, Iterable) and depth == 0:
         for item in source:
-            _collect(item, specs, problems, depth + 1)
+            _collect(item, specs, problems, lines, depth + 1)
     else:
         problems.append(
             PolicyProblem(
@@ -108,31 +114,35 @@ def _collect(
         )
 
 
-def _from_string(text: str | bytes, specs: list[PolicySpec], problems: list[PolicyProblem]) -> None:
+def _from_string(
+    text: str | bytes, specs: list[PolicySpec], problems: list[PolicyProblem], lines: _KeyLines
+) -> None:
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             problems.append(_problem("unreadable", f"policy text is not UTF-8: {exc}", "<text>"))
             return
-        _from_text(text, "<text>", specs, problems)
+        _from_text(text, "<text>", specs, problems, lines)
         return
     if "\n" not in text and len(text) < 4096:
         path = Path(text).expanduser()
         if path.exists() or ":" not in text or text.endswith(_SUFFIXES):
-            _from_path(path, specs, problems)
+            _from_path(path, specs, problems, lines)
             return
-    _from_text(text, "<text>", specs, problems)
+    _from_text(text, "<text>", specs, problems, lines)
 
 
-def _from_path(path: Path, specs: list[PolicySpec], problems: list[PolicyProblem]) -> None:
+def _from_path(
+    path: Path, specs: list[PolicySpec], problems: list[PolicyProblem], lines: _KeyLines
+) -> None:
     try:
         is_dir = path.is_dir()
     except OSError as exc:
         problems.append(_problem("unreadable", f"cannot access {path}: {exc.strerror}", str(path)))
         return
     if not is_dir:
-        _from_file(path, specs, problems)
+        _from_file(path, specs, problems, lines)
         return
     try:
         files = sorted(
@@ -154,10 +164,12 @@ def _from_path(path: Path, specs: list[PolicySpec], problems: list[PolicyProblem
             )
         )
     for file in files:
-        _from_file(file, specs, problems)
+        _from_file(file, specs, problems, lines)
 
 
-def _from_file(path: Path, specs: list[PolicySpec], problems: list[PolicyProblem]) -> None:
+def _from_file(
+    path: Path, specs: list[PolicySpec], problems: list[PolicyProblem], lines: _KeyLines
+) -> None:
     source = str(path)
     try:
         size = path.stat().st_size
@@ -183,11 +195,11 @@ def _from_file(path: Path, specs: list[PolicySpec], problems: list[PolicyProblem
     except UnicodeDecodeError as exc:
         problems.append(_problem("unreadable", f"policy file is not UTF-8 text: {exc}", source))
         return
-    _from_text(text, source, specs, problems)
+    _from_text(text, source, specs, problems, lines)
 
 
 def _from_text(
-    text: str, source: str, specs: list[PolicySpec], problems: list[PolicyProblem]
+    text: str, source: str, specs: list[PolicySpec], problems: list[PolicyProblem], lines: _KeyLines
 ) -> None:
     if len(text) > MAX_POLICY_BYTES:
         problems.append(
@@ -213,6 +225,8 @@ def _from_text(
         problems.extend(
             _problem(p.code, p.message, source, p.line, hint=p.hint) for p in doc.problems
         )
+        if doc.value is None and doc.problems:  # an alias bomb: nothing more to say
+            continue
         if isinstance(doc.value, list):  # one document holding a list of policies
             from guard.policy.dump import dump_spec
 
@@ -220,27 +234,35 @@ def _from_text(
             for i, item in enumerate(doc.value):
                 spec = validator.policy(item, "", prefix=f"[{i}]", line=item_lines[i])
                 if spec is not None:
-                    specs.append(_with_text(spec, dump_spec(spec)))
+                    specs.append(_with_text(spec, dump_spec(spec), validator.key_lines))
         else:
             spec = validator.policy(doc.value, doc.text, line=doc.line)
             if spec is not None:
                 specs.append(spec)
     problems.extend(validator.problems)
+    lines.update(validator.key_lines)
 
 
 def _from_dict(
-    data: Mapping[str, Any], source: str, specs: list[PolicySpec], problems: list[PolicyProblem]
+    data: Mapping[str, Any],
+    source: str,
+    specs: list[PolicySpec],
+    problems: list[PolicyProblem],
+    lines: _KeyLines,
 ) -> None:
     validator = Validator(source)
     spec = validator.policy(data, "")
     problems.extend(validator.problems)
+    lines.update(validator.key_lines)
     if spec is not None:
         from guard.policy.dump import dump_spec
 
-        specs.append(_with_text(spec, dump_spec(spec)))
+        specs.append(_with_text(spec, dump_spec(spec), validator.key_lines))
 
 
-def _from_spec(spec: PolicySpec, specs: list[PolicySpec], problems: list[PolicyProblem]) -> None:
+def _from_spec(
+    spec: PolicySpec, specs: list[PolicySpec], problems: list[PolicyProblem], lines: _KeyLines
+) -> None:
     """Re-check a spec built in Python (builders, hand-made specs) as if it were written out."""
     from guard.policy.dump import dump_spec, spec_to_dict
 
@@ -248,19 +270,28 @@ def _from_spec(spec: PolicySpec, specs: list[PolicySpec], problems: list[PolicyP
     validator.policy(spec_to_dict(spec), "")
     problems.extend(validator.problems)
     if not validator.problems:
-        specs.append(spec if spec.text else _with_text(spec, dump_spec(spec)))
+        specs.append(spec if spec.text else _with_text(spec, dump_spec(spec), {}))
 
 
-def _with_text(spec: PolicySpec, text: str) -> PolicySpec:
+def _with_text(spec: PolicySpec, text: str, key_lines: _KeyLines) -> PolicySpec:
     from dataclasses import replace
 
-    return replace(spec, text=text)
+    copy = replace(spec, text=text)
+    key_lines[id(copy)] = key_lines.pop(id(spec), {})  # ids of dropped objects get reused
+    return copy
 
 
 # -- the set -------------------------------------------------------------------------------
 
 
-def _check_set(specs: list[PolicySpec], problems: list[PolicyProblem]) -> None:
+def _check_set(specs: list[PolicySpec], problems: list[PolicyProblem], lines: _KeyLines) -> None:
+    def line(spec: PolicySpec, key: str) -> int | None:
+        return lines.get(id(spec), {}).get(key, spec.line)
+
+    def where(spec: PolicySpec, key: str) -> str:
+        at = line(spec, key)
+        return spec.source if at is None else f"{spec.source}:{at}"
+
     first: dict[str, PolicySpec] = {}
     for spec in specs:
         earlier = first.setdefault(spec.name, spec)
@@ -270,9 +301,9 @@ def _check_set(specs: list[PolicySpec], problems: list[PolicyProblem]) -> None:
                     "duplicate_policy",
                     f"policy name `{spec.name}` is already used",
                     spec.source,
-                    spec.line,
+                    line(spec, "name"),
                     field="name",
-                    hint=f"first defined in {_where(earlier)}; policy names must be unique",
+                    hint=f"first defined in {where(earlier, 'name')}; policy names must be unique",
                 )
             )
     modes = {s.combining for s in specs if s.combining is not None}
@@ -284,18 +315,14 @@ def _check_set(specs: list[PolicySpec], problems: list[PolicyProblem]) -> None:
                     _problem(
                         "combining_conflict",
                         f"`combining: {spec.combining}` conflicts with "
-                        f"`combining: {chosen.combining}` in {_where(chosen)}",
+                        f"`combining: {chosen.combining}` in {where(chosen, 'combining')}",
                         spec.source,
-                        spec.line,
+                        line(spec, "combining"),
                         field="combining",
                         hint="one policy set decides one way; set `combining` the same "
                         "everywhere, or in one policy only",
                     )
                 )
-
-
-def _where(spec: PolicySpec) -> str:
-    return spec.source if spec.line is None else f"{spec.source}:{spec.line}"
 
 
 def _problem(
