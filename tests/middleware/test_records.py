@@ -1,0 +1,67 @@
+"""Decisions become records in a real store: queued before the tool runs, outcome after."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastmcp import Client
+from fastmcp.exceptions import ToolError
+from mw_support import POLICY, demo_server
+
+from guard import GuardMiddleware, Principal
+from guard.audit import AuditLog, open_store
+
+ALICE = Principal("alice", roles=("user",))
+
+
+async def test_every_decision_and_outcome_is_recorded(tmp_path: Path) -> None:
+    store = tmp_path / "audit.duckdb"
+    mw = GuardMiddleware(POLICY, principal=ALICE, audit=store, telemetry=False,
+                         shadow=POLICY.replace("user_safe_tools", "renamed"))
+    mcp = demo_server()
+
+    @mcp.tool(tags={"safe"})
+    def login(user: str, password: str) -> str:
+        return f"welcome {user}"
+
+    mcp.add_middleware(mw)
+    async with Client(mcp) as client:
+        await client.call_tool("login", {"user": "alice", "password": "hunter2"})
+        with pytest.raises(ToolError):
+            await client.call_tool("fail", {})
+        with pytest.raises(ToolError):
+            await client.call_tool("drop_table", {"name": "t"})
+        await client.list_prompts()
+    mw.close()
+    with open_store(store) as db:
+        calls = db.sql(
+            "SELECT resource, allowed, status, error_class, policy_hash, shadow_rule, args"
+            " FROM decision_log WHERE method = 'tools/call' ORDER BY ts"
+        ).fetchall()
+        listed = db.sql(
+            "SELECT count(*) FROM decisions WHERE method = 'prompts/list'"
+        ).fetchall()
+        hashes = {h for (h,) in db.sql("SELECT policy_hash FROM policies").fetchall()}
+    assert [(c[0], c[1], c[2], c[3]) for c in calls] == [
+        ("login", True, "ok", None),
+        ("fail", True, "error", "ToolError"),
+        ("drop_table", False, None, None),
+    ]
+    assert {c[4] for c in calls} == {mw.policy_set.hash}
+    assert calls[0][5] == "renamed"  # the draft's rule, next to the live one
+    assert "hunter2" not in calls[0][6]
+    assert listed == [(2,)]  # one record per prompt, hidden one included
+    assert {mw.policy_set.hash, mw.shadow_set.hash} <= hashes  # type: ignore[union-attr]
+
+
+async def test_default_store_is_in_the_working_directory(tmp_path: Path) -> None:
+    mw = GuardMiddleware(POLICY, principal=ALICE, telemetry=False)
+    assert isinstance(mw.audit, AuditLog)
+    mcp = demo_server()
+    mcp.add_middleware(mw)
+    async with Client(mcp) as client:
+        await client.call_tool("echo", {"text": "x"})
+    mw.close()
+    with open_store(tmp_path / "mcp-guard-audit.duckdb") as db:
+        assert db.sql("SELECT count(*) FROM decisions").fetchall()[0][0] >= 1
