@@ -61,10 +61,21 @@ def looks_secret(text: str) -> bool:
     return len(text) >= _MIN_SECRET_LEN and SECRET_PATTERN.search(text) is not None
 
 
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:  # a broken __repr__ must not break recording
+        return f"<{type(value).__name__}>"
+
+
 def _sha256_json(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=repr)  # fmt: skip
-    return hashlib.sha256(text.encode()).hexdigest()
+    """Digest of the original arguments (keys stringified so mixed key types sort)."""
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          default=_safe_repr)  # fmt: skip
+    except TypeError:
+        text = _safe_repr(value)
+    return hashlib.sha256(text.encode(errors="surrogatepass")).hexdigest()
 
 
 class Redactor:
@@ -119,8 +130,8 @@ class Redactor:
             return args, (), None
         out: list[str] = []
         clean = self._map(args, "", out)
-        if not out:
-            return args, (), None
+        if not out:  # nothing secret; keys may have become strings
+            return clean, (), None
         return clean, tuple(out), _sha256_json(args)
 
     def _map(self, value: Mapping[Any, Any], prefix: str, out: list[str]) -> Mapping[str, Any]:
@@ -180,10 +191,7 @@ class Redactor:
             return self._check(key, path, cls.__mro__[-2](item), out)
         # not JSON: keep a bounded, redacted description; replay treats it as unknown
         out.append(path)
-        try:
-            text = repr(item)
-        except Exception:  # a broken __repr__ must not break recording
-            text = f"<{cls.__name__}>"
+        text = _safe_repr(item)
         if self._detect and looks_secret(text):
             return SECRET_MARK
         return f"<non-json {cls.__name__}: {text[:200]}>"

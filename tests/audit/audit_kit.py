@@ -1,0 +1,82 @@
+"""Helpers for the audit tests: decision events and subprocess scripts."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from guard._ids import uuid7
+from guard.events import DecisionEvent
+from guard.policy.model import AccessRequest, Decision, Principal, Resource
+
+REPO = Path(__file__).resolve().parents[2]
+
+# credentials the tests use; the scans prove they never land anywhere
+RAW_API_KEY = "sk-live-audit-7f3a9c2e4b1d8f6a0c5e"
+BEARER = "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSIsImV4cCI6OTk5OTk5OTk5OX0.c2lnbmF0dXJl"
+
+ALICE = Principal(
+    "alice", ("user", "analyst"), auth_method="api_key", key_id="k:1a2b3c", claims={"team": "x"}
+)
+WEATHER = Resource("tool", "get_weather", tags={"public", "read"}, namespace="wx", version="2")
+ALLOW = Decision(
+    True, "rule", rule="users-read", policy="main", matched_rules=("main/users-read",),
+    policy_hash="ph1", rules_evaluated=3, eval_us=4.5,
+)  # fmt: skip
+
+
+def event(
+    i: int = 0,
+    *,
+    args: dict[str, Any] | None = None,
+    principal: Principal = ALICE,
+    resource: Resource = WEATHER,
+    decision: Decision = ALLOW,
+    shadow: Decision | None = None,
+    method: str = "tools/call",
+    action: str = "call",
+    request_id: Any = None,
+    when: datetime | None = None,
+) -> DecisionEvent:
+    """A typical decision event; `i` lands in the arguments so rows are distinguishable."""
+    return DecisionEvent(
+        decision_id=uuid7(),
+        request=AccessRequest(
+            principal, resource, action, {"city": "Paris", "i": i} if args is None else args,
+            time=when or datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC), method=method,
+        ),
+        decision=decision,
+        shadow=shadow,
+        server="weather",
+        transport="http",
+        session_id="sess-1",
+        request_id=i if request_id is None else request_id,
+        method=method,
+        trace_id="0af7651916cd43dd8448eb211c80319c",
+        span_id="b7ad6b7169203331",
+    )  # fmt: skip
+
+
+def subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO), str(Path(__file__).parent), env.get("PYTHONPATH", "")) if p
+    )
+    return env
+
+
+def scan_for(root: Path, needles: list[bytes]) -> list[str]:
+    """Every file under `root` whose bytes contain one of `needles` (Parquet pages are
+    compressed, so segments are also decoded through DuckDB by the caller)."""
+    hits = []
+    for path in root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            hits += [f"{path}: {n!r}" for n in needles if n in data]
+    return hits
+
+
+PYTHON = sys.executable

@@ -1,0 +1,202 @@
+"""AuditLog end to end in one process: records land complete, outcomes join, policies are
+kept once per hash, defaults resolve, and the request path never raises."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from audit_kit import ALICE, ALLOW, REPO, event
+
+from guard.audit import DEFAULT, AuditLog, open_store, resolve_audit, verify
+from guard.policy.loader import load_policies
+from guard.policy.model import Decision, Resource
+
+POLICY = """\
+name: main
+default_effect: deny
+rules:
+  - name: users-read
+    effect: allow
+    agents: {roles: [user]}
+    tools: {patterns: ["get_*"]}
+"""
+
+
+def _rows(store: Path, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    with open_store(store) as con:
+        return list(con.execute(query, params).fetchall())
+
+
+def test_a_decision_becomes_a_complete_record(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "s")
+    shadow = Decision(False, "default", policy="draft", policy_hash="ph2")
+    ev = event(7, args={"city": "Paris", "password": "hunter2"}, shadow=shadow)
+    log.append(ev)
+    log.append_outcome(ev.decision_id, "error", 1234.5, "ToolError")
+    log.close()
+    with open_store(tmp_path / "s") as con:
+        cur = con.execute("SELECT * FROM decision_log")
+        names = [d[0] for d in cur.description]
+        (row,) = cur.fetchall()
+    rec = dict(zip(names, row, strict=True))
+    assert rec["decision_id"] == ev.decision_id
+    assert rec["request_time"] == datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    assert abs((rec["ts"] - datetime.now(UTC)).total_seconds()) < 60
+    assert (rec["trace_id"], rec["span_id"]) == (
+        "0af7651916cd43dd8448eb211c80319c",
+        "b7ad6b7169203331",
+    )
+    assert (rec["server"], rec["transport"], rec["session_id"], rec["request_id"]) == (
+        "weather", "http", "sess-1", "7",
+    )  # fmt: skip
+    assert (rec["method"], rec["kind"], rec["action"], rec["resource"]) == (
+        "tools/call", "tool", "call", "get_weather",
+    )  # fmt: skip
+    assert rec["resource_tags"] == ["public", "read"]
+    assert (rec["resource_namespace"], rec["resource_version"]) == ("wx", "2")
+    assert (rec["user_id"], rec["roles"], rec["auth_method"], rec["key_id"]) == (
+        "alice", ["user", "analyst"], "api_key", "k:1a2b3c",
+    )  # fmt: skip
+    assert rec["authenticated"] is True and json.loads(rec["claims"]) == {"team": "x"}
+    assert json.loads(rec["args"]) == {"city": "Paris", "password": "<redacted:path>"}
+    assert rec["args_redacted"] == ["password"]
+    assert len(rec["args_sha256"]) == 64
+    assert (rec["allowed"], rec["reason"], rec["rule"], rec["policy"], rec["policy_hash"]) == (
+        True, "rule", "users-read", "main", "ph1",
+    )  # fmt: skip
+    assert rec["matched_rules"] == ["main/users-read"] and rec["eval_us"] == 4.5
+    assert (rec["shadow_allowed"], rec["shadow_policy"], rec["shadow_policy_hash"]) == (
+        False, "draft", "ph2",
+    )  # fmt: skip
+    assert (rec["seq"], len(rec["hash"]), rec["prev_hash"]) == (1, 64, "0" * 64)
+    assert (rec["status"], rec["duration_us"], rec["error_class"]) == ("error", 1234.5, "ToolError")
+    assert verify(tmp_path / "s").ok
+
+
+def test_a_listing_leaves_one_record_per_component(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "s")
+    for n in range(10):
+        tool = Resource("tool", f"tool{n}")
+        decision = ALLOW if n < 3 else Decision(False, "default", policy="main")
+        log.append(event(0, resource=tool, decision=decision, method="tools/list", action="list",
+                         request_id="req-42", args={}))  # fmt: skip
+    log.close()
+    rows = _rows(tmp_path / "s", "SELECT action, request_id, allowed FROM decisions")
+    assert len(rows) == 10
+    assert {(a, r) for a, r, _ in rows} == {("list", "req-42")}
+    assert sum(allowed for _, _, allowed in rows) == 3
+
+
+def test_outcomes_and_decisions_arrive_in_any_order(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "s", flush_interval=0.05)
+    events = [event(i) for i in range(50)]
+    for ev in events:
+        log.append(ev)
+    log.flush()
+    for ev in events[:30]:
+        log.append_outcome(ev.decision_id, "ok", 10.0, None)
+    log.close()
+    joined = _rows(tmp_path / "s", "SELECT count(*), count(status) FROM decision_log")
+    assert joined == [(50, 30)]
+    stats = log.stats()
+    assert stats["written_decisions"] == 50 and stats["written_outcomes"] == 30
+    assert stats["segments"] == 2 and stats["flush_seconds_count"] == 2  # one per table
+    assert stats["spilled"] == stats["failed"] == stats["queue_depth"] == 0
+
+
+def test_policy_texts_are_kept_once_per_hash_and_rebuild_the_set(tmp_path: Path) -> None:
+    policies = load_policies(POLICY)
+    log = AuditLog(tmp_path / "s")
+    log.record_policies(policies)
+    log.record_policies(policies)
+    log.close()
+    AuditLog(tmp_path / "s").record_policies(policies)  # another process, same set
+    with open_store(tmp_path / "s") as store:
+        assert store.execute("SELECT count(*) FROM policies").fetchall() == [(1,)]
+        texts = store.policy_texts(policies.hash)
+    assert load_policies(texts).hash == policies.hash
+
+
+def test_records_reach_readers_while_the_log_stays_open(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "s", flush_interval=0.05)
+    store = open_store(tmp_path / "s")
+    assert store.sql("SELECT count(*) FROM decisions").fetchall() == [(0,)]
+    for i in range(5):
+        log.append(event(i))
+    assert log.flush(10)
+    assert store.sql("SELECT count(*) FROM decisions").fetchall() == [(5,)]
+    log.append(event(5))
+    log.flush(10)
+    assert store.execute("SELECT max(seq) FROM decisions").fetchall() == [(6,)]
+    store.close()
+    log.close()
+
+
+def test_append_never_raises_and_counts_what_it_could_not_queue(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "s")
+    log.append("not an event")  # type: ignore[arg-type]
+    log.append(event(1))
+    log.close()
+    assert log.stats()["append_errors"] == 1
+    assert _rows(tmp_path / "s", "SELECT count(*) FROM decisions") == [(1,)]
+
+
+def test_claims_allow_list_and_secret_claims(tmp_path: Path) -> None:
+    principal = type(ALICE)(
+        "bob",
+        ("user",),
+        claims={"team": "x", "email": "b@x", "note": "Bearer abcdefghijklmnopqrstuvwxyz"},
+    )
+    log = AuditLog(tmp_path / "s", claims=["team", "note"])
+    log.append(event(1, principal=principal))
+    log.close()
+    (claims,) = _rows(tmp_path / "s", "SELECT claims FROM decisions")[0]
+    assert json.loads(claims) == {"team": "x", "note": "<redacted:secret>"}
+
+
+def test_resolve_audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_audit(None) is None
+    log = AuditLog(tmp_path / "given")
+    assert resolve_audit(log) is log
+    log.close()
+    default = resolve_audit(DEFAULT)
+    assert default is not None and default.path == Path("./mcp-guard-audit.duckdb")
+    default.close()
+    monkeypatch.setenv("MCP_GUARD_AUDIT", str(tmp_path / "env"))
+    from_env = resolve_audit()
+    assert from_env is not None and from_env.path == tmp_path / "env"
+    from_env.close()
+    monkeypatch.setenv("MCP_GUARD_AUDIT", "off")
+    assert resolve_audit() is None
+    by_path = resolve_audit(str(tmp_path / "p"))
+    assert by_path is not None and (tmp_path / "p" / "decisions").is_dir()
+    by_path.close()
+    with pytest.raises(TypeError, match="audit= takes"):
+        resolve_audit(42)
+
+
+def test_bad_store_paths_fail_clearly(tmp_path: Path) -> None:
+    (tmp_path / "file.duckdb").write_text("not a store")
+    from guard.errors import AuditError
+
+    with pytest.raises(AuditError, match="is a file, not an MCP Guard store"):
+        open_store(tmp_path / "file.duckdb")
+    with pytest.raises(ValueError, match="positive"):
+        AuditLog(tmp_path / "s", batch_size=0)
+
+
+def test_importing_guard_audit_stays_light() -> None:
+    code = (
+        "import sys, guard, guard.audit; guard.audit.DEFAULT; guard.audit.resolve_audit;"
+        "print(sorted(m for m in ('duckdb', 'numpy', 'fastmcp', 'opentelemetry.sdk') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         check=True)  # fmt: skip
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,125 @@
+"""Redaction: configured paths, secret shapes, oversized and non-JSON values."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytest
+from audit_kit import BEARER, RAW_API_KEY
+
+from guard.audit.redact import Redactor, looks_secret
+
+
+def test_ordinary_args_are_returned_untouched_without_copy() -> None:
+    args = {"city": "Paris", "days": 3, "metric": True, "nested": {"a": [1, 2, "x"]}}
+    out, redacted, digest = Redactor().redact(args)
+    assert out is args and redacted == () and digest is None
+
+
+def test_sensitive_names_at_any_depth_and_case() -> None:
+    args = {
+        "user": "bob",
+        "Password": "hunter2",
+        "cfg": {"API_KEY": "abc", "items": [{"token": "t"}]},
+    }
+    out, redacted, digest = Redactor().redact(args)
+    assert out == {
+        "user": "bob",
+        "Password": "<redacted:path>",
+        "cfg": {"API_KEY": "<redacted:path>", "items": [{"token": "<redacted:path>"}]},
+    }
+    assert redacted == ("Password", "cfg.API_KEY", "cfg.items.0.token")
+    original = json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert digest == hashlib.sha256(original.encode()).hexdigest()
+    assert args["Password"] == "hunter2"  # the caller's mapping is never modified
+
+
+@pytest.mark.parametrize(
+    "paths,args,expected",
+    [
+        (["headers.authorization"], {"headers": {"authorization": "x", "accept": "y"}},
+         ("headers.authorization",)),
+        (["*.sig"], {"a": {"sig": "1"}, "b": {"c": {"sig": "2"}}, "sig": "top"},
+         ("a.sig", "b.c.sig")),
+        (["ssn"], {"person": {"ssn": "123"}}, ("person.ssn",)),
+        (["items.*.pin"], {"items": [{"pin": 1}, {"pin": 2}]}, ("items.0.pin", "items.1.pin")),
+    ],
+)  # fmt: skip
+def test_configured_paths(
+    paths: list[str], args: dict[str, Any], expected: tuple[str, ...]
+) -> None:
+    _, redacted, _ = Redactor(paths).redact(args)
+    assert redacted == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        BEARER,
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abc_def-ghi",
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEow...\n-----END RSA PRIVATE KEY-----",
+        "-----BEGIN PRIVATE KEY-----\nMC4CAQ...",
+        RAW_API_KEY,
+        "sk-proj-abcdefghijklmnop1234",
+        "ghp_" + "a1B2" * 9,
+        "AKIAIOSFODNN7EXAMPLE",
+        "xoxb-1234567890-abcdef",
+        "AIza" + "b" * 35,
+        "please use key sk-abcdefghijklmnopqrstu for this",  # embedded in text
+    ],
+)
+def test_secret_shaped_values_are_redacted(value: str) -> None:
+    assert looks_secret(value)
+    out, redacted, _ = Redactor().redact({"note": value})
+    assert out == {"note": "<redacted:secret>"} and redacted == ("note",)
+
+
+@pytest.mark.parametrize(
+    "value", ["Paris", "a perfectly normal sentence here", "sk-short", "12345678901234567890"]
+)
+def test_ordinary_values_are_kept(value: str) -> None:
+    assert not looks_secret(value)
+    assert Redactor().redact({"v": value})[1] == ()
+
+
+def test_oversized_values_are_cut_with_their_digest() -> None:
+    big = "x" * 10_000
+    out, redacted, _ = Redactor(max_value_chars=100).redact({"blob": big})
+    assert redacted == ("blob",)
+    assert (
+        out["blob"]
+        == f"<redacted:oversized chars=10000 sha256={hashlib.sha256(big.encode()).hexdigest()}>"
+    )
+
+
+class _Weird:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr for you")
+
+
+def test_non_json_values_are_represented_never_crash() -> None:
+    args = {
+        "raw": b"\x00\x01",
+        "when": {1, 2},
+        "obj": _Weird(),
+        "secret_bytes": RAW_API_KEY.encode(),
+    }
+    out, redacted, digest = Redactor().redact(args)
+    assert out["raw"].startswith("<non-json bytes:")
+    assert out["obj"] == "<non-json _Weird: <_Weird>>"
+    assert out["secret_bytes"] == "<redacted:secret>"  # a repr that shows a secret is redacted too
+    assert set(redacted) == {"raw", "when", "obj", "secret_bytes"}
+    assert digest is not None
+    json.dumps(out)  # what is recorded is JSON
+
+
+def test_non_string_keys_become_strings() -> None:
+    out, _, _ = Redactor().redact({1: "a", "b": "c"})
+    assert out == {"1": "a", "b": "c"}
+
+
+def test_bad_configuration_is_rejected() -> None:
+    with pytest.raises(ValueError, match="max_value_chars"):
+        Redactor(max_value_chars=3)
