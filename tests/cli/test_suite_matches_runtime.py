@@ -1,0 +1,72 @@
+"""A suite's verdicts are the live middleware's verdicts: one evaluator, one resource model.
+
+mcp-auth-guard's `test` command built a different resource type from its runtime and so
+reported answers the server did not give. Here every clock-independent case of the weather
+suite is replayed against a real FastMCP server guarded by the same policy file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastmcp import Client, FastMCP
+
+from guard import GuardMiddleware
+from guard.policy.model import Principal
+from guard.policy.testing import SuiteCase, load_suite
+
+
+def _server(policy: Path, principal: Principal) -> FastMCP:
+    mcp = FastMCP("weather")
+
+    @mcp.tool
+    def get_weather(city: str = "Paris") -> str:
+        return f"sunny in {city}"
+
+    @mcp.tool
+    def get_forecast(days: int = 1) -> str:
+        return f"{days} days of sun"
+
+    @mcp.tool
+    def delete_city(city: str = "Atlantis") -> str:
+        return f"deleted {city}"
+
+    @mcp.tool
+    def launch_rocket() -> str:
+        return "liftoff"
+
+    @mcp.resource("weather://cities")
+    def cities() -> str:
+        return "Paris, Oslo"
+
+    mcp.add_middleware(GuardMiddleware(str(policy), principal=principal, audit=None))
+    return mcp
+
+
+async def _allowed_live(mcp: FastMCP, case: SuiteCase) -> bool:
+    request = case.request
+    async with Client(mcp) as client:
+        try:
+            if request.resource.kind == "tool":
+                await client.call_tool(request.resource.name, dict(request.args))
+            else:
+                await client.read_resource(str(request.resource.uri))
+        except Exception:
+            return False
+    return True
+
+
+async def test_weather_suite_agrees_with_the_guarded_server(examples: Path) -> None:
+    suite = load_suite(examples / "tests" / "weather.test.yaml")
+    result = suite.run()
+    assert result.passed, result.report()
+    verdicts: list[bool] = []
+    for outcome in result.results:
+        case = outcome.case
+        if "intern" in case.request.principal.roles:  # office-hours rule reads the real clock live
+            continue
+        mcp = _server(examples / "weather.yaml", case.request.principal)
+        live = await _allowed_live(mcp, case)
+        assert live is outcome.decision.allowed, case.name
+        verdicts.append(live)
+    assert len(verdicts) >= 7 and set(verdicts) == {True, False}
