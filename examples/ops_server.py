@@ -85,6 +85,7 @@ def main() -> None:
     stats = getattr(guard.audit, "stats", None)
     if callable(stats) and hasattr(telemetry, "add_audit_source"):
         telemetry.add_audit_source(stats)
+    telemetry.policy_reload("ok", guard.policy_set)  # the initial load: policy info from start
     mcp.add_middleware(guard)
 
     if opts.transport == "stdio":

@@ -35,6 +35,7 @@ OTHER: Final = "other"
 DURATION_BUCKETS: Final = (
     5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 1.0,
 )
+GUARD_ERROR_SITES: Final = ("authenticate", "decide", "observe", "outcome", "resolve")
 _MAX_SMALL_LABEL: Final = 64  # distinct auth methods / reasons / error sites kept before folding
 
 AuditStats = Callable[[], Mapping[str, Any]]
@@ -68,6 +69,9 @@ class _Folder:
 class AuditCollector(Collector):
     """Audit writer health, read from `AuditLog.stats()` callables at scrape time.
 
+    Keys read: `queue_depth`, `written`, `spilled`, `failed`, `flush_seconds_sum`,
+    `flush_seconds_count`, `flush_seconds_last` (missing keys count as 0).
+
     Sources are summed, so several guarded servers in one process report one total. A
     source that raises is skipped: a scrape must never fail because the writer is sick.
     """
@@ -93,9 +97,9 @@ class AuditCollector(Collector):
             seen += 1
             for key in totals:
                 totals[key] += float(stats.get(key) or 0)
-            flush_sum += float(stats.get("flush_seconds_total") or stats.get("flush_seconds") or 0)
-            flush_count += float(stats.get("flushes") or 0)
-            flush_last = max(flush_last, float(stats.get("last_flush_seconds") or 0))
+            flush_sum += float(stats.get("flush_seconds_sum") or 0)
+            flush_count += float(stats.get("flush_seconds_count") or 0)
+            flush_last = max(flush_last, float(stats.get("flush_seconds_last") or 0))
         if not seen:
             return
         yield GaugeMetricFamily(
@@ -169,6 +173,12 @@ class GuardMetrics:
             "mcpguard_guard_errors", "Fail-closed denials caused by an error inside the guard.",
             ("where",), registry=reg,
         )
+        # Known label values start at 0, so rates and alerts have a series before the
+        # first failure (an absent series reads as "no data", not as "no errors").
+        for result in ("ok", "error"):
+            self.reloads.labels(result)
+        for where in GUARD_ERROR_SITES:
+            self.guard_errors.labels(where)
         self.audit = AuditCollector()
         registry.register(self.audit)
         self._resource = _Folder(max_resources)

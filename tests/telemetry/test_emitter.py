@@ -208,8 +208,9 @@ def test_audit_sources_are_summed_and_a_failing_source_is_skipped(
     def broken() -> dict[str, float]:
         raise RuntimeError("writer gone")
 
-    telemetry.add_audit_source(lambda: {"queue_depth": 3, "written": 10, "spilled": 1,
-                                        "failed": 0, "flush_seconds_total": 0.5, "flushes": 2})
+    stats = {"queue_depth": 3, "written": 10, "spilled": 1, "failed": 0,
+             "flush_seconds_sum": 0.5, "flush_seconds_count": 2}
+    telemetry.add_audit_source(lambda: stats)
     telemetry.add_audit_source(broken)
     telemetry.add_audit_source(lambda: {"queue_depth": 1, "written": 5, "failed": 2})
     get = registry.get_sample_value

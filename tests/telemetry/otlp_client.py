@@ -1,0 +1,54 @@
+"""Subprocess for test_configure: configure() + a FastMCP server span + a guard decision.
+
+Run with the receiver's base URL; exits after flushing (the global tracer provider is
+process-wide, so this stays out of the test process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from fastmcp import Client, FastMCP
+
+from guard import GuardMiddleware
+from guard.policy.model import Principal
+from guard.telemetry import GuardTelemetry, configure
+
+POLICY = {
+    "name": "otlp",
+    "default_effect": "deny",
+    "rules": [{"name": "users-weather", "effect": "allow", "agents": {"roles": ["user"]},
+               "tools": {"names": ["get_weather"]}, "actions": ["list", "call"]}],
+}
+
+
+async def main(endpoint: str) -> None:
+    from prometheus_client import CollectorRegistry
+
+    provider = configure(service_name="otlp-test", otlp_endpoint=endpoint)
+    mcp = FastMCP("otlp")
+
+    @mcp.tool
+    def get_weather(city: str) -> str:
+        return f"Sunny in {city}"
+
+    @mcp.tool
+    def delete_city(city: str) -> str:
+        return city
+
+    mcp.add_middleware(GuardMiddleware(
+        POLICY, principal=Principal("alice", ("user",)), audit=None,
+        telemetry=GuardTelemetry(registry=CollectorRegistry()),
+    ))
+    async with Client(mcp) as client:
+        await client.call_tool("get_weather", {"city": "Oslo"})
+        try:
+            await client.call_tool("delete_city", {"city": "Oslo"})
+        except Exception as exc:
+            print("denied:", type(exc).__name__)
+    provider.shutdown()  # flushes the batch processor
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1]))

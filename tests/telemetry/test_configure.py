@@ -1,0 +1,62 @@
+"""configure(): spans reach a real OTLP/HTTP receiver, decoded from protobuf."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from otlp_receiver import otlp_receiver
+
+from guard.telemetry import configure
+
+_CLIENT = Path(__file__).with_name("otlp_client.py")
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def test_configure_exports_the_decision_span_and_its_parent() -> None:
+    with otlp_receiver() as receiver:
+        env = {**os.environ, "PYTHONPATH": str(_REPO), "FASTMCP_SHOW_SERVER_BANNER": "false"}
+        result = subprocess.run(
+            [sys.executable, str(_CLIENT), receiver.url],
+            capture_output=True, text=True, timeout=90, env=env, check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        allowed = receiver.wait_for(lambda s: s.name == "authorize get_weather")[0]
+        denied = receiver.wait_for(lambda s: s.name == "authorize delete_city")[0]
+        spans = {s.span_id: s for s in receiver.spans}
+    assert allowed.service == "otlp-test"
+    assert allowed.kind == 1  # SPAN_KIND_INTERNAL
+    assert allowed.attributes["mcp_guard.decision"] == "allow"
+    assert allowed.attributes["gen_ai.tool.name"] == "get_weather"
+    assert allowed.attributes["enduser.id"] == "alice"
+    parent = spans[allowed.parent_span_id]
+    assert parent.name == "tools/call get_weather" and parent.kind == 2  # SERVER, FastMCP's
+    assert parent.trace_id == allowed.trace_id
+    assert denied.status_code == 2 and "delete_city" in denied.status_message  # ERROR
+    # a denied call never reaches FastMCP's component path, so its seam span keeps the bare
+    # method name; it is still the SERVER span of that request
+    denied_parent = spans[denied.parent_span_id]
+    assert denied_parent.name.startswith("tools/call") and denied_parent.kind == 2
+    assert denied_parent.attributes["mcp.method.name"] == "tools/call"
+
+
+def test_configure_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="service_name"):
+        configure(service_name="")
+    with pytest.raises(ValueError, match="sample_ratio"):
+        configure(service_name="x", sample_ratio=2.0)
+
+
+def test_configure_without_global_returns_a_working_provider() -> None:
+    with otlp_receiver() as receiver:
+        provider = configure(
+            service_name="local", otlp_endpoint=receiver.url + "/v1/traces", set_global=False,
+            batch=False,
+        )
+        provider.get_tracer("t").start_span("hello").end()
+        (span,) = receiver.wait_for(lambda s: s.name == "hello")
+        provider.shutdown()
+    assert span.service == "local"
