@@ -1,0 +1,135 @@
+"""Tampering: edit, delete, reorder, insert, truncate rows; `verify` names the first bad row."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+import pytest
+from audit_kit import event
+from click.testing import CliRunner
+
+from guard.audit import AuditLog, verify
+from guard.cli import main
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    """20 decisions of one writer in two segments (seq 1-10 and 11-20), 10 outcomes."""
+    path = tmp_path / "store"
+    log = AuditLog(path)
+    for i in range(20):
+        ev = event(i)
+        log.append(ev)
+        if i < 10:
+            log.append_outcome(ev.decision_id, "ok", 5.0, None)
+        if i == 9:
+            log.flush()
+    log.close()
+    assert verify(path).ok
+    return path
+
+
+def _segments(store: Path, table: str = "decisions") -> list[Path]:
+    return sorted((store / table).glob("*.parquet"))
+
+
+def _rewrite(segment: Path, select: str) -> None:
+    """Replace `segment` by `select` over its rows (`{t}` names them), as an attacker would."""
+    tmp = segment.with_name("tampered.tmp")
+    con = duckdb.connect()
+    query = select.format(t=f"read_parquet('{segment}')")
+    con.execute(f"COPY ({query}) TO '{tmp}' (FORMAT parquet)")
+    con.close()
+    os.replace(tmp, segment)
+
+
+def _set(segment: Path, seq: int, column: str, value: str) -> None:
+    """Edit one column of the row with this seq."""
+    _rewrite(
+        segment,
+        f"SELECT * REPLACE (CASE WHEN seq = {seq} THEN {value} ELSE {column} END AS {column}) "
+        "FROM {t}",
+    )
+
+
+def test_an_untouched_store_verifies(store: Path) -> None:
+    report = verify(store)
+    assert report.ok and report.rows == 30 and report.chains == 2
+
+
+def test_edited_row(store: Path) -> None:
+    _set(_segments(store)[0], 5, "user_id", "'mallory'")
+    first = verify(store).first
+    assert first is not None and (first.table, first.seq) == ("decisions", 5)
+    assert "edited" in first.message and first.decision_id and first.row == 4
+
+
+def test_edited_decision_flipped_to_allow(store: Path) -> None:
+    _set(_segments(store)[1], 15, "allowed", "NOT allowed")
+    first = verify(store).first
+    assert first is not None and first.seq == 15
+
+
+def test_deleted_row(store: Path) -> None:
+    _rewrite(_segments(store)[0], "SELECT * FROM {t} WHERE seq <> 5")
+    first = verify(store).first
+    assert first is not None and first.seq == 6 and "rows 5..5 missing" in first.message
+
+
+def test_reordered_rows(store: Path) -> None:
+    swapped = "CASE seq WHEN 3 THEN 4 WHEN 4 THEN 3 ELSE seq END"
+    _rewrite(_segments(store)[0], f"SELECT * FROM {{t}} ORDER BY {swapped}")
+    report = verify(store)
+    assert not report.ok
+    assert any(p.seq == 3 and "out of order" in p.message for p in report.problems)
+
+
+def test_swapped_contents_with_renumbered_seq(store: Path) -> None:
+    # the attacker also swaps seq values so the file looks ordered: the chain breaks
+    _rewrite(_segments(store)[0],
+             "SELECT * REPLACE (CASE seq WHEN 3 THEN 4 WHEN 4 THEN 3 ELSE seq END AS seq) FROM {t} "
+             "ORDER BY CASE seq WHEN 3 THEN 4 WHEN 4 THEN 3 ELSE seq END")  # fmt: skip
+    first = verify(store).first
+    assert first is not None and first.seq == 3 and "reordered" in first.message
+
+
+def test_inserted_row(store: Path) -> None:
+    _rewrite(_segments(store)[0],
+             "SELECT * FROM {t} UNION ALL SELECT * REPLACE ('forged' AS user_id) FROM {t} "
+             "WHERE seq = 7 ORDER BY seq")  # fmt: skip
+    report = verify(store)
+    assert any(p.seq == 7 and "duplicate" in p.message for p in report.problems)
+
+
+def test_truncated_chain(store: Path) -> None:
+    _rewrite(_segments(store)[1], "SELECT * FROM {t} WHERE seq < 19")
+    first = verify(store).first
+    assert first is not None and first.seq == 19 and "truncated" in first.message
+
+
+def test_deleted_segment(store: Path) -> None:
+    _segments(store)[1].unlink()
+    first = verify(store).first
+    assert first is not None and "truncated" in first.message and "11..20" in first.message
+    _segments(store)[0].unlink()
+    assert "missing" in str(verify(store).first)
+
+
+def test_tampered_outcome(store: Path) -> None:
+    _set(_segments(store, "outcomes")[0], 2, "status", "'error'")
+    first = verify(store).first
+    assert first is not None and (first.table, first.seq) == ("outcomes", 2)
+
+
+def test_cli_verify_names_the_first_bad_row(store: Path) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(main, ["verify", str(store)])
+    assert ok.exit_code == 0 and "30 rows in 2 chains" in ok.output
+    _set(_segments(store)[0], 8, "reason", "'x'")
+    bad = runner.invoke(main, ["verify", str(store)])
+    assert bad.exit_code == 1
+    assert "seq 8" in bad.output and "edited" in bad.output
+    missing = runner.invoke(main, ["verify", str(store / "nope")])
+    assert missing.exit_code == 1 and "no MCP Guard store" in missing.output
