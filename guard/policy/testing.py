@@ -671,18 +671,34 @@ def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> _Map:
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
 
 
-def _to_map(value: Any) -> Any:
+def _to_map(value: Any, memo: dict[int, Any] | None = None) -> Any:
+    memo = {} if memo is None else memo
+    if id(value) in memo:  # YAML aliases share one object: keep sharing, never expand
+        return memo[id(value)]
+    out: Any = value
     if isinstance(value, Mapping):
-        return _Map({k: _to_map(v) for k, v in value.items()})
-    if isinstance(value, list | tuple):
-        return [_to_map(v) for v in value]
-    return value
+        out = memo[id(value)] = _Map()
+        out.update({k: _to_map(v, memo) for k, v in value.items()})
+    elif isinstance(value, list | tuple):
+        out = memo[id(value)] = []
+        out.extend(_to_map(v, memo) for v in value)
+    return out
 
 
-def _plain(value: Any) -> Any:
-    """Plain dicts and lists: what the loader and the evaluator expect."""
+def _plain(value: Any, memo: dict[int, Any] | None = None) -> Any:
+    """Plain dicts and lists: what the loader and the evaluator expect.
+
+    Shared substructures (YAML aliases) stay shared, so an alias bomb ("billion laughs")
+    costs its written size, not its expanded size.
+    """
+    memo = {} if memo is None else memo
+    if id(value) in memo:
+        return memo[id(value)]
+    out: Any = value
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+        out = memo[id(value)] = {}
+        out.update({k: _plain(v, memo) for k, v in value.items()})
+    elif isinstance(value, list):
+        out = memo[id(value)] = []
+        out.extend(_plain(v, memo) for v in value)
+    return out

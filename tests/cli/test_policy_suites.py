@@ -267,3 +267,29 @@ def test_parse_request_from_a_plain_mapping() -> None:
     assert any("resource.kind: unknown kind 'widget'" in p for p in text)
     with pytest.raises(PolicyError, match="exactly one of `tool`, `resource` or `prompt`"):
         parse_request({"tool": "t", "prompt": "p"})
+
+
+@pytest.mark.timeout(30)
+def test_alias_bomb_in_args_costs_its_written_size(tmp_path: Path) -> None:
+    levels = ['      a0: &a0 ["x","x","x","x","x","x","x","x","x","x"]']
+    for i in range(1, 9):  # 10**9 strings once expanded
+        refs = ",".join([f"*a{i - 1}"] * 10)
+        levels.append(f"      a{i}: &a{i} [{refs}]")
+    body = "\n".join(levels)
+    path = _suite(
+        tmp_path,
+        f"""\
+policies: shop.yaml
+cases:
+  - name: bomb
+    principal: {{user_id: sam, roles: [staff]}}
+    tool: sell
+    args:
+{body}
+    expect: {{allowed: true, rule: staff_sell}}
+""",
+    )
+    result = run_suite(path)
+    assert result.passed, result.report()
+    args = result.results[0].case.request.args
+    assert args["a8"][0] is args["a8"][1]  # shared, not copied
