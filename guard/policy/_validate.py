@@ -301,21 +301,24 @@ class Validator:
         first_seen: dict[str, int | None] = {}
         for i, item in enumerate(value):
             rule = self._rule(value, i, f"{path}[{i}]")
-            if rule is None:
+            if rule is not None:
+                rules.append(rule)
+            # names are checked even on rules with other problems, so both get reported
+            name = item.get("name") if isinstance(item, Mapping) else None
+            if not isinstance(name, str):
                 continue
-            if rule.name in first_seen:
-                where = first_seen[rule.name]
+            if name in first_seen:
+                where = first_seen[name]
                 self.problem(
                     "duplicate_rule",
-                    f"rule name `{rule.name}` is used twice in this policy",
+                    f"rule name `{name}` is used twice in this policy",
                     f"{path}[{i}].name",
                     self._line(item, "name"),
                     f"the first is on line {where}; rule names must be unique"
                     if where
                     else "rule names must be unique within a policy",
                 )
-            first_seen.setdefault(rule.name, rule.line)
-            rules.append(rule)
+            first_seen.setdefault(name, getattr(item, "line", None))
         return tuple(rules)
 
     def _rule(self, rules: Sequence[Any], i: int, path: str) -> RuleSpec | None:

@@ -210,12 +210,16 @@ class _Builder:
             self._bad_tag(node)
             return None  # nothing of an unsupported object reaches the policy
         if isinstance(node, yaml.MappingNode):
+            # Keys written here may override keys merged in with `<<`; only two written keys
+            # with the same name are a mistake.
+            written = {id(k) for k, _ in node.value}
             try:
                 _CONSTRUCTOR.flatten_mapping(node)  # `<<: *base` merge keys, as safe_load does
             except yaml.MarkedYAMLError as exc:
                 problem = YamlProblem("yaml_syntax", f"invalid YAML: {exc.problem}", line)
                 self.problems.append(problem)
             result = YamlMap(line)
+            merged: set[str] = set()
             for key_node, value_node in node.value:
                 key = self._value(key_node)
                 key_line = key_node.start_mark.line + 1
@@ -229,7 +233,7 @@ class _Builder:
                         )
                     )
                     key = str(key_node.value)
-                elif key in result:
+                elif key in result and id(key_node) in written and key not in merged:
                     self.problems.append(
                         YamlProblem(
                             "duplicate_key",
@@ -239,6 +243,10 @@ class _Builder:
                         )
                     )
                     continue
+                if id(key_node) in written:
+                    merged.discard(key)
+                else:
+                    merged.add(key)
                 result[key] = self._value(value_node)
                 result.key_lines[key] = key_line
                 if isinstance(value_node, yaml.ScalarNode):

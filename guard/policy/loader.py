@@ -96,10 +96,10 @@ def _collect(
         _from_string(source, specs, problems, lines)
     elif isinstance(source, Mapping):
         _from_dict(source, "<dict>", specs, problems, lines)
-    elif hasattr(source, "to_spec"):  # the fluent builder's policy
-        _collect(source.to_spec(), specs, problems, lines, depth)
-    elif hasattr(source, "specs") and not isinstance(source, list | tuple):  # a PolicySet
-        specs.extend(source.specs)
+    elif hasattr(source, "to_spec") or hasattr(source, "build"):
+        _from_builder(source, specs, problems, lines, depth)
+    elif _is_policy_set(source):
+        specs.extend(source.policies)
     elif isinstance(source, Iterable) and depth == 0:
         for item in source:
             _collect(item, specs, problems, lines, depth + 1)
@@ -112,6 +112,37 @@ def _collect(
                 code="bad_source",
             )
         )
+
+
+def _is_policy_set(source: Any) -> bool:
+    from guard.policy.policyset import PolicySet
+
+    return isinstance(source, PolicySet)
+
+
+def _from_builder(
+    source: Any,
+    specs: list[PolicySpec],
+    problems: list[PolicyProblem],
+    lines: _KeyLines,
+    depth: int,
+) -> None:
+    """The seed's object form (`PolicyConfig`) or a fluent `policy(...)` builder, built or not."""
+    try:
+        built = source if hasattr(source, "to_spec") else source.build()
+        spec = built.to_spec()
+    except PolicyError as exc:
+        problems.extend(exc.problems)
+        return
+    except (ValueError, TypeError, AttributeError) as exc:
+        problems.append(_problem("bad_value", f"cannot build the policy: {exc}", "<builder>"))
+        return
+    if not isinstance(spec, PolicySpec):
+        problems.append(
+            _problem("bad_source", f"to_spec() returned {type(spec).__name__}", "<builder>")
+        )
+        return
+    _collect(spec, specs, problems, lines, depth)
 
 
 def _from_string(
