@@ -238,6 +238,9 @@ class TemplateMatcher:
         return None
 
 
+Matcher = ToolMatcher | ResourceMatcher | TemplateMatcher | PromptMatcher
+
+
 def template_of(r: Resource) -> str:
     """The URI template a request's component is matched on by `resource_templates`."""
     if r.kind == "resource" and r.template is not None:
@@ -298,6 +301,7 @@ class CompiledRule:
         "actions",
         "agent",
         "allow",
+        "by_variant",
         "condition",
         "conditions",
         "effect",
@@ -343,6 +347,11 @@ class CompiledRule:
         self.has_component = any(
             m is not None for m in (self.tools, self.resources, self.templates, self.prompts)
         )
+        # Which matchers decide the rule, per request variant, worked out once.
+        self.by_variant: dict[str, tuple[Matcher, ...] | None] = {}
+        for variant in VARIANTS:
+            found = self.matchers_for(variant)
+            self.by_variant[variant] = None if found is None else tuple(found)
         self.conditions: tuple[CompiledCondition, ...] = tuple(
             compile_condition(c, custom) for c in spec.conditions
         )
@@ -382,8 +391,8 @@ class CompiledRule:
             return [self.tools]
         return None if self.has_component else []
 
-    def component_ok(self, resource: Resource) -> bool:
-        matchers = self.matchers_for(variant_of(resource))
+    def component_ok(self, resource: Resource, variant: str | None = None) -> bool:
+        matchers = self.by_variant[variant or variant_of(resource)]
         if matchers is None:
             return False
         return not matchers or any(m.match(resource) for m in matchers)

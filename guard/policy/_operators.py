@@ -260,6 +260,9 @@ def _contains(actual: Any, expected: Any) -> bool:
 
 def _to_order(actual: Any, expected: Any) -> Any:
     if isinstance(expected, Decimal):
+        kind = type(actual)
+        if kind is int or (kind is float and actual - actual == 0):  # finite: exact compare
+            return actual
         try:
             return _decimal(actual)
         except ValueError as exc:

@@ -271,6 +271,9 @@ class CompiledCondition:
         raise NotImplementedError
 
 
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+
+
 class _Leaf(CompiledCondition):
     __slots__ = ("expected", "field", "resolve", "test")
 
@@ -287,8 +290,7 @@ class _Leaf(CompiledCondition):
         if actual is MISSING:
             ev.why = f"`{self.text}`: field {self.field} is missing"
             return None
-        redactable = isinstance(actual, Mapping | list | tuple) or actual is UNKNOWN
-        if redactable and _deep_unknown(actual):
+        if type(actual) not in _SCALARS and _deep_unknown(actual):
             ev.why = f"`{self.text}`: {self.field} is redacted (unknown)"
             return None
         try:

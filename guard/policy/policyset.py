@@ -313,11 +313,11 @@ class PolicySet:
         if bucket.rest:
             parts.append(bucket.rest)
         for subject, table in bucket.exact:
-            hit = table.get(_subject(res, subject))
+            hit = table.get(res.name if subject == "name" else _subject(res, subject))
             if hit:
                 parts.append(hit)
         for subject, prefix, lengths, table in bucket.affix:
-            text = _subject(res, subject)
+            text = res.name if subject == "name" else _subject(res, subject)
             size = len(text)
             for n in lengths:
                 if n > size:
@@ -368,7 +368,66 @@ class PolicySet:
         """
         start = perf_counter_ns()
         try:
-            return self._decide(request, start)
+            if not request.principal.authenticated:
+                return Decision(
+                    False, Reason.UNAUTHENTICATED, None, None, (), (), self.hash, 0,
+                    (perf_counter_ns() - start) / 1000, "denied: the caller is not authenticated",
+                )  # fmt: skip
+            if not self.policies:
+                return Decision(
+                    False, Reason.NO_POLICY, None, None, (), (), self.hash, 0,
+                    (perf_counter_ns() - start) / 1000, "denied: no policy is loaded",
+                )  # fmt: skip
+            resource = request.resource
+            principal = request.principal
+            rules = self._rules
+            variant = variant_of(resource)
+            candidates = self._candidates(self._bucket(variant, request.action), request)
+            ev: Evaluation | None = None
+            errors: list[str] | None = None
+            matched: list[str] | None = None
+            deciding: CompiledRule | None = None
+            count = 0
+            for index in candidates:
+                rule = rules[index]
+                count += 1
+                if rule.agent is not None and not rule.agent.match(principal):
+                    continue
+                if not rule.component_ok(resource, variant):
+                    continue
+                if rule.conditions:
+                    if ev is None:
+                        ev = Evaluation(request)
+                    outcome = rule.conditions_ok(ev)
+                    if outcome is False:
+                        continue
+                    if outcome is None:
+                        if errors is None:
+                            errors = []
+                        verdict = "allow rule skipped" if rule.allow else "deny rule applied"
+                        errors.append(f"{rule.label}: {ev.why} ({verdict})")
+                        if rule.allow:
+                            continue
+                if not self._deny_overrides:
+                    deciding = rule
+                    break
+                if matched is None:
+                    matched = []
+                matched.append(rule.label)
+                if deciding is None or (deciding.allow and not rule.allow):
+                    deciding = rule
+            errs = tuple(errors) if errors else ()
+            if deciding is None:
+                return Decision(
+                    self.default_allowed, Reason.DEFAULT, None, self._default_policy,
+                    tuple(matched) if matched else (), errs, self.hash, count,
+                    (perf_counter_ns() - start) / 1000, self._default_message,
+                )  # fmt: skip
+            return Decision(
+                deciding.allow, Reason.RULE, deciding.name, deciding.policy,
+                tuple(matched) if matched else deciding.matched, errs, self.hash, count,
+                (perf_counter_ns() - start) / 1000, deciding.message,
+            )  # fmt: skip
         except Exception as exc:  # fail closed, whatever went wrong
             return Decision(
                 False,
@@ -382,67 +441,6 @@ class PolicySet:
                 (perf_counter_ns() - start) / 1000,
                 "denied: error while deciding",
             )
-
-    def _decide(self, request: AccessRequest, start: int) -> Decision:
-        if not request.principal.authenticated:
-            return Decision(
-                False, Reason.UNAUTHENTICATED, None, None, (), (), self.hash, 0,
-                (perf_counter_ns() - start) / 1000, "denied: the caller is not authenticated",
-            )  # fmt: skip
-        if not self.policies:
-            return Decision(
-                False, Reason.NO_POLICY, None, None, (), (), self.hash, 0,
-                (perf_counter_ns() - start) / 1000, "denied: no policy is loaded",
-            )  # fmt: skip
-        resource = request.resource
-        principal = request.principal
-        rules = self._rules
-        candidates = self._candidates(self._bucket(variant_of(resource), request.action), request)
-        ev: Evaluation | None = None
-        errors: list[str] | None = None
-        matched: list[str] | None = None
-        deciding: CompiledRule | None = None
-        count = 0
-        for index in candidates:
-            rule = rules[index]
-            count += 1
-            if rule.agent is not None and not rule.agent.match(principal):
-                continue
-            if not rule.component_ok(resource):
-                continue
-            if rule.conditions:
-                if ev is None:
-                    ev = Evaluation(request)
-                outcome = rule.conditions_ok(ev)
-                if outcome is False:
-                    continue
-                if outcome is None:
-                    if errors is None:
-                        errors = []
-                    verdict = "allow rule skipped" if rule.allow else "deny rule applied"
-                    errors.append(f"{rule.label}: {ev.why} ({verdict})")
-                    if rule.allow:
-                        continue
-            if not self._deny_overrides:
-                deciding = rule
-                break
-            if matched is None:
-                matched = []
-            matched.append(rule.label)
-            if deciding is None or (deciding.allow and not rule.allow):
-                deciding = rule
-        errs = tuple(errors) if errors else ()
-        if deciding is None:
-            return Decision(
-                self.default_allowed, Reason.DEFAULT, None, self._default_policy,
-                tuple(matched) if matched else (), errs, self.hash, count,
-                (perf_counter_ns() - start) / 1000, self._default_message,
-            )  # fmt: skip
-        return Decision(
-            deciding.allow, Reason.RULE, deciding.name, deciding.policy,
-            tuple(matched) if matched else deciding.matched, errs, self.hash, count,
-            (perf_counter_ns() - start) / 1000, deciding.message,
-        )  # fmt: skip
 
     # -- explaining -------------------------------------------------------------------
 
