@@ -56,6 +56,7 @@ DEFAULT: Final = _Default()
 """`audit=DEFAULT`: `$MCP_GUARD_AUDIT` if set (`off` switches records off), else
 `./mcp-guard-audit.duckdb`."""
 
+_RELOAD_RETRY_SECONDS: Final = 1.0  # how often a failing store is retried without traffic
 _DECISION: Final = 0
 _OUTCOME: Final = 1
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -166,6 +167,8 @@ class AuditLog:
         self._head = dict.fromkeys(TABLES, GENESIS)
         self._con: Any = None
         self._store_ok = True
+        self._last_reload = 0.0
+        self._unsaved: list[tuple[str, list[list[Any]]]] = []
         self._policies_pending: list[tuple[str, bytes]] = []
         self._policies_seen: set[str] = set()
         # durable mode: decision ids whose record is not yet on disk, and who waits for them
@@ -344,6 +347,7 @@ class AuditLog:
             "written_outcomes": self._written["outcomes"],
             "spilled": self._spilled,
             "spill_pending": self._spill.pending,
+            "unsaved": sum(len(rows) for _, rows in self._unsaved),
             "failed": self._failed,
             "append_errors": self._append_errors,
             "reloaded_from_spill": self._reloaded,
@@ -377,6 +381,7 @@ class AuditLog:
             for done in waiters:
                 done.set()
             if stopping and not self._queue:
+                self._last_reload = 0.0  # one last try to load spilled rows back
                 with contextlib.suppress(Exception):
                     self._drain()
                 return
@@ -389,7 +394,14 @@ class AuditLog:
             n = min(len(queue), 100_000)
             items = [queue.popleft() for _ in range(n)]
             self._write_items(items)
-        if self._spill.pending and self._store_ok:
+        if self._unsaved:
+            unsaved, self._unsaved = self._unsaved, []
+            for table, rows in unsaved:
+                self._save(table, rows)
+        if self._spill.pending and (
+            self._store_ok or time.monotonic() - self._last_reload > _RELOAD_RETRY_SECONDS
+        ):
+            self._last_reload = time.monotonic()
             self._reload_spill()
         self._spill.sync()
 
@@ -397,11 +409,23 @@ class AuditLog:
         decisions = [self._decision_values(i) for i in items if i[0] == _DECISION]
         outcomes = [list(i[1:]) for i in items if i[0] == _OUTCOME]
         for table, rows in (("decisions", decisions), ("outcomes", outcomes)):
-            if rows and not self._commit(table, rows):
+            if rows:
+                self._save(table, rows)
+
+    def _save(self, table: str, rows: list[list[Any]]) -> None:
+        """Commit rows to the store, else to the spill file, else keep them for the next
+        flush (never dropped)."""
+        if not self._commit(table, rows):
+            try:
                 self._spill.write([(table, r) for r in rows], fsync=True)
-                self._spilled += len(rows)
-            if table == "decisions" and rows and self.durable:
-                self._resolve_durable(rows)
+            except OSError as exc:
+                self.last_error = repr(exc)
+                logger.error("audit spill failed too (%s); %d rows kept in memory", exc, len(rows))
+                self._unsaved.append((table, rows))
+                return
+            self._spilled += len(rows)
+        if table == "decisions" and self.durable:
+            self._resolve_durable(rows)
 
     def _decision_values(self, item: tuple[Any, ...]) -> list[Any]:
         (_, did, ts, p, r, action, t, context, args, redacted, digest, d, sh, server,

@@ -1,0 +1,118 @@
+"""Fault injection: queue overflow, segment write failures (disk full, a broken directory),
+spill failures, writers that die with spilled rows. Nothing is lost; everything is counted."""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import threading
+from pathlib import Path
+
+from audit_kit import event
+
+from guard.audit import AuditLog, open_store, verify
+
+
+def _count(store: Path) -> int:
+    with open_store(store) as con:
+        return int(con.execute("SELECT count(DISTINCT decision_id) FROM decisions").fetchone()[0])
+
+
+def test_queue_overflow_spills_then_everything_lands(tmp_path: Path) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def stall(table: str, rows: int) -> None:
+        entered.set()
+        release.wait(30)  # the store is slow: the queue fills up behind it
+
+    log = AuditLog(tmp_path / "s", batch_size=10, max_queue=100, write_hook=stall)
+    for i in range(10):
+        log.append(event(i))
+    assert entered.wait(10)
+    for i in range(10, 1010):
+        log.append(event(i))
+    stats = log.stats()
+    assert stats["queue_depth"] == 100 and stats["spilled"] == 900
+    release.set()
+    log.close()
+    stats = log.stats()
+    assert stats["reloaded_from_spill"] == 900 and stats["spill_pending"] == 0
+    assert stats["written_decisions"] == 1010 and stats["failed"] == 0
+    assert _count(tmp_path / "s") == 1010
+    assert verify(tmp_path / "s").ok
+
+
+def test_disk_full_spills_and_reloads_when_space_returns(tmp_path: Path) -> None:
+    failures = {"left": 3}
+
+    def disk_full(table: str, rows: int) -> None:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    log = AuditLog(tmp_path / "s", write_hook=disk_full)
+    for i in range(300):
+        log.append(event(i))
+        if i % 100 == 99:
+            log.flush()
+    log.close()
+    stats = log.stats()
+    assert stats["spilled"] >= 100 and stats["failed"] >= stats["spilled"]  # retries count too
+    assert stats["reloaded_from_spill"] == stats["spilled"] and stats["spill_pending"] == 0
+    assert "No space left" in str(log.last_error)
+    assert _count(tmp_path / "s") == 300
+    assert verify(tmp_path / "s").ok
+
+
+def test_a_broken_segment_directory_spills_until_repaired(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    log = AuditLog(store, flush_interval=0.05)
+    shutil.rmtree(store / "decisions")
+    (store / "decisions").write_text("not a directory")  # real OS errors on every write
+    for i in range(50):
+        log.append(event(i))
+    log.flush()
+    assert log.stats()["spill_pending"] == 50 and log.stats()["failed"] >= 50
+    (store / "decisions").unlink()
+    (store / "decisions").mkdir()
+    for i in range(50, 60):
+        log.append(event(i))
+    log.close()
+    assert log.stats()["spill_pending"] == 0
+    assert _count(store) == 60 and verify(store).ok
+
+
+def test_rows_spilled_by_a_dead_writer_are_adopted(tmp_path: Path) -> None:
+    def always_fail(table: str, rows: int) -> None:
+        raise OSError(errno.EIO, "I/O error")
+
+    dead = AuditLog(tmp_path / "s", write_hook=always_fail)
+    for i in range(25):
+        dead.append(event(i))
+    dead.close()  # could not write: its rows stay in its spill file
+    assert dead.stats()["spill_pending"] == 25
+    assert any((tmp_path / "s" / "spill").glob("*.jsonl"))
+    heir = AuditLog(tmp_path / "s")
+    heir.close()
+    assert heir.stats()["reloaded_from_spill"] == 25
+    assert _count(tmp_path / "s") == 25 and verify(tmp_path / "s").ok
+    assert not list((tmp_path / "s" / "spill").glob("*.jsonl"))
+
+
+def test_when_even_the_spill_fails_rows_wait_in_memory(tmp_path: Path) -> None:
+    failing = {"on": True}
+
+    def hook(table: str, rows: int) -> None:
+        if failing["on"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    spill = tmp_path / "spill-dir"
+    spill.write_text("a file where the spill directory should be")
+    log = AuditLog(tmp_path / "s", write_hook=hook, spill_dir=spill)
+    for i in range(20):
+        log.append(event(i))
+    log.flush()
+    assert log.stats()["unsaved"] == 20
+    failing["on"] = False
+    log.close()
+    assert log.stats()["unsaved"] == 0 and _count(tmp_path / "s") == 20
