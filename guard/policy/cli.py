@@ -155,6 +155,11 @@ def validate(paths: tuple[str, ...], output_format: str) -> None:
         except PolicyError as exc:
             problems.extend(exc.problems)
     if problems or policy_set is None:
+        for path in paths:
+            if path.endswith((".test.yaml", ".test.yml")) and output_format == "text":
+                click.echo(
+                    f"note: {path} looks like a policy test suite: mcp-guard test {path}", err=True
+                )
         _fail(problems, output_format)
     names, rule_count, content_hash = _summary(policy_set)
     if output_format == "json":
@@ -550,6 +555,9 @@ def explain(
         data = _read_request(request_file)
         source = request_file
     else:
+        components = [c for c in (tool, resource, prompt) if c is not None]
+        if len(components) != 1:
+            raise click.ClickException("give exactly one of --tool, --resource or --prompt")
         data = {}
         if not anonymous:
             principal: dict[str, Any] = {"user_id": user, "roles": list(roles)}

@@ -95,6 +95,13 @@ def test_validate_json(tmp_path: Path, examples: Path) -> None:
     }
 
 
+def test_validate_points_a_suite_to_the_test_command(examples: Path) -> None:
+    suite = examples / "tests" / "seed.test.yaml"
+    result = run("validate", suite)
+    assert result.exit_code == 1
+    assert f"note: {suite} looks like a policy test suite: mcp-guard test {suite}" in result.stderr
+
+
 def test_validate_missing_file(tmp_path: Path) -> None:
     result = run("validate", tmp_path / "nope.yaml")
     assert result.exit_code == 1
@@ -302,7 +309,8 @@ def test_explain_json_and_request_file(tmp_path: Path, examples: Path) -> None:
 def test_explain_bad_input_exits_1(tmp_path: Path, examples: Path) -> None:
     policy = examples / "weather.yaml"
     no_component = run("explain", policy, "--user", "a")
-    assert no_component.exit_code == 1 and "exactly one of" in no_component.output
+    assert no_component.exit_code == 1
+    assert "give exactly one of --tool, --resource or --prompt" in no_component.output
     assert run("explain").exit_code == 1  # usage errors are 1 here: 2 means denied
     bad_arg = run("explain", policy, "--tool", "t", "--arg", "novalue")
     assert bad_arg.exit_code == 1 and "KEY=VALUE" in bad_arg.output
