@@ -38,6 +38,38 @@ _FORMAT = click.option(
 )
 
 
+def _import_modules(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> None:
+    """Import the user's modules (custom conditions register themselves on import)."""
+    import importlib
+    import importlib.util
+
+    for value in values:
+        try:
+            if value.endswith(".py"):
+                spec = importlib.util.spec_from_file_location(Path(value).stem, value)
+                if spec is None or spec.loader is None:
+                    raise ImportError(f"cannot import {value}")
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+            else:
+                if "" not in sys.path:  # like `python -m`: modules of the working directory
+                    sys.path.insert(0, "")
+                importlib.import_module(value)
+        except Exception as exc:  # anything the user's module raises is a bad option
+            raise click.BadParameter(f"{value}: {type(exc).__name__}: {exc}", ctx, param) from None
+
+
+_IMPORT = click.option(
+    "--import",
+    "imports",
+    multiple=True,
+    metavar="MODULE",
+    expose_value=False,
+    callback=_import_modules,
+    help="Python module or .py file to import first, e.g. one registering custom conditions.",
+)
+
+
 class _Command(click.Command):
     """A command whose usage errors exit 1, keeping exit 2 free to mean "denied"."""
 
@@ -114,6 +146,10 @@ def _files(paths: Iterable[str], suffixes: tuple[str, ...], *, recursive: bool) 
     return out
 
 
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _summary(policy_set: PolicySet) -> tuple[list[str], int, str]:
     """Policy names, rule count and content hash of a policy set."""
     names = [str(p.name) for p in getattr(policy_set, "policies", ())]
@@ -129,6 +165,7 @@ def _short_hash(policy_set: PolicySet) -> str:
 
 @click.command(cls=_Command)
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@_IMPORT
 @_FORMAT
 def validate(paths: tuple[str, ...], output_format: str) -> None:
     """Check policy files and directories; list every problem with file and line.
@@ -167,7 +204,7 @@ def validate(paths: tuple[str, ...], output_format: str) -> None:
         return
     noun = "policy" if len(names) == 1 else "policies"
     click.echo(
-        f"valid: {len(names)} {noun} ({', '.join(names)}), {rule_count} rules, "
+        f"valid: {len(names)} {noun} ({', '.join(names)}), {_plural(rule_count, 'rule')}, "
         f"hash {content_hash[:16]}"
     )
 
@@ -202,6 +239,7 @@ def _matches(rule: RuleSpec) -> str:
 
 @click.command(cls=_Command)
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@_IMPORT
 @_FORMAT
 def info(paths: tuple[str, ...], output_format: str) -> None:
     """Show policies, their rules (highest priority first) and the content hash.
@@ -244,7 +282,7 @@ def info(paths: tuple[str, ...], output_format: str) -> None:
             click.echo(f"  {r.priority:>8}  {r.effect:<6}  {r.name:<{width}}  {_matches(r)}")
     click.echo(
         f"policy set: {len(names)} {'policy' if len(names) == 1 else 'policies'}, "
-        f"{rule_count} rules, combining {combining}, default {default} "
+        f"{_plural(rule_count, 'rule')}, combining {combining}, default {default} "
         f"(when no rule matches), hash {content_hash}"
     )
 
@@ -505,6 +543,7 @@ def _jsonable(value: Any) -> Any:
     help="An argument (repeatable); VALUE is read as JSON when it parses.",
 )
 @click.option("--time", "when", metavar="ISO", help="The clock to decide with (ISO 8601).")
+@_IMPORT
 @_FORMAT
 def explain(
     policy_path: str,
@@ -642,6 +681,7 @@ def _trace_lines(explanation: Any) -> list[str]:
 @click.command("test", cls=_Command)
 @click.argument("suites", nargs=-1, required=True, metavar="SUITE...")
 @click.option("-v", "--verbose", is_flag=True, help="Also list the cases that pass.")
+@_IMPORT
 @_FORMAT
 def run_tests(suites: tuple[str, ...], verbose: bool, output_format: str) -> None:
     """Run policy test suites; exit 1 if any case fails or any suite is malformed.

@@ -369,3 +369,29 @@ def test_test_reports_a_malformed_suite(tmp_path: Path, examples: Path) -> None:
     assert "5 passed, 0 failed, 1 broken in 2 suites" in result.output
     empty = run("test", tmp_path / "nothing-here")
     assert empty.exit_code == 1
+
+
+def test_import_registers_custom_conditions_before_loading(tmp_path: Path) -> None:
+    (tmp_path / "vip.yaml").write_text(
+        "name: vip\nrules:\n  - name: vips\n    effect: allow\n    tools: {names: [t]}\n"
+        "    conditions: [{custom: cli_test_is_vip}]\n"
+    )
+    (tmp_path / "vip_conditions.py").write_text(
+        "from guard.policy.conditions import register_condition\n"
+        "register_condition('cli_test_is_vip', lambda ctx: ctx['principal']['user_id'] == 'vip')\n"
+    )
+    suite = tmp_path / "vip.test.yaml"
+    suite.write_text(
+        "policies: vip.yaml\ncases:\n"
+        "  - {name: vip, principal: vip, tool: t, expect: {allowed: true, rule: vips}}\n"
+        "  - {name: other, principal: joe, tool: t, expect: deny}\n"
+    )
+    unknown = run("validate", tmp_path / "vip.yaml")
+    assert unknown.exit_code == 1 and "cli_test_is_vip" in unknown.stderr
+    plugin = tmp_path / "vip_conditions.py"
+    assert run("validate", tmp_path / "vip.yaml", "--import", plugin).exit_code == 0
+    tested = run("test", suite, "--import", plugin)
+    assert tested.exit_code == 0, tested.output
+    assert "2 passed, 0 failed" in tested.output
+    broken = run("test", suite, "--import", tmp_path / "missing.py")
+    assert broken.exit_code == 1 and "--import" in broken.output
