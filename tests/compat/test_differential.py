@@ -31,6 +31,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from guard.errors import PolicyError
 from guard.policy import PolicyEngine
 from guard.schemas import AuthContext, ResourceContext, ToolResource
 
@@ -376,6 +377,22 @@ def test_type_mismatch_comparisons(
     theirs, ours = _both([policy], _tool(**args))
     assert theirs[0] is theirs_allowed
     assert ours == (False, "guarded")  # read as numbers, or unknown: the deny rule applies
+
+
+def test_unknown_keys_are_load_errors() -> None:
+    typo = {"name": "p", "rules": [{"name": "r", "effect": "allow", "tool": {"names": ["x"]}}]}
+    theirs = seed_decide(seed_engine([typo]), USER, _tool("anything"))
+    assert theirs == (True, "r")  # `tool:` was ignored, so the rule matched every tool
+    with pytest.raises(PolicyError, match="did you mean `tools`"):
+        PolicyEngine([typo])
+
+
+def test_in_with_a_string_value_is_a_load_error() -> None:
+    substring = {"name": "p", "rules": [{"name": "r", "effect": "allow", "conditions": [
+        {"field": "user.id", "operator": "in", "value": "alice_admin"}]}]}
+    assert seed_decide(seed_engine([substring]), USER, _tool()) == (True, "r")
+    with pytest.raises(PolicyError, match="must be a list"):
+        PolicyEngine([substring])
 
 
 def test_the_generated_cases_are_not_trivial() -> None:
