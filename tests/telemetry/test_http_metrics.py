@@ -1,0 +1,147 @@
+"""A guarded FastMCP server over real HTTP: /metrics (protected, negotiated) and exemplars
+whose trace ids are the decision spans captured in this same test."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastmcp import Client, FastMCP
+from opentelemetry.trace import SpanKind
+from prometheus_client import CollectorRegistry
+
+from guard import create_api_key_middleware
+from guard.telemetry import GuardTelemetry, mount_metrics, start_metrics_server
+
+POLICY = {
+    "name": "weather",
+    "version": "2.1",
+    "default_effect": "deny",
+    "rules": [{"name": "users-weather", "effect": "allow", "agents": {"roles": ["user"]},
+               "tools": {"names": ["get_weather"]}, "actions": ["list", "call"]}],
+}
+TOKEN = "scrape-token-123"
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def served(registry: CollectorRegistry) -> Iterator[tuple[str, GuardTelemetry]]:
+    telemetry = GuardTelemetry(registry=registry)
+    mcp = FastMCP("weather")
+
+    @mcp.tool
+    def get_weather(city: str) -> str:
+        return f"Sunny in {city}"
+
+    @mcp.tool
+    def delete_city(city: str) -> str:
+        return city
+
+    guard = create_api_key_middleware(
+        policies=POLICY, api_key_roles={"user-key": {"user_id": "ursula", "roles": ["user"]}},
+        audit=None, telemetry=telemetry,
+    )
+    mcp.add_middleware(guard)
+    telemetry.policy_reload("ok", guard.policy_set)
+    mount_metrics(mcp, registry=registry, token=TOKEN)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(
+        mcp.http_app(), host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+    ))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", telemetry
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+async def _traffic(base: str) -> None:
+    def client(key: str) -> Client[Any]:
+        return Client({"mcpServers": {"s": {"url": f"{base}/mcp", "headers": {"X-API-Key": key}}}})
+
+    async with client("user-key") as c:
+        assert [t.name for t in await c.list_tools()] == ["get_weather"]
+        await c.call_tool("get_weather", {"city": "Oslo"})
+        with pytest.raises(Exception, match="delete_city"):
+            await c.call_tool("delete_city", {"city": "Oslo"})
+    async with client("wrong-key") as c:
+        with pytest.raises(Exception, match="get_weather"):
+            await c.call_tool("get_weather", {"city": "Oslo"})
+
+
+async def test_metrics_route_is_protected_and_serves_exemplars_matching_spans(
+    served: tuple[str, GuardTelemetry], spans: Any
+) -> None:
+    base, _ = served
+    await _traffic(base)
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(f"{base}/metrics")).status_code == 401
+        wrong = await http.get(f"{base}/metrics", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401 and TOKEN not in wrong.text
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        om = await http.get(f"{base}/metrics", headers={**auth, "Accept": OPENMETRICS})
+        text = await http.get(f"{base}/metrics", headers={**auth, "Accept": "text/plain"})
+    assert om.status_code == 200 and om.headers["content-type"].startswith(
+        "application/openmetrics-text"
+    )
+    assert om.text.rstrip().endswith("# EOF")
+    assert text.status_code == 200 and text.headers["content-type"].startswith("text/plain")
+    assert "# {" not in text.text  # the classic format carries no exemplars
+
+    body = om.text
+    series = r'mcpguard_decisions_total\{[^}]*decision="%s"[^}]*resource="%s"'
+    assert re.search(series % ("allow", "get_weather"), body)
+    assert re.search(series % ("deny", "delete_city"), body)
+    assert 'mcpguard_auth_failures_total{method="tools/call",reason="invalid_api_key"} 1.0' in body
+    assert 'mcpguard_policy_info{hash="' in body and 'version="weather@2.1"' in body
+    assert "ursula" not in body and "user-key" not in body
+
+    exemplar_ids = set(re.findall(r'# \{trace_id="([0-9a-f]{32})"\}', body))
+    finished = spans.get_finished_spans()
+    decision_spans = [s for s in finished if s.name.startswith("authorize ")]
+    assert {s.name for s in decision_spans} >= {"authorize get_weather", "authorize delete_city"}
+    span_trace_ids = {format(s.context.trace_id, "032x") for s in decision_spans}
+    assert exemplar_ids and exemplar_ids <= span_trace_ids
+    by_id = {s.context.span_id: s for s in finished}
+    allowed = next(s for s in decision_spans if s.name == "authorize get_weather")
+    parent = by_id[allowed.parent.span_id]  # type: ignore[union-attr]
+    assert parent.kind is SpanKind.SERVER and parent.name == "tools/call get_weather"
+    assert dict(allowed.attributes or {})["enduser.id"] == "ursula"
+
+
+def test_mount_metrics_rejects_a_blank_token() -> None:
+    with pytest.raises(ValueError, match="token"):
+        mount_metrics(FastMCP("x"), token="  ")
+
+
+def test_metrics_on_their_own_port(registry: CollectorRegistry) -> None:
+    telemetry = GuardTelemetry(registry=registry)
+    telemetry.auth_failure("tools/call", "missing_credentials")
+    server = start_metrics_server(0, registry=registry)
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        body = httpx.get(url, headers={"Accept": OPENMETRICS}).text
+    finally:
+        server.shutdown()
+        server.server_close()
+    expected = 'mcpguard_auth_failures_total{method="tools/call",reason="missing_credentials"} 1.0'
+    assert expected in body
