@@ -368,8 +368,11 @@ rules:
     default=None,
     help="File to write (default NAME.yaml; `-` for standard output).",
 )
+@click.option("-d", "--description", default=None, help="The policy's description.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def create(name: str, template: str, output: str | None, force: bool) -> None:
+def create(
+    name: str, template: str, output: str | None, description: str | None, force: bool
+) -> None:
     """Write a starter policy that validates, to edit from there.
 
     \b
@@ -381,6 +384,9 @@ def create(name: str, template: str, output: str | None, force: bool) -> None:
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise click.ClickException(f"policy name {name!r}: use letters, digits, `_`, `-` and `.`")
     text = _TEMPLATES[template].format(name=name)
+    if description is not None:  # JSON strings are YAML strings: quoting stays right
+        first, _, rest = text.partition("\ndescription: ")
+        text = f"{first}\ndescription: {json.dumps(description)}\n{rest.partition(chr(10))[2]}"
     load_policies(text)  # a template that does not load is our bug: fail loudly
     if output == "-":
         click.echo(text, nl=False)

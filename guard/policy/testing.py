@@ -274,6 +274,10 @@ def load_suite(path: str | Path) -> Suite:
     if not isinstance(data, _Map):
         out.add("a suite is a mapping with `policies` and `cases`", line=1)
         raise PolicyError(out)
+    if "rules" in data and "cases" not in data:
+        hint = "to decide one request against a policy, use `mcp-guard explain`"
+        out.add("this is a policy, not a test suite", data, None, None, hint, "not_a_suite")
+        raise PolicyError(out)
     out.check_keys(data, _SUITE_KEYS, "")
     for key in ("policies", "cases"):
         if key not in data:

@@ -395,3 +395,17 @@ def test_import_registers_custom_conditions_before_loading(tmp_path: Path) -> No
     assert "2 passed, 0 failed" in tested.output
     broken = run("test", suite, "--import", tmp_path / "missing.py")
     assert broken.exit_code == 1 and "--import" in broken.output
+
+
+def test_test_on_a_policy_file_says_so(examples: Path) -> None:
+    result = run("test", examples / "seed.yaml")
+    assert result.exit_code == 1
+    assert f"ERROR {examples / 'seed.yaml'}:2: this is a policy, not a test suite" in result.output
+    assert "unknown key" not in result.output
+
+
+def test_create_with_a_description(tmp_path: Path) -> None:
+    description = 'Team: "ops" # not a comment'
+    assert run("create", "svc", "-d", description).exit_code == 0
+    (spec,) = parse_policies(tmp_path / "svc.yaml")
+    assert spec.description == description
