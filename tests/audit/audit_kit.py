@@ -17,6 +17,18 @@ REPO = Path(__file__).resolve().parents[2]
 # credentials the tests use; the scans prove they never land anywhere
 RAW_API_KEY = "sk-live-audit-7f3a9c2e4b1d8f6a0c5e"
 BEARER = "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSIsImV4cCI6OTk5OTk5OTk5OX0.c2lnbmF0dXJl"
+JWT_SECRET = "audit-test-hs256-secret-0123456789abcdef"
+
+
+def bearer_token(sub: str = "bob") -> str:
+    """A real HS256 JWT the audit test server accepts."""
+    import time
+
+    import jwt
+
+    claims = {"sub": sub, "roles": ["user"], "exp": int(time.time()) + 3600}
+    return str(jwt.encode(claims, JWT_SECRET, algorithm="HS256"))
+
 
 ALICE = Principal(
     "alice", ("user", "analyst"), auth_method="api_key", key_id="k:1a2b3c", claims={"team": "x"}
