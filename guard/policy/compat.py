@@ -22,13 +22,12 @@ so a bad file fails with every problem listed (mcp-auth-guard skipped it silentl
 from __future__ import annotations
 
 import abc
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from guard.policy.model import Decision, Reason
+from guard.policy.model import Decision
 from guard.policy.spec import PolicySpec, RuleSpec
 from guard.schemas.auth import AuthContext
 from guard.schemas.policy import PolicyConfig, PolicyRule
@@ -90,27 +89,20 @@ class PolicyCondition(abc.ABC):
         return register_custom(self, name)
 
 
-_registered: dict[str, object] = {}
-_register_lock = threading.Lock()
-
-
 def register_custom(condition: Any, name: str | None = None) -> str:
-    """Register `condition` (anything with `evaluate(context)`) by name, once.
+    """Register `condition` (anything with `evaluate(context)`) by name; returns the name.
 
     The name defaults to the condition's `name` attribute, else its class name in
-    snake_case. Registering the same object under the same name again is a no-op.
+    snake_case. Registering again replaces the earlier condition of that name.
     """
     from guard.policy.builder import snake_case
     from guard.policy.conditions import register_condition
 
     if not callable(getattr(condition, "evaluate", None)):
         raise TypeError(f"a custom condition needs an evaluate(context) method: {condition!r}")
-    key = name or getattr(condition, "name", None) or snake_case(type(condition).__name__)
-    with _register_lock:
-        if _registered.get(key) is not condition:
-            register_condition(key, condition)
-            _registered[key] = condition
-    return str(key)
+    key = str(name or getattr(condition, "name", None) or snake_case(type(condition).__name__))
+    register_condition(key, condition)
+    return key
 
 
 def to_spec(policy: PolicySpec | PolicyConfig | _HasSpec) -> PolicySpec:
@@ -266,30 +258,23 @@ class PolicyEngine:
     ) -> AuthDecision:
         """Decide one request; the guard's full `Decision` is in `.decision`.
 
-        An unauthenticated context is denied before any rule, as in mcp-auth-guard.
+        An unauthenticated context is denied before any rule, as in mcp-auth-guard; an
+        error while deciding denies.
         """
         start = time.perf_counter()
-        policy_set = self._set
-        if not auth_context.authenticated:
-            decision = Decision(
-                allowed=False,
-                reason=Reason.UNAUTHENTICATED,
-                policy_hash=policy_set.hash,
-                message="Authentication required",
+        try:
+            request = resource_context.to_access_request(
+                auth_context.to_principal(), session_id=auth_context.session_id
             )
-        else:
-            try:
-                request = resource_context.to_access_request(
-                    auth_context.to_principal(), session_id=auth_context.session_id
-                )
-                decision = policy_set.decide(request)
-            except Exception as exc:  # fail closed; the reason names the class only
-                return AuthDecision(
-                    allowed=False,
-                    reason=DecisionReason.CONDITION_FAILED,
-                    message=f"Error while deciding: {type(exc).__name__}",
-                    evaluation_time_ms=(time.perf_counter() - start) * 1000.0,
-                )
+            # the PolicySet denies an unauthenticated principal before any rule
+            decision = self._set.decide(request)
+        except Exception as exc:  # fail closed; the message names the class only
+            return AuthDecision(
+                allowed=False,
+                reason=DecisionReason.CONDITION_FAILED,
+                message=f"Error while deciding: {type(exc).__name__}",
+                evaluation_time_ms=(time.perf_counter() - start) * 1000.0,
+            )
         result = AuthDecision.from_decision(decision)
         result.evaluation_time_ms = (time.perf_counter() - start) * 1000.0
         return result

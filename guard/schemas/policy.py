@@ -15,7 +15,6 @@ custom conditions (`CustomCondition`) next to plain `PolicyCondition`s.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any, Literal
@@ -393,9 +392,6 @@ def _without_lines(value: Any) -> Any:
 
 
 def _canonical_text(spec: PolicySpec) -> str:
-    try:
-        from guard.policy.dump import dump_spec
-    except ImportError:  # the dumper is not there yet: canonical JSON still hashes stably
-        return json.dumps(dataclasses.asdict(spec), sort_keys=True, default=str)
-    text: str = dump_spec(spec)
-    return text
+    from guard.policy.dump import dump_spec  # yaml: loaded only when a config is converted
+
+    return dump_spec(spec)
