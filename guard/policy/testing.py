@@ -634,6 +634,15 @@ class _Problems(list[PolicyProblem]):
         self.append(PolicyProblem(message, self.source, line, where, hint, code))
 
     def check_keys(self, node: _Map, allowed: Sequence[str], where: str) -> None:
+        for key, line in node.duplicates:
+            path = f"{where}.{key}" if where else str(key)
+            first = node.lines.get(key)
+            self.add(
+                f"duplicate key {key!r} (first at line {first})",
+                line=line,
+                where=path,
+                code="duplicate_key",
+            )
         for key in node:
             if key in allowed:
                 continue
@@ -655,6 +664,7 @@ class _Map(dict[Any, Any]):
         super().__init__(*args, **kwargs)
         self.line: int | None = None
         self.lines: dict[Any, int] = {}
+        self.duplicates: list[tuple[Any, int]] = []  # YAML keeps the last silently; we refuse
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -662,13 +672,23 @@ class _LineLoader(yaml.SafeLoader):
 
 
 def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> _Map:
+    # keys written in this mapping, as opposed to those a `<<` merge brings in: a merged key
+    # may be overridden (YAML's rule), a key written twice is a mistake
+    written = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
     loader.flatten_mapping(node)
     result = _Map()
     result.line = node.start_mark.line + 1
+    seen: set[Any] = set()
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if id(key_node) in written:
+            if key in seen:
+                result.duplicates.append((key, line))
+                continue
+            seen.add(key)
         result[key] = loader.construct_object(value_node, deep=True)
-        result.lines[key] = key_node.start_mark.line + 1
+        result.lines[key] = line
     return result
 
 

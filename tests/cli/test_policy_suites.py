@@ -293,3 +293,28 @@ cases:
     assert result.passed, result.report()
     args = result.results[0].case.request.args
     assert args["a8"][0] is args["a8"][1]  # shared, not copied
+
+
+def test_a_key_written_twice_is_refused_but_merge_overrides_are_not(tmp_path: Path) -> None:
+    path = _suite(
+        tmp_path,
+        """\
+policies: shop.yaml
+cases:
+  - name: staff sell
+    principal: &staff {user_id: sam, roles: [staff]}
+    tool: sell
+    expect: allow
+    expect: deny
+  - name: merged principal, overridden
+    principal: {<<: *staff, user_id: kim}
+    tool: sell
+    expect: allow
+""",
+    )
+    (problem,) = _problems(path)
+    assert problem == f"{path}:7: cases[0].expect: duplicate key 'expect' (first at line 6)"
+    path.write_text(path.read_text().replace("    expect: deny\n", ""))
+    _, second = load_suite(path).cases
+    assert second.request.principal.user_id == "kim"
+    assert second.request.principal.roles == ("staff",)
