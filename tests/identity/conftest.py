@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from identity_kit import KEEPER, JWKSServer, KeyPair, ec_pair, ed_pair, leaks, rsa_pair
+from identity_kit import KEEPER, JWKSServer, KeyPair, ec_pair, ed_pair, leaks, masked, rsa_pair
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -30,7 +30,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if reporter is not None:
             reporter.write_line(f"SECRET SCAN: {len(found)} log line(s) carry a credential:")
             for line in found[:5]:
-                reporter.write_line("  " + line[:120])
+                reporter.write_line("  " + masked(line)[:160])
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 

@@ -56,6 +56,13 @@ class _Keeper(logging.Handler):
 KEEPER = _Keeper()
 
 
+def masked(line: str) -> str:
+    """The line with credentials replaced, safe to print in a failure report."""
+    for secret in SECRETS:
+        line = line.replace(secret, "<secret>")
+    return JWT_SHAPE.sub("<jwt>", line)
+
+
 def leaks(lines: list[str] | str) -> list[str]:
     """Lines that contain a remembered secret or a JWT."""
     if isinstance(lines, str):

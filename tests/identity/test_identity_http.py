@@ -15,7 +15,7 @@ import pytest
 from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
 from fastmcp.exceptions import ToolError
-from identity_kit import KEEPER, b64url, claims, forge, leaks, mint, remember
+from identity_kit import KEEPER, b64url, claims, forge, leaks, masked, mint, remember
 from servers import ServerProcess, running_server
 
 HERE = Path(__file__).resolve().parent
@@ -149,5 +149,5 @@ async def test_no_credential_in_any_log_line(server: tuple[ServerProcess, Path])
     time.sleep(0.3)  # let the server flush its stderr
     server_log = srv.output()
     assert "guard.identity" in server_log  # the server did log at DEBUG: the scan saw lines
-    assert not leaks(server_log), leaks(server_log)[:3]
+    assert not leaks(server_log), [masked(f) for f in leaks(server_log)[:3]]
     assert not leaks(KEEPER.lines)
