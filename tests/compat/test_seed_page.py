@@ -363,3 +363,42 @@ def test_loader_round_trip_through_save(tmp_path: Path, page_policy: Path) -> No
     assert again.rules == PolicyLoader.load_from_string(PAGE_POLICY).rules
     assert [r.name for r in PolicyLoader.load_from_directory(tmp_path / "out")[0].rules] == [
         "admin_access", "user_limited_access"]
+
+
+async def test_dynamic_policy_updates_snippet_on_a_real_server(tmp_path: Path) -> None:
+    from fastmcp import Client, FastMCP
+    from fastmcp.exceptions import ToolError
+
+    from guard import GuardMiddleware, Principal
+
+    mcp = FastMCP("reports")
+
+    @mcp.tool
+    def report(x: str) -> str:
+        return f"report {x}"
+
+    (tmp_path / "base.yaml").write_text("name: base\ndefault_effect: deny\nrules: []\n")
+    middleware = GuardMiddleware(
+        PolicyLoader.load_from_file(tmp_path / "base.yaml"),
+        principal=Principal("alice", ("user",)), audit=None, telemetry=False,
+    )
+    mcp.add_middleware(middleware)
+    new_policy = (policy("old_policy_name")
+                  .add_rule(rule("users_report").for_roles("user").for_tools("report").allow())
+                  .build())
+    (tmp_path / "updated_policies").mkdir()
+    (tmp_path / "updated_policies" / "p.yaml").write_text(
+        "name: updated\nrules:\n  - {name: all_users, effect: allow, agents: {roles: [user]}}\n")
+
+    async with Client(mcp) as client:
+        with pytest.raises(ToolError):
+            await client.call_tool("report", {"x": "a"})
+
+        # Update policies at runtime (the page's snippet)
+        middleware.add_policy(new_policy)
+        assert (await client.call_tool("report", {"x": "a"})).data == "report a"
+        middleware.remove_policy("old_policy_name")
+        with pytest.raises(ToolError):
+            await client.call_tool("report", {"x": "b"})
+        middleware.reload_policies(tmp_path / "updated_policies/")
+        assert (await client.call_tool("report", {"x": "c"})).data == "report c"
