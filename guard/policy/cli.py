@@ -89,20 +89,13 @@ def _emit_json(data: Any) -> None:
 
 
 def _problem_dict(p: PolicyProblem) -> dict[str, Any]:
-    return {
-        "source": p.source,
-        "line": p.line,
-        "field": p.field,
-        "message": p.message,
-        "hint": p.hint,
-        "code": p.code,
-    }
+    return asdict(p)
 
 
-def _fail(problems: Sequence[PolicyProblem], output_format: str, **extra: Any) -> NoReturn:
+def _fail(problems: Sequence[PolicyProblem], output_format: str) -> NoReturn:
     """Print every problem as `file:line: field: message (hint)` and exit 1."""
     if output_format == "json":
-        _emit_json({**extra, "valid": False, "problems": [_problem_dict(p) for p in problems]})
+        _emit_json({"valid": False, "problems": [_problem_dict(p) for p in problems]})
     else:
         for p in problems:
             click.echo(str(p), err=True)
