@@ -1,94 +1,103 @@
-"""Per-decision cost of the guard's telemetry, against `NoTelemetry` measured in the same run.
+"""Per-decision cost of the guard's telemetry, beside `NoTelemetry` and `PolicySet.decide`
+measured in the same run.
 
-Run: `python3 benchmarks/bench_telemetry.py` (prints microseconds and ratios; no assertions).
-Cases: telemetry off; metrics with the OpenTelemetry API only (no SDK: spans are no-ops);
-metrics plus recording SDK spans (a processor that drops them, so export cost is excluded);
-and a `tools/list` of 100 components decided under one server span.
+Run: `python3 benchmarks/bench_telemetry.py` (median and p99 µs; ratio = baseline/value).
+Cases: telemetry off (`NoTelemetry`, the baseline); metrics with the OpenTelemetry API only
+(no SDK: spans are no-ops); metrics plus a recording SDK span (a provider with no processor,
+so export cost is excluded); and a `tools/list` of 100 components decided under one server
+span (target: < ~100 µs added in total), next to deciding those 100 components.
 """
 
 from __future__ import annotations
 
-import time
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import SpanKind
-from prometheus_client import CollectorRegistry
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-from guard.events import DecisionEvent
-from guard.policy.model import AccessRequest, Decision, Principal, Resource
-from guard.telemetry import GuardTelemetry, NoTelemetry
+from opentelemetry import trace  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.trace import SpanKind  # noqa: E402
+from prometheus_client import CollectorRegistry  # noqa: E402
 
+from benchmarks._harness import header, row, time_call  # noqa: E402
+from guard.events import DecisionEvent  # noqa: E402
+from guard.policy import load_policies  # noqa: E402
+from guard.policy.model import AccessRequest, Principal, Resource  # noqa: E402
+from guard.telemetry import GuardTelemetry, NoTelemetry  # noqa: E402
 
-def _event(name: str, method: str, action: str, allowed: bool = True) -> DecisionEvent:
-    request = AccessRequest(
-        principal=Principal("alice", ("user",), auth_method="api_key"),
-        resource=Resource("tool", name), action=action, method=method,
-    )
-    decision = Decision(allowed, "rule", rule="r1", policy="p", policy_hash="h", eval_us=8.0)
-    return DecisionEvent("id", request, decision, server="s", transport="http",
-                         session_id="s1", request_id="1", method=method)
-
-
-def _best(fn: Callable[[], None], n: int, repeat: int = 5) -> float:
-    """Best-of-`repeat` microseconds per call of `fn` over `n` calls."""
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / n * 1e6)
-    return best
+POLICY = {
+    "name": "bench",
+    "default_effect": "deny",
+    "rules": [{"name": "users", "effect": "allow", "agents": {"roles": ["user"]},
+               "tools": {"patterns": ["tool_*", "get_*"]}, "actions": ["list", "call"]}],
+}
+PRINCIPAL = Principal("alice", ("user",), auth_method="api_key")
 
 
-def _one(telemetry: Any, event: DecisionEvent) -> Callable[[], None]:
-    def run() -> None:
-        telemetry.end_decision(telemetry.start_decision("tools/call", "get_weather"), event)
-
-    return run
+def _request(name: str, method: str, action: str) -> AccessRequest:
+    return AccessRequest(PRINCIPAL, Resource("tool", name), action, method=method)
 
 
 def main() -> None:
-    call = _event("get_weather", "tools/call", "call")
-    listed = [_event(f"tool_{i}", "tools/list", "list", allowed=i % 4 != 0) for i in range(100)]
-    off = NoTelemetry()
-    noop = trace.NoOpTracerProvider()
-    api_only = GuardTelemetry(registry=CollectorRegistry(), tracer_provider=noop)
+    policies = load_policies(POLICY)
+    call = _request("get_weather", "tools/call", "call")
+    call_event = DecisionEvent("id", call, policies.decide(call), server="s",
+                               transport="http", session_id="s1", request_id="1",
+                               method="tools/call")
+    listed = [_request(f"tool_{i}" if i % 4 else f"hidden_{i}", "tools/list", "list")
+              for i in range(100)]
+    list_events = [DecisionEvent("id", r, policies.decide(r), method="tools/list")
+                   for r in listed]
+
     sdk = TracerProvider()  # no processor: spans record but are not exported
-    with_sdk = GuardTelemetry(registry=CollectorRegistry(), tracer_provider=sdk)
     parent_tracer = sdk.get_tracer("bench")
+    off = NoTelemetry()
+    api_only = GuardTelemetry(registry=CollectorRegistry(),
+                              tracer_provider=trace.NoOpTracerProvider())
+    with_sdk = GuardTelemetry(registry=CollectorRegistry(), tracer_provider=sdk)
 
-    def list_of_100(telemetry: Any) -> Callable[[], None]:
+    def one(telemetry: Any) -> Callable[[], None]:
         def run() -> None:
-            with parent_tracer.start_as_current_span("tools/list", kind=SpanKind.SERVER):
-                for ev in listed:
-                    handle = telemetry.start_decision("tools/list", ev.request.resource.name)
-                    telemetry.end_decision(handle, ev)
-
+            telemetry.end_decision(telemetry.start_decision("tools/call", "get_weather"),
+                                   call_event)
         return run
 
-    def empty_parent() -> None:
-        with parent_tracer.start_as_current_span("tools/list", kind=SpanKind.SERVER):
-            pass
+    def listing(telemetry: Any) -> Callable[[], None]:
+        def run() -> None:
+            with parent_tracer.start_as_current_span("tools/list", kind=SpanKind.SERVER):
+                for ev in list_events:
+                    handle = telemetry.start_decision("tools/list", ev.request.resource.name)
+                    telemetry.end_decision(handle, ev)
+        return run
 
-    n = 20_000
-    base = _best(_one(off, call), n)
-    rows = [
-        ("tools/call, telemetry off (baseline)", base),
-        ("tools/call, metrics + API-only spans", _best(_one(api_only, call), n)),
-        ("tools/call, metrics + recording SDK span", _best(_one(with_sdk, call), n)),
-    ]
-    parent = _best(empty_parent, 2_000)
-    list_off = _best(list_of_100(off), 300) - parent
-    list_on = _best(list_of_100(with_sdk), 300) - parent
-    print(f"{'case':48} {'us/op':>9} {'x baseline':>11}")
-    for label, us in rows:
-        print(f"{label:48} {us:9.2f} {us / base:11.1f}")
-    print(f"{'tools/list of 100, telemetry off':48} {list_off:9.2f} {'':>11}")
-    added = list_on - list_off
-    print(f"{'tools/list of 100, metrics + SDK (added total)':48} {added:9.2f} {'':>11}")
+    def decide_listing() -> None:
+        for r in listed:
+            policies.decide(r)
+
+    base = time_call(one(off))
+    decide = time_call(lambda: policies.decide(call))
+    header("telemetry per decision (median µs; baseline: telemetry off)")
+    row("tools/call, telemetry off", base.median_us)
+    row("tools/call, decide() itself (reference)", decide.median_us)
+    for label, telemetry in (("metrics + API-only spans", api_only),
+                             ("metrics + recording SDK span", with_sdk)):
+        t = time_call(one(telemetry))
+        row(f"tools/call, {label}", t.median_us)
+        row("  added vs off (median)", t.median_us - base.median_us)
+        row("  p99", t.p99_us)
+
+    list_off = time_call(listing(off), samples=2_000)
+    list_on = time_call(listing(with_sdk), samples=2_000)
+    list_decide = time_call(decide_listing, samples=2_000)
+    header("tools/list of 100 components, one server span (median µs)")
+    row("telemetry off", list_off.median_us)
+    row("metrics + SDK", list_on.median_us)
+    row("added by telemetry (target < ~100)", list_on.median_us - list_off.median_us)
+    row("deciding the 100 components (reference)", list_decide.median_us)
 
 
 if __name__ == "__main__":
