@@ -680,9 +680,10 @@ def _trace_lines(explanation: Any) -> list[str]:
 @click.command("test", cls=_Command)
 @click.argument("suites", nargs=-1, required=True, metavar="SUITE...")
 @click.option("-v", "--verbose", is_flag=True, help="Also list the cases that pass.")
+@click.option("--coverage", is_flag=True, help="List the rules that decided no case.")
 @_IMPORT
 @_FORMAT
-def run_tests(suites: tuple[str, ...], verbose: bool, output_format: str) -> None:
+def run_tests(suites: tuple[str, ...], verbose: bool, coverage: bool, output_format: str) -> None:
     """Run policy test suites; exit 1 if any case fails or any suite is malformed.
 
     A directory stands for every `*.test.yaml` / `*.test.yml` file under it. Each failing
@@ -691,7 +692,7 @@ def run_tests(suites: tuple[str, ...], verbose: bool, output_format: str) -> Non
     \b
     Example:
         mcp-guard test examples/policies/
-        mcp-guard test policies/weather.test.yaml -v
+        mcp-guard test policies/weather.test.yaml -v --coverage
     """
     from guard.policy.testing import run_suite
 
@@ -718,6 +719,7 @@ def run_tests(suites: tuple[str, ...], verbose: bool, output_format: str) -> Non
             {
                 "suite": str(path),
                 "policy_hash": result.policy_hash,
+                "uncovered_rules": list(result.uncovered),
                 "cases": [
                     {
                         "name": r.case.name,
@@ -732,6 +734,13 @@ def run_tests(suites: tuple[str, ...], verbose: bool, output_format: str) -> Non
         )
         if output_format == "text":
             click.echo(result.report(verbose=verbose))
+            if coverage:
+                missing = result.uncovered
+                decided = len(result.rules) - len(missing)
+                never = f"; never deciding: {', '.join(missing)}" if missing else ""
+                click.echo(
+                    f"  coverage: {decided} of {len(result.rules)} rules decided a case{never}"
+                )
     if output_format == "json":
         _emit_json({"passed": passed, "failed": failed, "errors": broken, "suites": report})
     else:

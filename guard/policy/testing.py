@@ -148,10 +148,17 @@ class SuiteResult:
     path: str
     results: tuple[CaseResult, ...]
     policy_hash: str = ""
+    rules: tuple[str, ...] = ()  # every `policy/rule` of the policies under test
 
     @property
     def passed(self) -> bool:
         return all(r.passed for r in self.results)
+
+    @property
+    def uncovered(self) -> tuple[str, ...]:
+        """Rules (`policy/rule`) that decided no case: behaviour the suite does not pin down."""
+        deciding = {_qualified(r.decision) for r in self.results}
+        return tuple(rule for rule in self.rules if rule not in deciding)
 
     @property
     def failures(self) -> tuple[CaseResult, ...]:
@@ -215,11 +222,26 @@ class Suite:
 
     def run(self) -> SuiteResult:
         """Decide every case and compare with its expectation."""
-        results = []
-        for case in self.cases:
-            decision = self.policies.decide(case.request)
-            results.append(CaseResult(case, decision, _compare(case.expect, decision)))
-        return SuiteResult(self.path, tuple(results), str(getattr(self.policies, "hash", "")))
+        results = tuple(self.run_case(case) for case in self.cases)
+        specs = getattr(self.policies, "policies", ())
+        rules = tuple(f"{spec.name}/{rule.name}" for spec in specs for rule in spec.rules)
+        return SuiteResult(self.path, results, str(getattr(self.policies, "hash", "")), rules)
+
+    def run_case(self, case: SuiteCase) -> CaseResult:
+        """Decide one case, e.g. from a pytest test parametrized over `suite.cases`.
+
+        Example:
+            ```python
+            suite = load_suite("policies/tests/weather.test.yaml")
+
+            @pytest.mark.parametrize("case", suite.cases, ids=lambda c: c.name)
+            def test_weather(case):
+                result = suite.run_case(case)
+                assert result.passed, result.mismatches
+            ```
+        """
+        decision = self.policies.decide(case.request)
+        return CaseResult(case, decision, _compare(case.expect, decision))
 
 
 def _compare(expect: Expectation, d: Decision) -> tuple[Mismatch, ...]:

@@ -409,3 +409,18 @@ def test_create_with_a_description(tmp_path: Path) -> None:
     assert run("create", "svc", "-d", description).exit_code == 0
     (spec,) = parse_policies(tmp_path / "svc.yaml")
     assert spec.description == description
+
+
+def test_test_coverage(tmp_path: Path, examples: Path) -> None:
+    suite = examples / "tests" / "weather.test.yaml"
+    text = suite.read_text()
+    start = text.index("  - name: user asks a thirty-day forecast")
+    suite.write_text(text[:start] + text[text.index("  - name: intern in office hours") :])
+    result = run("test", suite, "--coverage")
+    assert result.exit_code == 0, result.output
+    assert (
+        "  coverage: 5 of 6 rules decided a case; "
+        "never deciding: weather_service/forecasts_at_most_seven_days"
+    ) in result.output
+    data = json.loads(run("test", suite, "--format", "json").stdout)
+    assert data["suites"][0]["uncovered_rules"] == ["weather_service/forecasts_at_most_seven_days"]

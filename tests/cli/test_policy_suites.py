@@ -318,3 +318,20 @@ cases:
     _, second = load_suite(path).cases
     assert second.request.principal.user_id == "kim"
     assert second.request.principal.roles == ("staff",)
+
+
+def test_coverage_lists_rules_that_decided_nothing(tmp_path: Path) -> None:
+    path = _suite(
+        tmp_path,
+        """\
+policies: shop.yaml
+cases:
+  - {name: sell, principal: {user_id: s, roles: [staff]}, tool: sell, expect: allow}
+""",
+    )
+    suite = load_suite(path)
+    result = suite.run()
+    assert result.rules == ("shop/staff_sell", "shop/no_big_refunds", "shop/staff_refund")
+    assert result.uncovered == ("shop/no_big_refunds", "shop/staff_refund")
+    (case,) = suite.cases
+    assert suite.run_case(case).decision.rule == "staff_sell"
