@@ -45,8 +45,7 @@ class YamlMap(dict[Any, Any]):
 
     __slots__ = ("key_lines", "line", "raw")
 
-    def __init__(self, line: int | None = None) -> None:
-        super().__init__()
+    def __init__(self, line: int | None = None) -> None:  # dict.__new__ made it empty already
         self.line = line
         self.key_lines: dict[Any, int] = {}
         self.raw: dict[Any, str] = {}  # scalar values as written (`version: 1.10` stays "1.10")
@@ -58,7 +57,6 @@ class YamlList(list[Any]):
     __slots__ = ("item_lines", "line")
 
     def __init__(self, line: int | None = None) -> None:
-        super().__init__()
         self.line = line
         self.item_lines: list[int] = []
 
