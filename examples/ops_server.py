@@ -16,7 +16,7 @@ import os
 
 from fastmcp import FastMCP
 
-from guard import create_api_key_middleware
+from guard import Principal, create_api_key_middleware
 from guard.telemetry import configure, default_telemetry, mount_metrics, start_metrics_server
 
 POLICY = {
@@ -81,6 +81,8 @@ def main() -> None:
         },
         audit=os.environ.get("MCP_GUARD_AUDIT") or None,
         telemetry=telemetry,
+        # stdio carries no headers: the local operator is a plain user
+        principal=Principal("local-operator", ("user",), auth_method="stdio"),
     )
     stats = getattr(guard.audit, "stats", None)
     if callable(stats) and hasattr(telemetry, "add_audit_source"):
