@@ -104,7 +104,7 @@ def _thawed(value: Any) -> Any:
     return [_thawed(v) for v in value] if isinstance(value, tuple) else value
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class PolicyCondition:
     """`field operator value`, e.g. `tool.args.readonly equals true`.
 
@@ -142,7 +142,7 @@ def _condition_item(node: ConditionNode) -> ConditionItem:
     return node  # groups and custom conditions have no mcp-auth-guard form: kept as they are
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class AgentMatcher:
     """Who a rule applies to; every given criterion must hold."""
 
@@ -158,7 +158,7 @@ class AgentMatcher:
         )
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class ToolMatcher:
     """Which tools a rule applies to."""
 
@@ -174,7 +174,7 @@ class ToolMatcher:
         )
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class ResourceMatcher:
     """Which resources a rule applies to (matched on the resource's URI)."""
 
@@ -190,7 +190,7 @@ class ResourceMatcher:
         )
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class TemplateMatcher:
     """Which resource templates a rule applies to (a guard addition)."""
 
@@ -206,7 +206,7 @@ class TemplateMatcher:
         )
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class PromptMatcher:
     """Which prompts a rule applies to."""
 
@@ -218,7 +218,7 @@ class PromptMatcher:
         return PromptMatch(_strings(self.names), _strings(self.patterns), _strings(self.tags))
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class PolicyRule:
     """One rule: when agents, component, action and conditions all match, `effect` applies.
 
@@ -290,7 +290,7 @@ class PolicyRule:
         )
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class PolicyConfig:
     """One policy document in mcp-auth-guard's object form.
 

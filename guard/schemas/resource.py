@@ -32,7 +32,7 @@ RESOURCE_TYPES: Final[MappingProxyType[str, Kind]] = MappingProxyType(
 )
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class ToolResource:
     """One MCP component (tool, resource or prompt) as mcp-auth-guard described it.
 
@@ -49,7 +49,7 @@ class ToolResource:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class ResourceContext:
     """The resource, action and MCP method of one request.
 
@@ -103,7 +103,7 @@ class ResourceContext:
             namespace=res.namespace,
             version=res.version,
             uri=uri,
-            meta=dict(res.metadata),
+            meta=res.metadata,
         )
 
     def to_access_request(
@@ -122,7 +122,7 @@ class ResourceContext:
             principal=principal,
             resource=self.to_resource(),
             action=self.action,
-            args=dict(self.resource.arguments),
+            args=self.resource.arguments,
             time=when,
             method=self.method,
             context=context,

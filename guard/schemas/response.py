@@ -40,7 +40,7 @@ _REASONS: Final = {
 }
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class AuthDecision:
     """An authorization decision as mcp-auth-guard reported it.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
 import pytest
@@ -117,8 +118,8 @@ def _config_as_seed_dict(cfg: PolicyConfig) -> dict[str, object]:
         "rules": [
             {
                 "name": r.name, "description": r.description, "effect": str(r.effect),
-                "agents": vars(r.agents) if r.agents else None,
-                "tools": vars(r.tools) if r.tools else None,
+                "agents": dataclasses.asdict(r.agents) if r.agents else None,
+                "tools": dataclasses.asdict(r.tools) if r.tools else None,
                 "actions": r.actions, "priority": r.priority,
                 "conditions": [
                     {"field": c.field, "operator": str(c.operator), "value": c.value}  # type: ignore[union-attr]
