@@ -681,9 +681,19 @@ def _trace_lines(explanation: Any) -> list[str]:
 @click.argument("suites", nargs=-1, required=True, metavar="SUITE...")
 @click.option("-v", "--verbose", is_flag=True, help="Also list the cases that pass.")
 @click.option("--coverage", is_flag=True, help="List the rules that decided no case.")
+@click.option(
+    "--junit-xml",
+    "junit",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Also write a JUnit XML report (for CI).",
+)
 @_IMPORT
 @_FORMAT
-def run_tests(suites: tuple[str, ...], verbose: bool, coverage: bool, output_format: str) -> None:
+def run_tests(
+    suites: tuple[str, ...], verbose: bool, coverage: bool, junit: str | None, output_format: str
+) -> None:
     """Run policy test suites; exit 1 if any case fails or any suite is malformed.
 
     A directory stands for every `*.test.yaml` / `*.test.yml` file under it. Each failing
@@ -741,12 +751,48 @@ def run_tests(suites: tuple[str, ...], verbose: bool, coverage: bool, output_for
                 click.echo(
                     f"  coverage: {decided} of {len(result.rules)} rules decided a case{never}"
                 )
+    if junit is not None:
+        Path(junit).write_text(_junit_xml(report), encoding="utf-8")
     if output_format == "json":
         _emit_json({"passed": passed, "failed": failed, "errors": broken, "suites": report})
     else:
         noun = "suite" if len(files) == 1 else "suites"
         click.echo(f"{passed} passed, {failed} failed, {broken} broken in {len(files)} {noun}")
     sys.exit(1 if failed or broken else 0)
+
+
+def _junit_xml(report: list[dict[str, Any]]) -> str:
+    """JUnit XML, the report format CI systems display: one testsuite per suite file."""
+    from xml.etree import ElementTree as ET
+
+    from guard.policy.testing import Mismatch
+
+    root = ET.Element("testsuites", name="mcp-guard policy tests")
+    for suite in report:
+        node = ET.SubElement(root, "testsuite", name=suite["suite"])
+        if "problems" in suite:  # the suite did not load
+            node.set("tests", "1")
+            node.set("errors", "1")
+            case = ET.SubElement(node, "testcase", classname=suite["suite"], name="load suite")
+            text = "\n".join(str(PolicyProblem(**p)) for p in suite["problems"])
+            ET.SubElement(case, "error", message="suite did not load").text = text
+            continue
+        cases = suite["cases"]
+        node.set("tests", str(len(cases)))
+        node.set("failures", str(sum(not c["passed"] for c in cases)))
+        for c in cases:
+            case = ET.SubElement(
+                node,
+                "testcase",
+                classname=suite["suite"],
+                name=c["name"],
+                file=suite["suite"],
+                line=str(c["line"] or ""),
+            )
+            if not c["passed"]:
+                lines = [str(Mismatch(**m)) for m in c["mismatches"]]
+                ET.SubElement(case, "failure", message=lines[0]).text = "\n".join(lines)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
 COMMANDS: list[click.Command] = [

@@ -120,6 +120,9 @@ class Mismatch:
     expected: Any
     actual: Any
 
+    def __str__(self) -> str:
+        return f"{self.field}: expected {_show(self.expected)}, got {_show(self.actual)}"
+
 
 @dataclass(frozen=True, slots=True)
 class CaseResult:

@@ -424,3 +424,24 @@ def test_test_coverage(tmp_path: Path, examples: Path) -> None:
     ) in result.output
     data = json.loads(run("test", suite, "--format", "json").stdout)
     assert data["suites"][0]["uncovered_rules"] == ["weather_service/forecasts_at_most_seven_days"]
+
+
+def test_test_writes_junit_xml(tmp_path: Path, examples: Path) -> None:
+    from xml.etree import ElementTree as ET
+
+    suite = examples / "tests" / "seed.test.yaml"
+    suite.write_text(suite.read_text().replace("expect: deny", "expect: allow", 1))
+    broken = tmp_path / "broken.test.yaml"
+    broken.write_text("policies: nowhere.yaml\ncases: []\n")
+    report = tmp_path / "out" / "junit.xml"
+    report.parent.mkdir()
+    result = run("test", examples, broken, "--junit-xml", report)
+    assert result.exit_code == 1
+    root = ET.fromstring(report.read_text())
+    suites = {s.get("name"): s for s in root.iter("testsuite")}
+    seed = suites[str(suite)]
+    assert (seed.get("tests"), seed.get("failures")) == ("5", "1")
+    (failure,) = seed.iter("failure")
+    assert failure.get("message") == "allowed: expected true, got false"
+    error = next(suites[str(broken)].iter("error"))
+    assert f"{broken}:1: policies:" in (error.text or "")
