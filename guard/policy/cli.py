@@ -702,7 +702,7 @@ def run_tests(
     \b
     Example:
         mcp-guard test examples/policies/
-        mcp-guard test policies/weather.test.yaml -v --coverage
+        mcp-guard test policies/tests/weather.test.yaml -v --coverage
     """
     from guard.policy.testing import run_suite
 

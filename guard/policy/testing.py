@@ -5,7 +5,7 @@ the same `PolicySet.decide` the middleware uses (there is one evaluator), and re
 case whose decision differs from what was expected, field by field.
 
 ```yaml
-policies: weather.yaml          # path(s) relative to this file, or an inline policy
+policies: ../weather.yaml       # path(s) relative to this file, or an inline policy
 cases:
   - name: users read the weather
     principal: {user_id: alice, roles: [user]}
@@ -22,7 +22,7 @@ cases:
 from guard.policy.testing import run_suite
 
 def test_weather_policy():
-    run_suite("policies/weather.test.yaml").assert_passed()
+    run_suite("policies/tests/weather.test.yaml").assert_passed()
 ```
 """
 
@@ -271,7 +271,7 @@ def run_suite(path: str | Path) -> SuiteResult:
 
     Example:
         ```python
-        result = run_suite("examples/policies/weather.test.yaml")
+        result = run_suite("examples/policies/tests/weather.test.yaml")
         result.assert_passed()
         ```
     """
