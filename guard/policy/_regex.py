@@ -29,9 +29,8 @@ _CATEGORY_CHARS: Final[dict[Any, frozenset[str]]] = {
 }
 
 CATASTROPHIC_HINT: Final = (
-    "an unbounded repeat around text that can be matched in several ways makes the regex "
-    "engine backtrack exponentially on a crafted argument; remove the nested quantifier or "
-    "make the alternatives disjoint (e.g. `a+` instead of `(a+)+`)"
+    "a crafted argument makes such a regex backtrack exponentially; remove the nested "
+    "quantifier or make the alternatives disjoint (`a+`, not `(a+)+`)"
 )
 
 
