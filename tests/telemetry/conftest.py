@@ -16,14 +16,19 @@ from guard.events import DecisionEvent
 from guard.policy.model import AccessRequest, Decision, Principal, Resource
 
 _EXPORTER = InMemorySpanExporter()
+_installed = False
 
 
 def _install_provider() -> None:
     """Capture spans from the global provider (FastMCP's spans go there too).
 
-    The global provider can be set once per process; if another test module set an SDK
-    provider first, add our processor to it instead.
+    The global provider can be set once per process, so this happens on first use only;
+    if another test module set an SDK provider first, add our processor to it instead.
     """
+    global _installed
+    if _installed:
+        return
+    _installed = True
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
         current.add_span_processor(SimpleSpanProcessor(_EXPORTER))
@@ -33,11 +38,9 @@ def _install_provider() -> None:
     trace.set_tracer_provider(provider)
 
 
-_install_provider()
-
-
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
+    _install_provider()
     _EXPORTER.clear()
     yield _EXPORTER
     _EXPORTER.clear()
