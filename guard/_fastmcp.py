@@ -6,7 +6,8 @@ Everything that knows FastMCP's internals lives here, so `guard.middleware` read
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -21,6 +22,7 @@ from guard.identity.base import RequestInfo
 from guard.policy.model import Kind, Resource
 
 __all__ = [
+    "LookupCache",
     "ResourceCache",
     "current_transport",
     "request_info",
@@ -155,6 +157,48 @@ class ResourceCache:
             self._entries.clear()  # servers with churning components: start over, stay bounded
         self._entries[id(component)] = (component, resource)
         return resource
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+class LookupCache:
+    """Remembers, for `ttl` seconds, which component a name or URI resolved to.
+
+    Finding the component a call names (`FastMCP.get_tool`, ...) walks every provider,
+    transform and visibility rule: on an in-memory call it costs more than deciding.
+    Only hits are kept, so a component added at runtime is found at once; a removed or
+    hidden one may still be decided on for up to `ttl` seconds, which is harmless since
+    FastMCP then answers "unknown" itself. A component re-registered under the same name
+    with different tags is decided on its old tags for at most `ttl` seconds; `ttl=0`
+    turns the cache off.
+    """
+
+    __slots__ = ("_entries", "_limit", "ttl")
+
+    def __init__(self, ttl: float, limit: int = 4096) -> None:
+        if ttl < 0:
+            raise ValueError(f"lookup cache ttl must be >= 0, got {ttl!r}")
+        self.ttl = ttl
+        self._entries: dict[tuple[int, str, str], tuple[float, Any, Any]] = {}
+        self._limit = limit
+
+    async def get(
+        self, server: Any, kind: str, key: str, lookup: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        if self.ttl <= 0:
+            return await lookup()
+        entry_key = (id(server), kind, key)
+        now = time.monotonic()
+        entry = self._entries.get(entry_key)
+        if entry is not None and entry[0] > now and entry[1] is server:
+            return entry[2]
+        value = await lookup()
+        if value is not None:
+            if len(self._entries) >= self._limit:
+                self._entries.clear()
+            self._entries[entry_key] = (now + self.ttl, server, value)
+        return value
 
     def clear(self) -> None:
         self._entries.clear()

@@ -19,11 +19,18 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 from fastmcp.exceptions import AuthorizationError, NotFoundError
+from fastmcp.resources.template import ResourceTemplate
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.server.middleware.authorization import _requested_version
 from fastmcp.server.providers.addressing import parse_hashed_backend_name
 
-from guard._fastmcp import ResourceCache, current_transport, read_target, request_info
+from guard._fastmcp import (
+    LookupCache,
+    ResourceCache,
+    current_transport,
+    read_target,
+    request_info,
+)
 from guard._ids import uuid7
 from guard.audit.log import DEFAULT, resolve_audit
 from guard.errors import AuthenticationError, PolicyError
@@ -137,6 +144,9 @@ class GuardMiddleware(Middleware):
         watch: `True` (every second) or a poll interval in seconds: reload the policy
             file or directory when it changes. A broken edit keeps the old set in force.
         server_name: the name records carry; default: the FastMCP server's name.
+        lookup_ttl: seconds to remember which component a name or URI resolved to (the
+            lookup costs more than deciding); a component re-registered with new tags is
+            decided on its old ones for at most this long. `0` looks up every time.
 
     Example:
         ```python
@@ -160,6 +170,7 @@ class GuardMiddleware(Middleware):
         explicit_denials: bool = False,
         watch: bool | float = False,
         server_name: str | None = None,
+        lookup_ttl: float = 1.0,
     ) -> None:
         if authenticator is not None and not callable(getattr(authenticator, "authenticate", None)):
             raise TypeError("authenticator must have an async authenticate(RequestInfo) method")
@@ -182,6 +193,7 @@ class GuardMiddleware(Middleware):
             self._telemetry = telemetry
         self._lock = threading.Lock()  # serializes policy edits; requests never take it
         self._cache = ResourceCache()
+        self._lookups = LookupCache(lookup_ttl)
         self.audit = resolve_audit(audit)
         if self.audit is not None:
             add_source = getattr(self._telemetry, "add_audit_source", None)
@@ -478,7 +490,11 @@ class GuardMiddleware(Middleware):
         if fctx is None:
             raise RuntimeError("no FastMCP context")
         server = fctx.fastmcp
-        tool = await server.get_tool(name, version=_requested_version(context.message.meta))
+        version = _requested_version(context.message.meta)
+        if version is None:
+            tool = await self._lookups.get(server, "tool", name, lambda: server.get_tool(name))
+        else:
+            tool = await server.get_tool(name, version=version)
         if tool is None:
             # Apps address some backend tools by a hashed name; authorize the same
             # component FastMCP would run.
@@ -496,12 +512,21 @@ class GuardMiddleware(Middleware):
             fctx = context.fastmcp_context
             if fctx is None:
                 raise RuntimeError("no FastMCP context")
+            server = fctx.fastmcp
             version = _requested_version(context.message.meta)
-            component: Any = await fctx.fastmcp.get_resource(uri, version=version)
-            if component is None:
-                component = await fctx.fastmcp.get_resource_template(uri, version=version)
-                if component is not None:
-                    args = component.matches(uri) or _EMPTY
+
+            async def lookup() -> Any:
+                found: Any = await server.get_resource(uri, version=version)
+                if found is None:
+                    found = await server.get_resource_template(uri, version=version)
+                return found
+
+            if version is None:
+                component = await self._lookups.get(server, "resource", uri, lookup)
+            else:
+                component = await lookup()
+            if isinstance(component, ResourceTemplate):
+                args = component.matches(uri) or _EMPTY
             if component is not None:
                 resource = read_target(uri, component)
         except Exception:
@@ -533,9 +558,14 @@ class GuardMiddleware(Middleware):
             fctx = context.fastmcp_context
             if fctx is None:
                 raise RuntimeError("no FastMCP context")
-            prompt = await fctx.fastmcp.get_prompt(
-                name, version=_requested_version(context.message.meta)
-            )
+            server = fctx.fastmcp
+            version = _requested_version(context.message.meta)
+            if version is None:
+                prompt = await self._lookups.get(
+                    server, "prompt", name, lambda: server.get_prompt(name)
+                )
+            else:
+                prompt = await server.get_prompt(name, version=version)
             if prompt is not None:
                 resource = self._cache.get(prompt)
         except Exception:

@@ -185,3 +185,26 @@ async def test_no_authenticator_no_principal_is_anonymous_no_auth(recorder: Reco
         assert (await client.call_tool("drop_table", {"name": "t"})).data == "dropped t"
     principal = recorder.events[-1].request.principal
     assert principal.user_id == "anonymous" and principal.auth_method == "none"
+
+
+async def test_component_lookups_see_runtime_changes(recorder: Recorder) -> None:
+    mcp = demo_server()
+    mcp.add_middleware(GuardMiddleware(POLICY, principal=ALICE, audit=None, telemetry=recorder,
+                                       lookup_ttl=0))
+    async with Client(mcp) as client:
+        with pytest.raises(ToolError):
+            await client.call_tool("late", {})
+
+        @mcp.tool(name="late", tags={"safe"})
+        def late_v1() -> str:
+            return "v1"
+
+        assert (await client.call_tool("late", {})).data == "v1"  # found at once
+        mcp.local_provider.remove_tool("late")
+
+        @mcp.tool(name="late", tags={"admin"})
+        def late_v2() -> str:
+            return "v2"
+
+        with pytest.raises(ToolError, match="Unknown tool"):  # decided on its new tags
+            await client.call_tool("late", {})

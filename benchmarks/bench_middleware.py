@@ -1,0 +1,134 @@
+"""Overhead of the guard on real in-memory MCP requests, next to mcp-auth-guard 1.0.0.
+
+Run: `python3 benchmarks/bench_middleware.py` (prints microseconds and overheads; no
+assertions). The same FastMCP server (100 tools, half tagged `safe`) is measured bare, with
+`GuardMiddleware` (fixed identity, deciding, spans + metrics, decision records to a real
+store), with the guard minus telemetry and records, and with mcp-auth-guard's middleware
+on the same policy. Rounds of every configuration are interleaved so machine noise hits
+them alike; each figure is the median over rounds of the median per-request time.
+
+Targets (issue 3): at most +5% on a `tools/call`, +10% on a `tools/list` of 100 tools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from fastmcp import Client, FastMCP
+from prometheus_client import CollectorRegistry
+
+from guard import GuardMiddleware, Principal
+from guard.telemetry import GuardTelemetry
+
+N_TOOLS = 100
+ROUNDS = 7
+CALLS_PER_ROUND = 150
+LISTS_PER_ROUND = 40
+
+POLICY = """
+name: bench
+default_effect: deny
+rules:
+  - name: admin_all
+    effect: allow
+    agents: {roles: [admin]}
+    tools: {patterns: ["*"]}
+    actions: [list, call]
+  - name: user_safe
+    effect: allow
+    agents: {roles: [user]}
+    tools: {tags: [safe]}
+    actions: [list, call]
+"""
+
+
+def server() -> FastMCP[Any]:
+    mcp: FastMCP[Any] = FastMCP("bench")
+    for i in range(N_TOOLS):
+
+        def tool(text: str, i: int = i) -> str:
+            return text
+
+        mcp.tool(tool, name=f"tool_{i}", tags={"safe"} if i % 2 == 0 else {"internal"})
+    return mcp
+
+
+def seed_middleware(policy_file: Path) -> Any:
+    from mcp_auth_guard import create_no_auth_middleware  # type: ignore[import-untyped]
+
+    return create_no_auth_middleware(policies=str(policy_file))
+
+
+async def per_request(fn: Callable[[], Awaitable[Any]], n: int) -> float:
+    laps = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        await fn()
+        laps.append(time.perf_counter_ns() - t0)
+    return statistics.median(laps) / 1000
+
+
+async def main() -> None:
+    logging.disable(logging.INFO)  # mcp-auth-guard logs every decision at INFO
+    workdir = Path(tempfile.mkdtemp(prefix="bench-mw-"))
+    policy_file = workdir / "policy.yaml"
+    policy_file.write_text(POLICY)
+    # The seed's no-auth principal has no roles; give the guard's the same footing by
+    # allowing its anonymous user the `user` rules through a role.
+    seed_policy = workdir / "seed.yaml"
+    seed_policy.write_text(POLICY.replace("roles: [user]", "user_id: [anonymous]"))
+    alice = Principal("alice", roles=("user",), auth_method="stdio")
+
+    configs: dict[str, FastMCP[Any]] = {"bare": server()}
+    full = GuardMiddleware(policy_file, principal=alice, audit=workdir / "audit",
+                           telemetry=GuardTelemetry(registry=CollectorRegistry()))
+    configs["guard (id+decide+span+metrics+record)"] = server()
+    configs["guard (id+decide+span+metrics+record)"].add_middleware(full)
+    configs["guard (id+decide only)"] = server()
+    configs["guard (id+decide only)"].add_middleware(
+        GuardMiddleware(policy_file, principal=alice, audit=None, telemetry=False)
+    )
+    configs["mcp-auth-guard 1.0.0"] = server()
+    configs["mcp-auth-guard 1.0.0"].add_middleware(seed_middleware(seed_policy))
+
+    clients = {name: Client(mcp) for name, mcp in configs.items()}
+    calls: dict[str, list[float]] = {name: [] for name in configs}
+    lists: dict[str, list[float]] = {name: [] for name in configs}
+    for client in clients.values():
+        await client.__aenter__()
+    try:
+        for name, client in clients.items():  # warm up every path, check it works
+            assert len(await client.list_tools()) in (N_TOOLS, N_TOOLS // 2), name
+            assert (await client.call_tool("tool_0", {"text": "x"})).data == "x", name
+        for _ in range(ROUNDS):
+            for name, client in clients.items():
+                calls[name].append(await per_request(
+                    lambda c=client: c.call_tool("tool_0", {"text": "x"}), CALLS_PER_ROUND))
+                lists[name].append(await per_request(
+                    lambda c=client: c.list_tools(), LISTS_PER_ROUND))
+    finally:
+        for client in clients.values():
+            await client.__aexit__(None, None, None)
+        full.close()
+
+    for title, table in (("tools/call (median µs per request)", calls),
+                         (f"tools/list of {N_TOOLS} tools (median µs per request)", lists)):
+        bare = statistics.median(table["bare"])
+        print(f"\n## {title}")
+        print(f"{'configuration':<42} {'µs':>10} {'overhead vs bare':>18}")
+        for name, values in table.items():
+            value = statistics.median(values)
+            print(f"{name:<42} {value:>10.1f} {100 * (value - bare) / bare:>+17.1f}%")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
