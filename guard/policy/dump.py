@@ -79,6 +79,18 @@ def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
 
 _Dumper.add_representer(list, _represent_list)
 
+# Line breaks inside single-quoted scalars fold on reload (NEL even becomes a space); the
+# double-quoted style escapes them, so the text reloads to the same string.
+_BREAKS = frozenset("\n\r\x85\u2028\u2029")
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    style = '"' if not _BREAKS.isdisjoint(data) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
 
 def _rule(rule: RuleSpec) -> dict[str, Any]:
     out: dict[str, Any] = {"name": rule.name}
