@@ -1,0 +1,164 @@
+"""Decision records: `AuditLog.append` on the request path, the writer's sustained ingestion,
+and the default mode's loss window on `kill -9`, each beside a bare DuckDB baseline measured
+in the same run.
+
+Run: `python3 benchmarks/bench_audit.py [--rows N] [--kills K]`.
+- append: median/p99 µs per call; baselines: a bare `deque.append` of the event, and a
+  one-row DuckDB `INSERT` (what recording inline on the request path would cost).
+- ingestion: rows/s the writer turns queued events into hash-chained Parquet segments;
+  baseline: a bare DuckDB insert of the same rows, already built as columns, into a table
+  (the batch path: numpy columns, `INSERT ... SELECT`), plus `executemany` on a slice.
+- loss window: a writer process appending ~5,000 decisions/s is killed with SIGKILL K times;
+  the window is the age of the oldest acknowledged record that did not survive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import mmap
+import random
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "audit"))
+
+import duckdb  # noqa: E402
+import numpy as np  # noqa: E402
+from audit_kit import event, subprocess_env  # noqa: E402
+
+from benchmarks._harness import header, row, time_call  # noqa: E402
+from guard.audit import AuditLog, open_store  # noqa: E402
+from guard.audit.schema import DECISION_COLUMNS  # noqa: E402
+from guard.audit.segments import segment_select  # noqa: E402
+
+
+def bench_append(tmp: Path) -> None:
+    ev = event(1)
+    log = AuditLog(tmp / "append", max_queue=10_000_000)
+    ours = time_call(lambda: log.append(ev), samples=50_000)
+    log.close()
+    bare: deque[Any] = deque()
+    queue_only = time_call(lambda: bare.append(ev), samples=50_000)
+    con = duckdb.connect()
+    names = [n for n, _ in DECISION_COLUMNS]
+    con.execute(f"CREATE TABLE t ({', '.join(f'{n} {t}' for n, t in DECISION_COLUMNS)})")
+    values = _row_values(tmp)
+    marks = ", ".join("?" for _ in names)
+    one_row = time_call(lambda: con.execute(f"INSERT INTO t VALUES ({marks})", values),  # noqa: S608
+                        samples=2000, max_seconds=3)  # fmt: skip
+    header("AuditLog.append (request path)", "µs")
+    row("append, median", ours.median_us, one_row.median_us)
+    row("append, p99", ours.p99_us, one_row.p99_us)
+    row("bare deque.append (floor)", queue_only.median_us)
+    print(f"(baseline: one-row DuckDB INSERT, median {one_row.median_us:.1f} µs)")
+
+
+def _row_values(tmp: Path) -> list[Any]:
+    log = AuditLog(tmp / "one")
+    log.append(event(1))
+    log.close()
+    with open_store(tmp / "one") as con:
+        return list(con.execute("SELECT * FROM decisions").fetchone())
+
+
+def bench_ingestion(tmp: Path, rows: int) -> None:
+    events = [event(i, args={"city": "Paris", "i": i, "units": "metric"}) for i in range(rows)]
+    # writer alone: queue everything while the writer sleeps, then time the flush
+    log = AuditLog(tmp / "ingest", batch_size=10**9, flush_interval=3600, max_queue=10**9)
+    for ev in events:
+        log.append(ev)
+    t0 = time.perf_counter()
+    log.flush()
+    writer_s = time.perf_counter() - t0
+    log.close()
+    # producer and writer together: one thread appends as fast as it can
+    log = AuditLog(tmp / "both", max_queue=10**9)
+    t0 = time.perf_counter()
+    for ev in events:
+        log.append(ev)
+    log.flush()
+    both_s = time.perf_counter() - t0
+    log.close()
+    # baseline: the same rows, already built, inserted into DuckDB in one batch
+    with open_store(tmp / "ingest") as store:
+        data = store.execute(
+            "SELECT * REPLACE (epoch_us(ts) AS ts, epoch_us(request_time) AS request_time) "
+            "FROM decisions"
+        ).fetchall()
+    columns = list(zip(*data, strict=True))
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE t ({', '.join(f'{n} {t}' for n, t in DECISION_COLUMNS)})")
+    t0 = time.perf_counter()
+    batch = {  # noqa: F841 - read by DuckDB's replacement scan
+        n: np.fromiter(c, dtype=object, count=len(c))
+        for (n, _), c in zip(DECISION_COLUMNS, columns, strict=True)
+    }
+    con.execute(f"INSERT INTO t {segment_select('decisions', 'batch')}")
+    bare_s = time.perf_counter() - t0
+    sample = data[:2000]
+    marks = ", ".join("?" for _ in DECISION_COLUMNS)
+    con.execute("CREATE TABLE u AS SELECT * FROM t LIMIT 0")
+    con.execute("ALTER TABLE u ALTER ts TYPE BIGINT")
+    con.execute("ALTER TABLE u ALTER request_time TYPE BIGINT")
+    t0 = time.perf_counter()
+    con.executemany(f"INSERT INTO u VALUES ({marks})", sample)  # noqa: S608
+    many_s = time.perf_counter() - t0
+    header(f"sustained ingestion, {rows:,} decisions", "rows/s")
+    row("writer: events -> chained Parquet segments", rows / writer_s, rows / bare_s)
+    row("append + writer together (one producer)", rows / both_s, rows / bare_s)
+    row("DuckDB executemany (2,000 rows)", len(sample) / many_s, rows / bare_s)
+    print(f"(baseline: bare DuckDB batch insert of the same rows, {rows / bare_s:,.0f} rows/s;"
+          " ratio < 1 means slower than the baseline)")  # fmt: skip
+
+
+def bench_loss_window(tmp: Path, kills: int) -> None:
+    script = ROOT / "tests" / "audit" / "writer_proc.py"
+    capacity = 2_000_000
+    windows, lost_counts = [], []
+    for k in range(kills):
+        store, ackfile = tmp / f"kill{k}", tmp / f"ack{k}"
+        ackfile.write_bytes(b"\0" * (8 + 8 * capacity))
+        proc = subprocess.Popen([sys.executable, str(script), str(store), str(ackfile), "default",
+                                 "0.0002"], env=subprocess_env(), stdout=subprocess.PIPE)  # fmt: skip
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        time.sleep(1.0 + random.random())  # noqa: S311 - a random moment in the flush cycle
+        proc.kill()
+        killed_at = time.time()
+        proc.wait()
+        with open(ackfile, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            count = struct.unpack_from("q", m, 0)[0]
+            times = struct.unpack_from(f"{count}d", m, 8)
+        with open_store(store) as con:
+            have = con.execute("SELECT count(*) FROM decisions").fetchone()[0]
+        lost = count - have
+        lost_counts.append(lost)
+        windows.append(killed_at - times[have] if lost > 0 else 0.0)
+    header(f"kill -9 loss window, default mode ({kills} kills)", "s")
+    row("worst window", max(windows))
+    row("median window", statistics.median(windows))
+    print(f"(acknowledged records lost per kill: {lost_counts})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--kills", type=int, default=5)
+    opts = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        bench_append(Path(tmp))
+        bench_ingestion(Path(tmp), opts.rows)
+        bench_loss_window(Path(tmp), opts.kills)
+
+
+if __name__ == "__main__":
+    main()
