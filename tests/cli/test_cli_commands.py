@@ -445,3 +445,22 @@ def test_test_writes_junit_xml(tmp_path: Path, examples: Path) -> None:
     assert failure.get("message") == "allowed: expected true, got false"
     error = next(suites[str(broken)].iter("error"))
     assert f"{broken}:1: policies:" in (error.text or "")
+
+
+def test_format_is_idempotent_on_multi_document_and_json_files(
+    tmp_path: Path, examples: Path
+) -> None:
+    seed = (examples / "seed.yaml").read_text()
+    multi = tmp_path / "multi.yaml"
+    multi.write_text(seed + "---\n" + seed.replace("my_service_policy", "other"))
+    canonical = run("format", multi)
+    assert canonical.exit_code == 0
+    assert canonical.stdout.count("---\n") == 1
+    multi.write_text(canonical.stdout)
+    assert run("format", multi, "--check").exit_code == 0
+    assert [s.name for s in parse_policies(multi)] == ["my_service_policy", "other"]
+    as_json = tmp_path / "multi.json"
+    assert run("convert", multi, "--to", "json", "-o", as_json).exit_code == 0
+    assert isinstance(json.loads(as_json.read_text()), list)
+    assert run("format", as_json, "--check").exit_code == 0
+    assert run("validate", as_json).exit_code == 0
