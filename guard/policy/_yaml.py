@@ -26,8 +26,38 @@ __all__ = [
 
 # Nodes that aliases may add on top of those written out; far beyond any real policy.
 MAX_ALIAS_NODES: Final = 1_000_000
+_MAX_DEPTH: Final = 200  # a policy is about 8 deep; condition groups add a few levels each
+_TOO_DEEP: Final = f"a policy nests at most {_MAX_DEPTH} levels deep"
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+def _event_loader() -> Any:
+    """libyaml's parser feeding PyYAML's Python composer.
+
+    libyaml's own composer (`CSafeLoader`) recurses in C without a limit: a document nested
+    some tens of thousands deep (`[[[[...`) crashes the process. The Python composer stops
+    at the recursion limit with an exception we report, and costs about the same, since
+    resolving each scalar's tag runs in Python either way.
+    """
+    try:
+        from yaml._yaml import CParser  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:  # no libyaml: the pure-Python loader has the same safe behaviour
+        return yaml.SafeLoader
+    from yaml.composer import Composer
+    from yaml.resolver import Resolver
+
+    class EventLoader(CParser, Composer, Resolver):  # type: ignore[misc,unused-ignore]
+        check_node = Composer.check_node
+        get_node = Composer.get_node
+
+        def __init__(self, text: str) -> None:
+            CParser.__init__(self, text)
+            Composer.__init__(self)
+            Resolver.__init__(self)
+
+    return EventLoader
+
+
+_Loader: Any = _event_loader()
 _CONSTRUCTOR: Final = SafeConstructor()
 _SCALAR_KINDS: Final = {"null", "bool", "int", "float", "str", "timestamp", "binary"}
 _SCALARS: Final = {
@@ -110,6 +140,8 @@ def read_documents(text: str) -> tuple[list[Document], list[YamlProblem]]:
         return [], [YamlProblem("yaml_syntax", f"invalid YAML: {message}", line, hint)]
     except yaml.YAMLError as exc:  # reader errors: control characters, bad encoding
         return [], [YamlProblem("yaml_syntax", f"invalid YAML: {exc}", None)]
+    except RecursionError:
+        return [], [YamlProblem("yaml_syntax", "YAML nested too deeply", None, _TOO_DEEP)]
     finally:
         loader.dispose()
 
@@ -171,9 +203,10 @@ class _Builder:
                         "copy the data instead of referring to an enclosing anchor",
                     )
                 )
-            if depth > 200:
+            if depth > _MAX_DEPTH:
+                line = node.start_mark.line + 1
                 raise _AliasBomb(
-                    YamlProblem("yaml_syntax", "YAML nested too deeply", node.start_mark.line + 1)
+                    YamlProblem("yaml_syntax", "YAML nested too deeply", line, _TOO_DEEP)
                 )
             distinct += 1
             total = 1

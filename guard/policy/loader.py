@@ -158,7 +158,11 @@ def _from_string(
         return
     if "\n" not in text and len(text) < 4096:
         path = Path(text).expanduser()
-        if path.exists() or ":" not in text or text.endswith(_SUFFIXES):
+        try:
+            exists = path.exists()
+        except (OSError, ValueError):  # too long for a file name, NUL bytes: not a path
+            exists = False
+        if exists or (":" not in text and "\0" not in text) or text.endswith(_SUFFIXES):
             _from_path(path, specs, problems, lines)
             return
     _from_text(text, "<text>", specs, problems, lines)

@@ -237,6 +237,13 @@ def test_hand_made_spec_is_checked_too() -> None:
     assert sorted(_codes(bad)) == ["catastrophic_regex", "duplicate_rule"]
 
 
+def test_strings_that_are_neither_paths_nor_policies() -> None:
+    # too long for a file name, NUL bytes: reported, never an OSError/ValueError escaping
+    assert _codes("x" * 300) == ["unreadable"]
+    assert _codes("\x00") == ["yaml_syntax"]
+    assert _codes("a: " + "[" * 300 + "]" * 300) == ["yaml_syntax"]
+
+
 def test_unsupported_source_type() -> None:
     [problem] = _problems(42)
     assert problem.code == "bad_source" and "int" in problem.message
