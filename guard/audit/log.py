@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import gc
 import hashlib
 import json
 import logging
@@ -57,6 +58,7 @@ DEFAULT: Final = _Default()
 `./mcp-guard-audit.duckdb`."""
 
 _RELOAD_RETRY_SECONDS: Final = 1.0  # how often a failing store is retried without traffic
+_NO_SHADOW: Final = (None, None, None, None, None)
 _DECISION: Final = 0
 _OUTCOME: Final = 1
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -406,11 +408,21 @@ class AuditLog:
         self._spill.sync()
 
     def _write_items(self, items: list[tuple[Any, ...]]) -> None:
-        decisions = [self._decision_values(i) for i in items if i[0] == _DECISION]
-        outcomes = [list(i[1:]) for i in items if i[0] == _OUTCOME]
-        for table, rows in (("decisions", decisions), ("outcomes", outcomes)):
-            if rows:
-                self._save(table, rows)
+        # Building a batch allocates ~50 objects per row; the cyclic GC would rescan the
+        # whole queue many times over for garbage that cannot exist here, so pause it.
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            cache: dict[int, tuple[Any, list[Any]]] = {}
+            decisions = [self._decision_values(i, cache) for i in items if i[0] == _DECISION]
+            outcomes = [list(i[1:]) for i in items if i[0] == _OUTCOME]
+            del cache
+            for table, rows in (("decisions", decisions), ("outcomes", outcomes)):
+                if rows:
+                    self._save(table, rows)
+        finally:
+            if paused:
+                gc.enable()
 
     def _save(self, table: str, rows: list[list[Any]]) -> None:
         """Commit rows to the store, else to the spill file, else keep them for the next
@@ -427,7 +439,11 @@ class AuditLog:
         if table == "decisions" and self.durable:
             self._resolve_durable(rows)
 
-    def _decision_values(self, item: tuple[Any, ...]) -> list[Any]:
+    def _decision_values(
+        self, item: tuple[Any, ...], cache: dict[int, tuple[Any, list[Any]]] | None = None
+    ) -> list[Any]:
+        """The row (schema order, without chain columns) for a queued decision. Principals
+        and resources repeat across a batch, so their columns are built once per object."""
         (_, did, ts, p, r, action, t, context, args, redacted, digest, d, sh, server,
          transport, session_id, request_id, method, trace_id, span_id) = item  # fmt: skip
         if args:
@@ -436,26 +452,47 @@ class AuditLog:
                 digest = hashlib.sha256(args_json.encode()).hexdigest()
         else:
             args_json, digest = "{}", _EMPTY_JSON_SHA
+        if cache is None:
+            cache = {}
+        hit = cache.get(id(r))
+        if hit is None or hit[0] is not r:
+            meta = _dumps_sorted(self._redactor.redact(r.meta)[0]) if r.meta else None
+            hit = (r, [r.kind, r.name, sorted(r.tags), r.namespace, r.version, r.uri,
+                       r.template, meta])  # fmt: skip
+            cache[id(r)] = hit
+        resource_part = hit[1]
+        hit = cache.get(id(p))
+        if hit is None or hit[0] is not p:
+            hit = (p, self._principal_part(p))
+            cache[id(p)] = hit
+        row = [
+            did, ts, ts if t is None else _us(t), trace_id or None, span_id or None,
+            server, transport, session_id,
+            None if request_id is None else str(request_id), method, action,
+        ]  # fmt: skip
+        row += resource_part
+        row += hit[1]
+        row += (
+            _dumps_sorted(context) if context else None,
+            args_json, list(redacted), digest,
+            d.allowed, d.reason, d.rule, d.policy, d.policy_hash or None,
+            list(d.matched_rules), list(d.errors), d.rules_evaluated, float(d.eval_us),
+        )  # fmt: skip
+        if sh is None:
+            row += _NO_SHADOW
+        else:
+            row += (sh.allowed, sh.reason, sh.rule, sh.policy, sh.policy_hash or None)
+        return row
+
+    def _principal_part(self, p: Any) -> list[Any]:
         claims = p.claims
         if claims:
             if self._claims is not None:
                 claims = {k: v for k, v in claims.items() if k in self._claims}
             claims = self._redactor.redact(claims)[0]
         return [
-            did, ts, ts if t is None else _us(t), trace_id or None, span_id or None,
-            server, transport, session_id,
-            None if request_id is None else str(request_id), method, r.kind, action, r.name,
-            sorted(r.tags), r.namespace, r.version, r.uri, r.template,
-            _dumps_sorted(self._redactor.redact(r.meta)[0]) if r.meta else None,
             p.user_id, p.agent_id, list(p.roles), p.auth_method, p.authenticated, p.key_id,
             _dumps_sorted(claims) if claims else None,
-            _dumps_sorted(context) if context else None,
-            args_json, list(redacted), digest,
-            d.allowed, d.reason, d.rule, d.policy, d.policy_hash or None,
-            list(d.matched_rules), list(d.errors), d.rules_evaluated, float(d.eval_us),
-            None if sh is None else sh.allowed, None if sh is None else sh.reason,
-            None if sh is None else sh.rule, None if sh is None else sh.policy,
-            None if sh is None else (sh.policy_hash or None),
         ]  # fmt: skip
 
     def _commit(self, table: str, rows: list[list[Any]]) -> bool:
