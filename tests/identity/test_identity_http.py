@@ -15,7 +15,7 @@ import pytest
 from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
 from fastmcp.exceptions import ToolError
-from identity_kit import KEEPER, b64url, claims, forge, leaks, masked, mint, remember
+from identity_kit import KEEPER, KeyPair, b64url, claims, forge, leaks, masked, mint, remember
 from servers import ServerProcess, running_server
 
 HERE = Path(__file__).resolve().parent
@@ -151,3 +151,22 @@ async def test_no_credential_in_any_log_line(server: tuple[ServerProcess, Path])
     assert "guard.identity" in server_log  # the server did log at DEBUG: the scan saw lines
     assert not leaks(server_log), [masked(f) for f in leaks(server_log)[:3]]
     assert not leaks(KEEPER.lines)
+
+
+async def test_fastmcp_auth_provider_token_is_the_principal(
+    rsa_key: KeyPair, tmp_path: Path
+) -> None:
+    env = {"GUARD_TEST_PUBLIC_KEY": rsa_key.public_pem.decode()}
+    with running_server(HERE / "fastmcp_auth_server.py", env=env, cwd=tmp_path) as srv:
+
+        def bearer_for(scope: str) -> dict[str, str]:
+            payload = claims(aud="mcp-e2e", iss="https://idp.test", scope=scope, roles=None)
+            return {"Authorization": f"Bearer {mint(payload, rsa_key.private, 'RS256')}"}
+
+        # FastMCP verified the token; its scopes are the roles the policy sees
+        assert await call(srv.url, bearer_for("user"), "echo") == "echo: hi"
+        assert (await call(srv.url, bearer_for("user"), "drop_table")).startswith("denied")
+        assert await call(srv.url, bearer_for("admin"), "drop_table") == "dropped t"
+        time.sleep(0.3)
+        log = srv.output()
+    assert not leaks(log), [masked(f) for f in leaks(log)[:3]]
