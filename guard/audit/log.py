@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from guard._ids import uuid7
 from guard.audit.redact import Redactor
-from guard.audit.schema import GENESIS, TABLES, chain_hash
+from guard.audit.schema import GENESIS, TABLES, chain_hash, json_encoder
 from guard.audit.segments import write_json_atomic, write_segment
 from guard.audit.spill import SpillFile
 
@@ -63,9 +63,7 @@ _DECISION: Final = 0
 _OUTCOME: Final = 1
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _EMPTY_JSON_SHA: Final = hashlib.sha256(b"{}").hexdigest()
-_dumps_sorted = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
-).encode
+_dumps_sorted = json_encoder(sort_keys=True, default=repr)
 
 _live: weakref.WeakSet[AuditLog] = weakref.WeakSet()
 _hooks_installed = False

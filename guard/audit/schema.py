@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any, Final
 
 __all__ = [
@@ -96,7 +97,33 @@ TIMESTAMP_COLUMNS: Final = frozenset({"ts", "request_time"})
 # prev_hash of the first row of every chain
 GENESIS: Final = "0" * 64
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=True).encode
+
+def json_encoder(*, sort_keys: bool, default: Any = None) -> Any:
+    """A compact JSON encoder (`str -> str`), built once: the C encoder when available,
+    which skips the per-call set-up `json.dumps` pays (a third of its cost on short rows)."""
+    try:
+        from json.encoder import (  # type: ignore[attr-defined]
+            c_make_encoder,
+            encode_basestring,
+        )
+    except ImportError:  # pragma: no cover - pure-Python json
+        c_make_encoder = None
+    if c_make_encoder is None:  # pragma: no cover
+        return json.JSONEncoder(
+            separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys, default=default
+        ).encode
+
+    def fail(value: Any) -> Any:
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+    make = c_make_encoder(
+        None, default or fail, encode_basestring, None, ":", ",", sort_keys, False, True
+    )
+    join = "".join
+    return lambda value: join(make(value, 0))
+
+
+_dumps: Callable[[Any], str] = json_encoder(sort_keys=False)
 
 
 def canonical(values: list[Any]) -> bytes:
