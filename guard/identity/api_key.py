@@ -18,7 +18,6 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Final
 
 from guard.identity._common import (
@@ -133,6 +132,7 @@ class ApiKeyAuthenticator:
         if len(set(digests)) != len(digests):
             raise ValueError("the same API key is configured twice")
         self._entries_t: tuple[_Entry, ...] = tuple(entries)
+        self._digests: tuple[bytes, ...] = tuple(digests)
 
     def _entries(self, source: Any, origin: str) -> list[_Entry]:
         if isinstance(source, Mapping) and set(source) == {"keys"}:
@@ -191,11 +191,10 @@ class ApiKeyAuthenticator:
         if len(key) > _MAX_KEY_BYTES:
             raise fail("invalid_api_key", "API key too long")
         presented = hashlib.sha256(key.encode()).digest()
-        found: _Entry | None = None
-        for entry in self._entries_t:
-            # Every digest is compared; `found` is set without leaving the loop early.
-            if hmac.compare_digest(entry.digest, presented):
-                found = entry
+        # Every digest is compared, match or not, so timing does not tell which key matched.
+        compare = hmac.compare_digest
+        matches = [compare(digest, presented) for digest in self._digests]
+        found = self._entries_t[matches.index(True)] if True in matches else None
         if found is None:
             unknown_id = digest_fingerprint(presented, self._secret)
             raise fail("invalid_api_key", "unknown API key", unknown_id)
@@ -208,7 +207,6 @@ class ApiKeyAuthenticator:
             user_id=found.user_id,
             roles=found.roles,
             agent_id=agent,
-            claims=MappingProxyType({}),
             authenticated=True,
             auth_method=self.method,
             key_id=found.key_id,

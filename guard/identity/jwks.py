@@ -87,7 +87,6 @@ class JWKSKeys:
         self.min_refresh_interval = min_refresh_interval
         self.cache_ttl = cache_ttl
         self.timeout = timeout
-        self.fetches = 0  # how many times the source was read (observable in tests)
         self._clock = clock
         self._lock = asyncio.Lock()
         self._keys: dict[str | None, VerificationKey] = {}
@@ -103,7 +102,6 @@ class JWKSKeys:
 
     def _read_file(self) -> dict[str | None, VerificationKey]:
         assert self.path is not None
-        self.fetches += 1
         return _parse(json.loads(self.path.read_text()), str(self.path))
 
     async def _fetch(self) -> dict[str | None, VerificationKey]:
@@ -112,7 +110,6 @@ class JWKSKeys:
         import httpx  # only deployments that use a JWKS URL pay for the import
 
         assert self.url is not None
-        self.fetches += 1
         async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
             response = await client.get(self.url, headers={"accept": "application/json"})
             response.raise_for_status()

@@ -188,6 +188,7 @@ class JWTAuthenticator:
         if not algorithms:
             raise ValueError("the JWT algorithm allow-list must not be empty")
         self.algorithms: frozenset[str] = frozenset(algorithms)
+        self._algorithm_list = sorted(self.algorithms)
         self._short_secret = isinstance(self._static, bytes) and any(
             len(self._static) < _HMAC_MIN_BYTES.get(alg, 0) for alg in self.algorithms
         )
@@ -240,16 +241,30 @@ class JWTAuthenticator:
             raise fail("disallowed_algorithm", f"{alg} does not fit the key the token names")
         return found.key
 
-    def _decode(self, token: str, key: Any, alg: str) -> dict[str, Any]:
+    def _decode(self, token: str, key: Any, algorithms: list[str]) -> dict[str, Any]:
         return jwt.decode(
             token,
             key,
-            algorithms=[alg],
+            algorithms=algorithms,
             audience=self.audience,
             issuer=self.issuer,
             leeway=self.leeway,
             options=self._options,  # type: ignore[arg-type]
         )
+
+    async def _key_and_algorithms(self, token: str, key_id: str) -> tuple[Any, list[str]]:
+        if self._jwks is None:
+            # Every allowed algorithm fits the one key (checked at construction), so pyjwt
+            # can check the header's `alg` against the allow-list itself: one parse, not two.
+            return self._static, self._algorithm_list
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise fail("malformed_token", "token is not a well-formed JWT", key_id) from None
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self.algorithms:
+            raise fail("disallowed_algorithm", "token algorithm is not allowed", key_id)
+        return await self._key(header, alg), [alg]
 
     async def authenticate(self, info: RequestInfo) -> Principal:
         """Verify the request's bearer token and map its claims to a `Principal`.
@@ -259,21 +274,14 @@ class JWTAuthenticator:
         """
         token = self._token(info)
         key_id = fingerprint(token)
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise fail("malformed_token", "token is not a well-formed JWT", key_id) from None
-        alg = header.get("alg")
-        if not isinstance(alg, str) or alg not in self.algorithms:
-            raise fail("disallowed_algorithm", "token algorithm is not allowed", key_id)
-        key = await self._key(header, alg)
+        key, algorithms = await self._key_and_algorithms(token, key_id)
         try:
             if self._short_secret:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
-                    claims = self._decode(token, key, alg)
+                    claims = self._decode(token, key, algorithms)
             else:
-                claims = self._decode(token, key, alg)
+                claims = self._decode(token, key, algorithms)
         except Exception as exc:
             reason = next((r for t, r in _REASONS if isinstance(exc, t)), "invalid_token")
             # Claim checks say which claim failed; decoding errors may quote token bytes.

@@ -165,6 +165,15 @@ async def test_jwks_file_and_bad_documents(tmp_path: Path, rsa_key: KeyPair) -> 
         JWTAuthenticator(jwks_url="file:///etc/passwd")
 
 
+async def test_jwks_file_rotation(tmp_path: Path, rsa_key: KeyPair, rsa_key2: KeyPair) -> None:
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": [rsa_key.jwk]}))
+    auth = JWTAuthenticator(jwks_file=path, jwks_min_refresh_interval=0)
+    path.write_text(json.dumps({"keys": [rsa_key2.jwk]}))  # rotated on disk
+    token = mint(claims(), rsa_key2.private, "RS256", {"kid": rsa_key2.kid})
+    assert (await auth.authenticate(bearer(token))).user_id == "alice"
+
+
 async def test_kid_that_is_not_a_string(rsa_key: KeyPair) -> None:
     auth = JWTAuthenticator(jwks={"keys": [rsa_key.jwk]})
     header = b64url(json.dumps({"alg": "RS256", "kid": {"$ne": 1}}).encode())
