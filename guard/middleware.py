@@ -355,7 +355,7 @@ class GuardMiddleware(Middleware):
         except AuthenticationError as exc:
             principal = Principal.anonymous(self._auth_method)
             denial = Decision(allowed=False, reason=exc.reason, message="authentication failed")
-            self._telemetry.auth_failure(context.method or "", exc.reason)
+            self._telemetry.auth_failure(self._auth_method, exc.reason)  # e.g. api_key
         except Exception as exc:
             principal = Principal.anonymous(self._auth_method)
             denial = _error_decision("authenticating")

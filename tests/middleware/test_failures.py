@@ -53,7 +53,7 @@ async def test_authentication_failure_denies_with_its_reason(recorder: Recorder)
             await client.call_tool("echo", {"text": "x"})
     assert recorder.events and all(not e.decision.allowed for e in recorder.events)
     assert {e.decision.reason for e in recorder.events} == {"invalid_token"}
-    assert ("tools/call", "invalid_token") in recorder.auth_failures
+    assert ("test", "invalid_token") in recorder.auth_failures  # the auth method
     assert not recorder.events[-1].request.principal.authenticated
 
 
