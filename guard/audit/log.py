@@ -357,6 +357,28 @@ class AuditLog:
             "segments": self._segments,
         }
 
+    def _after_fork(self) -> None:
+        """In a forked child (pre-fork servers), become a new writer: the parent's thread
+        did not survive the fork, and two processes must never share a chain or a file."""
+        self.writer_id = uuid7().replace("-", "")
+        self._queue = deque()
+        self._wake = threading.Event()
+        self._flush_lock = threading.Lock()
+        self._durable_lock = threading.Lock()
+        self._flush_waiters, self._pending, self._waiters, self._unsaved = [], set(), {}, []
+        self._seq = dict.fromkeys(TABLES, 0)
+        self._head = dict.fromkeys(TABLES, GENESIS)
+        if self._con is not None:
+            # DuckDB's threads did not survive the fork; finalizing the parent's connection
+            # here would crash, so it is deliberately never released in the child.
+            _pin(self._con)
+            self._con = None
+        self._spill = SpillFile(self._spill.directory, self.writer_id)
+        self._thread = threading.Thread(
+            target=self._run, name=f"mcp-guard-audit-{self.writer_id[-6:]}", daemon=True
+        )
+        self._thread.start()
+
     # ------------------------------------------------------------------ writer thread
 
     def _prepare_store(self) -> None:
@@ -604,6 +626,23 @@ class AuditLog:
 def _settle(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
+
+
+def _pin(obj: Any) -> None:
+    """Keep `obj` alive until the process ends, interpreter shutdown included."""
+    import ctypes
+
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+
+
+def _reinit_in_child() -> None:
+    for log in list(_live):
+        if not log._closed:
+            log._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_in_child)
 
 
 def _close_all() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import mmap
+import os
 import signal
 import struct
 import subprocess
@@ -126,3 +127,51 @@ def test_a_reader_in_another_process_sees_records_within_5s(tmp_path: Path) -> N
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_writers_in_several_processes_share_one_store(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    procs = [_start(store, tmp_path / f"ack{n}", "default", pace=0.0005) for n in range(3)]
+    for n in range(3):
+        _acked_after(tmp_path / f"ack{n}", 500)
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        proc.wait(60)
+    counts = [_acks(tmp_path / f"ack{n}")[0] for n in range(3)]
+    with open_store(store) as con:
+        per_writer = dict(
+            con.execute("SELECT writer_id, count(*) FROM decisions GROUP BY ALL").fetchall()
+        )
+    assert sorted(per_writer.values()) == sorted(counts) or all(
+        c <= v <= c + 1 for c, v in zip(sorted(counts), sorted(per_writer.values()), strict=True)
+    )
+    report = verify(store)
+    assert report.ok and report.chains == 3
+
+
+def test_a_forked_child_becomes_a_writer_of_its_own(tmp_path: Path) -> None:
+    from audit_kit import event
+
+    from guard.audit import AuditLog
+
+    store = tmp_path / "s"
+    log = AuditLog(store)
+    log.append(event(0))
+    log.flush()
+    pid = os.fork()
+    if pid == 0:  # child: its own chain, its own thread
+        try:
+            log.append(event(1))
+            log.close()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    log.append(event(2))
+    log.close()
+    with open_store(store) as con:
+        rows = con.execute(
+            "SELECT writer_id, seq FROM decisions ORDER BY writer_id, seq"
+        ).fetchall()
+    assert len(rows) == 3 and len({w for w, _ in rows}) == 2
+    assert verify(store).ok
