@@ -114,7 +114,19 @@ def snake_case(name: str) -> str:
 
 
 class RuleBuilder:
-    """Fluent builder of one `PolicyRule` (effect `allow` unless told otherwise)."""
+    """Fluent builder of one `PolicyRule` (effect `allow` unless told otherwise).
+
+    Example:
+        ```python
+        no_tmp_escape = (
+            rule("files_in_tmp")
+            .for_roles("user")
+            .for_tools("read_file")
+            .when("tool.args.path", "path_within", "/tmp")
+            .allow()
+        )
+        ```
+    """
 
     def __init__(self, name: str) -> None:
         self._rule = PolicyRule(name=name, effect=Effect.ALLOW)
@@ -347,7 +359,14 @@ class RuleBuilder:
 
 
 class PolicyBuilder:
-    """Fluent builder of one `PolicyConfig` (default effect `deny`)."""
+    """Fluent builder of one `PolicyConfig` (default effect `deny`).
+
+    Example:
+        ```python
+        files = policy("files").deny_overrides().add_rule(no_tmp_escape).build()
+        load_policies(files)  # or PolicyEngine([files]), GuardMiddleware(files)
+        ```
+    """
 
     def __init__(self, name: str) -> None:
         self._policy = PolicyConfig(name=name, rules=[])

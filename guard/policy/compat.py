@@ -143,6 +143,13 @@ class PolicyLoader:
     """mcp-auth-guard's loader: each method returns editable `PolicyConfig` objects.
 
     Problems raise `PolicyError` listing every one, with file, line and field.
+
+    Example:
+        ```python
+        config = PolicyLoader.load_from_file("policies.yaml")
+        config.rules[0].priority = 500          # edit, then use it anywhere policies go
+        PolicyLoader.save_to_file(config, "out/policies.yaml")
+        ```
     """
 
     @staticmethod
@@ -280,8 +287,14 @@ class PolicyEngine:
         return result
 
     def add_policy(self, policy: PolicyLike) -> None:
-        """Add a policy (or every policy of a source) and recompile."""
-        self.policies.extend(_configs([policy]))
+        """Add a policy (or every policy of a source) and recompile.
+
+        A policy with the name of one already here replaces it, as `middleware.add_policy`
+        does (mcp-auth-guard kept both, and the older one shadowed the new one's rules).
+        """
+        added = _configs([policy])
+        names = {p.name for p in added}
+        self.policies = [p for p in self.policies if p.name not in names] + added
         self._set = self._compile()
 
     def remove_policy(self, policy_name: str) -> bool:
@@ -307,6 +320,11 @@ class PolicyEvaluator:
 
     It compiles the single rule into its own `PolicySet`, so it is meant for tests and
     debugging, not for the request path (use `PolicyEngine` or `PolicySet.decide`).
+
+    Example:
+        ```python
+        applies = await PolicyEvaluator().evaluate_rule(config.rules[0], auth_ctx, resource_ctx)
+        ```
     """
 
     async def evaluate_rule(

@@ -337,6 +337,10 @@ def test_engine_policy_management(page_policy: Path) -> None:
     assert engine.list_policies() == ["my_service_policy", "interns"]
     assert _decide(engine, ["intern"], "t") == (True, "intern_t")
     assert engine.get_policy("interns") is not None and engine.get_policy("nope") is None
+    engine.add_policy(policy("interns").add_rule(rule("intern_t2").for_roles("intern")
+                                                 .for_tools("t").deny()).build())
+    assert engine.list_policies() == ["my_service_policy", "interns"]  # replaced, not doubled
+    assert _decide(engine, ["intern"], "t") == (False, "intern_t2")
     assert engine.remove_policy("interns") is True
     assert engine.remove_policy("interns") is False
     assert _decide(engine, ["intern"], "t") == (False, None)
