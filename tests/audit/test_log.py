@@ -200,3 +200,23 @@ def test_importing_guard_audit_stays_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                          check=True)  # fmt: skip
     assert out.stdout.strip() == "[]"
+
+
+async def test_durable_mode_commits_before_returning(tmp_path: Path) -> None:
+    import asyncio
+
+    log = AuditLog(tmp_path / "s", durable=True, flush_interval=60)  # no timed flushes
+    events = [event(i) for i in range(20)]
+    for ev in events:
+        log.append(ev)
+    done = await asyncio.gather(*(log.wait_durable(ev.decision_id, timeout=30) for ev in events))
+    assert all(done)
+    # on disk already, without any flush: visible to a reader in any process
+    assert _rows(tmp_path / "s", "SELECT count(*) FROM decisions") == [(20,)]
+    listing = event(99, method="tools/list", action="list")
+    log.append(listing)  # only tool calls wait for the disk
+    assert await log.wait_durable(listing.decision_id, timeout=0.01)
+    log.close()
+    plain = AuditLog(tmp_path / "p")
+    assert await plain.wait_durable("any-id")  # default mode: returns at once
+    plain.close()
