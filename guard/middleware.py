@@ -427,10 +427,15 @@ class GuardMiddleware(Middleware):
             # denial does not confirm that a hidden component is there.
             label = {"tool": "tool", "resource": "resource", "prompt": "prompt"}[kind]
             return NotFoundError(f"Unknown {label}: {name!r}")
-        who = f"rule {decision.rule!r}" if decision.rule else "default"
-        if decision.policy:
-            who += f" of policy {decision.policy!r}"
-        return AuthorizationError(f"Access to {kind} {name!r} denied by {who} ({decision.reason})")
+        if decision.rule:
+            why = f" by rule {decision.rule!r}"
+        elif decision.reason == Reason.DEFAULT:
+            why = " by default"
+        else:  # authentication failed, guard error, no policy: the reason says it all
+            why = ""
+        if why and decision.policy:
+            why += f" of policy {decision.policy!r}"
+        return AuthorizationError(f"Access to {kind} {name!r} denied{why} ({decision.reason})")
 
     def _outcome(self, event: DecisionEvent, t0: float, error: BaseException | None) -> None:
         if self.audit is None:

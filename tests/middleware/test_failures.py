@@ -57,6 +57,17 @@ async def test_authentication_failure_denies_with_its_reason(recorder: Recorder)
     assert not recorder.events[-1].request.principal.authenticated
 
 
+async def test_explicit_denial_of_an_unauthenticated_caller_gives_the_reason(
+    recorder: Recorder,
+) -> None:
+    mcp = demo_server()
+    mcp.add_middleware(GuardMiddleware(POLICY, authenticator=RefusingAuth(), audit=None,
+                                       telemetry=recorder, explicit_denials=True))
+    async with Client(mcp) as client:
+        with pytest.raises(ToolError, match=r"^Access to tool 'echo' denied \(invalid_token\)$"):
+            await client.call_tool("echo", {"text": "x"})
+
+
 async def test_authenticator_crash_denies_with_reason_error(
     recorder: Recorder, caplog: pytest.LogCaptureFixture
 ) -> None:
