@@ -1,4 +1,5 @@
-"""A guarded FastMCP server for identity tests: JWT, else API key, else trusted headers.
+"""A guarded FastMCP server for identity tests: JWT, else API key, else trusted headers
+(or, with `GUARD_TEST_AUTH=stdio`, the launcher's user from the environment).
 
 Run by `servers.running_server`. Everything it logs goes to stderr at DEBUG, so the tests
 can scan it for credentials. Environment: `GUARD_TEST_JWT_SECRET` (HS256 secret),
@@ -18,9 +19,11 @@ from servers import serve
 from guard import GuardMiddleware
 from guard.identity import (
     ApiKeyAuthenticator,
+    Authenticator,
     ChainAuthenticator,
     HeaderAuthenticator,
     JWTAuthenticator,
+    StdioAuthenticator,
 )
 
 logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(name)s %(message)s")
@@ -40,14 +43,18 @@ def drop_table(name: str) -> str:
     return f"dropped {name}"
 
 
-auth = ChainAuthenticator(
-    [
-        JWTAuthenticator(os.environ["GUARD_TEST_JWT_SECRET"], audience="mcp-e2e"),
-        ApiKeyAuthenticator(env="GUARD_TEST_API_KEYS"),
-        # loopback deliberately not trusted: every test client is an untrusted sender
-        HeaderAuthenticator(trusted_proxies=["10.0.0.0/8"]),
-    ]
-)
+auth: Authenticator
+if os.environ.get("GUARD_TEST_AUTH") == "stdio":
+    auth = StdioAuthenticator()  # MCP_GUARD_USER / MCP_GUARD_ROLES from the launcher
+else:
+    auth = ChainAuthenticator(
+        [
+            JWTAuthenticator(os.environ["GUARD_TEST_JWT_SECRET"], audience="mcp-e2e"),
+            ApiKeyAuthenticator(env="GUARD_TEST_API_KEYS"),
+            # loopback deliberately not trusted: every test client is an untrusted sender
+            HeaderAuthenticator(trusted_proxies=["10.0.0.0/8"]),
+        ]
+    )
 mcp.add_middleware(
     GuardMiddleware(
         str(Path(__file__).with_name("identity_policy.yaml")),

@@ -170,3 +170,25 @@ async def test_fastmcp_auth_provider_token_is_the_principal(
         time.sleep(0.3)
         log = srv.output()
     assert not leaks(log), [masked(f) for f in leaks(log)[:3]]
+
+
+async def test_stdio_principal_comes_from_the_launcher(tmp_path: Path) -> None:
+    from fastmcp.client.transports import StdioTransport
+    from servers import stdio_command
+
+    store = tmp_path / "audit.duckdb"
+    command, args, env = stdio_command(
+        HERE / "identity_server.py",
+        env={
+            "GUARD_TEST_AUTH": "stdio",
+            "MCP_GUARD_USER": "dev",
+            "MCP_GUARD_ROLES": "user",
+            "MCP_GUARD_AUDIT": str(store),
+        },
+    )
+    async with Client(StdioTransport(command, args, env=env, cwd=str(tmp_path))) as client:
+        assert (await client.call_tool("echo", {"text": "hi"})).content[0].text == "echo: hi"  # type: ignore[union-attr]
+        with pytest.raises(ToolError):
+            await client.call_tool("drop_table", {"name": "t"})
+    rows = records(store, 2)
+    assert [(r[0], r[1], r[3]) for r in rows] == [("dev", "stdio", True), ("dev", "stdio", False)]
