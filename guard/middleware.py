@@ -88,6 +88,15 @@ class _Call:
         )
 
 
+class _NoSpan:
+    __slots__ = ()
+    trace_id = ""
+    span_id = ""
+
+
+_NO_SPAN: Final = _NoSpan()
+
+
 def _error_decision(where: str) -> Decision:
     return Decision(allowed=False, reason=Reason.ERROR, message=f"guard error while {where}")
 
@@ -331,19 +340,19 @@ class GuardMiddleware(Middleware):
         fctx = context.fastmcp_context
         session_id = request_id = None
         server = self.server_name
-        if fctx is not None:
-            rc = fctx.request_context
-            if rc is not None:
-                request_id = str(rc.request_id)
-                try:
-                    session_id = fctx.session_id
-                except RuntimeError:
-                    session_id = None
-            if server is None:
-                server = fctx.fastmcp.name
         denial = None
         principal = self._fixed
         try:
+            if fctx is not None:
+                rc = fctx.request_context
+                if rc is not None:
+                    request_id = str(rc.request_id)
+                    try:
+                        session_id = fctx.session_id
+                    except RuntimeError:
+                        session_id = None
+                if server is None:
+                    server = fctx.fastmcp.name
             if self._authenticator is not None and (
                 self._principal is None or transport not in ("stdio", "memory")
             ):
@@ -375,7 +384,11 @@ class GuardMiddleware(Middleware):
         telemetry = self._telemetry
         policies = self._policies  # read once: this decision uses exactly one set
         shadow_set = self._shadow
-        handle = telemetry.start_decision(method, resource.name)
+        observed = True
+        try:
+            handle = telemetry.start_decision(method, resource.name)
+        except Exception:
+            handle, observed = _NO_SPAN, False
         request = AccessRequest(
             principal=call.principal,
             resource=resource,
@@ -393,11 +406,15 @@ class GuardMiddleware(Middleware):
                     shadow = replace(call.denial, policy_hash=shadow_set.hash)
             else:
                 decision = policies.decide(request)
-                if shadow_set is not None:
-                    shadow = shadow_set.decide(request)
         except Exception:
             decision = replace(_error_decision("deciding"), policy_hash=policies.hash)
             telemetry.guard_error("decide")
+        if shadow_set is not None and call.denial is None:
+            try:
+                shadow = shadow_set.decide(request)
+            except Exception:  # the draft never affects enforcement, even when it breaks
+                shadow = replace(_error_decision("deciding"), policy_hash=shadow_set.hash)
+                telemetry.guard_error("shadow")
         event = DecisionEvent(
             decision_id=uuid7(),
             request=request,
@@ -411,14 +428,23 @@ class GuardMiddleware(Middleware):
             trace_id=handle.trace_id,
             span_id=handle.span_id,
         )
-        try:
-            telemetry.end_decision(handle, event)
-            if self.audit is not None:
-                self.audit.append(event)  # queued before the handler runs
-        except Exception:
-            # An unobservable decision is not enforced as an allow (fail closed).
+        if observed:
+            try:
+                telemetry.end_decision(handle, event)
+            except Exception:
+                observed = False
+        if not observed:
+            # An unobservable decision is not enforced as an allow (fail closed), but it is
+            # still recorded.
             event.decision = replace(_error_decision("observing"), policy_hash=policies.hash)
             telemetry.guard_error("observe")
+        if self.audit is not None:
+            try:
+                self.audit.append(event)  # queued before the handler runs
+            except Exception:  # `append` promises not to raise; if it does, deny
+                event.decision = replace(_error_decision("recording"),
+                                         policy_hash=policies.hash)
+                telemetry.guard_error("record")
         return event
 
     def _denied(self, kind: str, name: str, decision: Decision) -> Exception:

@@ -133,3 +133,41 @@ def test_bad_configuration_is_rejected_with_a_clear_message() -> None:
         GuardMiddleware(POLICY, principal="alice", audit=None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="watch="):
         GuardMiddleware(POLICY, watch=1.0, audit=None)
+
+
+class SpanlessTelemetry(Recorder):
+    def start_decision(self, method: str, target: str) -> Any:
+        raise RuntimeError("tracer broken")
+
+
+async def test_decision_without_a_span_is_denied_and_still_recorded(tmp_path: Any) -> None:
+    from guard.audit import open_store
+
+    telemetry = SpanlessTelemetry()
+    mw = GuardMiddleware(POLICY, principal=Principal("root", ("admin",)),
+                         audit=tmp_path / "audit", telemetry=telemetry)
+    mcp = demo_server()
+    mcp.add_middleware(mw)
+    async with Client(mcp) as client:
+        with pytest.raises(ToolError, match="Unknown tool"):
+            await client.call_tool("echo", {"text": "x"})
+    mw.close()
+    with open_store(tmp_path / "audit") as db:
+        rows = db.sql("SELECT resource, allowed, reason FROM decisions").fetchall()
+    assert rows == [("echo", False, "error")]
+    assert "observe" in telemetry.errors
+
+
+class ExplodingDraft(ExplodingPolicySet):
+    pass
+
+
+async def test_a_broken_shadow_never_changes_enforcement(recorder: Recorder) -> None:
+    mcp = demo_server()
+    mcp.add_middleware(GuardMiddleware(POLICY, principal=Principal("root", ("admin",)),
+                                       shadow=ExplodingDraft(), audit=None, telemetry=recorder))
+    async with Client(mcp) as client:
+        assert (await client.call_tool("echo", {"text": "x"})).data == "echo: x"
+    event = recorder.events[-1]
+    assert event.decision.allowed and event.shadow is not None
+    assert event.shadow.reason == "error" and "shadow" in recorder.errors
