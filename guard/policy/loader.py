@@ -180,8 +180,14 @@ def _from_path(
         _from_file(path, specs, problems, lines)
         return
     try:
+        # Not `is_file()`: a dangling symlink named like a policy is an unreadable policy,
+        # not something to skip. Dotfiles are editors' backups and lock files.
         files = sorted(
-            (p for p in path.iterdir() if p.suffix in _SUFFIXES and p.is_file()),
+            (
+                p
+                for p in path.iterdir()
+                if p.suffix in _SUFFIXES and not p.name.startswith(".") and not p.is_dir()
+            ),
             key=lambda p: p.name,
         )
     except OSError as exc:

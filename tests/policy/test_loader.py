@@ -144,6 +144,14 @@ def test_malformed_file_in_directory_is_an_error_not_skipped(tmp_path: Path) -> 
     assert ("unknown_key", 4, "rules[0].efect") in [(p.code, p.line, p.field) for p in problems]
 
 
+def test_dangling_symlink_in_directory_is_unreadable_not_skipped(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(POLICY_A)
+    (tmp_path / "b.yaml").symlink_to(tmp_path / "gone.yaml")
+    (tmp_path / ".#a.yaml").symlink_to("user@host.1234")  # an editor's lock file: ignored
+    [problem] = _problems(tmp_path)
+    assert (problem.code, problem.source) == ("unreadable", str(tmp_path / "b.yaml"))
+
+
 def test_directory_without_policy_files(tmp_path: Path) -> None:
     (tmp_path / "readme.md").write_text("# nothing")
     [problem] = _problems(tmp_path)
