@@ -78,6 +78,15 @@ def create_jwt_middleware(
     from guard.identity.claims import DEFAULT_CLAIMS
     from guard.identity.jwt_auth import JWTAuthenticator
 
+    if (
+        jwt_public_key is None
+        and jwt_secret is not None
+        and (jwt_secret.encode() if isinstance(jwt_secret, str) else jwt_secret)
+        .lstrip()
+        .startswith(b"-----BEGIN")
+    ):
+        # mcp-auth-guard took an RS256 public key as `jwt_secret`; it is a key, not a secret.
+        jwt_secret, jwt_public_key = None, jwt_secret
     auth = JWTAuthenticator(
         jwt_secret,
         public_key=jwt_public_key,

@@ -89,6 +89,11 @@ def _load_pem(pem: str | bytes | Path) -> Any:
     return load_pem_public_key(raw)
 
 
+def _looks_like_key(secret: bytes) -> bool:
+    head = secret.lstrip()[:40]
+    return head.startswith((b"-----BEGIN", b"ssh-rsa", b"ssh-ed25519", b"ecdsa-sha2-"))
+
+
 def _fits(alg: str, key_type: tuple[str, str | None]) -> bool:
     kty, curve = ALGORITHMS[alg]
     return kty == key_type[0] and (curve is None or curve == key_type[1])
@@ -163,6 +168,9 @@ class JWTAuthenticator:
             if not secret:
                 raise ValueError("JWT secret must not be empty")
             self._static = secret.encode() if isinstance(secret, str) else secret
+            if _looks_like_key(self._static):
+                # A public key used as an HMAC secret lets anyone who has it sign tokens.
+                raise ValueError("secret= looks like a PEM/SSH key; pass it as public_key=")
         elif public_key is not None:
             self._static = _load_pem(public_key)
         else:

@@ -136,6 +136,19 @@ def test_jwt_factory_with_a_public_key_and_roles_claim(tmp_path: Path) -> None:
         create_jwt_middleware(policies=POLICY, jwt_public_key=pem, jwt_algorithm="HS256")
 
 
+async def test_seed_style_rs256_public_key_as_jwt_secret() -> None:
+    from identity_kit import rsa_pair
+
+    pair = rsa_pair("seed")
+    mw = create_jwt_middleware(
+        pair.public_pem.decode(), POLICY, jwt_algorithm="RS256", audit=None, telemetry=False
+    )
+    auth = authenticator_of(mw)
+    assert auth.algorithms == {"RS256"}
+    token = mint(claims(), pair.private, "RS256")
+    assert (await auth.authenticate(bearer(token))).user_id == "alice"
+
+
 async def test_header_factory_trusts_only_configured_proxies() -> None:
     mw = create_header_middleware(
         policies=POLICY,

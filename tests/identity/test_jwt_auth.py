@@ -186,6 +186,8 @@ async def test_hs256_signed_with_the_rsa_public_key_is_refused(rsa_key: KeyPair)
 
 
 def test_hmac_next_to_a_public_key_is_a_configuration_error(rsa_key: KeyPair) -> None:
+    with pytest.raises(ValueError, match="public_key="):
+        JWTAuthenticator(rsa_key.public_pem.decode())  # a public key is not an HMAC secret
     with pytest.raises(ValueError, match="does not fit"):
         JWTAuthenticator(public_key=rsa_key.public_pem, algorithms=["RS256", "HS256"])
     with pytest.raises(ValueError, match="unsupported"):
