@@ -9,12 +9,10 @@ metrics in `guard.telemetry`.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -33,10 +31,10 @@ from guard._fastmcp import (
 )
 from guard._ids import uuid7
 from guard.audit.log import DEFAULT, resolve_audit
-from guard.errors import AuthenticationError, PolicyError
+from guard.errors import AuthenticationError
 from guard.events import DecisionEvent
 from guard.policy.model import AccessRequest, Decision, Principal, Reason, Resource
-from guard.reload import PolicyWatcher
+from guard.reload import PolicyHolder
 from guard.telemetry import NoTelemetry
 
 if TYPE_CHECKING:
@@ -101,35 +99,10 @@ def _error_decision(where: str) -> Decision:
     return Decision(allowed=False, reason=Reason.ERROR, message=f"guard error while {where}")
 
 
-def _load(source: Any) -> PolicySet:
-    if callable(getattr(source, "decide", None)) and isinstance(getattr(source, "hash", None), str):
-        return source  # type: ignore[no-any-return]  # a compiled set, or one shaped like it
-    from guard.policy.loader import load_policies
-
-    return load_policies(source)
-
-
-def _specs(policy: Any) -> tuple[Any, ...]:
-    from guard.policy.spec import PolicySpec
-
-    if isinstance(policy, PolicySpec):
-        return (policy,)
-    to_spec = getattr(policy, "to_spec", None)
-    if callable(to_spec):
-        return (to_spec(),)
-    return tuple(_load(policy).policies)
-
-
 def _default_telemetry() -> Telemetry:
     from guard.telemetry import default_telemetry
 
     return default_telemetry()
-
-
-def _watch_path(source: Any) -> Path:
-    if isinstance(source, Path | str) and "\n" not in str(source) and Path(source).exists():
-        return Path(source)
-    raise ValueError("watch= needs `policies` to be a policy file or directory path")
 
 
 class GuardMiddleware(Middleware):
@@ -185,9 +158,6 @@ class GuardMiddleware(Middleware):
             raise TypeError("authenticator must have an async authenticate(RequestInfo) method")
         if principal is not None and not isinstance(principal, Principal):
             raise TypeError(f"principal must be a guard Principal, not {type(principal).__name__}")
-        self._source = policies
-        self._policies: PolicySet = self._initial(policies)
-        self._shadow: PolicySet | None = None if shadow is None else _load(shadow)
         self._authenticator = authenticator
         self._principal = principal
         self._fixed = principal if principal is not None else NO_AUTH_PRINCIPAL
@@ -200,7 +170,6 @@ class GuardMiddleware(Middleware):
             self._telemetry = NoTelemetry()
         else:
             self._telemetry = telemetry
-        self._lock = threading.Lock()  # serializes policy edits; requests never take it
         self._cache = ResourceCache()
         self._lookups = LookupCache(lookup_ttl)
         self.audit = resolve_audit(audit)
@@ -208,38 +177,34 @@ class GuardMiddleware(Middleware):
             add_source = getattr(self._telemetry, "add_audit_source", None)
             if add_source is not None:  # the writer's queue depth etc. next to the decisions
                 add_source(self.audit.stats)
-        self._record_policies(self._policies)
-        if self._shadow is not None:
-            self._record_policies(self._shadow)
-        self._watcher: PolicyWatcher | None = None
+        interval = None
         if watch is not False and watch is not None and watch != 0:
             interval = _DEFAULT_WATCH_INTERVAL if watch is True else float(watch)
-            self._watcher = PolicyWatcher(_watch_path(policies), self._reload_from_watch, interval)
-            self._watcher.start()
+        self._holder = PolicyHolder(
+            policies,
+            shadow=shadow,
+            on_change=self._policies_changed,
+            on_failure=lambda kept: self._telemetry.policy_reload("error", kept),
+            watch=interval,
+        )
+        if self._holder.shadow is not None:
+            self._record_policies(self._holder.shadow)
 
     # ------------------------------------------------------------------ policy lifecycle
-
-    @staticmethod
-    def _initial(source: Any) -> PolicySet:
-        if source is None:
-            from guard.policy.policyset import PolicySet
-
-            return PolicySet.empty()
-        return _load(source)
 
     @property
     def policy_set(self) -> PolicySet:
         """The `PolicySet` in force now."""
-        return self._policies
+        return self._holder.live
 
     @property
     def shadow_set(self) -> PolicySet | None:
         """The draft `PolicySet` decided in shadow mode, if any."""
-        return self._shadow
+        return self._holder.shadow
 
     def get_policy_names(self) -> list[str]:
         """Names of the policies in force (as mcp-auth-guard's middleware)."""
-        return [p.name for p in self._policies.policies]
+        return [p.name for p in self._holder.live.policies]
 
     def add_policy(self, policy: Any) -> None:
         """Add a policy (or replace the one with the same name) at runtime.
@@ -253,69 +218,29 @@ class GuardMiddleware(Middleware):
             middleware.add_policy(policy("extra").allow_by_default().build())
             ```
         """
-        from guard.policy.policyset import PolicySet
-
-        specs = _specs(policy)  # compiled off the request path
-        with self._lock:
-            names = {s.name for s in specs}
-            kept = [p for p in self._policies.policies if p.name not in names]
-            self._install(PolicySet.from_specs([*kept, *specs]))
+        self._holder.add(policy)
 
     def remove_policy(self, name: str) -> bool:
         """Remove the policy called `name`; return whether there was one."""
-        from guard.policy.policyset import PolicySet
-
-        with self._lock:
-            kept = [p for p in self._policies.policies if p.name != name]
-            if len(kept) == len(self._policies.policies):
-                return False
-            self._install(PolicySet.from_specs(kept))
-            return True
+        return self._holder.remove(name)
 
     def reload_policies(self, source: Any = None) -> PolicySet:
         """Load policies again (from `source`, else from where they came) and swap them in.
 
         A source that does not load leaves the policy set in force untouched: the failure
-        is logged with file and line, reported to telemetry, and raised as `PolicyError`.
+        is logged with file and line (logger `guard.reload`), reported to telemetry, and
+        raised as `PolicyError`.
 
         Example:
             ```python
             middleware.reload_policies("./updated_policies/")
             ```
         """
-        with self._lock:
-            src = self._source if source is None else source
-            if src is None:
-                raise PolicyError("no policy source to reload from")
-            try:
-                new = _load(src)
-            except PolicyError as exc:
-                logger.warning(
-                    "policy reload failed; keeping policy set %s in force: %s",
-                    self._policies.hash[:12],
-                    exc,
-                )
-                self._telemetry.policy_reload("error", self._policies)
-                raise
-            if source is not None:
-                self._source = source
-            self._install(new)
-            return new
+        return self._holder.reload(source)
 
-    def _install(self, new: PolicySet) -> None:
-        self._policies = new  # one reference swap: requests see the old set or the new one
+    def _policies_changed(self, new: PolicySet) -> None:
         self._record_policies(new)
         self._telemetry.policy_reload("ok", new)
-        logger.info("policy set %s in force (%d policies)", new.hash[:12], len(new.policies))
-
-    def _reload_from_watch(self) -> None:
-        try:
-            self.reload_policies()
-        except PolicyError:
-            pass  # already logged and counted; the old set stays in force
-        except Exception:
-            logger.warning("policy reload failed; keeping the set in force", exc_info=True)
-            self._telemetry.policy_reload("error", self._policies)
 
     def _record_policies(self, policy_set: PolicySet) -> None:
         if self.audit is not None:
@@ -326,9 +251,7 @@ class GuardMiddleware(Middleware):
 
     def close(self) -> None:
         """Stop watching policies and flush decision records. Idempotent."""
-        if self._watcher is not None:
-            self._watcher.stop()
-            self._watcher = None
+        self._holder.close()
         if self.audit is not None:
             self.audit.close()
 
@@ -382,8 +305,9 @@ class GuardMiddleware(Middleware):
         method: str,
     ) -> DecisionEvent:
         telemetry = self._telemetry
-        policies = self._policies  # read once: this decision uses exactly one set
-        shadow_set = self._shadow
+        holder = self._holder
+        policies = holder.live  # read once: this decision uses exactly one set
+        shadow_set = holder.shadow
         observed = True
         try:
             handle = telemetry.start_decision(method, resource.name)

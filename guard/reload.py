@@ -1,10 +1,11 @@
-"""Hot reload: notice that a policy file or directory changed, off the request path.
+"""The policy set in force and how it changes while the server runs.
 
-`PolicyWatcher` polls in a daemon thread. Polling (mtime, size, then a content hash)
+`PolicyHolder` keeps the live (and shadow) `PolicySet` and swaps the live one by replacing
+one reference: `add`, `remove` and `reload` compile the new set first, off the request path,
+and a set that does not load never replaces the one in force. `PolicyWatcher` polls a
+policy file or directory in a daemon thread: polling (mtime, size, then a content hash)
 needs no platform file-notification API, survives editors that replace files by rename,
-and costs one `stat` per file per interval. When the content really changed it calls
-back; the callback compiles the new `PolicySet` in this thread and swaps one reference,
-so requests never wait for a reload.
+and costs one `stat` per file per interval.
 """
 
 from __future__ import annotations
@@ -14,8 +15,14 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["POLICY_SUFFIXES", "PolicyWatcher", "policy_files"]
+from guard.errors import PolicyError
+
+if TYPE_CHECKING:
+    from guard.policy.policyset import PolicySet
+
+__all__ = ["POLICY_SUFFIXES", "PolicyHolder", "PolicyWatcher", "load_policy_set", "policy_files"]
 
 logger = logging.getLogger("guard.reload")
 
@@ -121,3 +128,141 @@ class PolicyWatcher:
                 self.check()
             except Exception:  # never let a filesystem hiccup kill hot reload
                 logger.warning("policy watcher poll failed for %s", self.path, exc_info=True)
+
+
+def load_policy_set(source: Any) -> PolicySet:
+    """`load_policies(source)`, passing through a compiled set (or one shaped like it)."""
+    if callable(getattr(source, "decide", None)) and isinstance(getattr(source, "hash", None), str):
+        return source  # type: ignore[no-any-return]
+    from guard.policy.loader import load_policies
+
+    return load_policies(source)
+
+
+def _specs(policy: Any) -> tuple[Any, ...]:
+    from guard.policy.spec import PolicySpec
+
+    if isinstance(policy, PolicySpec):
+        return (policy,)
+    to_spec = getattr(policy, "to_spec", None)
+    if callable(to_spec):
+        return (to_spec(),)
+    return tuple(load_policy_set(policy).policies)
+
+
+def _watch_path(source: Any) -> Path:
+    if isinstance(source, Path | str) and "\n" not in str(source) and Path(source).exists():
+        return Path(source)
+    raise ValueError("watch= needs `policies` to be a policy file or directory path")
+
+
+class PolicyHolder:
+    """The live policy set, an optional shadow set, and every way the live one changes.
+
+    Args:
+        source: what `load_policies` accepts; `None` starts with an empty set (deny all).
+        shadow: a draft source decided next to the live set, never enforced.
+        on_change: called with each set put in force, the first one included.
+        on_failure: called with the set kept in force when a reload fails.
+        watch: poll interval in seconds for `source` (a file or directory), or `None`.
+
+    Example:
+        ```python
+        holder = PolicyHolder("policies.yaml", watch=1.0)
+        decision = holder.live.decide(request)
+        holder.close()
+        ```
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        *,
+        shadow: Any = None,
+        on_change: Callable[[PolicySet], object] | None = None,
+        on_failure: Callable[[PolicySet], object] | None = None,
+        watch: float | None = None,
+    ) -> None:
+        self.source = source
+        if source is None:
+            from guard.policy.policyset import PolicySet
+
+            self.live: PolicySet = PolicySet.empty()
+        else:
+            self.live = load_policy_set(source)
+        self.shadow: PolicySet | None = None if shadow is None else load_policy_set(shadow)
+        self._on_change = on_change
+        self._on_failure = on_failure
+        self._lock = threading.Lock()  # serializes edits; requests only read `live`
+        self._watcher: PolicyWatcher | None = None
+        if on_change is not None:
+            on_change(self.live)
+        if watch is not None:
+            self._watcher = PolicyWatcher(_watch_path(source), self._reload_quietly, watch)
+            self._watcher.start()
+
+    def add(self, policy: Any) -> PolicySet:
+        """Put `policy` in force next to the others (replacing one of the same name)."""
+        from guard.policy.policyset import PolicySet
+
+        specs = _specs(policy)
+        with self._lock:
+            names = {s.name for s in specs}
+            kept = [p for p in self.live.policies if p.name not in names]
+            return self._install(PolicySet.from_specs([*kept, *specs]))
+
+    def remove(self, name: str) -> bool:
+        """Take the policy called `name` out of force; return whether there was one."""
+        from guard.policy.policyset import PolicySet
+
+        with self._lock:
+            kept = [p for p in self.live.policies if p.name != name]
+            if len(kept) == len(self.live.policies):
+                return False
+            self._install(PolicySet.from_specs(kept))
+            return True
+
+    def reload(self, source: Any = None) -> PolicySet:
+        """Load `source` (default: the current source) and put it in force, or raise
+        `PolicyError` and keep the set in force."""
+        with self._lock:
+            src = self.source if source is None else source
+            if src is None:
+                raise PolicyError("no policy source to reload from")
+            try:
+                new = load_policy_set(src)
+            except PolicyError as exc:
+                logger.warning(
+                    "policy reload failed; keeping policy set %s in force: %s",
+                    self.live.hash[:12],
+                    exc,
+                )
+                if self._on_failure is not None:
+                    self._on_failure(self.live)
+                raise
+            if source is not None:
+                self.source = source
+            return self._install(new)
+
+    def _install(self, new: PolicySet) -> PolicySet:
+        self.live = new  # one reference swap: a request sees the old set or the new one
+        logger.info("policy set %s in force (%d policies)", new.hash[:12], len(new.policies))
+        if self._on_change is not None:
+            self._on_change(new)
+        return new
+
+    def _reload_quietly(self) -> None:
+        try:
+            self.reload()
+        except PolicyError:
+            pass  # logged and reported by `reload`; the old set stays in force
+        except Exception:
+            logger.warning("policy reload failed; keeping the set in force", exc_info=True)
+            if self._on_failure is not None:
+                self._on_failure(self.live)
+
+    def close(self) -> None:
+        """Stop watching. Idempotent."""
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None

@@ -62,7 +62,7 @@ async def test_reload_to_a_broken_policy_keeps_the_old_one(
     mw = GuardMiddleware(path, principal=ALICE, audit=None, telemetry=recorder)
     before = mw.policy_set
     path.write_text(BROKEN)
-    with caplog.at_level(logging.WARNING, "guard.middleware"), pytest.raises(PolicyError):
+    with caplog.at_level(logging.WARNING, "guard.reload"), pytest.raises(PolicyError):
         mw.reload_policies()
     assert mw.policy_set is before
     assert await _tools(mw) == ["echo"]
