@@ -17,6 +17,7 @@ from guard.errors import AuthenticationError
 __all__ = [
     "LOG",
     "MISSING_CREDENTIALS",
+    "UNTRUSTED_PROXY",
     "bearer_token",
     "digest_fingerprint",
     "fail",
