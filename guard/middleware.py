@@ -180,13 +180,18 @@ class GuardMiddleware(Middleware):
         interval = None
         if watch is not False and watch is not None and watch != 0:
             interval = _DEFAULT_WATCH_INTERVAL if watch is True else float(watch)
-        self._holder = PolicyHolder(
-            policies,
-            shadow=shadow,
-            on_change=self._policies_changed,
-            on_failure=lambda kept: self._telemetry.policy_reload("error", kept),
-            watch=interval,
-        )
+        try:
+            self._holder = PolicyHolder(
+                policies,
+                shadow=shadow,
+                on_change=self._policies_changed,
+                on_failure=lambda kept: self._telemetry.policy_reload("error", kept),
+                watch=interval,
+            )
+        except BaseException:
+            if self.audit is not None and self.audit is not audit:  # ours: do not leak it
+                self.audit.close()
+            raise
         if self._holder.shadow is not None:
             self._record_policies(self._holder.shadow)
 

@@ -171,3 +171,11 @@ async def test_a_broken_shadow_never_changes_enforcement(recorder: Recorder) -> 
     event = recorder.events[-1]
     assert event.decision.allowed and event.shadow is not None
     assert event.shadow.reason == "error" and "shadow" in recorder.errors
+
+
+def test_a_policy_that_does_not_load_is_refused_at_construction(tmp_path: Any) -> None:
+    from guard import PolicyError
+
+    with pytest.raises(PolicyError, match="effect"):
+        GuardMiddleware("name: p\nrules:\n  - {name: r, effect: maybe}\n",
+                        audit=tmp_path / "audit", telemetry=False)
