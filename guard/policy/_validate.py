@@ -118,8 +118,6 @@ class Validator:
     def __init__(self, source: str) -> None:
         self.source = source
         self.problems: list[PolicyProblem] = []
-        # id(spec) -> line of each top-level key, for problems found across policies later
-        self.key_lines: dict[int, Mapping[str, int]] = {}
         self._ops, self._check = _operators()
 
     # -- reporting -----------------------------------------------------------------------
@@ -276,7 +274,6 @@ class Validator:
             text=text,
             line=getattr(doc, "line", None),
         )
-        self.key_lines[id(spec)] = getattr(doc, "key_lines", {})
         return spec
 
     def _version(self, doc: Mapping[str, Any], path: str) -> str:

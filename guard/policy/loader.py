@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -27,7 +28,6 @@ MAX_POLICY_BYTES: Final = 5 * 1024 * 1024
 _SUFFIXES: Final = (".yaml", ".yml")
 
 PolicySource = Any  # str | os.PathLike | Mapping | Iterable[...] | PolicySpec | PolicySet | builder
-_KeyLines = dict[int, Mapping[str, int]]  # id(spec) -> line of each top-level key
 
 
 def load_policies(source: PolicySource) -> PolicySet:
@@ -67,51 +67,251 @@ def parse_policies(source: PolicySource) -> list[PolicySpec]:
     assert spec.source == "<text>" and spec.default_effect == "deny"
     ```
     """
-    specs: list[PolicySpec] = []
-    problems: list[PolicyProblem] = []
-    lines: _KeyLines = {}
-    _collect(source, specs, problems, lines, depth=0)
-    if not problems:
-        _check_set(specs, problems, lines)
-    if problems:
-        raise PolicyError(problems)
-    return specs
+    loading = _Loading()
+    loading.add(source)
+    if not loading.problems:
+        loading.check_set()
+    if loading.problems:
+        raise PolicyError(loading.problems)
+    return [spec for spec, _ in loading.found]
 
 
 # -- sources -------------------------------------------------------------------------------
 
 
-def _collect(
-    source: Any,
-    specs: list[PolicySpec],
-    problems: list[PolicyProblem],
-    lines: _KeyLines,
-    depth: int,
-) -> None:
-    if isinstance(source, PolicySpec):
-        _from_spec(source, specs, problems, lines)
-    elif isinstance(source, os.PathLike):
-        _from_path(Path(source), specs, problems, lines)
-    elif isinstance(source, str | bytes):
-        _from_string(source, specs, problems, lines)
-    elif isinstance(source, Mapping):
-        _from_dict(source, "<dict>", specs, problems, lines)
-    elif hasattr(source, "to_spec") or hasattr(source, "build"):
-        _from_builder(source, specs, problems, lines, depth)
-    elif _is_policy_set(source):
-        specs.extend(source.policies)
-    elif isinstance(source, Iterable) and depth == 0:
-        for item in source:
-            _collect(item, specs, problems, lines, depth + 1)
-    else:
-        problems.append(
-            PolicyProblem(
+class _Loading:
+    """One `parse_policies` call: the specs found so far and every problem met."""
+
+    def __init__(self) -> None:
+        # each spec with the line of each of its top-level keys (YAML sources only), for
+        # problems that only show across policies
+        self.found: list[tuple[PolicySpec, Mapping[str, int]]] = []
+        self.problems: list[PolicyProblem] = []
+
+    def add(self, source: Any, nested: bool = False) -> None:
+        if isinstance(source, PolicySpec):
+            self._spec(source)
+        elif isinstance(source, os.PathLike):
+            self._path(Path(source))
+        elif isinstance(source, bytes):
+            try:
+                self._text(source.decode("utf-8-sig"), "<text>")
+            except UnicodeDecodeError as exc:
+                self._problem("unreadable", f"policy text is not UTF-8: {exc}", "<text>")
+        elif isinstance(source, str):
+            self._string(source)
+        elif isinstance(source, Mapping):
+            self._dict(source)
+        elif hasattr(source, "to_spec") or hasattr(source, "build"):
+            self._builder(source)
+        elif _is_policy_set(source):
+            self.found.extend((spec, {}) for spec in source.policies)
+        elif isinstance(source, Iterable) and not nested:
+            for item in source:
+                self.add(item, nested=True)
+        else:
+            self._problem(
+                "bad_source",
                 f"cannot load policies from {type(source).__name__}",
                 "<policy>",
                 hint="pass a path, YAML text, a dict, a PolicySpec, or a list of these",
-                code="bad_source",
             )
-        )
+
+    def _string(self, text: str) -> None:
+        """A path when it names one (or looks like one), else YAML text."""
+        if "\n" not in text and len(text) < 4096:
+            path = Path(text).expanduser()
+            try:
+                exists = path.exists()
+            except (OSError, ValueError):  # too long for a file name, NUL bytes: not a path
+                exists = False
+            if exists or (":" not in text and "\0" not in text) or text.endswith(_SUFFIXES):
+                self._path(path)
+                return
+        self._text(text, "<text>")
+
+    def _path(self, path: Path) -> None:
+        try:
+            is_dir = path.is_dir()
+        except OSError as exc:
+            self._problem("unreadable", f"cannot access {path}: {exc.strerror}", str(path))
+            return
+        if not is_dir:
+            self._file(path)
+            return
+        try:
+            # Not `is_file()`: a dangling symlink named like a policy is an unreadable policy,
+            # not something to skip. Dotfiles are editors' backups and lock files.
+            files = sorted(
+                (
+                    p
+                    for p in path.iterdir()
+                    if p.suffix in _SUFFIXES and not p.name.startswith(".") and not p.is_dir()
+                ),
+                key=lambda p: p.name,
+            )
+        except OSError as exc:
+            self._problem("unreadable", f"cannot list directory {path}: {exc.strerror}", str(path))
+            return
+        if not files:
+            self._problem(
+                "empty",
+                f"directory {path} holds no policy files",
+                str(path),
+                hint="policy files end in .yaml or .yml (subdirectories are not searched)",
+            )
+        for file in files:
+            self._file(file)
+
+    def _file(self, path: Path) -> None:
+        source = str(path)
+        try:
+            size = path.stat().st_size
+            if size > MAX_POLICY_BYTES:
+                self._problem(
+                    "too_large",
+                    f"policy file is {size:,} bytes; the limit is {MAX_POLICY_BYTES:,}",
+                    source,
+                    hint="split it into several files in one directory",
+                )
+                return
+            data = path.read_bytes()
+        except FileNotFoundError:
+            self._problem("unreadable", f"no such policy file: {path}", source)
+            return
+        except OSError as exc:
+            self._problem("unreadable", f"cannot read {path}: {exc.strerror}", source)
+            return
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            self._problem("unreadable", f"policy file is not UTF-8 text: {exc}", source)
+            return
+        self._text(text, source)
+
+    def _text(self, text: str, source: str) -> None:
+        if len(text) > MAX_POLICY_BYTES:
+            self._problem(
+                "too_large", f"policy text exceeds {MAX_POLICY_BYTES:,} characters", source
+            )
+            return
+        docs, yaml_problems = read_documents(text)
+        for p in yaml_problems:
+            self._problem(p.code, p.message, source, p.line, hint=p.hint)
+        if yaml_problems:
+            return
+        if not docs:
+            self._problem(
+                "empty",
+                "no policy here: the YAML is empty",
+                source,
+                hint="a policy needs at least `name:` and `rules:`",
+            )
+            return
+        validator = Validator(source)
+        for doc in docs:
+            for p in doc.problems:
+                self._problem(p.code, p.message, source, p.line, hint=p.hint)
+            if doc.value is None and doc.problems:  # an alias bomb: nothing more to say
+                continue
+            if isinstance(doc.value, list):  # one document holding a list of policies
+                item_lines = getattr(doc.value, "item_lines", [])
+                for i, item in enumerate(doc.value):
+                    spec = validator.policy(item, "", prefix=f"[{i}]", line=item_lines[i])
+                    if spec is not None:  # its text: a dump of its own, reloadable alone
+                        self._found(replace(spec, text=_dump(spec)), item)
+            else:
+                spec = validator.policy(doc.value, doc.text, line=doc.line)
+                if spec is not None:
+                    self._found(spec, doc.value)
+        self.problems.extend(validator.problems)
+
+    def _dict(self, data: Mapping[str, Any]) -> None:
+        validator = Validator("<dict>")
+        spec = validator.policy(data, "")
+        self.problems.extend(validator.problems)
+        if spec is not None:
+            self._found(replace(spec, text=_dump(spec)), data)
+
+    def _spec(self, spec: PolicySpec) -> None:
+        """Re-check a spec built in Python (builders, hand-made specs) as if written out."""
+        from guard.policy.dump import spec_to_dict
+
+        validator = Validator(spec.source)
+        validator.policy(spec_to_dict(spec), "")
+        self.problems.extend(validator.problems)
+        if not validator.problems:
+            self._found(spec if spec.text else replace(spec, text=_dump(spec)), {})
+
+    def _builder(self, source: Any) -> None:
+        """The seed's object form (`PolicyConfig`) or a fluent `policy(...)` builder."""
+        try:
+            built = source if hasattr(source, "to_spec") else source.build()
+            spec = built.to_spec()
+        except PolicyError as exc:
+            self.problems.extend(exc.problems)
+            return
+        except (ValueError, TypeError, AttributeError) as exc:
+            self._problem("bad_value", f"cannot build the policy: {exc}", "<builder>")
+            return
+        if not isinstance(spec, PolicySpec):
+            self._problem("bad_source", f"to_spec() returned {type(spec).__name__}", "<builder>")
+            return
+        self._spec(spec)
+
+    def _found(self, spec: PolicySpec, doc: Any) -> None:
+        self.found.append((spec, getattr(doc, "key_lines", {})))
+
+    def _problem(
+        self,
+        code: str,
+        message: str,
+        source: str,
+        line: int | None = None,
+        *,
+        field: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.problems.append(PolicyProblem(message, source, line, field, hint, code))
+
+    # -- the set ---------------------------------------------------------------------------
+
+    def check_set(self) -> None:
+        """Problems only visible across policies: duplicate names, disagreeing `combining`."""
+
+        def where(entry: tuple[PolicySpec, Mapping[str, int]], key: str) -> str:
+            spec, lines = entry
+            at = lines.get(key, spec.line)
+            return spec.source if at is None else f"{spec.source}:{at}"
+
+        first: dict[str, tuple[PolicySpec, Mapping[str, int]]] = {}
+        for entry in self.found:
+            spec, lines = entry
+            earlier = first.setdefault(spec.name, entry)
+            if earlier is not entry:
+                self._problem(
+                    "duplicate_policy",
+                    f"policy name `{spec.name}` is already used",
+                    spec.source,
+                    lines.get("name", spec.line),
+                    field="name",
+                    hint=f"first defined in {where(earlier, 'name')}; policy names must be unique",
+                )
+        stated = [entry for entry in self.found if entry[0].combining is not None]
+        for entry in stated[1:]:
+            spec, lines = entry
+            chosen = stated[0][0].combining
+            if spec.combining != chosen:
+                self._problem(
+                    "combining_conflict",
+                    f"`combining: {spec.combining}` conflicts with "
+                    f"`combining: {chosen}` in {where(stated[0], 'combining')}",
+                    spec.source,
+                    lines.get("combining", spec.line),
+                    field="combining",
+                    hint="one policy set decides one way; set `combining` the same "
+                    "everywhere, or in one policy only",
+                )
 
 
 def _is_policy_set(source: Any) -> bool:
@@ -120,259 +320,7 @@ def _is_policy_set(source: Any) -> bool:
     return isinstance(source, PolicySet)
 
 
-def _from_builder(
-    source: Any,
-    specs: list[PolicySpec],
-    problems: list[PolicyProblem],
-    lines: _KeyLines,
-    depth: int,
-) -> None:
-    """The seed's object form (`PolicyConfig`) or a fluent `policy(...)` builder, built or not."""
-    try:
-        built = source if hasattr(source, "to_spec") else source.build()
-        spec = built.to_spec()
-    except PolicyError as exc:
-        problems.extend(exc.problems)
-        return
-    except (ValueError, TypeError, AttributeError) as exc:
-        problems.append(_problem("bad_value", f"cannot build the policy: {exc}", "<builder>"))
-        return
-    if not isinstance(spec, PolicySpec):
-        problems.append(
-            _problem("bad_source", f"to_spec() returned {type(spec).__name__}", "<builder>")
-        )
-        return
-    _collect(spec, specs, problems, lines, depth)
+def _dump(spec: PolicySpec) -> str:
+    from guard.policy.dump import dump_spec  # imported late: dump needs only the spec
 
-
-def _from_string(
-    text: str | bytes, specs: list[PolicySpec], problems: list[PolicyProblem], lines: _KeyLines
-) -> None:
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            problems.append(_problem("unreadable", f"policy text is not UTF-8: {exc}", "<text>"))
-            return
-        _from_text(text, "<text>", specs, problems, lines)
-        return
-    if "\n" not in text and len(text) < 4096:
-        path = Path(text).expanduser()
-        try:
-            exists = path.exists()
-        except (OSError, ValueError):  # too long for a file name, NUL bytes: not a path
-            exists = False
-        if exists or (":" not in text and "\0" not in text) or text.endswith(_SUFFIXES):
-            _from_path(path, specs, problems, lines)
-            return
-    _from_text(text, "<text>", specs, problems, lines)
-
-
-def _from_path(
-    path: Path, specs: list[PolicySpec], problems: list[PolicyProblem], lines: _KeyLines
-) -> None:
-    try:
-        is_dir = path.is_dir()
-    except OSError as exc:
-        problems.append(_problem("unreadable", f"cannot access {path}: {exc.strerror}", str(path)))
-        return
-    if not is_dir:
-        _from_file(path, specs, problems, lines)
-        return
-    try:
-        # Not `is_file()`: a dangling symlink named like a policy is an unreadable policy,
-        # not something to skip. Dotfiles are editors' backups and lock files.
-        files = sorted(
-            (
-                p
-                for p in path.iterdir()
-                if p.suffix in _SUFFIXES and not p.name.startswith(".") and not p.is_dir()
-            ),
-            key=lambda p: p.name,
-        )
-    except OSError as exc:
-        problems.append(
-            _problem("unreadable", f"cannot list directory {path}: {exc.strerror}", str(path))
-        )
-        return
-    if not files:
-        problems.append(
-            _problem(
-                "empty",
-                f"directory {path} holds no policy files",
-                str(path),
-                hint="policy files end in .yaml or .yml (subdirectories are not searched)",
-            )
-        )
-    for file in files:
-        _from_file(file, specs, problems, lines)
-
-
-def _from_file(
-    path: Path, specs: list[PolicySpec], problems: list[PolicyProblem], lines: _KeyLines
-) -> None:
-    source = str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_POLICY_BYTES:
-            problems.append(
-                _problem(
-                    "too_large",
-                    f"policy file is {size:,} bytes; the limit is {MAX_POLICY_BYTES:,}",
-                    source,
-                    hint="split it into several files in one directory",
-                )
-            )
-            return
-        data = path.read_bytes()
-    except FileNotFoundError:
-        problems.append(_problem("unreadable", f"no such policy file: {path}", source))
-        return
-    except OSError as exc:
-        problems.append(_problem("unreadable", f"cannot read {path}: {exc.strerror}", source))
-        return
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        problems.append(_problem("unreadable", f"policy file is not UTF-8 text: {exc}", source))
-        return
-    _from_text(text, source, specs, problems, lines)
-
-
-def _from_text(
-    text: str, source: str, specs: list[PolicySpec], problems: list[PolicyProblem], lines: _KeyLines
-) -> None:
-    if len(text) > MAX_POLICY_BYTES:
-        problems.append(
-            _problem("too_large", f"policy text exceeds {MAX_POLICY_BYTES:,} characters", source)
-        )
-        return
-    docs, yaml_problems = read_documents(text)
-    problems.extend(_problem(p.code, p.message, source, p.line, hint=p.hint) for p in yaml_problems)
-    if yaml_problems:
-        return
-    if not docs:
-        problems.append(
-            _problem(
-                "empty",
-                "no policy here: the YAML is empty",
-                source,
-                hint="a policy needs at least `name:` and `rules:`",
-            )
-        )
-        return
-    validator = Validator(source)
-    for doc in docs:
-        problems.extend(
-            _problem(p.code, p.message, source, p.line, hint=p.hint) for p in doc.problems
-        )
-        if doc.value is None and doc.problems:  # an alias bomb: nothing more to say
-            continue
-        if isinstance(doc.value, list):  # one document holding a list of policies
-            from guard.policy.dump import dump_spec
-
-            item_lines = getattr(doc.value, "item_lines", [])
-            for i, item in enumerate(doc.value):
-                spec = validator.policy(item, "", prefix=f"[{i}]", line=item_lines[i])
-                if spec is not None:
-                    specs.append(_with_text(spec, dump_spec(spec), validator.key_lines))
-        else:
-            spec = validator.policy(doc.value, doc.text, line=doc.line)
-            if spec is not None:
-                specs.append(spec)
-    problems.extend(validator.problems)
-    lines.update(validator.key_lines)
-
-
-def _from_dict(
-    data: Mapping[str, Any],
-    source: str,
-    specs: list[PolicySpec],
-    problems: list[PolicyProblem],
-    lines: _KeyLines,
-) -> None:
-    validator = Validator(source)
-    spec = validator.policy(data, "")
-    problems.extend(validator.problems)
-    lines.update(validator.key_lines)
-    if spec is not None:
-        from guard.policy.dump import dump_spec
-
-        specs.append(_with_text(spec, dump_spec(spec), validator.key_lines))
-
-
-def _from_spec(
-    spec: PolicySpec, specs: list[PolicySpec], problems: list[PolicyProblem], lines: _KeyLines
-) -> None:
-    """Re-check a spec built in Python (builders, hand-made specs) as if it were written out."""
-    from guard.policy.dump import dump_spec, spec_to_dict
-
-    validator = Validator(spec.source)
-    validator.policy(spec_to_dict(spec), "")
-    problems.extend(validator.problems)
-    if not validator.problems:
-        specs.append(spec if spec.text else _with_text(spec, dump_spec(spec), {}))
-
-
-def _with_text(spec: PolicySpec, text: str, key_lines: _KeyLines) -> PolicySpec:
-    from dataclasses import replace
-
-    copy = replace(spec, text=text)
-    key_lines[id(copy)] = key_lines.pop(id(spec), {})  # ids of dropped objects get reused
-    return copy
-
-
-# -- the set -------------------------------------------------------------------------------
-
-
-def _check_set(specs: list[PolicySpec], problems: list[PolicyProblem], lines: _KeyLines) -> None:
-    def line(spec: PolicySpec, key: str) -> int | None:
-        return lines.get(id(spec), {}).get(key, spec.line)
-
-    def where(spec: PolicySpec, key: str) -> str:
-        at = line(spec, key)
-        return spec.source if at is None else f"{spec.source}:{at}"
-
-    first: dict[str, PolicySpec] = {}
-    for spec in specs:
-        earlier = first.setdefault(spec.name, spec)
-        if earlier is not spec:
-            problems.append(
-                _problem(
-                    "duplicate_policy",
-                    f"policy name `{spec.name}` is already used",
-                    spec.source,
-                    line(spec, "name"),
-                    field="name",
-                    hint=f"first defined in {where(earlier, 'name')}; policy names must be unique",
-                )
-            )
-    modes = {s.combining for s in specs if s.combining is not None}
-    if len(modes) > 1:
-        chosen = next(s for s in specs if s.combining is not None)
-        for spec in specs:
-            if spec.combining is not None and spec.combining != chosen.combining:
-                problems.append(
-                    _problem(
-                        "combining_conflict",
-                        f"`combining: {spec.combining}` conflicts with "
-                        f"`combining: {chosen.combining}` in {where(chosen, 'combining')}",
-                        spec.source,
-                        line(spec, "combining"),
-                        field="combining",
-                        hint="one policy set decides one way; set `combining` the same "
-                        "everywhere, or in one policy only",
-                    )
-                )
-
-
-def _problem(
-    code: str,
-    message: str,
-    source: str,
-    line: int | None = None,
-    *,
-    field: str | None = None,
-    hint: str | None = None,
-) -> PolicyProblem:
-    return PolicyProblem(message, source, line, field, hint, code)
+    return dump_spec(spec)
