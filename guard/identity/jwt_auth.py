@@ -3,7 +3,8 @@
 The allow-list is never taken from the token: a token's `alg` header only selects among the
 algorithms configured, and each algorithm must fit the key's type. That closes the classic
 attacks: `alg: none`, and an HS256 token "signed" with the server's RSA public key as the
-HMAC secret (the key confusion that broke many JWT libraries).
+HMAC secret (the key confusion that broke many JWT libraries). Likewise keys come only from
+configuration: a token's `jku`, `x5u` or `jwk` header is never followed or trusted.
 
 Failure reasons: `missing_credentials`, `token_too_large`, `malformed_token`,
 `disallowed_algorithm`, `unknown_kid`, `jwks_unavailable`, `invalid_signature`, `expired`,
