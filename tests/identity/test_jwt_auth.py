@@ -342,3 +342,16 @@ def test_configuration_errors() -> None:
 def test_jwt_module_is_pyjwt() -> None:
     # guard.identity.jwt_auth must not shadow the library it builds on
     assert hasattr(jwt, "decode") and hasattr(jwt, "PyJWK")
+
+
+async def test_embedded_jwk_and_jku_headers_are_not_trusted(
+    rsa_key: KeyPair, rsa_key2: KeyPair
+) -> None:
+    # The attacker signs with their own key and points at it from the token header.
+    attacker = rsa_key2
+    extra = {"jwk": attacker.jwk, "jku": "http://127.0.0.1:9/jwks.json", "kid": attacker.kid}
+    token = mint(claims(roles=["admin"]), attacker.private, "RS256", extra)
+    pinned = JWTAuthenticator(public_key=rsa_key.public_pem)
+    assert await reason_of(pinned, bearer(token)) == "invalid_signature"
+    keyset = JWTAuthenticator(jwks={"keys": [rsa_key.jwk]})
+    assert await reason_of(keyset, bearer(token)) == "unknown_kid"
