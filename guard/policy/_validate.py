@@ -331,9 +331,9 @@ class Validator:
             self._missing(r, "effect", path + ".effect")
         priority = 100
         if r.get("priority") is not None:
-            value = r["priority"]
-            if isinstance(value, bool) or not isinstance(value, int):
-                self._wrong_type(r, "priority", path + ".priority", "an integer", value)
+            value = _integer(r["priority"])
+            if value is None:
+                self._wrong_type(r, "priority", path + ".priority", "an integer", r["priority"])
             else:
                 priority = value
         matchers: dict[str, Any] = {}
@@ -486,6 +486,19 @@ class Validator:
                 self.problem(code, message, where, self._line(c, "value"), hint)
                 found = True
         return found
+
+
+def _integer(value: Any) -> int | None:
+    """An integer, also from `5.0` or `"5"` as mcp-auth-guard (pydantic) accepted; never a bool."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value.strip())
+    return None
 
 
 def _freeze(value: Any) -> Any:

@@ -372,6 +372,11 @@ def test_seed_conveniences() -> None:
     assert spec.version == "1.10"  # kept as written, not the float 1.1
     assert spec.default_effect == "deny"  # the seed lower-cases default_effect
     assert spec.rules[0].agents == AgentMatch(user_id=("alice",), agent_id=("claude",))
+    # pydantic accepted these for `priority`; so do we (a boolean stays an error)
+    [spec] = parse_policies(text.replace("effect: allow", "effect: allow\n    priority: '7'"))
+    assert spec.rules[0].priority == 7
+    [spec] = parse_policies(text.replace("effect: allow", "effect: allow\n    priority: 5.0"))
+    assert spec.rules[0].priority == 5
     [spec] = parse_policies("name: p\nversion: 2\nrules: []\n")
     assert spec.version == "2"
     [spec] = parse_policies("name: p\nrules: []\n")
