@@ -56,7 +56,7 @@ from time import perf_counter_ns
 from typing import Any, Final
 
 from guard.errors import PolicyError, PolicyProblem
-from guard.policy._match import VARIANTS, CompiledRule, IndexKey, template_of, variant_of
+from guard.policy._match import VARIANTS, CompiledRule, IndexKey, template_of
 from guard.policy.conditions import Evaluation
 from guard.policy.model import ACTIONS, AccessRequest, Decision, Reason
 from guard.policy.spec import Combining, PolicySpec
@@ -381,8 +381,13 @@ class PolicySet:
             resource = request.resource
             principal = request.principal
             rules = self._rules
-            variant = variant_of(resource)
-            candidates = self._candidates(self._bucket(variant, request.action), request)
+            variant = resource.kind
+            if resource.template is not None and variant == "resource":
+                variant = "resource+template"  # as variant_of(); inlined on the hot path
+            bucket = self._buckets.get((variant, request.action))
+            if bucket is None:
+                bucket = self._bucket(variant, request.action)
+            candidates = self._candidates(bucket, request)
             ev: Evaluation | None = None
             errors: list[str] | None = None
             matched: list[str] | None = None
