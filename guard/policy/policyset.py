@@ -381,7 +381,7 @@ class PolicySet:
             resource = request.resource
             principal = request.principal
             rules = self._rules
-            variant = resource.kind
+            variant: str = resource.kind
             if resource.template is not None and variant == "resource":
                 variant = "resource+template"  # as variant_of(); inlined on the hot path
             bucket = self._buckets.get((variant, request.action))
