@@ -86,10 +86,13 @@ def fail(reason: str, message: str, key_id: str | None = None) -> Authentication
     return AuthenticationError(reason, message)
 
 
+_RANK: Final = {MISSING_CREDENTIALS: 0, UNTRUSTED_PROXY: 1, "disallowed_algorithm": 2}
+
+
 def specificity(reason: str) -> int:
-    """Rank a failure reason: a presented-but-bad credential says more than a missing one."""
-    if reason == MISSING_CREDENTIALS:
-        return 0
-    if reason == UNTRUSTED_PROXY:
-        return 1
-    return 2
+    """Rank a failure reason: a presented-but-bad credential says more than a missing one.
+
+    `disallowed_algorithm` ranks just below other bad credentials: in a chain of JWT
+    authenticators (one per issuer) it often only means "signed for another of them".
+    """
+    return _RANK.get(reason, 3)

@@ -16,7 +16,8 @@ class ChainAuthenticator:
     """The first authenticator that succeeds names the principal.
 
     If all fail, the most specific failure is reported: a presented-but-bad credential
-    (`expired`, `invalid_api_key`, ...) beats `untrusted_proxy`, which beats
+    (`expired`, `invalid_api_key`, ...) beats `disallowed_algorithm` (often just "a token
+    for another authenticator of the chain"), which beats `untrusted_proxy`, which beats
     `missing_credentials`; among equals, the earlier authenticator's. So a caller with an
     expired token sees `expired`, not the API key authenticator's `missing_credentials`.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fastmcp.server.auth import AccessToken
-from identity_kit import HS_SECRET, bearer, claims, http, mint, remember
+from identity_kit import HS_SECRET, KeyPair, bearer, claims, forge, http, mint, remember
 
 from guard.errors import AuthenticationError
 from guard.identity import (
@@ -140,6 +140,17 @@ async def test_chain_reports_the_most_specific_failure() -> None:
     assert await reason_of(chain, spoof) == "untrusted_proxy"
     both = http({"X-User-Id": "m", "X-API-Key": "wrong-key-000000"}, host="203.0.113.1")
     assert await reason_of(chain, both) == "invalid_api_key"  # a bad credential ranks highest
+
+
+async def test_chain_of_two_issuers_reports_the_one_the_token_was_for(rsa_key: KeyPair) -> None:
+    chain = ChainAuthenticator(
+        [JWTAuthenticator(HS_SECRET), JWTAuthenticator(public_key=rsa_key.public_pem)]
+    )
+    expired_rs = mint(claims(iat=1, exp=2), rsa_key.private, "RS256")
+    # the HS256 authenticator says disallowed_algorithm; the RS256 one knows better
+    assert await reason_of(chain, bearer(expired_rs)) == "expired"
+    unsigned = forge({"alg": "none"}, claims())
+    assert await reason_of(chain, bearer(unsigned)) == "disallowed_algorithm"
 
 
 def test_chain_configuration_errors() -> None:
