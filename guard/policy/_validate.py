@@ -477,7 +477,9 @@ class Validator:
         for i, pattern in enumerate(patterns):
             where = f"{path}[{i}]" if isinstance(value, tuple) else path
             if not isinstance(pattern, str):
-                self._wrong_type(c, "value", where, "a regex string", pattern)
+                message = f"`regex` needs a string, not {_type_name(pattern)}"
+                hint = f'quote it: value: "{pattern}"'
+                self.problem("bad_value", message, where, self._line(c, "value"), hint)
                 found = True
                 continue
             bad = regex_problem(pattern)
