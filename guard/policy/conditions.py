@@ -167,7 +167,18 @@ def _field_value(cond: Condition, zone: tzinfo | None) -> Any:
         return _weekday(cond.value)
     if cond.field == "request.time":
         return _instant(cond.value, zone)
+    if cond.field == "request.time.date":
+        return _iso_dates(cond.value)
     return cond.value
+
+
+def _iso_dates(value: Any) -> Any:
+    """YAML reads an unquoted `2024-12-24` as a date; the field is ISO text."""
+    if isinstance(value, list | tuple):
+        return [_iso_dates(v) for v in value]
+    if isinstance(value, datetime):
+        raise ValueError("request.time.date compares with dates, not date-times")
+    return value.isoformat() if isinstance(value, date) else value
 
 
 def _regex_problem(pattern: str) -> str | None:

@@ -187,6 +187,8 @@ def test_clock_fields_use_the_request_clock_and_zone() -> None:
     naive = datetime(2024, 6, 3, 12, 30)  # a naive clock is UTC
     assert check(c("request.time.hour", "equals", 12), time=naive) is True
     assert check(c("request.timestamp", "equals", t.timestamp()), time=t) is True
+    assert check(c("request.time.date", "equals", t.date()), time=t) is True  # YAML date
+    assert check(c("request.time.date", "between", [t.date(), "2024-07-01"]), time=t) is True
     now = datetime.now(UTC)
     assert check(c("request.time.date", "gte", (now.date()).isoformat())) is True
 
