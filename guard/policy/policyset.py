@@ -113,8 +113,8 @@ class RuleTrace:
     """How one rule fared for a request (see `PolicySet.explain`).
 
     Attributes:
-        outcome: `matched`, `not_matched` or `unknown_skipped` (an allow rule whose
-            conditions could not be evaluated).
+        outcome: `matched`, `not_matched`, `unknown_skipped` (an allow rule whose
+            conditions could not be evaluated) or `error` (evaluating it raised).
         failed: the part that did not match: `action`, `agent`, `component`,
             `condition N` (1-based), or None.
         deciding: whether this rule decided the request.
@@ -468,7 +468,10 @@ class PolicySet:
         ev = Evaluation(request)
         steps = []
         for rule in self._rules:
-            outcome, failed, detail = _trace(rule, request, ev)
+            try:
+                outcome, failed, detail = _trace(rule, request, ev)
+            except Exception as exc:  # the decision already failed closed; say where
+                outcome, failed, detail = "error", None, f"{type(exc).__name__}: {exc}"[:300]
             deciding = (
                 decision.reason == Reason.RULE
                 and rule.name == decision.rule

@@ -235,6 +235,9 @@ def test_any_exception_denies_with_reason_error() -> None:
     d = ps.decide(bogus)
     assert (d.allowed, d.reason) == (False, Reason.ERROR) and d.errors
     assert d.policy_hash == ps.hash
+    explained = ps.explain(bogus)
+    assert explained.decision.reason == Reason.ERROR
+    assert [s.outcome for s in explained.steps] == ["error"]
 
 
 def test_custom_conditions_are_captured_at_compile_time() -> None:
