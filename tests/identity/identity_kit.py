@@ -184,6 +184,7 @@ class JWKSServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
+        if self.thread.is_alive():  # idempotent: a test may stop the provider early
+            self.httpd.shutdown()
+            self.thread.join(5)
         self.httpd.server_close()
-        self.thread.join(5)

@@ -1,5 +1,6 @@
 """A guarded FastMCP server for identity tests: JWT, else API key, else trusted headers
-(or, with `GUARD_TEST_AUTH=stdio`, the launcher's user from the environment).
+(`GUARD_TEST_AUTH=matrix`: JWT keys from `GUARD_TEST_JWKS_URL`; `GUARD_TEST_AUTH=stdio`:
+the launcher's user from the environment).
 
 Run by `servers.running_server`. Everything it logs goes to stderr at DEBUG, so the tests
 can scan it for credentials. Environment: `GUARD_TEST_JWT_SECRET` (HS256 secret),
@@ -44,8 +45,25 @@ def drop_table(name: str) -> str:
 
 
 auth: Authenticator
-if os.environ.get("GUARD_TEST_AUTH") == "stdio":
+mode = os.environ.get("GUARD_TEST_AUTH", "chain")
+if mode == "stdio":
     auth = StdioAuthenticator()  # MCP_GUARD_USER / MCP_GUARD_ROLES from the launcher
+elif mode == "matrix":
+    # keys from the test's JWKS endpoint; every refresh allowed, so an outage shows at once
+    auth = ChainAuthenticator(
+        [
+            JWTAuthenticator(
+                jwks_url=os.environ["GUARD_TEST_JWKS_URL"],
+                audience="mcp-e2e",
+                issuer="https://idp.test",
+                required_claims=["tenant"],
+                jwks_min_refresh_interval=0,
+                jwks_timeout=2,
+            ),
+            ApiKeyAuthenticator(env="GUARD_TEST_API_KEYS"),
+            HeaderAuthenticator(trusted_proxies=["10.0.0.0/8"]),
+        ]
+    )
 else:
     auth = ChainAuthenticator(
         [
