@@ -166,6 +166,8 @@ def normalise_path(path: str) -> str:
     """Lexical normal form of a path: absolute, no `.`/`..`, no duplicate slashes."""
     if "\x00" in path:
         raise ValueError("path contains a NUL byte")
+    if "\\" in path:  # a separator on Windows: `a\..\..` would escape there
+        raise ValueError("path contains a backslash")
     normal = posixpath.normpath(posixpath.join("/", path))
     return "/" + normal.lstrip("/")  # normpath keeps a leading `//`; one slash is enough
 

@@ -89,6 +89,7 @@ def c(field: str, op: str, value: Any, tz: str | None = None) -> Condition:
         (c("tool.args.p", "path_within", ["/tmp"]), {"p": "../tmp/./x"}, True),
         (c("tool.args.p", "path_within", ["/tmp"]), {"p": "//etc/passwd"}, False),
         (c("tool.args.p", "path_within", ["/tmp"]), {"p": "/tmp/x\x00.txt"}, None),
+        (c("tool.args.p", "path_within", ["/tmp"]), {"p": "/tmp/a\\..\\..\\etc"}, None),
         (c("tool.args.u", "url_host", "good.com"), {"u": "http://good.com@evil.com/"}, False),
         (c("tool.args.u", "url_host", "evil.com"), {"u": "http://good.com@evil.com/"}, True),
         (c("tool.args.u", "url_host", "good.com"), {"u": "HTTPS://GOOD.com./x"}, True),
