@@ -84,10 +84,6 @@ def main() -> None:
         # stdio carries no headers: the local operator is a plain user
         principal=Principal("local-operator", ("user",), auth_method="stdio"),
     )
-    stats = getattr(guard.audit, "stats", None)
-    if callable(stats) and hasattr(telemetry, "add_audit_source"):
-        telemetry.add_audit_source(stats)
-    telemetry.policy_reload("ok", guard.policy_set)  # the initial load: policy info from start
     mcp.add_middleware(guard)
 
     if opts.transport == "stdio":

@@ -18,8 +18,10 @@ metrics.auth_failure("api_key", "invalid_key")
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
@@ -35,7 +37,9 @@ OTHER: Final = "other"
 DURATION_BUCKETS: Final = (
     5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 1.0,
 )
-GUARD_ERROR_SITES: Final = ("authenticate", "decide", "observe", "outcome", "resolve")
+GUARD_ERROR_SITES: Final = (
+    "authenticate", "decide", "shadow", "observe", "record", "outcome", "resolve",
+)
 _MAX_SMALL_LABEL: Final = 64  # distinct auth methods / reasons / error sites kept before folding
 
 AuditStats = Callable[[], Mapping[str, Any]]
@@ -77,19 +81,31 @@ class AuditCollector(Collector):
     """
 
     def __init__(self) -> None:
-        self._sources: list[AuditStats] = []
+        self._sources: list[Callable[[], AuditStats | None]] = []
 
     def add(self, source: AuditStats) -> None:
-        """Register a zero-argument callable returning the writer's stats mapping."""
+        """Register a zero-argument callable returning the writer's stats mapping.
+
+        A bound method (`log.stats`) is held weakly: a writer dropped by its owner stops
+        being reported instead of being kept alive by the process-wide telemetry.
+        """
         if not callable(source):
             raise TypeError(f"audit stats source must be callable, got {type(source).__name__}")
-        self._sources.append(source)
+        if inspect.ismethod(source):
+            self._sources.append(weakref.WeakMethod(source))
+        else:
+            self._sources.append(lambda: source)
 
     def collect(self) -> Iterator[Metric]:
         totals = {"queue_depth": 0.0, "written": 0.0, "spilled": 0.0, "failed": 0.0}
         flush_sum = flush_count = flush_last = 0.0
         seen = 0
-        for source in list(self._sources):
+        for ref in list(self._sources):
+            source = ref()
+            if source is None:  # its writer is gone
+                with contextlib.suppress(ValueError):
+                    self._sources.remove(ref)
+                continue
             try:
                 stats = source()
             except Exception:  # noqa: S112 - a sick writer must not break the scrape
@@ -157,7 +173,8 @@ class GuardMetrics:
             buckets=DURATION_BUCKETS, registry=reg,
         )
         self.auth_failures = Counter(
-            "mcpguard_auth_failures", "Requests whose caller could not be authenticated.",
+            "mcpguard_auth_failures",
+            "Requests whose caller could not be authenticated, by authentication method.",
             ("method", "reason"), registry=reg,
         )
         self.reloads = Counter(

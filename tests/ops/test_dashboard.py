@@ -57,7 +57,7 @@ def test_every_metric_queried_is_one_the_guard_exports() -> None:
     registry = CollectorRegistry()
     telemetry = GuardTelemetry(registry=registry)
     telemetry.add_audit_source(lambda: {"queue_depth": 0, "written": 1, "flush_seconds_count": 1})
-    telemetry.auth_failure("tools/call", "invalid_key")
+    telemetry.auth_failure("api_key", "invalid_api_key")
     telemetry.guard_error("decide")
     request = AccessRequest(Principal("u"), Resource("tool", "t"), "call", method="tools/call")
     event = DecisionEvent("id", request, Decision(True, "rule"), method="tools/call")

@@ -29,7 +29,7 @@ def main(count: int) -> None:
     for _ in range(count):
         handle = telemetry.start_decision("tools/call", "get_weather")
         telemetry.end_decision(handle, event)
-    telemetry.auth_failure("tools/call", "invalid_api_key")
+    telemetry.auth_failure("api_key", "invalid_api_key")
     print("ready", flush=True)
     sys.stdin.readline()  # stay alive (a live worker) until the test says so
 

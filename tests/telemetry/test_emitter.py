@@ -259,3 +259,19 @@ def test_untraced_decision_has_empty_ids_and_no_exemplar(make_event: Any) -> Non
     assert (handle.trace_id, handle.span_id) == ("", "")
     assert "# {" not in openmetrics_latest(registry).decode()
     assert registry.get_sample_value("mcpguard_decision_duration_seconds_count") == 1.0
+
+
+def test_a_dropped_audit_log_stops_being_reported(registry: CollectorRegistry) -> None:
+    import gc
+
+    class _Log:
+        def stats(self) -> dict[str, float]:
+            return {"queue_depth": 2, "written": 1}
+
+    telemetry = GuardTelemetry(registry=registry)
+    log = _Log()
+    telemetry.add_audit_source(log.stats)
+    assert registry.get_sample_value("mcpguard_audit_queue_depth") == 2.0
+    del log
+    gc.collect()
+    assert registry.get_sample_value("mcpguard_audit_queue_depth") is None

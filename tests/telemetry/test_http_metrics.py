@@ -55,7 +55,6 @@ def served(registry: CollectorRegistry) -> Iterator[tuple[str, GuardTelemetry]]:
         audit=None, telemetry=telemetry,
     )
     mcp.add_middleware(guard)
-    telemetry.policy_reload("ok", guard.policy_set)
     mount_metrics(mcp, registry=registry, token=TOKEN)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(
@@ -111,7 +110,7 @@ async def test_metrics_route_is_protected_and_serves_exemplars_matching_spans(
     series = r'mcpguard_decisions_total\{[^}]*decision="%s"[^}]*resource="%s"'
     assert re.search(series % ("allow", "get_weather"), body)
     assert re.search(series % ("deny", "delete_city"), body)
-    assert 'mcpguard_auth_failures_total{method="tools/call",reason="invalid_api_key"} 1.0' in body
+    assert 'mcpguard_auth_failures_total{method="api_key",reason="invalid_api_key"} 1.0' in body
     assert 'mcpguard_policy_info{hash="' in body and 'version="weather@2.1"' in body
     assert "ursula" not in body and "user-key" not in body
 
@@ -135,7 +134,7 @@ def test_mount_metrics_rejects_a_blank_token() -> None:
 
 def test_metrics_on_their_own_port(registry: CollectorRegistry) -> None:
     telemetry = GuardTelemetry(registry=registry)
-    telemetry.auth_failure("tools/call", "missing_credentials")
+    telemetry.auth_failure("api_key", "missing_credentials")
     server = start_metrics_server(0, registry=registry)
     try:
         url = f"http://127.0.0.1:{server.server_port}/metrics"
@@ -143,5 +142,5 @@ def test_metrics_on_their_own_port(registry: CollectorRegistry) -> None:
     finally:
         server.shutdown()
         server.server_close()
-    expected = 'mcpguard_auth_failures_total{method="tools/call",reason="missing_credentials"} 1.0'
+    expected = 'mcpguard_auth_failures_total{method="api_key",reason="missing_credentials"} 1.0'
     assert expected in body

@@ -50,7 +50,7 @@ def test_two_workers_aggregate_into_one_scrape(
     assert get("mcpguard_decisions_total", labels) == 8.0
     assert get("mcpguard_decision_duration_seconds_count") == 8.0
     assert get("mcpguard_auth_failures_total",
-               {"method": "tools/call", "reason": "invalid_api_key"}) == 2.0
+               {"method": "api_key", "reason": "invalid_api_key"}) == 2.0
     # policy info is a live gauge: one series per live worker, told apart by pid
     info = {
         s.labels["pid"]
