@@ -13,6 +13,20 @@ Differences from mcp-auth-guard 1.0.0, each a bug there:
   silent False that a deny rule would skip;
 - `gt`/`lt`/`gte`/`lte`/`between` read numbers given as strings as decimals (`'10' > 9`),
   and reject `nan`/`inf`.
+
+Typed operators, for arguments a model fills in (each fails closed on what it cannot parse):
+
+- `path_within DIR | [DIRS]`: the path, made absolute against `/` with `.` and `..`
+  collapsed (lexically: symlinks are not resolved), lies in one of the directories. NUL
+  bytes and backslashes are refused.
+- `url_host HOST | [HOSTS]`: the host the URL really names (`http://good.com@evil.com` is
+  `evil.com`), lower-cased, without a trailing dot, IDNA-encoded; `*.example.com` matches
+  subdomains only. URLs with backslashes, spaces or control characters are refused.
+- `cidr NET | [NETS]`: the IP address lies in a network; IPv4-mapped IPv6 counts as IPv4.
+- `glob PATTERN | [PATTERNS]`: case-sensitive `fnmatch` on the whole value.
+- `len_lte` / `len_gte N`: length of a string, list or mapping; `size_lte N`: bytes of
+  the value's canonical JSON (sorted keys, no spaces, UTF-8).
+- `exists` / `not_exists`: whether the field is present (a redacted value is present).
 """
 
 from __future__ import annotations
