@@ -33,9 +33,38 @@ _EXPORTS: dict[str, str] = {
     "PolicyError": "guard.errors",
     "GuardError": "guard.errors",
     "AuthenticationError": "guard.errors",
+    # mcp-auth-guard 1.0.0's top-level names, for code migrating with imports changed
+    "PolicyEngine": "guard.policy.compat",
+    "PolicyBuilder": "guard.policy.builder",
+    "PolicyConfig": "guard.schemas",
+    "AuthConfig": "guard.schemas",
+    "AuthMethod": "guard.schemas",
+    "ToolResource": "guard.schemas",
 }
 
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [
+    "AccessRequest",
+    "AuthConfig",
+    "AuthMethod",
+    "AuthenticationError",
+    "Decision",
+    "GuardError",
+    "GuardMiddleware",
+    "PolicyBuilder",
+    "PolicyConfig",
+    "PolicyEngine",
+    "PolicyError",
+    "PolicySet",
+    "Principal",
+    "Resource",
+    "ToolResource",
+    "__version__",
+    "create_api_key_middleware",
+    "create_header_middleware",
+    "create_jwt_middleware",
+    "create_no_auth_middleware",
+    "load_policies",
+]
 
 if TYPE_CHECKING:
     from guard.errors import AuthenticationError, GuardError, PolicyError
@@ -46,9 +75,12 @@ if TYPE_CHECKING:
         create_no_auth_middleware,
     )
     from guard.middleware import GuardMiddleware
+    from guard.policy.builder import PolicyBuilder
+    from guard.policy.compat import PolicyEngine
     from guard.policy.loader import load_policies
     from guard.policy.model import AccessRequest, Decision, Principal, Resource
     from guard.policy.policyset import PolicySet
+    from guard.schemas import AuthConfig, AuthMethod, PolicyConfig, ToolResource
 
 
 def __getattr__(name: str) -> Any:
