@@ -199,7 +199,11 @@ class GuardMetrics:
         self.audit = AuditCollector()
         registry.register(self.audit)
         self._resource = _Folder(max_resources)
-        self._small = _Folder(_MAX_SMALL_LABEL)
+        # one budget per label, so a flood of odd reasons cannot fold away auth methods
+        self._reason = _Folder(_MAX_SMALL_LABEL)
+        self._auth_method = _Folder(_MAX_SMALL_LABEL)
+        self._auth_reason = _Folder(_MAX_SMALL_LABEL)
+        self._where = _Folder(_MAX_SMALL_LABEL)
         self.children: dict[tuple[Any, ...], Any] = {}
         self._policy_labels: tuple[str, str] | None = None
 
@@ -215,18 +219,18 @@ class GuardMetrics:
         child = self.children.get(key)
         if child is None:
             child = self.decisions.labels(
-                "allow" if allowed else "deny", self._small(reason or "unknown"), kind or "",
+                "allow" if allowed else "deny", self._reason(reason or "unknown"), kind or "",
                 action or "", self._resource(resource or ""), rule or "",
             )
             self.children[key] = child
         return child
 
     def auth_failure(self, method: str, reason: str) -> None:
-        labels = self._small(method or "unknown"), self._small(reason or "unknown")
+        labels = self._auth_method(method or "unknown"), self._auth_reason(reason or "unknown")
         self.auth_failures.labels(*labels).inc()
 
     def guard_error(self, where: str) -> None:
-        self.guard_errors.labels(self._small(where or "unknown")).inc()
+        self.guard_errors.labels(self._where(where or "unknown")).inc()
 
     def policy_reload(self, result: str, policy_set: Any) -> None:
         self.reloads.labels("ok" if result == "ok" else "error").inc()

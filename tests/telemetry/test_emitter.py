@@ -275,3 +275,13 @@ def test_a_dropped_audit_log_stops_being_reported(registry: CollectorRegistry) -
     del log
     gc.collect()
     assert registry.get_sample_value("mcpguard_audit_queue_depth") is None
+
+
+def test_odd_label_values_fold_per_label(registry: CollectorRegistry) -> None:
+    telemetry = GuardTelemetry(registry=registry)
+    for i in range(100):
+        telemetry.auth_failure("api_key", f"reason-{i}")
+    telemetry.guard_error("decide")
+    get = registry.get_sample_value
+    assert get("mcpguard_auth_failures_total", {"method": "api_key", "reason": "other"}) == 36.0
+    assert get("mcpguard_guard_errors_total", {"where": "decide"}) == 1.0
