@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -188,3 +189,41 @@ class JWKSServer:
             self.httpd.shutdown()
             self.thread.join(5)
         self.httpd.server_close()
+
+
+# --- talking to a guarded HTTP server ---------------------------------------------------
+
+
+async def call(url: str, headers: dict[str, str], tool: str) -> str:
+    """Call `tool`; return its text, or `denied: <message>`."""
+    from fastmcp import Client
+    from fastmcp.client.transports import StreamableHttpTransport
+    from fastmcp.exceptions import ToolError
+
+    async with Client(StreamableHttpTransport(url, headers=headers)) as client:
+        try:
+            result = await client.call_tool(
+                tool, {"text": "hi"} if tool == "echo" else {"name": "t"}
+            )
+        except ToolError as exc:
+            return f"denied: {exc}"
+        return str(result.content[0].text)  # type: ignore[union-attr]
+
+
+def records(store: Path, n: int) -> list[tuple[Any, ...]]:
+    """The store's decisions for tool calls, waiting for the writer to have `n` of them."""
+    from guard.audit import open_store
+
+    deadline = time.monotonic() + (20 if n < 99 else 2)
+    rows: list[tuple[Any, ...]] = []
+    while time.monotonic() < deadline:
+        if store.exists():
+            with open_store(store) as s:
+                rows = s.sql(
+                    "SELECT user_id, auth_method, key_id, allowed, reason, resource, claims "
+                    "FROM decisions WHERE action = 'call' ORDER BY ts"
+                ).fetchall()
+            if len(rows) >= n:
+                return rows
+        time.sleep(0.2)
+    return rows

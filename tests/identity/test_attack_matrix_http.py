@@ -14,16 +14,17 @@ from identity_kit import (
     JWKSServer,
     KeyPair,
     b64url,
+    call,
     claims,
     forge,
     leaks,
     masked,
     mint,
+    records,
     remember,
     rsa_pair,
 )
 from servers import running_server
-from test_identity_http import call, records
 
 HERE = Path(__file__).resolve().parent
 API_KEY = remember("matrix-api-key-000123")

@@ -13,9 +13,20 @@ from typing import Any
 
 import pytest
 from fastmcp import Client
-from fastmcp.client.transports import StreamableHttpTransport
 from fastmcp.exceptions import ToolError
-from identity_kit import KEEPER, KeyPair, b64url, claims, forge, leaks, masked, mint, remember
+from identity_kit import (
+    KEEPER,
+    KeyPair,
+    b64url,
+    call,
+    claims,
+    forge,
+    leaks,
+    masked,
+    mint,
+    records,
+    remember,
+)
 from servers import ServerProcess, running_server
 
 HERE = Path(__file__).resolve().parent
@@ -41,39 +52,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPro
         yield srv, store
 
 
-async def call(url: str, headers: dict[str, str], tool: str) -> str:
-    """Call `tool`; return its text, or `denied: <message>`."""
-    async with Client(StreamableHttpTransport(url, headers=headers)) as client:
-        try:
-            result = await client.call_tool(
-                tool, {"text": "hi"} if tool == "echo" else {"name": "t"}
-            )
-        except ToolError as exc:
-            return f"denied: {exc}"
-        return str(result.content[0].text)  # type: ignore[union-attr]
-
-
 def token(**extra: Any) -> str:
     return mint(claims(aud="mcp-e2e", **extra), SECRET)
-
-
-def records(store: Path, n: int) -> list[tuple[Any, ...]]:
-    """The store's decisions for tool calls, waiting for the writer to have `n` of them."""
-    from guard.audit import open_store
-
-    deadline = time.monotonic() + (20 if n < 99 else 2)
-    rows: list[tuple[Any, ...]] = []
-    while time.monotonic() < deadline:
-        if store.exists():
-            with open_store(store) as s:
-                rows = s.sql(
-                    "SELECT user_id, auth_method, key_id, allowed, reason, resource, claims "
-                    "FROM decisions WHERE action = 'call' ORDER BY ts"
-                ).fetchall()
-            if len(rows) >= n:
-                return rows
-        time.sleep(0.2)
-    return rows
 
 
 async def test_jwt_and_api_key_callers_and_attacks(server: tuple[ServerProcess, Path]) -> None:
