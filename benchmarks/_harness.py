@@ -94,7 +94,8 @@ def drive(coro: Coroutine[Any, Any, Any]) -> Any:
 def header(title: str, unit: str = "µs") -> None:
     """Print a table title and the column names."""
     print(f"\n## {title}")
-    print(f"{'name':<44} {'value':>12} {'baseline':>12} {'ratio':>9}   ({unit}; ratio = baseline/value)")
+    columns = f"{'name':<44} {'value':>12} {'baseline':>12} {'ratio':>9}"
+    print(f"{columns}   ({unit}; ratio = baseline/value)")
 
 
 def row(name: str, value: float, baseline: float | None = None) -> None:
