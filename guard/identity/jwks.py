@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final, NamedTuple
+from urllib.parse import urlsplit
 
 import jwt
 
-from guard.identity._common import fail
+from guard.identity._common import LOG, fail
 
 __all__ = ["JWKSKeys", "VerificationKey"]
 
@@ -30,6 +31,11 @@ class VerificationKey(NamedTuple):
 
     key: Any
     alg: str | None
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
 def _parse(document: Any, origin: str) -> dict[str | None, VerificationKey]:
@@ -84,6 +90,8 @@ class JWKSKeys:
             raise ValueError(f"JWKS url must be http(s): {url!r}")
         self.url = url
         self.path = Path(path) if path is not None else None
+        # what logs name: no query string or user info, which could carry a credential
+        self._where = str(self.path) if self.path is not None else _redacted(url or "jwks")
         self.min_refresh_interval = min_refresh_interval
         self.cache_ttl = cache_ttl
         self.timeout = timeout
@@ -126,10 +134,12 @@ class JWKSKeys:
             self._attempted_at = now
             try:
                 keys = await self._fetch()
-            except Exception:
+            except Exception as exc:
                 self._failed = True
+                LOG.warning("JWKS fetch from %s failed: %s", self._where, type(exc).__name__)
                 return
             self._keys, self._fetched_at, self._failed = keys, now, False
+            LOG.debug("JWKS from %s: %d signing keys", self._where, len(keys))
 
     async def key(self, kid: str | None) -> VerificationKey:
         """Return the key a token's `kid` names, refreshing the set (rate-limited) if needed.

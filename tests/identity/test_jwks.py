@@ -7,7 +7,17 @@ import json
 from pathlib import Path
 
 import pytest
-from identity_kit import HS_SECRET, JWKSServer, KeyPair, b64url, bearer, claims, mint, rsa_pair
+from identity_kit import (
+    HS_SECRET,
+    JWKSServer,
+    KeyPair,
+    b64url,
+    bearer,
+    claims,
+    mint,
+    remember,
+    rsa_pair,
+)
 
 from guard.errors import AuthenticationError
 from guard.identity import JWKSKeys, JWTAuthenticator
@@ -93,14 +103,16 @@ async def test_cache_ttl_refetches(jwks_server: JWKSServer, rsa_key: KeyPair) ->
     assert jwks_server.hits == 2
 
 
-async def test_jwks_unreachable(rsa_key: KeyPair) -> None:
+async def test_jwks_unreachable(rsa_key: KeyPair, caplog: pytest.LogCaptureFixture) -> None:
     server = JWKSServer()  # bound, never started: nothing answers... so close it
-    url = server.url
+    url = server.url + "?client_secret=" + remember("not-for-logs-0001")
     server.httpd.server_close()
     auth = JWTAuthenticator(jwks_url=url, jwks_timeout=1)
     token = mint(claims(), rsa_key.private, "RS256", {"kid": rsa_key.kid})
     assert await reason(auth, token) == "jwks_unavailable"
     assert await reason(auth, token) == "jwks_unavailable"  # and no retry storm
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [f"JWKS fetch from {url.split('?')[0]} failed: ConnectError"]
 
 
 async def test_jwks_http_error_then_recovery(jwks_server: JWKSServer, rsa_key: KeyPair) -> None:
