@@ -81,6 +81,8 @@ class ApiKeyAuthenticator:
 
     A key may be written as `sha256:<hex>` (see `hash_api_key`) instead of in plain text.
     A key without a user id is named after its fingerprint: `api-key:<key_id>`.
+    Every request is compared with every key, so the cost grows with the number of keys
+    (about 2 µs for 10 keys, 40 µs for 1,000 here; `benchmarks/bench_identity.py`).
 
     Args:
         header: the one header read. A key sent anywhere else (`Authorization: Bearer ...`)
