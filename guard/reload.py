@@ -184,6 +184,11 @@ class PolicyHolder:
         watch: float | None = None,
     ) -> None:
         self.source = source
+        # Take the files' signature before loading them: an edit landing in between is
+        # then seen by the first poll instead of being missed.
+        self._watcher: PolicyWatcher | None = None
+        if watch is not None:
+            self._watcher = PolicyWatcher(_watch_path(source), self._reload_quietly, watch)
         if source is None:
             from guard.policy.policyset import PolicySet
 
@@ -194,11 +199,9 @@ class PolicyHolder:
         self._on_change = on_change
         self._on_failure = on_failure
         self._lock = threading.Lock()  # serializes edits; requests only read `live`
-        self._watcher: PolicyWatcher | None = None
         if on_change is not None:
             on_change(self.live)
-        if watch is not None:
-            self._watcher = PolicyWatcher(_watch_path(source), self._reload_quietly, watch)
+        if self._watcher is not None:
             self._watcher.start()
 
     def add(self, policy: Any) -> PolicySet:
