@@ -4,7 +4,8 @@ measured in the same run.
 Run: `python3 benchmarks/bench_telemetry.py` (median and p99 µs; ratio = baseline/value).
 Cases: telemetry off (`NoTelemetry`, the baseline); metrics with the OpenTelemetry API only
 (no SDK: spans are no-ops); metrics plus a recording SDK span (a provider with no processor,
-so export cost is excluded); and a `tools/list` of 100 components decided under one server
+so export cost is excluded); the same plus a decision log record (`decision_logs`);
+and a `tools/list` of 100 components decided under one server
 span (target: < ~100 µs added in total), next to deciding those 100 components.
 """
 
@@ -59,6 +60,10 @@ def main() -> None:
     api_only = GuardTelemetry(registry=CollectorRegistry(),
                               tracer_provider=trace.NoOpTracerProvider())
     with_sdk = GuardTelemetry(registry=CollectorRegistry(), tracer_provider=sdk)
+    from opentelemetry.sdk._logs import LoggerProvider
+
+    with_logs = GuardTelemetry(registry=CollectorRegistry(), tracer_provider=sdk,
+                               decision_logs=LoggerProvider())
 
     def one(telemetry: Any) -> Callable[[], None]:
         def run() -> None:
@@ -84,7 +89,8 @@ def main() -> None:
     row("tools/call, telemetry off", base.median_us)
     row("tools/call, decide() itself (reference)", decide.median_us)
     for label, telemetry in (("metrics + API-only spans", api_only),
-                             ("metrics + recording SDK span", with_sdk)):
+                             ("metrics + recording SDK span", with_sdk),
+                             ("... + decision log record", with_logs)):
         t = time_call(one(telemetry))
         row(f"tools/call, {label}", t.median_us)
         row("  added vs off (median)", t.median_us - base.median_us)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from guard.events import DecisionEvent
+    from guard.telemetry.decision_logs import DecisionLogs
     from guard.telemetry.metrics import AuditStats
 
 __all__ = ["GuardTelemetry"]
@@ -74,6 +75,9 @@ class GuardTelemetry:
         list_events: note each component a listing hides as an `mcp_guard.hidden` event on
             the list's server span (off by default: ~3 us per hidden component with the
             SDK; the decision records already carry the list span's ids).
+        decision_logs: also emit each decision as an OpenTelemetry log record (`True`: the
+            global logger provider, or pass a `LoggerProvider`); see `configure(logs=True)`.
+            Off by default: the audit store is the system of record.
 
     Example:
         ```python
@@ -92,6 +96,7 @@ class GuardTelemetry:
         max_resources: int = 500,
         record_principal: bool = True,
         list_events: bool = False,
+        decision_logs: Any = False,
     ) -> None:
         self.metrics = GuardMetrics(registry, max_resources=max_resources)
         self._tracer = trace.get_tracer(_INSTRUMENTATION, tracer_provider=tracer_provider)
@@ -101,6 +106,12 @@ class GuardTelemetry:
         self._children = self.metrics.children
         self._exemplars = not self.metrics.multiprocess  # unsupported in multiprocess mode
         self._list_events = list_events
+        self._logs: DecisionLogs | None = None
+        if decision_logs is not False and decision_logs is not None:
+            from guard.telemetry.decision_logs import DecisionLogs
+
+            provider = None if decision_logs is True else decision_logs
+            self._logs = DecisionLogs(provider)
         self._last_list: tuple[Any, _Handle] = (None, _NO_HANDLE)
         self._failures = 0
 
@@ -163,6 +174,9 @@ class GuardTelemetry:
                 # observation per component and drown them.
                 if not allowed and handle.span is not None:
                     handle.span.add_event("mcp_guard.hidden", _hidden_attributes(event))
+                if self._logs is not None:
+                    self._logs.emit(handle.trace_id, handle.span_id, event,
+                                    self._attributes(event))
                 return
             trace_id = handle.trace_id
             if trace_id and self._exemplars:
@@ -170,12 +184,16 @@ class GuardTelemetry:
             else:
                 self._observe(decision.eval_us / 1e6)
             span = handle.span
-            if span is None:
-                return
-            span.set_attributes(self._attributes(event))
-            if not allowed:
-                span.set_status(Status(StatusCode.ERROR, _denial_text(event)))
-            span.end()
+            attributes = None
+            if span is not None:
+                attributes = self._attributes(event)
+                span.set_attributes(attributes)
+                if not allowed:
+                    span.set_status(Status(StatusCode.ERROR, _denial_text(event)))
+                span.end()
+            if self._logs is not None:
+                self._logs.emit(handle.trace_id, handle.span_id, event,
+                                attributes or self._attributes(event))
         except Exception:
             self._failures += 1
 

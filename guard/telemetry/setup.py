@@ -27,6 +27,7 @@ def configure(
     sample_ratio: float = 1.0,
     set_global: bool = True,
     batch: bool = True,
+    logs: bool = False,
 ) -> Any:
     """Set up tracing with an OTLP/HTTP exporter and return the `TracerProvider`.
 
@@ -40,6 +41,10 @@ def configure(
             trace is always followed).
         set_global: install the provider globally, so FastMCP's own spans go there too.
         batch: export in the background (`False`: synchronously per span, for scripts).
+        logs: also export OpenTelemetry logs over OTLP/HTTP (`/v1/logs`), installing a
+            global `LoggerProvider` (needs `set_global`): what `GuardTelemetry(decision_logs=
+            True)` emits decision records through. It is flushed at interpreter exit, or
+            by `opentelemetry._logs.get_logger_provider().shutdown()`.
 
     Returns:
         The configured `opentelemetry.sdk.trace.TracerProvider`; call `shutdown()` to flush.
@@ -64,10 +69,11 @@ def configure(
             'guard.telemetry.configure needs the otlp extra: pip install "mcp-guard[otlp]"'
         ) from exc
 
-    endpoint = otlp_endpoint
-    if endpoint is not None and not endpoint.rstrip("/").endswith("/v1/traces"):
-        endpoint = endpoint.rstrip("/") + "/v1/traces"
-    exporter = OTLPSpanExporter(endpoint=endpoint, headers=dict(headers or {}) or None)
+    if logs and not set_global:
+        raise ValueError("logs=True installs a global LoggerProvider: it needs set_global=True")
+    exporter = OTLPSpanExporter(
+        endpoint=_signal_url(otlp_endpoint, "traces"), headers=dict(headers or {}) or None
+    )
     attributes: dict[str, Any] = {"service.name": service_name, **(resource_attributes or {})}
     provider = TracerProvider(
         resource=Resource.create(attributes),
@@ -77,4 +83,33 @@ def configure(
     provider.add_span_processor(processor)
     if set_global:
         trace.set_tracer_provider(provider)
+    if logs:
+        _configure_logs(provider.resource, otlp_endpoint, headers, batch)
     return provider
+
+
+def _signal_url(endpoint: str | None, signal: str) -> str | None:
+    """`http://host:4318` -> `http://host:4318/v1/<signal>`; `None` defers to the env."""
+    if endpoint is None:
+        return None
+    base = endpoint.rstrip("/")
+    for known in ("/v1/traces", "/v1/logs"):
+        base = base.removesuffix(known)
+    return f"{base}/v1/{signal}"
+
+
+def _configure_logs(
+    resource: Any, endpoint: str | None, headers: Mapping[str, str] | None, batch: bool
+) -> None:
+    from opentelemetry import _logs
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, SimpleLogRecordProcessor
+
+    exporter = OTLPLogExporter(
+        endpoint=_signal_url(endpoint, "logs"), headers=dict(headers or {}) or None
+    )
+    provider = LoggerProvider(resource=resource)
+    processor = BatchLogRecordProcessor(exporter) if batch else SimpleLogRecordProcessor(exporter)
+    provider.add_log_record_processor(processor)
+    _logs.set_logger_provider(provider)

@@ -26,7 +26,7 @@ POLICY = {
 async def main(endpoint: str) -> None:
     from prometheus_client import CollectorRegistry
 
-    provider = configure(service_name="otlp-test", otlp_endpoint=endpoint)
+    provider = configure(service_name="otlp-test", otlp_endpoint=endpoint, logs=True)
     mcp = FastMCP("otlp")
 
     @mcp.tool
@@ -39,7 +39,7 @@ async def main(endpoint: str) -> None:
 
     mcp.add_middleware(GuardMiddleware(
         POLICY, principal=Principal("alice", ("user",)), audit=None,
-        telemetry=GuardTelemetry(registry=CollectorRegistry()),
+        telemetry=GuardTelemetry(registry=CollectorRegistry(), decision_logs=True),
     ))
     async with Client(mcp) as client:
         await client.call_tool("get_weather", {"city": "Oslo"})
@@ -47,7 +47,10 @@ async def main(endpoint: str) -> None:
             await client.call_tool("delete_city", {"city": "Oslo"})
         except Exception as exc:
             print("denied:", type(exc).__name__)
-    provider.shutdown()  # flushes the batch processor
+    provider.shutdown()  # flushes the batch processors
+    from opentelemetry import _logs
+
+    _logs.get_logger_provider().shutdown()  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -31,9 +35,21 @@ class ReceivedSpan:
 
 
 @dataclass
+class ReceivedLog:
+    event_name: str
+    body: Any
+    severity_text: str
+    trace_id: str
+    span_id: str
+    attributes: dict[str, Any]
+    service: str
+
+
+@dataclass
 class Receiver:
     url: str
     spans: list[ReceivedSpan] = field(default_factory=list)
+    logs: list[ReceivedLog] = field(default_factory=list)
     requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -65,6 +81,9 @@ def otlp_receiver() -> Iterator[Receiver]:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             if self.headers.get("content-encoding") == "gzip":
                 body = gzip.decompress(body)
+            if self.path == "/v1/logs":
+                self._logs(body)
+                return
             if self.path != "/v1/traces":
                 self.send_response(404)
                 self.end_headers()
@@ -85,7 +104,28 @@ def otlp_receiver() -> Iterator[Receiver]:
             with receiver.lock:
                 receiver.spans.extend(spans)
                 receiver.requests += 1
-            payload = ExportTraceServiceResponse().SerializeToString()
+            self._ok(ExportTraceServiceResponse().SerializeToString())
+
+        def _logs(self, body: bytes) -> None:
+            request = ExportLogsServiceRequest.FromString(body)
+            logs = []
+            for rl in request.resource_logs:
+                resource = {a.key: _value(a.value) for a in rl.resource.attributes}
+                for sl in rl.scope_logs:
+                    for r in sl.log_records:
+                        logs.append(ReceivedLog(
+                            event_name=r.event_name, body=_value(r.body),
+                            severity_text=r.severity_text, trace_id=r.trace_id.hex(),
+                            span_id=r.span_id.hex(),
+                            attributes={a.key: _value(a.value) for a in r.attributes},
+                            service=str(resource.get("service.name", "")),
+                        ))
+            with receiver.lock:
+                receiver.logs.extend(logs)
+                receiver.requests += 1
+            self._ok(ExportLogsServiceResponse().SerializeToString())
+
+        def _ok(self, payload: bytes) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "application/x-protobuf")
             self.send_header("Content-Length", str(len(payload)))

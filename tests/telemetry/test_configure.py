@@ -27,6 +27,7 @@ def test_configure_exports_the_decision_span_and_its_parent() -> None:
         allowed = receiver.wait_for(lambda s: s.name == "authorize get_weather")[0]
         denied = receiver.wait_for(lambda s: s.name == "authorize delete_city")[0]
         spans = {s.span_id: s for s in receiver.spans}
+        logs = list(receiver.logs)
     assert allowed.service == "otlp-test"
     assert allowed.kind == 1  # SPAN_KIND_INTERNAL
     assert allowed.attributes["mcp_guard.decision"] == "allow"
@@ -41,6 +42,16 @@ def test_configure_exports_the_decision_span_and_its_parent() -> None:
     denied_parent = spans[denied.parent_span_id]
     assert denied_parent.name.startswith("tools/call") and denied_parent.kind == 2
     assert denied_parent.attributes["mcp.method.name"] == "tools/call"
+    # decision records as OTLP logs, each pointing at its decision span
+    by_span = {r.span_id: r for r in logs if r.event_name == "mcp_guard.decision"}
+    allowed_log, denied_log = by_span[allowed.span_id], by_span[denied.span_id]
+    assert allowed_log.trace_id == allowed.trace_id and allowed_log.service == "otlp-test"
+    assert allowed_log.body == "allow call tool get_weather"
+    assert allowed_log.attributes["mcp_guard.decision_id"] == allowed.attributes[
+        "mcp_guard.decision_id"
+    ]
+    assert denied_log.severity_text == "WARN" and denied_log.body.startswith("deny call")
+    assert "Oslo" not in repr(logs)  # arguments never leave in a log record
 
 
 def test_configure_rejects_bad_arguments() -> None:

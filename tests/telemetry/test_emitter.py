@@ -285,3 +285,35 @@ def test_odd_label_values_fold_per_label(registry: CollectorRegistry) -> None:
     get = registry.get_sample_value
     assert get("mcpguard_auth_failures_total", {"method": "api_key", "reason": "other"}) == 36.0
     assert get("mcpguard_guard_errors_total", {"where": "decide"}) == 1.0
+
+
+def test_decision_logs_carry_the_decision_and_its_span(
+    registry: CollectorRegistry, spans: Any, make_event: Any
+) -> None:
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import (
+        InMemoryLogRecordExporter,
+        SimpleLogRecordProcessor,
+    )
+
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    telemetry = GuardTelemetry(registry=registry, decision_logs=provider)
+    with _tracer.start_as_current_span("tools/call delete_city", kind=SpanKind.SERVER):
+        handle = _decide(telemetry, make_event(allowed=False, name="delete_city",
+                                               args={"password": "hunter2"}))
+    with _tracer.start_as_current_span("tools/list", kind=SpanKind.SERVER) as listing:
+        _decide(telemetry, make_event(name="t1", action="list", method="tools/list"))
+    records = [r.log_record for r in exporter.get_finished_logs()]
+    assert len(records) == 2
+    denied, listed = records
+    assert denied.event_name == "mcp_guard.decision"
+    assert denied.body == "deny call tool delete_city" and denied.severity_text == "WARN"
+    assert format(denied.trace_id or 0, "032x") == handle.trace_id
+    assert format(denied.span_id or 0, "016x") == handle.span_id
+    attrs = dict(denied.attributes or {})
+    assert attrs["mcp_guard.rule"] == "users-may-read" and attrs["enduser.id"] == "alice"
+    assert "hunter2" not in repr(attrs)
+    assert listed.span_id == listing.get_span_context().span_id  # the list's server span
+    provider.shutdown()
