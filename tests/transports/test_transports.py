@@ -140,3 +140,29 @@ async def test_stdio_mcp_sdk_session() -> None:
         denied = await session.call_tool("drop_table", {"name": "t"})
         assert denied.is_error
         assert [p.name for p in (await session.list_prompts()).prompts] == ["greet"]
+
+
+@pytest.mark.parametrize("transport", ["http", "sse"])
+async def test_records_name_the_transport_session_and_caller(
+    transport: str, tmp_path: Path
+) -> None:
+    from guard.audit import open_store
+
+    store = tmp_path / "audit"
+    with running_server(SCRIPT, transport=transport, cwd=tmp_path,
+                        env={"MCP_GUARD_AUDIT": str(store)}) as srv:
+        async with _fastmcp_client(transport, srv.url, USER) as client:
+            await client.call_tool("echo", {"text": "hi"})
+        async with _sdk_session(transport, srv.url, {"X-API-Key": "wrong"}) as session:
+            await session.call_tool("echo", {"text": "hi"})
+    # stopping the server (SIGTERM) flushed its records
+    with open_store(store) as db:
+        rows = db.sql(
+            "SELECT transport, session_id, user_id, auth_method, allowed, reason, status"
+            " FROM decision_log WHERE method = 'tools/call' ORDER BY ts"
+        ).fetchall()
+    assert [(r[0], r[2], r[3], r[4], r[5], r[6]) for r in rows] == [
+        (transport, "alice", "api_key", True, "rule", "ok"),
+        (transport, None, "api_key", False, "invalid_api_key", None),
+    ]
+    assert all(r[1] for r in rows)  # every record knows its MCP session
