@@ -3,7 +3,8 @@ runs and the Prometheus tests put under traffic.
 
 - `/mcp`: MCP over streamable HTTP, API keys in `X-API-Key` (`user-key`, `admin-key`);
 - `/metrics`: Prometheus metrics (bearer-protected when `METRICS_TOKEN` is set);
-- spans exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+- spans and decision log records exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT`
+  is set.
 
 Run: `python examples/ops_server.py --transport http --port 8000`
 (stdio: `--transport stdio --metrics-port 9464` serves metrics on their own port).
@@ -17,7 +18,7 @@ import os
 from fastmcp import FastMCP
 
 from guard import Principal, create_api_key_middleware
-from guard.telemetry import configure, default_telemetry, mount_metrics, start_metrics_server
+from guard.telemetry import GuardTelemetry, configure, mount_metrics, start_metrics_server
 
 POLICY = {
     "name": "weather",
@@ -70,9 +71,10 @@ def main() -> None:
     parser.add_argument("--metrics-port", type=int, default=9464, help="stdio only")
     opts, _ = parser.parse_known_args()
 
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        configure(service_name=os.environ.get("OTEL_SERVICE_NAME", "weather-mcp"))
-    telemetry = default_telemetry()
+    exporting = bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    if exporting:  # spans, and decision records as OTLP logs, to the collector
+        configure(service_name=os.environ.get("OTEL_SERVICE_NAME", "weather-mcp"), logs=True)
+    telemetry = GuardTelemetry(decision_logs=exporting)  # metrics on the global registry
     guard = create_api_key_middleware(
         policies=POLICY,
         api_key_roles={

@@ -52,6 +52,7 @@ def server(receiver: Receiver, tmp_path: Path) -> Iterator[ServerProcess]:
     env = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
         "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "OTEL_BLRP_SCHEDULE_DELAY": "200",
         "MCP_GUARD_AUDIT": str(tmp_path / "audit.duckdb"),
     }
     with running_server(SERVER, transport="http", env=env) as srv:
@@ -195,3 +196,8 @@ def test_dashboard_and_alerts_return_data_from_a_real_prometheus(
     ids = _wait(exemplar_ids, "exemplars in Prometheus")
     spans = receiver.wait_for(lambda s: s.name.startswith("authorize ") and s.trace_id in ids)
     assert spans and all(s.service == "weather-mcp" for s in spans)
+    # and the decision records left as OTLP logs, linked to those same spans
+    span_ids = {s.span_id for s in spans}
+    logs = _wait(lambda: [r for r in list(receiver.logs) if r.span_id in span_ids],
+                 "decision log records")
+    assert all(r.event_name == "mcp_guard.decision" for r in logs)
