@@ -115,7 +115,7 @@ class NoTelemetry:
 
 
 _default: Telemetry | None = None
-_default_lock = threading.Lock()
+_default_lock = threading.RLock()  # reentrant: the new GuardTelemetry adopts itself
 _OFF = frozenset({"0", "off", "false", "no", "none"})
 
 
@@ -123,7 +123,8 @@ def default_telemetry() -> Telemetry:
     """The process-wide telemetry the middleware uses when given `telemetry=None`.
 
     One `GuardTelemetry` on prometheus-client's global registry (metrics can be registered
-    there only once, so every guarded server in the process shares it). Setting
+    there only once, so every guarded server in the process shares it): the first one built
+    there, by this function or by `GuardTelemetry()` with options of your choice. Setting
     `MCP_GUARD_TELEMETRY=off` returns `NoTelemetry()` instead.
 
     Example:
@@ -132,7 +133,6 @@ def default_telemetry() -> Telemetry:
         assert default_telemetry() is telemetry
         ```
     """
-    global _default
     if os.environ.get("MCP_GUARD_TELEMETRY", "").strip().lower() in _OFF:
         return NoTelemetry()
     if _default is None:
@@ -140,5 +140,15 @@ def default_telemetry() -> Telemetry:
             if _default is None:
                 from guard.telemetry.emitter import GuardTelemetry
 
-                _default = GuardTelemetry()
+                GuardTelemetry()  # adopts itself as the default
+    if _default is None:  # pragma: no cover - GuardTelemetry() always adopts itself
+        raise RuntimeError("no default telemetry was adopted")
     return _default
+
+
+def _adopt_default(telemetry: Telemetry) -> None:
+    """Called by a `GuardTelemetry` built on the global registry: it is the default."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = telemetry

@@ -98,7 +98,16 @@ class GuardTelemetry:
         list_events: bool = False,
         decision_logs: Any = False,
     ) -> None:
-        self.metrics = GuardMetrics(registry, max_resources=max_resources)
+        try:
+            self.metrics = GuardMetrics(registry, max_resources=max_resources)
+        except ValueError as exc:
+            if registry is not None:
+                raise
+            raise ValueError(
+                "the global Prometheus registry already holds the guard's metrics: use "
+                "guard.telemetry.default_telemetry(), or give this one its own "
+                "registry=CollectorRegistry()"
+            ) from exc
         self._tracer = trace.get_tracer(_INSTRUMENTATION, tracer_provider=tracer_provider)
         self._record_principal = record_principal
         self._observe = self.metrics.duration.observe
@@ -114,6 +123,11 @@ class GuardTelemetry:
             self._logs = DecisionLogs(provider)
         self._last_list: tuple[Any, _Handle] = (None, _NO_HANDLE)
         self._failures = 0
+        if registry is None:
+            # the one on the global registry is the default the middleware falls back to
+            from guard.telemetry import _adopt_default
+
+            _adopt_default(self)
 
     @property
     def registry(self) -> CollectorRegistry:

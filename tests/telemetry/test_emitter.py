@@ -317,3 +317,24 @@ def test_decision_logs_carry_the_decision_and_its_span(
     assert "hunter2" not in repr(attrs)
     assert listed.span_id == listing.get_span_context().span_id  # the list's server span
     provider.shutdown()
+
+
+def test_a_telemetry_on_the_global_registry_becomes_the_default() -> None:
+    # global state: checked in a fresh interpreter
+    import subprocess
+    import sys
+
+    code = (
+        "from guard.telemetry import GuardTelemetry, default_telemetry\n"
+        "mine = GuardTelemetry(list_events=True)\n"
+        "assert default_telemetry() is mine\n"
+        "try:\n"
+        "    GuardTelemetry()\n"
+        "except ValueError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "default_telemetry()" in result.stdout
+    assert "registry=CollectorRegistry()" in result.stdout
