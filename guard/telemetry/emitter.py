@@ -101,7 +101,7 @@ class GuardTelemetry:
         try:
             self.metrics = GuardMetrics(registry, max_resources=max_resources)
         except ValueError as exc:
-            if registry is not None:
+            if registry is not None or "Duplicated" not in str(exc):
                 raise
             raise ValueError(
                 "the global Prometheus registry already holds the guard's metrics: use "
