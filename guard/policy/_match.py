@@ -42,9 +42,11 @@ __all__ = ["VARIANTS", "CompiledRule", "IndexKey", "glob_regex", "literal_affix"
 
 _META: Final = frozenset("*?[")
 
-# Index keys: ("name"|"uri"|"tpl", value) exact; ("pre"|"suf", subject, literal);
-# ("tag", t); ("ns", n); ("role", r); ("anyrole",); ("user", u); ("agent", a).
-IndexKey = tuple[str, ...]
+# Index keys are (table, value). Tables: ("name",) / ("uri",) / ("tpl",) exact values;
+# ("pre", subject) / ("suf", subject) literal prefixes / suffixes of patterns on a subject
+# (name, uri or tpl); ("tag",); ("ns",); ("role",); ("anyrole",) with value ""; ("user",);
+# ("agent",).
+IndexKey = tuple[tuple[str, ...], str]
 
 # Request variants a bucket is built for: the kind, and for resources whether a template
 # was used (which brings `resource_templates` matchers into play).
@@ -94,11 +96,11 @@ def _pattern_keys(subject: str, patterns: tuple[str, ...]) -> list[IndexKey] | N
     for pattern in patterns:
         prefix, suffix = literal_affix(pattern)
         if prefix == pattern:
-            keys.append((subject, pattern))
+            keys.append(((subject,), pattern))
         elif prefix:
-            keys.append(("pre", subject, prefix))
+            keys.append((("pre", subject), prefix))
         elif suffix:
-            keys.append(("suf", subject, suffix))
+            keys.append((("suf", subject), suffix))
         else:
             return None
     return keys
@@ -124,12 +126,13 @@ class _Names:
 
 
 class ToolMatcher(_Names):
-    __slots__ = ("namespaces", "spec")
+    __slots__ = ("keyset", "namespaces", "spec")
 
     def __init__(self, spec: ToolMatch) -> None:
         super().__init__(spec.names, spec.patterns, spec.tags)
         self.namespaces = _set(spec.namespaces)
         self.spec = spec
+        self.keyset = _frozen_keys(self.keys())
 
     def match(self, r: Resource) -> bool:
         if self.namespaces is not None and r.namespace not in self.namespaces:
@@ -139,22 +142,23 @@ class ToolMatcher(_Names):
     def keys(self) -> list[IndexKey] | None:
         s = self.spec
         if _given(s.names):
-            return [("name", n) for n in s.names or ()]
+            return [(("name",), n) for n in s.names or ()]
         if _given(s.patterns):
             return _pattern_keys("name", s.patterns or ())
         if _given(s.tags):
-            return [("tag", t) for t in s.tags or ()]
+            return [(("tag",), t) for t in s.tags or ()]
         if _given(s.namespaces):
-            return [("ns", n) for n in s.namespaces or ()]
+            return [(("ns",), n) for n in s.namespaces or ()]
         return None
 
 
 class PromptMatcher(_Names):
-    __slots__ = ("spec",)
+    __slots__ = ("keyset", "spec")
 
     def __init__(self, spec: PromptMatch) -> None:
         super().__init__(spec.names, spec.patterns, spec.tags)
         self.spec = spec
+        self.keyset = _frozen_keys(self.keys())
 
     def match(self, r: Resource) -> bool:
         return self.match_name(r.name, r.tags)
@@ -162,16 +166,16 @@ class PromptMatcher(_Names):
     def keys(self) -> list[IndexKey] | None:
         s = self.spec
         if _given(s.names):
-            return [("name", n) for n in s.names or ()]
+            return [(("name",), n) for n in s.names or ()]
         if _given(s.patterns):
             return _pattern_keys("name", s.patterns or ())
         if _given(s.tags):
-            return [("tag", t) for t in s.tags or ()]
+            return [(("tag",), t) for t in s.tags or ()]
         return None
 
 
 class ResourceMatcher:
-    __slots__ = ("patterns", "schemes", "spec", "tags", "uris")
+    __slots__ = ("keyset", "patterns", "schemes", "spec", "tags", "uris")
 
     def __init__(self, spec: ResourceMatch) -> None:
         self.uris = _set(spec.uris)
@@ -179,6 +183,7 @@ class ResourceMatcher:
         self.schemes = _set(spec.schemes)
         self.tags = _set(spec.tags)
         self.spec = spec
+        self.keyset = _frozen_keys(self.keys())
 
     def match(self, r: Resource) -> bool:
         uri = r.uri if r.uri is not None else r.name
@@ -195,18 +200,18 @@ class ResourceMatcher:
     def keys(self) -> list[IndexKey] | None:
         s = self.spec
         if _given(s.uris):
-            return [("uri", u) for u in s.uris or ()]
+            return [(("uri",), u) for u in s.uris or ()]
         if _given(s.patterns):
             return _pattern_keys("uri", s.patterns or ())
         if _given(s.schemes) and "" not in (s.schemes or ()):
-            return [("pre", "uri", f"{x}://") for x in s.schemes or ()]
+            return [(("pre", "uri"), f"{x}://") for x in s.schemes or ()]
         if _given(s.tags):
-            return [("tag", t) for t in s.tags or ()]
+            return [(("tag",), t) for t in s.tags or ()]
         return None
 
 
 class TemplateMatcher:
-    __slots__ = ("names", "patterns", "spec", "tags", "templates")
+    __slots__ = ("keyset", "names", "patterns", "spec", "tags", "templates")
 
     def __init__(self, spec: TemplateMatch) -> None:
         self.templates = _set(spec.uri_templates)
@@ -214,6 +219,7 @@ class TemplateMatcher:
         self.patterns = _regex(spec.patterns)
         self.tags = _set(spec.tags)
         self.spec = spec
+        self.keyset = _frozen_keys(self.keys())
 
     def match(self, r: Resource) -> bool:
         template = template_of(r)
@@ -228,13 +234,13 @@ class TemplateMatcher:
     def keys(self) -> list[IndexKey] | None:
         s = self.spec
         if _given(s.uri_templates):
-            return [("tpl", t) for t in s.uri_templates or ()]
+            return [(("tpl",), t) for t in s.uri_templates or ()]
         if _given(s.names):
-            return [("name", n) for n in s.names or ()]
+            return [(("name",), n) for n in s.names or ()]
         if _given(s.patterns):
             return _pattern_keys("tpl", s.patterns or ())
         if _given(s.tags):
-            return [("tag", t) for t in s.tags or ()]
+            return [(("tag",), t) for t in s.tags or ()]
         return None
 
 
@@ -252,7 +258,7 @@ class AgentMatcher:
     """user_id / agent_id (fnmatch, any of), roles (any of; `*` = has a role), patterns
     (fnmatch on user_id or agent_id): every given criterion must hold."""
 
-    __slots__ = ("agent_ids", "any_role", "patterns", "roles", "spec", "user_ids")
+    __slots__ = ("agent_ids", "any_role", "keyset", "patterns", "roles", "spec", "user_ids")
 
     def __init__(self, spec: AgentMatch) -> None:
         roles = _given(spec.roles)
@@ -262,6 +268,7 @@ class AgentMatcher:
         self.agent_ids = _regex(spec.agent_id)
         self.patterns = _regex(spec.patterns)
         self.spec = spec
+        self.keyset = _frozen_keys(self.keys())
 
     def match(self, p: Principal) -> bool:
         if self.user_ids is not None and self.user_ids.match(p.user_id or "") is None:
@@ -282,15 +289,15 @@ class AgentMatcher:
     def keys(self) -> list[IndexKey] | None:
         s = self.spec
         if self.any_role:
-            return [("anyrole",)]
+            return [(("anyrole",), "")]
         if self.roles is not None:
-            return [("role", r) for r in sorted(self.roles)]
+            return [(("role",), r) for r in sorted(self.roles)]
         users = _given(s.user_id)
         if users is not None and not any(_META & set(u) for u in users):
-            return [("user", u) for u in users]
+            return [(("user",), u) for u in users]
         agents = _given(s.agent_id)
         if agents is not None and not any(_META & set(a) for a in agents):
-            return [("agent", a) for a in agents]
+            return [(("agent",), a) for a in agents]
         return None
 
 
@@ -411,17 +418,26 @@ class CompiledRule:
                 result = None
         return result
 
-    def index_keys(self, variant: str) -> list[IndexKey] | None:
+    def index_keys(self, variant: str) -> tuple[IndexKey, ...] | None:
         """Keys of which at least one must be hit for this rule to match (None: scan it)."""
-        matchers = self.matchers_for(variant)
-        keys: list[IndexKey] | None = []
+        matchers = self.by_variant[variant]
         if matchers:
+            keys: list[IndexKey] = []
             for m in matchers:
-                found = m.keys()
-                if found is None or keys is None:
-                    keys = None
+                found = _keys_of(m)
+                if found is None:
                     break
                 keys.extend(found)
-            if keys:
-                return keys
-        return self.agent.keys() if self.agent is not None else None
+            else:
+                return tuple(dict.fromkeys(keys))
+        return _keys_of(self.agent) if self.agent is not None else None
+
+
+def _keys_of(matcher: Matcher | AgentMatcher) -> tuple[IndexKey, ...] | None:
+    """A matcher's keys, worked out once at construction (they do not depend on the
+    request variant)."""
+    return matcher.keyset
+
+
+def _frozen_keys(keys: list[IndexKey] | None) -> tuple[IndexKey, ...] | None:
+    return None if keys is None else tuple(keys)
