@@ -193,7 +193,9 @@ def compile_field(name: str, zone: tzinfo | None = None) -> Resolver:
 
                 def one(ev: Evaluation, get: Resolver = mapping, key: str = key) -> Any:
                     value = get(ev)
-                    return value.get(key, MISSING) if isinstance(value, Mapping) else MISSING
+                    if type(value) is dict or isinstance(value, Mapping):  # dict: skip the ABC
+                        return value.get(key, MISSING)
+                    return MISSING
 
                 return one
 
