@@ -195,6 +195,24 @@ def test_decide_agrees_with_reference(rnd: Random) -> None:
         req = request(rnd)
         expected = reference.as_mapping(reference.decide(specs, req))
         assert ours(ps, req) == expected, (specs, req)
+        check_explanation(ps, req)
+
+
+def check_explanation(ps: PolicySet, req: AccessRequest) -> None:
+    """`explain` traces with the same rules: its matches are the decision's."""
+    ex = ps.explain(req)
+    d, again = ex.decision, ps.decide(req)
+    assert (d.allowed, d.reason, d.rule, d.policy) == (
+        again.allowed, again.reason, again.rule, again.policy,
+    )  # fmt: skip
+    matched = [f"{s.policy}/{s.rule}" for s in ex.steps if s.outcome == "matched"]
+    deciding = [f"{s.policy}/{s.rule}" for s in ex.steps if s.deciding]
+    if d.reason != "rule":  # no rule matched (or none was asked)
+        assert deciding == [] and matched == []
+    elif ps.combining == "first_match":
+        assert deciding == [f"{d.policy}/{d.rule}"] == matched[:1]
+    else:
+        assert deciding == [f"{d.policy}/{d.rule}"] and tuple(matched) == d.matched_rules
 
 
 def test_reference_can_disagree() -> None:
