@@ -97,6 +97,7 @@ class YamlProblem:
     message: str
     line: int | None = None
     hint: str | None = None
+    field: str | None = None
 
 
 @dataclass(slots=True)
@@ -177,8 +178,8 @@ class _Builder:
 
     def __init__(self) -> None:
         self.problems: list[YamlProblem] = []
-        self._budget = MAX_ALIAS_NODES
         self._active: set[int] = set()
+        self._path: list[str] = []  # where `_value` is: ["rules", "[2]", "tools"]
 
     def build(self, node: yaml.Node) -> Any:
         self._check_aliases(node)
@@ -235,10 +236,28 @@ class _Builder:
                 )
             )
 
+    def _field(self, last: str | None = None) -> str | None:
+        """The dotted field path (`rules[2].tools`) of the node being built, or a child's."""
+        parts = [*self._path, last] if last is not None else self._path
+        text = ""
+        for part in parts:
+            text += part if part.startswith("[") or not text else "." + part
+        return text or None
+
+    def _problem(
+        self, code: str, message: str, line: int, hint: str | None = None, last: str | None = None
+    ) -> None:
+        self.problems.append(YamlProblem(code, message, line, hint, self._field(last)))
+
     def _value(self, node: yaml.Node) -> Any:
         line = node.start_mark.line + 1
         if node.tag not in (_MAP_TAG, _SEQ_TAG, _STR_TAG) and node.tag not in _SCALARS:
-            self._bad_tag(node)
+            self._problem(
+                "yaml_tag",
+                f"unsupported YAML tag {node.tag!r}",
+                line,
+                "policies use plain YAML only (safe_load semantics): remove the tag",
+            )
             return None  # nothing of an unsupported object reaches the policy
         if isinstance(node, yaml.MappingNode):
             # Keys written here may override keys merged in with `<<`; only two written keys
@@ -247,46 +266,47 @@ class _Builder:
             try:
                 _CONSTRUCTOR.flatten_mapping(node)  # `<<: *base` merge keys, as safe_load does
             except yaml.MarkedYAMLError as exc:
-                problem = YamlProblem("yaml_syntax", f"invalid YAML: {exc.problem}", line)
-                self.problems.append(problem)
+                self._problem("yaml_syntax", f"invalid YAML: {exc.problem}", line)
             result = YamlMap(line)
             merged: set[str] = set()
             for key_node, value_node in node.value:
                 key = self._value(key_node)
                 key_line = key_node.start_mark.line + 1
                 if not isinstance(key, str):
-                    self.problems.append(
-                        YamlProblem(
-                            "non_string_key",
-                            f"key {key!r} is not a string",
-                            key_line,
-                            f'quote it: "{key_node.value}"',
-                        )
-                    )
                     key = str(key_node.value)
+                    self._problem(
+                        "non_string_key",
+                        f"key {key} is not a string",
+                        key_line,
+                        f'quote it: "{key}"',
+                        last=key,
+                    )
                 elif key in result and id(key_node) in written and key not in merged:
-                    self.problems.append(
-                        YamlProblem(
-                            "duplicate_key",
-                            f"key `{key}` appears twice in one mapping",
-                            key_line,
-                            f"the first is on line {result.key_lines[key]}; keep one",
-                        )
+                    self._problem(
+                        "duplicate_key",
+                        f"key `{key}` appears twice in one mapping",
+                        key_line,
+                        f"the first is on line {result.key_lines[key]}; keep one",
+                        last=key,
                     )
                     continue
                 if id(key_node) in written:
                     merged.discard(key)
                 else:
                     merged.add(key)
+                self._path.append(key)
                 result[key] = self._value(value_node)
+                self._path.pop()
                 result.key_lines[key] = key_line
                 if isinstance(value_node, yaml.ScalarNode):
                     result.raw[key] = value_node.value
             return result
         if isinstance(node, yaml.SequenceNode):
             items = YamlList(line)
-            for item in node.value:
+            for i, item in enumerate(node.value):
+                self._path.append(f"[{i}]")
                 items.append(self._value(item))
+                self._path.pop()
                 items.item_lines.append(item.start_mark.line + 1)
             return items
         if node.tag == _STR_TAG:
@@ -295,15 +315,5 @@ class _Builder:
         try:
             return constructor(_CONSTRUCTOR, node)
         except (yaml.YAMLError, ValueError) as exc:
-            self.problems.append(YamlProblem("yaml_syntax", f"invalid YAML value: {exc}", line))
+            self._problem("yaml_syntax", f"invalid YAML value: {exc}", line)
             return node.value
-
-    def _bad_tag(self, node: yaml.Node) -> None:
-        self.problems.append(
-            YamlProblem(
-                "yaml_tag",
-                f"unsupported YAML tag {node.tag!r}",
-                node.start_mark.line + 1,
-                "policies use plain YAML only (safe_load semantics): remove the tag",
-            )
-        )

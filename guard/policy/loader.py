@@ -216,7 +216,7 @@ class _Loading:
         validator = Validator(source)
         for doc in docs:
             for p in doc.problems:
-                self._problem(p.code, p.message, source, p.line, hint=p.hint)
+                self._problem(p.code, p.message, source, p.line, field=p.field, hint=p.hint)
             if doc.value is None and doc.problems:  # an alias bomb: nothing more to say
                 continue
             if isinstance(doc.value, list):  # one document holding a list of policies
