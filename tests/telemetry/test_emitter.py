@@ -338,3 +338,19 @@ def test_a_telemetry_on_the_global_registry_becomes_the_default() -> None:
     assert result.returncode == 0, result.stderr
     assert "default_telemetry()" in result.stdout
     assert "registry=CollectorRegistry()" in result.stdout
+
+
+def test_importing_guard_telemetry_stays_light() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, guard.telemetry\n"
+        "heavy = [m for m in sys.modules if m.startswith(('prometheus_client', 'opentelemetry',"
+        " 'fastmcp', 'duckdb'))]\n"
+        "print(heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
