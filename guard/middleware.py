@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -20,6 +20,7 @@ from fastmcp.exceptions import AuthorizationError, NotFoundError
 from fastmcp.resources.template import ResourceTemplate
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.server.middleware.authorization import _requested_version
+from fastmcp.server.middleware.middleware import _dispatch_phase
 from fastmcp.server.providers.addressing import parse_hashed_backend_name
 
 from guard._fastmcp import (
@@ -172,6 +173,15 @@ class GuardMiddleware(Middleware):
             self._telemetry = telemetry
         self._cache = ResourceCache()
         self._lookups = LookupCache(lookup_ttl)
+        self._typed_hooks: dict[str | None, Callable[..., Awaitable[Any]]] = {
+            "tools/call": self.on_call_tool,
+            "resources/read": self.on_read_resource,
+            "prompts/get": self.on_get_prompt,
+            "tools/list": self.on_list_tools,
+            "resources/list": self.on_list_resources,
+            "resources/templates/list": self.on_list_resource_templates,
+            "prompts/list": self.on_list_prompts,
+        }
         self.audit = resolve_audit(audit)
         if self.audit is not None:
             add_source = getattr(self._telemetry, "add_audit_source", None)
@@ -582,12 +592,32 @@ class GuardMiddleware(Middleware):
         """Show only the prompts the caller may list."""
         return await self._filter(context, await call_next(context), "prompts/list")
 
+    async def __call__(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
+        # The hooks `Middleware.__call__` would run, without the three wrapper layers it
+        # builds around every message (~10 us a request): typed hooks in the interior
+        # ("all"/"typed") passes, completion in the method-agnostic ("all"/"outer") ones.
+        # At the root ("outer"), a component request only arrives after it failed before
+        # reaching its handler; it passes through untouched, as the base class does.
+        phase = _dispatch_phase.get()
+        if phase != "outer":
+            hook = self._typed_hooks.get(context.method)
+            if hook is not None:
+                return await hook(context, call_next)
+        if phase != "typed" and context.method == "completion/complete":
+            return await self._on_complete(context, call_next)
+        return await call_next(context)
+
     async def on_request(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
     ) -> Any:
         """Answer `completion/complete` for a denied prompt or template like an unknown one."""
         if context.method != "completion/complete":
             return await call_next(context)
+        return await self._on_complete(context, call_next)
+
+    async def _on_complete(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
         message = context.message
         ref = message.get("ref") if isinstance(message, Mapping) else None
         fctx = context.fastmcp_context

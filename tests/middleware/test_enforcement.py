@@ -208,3 +208,21 @@ async def test_component_lookups_see_runtime_changes(recorder: Recorder) -> None
 
         with pytest.raises(ToolError, match="Unknown tool"):  # decided on its new tags
             await client.call_tool("late", {})
+
+
+async def test_malformed_requests_fail_exactly_as_without_the_guard(recorder: Recorder) -> None:
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}}
+    bad = [{"name": 5, "_meta": meta}, {"name": "echo", "arguments": "x", "_meta": meta}]
+
+    async def errors(mcp: FastMCP[Any]) -> list[str]:
+        out = []
+        async with Client(mcp) as client:
+            for params in bad:  # raw, so the client cannot validate them away
+                with pytest.raises(MCPError) as failed:
+                    await client.session._dispatcher.send_raw_request("tools/call", params, None)
+                out.append(f"{failed.value.error.code} {failed.value.error.message}")
+        return out
+
+    assert await errors(guarded(recorder, ROOT)) == await errors(demo_server())
+    assert recorder.events == []  # nothing reached a decision
