@@ -370,9 +370,8 @@ class CompiledRule:
     def agent_ok(self, principal: Principal) -> bool:
         return self.agent is None or self.agent.match(principal)
 
-    def _natives(self, variant: str) -> list[ToolMatcher | ResourceMatcher | TemplateMatcher
-                                              | PromptMatcher]:  # fmt: skip
-        found: list[ToolMatcher | ResourceMatcher | TemplateMatcher | PromptMatcher] = []
+    def _natives(self, variant: str) -> list[Matcher]:
+        found: list[Matcher] = []
         if variant == "tool":
             found = [self.tools] if self.tools is not None else []
         elif variant in ("resource", "resource+template"):
@@ -386,9 +385,7 @@ class CompiledRule:
             found = [self.prompts] if self.prompts is not None else []
         return found
 
-    def matchers_for(
-        self, variant: str
-    ) -> list[ToolMatcher | ResourceMatcher | TemplateMatcher | PromptMatcher] | None:
+    def matchers_for(self, variant: str) -> list[Matcher] | None:
         """The matchers that decide this rule for a variant (any of them matching is
         enough); `[]` = the rule applies to every component; None = it never applies."""
         natives = self._natives(variant)
