@@ -151,6 +151,8 @@ def read_documents(text: str) -> tuple[list[Document], list[YamlProblem]]:
     for i, node in enumerate(nodes):
         end_mark = node.end_mark
         end = end_mark.line if end_mark.column == 0 else end_mark.line + 1
+        while end < len(lines) and lines[end].startswith("..."):
+            end += 1  # a document end marker belongs to the document it ends
         # A document's text runs from the end of the previous one (its comments and `---`
         # included) to its own end; the last one runs to the end of the file.
         last = i == len(nodes) - 1
