@@ -74,8 +74,7 @@ def parse_policies(source: PolicySource) -> list[PolicySpec]:
     loading = _Loading()
     with _gc_paused():
         loading.add(source)
-    if not loading.problems:
-        loading.check_set()
+    loading.check_set()  # among the policies that did load: every problem at once
     if loading.problems:
         raise PolicyError(loading.problems)
     return [spec for spec, _ in loading.found]

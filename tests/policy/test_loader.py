@@ -463,6 +463,11 @@ def test_duplicate_policy_names_across_sources(tmp_path: Path) -> None:
     assert f"first defined in {tmp_path / '1.yaml'}:1" in (problem.hint or "")
 
 
+def test_set_problems_are_reported_beside_others() -> None:
+    problems = _problems([POLICY_A, POLICY_A, {"name": "c", "rules": 1}])
+    assert [p.code for p in problems] == ["wrong_type", "duplicate_policy"]
+
+
 def test_combining_must_agree_across_the_set() -> None:
     a = {"name": "a", "combining": "first_match", "rules": []}
     assert _codes([a, {"name": "b", "combining": "deny_overrides", "rules": []}]) == [
