@@ -298,6 +298,7 @@ def test_unknown_reasons_never_quote_argument_values() -> None:
         c("tool.args.pw", "url_host", "a.com"),
         c("tool.args.pw", "len_lte", 1),
     ]:
-        ev = Evaluation(request({"pw": secret if "len" not in cond.operator else 7}))
-        compile_condition(cond).evaluate(ev)
-        assert secret not in ev.why
+        for value in (secret, f"http://{secret}%00.com/", f"http://x.com\\@{secret}"):
+            ev = Evaluation(request({"pw": value if "len" not in cond.operator else 7}))
+            assert compile_condition(cond).evaluate(ev) is None
+            assert secret not in ev.why
