@@ -133,3 +133,17 @@ def test_policy_sources_are_all_accepted() -> None:
     for source in (POLICY, ONLY_ECHO, policy("p").allow_by_default().build()):
         mw = GuardMiddleware(source, audit=None, telemetry=False)
         assert mw.policy_set.hash
+
+
+async def test_reload_from_a_new_directory_as_on_the_seed_page(
+    tmp_path: Path, recorder: Recorder
+) -> None:
+    mw = GuardMiddleware(ONLY_ECHO, principal=ALICE, audit=None, telemetry=recorder)
+    updated = tmp_path / "updated_policies"
+    updated.mkdir()
+    (updated / "a.yaml").write_text(ECHO_AND_DROP)
+    mw.reload_policies(f"{updated}/")
+    assert await _tools(mw) == ["drop_table", "echo"]
+    (updated / "a.yaml").write_text(ONLY_ECHO)
+    mw.reload_policies()  # the new directory is now where policies come from
+    assert await _tools(mw) == ["echo"]
