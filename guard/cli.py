@@ -15,6 +15,7 @@ _COMMAND_MODULES = (
     "guard.policy.cli",
     "guard.audit.cli",
     "guard.telemetry.cli",
+    "guard.identity.cli",
 )
 
 
