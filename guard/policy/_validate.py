@@ -161,6 +161,8 @@ class Validator:
         hint = None
         if expected.startswith("a list") and isinstance(got, str):
             hint = f"write a list: `[{got}]`"
+        elif expected.startswith("a list") and isinstance(got, Mapping):
+            hint = "make it a list: start each item with `- `"
         self.problem(
             "wrong_type",
             f"must be {expected}, not {_type_name(got)}",
