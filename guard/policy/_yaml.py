@@ -182,6 +182,9 @@ class _Builder:
         self.problems: list[YamlProblem] = []
         self._active: set[int] = set()
         self._path: list[str] = []  # where `_value` is: ["rules", "[2]", "tools"]
+        # Containers already built, by node: an alias yields the same object again. Building
+        # twice would also re-read a mapping whose merge keys were already flattened.
+        self._built: dict[int, Any] = {}
 
     def build(self, node: yaml.Node) -> Any:
         self._check_aliases(node)
@@ -261,6 +264,9 @@ class _Builder:
                 "policies use plain YAML only (safe_load semantics): remove the tag",
             )
             return None  # nothing of an unsupported object reaches the policy
+        built = self._built.get(id(node))
+        if built is not None:
+            return built
         if isinstance(node, yaml.MappingNode):
             # Keys written here may override keys merged in with `<<`; only two written keys
             # with the same name are a mistake.
@@ -269,7 +275,7 @@ class _Builder:
                 _CONSTRUCTOR.flatten_mapping(node)  # `<<: *base` merge keys, as safe_load does
             except yaml.MarkedYAMLError as exc:
                 self._problem("yaml_syntax", f"invalid YAML: {exc.problem}", line)
-            result = YamlMap(line)
+            result = self._built[id(node)] = YamlMap(line)
             merged: set[str] = set()
             for key_node, value_node in node.value:
                 key = self._value(key_node)
@@ -304,7 +310,7 @@ class _Builder:
                     result.raw[key] = value_node.value
             return result
         if isinstance(node, yaml.SequenceNode):
-            items = YamlList(line)
+            items = self._built[id(node)] = YamlList(line)
             for i, item in enumerate(node.value):
                 self._path.append(f"[{i}]")
                 items.append(self._value(item))

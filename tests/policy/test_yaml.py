@@ -18,6 +18,7 @@ SAMPLES = [
     "base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  y: 3\n",
     "a: &a {p: 1}\nb: &b {q: 2}\nc:\n  <<: [*a, *b]\n  r: 3\n",
     "list: &l [1, 2]\nsame: *l\n",
+    "base: &b {x: 1}\nderived: &d\n  <<: *b\n  x: 2\nagain: *d\n",
     "text: |\n  line one\n  line two\nfolded: >\n  one\n  two\n",
     "'quoted key': \"x\\ty\"\nunicode: é😀\nempty: ''\n",
     "- 1\n- [2, [3, {k: v}]]\n",
