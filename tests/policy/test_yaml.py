@@ -57,6 +57,18 @@ def test_generated_documents_equal_safe_load(data: Any, flow: bool) -> None:
     assert doc.value == yaml.safe_load(text)
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_data, min_size=1, max_size=3), st.lists(st.integers(0, 2), min_size=2, max_size=6))
+def test_generated_aliases_equal_safe_load(parts: list[Any], picks: list[int]) -> None:
+    # the same objects in several places: safe_dump writes anchors and aliases for them
+    shared = [{"inner": p} for p in parts]
+    data = {f"k{i}": shared[pick % len(shared)] for i, pick in enumerate(picks)}
+    text = yaml.safe_dump(data)
+    [doc], problems = read_documents(text)
+    assert not problems and not doc.problems
+    assert doc.value == yaml.safe_load(text)
+
+
 def test_lines_of_keys_items_and_containers() -> None:
     text = "name: p\nrules:\n  - name: a\n    tools:\n      names: [x]\n  - name: b\n"
     [doc], _ = read_documents(text)
