@@ -94,14 +94,14 @@ def drive(coro: Coroutine[Any, Any, Any]) -> Any:
 def header(title: str, unit: str = "µs") -> None:
     """Print a table title and the column names."""
     print(f"\n## {title}")
-    columns = f"{'name':<44} {'value':>12} {'baseline':>12} {'ratio':>9}"
+    columns = f"{'name':<56} {'value':>12} {'baseline':>12} {'ratio':>9}"
     print(f"{columns}   ({unit}; ratio = baseline/value)")
 
 
 def row(name: str, value: float, baseline: float | None = None) -> None:
     """Print `name  value  baseline  ratio`, ratio being baseline / value (> 1: faster)."""
     if baseline is None:
-        print(f"{name:<44} {value:>12.2f} {'-':>12} {'-':>9}")
+        print(f"{name:<56} {value:>12.2f} {'-':>12} {'-':>9}")
         return
     ratio = baseline / value if value else float("inf")
-    print(f"{name:<44} {value:>12.2f} {baseline:>12.2f} {ratio:>8.1f}x")
+    print(f"{name:<56} {value:>12.2f} {baseline:>12.2f} {ratio:>8.1f}x")
