@@ -1,9 +1,11 @@
 """API keys mapped to principals, compared in constant time, never passed on.
 
 Keys are held only as SHA-256 digests (a key configured as `sha256:<hex>` is never known
-in plain text at all). A presented key is hashed once and compared with *every* configured
-digest through `hmac.compare_digest`, without stopping at a match, so response time says
-nothing about which key, or how much of one, was right. What leaves the authenticator is
+in plain text at all). A presented key is hashed once and looked up by its digest, so the
+cost does not grow with the number of keys. Comparing digests rather than keys is what
+keeps timing harmless: how long a lookup takes can only say something about the SHA-256 of
+the presented key, and turning knowledge about a digest into a key means inverting SHA-256.
+The match is confirmed with `hmac.compare_digest`. What leaves the authenticator is
 the key's fingerprint (`Principal.key_id`); mcp-auth-guard 1.0.0 put the raw key into the
 principal's claims, where every log and record could see it.
 """
@@ -81,8 +83,8 @@ class ApiKeyAuthenticator:
 
     A key may be written as `sha256:<hex>` (see `hash_api_key`) instead of in plain text.
     A key without a user id is named after its fingerprint: `api-key:<key_id>`.
-    Every request is compared with every key, so the cost grows with the number of keys
-    (about 2 µs for 10 keys, 40 µs for 1,000 here; `benchmarks/bench_identity.py`).
+    A request costs one SHA-256 and one lookup, whatever the number of keys
+    (`benchmarks/bench_identity.py`).
 
     Args:
         header: the one header read. A key sent anywhere else (`Authorization: Bearer ...`)
@@ -134,7 +136,7 @@ class ApiKeyAuthenticator:
         if len(set(digests)) != len(digests):
             raise ValueError("the same API key is configured twice")
         self._entries_t: tuple[_Entry, ...] = tuple(entries)
-        self._digests: tuple[bytes, ...] = tuple(digests)
+        self._by_digest: dict[bytes, _Entry] = {e.digest: e for e in entries}
 
     def _entries(self, source: Any, origin: str) -> list[_Entry]:
         if isinstance(source, Mapping) and set(source) == {"keys"}:
@@ -193,11 +195,9 @@ class ApiKeyAuthenticator:
         if len(key) > _MAX_KEY_BYTES:
             raise fail("invalid_api_key", "API key too long")
         presented = hashlib.sha256(key.encode()).digest()
-        # Every digest is compared, match or not, so timing does not tell which key matched.
-        compare = hmac.compare_digest
-        matches = [compare(digest, presented) for digest in self._digests]
-        found = self._entries_t[matches.index(True)] if True in matches else None
-        if found is None:
+        # Looked up by digest: timing can only reveal facts about SHA-256(presented key).
+        found = self._by_digest.get(presented)
+        if found is None or not hmac.compare_digest(found.digest, presented):
             unknown_id = digest_fingerprint(presented, self._secret)
             raise fail("invalid_api_key", "unknown API key", unknown_id)
         agent = found.agent_id
