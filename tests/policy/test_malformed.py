@@ -11,6 +11,7 @@ several `expect` lines: every one of them must be reported by one load.
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 
@@ -30,6 +31,12 @@ def _expectations(path: Path) -> list[dict[str, str]]:
             words = shlex.split(line.removeprefix("# expect:"))
             found.append(dict(word.split("=", 1) for word in words))
     return found
+
+
+def _problems(source: object) -> tuple[PolicyProblem, ...]:
+    with pytest.raises(PolicyError) as caught:
+        parse_policies(source)
+    return caught.value.problems
 
 
 def _matches(problem: PolicyProblem, want: dict[str, str]) -> bool:
@@ -79,3 +86,67 @@ def test_corpus_loads_again_once_fixed() -> None:
     [spec] = parse_policies(text)
     assert spec.rules[0].tools is not None
     assert spec.rules[0].tools.patterns == ("get_*",)
+
+
+_EVERY_KEY = """\
+name: every_key
+description: d
+version: "1"
+default_effect: deny
+combining: first_match
+tags: [t]
+created_by: me
+rules:
+  - name: r
+    description: d
+    effect: allow
+    priority: 5
+    agents: {user_id: [u], roles: [r], agent_id: [a], patterns: ["*"]}
+    tools: {names: [n], patterns: ["*"], namespaces: [s], tags: [t]}
+    resources: {uris: ["u://x"], patterns: ["u://*"], schemes: [u], tags: [t]}
+    resource_templates: {uri_templates: ["u://{x}"], names: [n], patterns: ["*"], tags: [t]}
+    prompts: {names: [n], patterns: ["*"], tags: [t]}
+    actions: [call]
+    conditions:
+      - {field: request.time.hour, operator: lt, value: 17, timezone: UTC}
+      - {custom: c, params: [1]}
+"""
+_KEY = re.compile(r"(?:^\s*(?:- )?|[{,]\s*)([a-z_]+):")
+_FORMS = {"field", "custom"}  # renaming these changes what a condition is: another error
+
+
+def _key_sites() -> list[tuple[int, str, int]]:
+    """(line, key, column) of every key in `_EVERY_KEY`."""
+    sites = []
+    for number, line in enumerate(_EVERY_KEY.splitlines(), 1):
+        for m in _KEY.finditer(line):
+            if m.group(1) not in _FORMS:
+                sites.append((number, m.group(1), m.start(1)))
+    return sites
+
+
+def test_every_key_of_the_format_is_in_the_reference_policy() -> None:
+    [spec] = parse_policies(_EVERY_KEY)  # it is valid
+    assert spec.rules[0].prompts is not None
+    sites = _key_sites()
+    assert len(sites) == 42 and len({key for _, key, _ in sites}) == 30
+
+
+@pytest.mark.parametrize("site", _key_sites(), ids=lambda s: f"{s[0]}:{s[1]}")
+def test_a_misspelt_key_anywhere_is_reported_at_its_line_with_a_hint(
+    site: tuple[int, str, int],
+) -> None:
+    number, key, column = site
+    lines = _EVERY_KEY.splitlines(keepends=True)
+    typo = key[:-1] + "x"  # `patterns` -> `patternx`
+    line = lines[number - 1]
+    lines[number - 1] = line[:column] + typo + line[column + len(key) :]
+    problems = _problems("".join(lines))
+    assert any(
+        p.code == "unknown_key"
+        and p.line == number
+        and p.field is not None
+        and p.field.endswith(typo)
+        and p.hint == f"did you mean `{key}`?"
+        for p in problems
+    ), problems
