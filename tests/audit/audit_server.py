@@ -69,4 +69,7 @@ if __name__ == "__main__":
     mcp.run(
         transport="http", host="127.0.0.1", port=opts.port, show_banner=False,
         log_level="warning", json_response=os.environ.get("AUDIT_JSON") == "1",
+        # hundreds of sessions share pooled connections that may idle for seconds on a
+        # busy machine: do not close them under the client's feet
+        uvicorn_config={"timeout_keep_alive": 600, "backlog": 4096},
     )  # fmt: skip

@@ -21,7 +21,7 @@ async def session(client: httpx.AsyncClient, url: str, key: str, calls: int, n: 
         for attempt in range(5):
             try:
                 resp = await client.post(url, json=body, headers=headers)
-            except httpx.TransportError:
+            except (httpx.ConnectError, httpx.PoolTimeout):  # never sent: safe to retry
                 if attempt == 4:
                     raise
                 await asyncio.sleep(0.2 * (attempt + 1))
