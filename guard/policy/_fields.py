@@ -62,11 +62,13 @@ class Evaluation:
 
     __slots__ = ("_clock", "context", "request", "why")
 
+    context: Mapping[str, Any]  # custom conditions' view, set when first needed
+    why: str  # set by a condition that comes out unknown, before it returns None
+
     def __init__(self, request: AccessRequest) -> None:
+        # Only what every decision needs: this object is built on the hot path.
         self.request = request
         self._clock: datetime | None = None
-        self.context: Mapping[str, Any] | None = None  # custom conditions' view, built lazily
-        self.why = ""
 
     @property
     def clock(self) -> datetime:

@@ -332,7 +332,8 @@ def _view(value: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def evaluation_context(ev: Evaluation) -> Mapping[str, Any]:
     """The read-only nested mapping custom conditions receive (built once per decision)."""
-    if ev.context is None:
+    context: Mapping[str, Any] | None = getattr(ev, "context", None)
+    if context is None:
         req = ev.request
         p, r = req.principal, req.resource
         tags = tuple(sorted(r.tags))
@@ -384,7 +385,8 @@ def evaluation_context(ev: Evaluation) -> Mapping[str, Any]:
                 ),
             }
         )
-    return ev.context
+        return ev.context
+    return context
 
 
 class _Custom(CompiledCondition):

@@ -429,14 +429,15 @@ class PolicySet:
                 if rule.conditions:
                     if ev is None:
                         ev = Evaluation(request)
-                    outcome = rule.conditions_ok(ev)
+                    single = rule.condition  # the common case: one condition, one call
+                    outcome = single.evaluate(ev) if single is not None else rule.conditions_ok(ev)
                     if outcome is False:
                         continue
                     if outcome is None:
                         if errors is None:
                             errors = []
                         verdict = "allow rule skipped" if rule.allow else "deny rule applied"
-                        errors.append(f"{rule.label}: {ev.why} ({verdict})")
+                        errors.append(f"{rule.label}: {getattr(ev, 'why', '?')} ({verdict})")
                         if rule.allow:
                             continue
                 if not self._deny_overrides:
@@ -550,7 +551,7 @@ def _trace(
         if value is False:
             return "not_matched", f"condition {n}", f"`{cond.text}` is false"
         if value is None and unknown is None:
-            unknown = (n, ev.why)
+            unknown = (n, getattr(ev, "why", "?"))
     if unknown is not None:
         n, why = unknown
         if rule.allow:
