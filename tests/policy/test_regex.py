@@ -26,7 +26,7 @@ CATASTROPHIC = [
     r"(a+b?)+",
     r"([^/]+/?)+$",
     r"(/[^a]+)+",
-    r"(?=x)(a+)+$",
+    r"(?=a)(a+)+$",
 ]
 
 # What policy authors write: anchored names, paths, e-mail and URL shapes, SQL guards.
