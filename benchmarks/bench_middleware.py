@@ -103,6 +103,16 @@ async def main() -> None:
     configs["guard (id+decide only)"].add_middleware(
         GuardMiddleware(policy_file, principal=alice, audit=None, telemetry=False)
     )
+    # The two observers apart, to see where the full configuration's cost comes from.
+    configs["guard (id+decide+span+metrics)"] = server()
+    configs["guard (id+decide+span+metrics)"].add_middleware(
+        GuardMiddleware(policy_file, principal=alice, audit=None,
+                        telemetry=GuardTelemetry(registry=CollectorRegistry()))
+    )
+    records_only = GuardMiddleware(policy_file, principal=alice, audit=workdir / "audit2",
+                                   telemetry=False)
+    configs["guard (id+decide+record)"] = server()
+    configs["guard (id+decide+record)"].add_middleware(records_only)
     configs["mcp-auth-guard 1.0.0"] = server()
     configs["mcp-auth-guard 1.0.0"].add_middleware(seed_middleware(seed_policy))
 
@@ -125,6 +135,7 @@ async def main() -> None:
         for client in clients.values():
             await client.__aexit__(None, None, None)
         full.close()
+        records_only.close()
 
     for title, table in (("tools/call (CPU µs per request, best round)", calls),
                          (f"tools/list of {N_TOOLS} tools (CPU µs per request, best round)",
