@@ -221,6 +221,17 @@ def test_multi_document_file(tmp_path: Path) -> None:
     assert _strip(parse_policies(b.text)[0]) == _strip(b)
 
 
+def test_crlf_line_endings_and_byte_order_mark(tmp_path: Path) -> None:
+    crlf = (POLICY_A + "---\n" + POLICY_B).replace("\n", "\r\n")
+    a, b = parse_policies(crlf)
+    assert (a.rules[0].line, b.line) == (3, 6)
+    assert b.text == "---\r\n" + POLICY_B.replace("\n", "\r\n")
+    path = tmp_path / "bom.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + POLICY_A.encode())
+    [spec] = parse_policies(path)
+    assert spec.name == "a" and spec.text == POLICY_A
+
+
 def test_spec_builder_and_policyset_sources() -> None:
     from guard.policy import policy, rule
 
