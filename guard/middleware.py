@@ -34,7 +34,7 @@ from guard._ids import uuid7
 from guard.audit.log import DEFAULT, resolve_audit
 from guard.errors import AuthenticationError
 from guard.events import DecisionEvent
-from guard.policy.model import AccessRequest, Decision, Principal, Reason, Resource
+from guard.policy.model import AccessRequest, Decision, Kind, Principal, Reason, Resource
 from guard.reload import PolicyHolder
 from guard.telemetry import NoTelemetry
 
@@ -55,6 +55,12 @@ DEFAULT_AUDIT: Final = DEFAULT
 NO_AUTH_PRINCIPAL: Final = Principal(user_id="anonymous", authenticated=True, auth_method="none")
 
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+_LIST_KINDS: Final[dict[str, Kind]] = {
+    "tools/list": "tool",
+    "resources/list": "resource",
+    "resources/templates/list": "resource_template",
+    "prompts/list": "prompt",
+}
 _DEFAULT_WATCH_INTERVAL: Final = 1.0
 
 
@@ -557,7 +563,7 @@ class GuardMiddleware(Middleware):
                 resource = resource_of(item)
             except Exception:
                 # Still decided and recorded, as an error denial.
-                resource = Resource(kind="tool", name=str(getattr(item, "name", "?")))
+                resource = Resource(kind=_LIST_KINDS[method], name=str(getattr(item, "name", "?")))
                 call_for_item = _Call(call.principal, _error_decision("resolving"), call.now,
                                       call.transport, call.session_id, call.request_id,
                                       call.server)

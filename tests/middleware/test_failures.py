@@ -179,3 +179,26 @@ def test_a_policy_that_does_not_load_is_refused_at_construction(tmp_path: Any) -
     with pytest.raises(PolicyError, match="effect"):
         GuardMiddleware("name: p\nrules:\n  - {name: r, effect: maybe}\n",
                         audit=tmp_path / "audit", telemetry=False)
+
+
+async def test_a_list_item_the_guard_cannot_read_is_hidden_and_recorded(
+    recorder: Recorder,
+) -> None:
+    from fastmcp.server.middleware import Middleware
+
+    class Junk:
+        name = "junk"
+
+    class AddsJunk(Middleware):  # runs inside the guard: its output is what the guard filters
+        async def on_list_prompts(self, context: Any, call_next: Any) -> Any:
+            return [*await call_next(context), Junk()]
+
+    mcp = demo_server()
+    mcp.add_middleware(GuardMiddleware(POLICY, principal=Principal("root", ("admin",)),
+                                       audit=None, telemetry=recorder))
+    mcp.add_middleware(AddsJunk())
+    async with Client(mcp) as client:
+        assert sorted(p.name for p in await client.list_prompts()) == ["admin_prompt", "greet"]
+    junk = next(e for e in recorder.events if e.request.resource.name == "junk")
+    assert junk.request.resource.kind == "prompt" and junk.decision.reason == "error"
+    assert "resolve" in recorder.errors
