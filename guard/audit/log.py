@@ -391,7 +391,8 @@ class AuditLog:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(self._interval)
+            if not self._stopping:
+                self._wake.wait(self._interval)
             self._wake.clear()
             stopping = self._stopping
             with self._flush_lock:
@@ -412,10 +413,14 @@ class AuditLog:
         if self._policies_pending:
             self._write_policies()
         queue = self._queue
-        while queue:
-            n = min(len(queue), 100_000)
-            items = [queue.popleft() for _ in range(n)]
-            self._write_items(items)
+        # Only what is queued now: rows arriving meanwhile wait for the next flush, so a
+        # busy server writes one segment per interval (or per batch_size rows), not one per
+        # write's duration.
+        left = len(queue)
+        while left:
+            n = min(left, 100_000)
+            left -= n
+            self._write_items([queue.popleft() for _ in range(n)])
         if self._unsaved:
             unsaved, self._unsaved = self._unsaved, []
             for table, rows in unsaved:
