@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 import weakref
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +57,8 @@ DEFAULT: Final = _Default()
 """`audit=DEFAULT`: `$MCP_GUARD_AUDIT` if set (`off` switches records off), else
 `./mcp-guard-audit.duckdb`."""
 
+ROLLUP_FANIN: Final = 16  # a writer merges this many of its segments into one ...
+ROLLUP_LEVELS: Final = 2  # ... twice over: 256 flushes end up in one file
 _RELOAD_RETRY_SECONDS: Final = 1.0  # how often a failing store is retried without traffic
 _NO_SHADOW: Final = (None, None, None, None, None)
 _DECISION: Final = 0
@@ -165,6 +167,7 @@ class AuditLog:
         # chain state, touched only by the writer thread
         self._seq = dict.fromkeys(TABLES, 0)
         self._head = dict.fromkeys(TABLES, GENESIS)
+        self._own: defaultdict[tuple[str, int], list[str]] = defaultdict(list)
         self._con: Any = None
         self._store_ok = True
         self._last_reload = 0.0
@@ -368,6 +371,7 @@ class AuditLog:
         self._flush_waiters, self._pending, self._waiters, self._unsaved = [], set(), {}, []
         self._seq = dict.fromkeys(TABLES, 0)
         self._head = dict.fromkeys(TABLES, GENESIS)
+        self._own = defaultdict(list)
         if self._con is not None:
             # DuckDB's threads did not survive the fork; finalizing the parent's connection
             # here would crash, so it is deliberately never released in the child.
@@ -539,8 +543,9 @@ class AuditLog:
 
                 self._con = duckdb.connect(config={"threads": 1})
             (self.path / table).mkdir(parents=True, exist_ok=True)
+            name = f"{wid}-{first:012d}.parquet"
             write_segment(
-                self._con, self.path / table, table, f"{wid}-{first:012d}.parquet",
+                self._con, self.path / table, table, name,
                 list(zip(*rows, strict=True)), fsync=self.durable,
             )  # fmt: skip
         except Exception as exc:
@@ -554,6 +559,7 @@ class AuditLog:
         self._seq[table], self._head[table] = seq, prev
         self._written[table] += len(rows)
         self._segments += 1
+        self._own[(table, 0)].append(name)
         self._store_ok = True
         try:
             write_json_atomic(
@@ -566,11 +572,43 @@ class AuditLog:
             )  # fmt: skip
         except OSError as exc:  # the rows are safe; only truncation evidence lags
             self.last_error = repr(exc)
+        self._roll_up(table, 0)
         elapsed = time.perf_counter() - started
         self._flush_sum += elapsed
         self._flush_count += 1
         self._flush_last = elapsed
         return True
+
+    def _roll_up(self, table: str, level: int) -> None:
+        """Merge this writer's own segments, ROLLUP_FANIN at a time, into one of the next
+        level (up to ROLLUP_LEVELS), so a busy server leaves tens of files, not thousands.
+        Rows, order and chain are unchanged; readers see the same rows throughout."""
+        files = self._own[(table, level)]
+        if len(files) < ROLLUP_FANIN or level >= ROLLUP_LEVELS:
+            return
+        from guard.audit.maintenance import maintenance_lock, replace_segments
+
+        directory = self.path / table
+        sources = [directory / f for f in files]
+        first_seq = files[0].split("-", 1)[1][:12]
+        name = f"{self.writer_id}-{first_seq}.L{level + 1}.parquet"
+        listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in sources)
+        try:
+            with maintenance_lock(self.path, wait=False) as locked:
+                if not locked:
+                    return  # a compaction runs: try again after the next flush
+                replace_segments(
+                    self._con, directory, sources,
+                    f"SELECT * FROM read_parquet([{listed}]) ORDER BY seq",  # noqa: S608
+                    name,
+                )  # fmt: skip
+        except Exception as exc:  # e.g. `compact` merged them first: they are not ours now
+            logger.info("roll-up of %s segments skipped: %s", table, exc)
+            files.clear()
+            return
+        files.clear()
+        self._own[(table, level + 1)].append(name)
+        self._roll_up(table, level + 1)
 
     def _spill_items(self, items: list[tuple[Any, ...]], *, fsync: bool) -> None:
         rows = [

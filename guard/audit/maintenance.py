@@ -35,13 +35,19 @@ DEFAULT_RETENTION_DAYS = 180
 
 
 @contextlib.contextmanager
-def _maintenance_lock(root: Path) -> Iterator[None]:
+def maintenance_lock(root: Path, *, wait: bool = True) -> Iterator[bool]:
+    """Hold the store's maintenance lock (one compaction / retention / roll-up at a time);
+    with `wait=False`, yield False at once if someone else holds it."""
     if not root.is_dir():
         raise AuditError(f"no MCP Guard store at {root}")
     fd = os.open(root / ".maintenance.lock", os.O_CREAT | os.O_RDWR, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # one compaction / retention at a time
-        yield
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
     finally:
         os.close(fd)
 
@@ -50,8 +56,11 @@ def _listed(files: list[Path]) -> str:
     return ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
 
 
-def _replace(con: Any, directory: Path, sources: list[Path], query: str) -> Path:
-    name = f"compact-{uuid7().replace('-', '')}{SEGMENT_SUFFIX}"
+def replace_segments(
+    con: Any, directory: Path, sources: list[Path], query: str, name: str | None = None
+) -> Path:
+    """Replace `sources` by one new segment holding `query`'s rows, safely for readers."""
+    name = name or f"compact-{uuid7().replace('-', '')}{SEGMENT_SUFFIX}"
     final, tmp = directory / name, directory / f".{name}.tmp"
     con.execute(f"COPY ({query}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
     with open(tmp, "rb") as fh:
@@ -86,7 +95,7 @@ def compact(path: str | Path, *, min_segments: int = 2) -> dict[str, int]:
 
     root = Path(path)
     merged: dict[str, int] = {}
-    with _maintenance_lock(root):
+    with maintenance_lock(root):
         con = duckdb.connect()
         try:
             for table in TABLES:
@@ -98,7 +107,7 @@ def compact(path: str | Path, *, min_segments: int = 2) -> dict[str, int]:
                     f"SELECT * FROM read_parquet([{_listed(files)}], union_by_name=true) "  # noqa: S608
                     "ORDER BY writer_id, seq"
                 )
-                _replace(con, root / table, files, query)
+                replace_segments(con, root / table, files, query)
         finally:
             con.close()
     return merged
@@ -125,7 +134,7 @@ def apply_retention(
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
     cutoff_us = (cutoff - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
     dropped: dict[str, int] = {}
-    with _maintenance_lock(root):
+    with maintenance_lock(root):
         con = duckdb.connect()
         try:
             for table in TABLES:
@@ -168,7 +177,7 @@ def apply_retention(
                 ).fetchone()
                 dropped[table] = int(counted[0]) if counted else 0
                 query = f"SELECT * FROM {source} WHERE NOT ({cond}) ORDER BY writer_id, seq"  # noqa: S608
-                _replace(con, root / table, files, query)
+                replace_segments(con, root / table, files, query)
         finally:
             con.close()
     return dropped

@@ -104,3 +104,21 @@ def test_retention_cli_and_compact_cli(tmp_path: Path) -> None:
     with open_store(store) as con:
         assert con.execute("SELECT count(*) FROM decisions").fetchall() == [(0,)]
     assert verify(store).ok
+
+
+def test_a_busy_writer_rolls_its_segments_up(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    reader = open_store(store)
+    log = AuditLog(store)
+    seen = []
+    for f in range(300):  # 300 flushes: 16 -> 1 -> (16 -> 1) merges keep the files few
+        for i in range(3):
+            log.append(event(f * 3 + i))
+        log.flush()
+        seen.append(reader.execute("SELECT count(*) FROM decisions").fetchone()[0])
+    log.close()
+    files = sorted(p.name for p in (store / "decisions").glob("*.parquet"))
+    assert len(files) < 30 and any(".L2." in f for f in files)
+    assert seen == [3 * (f + 1) for f in range(300)]  # every row, exactly once, at every flush
+    assert verify(store).ok
+    reader.close()
