@@ -11,18 +11,15 @@ again; every spill and failure is counted in `stats()`.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import gc
 import hashlib
 import json
 import logging
 import os
-import signal
 import socket
 import threading
 import time
-import weakref
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -30,8 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from guard._ids import uuid7
+from guard.audit import _process
 from guard.audit.redact import Redactor
-from guard.audit.schema import GENESIS, TABLES, chain_hash, json_encoder
+from guard.audit.rows import DECISION, OUTCOME, RowBuilder
+from guard.audit.schema import GENESIS, TABLES, chain_hash
 from guard.audit.segments import write_json_atomic, write_segment
 from guard.audit.spill import SpillFile
 
@@ -60,15 +59,6 @@ DEFAULT: Final = _Default()
 ROLLUP_FANIN: Final = 16  # a writer merges this many of its segments into one ...
 ROLLUP_LEVELS: Final = 2  # ... twice over: 256 flushes end up in one file
 _RELOAD_RETRY_SECONDS: Final = 1.0  # how often a failing store is retried without traffic
-_NO_SHADOW: Final = (None, None, None, None, None)
-_DECISION: Final = 0
-_OUTCOME: Final = 1
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_EMPTY_JSON_SHA: Final = hashlib.sha256(b"{}").hexdigest()
-_dumps_sorted = json_encoder(sort_keys=True, default=repr)
-
-_live: weakref.WeakSet[AuditLog] = weakref.WeakSet()
-_hooks_installed = False
 
 
 def resolve_audit(audit: Any = DEFAULT) -> AuditLog | None:
@@ -95,15 +85,6 @@ def resolve_audit(audit: Any = DEFAULT) -> AuditLog | None:
     raise TypeError(
         f"audit= takes a path, an AuditLog, None or DEFAULT, not {type(audit).__name__}"
     )
-
-
-def _us(value: datetime) -> int:
-    if value.tzinfo is None:  # the guard's clocks are UTC; a naive value is taken as UTC
-        value = value.replace(tzinfo=UTC)
-    return (value - _EPOCH) // _ONE_US
-
-
-_ONE_US: Final = datetime.resolution
 
 
 class AuditLog:
@@ -153,7 +134,7 @@ class AuditLog:
         self.writer_id = uuid7().replace("-", "")
         self.durable = durable
         self._redactor = redactor or Redactor(redact_paths)
-        self._claims = None if claims is None else frozenset(claims)
+        self._rows = RowBuilder(self._redactor, claims)
         self._batch = batch_size
         self._interval = flush_interval
         self._max_queue = max_queue
@@ -202,8 +183,7 @@ class AuditLog:
             target=self._run, name=f"mcp-guard-audit-{self.writer_id[-6:]}", daemon=True
         )
         self._thread.start()
-        _live.add(self)
-        _install_exit_hooks()
+        _process.register(self)
 
     # ------------------------------------------------------------------ request path
 
@@ -216,7 +196,7 @@ class AuditLog:
             if context:
                 context = self._redactor.redact(context)[0]
             item = (
-                _DECISION, event.decision_id, time.time_ns() // 1000, request.principal,
+                DECISION, event.decision_id, time.time_ns() // 1000, request.principal,
                 request.resource, request.action, request.time, context, args, redacted,
                 digest, event.decision, event.shadow, event.server, event.transport,
                 event.session_id, event.request_id, event.method, event.trace_id,
@@ -239,7 +219,7 @@ class AuditLog:
         """Queue the outcome of an allowed call (`ok` / `error`, duration, error class)."""
         try:
             self._put(
-                (_OUTCOME, decision_id, time.time_ns() // 1000, status, duration_us, error_class)
+                (OUTCOME, decision_id, time.time_ns() // 1000, status, duration_us, error_class)
             )
         except Exception:
             self._append_errors += 1
@@ -338,7 +318,7 @@ class AuditLog:
         if self._con is not None:
             with contextlib.suppress(Exception):
                 self._con.close()
-        _live.discard(self)
+        _process.forget(self)
 
     def stats(self) -> dict[str, Any]:
         """Counters for metrics: queue depth, rows written / spilled / failed / reloaded,
@@ -375,7 +355,7 @@ class AuditLog:
         if self._con is not None:
             # DuckDB's threads did not survive the fork; finalizing the parent's connection
             # here would crash, so it is deliberately never released in the child.
-            _pin(self._con)
+            _process.pin(self._con)
             self._con = None
         self._spill = SpillFile(self._spill.directory, self.writer_id)
         self._thread = threading.Thread(
@@ -443,8 +423,8 @@ class AuditLog:
         gc.disable()
         try:
             cache: dict[int, tuple[Any, list[Any]]] = {}
-            decisions = [self._decision_values(i, cache) for i in items if i[0] == _DECISION]
-            outcomes = [list(i[1:]) for i in items if i[0] == _OUTCOME]
+            decisions = [self._rows.decision(i, cache) for i in items if i[0] == DECISION]
+            outcomes = [list(i[1:]) for i in items if i[0] == OUTCOME]
             del cache
             for table, rows in (("decisions", decisions), ("outcomes", outcomes)):
                 if rows:
@@ -467,62 +447,6 @@ class AuditLog:
             self._spilled += len(rows)
         if table == "decisions" and self.durable:
             self._resolve_durable(rows)
-
-    def _decision_values(
-        self, item: tuple[Any, ...], cache: dict[int, tuple[Any, list[Any]]] | None = None
-    ) -> list[Any]:
-        """The row (schema order, without chain columns) for a queued decision. Principals
-        and resources repeat across a batch, so their columns are built once per object."""
-        (_, did, ts, p, r, action, t, context, args, redacted, digest, d, sh, server,
-         transport, session_id, request_id, method, trace_id, span_id) = item  # fmt: skip
-        if args:
-            args_json = _dumps_sorted(args)
-            if digest is None:
-                digest = hashlib.sha256(args_json.encode()).hexdigest()
-        else:
-            args_json, digest = "{}", _EMPTY_JSON_SHA
-        if cache is None:
-            cache = {}
-        hit = cache.get(id(r))
-        if hit is None or hit[0] is not r:
-            meta = _dumps_sorted(self._redactor.redact(r.meta)[0]) if r.meta else None
-            hit = (r, [r.kind, r.name, sorted(r.tags), r.namespace, r.version, r.uri,
-                       r.template, meta])  # fmt: skip
-            cache[id(r)] = hit
-        resource_part = hit[1]
-        hit = cache.get(id(p))
-        if hit is None or hit[0] is not p:
-            hit = (p, self._principal_part(p))
-            cache[id(p)] = hit
-        row = [
-            did, ts, ts if t is None else _us(t), trace_id or None, span_id or None,
-            server, transport, session_id,
-            None if request_id is None else str(request_id), method, action,
-        ]  # fmt: skip
-        row += resource_part
-        row += hit[1]
-        row += (
-            _dumps_sorted(context) if context else None,
-            args_json, list(redacted), digest,
-            d.allowed, d.reason, d.rule, d.policy, d.policy_hash or None,
-            list(d.matched_rules), list(d.errors), d.rules_evaluated, float(d.eval_us),
-        )  # fmt: skip
-        if sh is None:
-            row += _NO_SHADOW
-        else:
-            row += (sh.allowed, sh.reason, sh.rule, sh.policy, sh.policy_hash or None)
-        return row
-
-    def _principal_part(self, p: Any) -> list[Any]:
-        claims = p.claims
-        if claims:
-            if self._claims is not None:
-                claims = {k: v for k, v in claims.items() if k in self._claims}
-            claims = self._redactor.redact(claims)[0]
-        return [
-            p.user_id, p.agent_id, list(p.roles), p.auth_method, p.authenticated, p.key_id,
-            _dumps_sorted(claims) if claims else None,
-        ]  # fmt: skip
 
     def _commit(self, table: str, rows: list[list[Any]]) -> bool:
         """Chain `rows`, write them as one segment; on failure leave rows and chain as they
@@ -612,7 +536,7 @@ class AuditLog:
 
     def _spill_items(self, items: list[tuple[Any, ...]], *, fsync: bool) -> None:
         rows = [
-            ("decisions", self._decision_values(i)) if i[0] == _DECISION else
+            ("decisions", self._rows.decision(i)) if i[0] == DECISION else
             ("outcomes", list(i[1:]))
             for i in items
         ]  # fmt: skip
@@ -669,46 +593,3 @@ class AuditLog:
 def _settle(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
-
-
-def _pin(obj: Any) -> None:
-    """Keep `obj` alive until the process ends, interpreter shutdown included."""
-    import ctypes
-
-    ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
-
-
-def _reinit_in_child() -> None:
-    for log in list(_live):
-        if not log._closed:
-            log._after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reinit_in_child)
-
-
-def _close_all() -> None:
-    for log in list(_live):
-        with contextlib.suppress(Exception):
-            log.close()
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    _close_all()
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _install_exit_hooks() -> None:
-    """Flush at interpreter exit, and on SIGTERM when nobody else handles it (servers such
-    as uvicorn install their own handler and end the lifespan, which closes the log)."""
-    global _hooks_installed
-    if _hooks_installed:
-        return
-    _hooks_installed = True
-    atexit.register(_close_all)
-    if threading.current_thread() is threading.main_thread():
-        with contextlib.suppress(ValueError, OSError):
-            if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-                signal.signal(signal.SIGTERM, _on_sigterm)

@@ -1,0 +1,79 @@
+"""Process-level care for audit logs: flush at interpreter exit and on SIGTERM, and give
+a forked child writers of its own (pre-fork servers)."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import threading
+import weakref
+from typing import Any, Protocol
+
+__all__ = ["pin", "register"]
+
+
+class _Log(Protocol):
+    _closed: bool
+
+    def close(self) -> None: ...
+
+    def _after_fork(self) -> None: ...
+
+
+_live: weakref.WeakSet[Any] = weakref.WeakSet()
+_hooks_installed = False
+
+
+def register(log: _Log) -> None:
+    """Track `log` so exit, SIGTERM and fork handle it; installs the hooks once."""
+    _live.add(log)
+    _install_exit_hooks()
+
+
+def forget(log: _Log) -> None:
+    _live.discard(log)
+
+
+def pin(obj: Any) -> None:
+    """Keep `obj` alive until the process ends, interpreter shutdown included."""
+    import ctypes
+
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+
+
+def _reinit_in_child() -> None:
+    for log in list(_live):
+        if not log._closed:
+            log._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_in_child)
+
+
+def _close_all() -> None:
+    for log in list(_live):
+        with contextlib.suppress(Exception):
+            log.close()
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    _close_all()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _install_exit_hooks() -> None:
+    """Flush at interpreter exit, and on SIGTERM when nobody else handles it (servers such
+    as uvicorn install their own handler and end the lifespan, which closes the log)."""
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    atexit.register(_close_all)
+    if threading.current_thread() is threading.main_thread():
+        with contextlib.suppress(ValueError, OSError):
+            if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+                signal.signal(signal.SIGTERM, _on_sigterm)
