@@ -124,6 +124,30 @@ def bench_ingestion(tmp: Path, rows: int) -> None:
     print("(baseline: a bare DuckDB batch insert of the same rows, built beforehand)")
 
 
+def bench_durable(tmp: Path, concurrency: int = 16, per_task: int = 200) -> None:
+    import asyncio
+
+    async def run(log: AuditLog) -> float:
+        async def task(t: int) -> None:
+            for i in range(per_task):
+                ev = event(t * per_task + i)
+                log.append(ev)
+                await log.wait_durable(ev.decision_id)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(task(t) for t in range(concurrency)))
+        return time.perf_counter() - t0
+
+    log = AuditLog(tmp / "durable", durable=True)
+    elapsed = asyncio.run(run(log))
+    segments = log.stats()["segments"]
+    log.close()
+    total = concurrency * per_task
+    print(f"\n## durable mode, {concurrency} concurrent requests (decisions/s)")
+    print(f"{'committed before the tool runs':<44} {total / elapsed:>12,.0f}"
+          f"   ({total / segments:.1f} decisions per fsync'd group commit)")  # fmt: skip
+
+
 def bench_loss_window(tmp: Path, kills: int) -> None:
     script = ROOT / "tests" / "audit" / "writer_proc.py"
     capacity = 2_000_000
@@ -163,6 +187,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bench_append(Path(tmp))
         bench_ingestion(Path(tmp), opts.rows)
+        bench_durable(Path(tmp))
         bench_loss_window(Path(tmp), opts.kills)
 
 
