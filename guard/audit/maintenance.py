@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from guard.audit.segments import (
     MARKER_SUFFIX,
     SEGMENT_SUFFIX,
     live_segments,
+    marker_sources,
     read_json_file,
     remove_quietly,
     write_json_atomic,
@@ -32,6 +34,8 @@ from guard.errors import AuditError
 __all__ = ["DEFAULT_RETENTION_DAYS", "apply_retention", "compact"]
 
 DEFAULT_RETENTION_DAYS = 180
+# how long replaced segments stay on disk for queries that listed them before the switch
+GRACE_SECONDS = 120.0
 
 
 @contextlib.contextmanager
@@ -59,33 +63,59 @@ def _listed(files: list[Path]) -> str:
 def replace_segments(
     con: Any, directory: Path, sources: list[Path], query: str, name: str | None = None
 ) -> Path:
-    """Replace `sources` by one new segment holding `query`'s rows, safely for readers."""
+    """Replace `sources` by one new segment holding `query`'s rows, safely for readers:
+    the merged file appears after its marker, so readers switch from the sources to it in
+    one step; the sources stay on disk for `GRACE_SECONDS` (queries that listed them before
+    the switch still read them), then `collect_garbage` deletes them."""
     name = name or f"compact-{uuid7().replace('-', '')}{SEGMENT_SUFFIX}"
     final, tmp = directory / name, directory / f".{name}.tmp"
     con.execute(f"COPY ({query}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     write_json_atomic(
-        directory / f"{name}{MARKER_SUFFIX}", {"sources": [s.name for s in sources]}, fsync=True
+        directory / f"{name}{MARKER_SUFFIX}",
+        {"sources": [s.name for s in sources], "replaced_at": time.time()},
+        fsync=True,
     )
     os.replace(tmp, final)  # readers now see `final` and skip `sources`
-    for source in sources:
-        remove_quietly(source)
-    _drop_stale_markers(directory)
+    collect_garbage(directory)
     return final
 
 
-def _drop_stale_markers(directory: Path) -> None:
-    for marker in directory.glob(f"*{MARKER_SUFFIX}"):
-        merged = marker.with_name(marker.name[: -len(MARKER_SUFFIX)])
-        doc = read_json_file(marker)
-        sources = doc.get("sources", []) if isinstance(doc, dict) else []
-        if not merged.exists() or not any((directory / s).exists() for s in sources):
-            remove_quietly(marker)
+def collect_garbage(directory: Path, grace: float | None = None) -> int:
+    """Delete segments replaced more than `grace` seconds ago (default `GRACE_SECONDS`),
+    then their markers; drop markers of merges that never completed. Returns files deleted.
+    Run under the maintenance lock."""
+    grace = GRACE_SECONDS if grace is None else grace
+    now = time.time()
+    markers = sorted(p.name for p in directory.glob(f"*{MARKER_SUFFIX}"))
+    replaced = marker_sources(directory, markers)
+    merged_away = set().union(*replaced.values()) if replaced else set()
+    ages = {}
+    for merged in replaced:
+        doc = read_json_file(directory / f"{merged}{MARKER_SUFFIX}")
+        ages[merged] = now - float(doc.get("replaced_at", 0)) if isinstance(doc, dict) else 0.0
+    deleted = 0
+    # oldest first: a merged file that was merged again goes only after its own sources
+    for merged in sorted(replaced, key=lambda m: -ages[m]):
+        sources, marker = replaced[merged], directory / f"{merged}{MARKER_SUFFIX}"
+        if ages[merged] < grace:
+            continue
+        if (directory / merged).exists() or merged in merged_away:
+            for source in sources:
+                if (directory / source).exists():
+                    remove_quietly(directory / source)
+                    deleted += 1
+        remove_quietly(marker)  # done, or a merge that never completed
+    return deleted
 
 
-def compact(path: str | Path, *, min_segments: int = 2) -> dict[str, int]:
+def compact(
+    path: str | Path, *, min_segments: int = 2, grace: float | None = None
+) -> dict[str, int]:
     """Merge each table's segments into one file; return how many files each table had.
+    Replaced files are deleted once older than `grace` seconds (default `GRACE_SECONDS`:
+    queries that started before the merge may still be reading them).
 
     ```python
     compact("mcp-guard-audit.duckdb")  # {"decisions": 118, "outcomes": 97}
@@ -102,12 +132,14 @@ def compact(path: str | Path, *, min_segments: int = 2) -> dict[str, int]:
                 files = live_segments(root / table)
                 merged[table] = len(files)
                 if len(files) < min_segments:
+                    collect_garbage(root / table, grace)
                     continue
                 query = (
                     f"SELECT * FROM read_parquet([{_listed(files)}], union_by_name=true) "  # noqa: S608
                     "ORDER BY writer_id, seq"
                 )
                 replace_segments(con, root / table, files, query)
+                collect_garbage(root / table, grace)
         finally:
             con.close()
     return merged

@@ -108,9 +108,15 @@ def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def live_segments(directory: Path) -> list[Path]:
-    """The segments a reader should see now: every `*.parquet`, minus the sources of a
-    compaction whose merged file is present (so no row is ever counted twice)."""
+def live_segments(directory: Path, cache: dict[str, Any] | None = None) -> list[Path]:
+    """The segments a reader should see now: every `*.parquet`, minus those a compaction or
+    roll-up replaced (so no row is ever counted twice).
+
+    A marker `M.replaces` names the sources merged into `M`. Its sources are hidden as soon
+    as `M` is visible, or once `M` itself was merged into another file; they stay on disk
+    for a grace period (see `collect_garbage`) so queries already reading them finish.
+    `cache` (marker path -> sources) saves re-reading markers, which never change.
+    """
     try:
         entries = list(os.scandir(directory))
     except FileNotFoundError:
@@ -125,14 +131,31 @@ def live_segments(directory: Path) -> list[Path]:
             files.add(name)
         elif name.endswith(MARKER_SUFFIX):
             markers.append(name)
-    for marker in markers:
-        merged = marker[: -len(MARKER_SUFFIX)]
-        if merged not in files:
-            continue
-        doc = read_json_file(directory / marker)
-        if doc is not None:
-            files.difference_update(doc.get("sources", ()))
+    replaced = marker_sources(directory, markers, cache)
+    merged_away = set().union(*replaced.values()) if replaced else set()
+    for merged, sources in replaced.items():
+        if merged in files or merged in merged_away:
+            files.difference_update(sources)
     return [directory / n for n in sorted(files)]
+
+
+def marker_sources(
+    directory: Path, markers: list[str], cache: dict[str, Any] | None = None
+) -> dict[str, frozenset[str]]:
+    """merged file name -> the source names its marker lists."""
+    out: dict[str, frozenset[str]] = {}
+    for marker in markers:
+        key = str(directory / marker)
+        sources = cache.get(key) if cache is not None else None
+        if sources is None:
+            doc = read_json_file(directory / marker)
+            if not isinstance(doc, dict):
+                continue  # vanished (collected) or half-written: ignore this round
+            sources = frozenset(doc.get("sources", ()))
+            if cache is not None:
+                cache[key] = sources
+        out[marker[: -len(MARKER_SUFFIX)]] = sources
+    return out
 
 
 def read_json_file(path: Path) -> Any:

@@ -74,6 +74,7 @@ class AuditStore:
             )
         self.con = duckdb.connect()
         self._listed: dict[str, tuple[str, ...]] = {}
+        self._markers: dict[str, Any] = {}  # marker name -> sources (markers never change)
         self._refresh()
         self.con.execute(_DECISION_LOG)
 
@@ -95,7 +96,7 @@ class AuditStore:
 
     def _refresh(self, force: bool = False) -> None:
         for table, columns in TABLES.items():
-            files = live_segments(self.path / table)
+            files = live_segments(self.path / table, self._markers)
             key = tuple(str(f) for f in files)
             if not force and self._listed.get(table) == key:
                 continue

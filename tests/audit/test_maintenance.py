@@ -32,7 +32,13 @@ def test_compaction_merges_segments_and_keeps_every_row(tmp_path: Path) -> None:
     _fill(store, 3, 10).close()  # a second writer's chain
     assert len(list((store / "decisions").glob("*.parquet"))) == 15
     assert compact(store) == {"decisions": 15, "outcomes": 15}
+    with open_store(store) as con:
+        assert len(con.files("decisions")) == 1
+    # replaced files stay for queries already reading them, then go
+    assert len(list((store / "decisions").glob("*.parquet"))) == 16
+    compact(store, grace=0)
     assert len(list((store / "decisions").glob("*.parquet"))) == 1
+    assert not list((store / "decisions").glob("*.replaces"))
     with open_store(store) as con:
         assert con.execute(
             "SELECT count(*), count(DISTINCT decision_id) FROM decision_log"
@@ -117,7 +123,7 @@ def test_a_busy_writer_rolls_its_segments_up(tmp_path: Path) -> None:
         log.flush()
         seen.append(reader.execute("SELECT count(*) FROM decisions").fetchone()[0])
     log.close()
-    files = sorted(p.name for p in (store / "decisions").glob("*.parquet"))
+    files = [p.name for p in reader.files("decisions")]
     assert len(files) < 30 and any(".L2." in f for f in files)
     assert seen == [3 * (f + 1) for f in range(300)]  # every row, exactly once, at every flush
     assert verify(store).ok
