@@ -102,6 +102,9 @@ class _NoSpan:
 _NO_SPAN: Final = _NoSpan()
 
 
+_DURABLE_TIMEOUT_S = 10.0  # how long a durable record may take before the call is denied
+
+
 def _error_decision(where: str) -> Decision:
     return Decision(allowed=False, reason=Reason.ERROR, message=f"guard error while {where}")
 
@@ -432,6 +435,16 @@ class GuardMiddleware(Middleware):
     ) -> Any:
         if not event.decision.allowed:
             raise self._denied(kind, name, event.decision)
+        audit = self.audit
+        # Durable mode: the tool runs only once its decision is on disk. A record that
+        # cannot be made durable in time is a guard failure, so the call is denied.
+        if (
+            audit is not None
+            and getattr(audit, "durable", False)
+            and not await audit.wait_durable(event.decision_id, timeout=_DURABLE_TIMEOUT_S)
+        ):
+            self._telemetry.guard_error("record")
+            raise self._denied(kind, name, _error_decision("recording durably"))
         t0 = time.perf_counter()
         try:
             result = await call_next(context)

@@ -65,3 +65,29 @@ async def test_default_store_is_in_the_working_directory(tmp_path: Path) -> None
     mw.close()
     with open_store(tmp_path / "mcp-guard-audit.duckdb") as db:
         assert db.sql("SELECT count(*) FROM decisions").fetchall()[0][0] >= 1
+
+
+async def test_durable_mode_commits_the_decision_before_the_tool_runs(tmp_path: Path) -> None:
+    store = tmp_path / "audit.duckdb"
+    audit = AuditLog(store, durable=True)
+    mw = GuardMiddleware(POLICY, principal=ALICE, audit=audit, telemetry=False)
+    mcp = demo_server()
+    seen_by_tool: list[int] = []
+
+    @mcp.tool(tags={"safe"})
+    def transfer(amount: int) -> str:
+        # A reader in the tool itself already finds this call's decision on disk.
+        with open_store(store) as db:
+            [(n,)] = db.sql(
+                "SELECT count(*) FROM decisions"
+                " WHERE resource = 'transfer' AND method = 'tools/call' AND allowed"
+            ).fetchall()
+        seen_by_tool.append(n)
+        return "done"
+
+    mcp.add_middleware(mw)
+    async with Client(mcp) as client:
+        for _ in range(3):
+            await client.call_tool("transfer", {"amount": 5})
+    mw.close()
+    assert seen_by_tool == [1, 2, 3]
