@@ -30,8 +30,12 @@ HERE = Path(__file__).resolve().parent
 SERVER = HERE / "ops_server.py"
 
 CALLERS = {  # who: (X-API-Key header or None, [(tool, args), ...])
-    "ada (admin)": ("admin-key", [("get_weather", {"city": "Oslo"}), ("delete_city", {"city": "Oslo"})]),
-    "ursula (user)": ("user-key", [("get_weather", {"city": "Lisbon"}), ("delete_city", {"city": "Lisbon"})]),
+    "ada (admin)": (
+        "admin-key", [("get_weather", {"city": "Oslo"}), ("delete_city", {"city": "Oslo"})]
+    ),
+    "ursula (user)": (
+        "user-key", [("get_weather", {"city": "Lisbon"}), ("delete_city", {"city": "Lisbon"})]
+    ),
     "mallory (wrong key)": ("not-a-key", [("get_weather", {"city": "Oslo"})]),
     "anonymous (no key)": (None, [("list_cities", {})]),
 }
@@ -49,7 +53,7 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) 
         if proc.poll() is not None:
             raise SystemExit(f"server exited early with code {proc.returncode}")
         try:
-            urllib.request.urlopen(url, timeout=1).read()  # noqa: S310 - our own loopback server
+            urllib.request.urlopen(url, timeout=1).read()
             return
         except OSError:
             time.sleep(0.2)
@@ -87,7 +91,7 @@ def main() -> int:
     env = dict(os.environ, MCP_GUARD_AUDIT=str(store), FASTMCP_SHOW_SERVER_BANNER="false")
     env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), env.get("PYTHONPATH", "")])
     print(f"== starting a guarded server on http://127.0.0.1:{port}/mcp (records: {store})")
-    proc = subprocess.Popen(  # noqa: S603 - our own example script
+    proc = subprocess.Popen(
         [sys.executable, str(SERVER), "--transport", "http", "--port", str(port)], env=env
     )
     try:
@@ -96,7 +100,7 @@ def main() -> int:
         for who, what, outcome in asyncio.run(_traffic(f"http://127.0.0.1:{port}/mcp")):
             print(f"  {who:22} {what:24} {outcome}")
         print("\n== metrics (GET /metrics, decisions only)")
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()  # noqa: S310
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
         for line in text.splitlines():
             if line.startswith(("mcpguard_decisions_total{", "mcpguard_auth_failures_total{")):
                 print("  " + line)

@@ -61,7 +61,7 @@ def test_readme_section_runs(
         if not words or words[0] != "python" or "no-run" in words or "file=" in info:
             continue
         code = compile(body, f"README[{name}]", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-        result = eval(code, namespace)  # noqa: S307 - running our own documentation
+        result = eval(code, namespace)
         if asyncio.iscoroutine(result):
             asyncio.run(result)
         ran += 1
