@@ -12,35 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from seed_page import SEED_POLICY
 
 from guard.errors import PolicyError
 from guard.policy import PolicyCondition, PolicyEngine, PolicyLoader, policy, rule
 from guard.policy.conditions import register_condition, unregister_condition
 from guard.schemas import AuthContext, DecisionReason, ResourceContext, ToolResource
 
-pytest.importorskip("guard.policy.policyset", reason="PolicySet has not landed yet")
-
-PAGE_POLICY = """\
-name: "my_service_policy"
-default_effect: "deny"
-
-rules:
-  - name: "admin_access"
-    effect: "allow"
-    agents:
-      roles: ["admin"]
-    tools:
-      patterns: ["*"]  # All tools
-    actions: ["list", "call"]
-
-  - name: "user_limited_access"
-    effect: "allow"
-    agents:
-      roles: ["user"]
-    tools:
-      names: ["safe_tool", "read_only_tool"]
-    actions: ["list", "call"]
-"""
+PAGE_POLICY = SEED_POLICY
 
 WEATHER_POLICY = """\
 name: weather_policy
@@ -128,8 +107,8 @@ async def test_policy_testing_snippet_verbatim(tmp_path: Path) -> None:
 
 def test_mcp_auth_guard_itself_gets_the_singular_resource_type_wrong(tmp_path: Path) -> None:
     # why the snippet above is worth testing: the seed never matches a tool rule for "tool"
-    seed_policy = pytest.importorskip("mcp_auth_guard.policy")
-    seed_schemas = pytest.importorskip("mcp_auth_guard.schemas")
+    import mcp_auth_guard.policy as seed_policy
+    import mcp_auth_guard.schemas as seed_schemas
     (tmp_path / "p.yaml").write_text(WEATHER_POLICY)
     loaded = seed_policy.PolicyLoader.load_from_file(tmp_path / "p.yaml")
     engine = seed_policy.PolicyEngine([loaded])

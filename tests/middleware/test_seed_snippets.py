@@ -17,6 +17,7 @@ import jwt
 import pytest
 from fastmcp import Client
 from fastmcp.exceptions import ToolError
+from seed_page import SEED_POLICY_FILE
 from servers import ServerProcess, running_server
 
 HERE = Path(__file__).resolve().parent
@@ -30,7 +31,7 @@ def _client(url: str, headers: dict[str, str]) -> Client[Any]:
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("seed")
-    shutil.copy(HERE / "seed_policies.yaml", path / "policies.yaml")
+    shutil.copy(SEED_POLICY_FILE, path / "policies.yaml")
     shutil.copy(HERE / "database_policies.yaml", path / "database_policies.yaml")
     return path
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from seed_page import SEED_POLICY
 
 from guard.errors import PolicyError, PolicyProblem
 from guard.policy.dump import dump_spec, spec_to_dict
@@ -26,31 +27,11 @@ from guard.policy.spec import (
     ToolMatch,
 )
 
-SEED_PAGE = Path("/work/shared/seeds/mcp-auth-guard-pypi-page.txt")
+# shared/ lies beside the checkout (here and in CI)
+SEED_PAGE = Path(__file__).resolve().parents[3] / "shared/seeds/mcp-auth-guard-pypi-page.txt"
 
 # The policy files shown on mcp-auth-guard's page, verbatim (the page is not shipped with
 # the tests; the seed snippets are copied here so the suite runs anywhere).
-SEED_POLICY = """\
-name: "my_service_policy"
-default_effect: "deny"
-
-rules:
-  - name: "admin_access"
-    effect: "allow"
-    agents:
-      roles: ["admin"]
-    tools:
-      patterns: ["*"]  # All tools
-    actions: ["list", "call"]
-
-  - name: "user_limited_access"
-    effect: "allow"
-    agents:
-      roles: ["user"]
-    tools:
-      names: ["safe_tool", "read_only_tool"]
-    actions: ["list", "call"]
-"""
 SEED_AGENTS = """\
 agents:
   user_id: ["alice", "bob"]           # Specific users
@@ -327,7 +308,7 @@ def test_seed_page_policy_loads_and_matches_the_seed_loader(tmp_path: Path) -> N
     path.write_text(SEED_POLICY)
     [spec] = parse_policies(path)
     assert load_policies(path).names == ("my_service_policy",)
-    seed_loader = pytest.importorskip("mcp_auth_guard.policy.loader").PolicyLoader
+    from mcp_auth_guard.policy.loader import PolicyLoader as seed_loader
     seed = seed_loader.load_from_file(path)
     assert (spec.name, spec.version, spec.default_effect) == (
         seed.name,
