@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 
+import mcp_auth_guard.policy.builder as seed_builder
 import pytest
 
 from guard.policy.builder import (
@@ -31,8 +32,6 @@ from guard.policy.spec import (
     ToolMatch,
 )
 from guard.schemas import ConditionOperator, PolicyConfig, PolicyRule
-
-seed_builder = pytest.importorskip("mcp_auth_guard.policy.builder")
 
 
 def _page_policy() -> PolicyConfig:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
+import mcp_auth_guard.schemas as seed_schemas
 import pytest
 
 import guard.schemas as ours
@@ -20,8 +21,6 @@ from guard.schemas import (
     ResourceContext,
     ToolResource,
 )
-
-seed_schemas = pytest.importorskip("mcp_auth_guard.schemas")
 
 MIRRORED = [
     "AuthConfig", "AuthContext", "ToolResource", "ResourceContext", "AuthDecision",

@@ -30,6 +30,8 @@ import re
 from collections.abc import Coroutine
 from typing import Any
 
+import mcp_auth_guard.policy as seed_policy
+import mcp_auth_guard.schemas as seed_schemas
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -37,9 +39,6 @@ from hypothesis import strategies as st
 from guard.errors import PolicyError
 from guard.policy import PolicyEngine
 from guard.schemas import AuthContext, ResourceContext, ToolResource
-
-seed_policy = pytest.importorskip("mcp_auth_guard.policy")
-seed_schemas = pytest.importorskip("mcp_auth_guard.schemas")
 
 EXAMPLES = int(os.environ.get("GUARD_DIFF_EXAMPLES", "500"))
 

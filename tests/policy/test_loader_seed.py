@@ -12,14 +12,12 @@ import copy
 import logging
 from typing import Any
 
-import pytest
+import mcp_auth_guard.policy.loader as seed_loader
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from guard.errors import PolicyError
 from guard.policy.loader import parse_policies
-
-seed_loader = pytest.importorskip("mcp_auth_guard.policy.loader")
 
 DELIBERATE = {"duplicate_rule", "bad_value", "bad_regex", "catastrophic_regex"}
 
