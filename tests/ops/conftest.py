@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
+from opsfiles import require_binary
 
 
 @pytest.fixture
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.skip("promtool missing: scripts/test.sh installs Debian's prometheus package")
-    return path
+    return require_binary("promtool")
 
 
 # The OTLP receiver lives with the telemetry tests; the end-to-end test reuses it.

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 OPS = Path(__file__).resolve().parents[2] / "ops"
@@ -26,3 +29,15 @@ def dashboard_exprs() -> list[tuple[str, str]]:
 def alert_rules() -> list[dict[str, Any]]:
     doc = load_yaml(PROMETHEUS_DIR / "alerts.yml")
     return [r for g in doc["groups"] for r in g["rules"] if "alert" in r]
+
+
+def require_binary(name: str) -> str:
+    """The path of a Debian prometheus binary. Missing, it skips a developer's ad-hoc run
+    but fails under CI (`CI` set), where `scripts/test.sh` must have installed it."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} missing: scripts/test.sh installs Debian's prometheus package"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

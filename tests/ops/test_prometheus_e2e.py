@@ -7,7 +7,6 @@ and the latency exemplars Prometheus stored are trace ids of spans the server ex
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import httpx
 import pytest
 import yaml
 from fastmcp import Client
-from opsfiles import PROMETHEUS_DIR, alert_rules, dashboard_exprs, load_yaml
+from opsfiles import PROMETHEUS_DIR, alert_rules, dashboard_exprs, load_yaml, require_binary
 from otlp_receiver import Receiver, otlp_receiver
 from servers import REPO, ServerProcess, free_port, running_server
 
@@ -61,9 +60,7 @@ def server(receiver: Receiver, tmp_path: Path) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 def prometheus(server: ServerProcess, tmp_path: Path) -> Iterator[str]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.skip("prometheus missing: scripts/test.sh installs Debian's prometheus package")
+    binary = require_binary("prometheus")
     config = _adapted_config(f"127.0.0.1:{server.port}", tmp_path)
     port = free_port()
     log = (tmp_path / "prometheus.log").open("wb")
