@@ -48,7 +48,12 @@ async def session(client: httpx.AsyncClient, url: str, key: str, calls: int, n: 
 
 
 async def main(url: str, key: str, sessions: int, calls: int) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=sessions, max_keepalive_connections=sessions)
+    # Idle connections are dropped after 1 s, well before uvicorn closes them (5 s): with
+    # equal timeouts a request can be sent on a connection the server is closing, which
+    # fails with ReadError and cannot be retried safely (it may have been processed).
+    limits = httpx.Limits(
+        max_connections=sessions, max_keepalive_connections=sessions, keepalive_expiry=1.0
+    )
     async with httpx.AsyncClient(limits=limits, timeout=600) as client:
         results = await asyncio.gather(
             *(session(client, url, key, calls, n) for n in range(sessions)), return_exceptions=True
