@@ -126,8 +126,10 @@ class AuditStore:
         import duckdb
 
         for attempt in range(_RETRIES):
-            self._refresh(force=attempt > 0)
             try:
+                # Listing files and creating the views can meet a file that a roll-up or
+                # compaction removed a moment after it was listed: list again.
+                self._refresh(force=attempt > 0)
                 return run()
             except (duckdb.IOException, duckdb.InvalidInputException, duckdb.HTTPException):
                 # a segment vanished between listing and reading (compaction): list again
