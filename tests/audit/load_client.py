@@ -47,17 +47,21 @@ async def session(client: httpx.AsyncClient, url: str, key: str, calls: int, n: 
     return ok
 
 
-async def main(url: str, key: str, sessions: int, calls: int) -> dict[str, Any]:
-    # Idle connections are dropped after 1 s, well before uvicorn closes them (5 s): with
-    # equal timeouts a request can be sent on a connection the server is closing, which
-    # fails with ReadError and cannot be retried safely (it may have been processed).
-    limits = httpx.Limits(
-        max_connections=sessions, max_keepalive_connections=sessions, keepalive_expiry=1.0
-    )
+async def one_session(url: str, key: str, calls: int, n: int) -> int:
+    # Each session owns its connection; none expire on the client (the server keeps them
+    # 600 s). A pool shared by many sessions can close an expired connection after it was
+    # handed to a request that is about to use it (httpcore 1.0 expires connections that
+    # are assigned but not yet active); the request then fails with ReadError half sent,
+    # and cannot be retried safely because the server may already have run it.
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=None)
     async with httpx.AsyncClient(limits=limits, timeout=600) as client:
-        results = await asyncio.gather(
-            *(session(client, url, key, calls, n) for n in range(sessions)), return_exceptions=True
-        )
+        return await session(client, url, key, calls, n)
+
+
+async def main(url: str, key: str, sessions: int, calls: int) -> dict[str, Any]:
+    results = await asyncio.gather(
+        *(one_session(url, key, calls, n) for n in range(sessions)), return_exceptions=True
+    )
     errors = [repr(r) for r in results if isinstance(r, BaseException)]
     return {"ok": sum(r for r in results if isinstance(r, int)), "errors": errors[:5]}
 
