@@ -95,8 +95,12 @@ async def main() -> None:
     alice = Principal("alice", roles=("admin",), auth_method="stdio")
 
     configs: dict[str, FastMCP[Any]] = {"bare": server()}
-    full = GuardMiddleware(policy_file, principal=alice, audit=workdir / "audit",
-                           telemetry=GuardTelemetry(registry=CollectorRegistry()))
+    full = GuardMiddleware(
+        policy_file,
+        principal=alice,
+        audit=workdir / "audit",
+        telemetry=GuardTelemetry(registry=CollectorRegistry()),
+    )
     configs["guard (id+decide+span+metrics+record)"] = server()
     configs["guard (id+decide+span+metrics+record)"].add_middleware(full)
     configs["guard (id+decide only)"] = server()
@@ -106,11 +110,16 @@ async def main() -> None:
     # The two observers apart, to see where the full configuration's cost comes from.
     configs["guard (id+decide+span+metrics)"] = server()
     configs["guard (id+decide+span+metrics)"].add_middleware(
-        GuardMiddleware(policy_file, principal=alice, audit=None,
-                        telemetry=GuardTelemetry(registry=CollectorRegistry()))
+        GuardMiddleware(
+            policy_file,
+            principal=alice,
+            audit=None,
+            telemetry=GuardTelemetry(registry=CollectorRegistry()),
+        )
     )
-    records_only = GuardMiddleware(policy_file, principal=alice, audit=workdir / "audit2",
-                                   telemetry=False)
+    records_only = GuardMiddleware(
+        policy_file, principal=alice, audit=workdir / "audit2", telemetry=False
+    )
     configs["guard (id+decide+record)"] = server()
     configs["guard (id+decide+record)"].add_middleware(records_only)
     configs["mcp-auth-guard 1.0.0"] = server()
@@ -127,19 +136,24 @@ async def main() -> None:
             assert (await client.call_tool("tool_0", {"text": "x"})).data == "x", name
         for _ in range(ROUNDS):
             for name, client in clients.items():
-                calls[name].append(await per_request(
-                    lambda c=client: c.call_tool("tool_0", {"text": "x"}), CALLS_PER_ROUND))
-                lists[name].append(await per_request(
-                    lambda c=client: c.list_tools(), LISTS_PER_ROUND))
+                calls[name].append(
+                    await per_request(
+                        lambda c=client: c.call_tool("tool_0", {"text": "x"}), CALLS_PER_ROUND
+                    )
+                )
+                lists[name].append(
+                    await per_request(lambda c=client: c.list_tools(), LISTS_PER_ROUND)
+                )
     finally:
         for client in clients.values():
             await client.__aexit__(None, None, None)
         full.close()
         records_only.close()
 
-    for title, table in (("tools/call (CPU µs per request, best round)", calls),
-                         (f"tools/list of {N_TOOLS} tools (CPU µs per request, best round)",
-                          lists)):
+    for title, table in (
+        ("tools/call (CPU µs per request, best round)", calls),
+        (f"tools/list of {N_TOOLS} tools (CPU µs per request, best round)", lists),
+    ):
         bare = min(table["bare"])
         print(f"\n## {title}")
         print(f"{'configuration':<42} {'µs':>10} {'overhead vs bare':>18}")

@@ -33,8 +33,15 @@ from guard.telemetry import GuardTelemetry, NoTelemetry  # noqa: E402
 POLICY = {
     "name": "bench",
     "default_effect": "deny",
-    "rules": [{"name": "users", "effect": "allow", "agents": {"roles": ["user"]},
-               "tools": {"patterns": ["tool_*", "get_*"]}, "actions": ["list", "call"]}],
+    "rules": [
+        {
+            "name": "users",
+            "effect": "allow",
+            "agents": {"roles": ["user"]},
+            "tools": {"patterns": ["tool_*", "get_*"]},
+            "actions": ["list", "call"],
+        }
+    ],
 }
 PRINCIPAL = Principal("alice", ("user",), auth_method="api_key")
 
@@ -46,29 +53,40 @@ def _request(name: str, method: str, action: str) -> AccessRequest:
 def main() -> None:
     policies = load_policies(POLICY)
     call = _request("get_weather", "tools/call", "call")
-    call_event = DecisionEvent("id", call, policies.decide(call), server="s",
-                               transport="http", session_id="s1", request_id="1",
-                               method="tools/call")
-    listed = [_request(f"tool_{i}" if i % 4 else f"hidden_{i}", "tools/list", "list")
-              for i in range(100)]
-    list_events = [DecisionEvent("id", r, policies.decide(r), method="tools/list")
-                   for r in listed]
+    call_event = DecisionEvent(
+        "id",
+        call,
+        policies.decide(call),
+        server="s",
+        transport="http",
+        session_id="s1",
+        request_id="1",
+        method="tools/call",
+    )
+    listed = [
+        _request(f"tool_{i}" if i % 4 else f"hidden_{i}", "tools/list", "list") for i in range(100)
+    ]
+    list_events = [DecisionEvent("id", r, policies.decide(r), method="tools/list") for r in listed]
 
     sdk = TracerProvider()  # no processor: spans record but are not exported
     parent_tracer = sdk.get_tracer("bench")
     off = NoTelemetry()
-    api_only = GuardTelemetry(registry=CollectorRegistry(),
-                              tracer_provider=trace.NoOpTracerProvider())
+    api_only = GuardTelemetry(
+        registry=CollectorRegistry(), tracer_provider=trace.NoOpTracerProvider()
+    )
     with_sdk = GuardTelemetry(registry=CollectorRegistry(), tracer_provider=sdk)
     from opentelemetry.sdk._logs import LoggerProvider
 
-    with_logs = GuardTelemetry(registry=CollectorRegistry(), tracer_provider=sdk,
-                               decision_logs=LoggerProvider())
+    with_logs = GuardTelemetry(
+        registry=CollectorRegistry(), tracer_provider=sdk, decision_logs=LoggerProvider()
+    )
 
     def one(telemetry: Any) -> Callable[[], None]:
         def run() -> None:
-            telemetry.end_decision(telemetry.start_decision("tools/call", "get_weather"),
-                                   call_event)
+            telemetry.end_decision(
+                telemetry.start_decision("tools/call", "get_weather"), call_event
+            )
+
         return run
 
     def listing(telemetry: Any) -> Callable[[], None]:
@@ -77,6 +95,7 @@ def main() -> None:
                 for ev in list_events:
                     handle = telemetry.start_decision("tools/list", ev.request.resource.name)
                     telemetry.end_decision(handle, ev)
+
         return run
 
     def decide_listing() -> None:
@@ -88,9 +107,11 @@ def main() -> None:
     header("telemetry per decision (median µs; baseline: telemetry off)")
     row("tools/call, telemetry off", base.median_us)
     row("tools/call, decide() itself (reference)", decide.median_us)
-    for label, telemetry in (("metrics + API-only spans", api_only),
-                             ("metrics + recording SDK span", with_sdk),
-                             ("... + decision log record", with_logs)):
+    for label, telemetry in (
+        ("metrics + API-only spans", api_only),
+        ("metrics + recording SDK span", with_sdk),
+        ("... + decision log record", with_logs),
+    ):
         t = time_call(one(telemetry))
         row(f"tools/call, {label}", t.median_us)
         row("  added vs off (median)", t.median_us - base.median_us)

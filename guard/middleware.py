@@ -68,8 +68,16 @@ class _Call:
     """Per-request facts shared by every decision the request makes (one for a call,
     one per component for a list): resolved once, before deciding."""
 
-    __slots__ = ("context", "denial", "now", "principal", "request_id", "server", "session_id",
-                 "transport")
+    __slots__ = (
+        "context",
+        "denial",
+        "now",
+        "principal",
+        "request_id",
+        "server",
+        "session_id",
+        "transport",
+    )
 
     def __init__(
         self,
@@ -390,8 +398,7 @@ class GuardMiddleware(Middleware):
             try:
                 self.audit.append(event)  # queued before the handler runs
             except Exception:  # `append` promises not to raise; if it does, deny
-                event.decision = replace(_error_decision("recording"),
-                                         policy_hash=policies.hash)
+                event.decision = replace(_error_decision("recording"), policy_hash=policies.hash)
                 telemetry.guard_error("record")
         return event
 
@@ -577,9 +584,15 @@ class GuardMiddleware(Middleware):
             except Exception:
                 # Still decided and recorded, as an error denial.
                 resource = Resource(kind=_LIST_KINDS[method], name=str(getattr(item, "name", "?")))
-                call_for_item = _Call(call.principal, _error_decision("resolving"), call.now,
-                                      call.transport, call.session_id, call.request_id,
-                                      call.server)
+                call_for_item = _Call(
+                    call.principal,
+                    _error_decision("resolving"),
+                    call.now,
+                    call.transport,
+                    call.session_id,
+                    call.request_id,
+                    call.server,
+                )
                 self._telemetry.guard_error("resolve")
                 decide(call_for_item, resource, "list", _EMPTY, method)
                 continue
@@ -653,8 +666,9 @@ class GuardMiddleware(Middleware):
         except Exception:
             call.denial = call.denial or _error_decision("resolving the completion target")
             self._telemetry.guard_error("resolve")
-            resource = Resource(kind="prompt" if ref_type == "ref/prompt" else "resource_template",
-                                name=key)
+            resource = Resource(
+                kind="prompt" if ref_type == "ref/prompt" else "resource_template", name=key
+            )
         action = "get" if resource.kind == "prompt" else "read"
         event = self._decide(call, resource, action, _EMPTY, "completion/complete")
         result = await call_next(context)
@@ -666,7 +680,10 @@ class GuardMiddleware(Middleware):
         completion = getattr(result, "completion", None)
         if completion is not None:
             return result.model_copy(
-                update={"completion": completion.model_copy(
-                    update={"values": [], "total": None, "has_more": None})}
+                update={
+                    "completion": completion.model_copy(
+                        update={"values": [], "total": None, "has_more": None}
+                    )
+                }
             )
         return result

@@ -8,6 +8,7 @@ from pathlib import Path
 SEED_POLICY_FILE = Path(__file__).resolve().parent.parent / "examples" / "policies" / "seed.yaml"
 # the page's text: the file without its leading comment lines
 SEED_POLICY = "".join(
-    line for line in SEED_POLICY_FILE.read_text().splitlines(keepends=True)
+    line
+    for line in SEED_POLICY_FILE.read_text().splitlines(keepends=True)
     if not line.startswith("#")
 )

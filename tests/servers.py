@@ -125,8 +125,9 @@ def running_server(
     log = workdir / f"server-{port}.log"
     cmd = [sys.executable, str(script), "--transport", transport, "--port", str(port), *args]
     with log.open("wb") as sink:
-        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=_env(env),
-                                cwd=workdir)
+        proc = subprocess.Popen(
+            cmd, stdout=sink, stderr=subprocess.STDOUT, env=_env(env), cwd=workdir
+        )
     path = "/sse" if transport == "sse" else "/mcp"
     server = ServerProcess(proc, port, f"http://127.0.0.1:{port}{path}", log)
     try:
@@ -152,5 +153,10 @@ def serve(mcp: Any, argv: Sequence[str] | None = None) -> None:
     if opts.transport == "stdio":
         mcp.run(transport="stdio", show_banner=False)
     else:
-        mcp.run(transport=opts.transport, host="127.0.0.1", port=opts.port, show_banner=False,
-                log_level="warning")
+        mcp.run(
+            transport=opts.transport,
+            host="127.0.0.1",
+            port=opts.port,
+            show_banner=False,
+            log_level="warning",
+        )

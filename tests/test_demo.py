@@ -13,7 +13,11 @@ def test_demo_runs_and_leaves_verified_records(tmp_path: Path) -> None:
     out = tmp_path / "demo-out"
     done = subprocess.run(
         [sys.executable, str(REPO / "examples" / "demo.py"), "--out", str(out)],
-        capture_output=True, text=True, timeout=180, cwd=REPO, check=False,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=REPO,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     text = done.stdout

@@ -62,6 +62,7 @@ __all__ = [
     "rule",
 ]
 
+
 def condition(
     field: str, operator: ConditionOperator | str, value: Any, *, timezone: str | None = None
 ) -> PolicyCondition:
@@ -384,9 +385,7 @@ class PolicyBuilder:
         return self
 
     def with_default_effect(self, effect: Effect | str) -> PolicyBuilder:
-        self._policy.default_effect = Effect(
-            effect.lower() if isinstance(effect, str) else effect
-        )
+        self._policy.default_effect = Effect(effect.lower() if isinstance(effect, str) else effect)
         return self
 
     def allow_by_default(self) -> PolicyBuilder:

@@ -136,7 +136,9 @@ def _condition_spec(item: ConditionItem) -> ConditionNode:
 def _condition_item(node: ConditionNode) -> ConditionItem:
     if isinstance(node, Condition):
         return PolicyCondition(
-            field=node.field, operator=node.operator, value=_thawed(node.value),
+            field=node.field,
+            operator=node.operator,
+            value=_thawed(node.value),
             timezone=node.timezone,
         )
     return node  # groups and custom conditions have no mcp-auth-guard form: kept as they are
@@ -153,7 +155,9 @@ class AgentMatcher:
 
     def to_spec(self) -> AgentMatch:
         return AgentMatch(
-            _strings(self.user_id), _strings(self.roles), _strings(self.agent_id),
+            _strings(self.user_id),
+            _strings(self.roles),
+            _strings(self.agent_id),
             _strings(self.patterns),
         )
 
@@ -169,7 +173,9 @@ class ToolMatcher:
 
     def to_spec(self) -> ToolMatch:
         return ToolMatch(
-            _strings(self.names), _strings(self.patterns), _strings(self.namespaces),
+            _strings(self.names),
+            _strings(self.patterns),
+            _strings(self.namespaces),
             _strings(self.tags),
         )
 
@@ -185,7 +191,9 @@ class ResourceMatcher:
 
     def to_spec(self) -> ResourceMatch:
         return ResourceMatch(
-            _strings(self.uris), _strings(self.patterns), _strings(self.schemes),
+            _strings(self.uris),
+            _strings(self.patterns),
+            _strings(self.schemes),
             _strings(self.tags),
         )
 
@@ -201,7 +209,9 @@ class TemplateMatcher:
 
     def to_spec(self) -> TemplateMatch:
         return TemplateMatch(
-            _strings(self.uri_templates), _strings(self.names), _strings(self.patterns),
+            _strings(self.uri_templates),
+            _strings(self.names),
+            _strings(self.patterns),
             _strings(self.tags),
         )
 
@@ -259,30 +269,54 @@ class PolicyRule:
     def from_spec(cls, spec: RuleSpec) -> PolicyRule:
         """The editable form of a `RuleSpec`."""
         a, t, r, m, p = (
-            spec.agents, spec.tools, spec.resources, spec.resource_templates, spec.prompts,
+            spec.agents,
+            spec.tools,
+            spec.resources,
+            spec.resource_templates,
+            spec.prompts,
         )
         return cls(
             name=spec.name,
             effect=Effect(spec.effect),
             description=spec.description,
-            agents=None if a is None else AgentMatcher(
-                user_id=_listed(a.user_id), roles=_listed(a.roles),
-                agent_id=_listed(a.agent_id), patterns=_listed(a.patterns),
+            agents=None
+            if a is None
+            else AgentMatcher(
+                user_id=_listed(a.user_id),
+                roles=_listed(a.roles),
+                agent_id=_listed(a.agent_id),
+                patterns=_listed(a.patterns),
             ),
-            tools=None if t is None else ToolMatcher(
-                names=_listed(t.names), patterns=_listed(t.patterns),
-                namespaces=_listed(t.namespaces), tags=_listed(t.tags),
+            tools=None
+            if t is None
+            else ToolMatcher(
+                names=_listed(t.names),
+                patterns=_listed(t.patterns),
+                namespaces=_listed(t.namespaces),
+                tags=_listed(t.tags),
             ),
-            resources=None if r is None else ResourceMatcher(
-                uris=_listed(r.uris), patterns=_listed(r.patterns),
-                schemes=_listed(r.schemes), tags=_listed(r.tags),
+            resources=None
+            if r is None
+            else ResourceMatcher(
+                uris=_listed(r.uris),
+                patterns=_listed(r.patterns),
+                schemes=_listed(r.schemes),
+                tags=_listed(r.tags),
             ),
-            resource_templates=None if m is None else TemplateMatcher(
-                uri_templates=_listed(m.uri_templates), names=_listed(m.names),
-                patterns=_listed(m.patterns), tags=_listed(m.tags),
+            resource_templates=None
+            if m is None
+            else TemplateMatcher(
+                uri_templates=_listed(m.uri_templates),
+                names=_listed(m.names),
+                patterns=_listed(m.patterns),
+                tags=_listed(m.tags),
             ),
-            prompts=None if p is None else PromptMatcher(
-                names=_listed(p.names), patterns=_listed(p.patterns), tags=_listed(p.tags),
+            prompts=None
+            if p is None
+            else PromptMatcher(
+                names=_listed(p.names),
+                patterns=_listed(p.patterns),
+                tags=_listed(p.tags),
             ),
             actions=list(spec.actions),
             conditions=[_condition_item(c) for c in spec.conditions],

@@ -165,7 +165,9 @@ class GuardTelemetry:
         else:
             handle = _Handle(
                 span if span.is_recording() and self._list_events else None,
-                format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"), listing=True,
+                format(ctx.trace_id, "032x"),
+                format(ctx.span_id, "016x"),
+                listing=True,
             )
         self._last_list = (span, handle)
         return handle
@@ -177,8 +179,14 @@ class GuardTelemetry:
             request = event.request
             resource = request.resource
             allowed = decision.allowed
-            key = (allowed, decision.reason, resource.kind, request.action, resource.name,
-                   decision.rule or "")
+            key = (
+                allowed,
+                decision.reason,
+                resource.kind,
+                request.action,
+                resource.name,
+                decision.rule or "",
+            )
             child = self._children.get(key)
             if child is None:
                 child = self._child(*key)
@@ -189,8 +197,7 @@ class GuardTelemetry:
                 if not allowed and handle.span is not None:
                     handle.span.add_event("mcp_guard.hidden", _hidden_attributes(event))
                 if self._logs is not None:
-                    self._logs.emit(handle.trace_id, handle.span_id, event,
-                                    self._attributes(event))
+                    self._logs.emit(handle.trace_id, handle.span_id, event, self._attributes(event))
                 return
             trace_id = handle.trace_id
             if trace_id and self._exemplars:
@@ -206,8 +213,9 @@ class GuardTelemetry:
                     span.set_status(Status(StatusCode.ERROR, _denial_text(event)))
                 span.end()
             if self._logs is not None:
-                self._logs.emit(handle.trace_id, handle.span_id, event,
-                                attributes or self._attributes(event))
+                self._logs.emit(
+                    handle.trace_id, handle.span_id, event, attributes or self._attributes(event)
+                )
         except Exception:
             self._failures += 1
 

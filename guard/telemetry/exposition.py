@@ -119,7 +119,8 @@ def mount_metrics(
             given = request.headers.get("authorization", "").encode()
             if not hmac.compare_digest(given, expected):
                 return Response(
-                    "unauthorized\n", status_code=401,
+                    "unauthorized\n",
+                    status_code=401,
                     headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
                 )
         body, content_type = render(source, request.headers.get("accept"))
@@ -152,4 +153,3 @@ def start_metrics_server(
 
     server, _thread = start_http_server(port, addr, registry=scrape_registry(registry))
     return server
-

@@ -35,10 +35,29 @@ __all__ = ["DURATION_BUCKETS", "OTHER", "AuditCollector", "GuardMetrics", "multi
 OTHER: Final = "other"
 # Deciding takes microseconds; the tail that matters for alerts sits in the milliseconds.
 DURATION_BUCKETS: Final = (
-    5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 1.0,
+    5e-6,
+    1e-5,
+    2.5e-5,
+    5e-5,
+    1e-4,
+    2.5e-4,
+    5e-4,
+    1e-3,
+    2.5e-3,
+    5e-3,
+    1e-2,
+    2.5e-2,
+    0.1,
+    1.0,
 )
 GUARD_ERROR_SITES: Final = (
-    "authenticate", "decide", "shadow", "observe", "record", "outcome", "resolve",
+    "authenticate",
+    "decide",
+    "shadow",
+    "observe",
+    "record",
+    "outcome",
+    "resolve",
 )
 _MAX_SMALL_LABEL: Final = 64  # distinct auth methods / reasons / error sites kept before folding
 
@@ -119,7 +138,8 @@ class AuditCollector(Collector):
         if not seen:
             return
         yield GaugeMetricFamily(
-            "mcpguard_audit_queue_depth", "Decision records waiting for the writer.",
+            "mcpguard_audit_queue_depth",
+            "Decision records waiting for the writer.",
             value=totals["queue_depth"],
         )
         for key, text in (
@@ -129,14 +149,16 @@ class AuditCollector(Collector):
         ):
             yield CounterMetricFamily(f"mcpguard_audit_rows_{key}", text, value=totals[key])
         yield CounterMetricFamily(
-            "mcpguard_audit_flush_seconds", "Time spent flushing batches to the store.",
+            "mcpguard_audit_flush_seconds",
+            "Time spent flushing batches to the store.",
             value=flush_sum,
         )
         yield CounterMetricFamily(
             "mcpguard_audit_flushes", "Batches flushed to the store.", value=flush_count
         )
         yield GaugeMetricFamily(
-            "mcpguard_audit_last_flush_duration_seconds", "Duration of the latest flush.",
+            "mcpguard_audit_last_flush_duration_seconds",
+            "Duration of the latest flush.",
             value=flush_last,
         )
 
@@ -165,17 +187,22 @@ class GuardMetrics:
         self.multiprocess = multiprocess_mode()
         reg = registry
         self.decisions = Counter(
-            "mcpguard_decisions", "Authorization decisions.",
-            ("decision", "reason", "kind", "action", "resource", "rule"), registry=reg,
+            "mcpguard_decisions",
+            "Authorization decisions.",
+            ("decision", "reason", "kind", "action", "resource", "rule"),
+            registry=reg,
         )
         self.duration = Histogram(
-            "mcpguard_decision_duration_seconds", "Time spent deciding one request.",
-            buckets=DURATION_BUCKETS, registry=reg,
+            "mcpguard_decision_duration_seconds",
+            "Time spent deciding one request.",
+            buckets=DURATION_BUCKETS,
+            registry=reg,
         )
         self.auth_failures = Counter(
             "mcpguard_auth_failures",
             "Requests whose caller could not be authenticated, by authentication method.",
-            ("method", "reason"), registry=reg,
+            ("method", "reason"),
+            registry=reg,
         )
         self.reloads = Counter(
             "mcpguard_policy_reloads", "Policy (re)loads by result.", ("result",), registry=reg
@@ -183,12 +210,17 @@ class GuardMetrics:
         # `liveall` keeps one series per live worker (with a pid label) in multiprocess mode;
         # an Info metric cannot be used there at all.
         self.policy_info = Gauge(
-            "mcpguard_policy_info", "The policy set in force (value 1).",
-            ("hash", "version"), registry=reg, multiprocess_mode="liveall",
+            "mcpguard_policy_info",
+            "The policy set in force (value 1).",
+            ("hash", "version"),
+            registry=reg,
+            multiprocess_mode="liveall",
         )
         self.guard_errors = Counter(
-            "mcpguard_guard_errors", "Fail-closed denials caused by an error inside the guard.",
-            ("where",), registry=reg,
+            "mcpguard_guard_errors",
+            "Fail-closed denials caused by an error inside the guard.",
+            ("where",),
+            registry=reg,
         )
         # Known label values start at 0, so rates and alerts have a series before the
         # first failure (an absent series reads as "no data", not as "no errors").
@@ -219,8 +251,12 @@ class GuardMetrics:
         child = self.children.get(key)
         if child is None:
             child = self.decisions.labels(
-                "allow" if allowed else "deny", self._reason(reason or "unknown"), kind or "",
-                action or "", self._resource(resource or ""), rule or "",
+                "allow" if allowed else "deny",
+                self._reason(reason or "unknown"),
+                kind or "",
+                action or "",
+                self._resource(resource or ""),
+                rule or "",
             )
             self.children[key] = child
         return child

@@ -33,8 +33,12 @@ ALICE = AuthContext(user_id="alice", roles=["user"], authenticated=True)
 
 
 def _tool(name: str, **kw: object) -> ResourceContext:
-    return ResourceContext(resource_type="tool", resource=ToolResource(name=name, **kw),  # type: ignore[arg-type]
-                           action="call", method="tools/call")
+    return ResourceContext(
+        resource_type="tool",
+        resource=ToolResource(name=name, **kw),  # type: ignore[arg-type]
+        action="call",
+        method="tools/call",
+    )
 
 
 @pytest.mark.parametrize(
@@ -109,8 +113,9 @@ def test_loader_rejects_files_with_several_policies(tmp_path: Path) -> None:
 def test_model_validate_and_dump_round_trip() -> None:
     from guard.schemas import PolicyConfig
 
-    cfg = PolicyConfig.model_validate({"name": "p", "rules": [
-        {"name": "r", "effect": "allow", "tools": {"names": ["t"]}}]})
+    cfg = PolicyConfig.model_validate(
+        {"name": "p", "rules": [{"name": "r", "effect": "allow", "tools": {"names": ["t"]}}]}
+    )
     data = cfg.model_dump()
     assert data["rules"][0]["tools"] == {"names": ["t"]}
     assert PolicyConfig.model_validate(data).to_spec().rules == cfg.to_spec().rules

@@ -23,8 +23,13 @@ from guard.schemas import (
 )
 
 MIRRORED = [
-    "AuthConfig", "AuthContext", "ToolResource", "ResourceContext", "AuthDecision",
-    "PolicyConfig", "PolicyRule",
+    "AuthConfig",
+    "AuthContext",
+    "ToolResource",
+    "ResourceContext",
+    "AuthDecision",
+    "PolicyConfig",
+    "PolicyRule",
 ]
 
 
@@ -42,8 +47,8 @@ def test_same_fields_and_defaults_as_mcp_auth_guard(name: str) -> None:
     mine = {f.name: f for f in dataclasses.fields(getattr(ours, name)) if f.init}
     assert set(theirs) <= set(mine), set(theirs) - set(mine)
     for field_name, info in theirs.items():
-        expected = "<required>" if info.is_required() else info.get_default(
-            call_default_factory=True
+        expected = (
+            "<required>" if info.is_required() else info.get_default(call_default_factory=True)
         )
         assert _default(mine[field_name]) == expected, (name, field_name)
 
@@ -67,39 +72,81 @@ def test_import_is_light() -> None:
 
 @pytest.mark.parametrize(
     "spelling,kind",
-    [("tool", "tool"), ("tools", "tool"), ("resource", "resource"), ("resources", "resource"),
-     ("prompt", "prompt"), ("prompts", "prompt"), ("resource_template", "resource_template")],
+    [
+        ("tool", "tool"),
+        ("tools", "tool"),
+        ("resource", "resource"),
+        ("resources", "resource"),
+        ("prompt", "prompt"),
+        ("prompts", "prompt"),
+        ("resource_template", "resource_template"),
+    ],
 )
 def test_resource_type_accepts_singular_and_plural(spelling: str, kind: str) -> None:
-    ctx = ResourceContext(resource_type=spelling, resource=ToolResource(name="x://y"),
-                          action="call", method="tools/call")
+    ctx = ResourceContext(
+        resource_type=spelling,
+        resource=ToolResource(name="x://y"),
+        action="call",
+        method="tools/call",
+    )
     assert ctx.kind == kind
     assert ctx.to_resource().kind == kind
 
 
 def test_unknown_resource_type_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"unknown resource_type 'tool_call'.*tools"):
-        ResourceContext(resource_type="tool_call", resource=ToolResource(name="x"),
-                        action="call", method="tools/call")
+        ResourceContext(
+            resource_type="tool_call",
+            resource=ToolResource(name="x"),
+            action="call",
+            method="tools/call",
+        )
 
 
 def test_contexts_convert_to_an_access_request() -> None:
-    auth = AuthContext(user_id="alice", roles=["user"], claims={"team": "a"}, agent_id="bot",
-                       session_id="s1", authenticated=True, auth_method=ours.AuthMethod.JWT)
+    auth = AuthContext(
+        user_id="alice",
+        roles=["user"],
+        claims={"team": "a"},
+        agent_id="bot",
+        session_id="s1",
+        authenticated=True,
+        auth_method=ours.AuthMethod.JWT,
+    )
     res = ResourceContext(
         resource_type="tools",
-        resource=ToolResource(name="get_weather", namespace="wx", version="2", tags=["safe"],
-                              arguments={"city": "Paris"}, metadata={"owner": "ops"}),
-        action="call", method="tools/call", request_id="r1", timestamp=1_700_000_000.5,
+        resource=ToolResource(
+            name="get_weather",
+            namespace="wx",
+            version="2",
+            tags=["safe"],
+            arguments={"city": "Paris"},
+            metadata={"owner": "ops"},
+        ),
+        action="call",
+        method="tools/call",
+        request_id="r1",
+        timestamp=1_700_000_000.5,
     )
     req = res.to_access_request(auth.to_principal(), session_id=auth.session_id)
     p = req.principal
     assert (p.user_id, p.roles, p.agent_id, p.authenticated, p.auth_method) == (
-        "alice", ("user",), "bot", True, "jwt")
+        "alice",
+        ("user",),
+        "bot",
+        True,
+        "jwt",
+    )
     assert dict(p.claims) == {"team": "a"}
     r = req.resource
     assert (r.kind, r.name, r.namespace, r.version, r.tags, r.uri) == (
-        "tool", "get_weather", "wx", "2", frozenset({"safe"}), None)
+        "tool",
+        "get_weather",
+        "wx",
+        "2",
+        frozenset({"safe"}),
+        None,
+    )
     assert dict(r.meta) == {"owner": "ops"}
     assert (req.action, req.method, dict(req.args)) == ("call", "tools/call", {"city": "Paris"})
     assert req.time == datetime.fromtimestamp(1_700_000_000.5, UTC)
@@ -108,9 +155,14 @@ def test_contexts_convert_to_an_access_request() -> None:
 
 def test_resource_uri_comes_from_name_or_metadata() -> None:
     def uri(**kw: object) -> str | None:
-        ctx = ResourceContext(resource_type="resources", resource=ToolResource(**kw),  # type: ignore[arg-type]
-                              action="read", method="resources/read")
+        ctx = ResourceContext(
+            resource_type="resources",
+            resource=ToolResource(**kw),  # type: ignore[arg-type]
+            action="read",
+            method="resources/read",
+        )
         return ctx.to_resource().uri
+
     assert uri(name="data://a") == "data://a"
     assert uri(name="a", metadata={"uri": "data://b"}) == "data://b"
 
@@ -127,26 +179,44 @@ def test_auth_context_is_unauthenticated_by_default() -> None:
 
 @pytest.mark.parametrize(
     "reason,expected",
-    [(Reason.RULE, DecisionReason.RULE_MATCHED), (Reason.DEFAULT, DecisionReason.DEFAULT_EFFECT),
-     (Reason.UNAUTHENTICATED, DecisionReason.AUTHENTICATION_FAILED),
-     (Reason.ERROR, DecisionReason.CONDITION_FAILED)],
+    [
+        (Reason.RULE, DecisionReason.RULE_MATCHED),
+        (Reason.DEFAULT, DecisionReason.DEFAULT_EFFECT),
+        (Reason.UNAUTHENTICATED, DecisionReason.AUTHENTICATION_FAILED),
+        (Reason.ERROR, DecisionReason.CONDITION_FAILED),
+    ],
 )
 def test_auth_decision_from_decision(reason: str, expected: DecisionReason) -> None:
     rule = "r" if reason == Reason.RULE else None
-    d = Decision(allowed=reason == Reason.RULE, reason=reason, rule=rule, rules_evaluated=3,
-                 eval_us=1500.0)
+    d = Decision(
+        allowed=reason == Reason.RULE, reason=reason, rule=rule, rules_evaluated=3, eval_us=1500.0
+    )
     a = AuthDecision.from_decision(d)
     assert (a.allowed, a.reason, a.evaluated_rules, a.evaluation_time_ms) == (
-        d.allowed, expected, 3, 1.5)
+        d.allowed,
+        expected,
+        3,
+        1.5,
+    )
     assert a.matched_rule == d.rule and a.decision is d and a.message
 
 
 def _loaded_spec() -> PolicySpec:
     rule = RuleSpec(
-        name="r", effect="allow", line=4,
-        conditions=(Condition("tool.args.x", "in", ("a", "b"), line=7),
-                    ConditionGroup("any", (Condition("user.id", "equals", "u", line=9),
-                                           CustomCondition("business_hours", line=10)), line=8)),
+        name="r",
+        effect="allow",
+        line=4,
+        conditions=(
+            Condition("tool.args.x", "in", ("a", "b"), line=7),
+            ConditionGroup(
+                "any",
+                (
+                    Condition("user.id", "equals", "u", line=9),
+                    CustomCondition("business_hours", line=10),
+                ),
+                line=8,
+            ),
+        ),
     )
     return PolicySpec(name="p", rules=(rule,), source="p.yaml", text="name: p\n...")
 
@@ -156,7 +226,8 @@ def test_unedited_config_gives_back_its_origin_spec() -> None:
     cfg = PolicyConfig.from_spec(spec)
     assert cfg.to_spec() is spec
     assert cfg.rules[0].conditions[0] == ours.PolicyCondition(
-        field="tool.args.x", operator="in", value=["a", "b"])
+        field="tool.args.x", operator="in", value=["a", "b"]
+    )
 
 
 def test_edited_config_gives_a_new_spec_with_canonical_text() -> None:

@@ -77,15 +77,24 @@ STRING_FIELDS = {
 }
 NULLABLE_FIELDS = {"user.agent_id": AGENTS, "tool.namespace": NAMESPACES}
 LIST_FIELDS = {"user.roles": ROLES, "tool.tags": TAGS}
-STRING_OPS = ["equals", "not_equals", "in", "not_in", "contains", "not_contains",
-              "starts_with", "ends_with", "regex"]
+STRING_OPS = [
+    "equals",
+    "not_equals",
+    "in",
+    "not_in",
+    "contains",
+    "not_contains",
+    "starts_with",
+    "ends_with",
+    "regex",
+]
 NUMBER_OPS = ["equals", "not_equals", "gt", "lt", "gte", "lte", "in", "not_in"]
 
 
 def _fragment(values: list[str]) -> st.SearchStrategy[str]:
     return st.sampled_from(values).flatmap(
         lambda v: st.tuples(st.integers(0, len(v)), st.integers(0, len(v))).map(
-            lambda ij: v[min(ij): max(ij)] or v
+            lambda ij: v[min(ij) : max(ij)] or v
         )
     )
 
@@ -99,8 +108,15 @@ def conditions(draw: st.DrawFn) -> dict[str, Any]:
         if op in ("in", "not_in"):
             value: Any = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3))
         elif op == "regex":  # anchored at both ends: the same under match and fullmatch
-            body = draw(st.sampled_from([re.escape(draw(_fragment(pool))) + ".*",
-                                         "[a-z_]+", "|".join(map(re.escape, pool[:2]))]))
+            body = draw(
+                st.sampled_from(
+                    [
+                        re.escape(draw(_fragment(pool))) + ".*",
+                        "[a-z_]+",
+                        "|".join(map(re.escape, pool[:2])),
+                    ]
+                )
+            )
             value = f"^({body})$"
         elif op in ("contains", "not_contains", "starts_with", "ends_with"):
             value = draw(_fragment(pool))
@@ -109,14 +125,18 @@ def conditions(draw: st.DrawFn) -> dict[str, Any]:
     elif family == "nullable":
         field, pool = draw(st.sampled_from(sorted(NULLABLE_FIELDS.items())))
         op = draw(st.sampled_from(["equals", "not_equals", "in", "not_in"]))
-        value = (draw(st.lists(st.sampled_from(pool), min_size=1, max_size=2))
-                 if op.endswith("in") else draw(st.sampled_from(pool)))
+        value = (
+            draw(st.lists(st.sampled_from(pool), min_size=1, max_size=2))
+            if op.endswith("in")
+            else draw(st.sampled_from(pool))
+        )
     elif family == "number":
         field = "tool.args.count"
         op = draw(st.sampled_from(NUMBER_OPS))
         number = st.one_of(st.integers(0, 10), st.sampled_from([2.5, 7.0]))
-        value = (draw(st.lists(number, min_size=1, max_size=3)) if op.endswith("in")
-                 else draw(number))
+        value = (
+            draw(st.lists(number, min_size=1, max_size=3)) if op.endswith("in") else draw(number)
+        )
     elif family == "bool":
         field = draw(st.sampled_from(["tool.args.readonly", "user.authenticated"]))
         op = draw(st.sampled_from(["equals", "not_equals"]))
@@ -129,8 +149,9 @@ def conditions(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def _maybe_list(draw: st.DrawFn, pool: list[str], *, empty: bool = True) -> list[str]:
-    return draw(st.lists(st.sampled_from(pool), min_size=0 if empty else 1, max_size=3,
-                         unique=True))
+    return draw(
+        st.lists(st.sampled_from(pool), min_size=0 if empty else 1, max_size=3, unique=True)
+    )
 
 
 @st.composite
@@ -145,23 +166,37 @@ def rules(draw: st.DrawFn, name: str) -> dict[str, Any]:
     if draw(st.booleans()):
         rule["priority"] = draw(st.sampled_from([10, 100, 500]))
     if draw(st.booleans()):
-        agents = draw(matcher({"user_id": USER_PATTERNS, "roles": [*ROLES, "*"],
-                               "agent_id": [*AGENTS, "gpt-*"], "patterns": USER_PATTERNS}))
+        agents = draw(
+            matcher(
+                {
+                    "user_id": USER_PATTERNS,
+                    "roles": [*ROLES, "*"],
+                    "agent_id": [*AGENTS, "gpt-*"],
+                    "patterns": USER_PATTERNS,
+                }
+            )
+        )
         if "user_id" in agents and len(agents["user_id"]) == 1 and draw(st.booleans()):
             agents["user_id"] = agents["user_id"][0]  # mcp-auth-guard also took a bare string
         rule["agents"] = agents
     if draw(st.integers(0, 3)):
-        rule["tools"] = draw(matcher({"names": TOOLS, "patterns": TOOL_PATTERNS,
-                                      "namespaces": NAMESPACES, "tags": TAGS}))
+        rule["tools"] = draw(
+            matcher(
+                {"names": TOOLS, "patterns": TOOL_PATTERNS, "namespaces": NAMESPACES, "tags": TAGS}
+            )
+        )
     if not draw(st.integers(0, 3)):
-        rule["resources"] = draw(matcher({"uris": URIS, "patterns": URI_PATTERNS,
-                                          "schemes": SCHEMES}))
+        rule["resources"] = draw(
+            matcher({"uris": URIS, "patterns": URI_PATTERNS, "schemes": SCHEMES})
+        )
     if not draw(st.integers(0, 3)):
-        rule["prompts"] = draw(matcher({"names": PROMPTS, "patterns": PROMPT_PATTERNS,
-                                        "tags": TAGS}))
+        rule["prompts"] = draw(
+            matcher({"names": PROMPTS, "patterns": PROMPT_PATTERNS, "tags": TAGS})
+        )
     if draw(st.booleans()):
-        rule["actions"] = draw(st.lists(st.sampled_from([*ACTIONS, "*", "l*"]), min_size=1,
-                                        max_size=3, unique=True))
+        rule["actions"] = draw(
+            st.lists(st.sampled_from([*ACTIONS, "*", "l*"]), min_size=1, max_size=3, unique=True)
+        )
     if draw(st.integers(0, 2)):
         rule["conditions"] = draw(st.lists(conditions(), max_size=2))
     return rule
@@ -172,11 +207,13 @@ def policy_dicts(draw: st.DrawFn, count: int) -> list[dict[str, Any]]:
     out, n = [], 0
     for i in range(count):
         k = draw(st.integers(0, 5))
-        out.append({
-            "name": f"p{i}",
-            "default_effect": draw(st.sampled_from(["allow", "deny"])),
-            "rules": [draw(rules(f"r{n + j}")) for j in range(k)],
-        })
+        out.append(
+            {
+                "name": f"p{i}",
+                "default_effect": draw(st.sampled_from(["allow", "deny"])),
+                "rules": [draw(rules(f"r{n + j}")) for j in range(k)],
+            }
+        )
         n += k
     return out
 
@@ -205,8 +242,12 @@ def requests(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
         },
     }
     method = f"{resource_type}/{action}"
-    return auth, {"resource_type": resource_type, "resource": resource, "action": action,
-                  "method": method}
+    return auth, {
+        "resource_type": resource_type,
+        "resource": resource,
+        "action": action,
+        "method": method,
+    }
 
 
 def _sync(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -224,16 +265,20 @@ def seed_engine(policies: list[dict[str, Any]]) -> Any:
 
 
 def seed_decide(engine: Any, auth: dict[str, Any], res: dict[str, Any]) -> tuple[bool, str | None]:
-    d = _sync(engine.evaluate(
-        seed_schemas.AuthContext(**auth),
-        seed_schemas.ResourceContext(**{**res, "resource": seed_schemas.ToolResource(
-            **res["resource"])}),
-    ))
+    d = _sync(
+        engine.evaluate(
+            seed_schemas.AuthContext(**auth),
+            seed_schemas.ResourceContext(
+                **{**res, "resource": seed_schemas.ToolResource(**res["resource"])}
+            ),
+        )
+    )
     return bool(d.allowed), d.matched_rule
 
 
-def our_decide(engine: PolicyEngine, auth: dict[str, Any], res: dict[str, Any]
-               ) -> tuple[bool, str | None]:
+def our_decide(
+    engine: PolicyEngine, auth: dict[str, Any], res: dict[str, Any]
+) -> tuple[bool, str | None]:
     d = engine.evaluate_sync(
         AuthContext(**auth),
         ResourceContext(**{**res, "resource": ToolResource(**res["resource"])}),
@@ -245,12 +290,20 @@ def merged(policies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One policy with every rule in file order and default allow only if all allow: the
     guard's documented semantics, expressed in mcp-auth-guard's own terms."""
     every_allow = all(p["default_effect"] == "allow" for p in policies)
-    return [{"name": "merged", "default_effect": "allow" if every_allow else "deny",
-             "rules": [r for p in policies for r in p["rules"]]}]
+    return [
+        {
+            "name": "merged",
+            "default_effect": "allow" if every_allow else "deny",
+            "rules": [r for p in policies for r in p["rules"]],
+        }
+    ]
 
 
-_SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
-                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+_SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @_SETTINGS
@@ -279,14 +332,21 @@ USER = {"user_id": "alice", "roles": ["user"], "authenticated": True}
 
 
 def _tool(name: str = "t", **arguments: Any) -> dict[str, Any]:
-    return {"resource_type": "tools", "resource": {"name": name, "arguments": arguments},
-            "action": "call", "method": "tools/call"}
+    return {
+        "resource_type": "tools",
+        "resource": {"name": name, "arguments": arguments},
+        "action": "call",
+        "method": "tools/call",
+    }
 
 
-def _both(policies: list[dict[str, Any]], res: dict[str, Any], auth: dict[str, Any] = USER
-          ) -> tuple[tuple[bool, str | None], tuple[bool, str | None]]:
-    return (seed_decide(seed_engine(policies), auth, res),
-            our_decide(PolicyEngine(copy.deepcopy(policies)), auth, res))
+def _both(
+    policies: list[dict[str, Any]], res: dict[str, Any], auth: dict[str, Any] = USER
+) -> tuple[tuple[bool, str | None], tuple[bool, str | None]]:
+    return (
+        seed_decide(seed_engine(policies), auth, res),
+        our_decide(PolicyEngine(copy.deepcopy(policies)), auth, res),
+    )
 
 
 def test_global_priority_across_files() -> None:
@@ -315,24 +375,47 @@ def test_default_effect_across_files() -> None:
     ],
 )
 def test_deny_rule_with_erroring_or_missing_field_condition(condition: dict[str, Any]) -> None:
-    policy = {"name": "p", "default_effect": "allow",
-              "rules": [{"name": "no_big", "effect": "deny", "conditions": [condition]}]}
+    policy = {
+        "name": "p",
+        "default_effect": "allow",
+        "rules": [{"name": "no_big", "effect": "deny", "conditions": [condition]}],
+    }
     theirs, ours = _both([policy], _tool(path="/tmp/x"))
     assert theirs == (True, None)  # the deny rule was skipped: fail open
     assert ours == (False, "no_big")  # cannot tell, so the deny rule applies: fail closed
 
 
 def test_allow_rule_with_missing_field_does_not_apply() -> None:
-    policy = {"name": "p", "rules": [{"name": "ok", "effect": "allow", "conditions": [
-        {"field": "tool.args.size", "operator": "not_equals", "value": "big"}]}]}
+    policy = {
+        "name": "p",
+        "rules": [
+            {
+                "name": "ok",
+                "effect": "allow",
+                "conditions": [
+                    {"field": "tool.args.size", "operator": "not_equals", "value": "big"}
+                ],
+            }
+        ],
+    }
     theirs, ours = _both([policy], _tool())
     assert theirs == (True, "ok")  # None != "big" held, so the allow rule applied
     assert ours == (False, None)
 
 
 def test_regex_anchoring() -> None:
-    policy = {"name": "p", "rules": [{"name": "tmp_only", "effect": "allow", "conditions": [
-        {"field": "tool.args.path", "operator": "regex", "value": "/tmp/[a-z]+"}]}]}
+    policy = {
+        "name": "p",
+        "rules": [
+            {
+                "name": "tmp_only",
+                "effect": "allow",
+                "conditions": [
+                    {"field": "tool.args.path", "operator": "regex", "value": "/tmp/[a-z]+"}
+                ],
+            }
+        ],
+    }
     escape = _tool(path="/tmp/a/../../etc/passwd")
     theirs, ours = _both([policy], escape)
     assert theirs == (True, "tmp_only")  # re.match: only the start had to match
@@ -341,8 +424,16 @@ def test_regex_anchoring() -> None:
 
 
 def test_list_valued_contains() -> None:
-    policy = {"name": "p", "rules": [{"name": "admins", "effect": "allow", "conditions": [
-        {"field": "user.roles", "operator": "contains", "value": "admin"}]}]}
+    policy = {
+        "name": "p",
+        "rules": [
+            {
+                "name": "admins",
+                "effect": "allow",
+                "conditions": [{"field": "user.roles", "operator": "contains", "value": "admin"}],
+            }
+        ],
+    }
     superadmin = {**USER, "roles": ["superadmin"]}
     theirs, ours = _both([policy], _tool(), superadmin)
     assert theirs == (True, "admins")  # "admin" in "['superadmin']"
@@ -352,11 +443,19 @@ def test_list_valued_contains() -> None:
 
 
 def test_resource_uris_matched_on_uri() -> None:
-    policy = {"name": "p", "rules": [{"name": "no_admin", "effect": "deny",
-                                      "resources": {"schemes": ["admin"]}},
-                                     {"name": "rest", "effect": "allow", "priority": 1}]}
-    res = {"resource_type": "resources", "action": "read", "method": "resources/read",
-           "resource": {"name": "config", "metadata": {"uri": "admin://config"}}}
+    policy = {
+        "name": "p",
+        "rules": [
+            {"name": "no_admin", "effect": "deny", "resources": {"schemes": ["admin"]}},
+            {"name": "rest", "effect": "allow", "priority": 1},
+        ],
+    }
+    res = {
+        "resource_type": "resources",
+        "action": "read",
+        "method": "resources/read",
+        "resource": {"name": "config", "metadata": {"uri": "admin://config"}},
+    }
     theirs, ours = _both([policy], res)
     assert theirs == (True, "rest")  # the scheme was looked for in the name `config`
     assert ours == (False, "no_admin")
@@ -376,8 +475,11 @@ def test_resource_uris_matched_on_uri() -> None:
 def test_type_mismatch_comparisons(
     condition: dict[str, Any], args: dict[str, Any], theirs_allowed: bool
 ) -> None:
-    policy = {"name": "p", "default_effect": "allow",
-              "rules": [{"name": "guarded", "effect": "deny", "conditions": [condition]}]}
+    policy = {
+        "name": "p",
+        "default_effect": "allow",
+        "rules": [{"name": "guarded", "effect": "deny", "conditions": [condition]}],
+    }
     theirs, ours = _both([policy], _tool(**args))
     assert theirs[0] is theirs_allowed
     assert ours == (False, "guarded")  # read as numbers, or unknown: the deny rule applies
@@ -392,15 +494,32 @@ def test_unknown_keys_are_load_errors() -> None:
 
 
 def test_in_with_a_string_value_is_a_load_error() -> None:
-    substring = {"name": "p", "rules": [{"name": "r", "effect": "allow", "conditions": [
-        {"field": "user.id", "operator": "in", "value": "alice_admin"}]}]}
+    substring = {
+        "name": "p",
+        "rules": [
+            {
+                "name": "r",
+                "effect": "allow",
+                "conditions": [{"field": "user.id", "operator": "in", "value": "alice_admin"}],
+            }
+        ],
+    }
     assert seed_decide(seed_engine([substring]), USER, _tool()) == (True, "r")
     with pytest.raises(PolicyError, match="must be a list"):
         PolicyEngine([substring])
 
 
-@pytest.mark.parametrize("agents", [{"user_id": ["*"]}, {"user_id": "*"}, {"patterns": ["*"]},
-                                    {"agent_id": ["*"]}, {"roles": ["*"]}, {"roles": []}])
+@pytest.mark.parametrize(
+    "agents",
+    [
+        {"user_id": ["*"]},
+        {"user_id": "*"},
+        {"patterns": ["*"]},
+        {"agent_id": ["*"]},
+        {"roles": ["*"]},
+        {"roles": []},
+    ],
+)
 @pytest.mark.parametrize("user_id", [None, "alice"])
 def test_callers_without_ids_or_roles_match_like_mcp_auth_guard(
     agents: dict[str, Any], user_id: str | None
@@ -418,8 +537,7 @@ def test_the_generated_cases_are_not_trivial() -> None:
 
     @settings(max_examples=200, deadline=None, database=None)
     @given(policy_dicts(1), requests())
-    def collect(policies: list[dict[str, Any]], req: tuple[dict[str, Any], dict[str, Any]]
-                ) -> None:
+    def collect(policies: list[dict[str, Any]], req: tuple[dict[str, Any], dict[str, Any]]) -> None:
         allowed, rule = our_decide(PolicyEngine(copy.deepcopy(policies)), *req)
         seen.add((allowed, rule is not None))
 

@@ -33,13 +33,22 @@ rules:
 """
 
 
-def _decide(engine: PolicyEngine, roles: list[str], tool: str, action: str = "call",
-            resource_type: str = "tool", args: dict[str, Any] | None = None,
-            user: str = "alice") -> tuple[bool, str | None]:
+def _decide(
+    engine: PolicyEngine,
+    roles: list[str],
+    tool: str,
+    action: str = "call",
+    resource_type: str = "tool",
+    args: dict[str, Any] | None = None,
+    user: str = "alice",
+) -> tuple[bool, str | None]:
     auth = AuthContext(user_id=user, roles=roles, authenticated=True)
-    res = ResourceContext(resource_type=resource_type,
-                          resource=ToolResource(name=tool, arguments=args or {}),
-                          action=action, method=f"{resource_type.rstrip('s')}s/{action}")
+    res = ResourceContext(
+        resource_type=resource_type,
+        resource=ToolResource(name=tool, arguments=args or {}),
+        action=action,
+        method=f"{resource_type.rstrip('s')}s/{action}",
+    )
     d = engine.evaluate_sync(auth, res)
     return d.allowed, d.matched_rule
 
@@ -89,7 +98,7 @@ async def test_policy_testing_snippet_verbatim(tmp_path: Path) -> None:
         resource_type="tool",
         resource=ToolResource(name="get_weather"),
         action="call",
-        method="tools/call"
+        method="tools/call",
     )
 
     # Evaluate
@@ -109,15 +118,19 @@ def test_mcp_auth_guard_itself_gets_the_singular_resource_type_wrong(tmp_path: P
     # why the snippet above is worth testing: the seed never matches a tool rule for "tool"
     import mcp_auth_guard.policy as seed_policy
     import mcp_auth_guard.schemas as seed_schemas
+
     (tmp_path / "p.yaml").write_text(WEATHER_POLICY)
     loaded = seed_policy.PolicyLoader.load_from_file(tmp_path / "p.yaml")
     engine = seed_policy.PolicyEngine([loaded])
     auth = seed_schemas.AuthContext(user_id="alice", roles=["user"], authenticated=True)
 
     def allowed(resource_type: str) -> bool:
-        res = seed_schemas.ResourceContext(resource_type=resource_type,
-                                           resource=seed_schemas.ToolResource(name="get_weather"),
-                                           action="call", method="tools/call")
+        res = seed_schemas.ResourceContext(
+            resource_type=resource_type,
+            resource=seed_schemas.ToolResource(name="get_weather"),
+            action="call",
+            method="tools/call",
+        )
         return bool(asyncio.run(engine.evaluate(auth, res)).allowed)
 
     assert allowed("tools") is True
@@ -128,24 +141,27 @@ async def test_unauthenticated_context_is_denied_before_any_rule(page_policy: Pa
     engine = PolicyEngine([PolicyLoader.load_from_file(page_policy)])
     d = await engine.evaluate(
         AuthContext(user_id="root", roles=["admin"]),  # authenticated defaults to False
-        ResourceContext(resource_type="tool", resource=ToolResource(name="safe_tool"),
-                        action="call", method="tools/call"),
+        ResourceContext(
+            resource_type="tool",
+            resource=ToolResource(name="safe_tool"),
+            action="call",
+            method="tools/call",
+        ),
     )
     assert (d.allowed, d.reason, d.matched_rule) == (
-        False, DecisionReason.AUTHENTICATION_FAILED, None)
+        False,
+        DecisionReason.AUTHENTICATION_FAILED,
+        None,
+    )
 
 
 def test_builder_snippet_decides() -> None:
     # the page's builder snippet, imports changed
-    my_policy = (policy("secure_service")
+    my_policy = (
+        policy("secure_service")
         .with_description("Security policy for my service")
         .deny_by_default()
-        .add_rule(
-            rule("admin_access")
-            .for_roles("admin")
-            .for_tool_patterns("*")
-            .allow()
-        )
+        .add_rule(rule("admin_access").for_roles("admin").for_tool_patterns("*").allow())
         .add_rule(
             rule("user_read_only")
             .for_roles("user")
@@ -153,7 +169,8 @@ def test_builder_snippet_decides() -> None:
             .when_equals("tool.args.readonly", True)
             .allow()
         )
-        .build())
+        .build()
+    )
 
     engine = PolicyEngine([my_policy])
     assert _decide(engine, ["admin"], "drop_db") == (True, "admin_access")
@@ -168,48 +185,75 @@ def test_page_yaml_fragments_load_and_decide() -> None:
     page_fragments = {
         "name": "fragments",
         "rules": [
-            {"name": "agents", "effect": "allow",
-             "agents": {"user_id": ["alice", "bob"], "roles": ["admin", "developer"],
-                        "agent_id": ["claude", "gpt-4"], "patterns": ["admin_*", "*_service"]},
-             "actions": ["list"]},
-            {"name": "tools", "effect": "allow",
-             "tools": {"names": ["get_weather", "send_email"], "patterns": ["get_*", "*_admin"],
-                       "namespaces": ["weather", "admin"], "tags": ["safe", "public"]},
-             "actions": ["call"]},
-            {"name": "conditions", "effect": "allow", "actions": ["get"],
-             "conditions": [
-                 {"field": "tool.args.time", "operator": "equals", "value": "night"},
-                 {"field": "user.roles", "operator": "in", "value": ["admin", "moderator"]},
-                 {"field": "tool.name", "operator": "regex", "value": "^admin_.*"},
-             ]},
+            {
+                "name": "agents",
+                "effect": "allow",
+                "agents": {
+                    "user_id": ["alice", "bob"],
+                    "roles": ["admin", "developer"],
+                    "agent_id": ["claude", "gpt-4"],
+                    "patterns": ["admin_*", "*_service"],
+                },
+                "actions": ["list"],
+            },
+            {
+                "name": "tools",
+                "effect": "allow",
+                "tools": {
+                    "names": ["get_weather", "send_email"],
+                    "patterns": ["get_*", "*_admin"],
+                    "namespaces": ["weather", "admin"],
+                    "tags": ["safe", "public"],
+                },
+                "actions": ["call"],
+            },
+            {
+                "name": "conditions",
+                "effect": "allow",
+                "actions": ["get"],
+                "conditions": [
+                    {"field": "tool.args.time", "operator": "equals", "value": "night"},
+                    {"field": "user.roles", "operator": "in", "value": ["admin", "moderator"]},
+                    {"field": "tool.name", "operator": "regex", "value": "^admin_.*"},
+                ],
+            },
         ],
     }
     engine = PolicyEngine([PolicyLoader.load_from_dict(page_fragments)])
 
     def tool(name: str, **kw: Any) -> ResourceContext:
-        return ResourceContext(resource_type="tool", resource=ToolResource(name=name, **kw),
-                               action="call", method="tools/call")
+        return ResourceContext(
+            resource_type="tool",
+            resource=ToolResource(name=name, **kw),
+            action="call",
+            method="tools/call",
+        )
 
-    agent = AuthContext(user_id="alice", roles=["developer"], agent_id="claude",
-                        authenticated=True)
+    agent = AuthContext(user_id="alice", roles=["developer"], agent_id="claude", authenticated=True)
     # every agent criterion must hold: user alice matches user_id but not `admin_*`/`*_service`
-    listing = ResourceContext(resource_type="tool", resource=ToolResource(name="x"),
-                              action="list", method="tools/list")
+    listing = ResourceContext(
+        resource_type="tool", resource=ToolResource(name="x"), action="list", method="tools/list"
+    )
     assert engine.evaluate_sync(agent, listing).allowed is False
     agent.user_id = "admin_alice"  # now matches patterns, but not user_id
     assert engine.evaluate_sync(agent, listing).allowed is False
 
     ok = tool("get_weather", namespace="weather", tags=["safe"])
     assert engine.evaluate_sync(agent, ok).matched_rule == "tools"
-    assert engine.evaluate_sync(agent, tool("get_weather", namespace="other", tags=["safe"])
-                                ).allowed is False
+    assert (
+        engine.evaluate_sync(agent, tool("get_weather", namespace="other", tags=["safe"])).allowed
+        is False
+    )
     assert engine.evaluate_sync(agent, tool("get_weather", namespace="weather")).allowed is False
 
     # `user.roles in [...]` compares a list with strings: never true in mcp-auth-guard; here a
     # type mismatch, so this allow rule does not apply (a deny rule would: fail closed)
-    cond = ResourceContext(resource_type="prompt",
-                           resource=ToolResource(name="admin_x", arguments={"time": "night"}),
-                           action="get", method="prompts/get")
+    cond = ResourceContext(
+        resource_type="prompt",
+        resource=ToolResource(name="admin_x", arguments={"time": "night"}),
+        action="get",
+        method="prompts/get",
+    )
     assert engine.evaluate_sync(agent, cond).allowed is False
 
 
@@ -239,13 +283,17 @@ def registered() -> Any:
 def test_custom_condition_snippet_registered_by_name(registered: list[str]) -> None:
     register_condition("business_hours", TimeBasedCondition())
     registered.append("business_hours")
-    engine = PolicyEngine([PolicyLoader.load_from_string("""
+    engine = PolicyEngine(
+        [
+            PolicyLoader.load_from_string("""
 name: office
 rules:
   - name: office_hours
     effect: allow
     conditions: [{custom: business_hours}]
-""")])
+""")
+        ]
+    )
     before = datetime.now().hour
     allowed, _ = _decide(engine, ["user"], "t")
     if datetime.now().hour == before:  # the clock did not cross an hour meanwhile
@@ -258,11 +306,21 @@ def test_custom_condition_on_the_request_clock(
 ) -> None:
     assert ClockHours().register() == "clock_business_hours"
     registered.append("clock_business_hours")
-    engine = PolicyEngine([policy("office").add_rule(
-        rule("office_hours").when_custom("clock_business_hours").allow()).build()])
+    engine = PolicyEngine(
+        [
+            policy("office")
+            .add_rule(rule("office_hours").when_custom("clock_business_hours").allow())
+            .build()
+        ]
+    )
     when = datetime(2026, 3, 2, hour, 30, tzinfo=UTC).timestamp()
-    res = ResourceContext(resource_type="tool", resource=ToolResource(name="t"), action="call",
-                          method="tools/call", timestamp=when)
+    res = ResourceContext(
+        resource_type="tool",
+        resource=ToolResource(name="t"),
+        action="call",
+        method="tools/call",
+        timestamp=when,
+    )
     auth = AuthContext(user_id="a", roles=["user"], authenticated=True)
     assert engine.evaluate_sync(auth, res).allowed is expected
 
@@ -282,12 +340,15 @@ def test_custom_condition_that_raises_fails_closed(registered: list[str]) -> Non
 
     Broken().register()
     registered.append("broken_condition")
-    engine = PolicyEngine([
-        policy("p").allow_by_default()
-        .add_rule(rule("deny_when").when_custom("broken_condition").deny())
-        .add_rule(rule("allow_when").when_custom("broken_condition").allow().with_priority(50))
-        .build()
-    ])
+    engine = PolicyEngine(
+        [
+            policy("p")
+            .allow_by_default()
+            .add_rule(rule("deny_when").when_custom("broken_condition").deny())
+            .add_rule(rule("allow_when").when_custom("broken_condition").allow().with_priority(50))
+            .build()
+        ]
+    )
     # the deny rule that cannot be evaluated applies: denied, not skipped
     assert _decide(engine, ["user"], "t") == (False, "deny_when")
 
@@ -295,8 +356,12 @@ def test_custom_condition_that_raises_fails_closed(registered: list[str]) -> Non
 async def test_performance_monitoring_snippet(page_policy: Path) -> None:
     engine = PolicyEngine([PolicyLoader.load_from_file(page_policy)])
     auth_ctx = AuthContext(user_id="alice", roles=["user"], authenticated=True)
-    resource_ctx = ResourceContext(resource_type="tool", resource=ToolResource(name="safe_tool"),
-                                   action="call", method="tools/call")
+    resource_ctx = ResourceContext(
+        resource_type="tool",
+        resource=ToolResource(name="safe_tool"),
+        action="call",
+        method="tools/call",
+    )
 
     # Built-in performance metrics
     decision = await engine.evaluate(auth_ctx, resource_ctx)
@@ -311,13 +376,19 @@ async def test_performance_monitoring_snippet(page_policy: Path) -> None:
 def test_engine_policy_management(page_policy: Path) -> None:
     engine = PolicyEngine([PolicyLoader.load_from_file(page_policy)])
     assert _decide(engine, ["intern"], "t") == (False, None)
-    engine.add_policy(policy("interns").add_rule(rule("intern_t").for_roles("intern")
-                                                 .for_tools("t").allow()).build())
+    engine.add_policy(
+        policy("interns")
+        .add_rule(rule("intern_t").for_roles("intern").for_tools("t").allow())
+        .build()
+    )
     assert engine.list_policies() == ["my_service_policy", "interns"]
     assert _decide(engine, ["intern"], "t") == (True, "intern_t")
     assert engine.get_policy("interns") is not None and engine.get_policy("nope") is None
-    engine.add_policy(policy("interns").add_rule(rule("intern_t2").for_roles("intern")
-                                                 .for_tools("t").deny()).build())
+    engine.add_policy(
+        policy("interns")
+        .add_rule(rule("intern_t2").for_roles("intern").for_tools("t").deny())
+        .build()
+    )
     assert engine.list_policies() == ["my_service_policy", "interns"]  # replaced, not doubled
     assert _decide(engine, ["intern"], "t") == (False, "intern_t2")
     assert engine.remove_policy("interns") is True
@@ -345,7 +416,9 @@ def test_loader_round_trip_through_save(tmp_path: Path, page_policy: Path) -> No
     again = PolicyLoader.load_from_file(tmp_path / "out" / "copy.yaml")
     assert again.rules == PolicyLoader.load_from_string(PAGE_POLICY).rules
     assert [r.name for r in PolicyLoader.load_from_directory(tmp_path / "out")[0].rules] == [
-        "admin_access", "user_limited_access"]
+        "admin_access",
+        "user_limited_access",
+    ]
 
 
 async def test_dynamic_policy_updates_snippet_on_a_real_server(tmp_path: Path) -> None:
@@ -363,15 +436,20 @@ async def test_dynamic_policy_updates_snippet_on_a_real_server(tmp_path: Path) -
     (tmp_path / "base.yaml").write_text("name: base\ndefault_effect: deny\nrules: []\n")
     middleware = GuardMiddleware(
         PolicyLoader.load_from_file(tmp_path / "base.yaml"),
-        principal=Principal("alice", ("user",)), audit=None, telemetry=False,
+        principal=Principal("alice", ("user",)),
+        audit=None,
+        telemetry=False,
     )
     mcp.add_middleware(middleware)
-    new_policy = (policy("old_policy_name")
-                  .add_rule(rule("users_report").for_roles("user").for_tools("report").allow())
-                  .build())
+    new_policy = (
+        policy("old_policy_name")
+        .add_rule(rule("users_report").for_roles("user").for_tools("report").allow())
+        .build()
+    )
     (tmp_path / "updated_policies").mkdir()
     (tmp_path / "updated_policies" / "p.yaml").write_text(
-        "name: updated\nrules:\n  - {name: all_users, effect: allow, agents: {roles: [user]}}\n")
+        "name: updated\nrules:\n  - {name: all_users, effect: allow, agents: {roles: [user]}}\n"
+    )
 
     async with Client(mcp) as client:
         with pytest.raises(ToolError):

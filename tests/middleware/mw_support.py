@@ -69,7 +69,6 @@ class Recorder(NoTelemetry):
         self.errors.append(where)
 
 
-
 def demo_server(name: str = "demo") -> FastMCP[Any]:
     """Tools, resources, a template and prompts of every access level."""
     mcp: FastMCP[Any] = FastMCP(name)

@@ -18,8 +18,7 @@ ALICE = Principal("alice", roles=("user",))
 async def test_guard_in_front_of_a_proxy(recorder: Recorder) -> None:
     backend = demo_server("backend")  # unguarded: the proxy is the only gate
     proxy = create_proxy(backend, name="proxy")
-    proxy.add_middleware(GuardMiddleware(POLICY, principal=ALICE, audit=None,
-                                         telemetry=recorder))
+    proxy.add_middleware(GuardMiddleware(POLICY, principal=ALICE, audit=None, telemetry=recorder))
     async with Client(proxy) as client:
         assert sorted(t.name for t in await client.list_tools()) == ["echo", "fail"]
         assert (await client.call_tool("echo", {"text": "p"})).data == "echo: p"
@@ -57,8 +56,9 @@ async def test_mounted_server_prefix_is_the_namespace(recorder: Recorder) -> Non
     main: FastMCP[Any] = FastMCP("main")
     main.mount(billing, namespace="billing")
     main.mount(hr, namespace="hr")
-    main.add_middleware(GuardMiddleware(NAMESPACED, principal=ALICE, audit=None,
-                                        telemetry=recorder))
+    main.add_middleware(
+        GuardMiddleware(NAMESPACED, principal=ALICE, audit=None, telemetry=recorder)
+    )
     async with Client(main) as client:
         assert [t.name for t in await client.list_tools()] == ["billing_invoice"]
         assert (await client.call_tool("billing_invoice", {"n": 3})).data == "invoice 3"
@@ -75,8 +75,7 @@ async def test_tool_meta_namespace_and_version_reach_the_request(recorder: Recor
     def charge() -> str:
         return "charged"
 
-    mcp.add_middleware(GuardMiddleware(NAMESPACED, principal=ALICE, audit=None,
-                                       telemetry=recorder))
+    mcp.add_middleware(GuardMiddleware(NAMESPACED, principal=ALICE, audit=None, telemetry=recorder))
     async with Client(mcp) as client:
         assert (await client.call_tool("charge", {})).data == "charged"
     resource = recorder.events[-1].request.resource

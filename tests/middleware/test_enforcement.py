@@ -19,9 +19,7 @@ ROOT = Principal("root", roles=("admin",), auth_method="test")
 def guarded(recorder: Recorder, principal: Principal = ALICE, **kwargs: Any) -> FastMCP[Any]:
     mcp = demo_server()
     kwargs.setdefault("audit", None)
-    mcp.add_middleware(
-        GuardMiddleware(POLICY, principal=principal, telemetry=recorder, **kwargs)
-    )
+    mcp.add_middleware(GuardMiddleware(POLICY, principal=principal, telemetry=recorder, **kwargs))
     return mcp
 
 
@@ -115,14 +113,18 @@ async def test_prompt_get_allowed_and_denied(recorder: Recorder) -> None:
 
 async def test_completion_does_not_leak_denied_prompts_or_templates(recorder: Recorder) -> None:
     async with Client(guarded(recorder)) as client:
-        allowed = await client.complete({"type": "ref/prompt", "name": "greet"},
-                                        {"name": "name", "value": "a"})
-        denied = await client.complete({"type": "ref/prompt", "name": "admin_prompt"},
-                                       {"name": "topic", "value": "a"})
-        missing = await client.complete({"type": "ref/prompt", "name": "nothing"},
-                                        {"name": "topic", "value": "a"})
-        template = await client.complete({"type": "ref/resource", "uri": "users://{uid}/payroll"},
-                                         {"name": "uid", "value": "1"})
+        allowed = await client.complete(
+            {"type": "ref/prompt", "name": "greet"}, {"name": "name", "value": "a"}
+        )
+        denied = await client.complete(
+            {"type": "ref/prompt", "name": "admin_prompt"}, {"name": "topic", "value": "a"}
+        )
+        missing = await client.complete(
+            {"type": "ref/prompt", "name": "nothing"}, {"name": "topic", "value": "a"}
+        )
+        template = await client.complete(
+            {"type": "ref/resource", "uri": "users://{uid}/payroll"}, {"name": "uid", "value": "1"}
+        )
     assert allowed.values == ["alpha", "beta"]
     assert denied.values == [] and denied == missing
     assert template.values == []
@@ -166,8 +168,7 @@ async def test_tags_and_arguments_reach_conditions(recorder: Recorder) -> None:
     def untagged() -> str:
         return "x"
 
-    mcp.add_middleware(GuardMiddleware(ARG_POLICY, principal=ALICE, audit=None,
-                                       telemetry=recorder))
+    mcp.add_middleware(GuardMiddleware(ARG_POLICY, principal=ALICE, audit=None, telemetry=recorder))
     async with Client(mcp) as client:
         assert [t.name for t in await client.list_tools()] == ["deploy"]
         assert (await client.call_tool("deploy", {"env": "staging"})).data == "deployed to staging"
@@ -189,8 +190,9 @@ async def test_no_authenticator_no_principal_is_anonymous_no_auth(recorder: Reco
 
 async def test_component_lookups_see_runtime_changes(recorder: Recorder) -> None:
     mcp = demo_server()
-    mcp.add_middleware(GuardMiddleware(POLICY, principal=ALICE, audit=None, telemetry=recorder,
-                                       lookup_ttl=0))
+    mcp.add_middleware(
+        GuardMiddleware(POLICY, principal=ALICE, audit=None, telemetry=recorder, lookup_ttl=0)
+    )
     async with Client(mcp) as client:
         with pytest.raises(ToolError):
             await client.call_tool("late", {})
@@ -211,8 +213,10 @@ async def test_component_lookups_see_runtime_changes(recorder: Recorder) -> None
 
 
 async def test_malformed_requests_fail_exactly_as_without_the_guard(recorder: Recorder) -> None:
-    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities": {}}
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
     bad = [{"name": 5, "_meta": meta}, {"name": "echo", "arguments": "x", "_meta": meta}]
 
     async def errors(mcp: FastMCP[Any]) -> list[str]:

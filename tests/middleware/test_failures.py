@@ -45,8 +45,9 @@ class ExplodingPolicySet:
 
 async def test_authentication_failure_denies_with_its_reason(recorder: Recorder) -> None:
     mcp = demo_server()
-    mcp.add_middleware(GuardMiddleware(POLICY, authenticator=RefusingAuth(), audit=None,
-                                       telemetry=recorder))
+    mcp.add_middleware(
+        GuardMiddleware(POLICY, authenticator=RefusingAuth(), audit=None, telemetry=recorder)
+    )
     async with Client(mcp) as client:
         assert await client.list_tools() == []
         with pytest.raises(ToolError, match="Unknown tool: 'echo'"):
@@ -61,8 +62,15 @@ async def test_explicit_denial_of_an_unauthenticated_caller_gives_the_reason(
     recorder: Recorder,
 ) -> None:
     mcp = demo_server()
-    mcp.add_middleware(GuardMiddleware(POLICY, authenticator=RefusingAuth(), audit=None,
-                                       telemetry=recorder, explicit_denials=True))
+    mcp.add_middleware(
+        GuardMiddleware(
+            POLICY,
+            authenticator=RefusingAuth(),
+            audit=None,
+            telemetry=recorder,
+            explicit_denials=True,
+        )
+    )
     async with Client(mcp) as client:
         with pytest.raises(ToolError, match=r"^Access to tool 'echo' denied \(invalid_token\)$"):
             await client.call_tool("echo", {"text": "x"})
@@ -73,8 +81,7 @@ async def test_authenticator_crash_denies_with_reason_error(
 ) -> None:
     auth = BrokenAuth()
     mcp = demo_server()
-    mcp.add_middleware(GuardMiddleware(POLICY, authenticator=auth, audit=None,
-                                       telemetry=recorder))
+    mcp.add_middleware(GuardMiddleware(POLICY, authenticator=auth, audit=None, telemetry=recorder))
     async with Client(mcp) as client:
         with pytest.raises(ToolError, match="Unknown tool: 'echo'"):
             await client.call_tool("echo", {"text": "x"})
@@ -90,8 +97,11 @@ async def test_memory_transport_uses_fixed_principal_not_authenticator(
 ) -> None:
     mcp = demo_server()
     alice = Principal("alice", roles=("user",), auth_method="stdio")
-    mcp.add_middleware(GuardMiddleware(POLICY, authenticator=BrokenAuth(), principal=alice,
-                                       audit=None, telemetry=recorder))
+    mcp.add_middleware(
+        GuardMiddleware(
+            POLICY, authenticator=BrokenAuth(), principal=alice, audit=None, telemetry=recorder
+        )
+    )
     async with Client(mcp) as client:
         assert (await client.call_tool("echo", {"text": "x"})).data == "echo: x"
     assert recorder.events[-1].request.principal == alice
@@ -100,8 +110,9 @@ async def test_memory_transport_uses_fixed_principal_not_authenticator(
 async def test_evaluator_crash_denies_and_is_observed(recorder: Recorder) -> None:
     mcp = demo_server()
     root = Principal("root", ("admin",))
-    mcp.add_middleware(GuardMiddleware(ExplodingPolicySet(), principal=root, audit=None,
-                                       telemetry=recorder))
+    mcp.add_middleware(
+        GuardMiddleware(ExplodingPolicySet(), principal=root, audit=None, telemetry=recorder)
+    )
     async with Client(mcp) as client:
         assert await client.list_tools() == []
         with pytest.raises(ToolError, match="Unknown tool"):
@@ -118,8 +129,11 @@ class ExplodingTelemetry(Recorder):
 async def test_unobservable_decision_is_not_enforced_as_allow() -> None:
     telemetry = ExplodingTelemetry()
     mcp = demo_server()
-    mcp.add_middleware(GuardMiddleware(POLICY, principal=Principal("root", ("admin",)),
-                                       audit=None, telemetry=telemetry))
+    mcp.add_middleware(
+        GuardMiddleware(
+            POLICY, principal=Principal("root", ("admin",)), audit=None, telemetry=telemetry
+        )
+    )
     async with Client(mcp) as client:
         with pytest.raises(ToolError, match="Unknown tool"):
             await client.call_tool("echo", {"text": "x"})
@@ -144,8 +158,12 @@ async def test_decision_without_a_span_is_denied_and_still_recorded(tmp_path: An
     from guard.audit import open_store
 
     telemetry = SpanlessTelemetry()
-    mw = GuardMiddleware(POLICY, principal=Principal("root", ("admin",)),
-                         audit=tmp_path / "audit", telemetry=telemetry)
+    mw = GuardMiddleware(
+        POLICY,
+        principal=Principal("root", ("admin",)),
+        audit=tmp_path / "audit",
+        telemetry=telemetry,
+    )
     mcp = demo_server()
     mcp.add_middleware(mw)
     async with Client(mcp) as client:
@@ -164,8 +182,15 @@ class ExplodingDraft(ExplodingPolicySet):
 
 async def test_a_broken_shadow_never_changes_enforcement(recorder: Recorder) -> None:
     mcp = demo_server()
-    mcp.add_middleware(GuardMiddleware(POLICY, principal=Principal("root", ("admin",)),
-                                       shadow=ExplodingDraft(), audit=None, telemetry=recorder))
+    mcp.add_middleware(
+        GuardMiddleware(
+            POLICY,
+            principal=Principal("root", ("admin",)),
+            shadow=ExplodingDraft(),
+            audit=None,
+            telemetry=recorder,
+        )
+    )
     async with Client(mcp) as client:
         assert (await client.call_tool("echo", {"text": "x"})).data == "echo: x"
     event = recorder.events[-1]
@@ -177,8 +202,11 @@ def test_a_policy_that_does_not_load_is_refused_at_construction(tmp_path: Any) -
     from guard import PolicyError
 
     with pytest.raises(PolicyError, match="effect"):
-        GuardMiddleware("name: p\nrules:\n  - {name: r, effect: maybe}\n",
-                        audit=tmp_path / "audit", telemetry=False)
+        GuardMiddleware(
+            "name: p\nrules:\n  - {name: r, effect: maybe}\n",
+            audit=tmp_path / "audit",
+            telemetry=False,
+        )
 
 
 async def test_a_list_item_the_guard_cannot_read_is_hidden_and_recorded(
@@ -194,8 +222,11 @@ async def test_a_list_item_the_guard_cannot_read_is_hidden_and_recorded(
             return [*await call_next(context), Junk()]
 
     mcp = demo_server()
-    mcp.add_middleware(GuardMiddleware(POLICY, principal=Principal("root", ("admin",)),
-                                       audit=None, telemetry=recorder))
+    mcp.add_middleware(
+        GuardMiddleware(
+            POLICY, principal=Principal("root", ("admin",)), audit=None, telemetry=recorder
+        )
+    )
     mcp.add_middleware(AddsJunk())
     async with Client(mcp) as client:
         assert sorted(p.name for p in await client.list_prompts()) == ["admin_prompt", "greet"]

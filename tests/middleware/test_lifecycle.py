@@ -103,9 +103,7 @@ def _wait_for(predicate: object, timeout: float = 10.0) -> object:
 
 async def test_add_and_remove_policy_at_runtime(recorder: Recorder) -> None:
     mw = GuardMiddleware(ONLY_ECHO, principal=ALICE, audit=None, telemetry=recorder)
-    extra = policy("extra").add_rule(
-        rule("drop").for_tools("drop_table").allow()
-    ).build()
+    extra = policy("extra").add_rule(rule("drop").for_tools("drop_table").allow()).build()
     mw.add_policy(extra)
     assert sorted(mw.get_policy_names()) == ["demo", "extra"]
     assert "drop_table" in await _tools(mw)
@@ -115,8 +113,9 @@ async def test_add_and_remove_policy_at_runtime(recorder: Recorder) -> None:
 
 
 async def test_shadow_decision_travels_with_the_live_one(recorder: Recorder) -> None:
-    mw = GuardMiddleware(ONLY_ECHO, principal=ALICE, audit=None, telemetry=recorder,
-                         shadow=ECHO_AND_DROP)
+    mw = GuardMiddleware(
+        ONLY_ECHO, principal=ALICE, audit=None, telemetry=recorder, shadow=ECHO_AND_DROP
+    )
     mcp = demo_server()
     mcp.add_middleware(mw)
     async with Client(mcp) as client:

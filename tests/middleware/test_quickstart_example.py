@@ -17,7 +17,10 @@ def test_quickstart_server_and_client(tmp_path: Path) -> None:
     with running_server(EXAMPLE / "server.py", cwd=tmp_path) as srv:
         done = subprocess.run(
             [sys.executable, str(EXAMPLE / "client.py"), srv.url],
-            capture_output=True, text=True, timeout=120, check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
         )
     out = done.stdout
     assert "[user-key-123] sees tools ['add', 'divide']" in out

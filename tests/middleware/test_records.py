@@ -17,8 +17,13 @@ ALICE = Principal("alice", roles=("user",))
 
 async def test_every_decision_and_outcome_is_recorded(tmp_path: Path) -> None:
     store = tmp_path / "audit.duckdb"
-    mw = GuardMiddleware(POLICY, principal=ALICE, audit=store, telemetry=False,
-                         shadow=POLICY.replace("user_safe_tools", "renamed"))
+    mw = GuardMiddleware(
+        POLICY,
+        principal=ALICE,
+        audit=store,
+        telemetry=False,
+        shadow=POLICY.replace("user_safe_tools", "renamed"),
+    )
     mcp = demo_server()
 
     @mcp.tool(tags={"safe"})
@@ -39,9 +44,7 @@ async def test_every_decision_and_outcome_is_recorded(tmp_path: Path) -> None:
             "SELECT resource, allowed, status, error_class, policy_hash, shadow_rule, args"
             " FROM decision_log WHERE method = 'tools/call' ORDER BY ts"
         ).fetchall()
-        listed = db.sql(
-            "SELECT count(*) FROM decisions WHERE method = 'prompts/list'"
-        ).fetchall()
+        listed = db.sql("SELECT count(*) FROM decisions WHERE method = 'prompts/list'").fetchall()
         hashes = {h for (h,) in db.sql("SELECT policy_hash FROM policies").fetchall()}
     assert [(c[0], c[1], c[2], c[3]) for c in calls] == [
         ("login", True, "ok", None),

@@ -59,8 +59,11 @@ def test_bad_settings_are_rejected(tmp_path: Path) -> None:
 def test_holder_reports_each_set_put_in_force(tmp_path: Path) -> None:
     seen: list[str] = []
     failed: list[str] = []
-    holder = PolicyHolder("name: p\nrules: []\n", on_change=lambda s: seen.append(s.hash),
-                          on_failure=lambda s: failed.append(s.hash))
+    holder = PolicyHolder(
+        "name: p\nrules: []\n",
+        on_change=lambda s: seen.append(s.hash),
+        on_failure=lambda s: failed.append(s.hash),
+    )
     first = holder.live
     new = holder.reload("name: q\nrules: []\n")
     assert seen == [first.hash, new.hash] and failed == []

@@ -38,8 +38,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def api_key_server(workdir: Path) -> Iterator[ServerProcess]:
-    with running_server(HERE / "seed_server.py", cwd=workdir,
-                        env={"MCP_GUARD_AUDIT": "off"}) as srv:
+    with running_server(
+        HERE / "seed_server.py", cwd=workdir, env={"MCP_GUARD_AUDIT": "off"}
+    ) as srv:
         yield srv
 
 
@@ -69,8 +70,9 @@ async def test_page_jwt_middleware_over_http(workdir: Path) -> None:
     now = int(time.time())
     claims = {"sub": "alice", "role": "admin", "roles": ["admin"], "iat": now, "exp": now + 600}
     token = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
-    with running_server(HERE / "seed_server.py", cwd=workdir, args=["--auth", "jwt"],
-                        env={"MCP_GUARD_AUDIT": "off"}) as srv:
+    with running_server(
+        HERE / "seed_server.py", cwd=workdir, args=["--auth", "jwt"], env={"MCP_GUARD_AUDIT": "off"}
+    ) as srv:
         async with _client(srv.url, {"Authorization": f"Bearer {token}"}) as client:
             result = await client.call_tool("sensitive_operation", {"data": "jwt"})
             assert result.data == "Sensitive processing: jwt"
@@ -79,8 +81,12 @@ async def test_page_jwt_middleware_over_http(workdir: Path) -> None:
 
 
 async def test_page_header_middleware_over_http(workdir: Path) -> None:
-    with running_server(HERE / "seed_server.py", cwd=workdir, args=["--auth", "header"],
-                        env={"MCP_GUARD_AUDIT": "off"}) as srv:
+    with running_server(
+        HERE / "seed_server.py",
+        cwd=workdir,
+        args=["--auth", "header"],
+        env={"MCP_GUARD_AUDIT": "off"},
+    ) as srv:
         headers = {"X-User-Id": "bob", "X-User-Roles": "user"}
         async with _client(srv.url, headers) as client:
             assert [t.name for t in await client.list_tools()] == ["safe_tool"]
@@ -89,8 +95,9 @@ async def test_page_header_middleware_over_http(workdir: Path) -> None:
 
 
 async def test_page_proxy_snippet(workdir: Path) -> None:
-    with running_server(HERE / "seed_proxy_server.py", cwd=workdir,
-                        env={"MCP_GUARD_AUDIT": "off"}) as srv:
+    with running_server(
+        HERE / "seed_proxy_server.py", cwd=workdir, env={"MCP_GUARD_AUDIT": "off"}
+    ) as srv:
         async with _client(srv.url, {"X-API-Key": "read-only-key-123"}) as reader:
             assert [t.name for t in await reader.list_tools()] == ["read_query"]
             ok = await reader.call_tool("read_query", {"query": "SELECT * FROM users"})

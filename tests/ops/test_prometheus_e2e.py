@@ -65,9 +65,15 @@ def prometheus(server: ServerProcess, tmp_path: Path) -> Iterator[str]:
     port = free_port()
     log = (tmp_path / "prometheus.log").open("wb")
     proc = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--enable-feature=exemplar-storage"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--enable-feature=exemplar-storage",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -184,10 +190,15 @@ def test_dashboard_and_alerts_return_data_from_a_real_prometheus(
     # exemplars stored by Prometheus point at spans the server exported over OTLP
     def exemplar_ids() -> set[str]:
         now = time.time()
-        body = httpx.get(f"{prometheus}/api/v1/query_exemplars", params={
-            "query": "mcpguard_decision_duration_seconds_bucket",
-            "start": now - 600, "end": now + 60,
-        }, timeout=10).json()
+        body = httpx.get(
+            f"{prometheus}/api/v1/query_exemplars",
+            params={
+                "query": "mcpguard_decision_duration_seconds_bucket",
+                "start": now - 600,
+                "end": now + 60,
+            },
+            timeout=10,
+        ).json()
         return {e["labels"]["trace_id"] for s in body["data"] for e in s["exemplars"]}
 
     ids = _wait(exemplar_ids, "exemplars in Prometheus")
@@ -195,6 +206,7 @@ def test_dashboard_and_alerts_return_data_from_a_real_prometheus(
     assert spans and all(s.service == "weather-mcp" for s in spans)
     # and the decision records left as OTLP logs, linked to those same spans
     span_ids = {s.span_id for s in spans}
-    logs = _wait(lambda: [r for r in list(receiver.logs) if r.span_id in span_ids],
-                 "decision log records")
+    logs = _wait(
+        lambda: [r for r in list(receiver.logs) if r.span_id in span_ids], "decision log records"
+    )
     assert all(r.event_name == "mcp_guard.decision" for r in logs)

@@ -37,9 +37,13 @@ def test_alert_unit_tests_can_fail(promtool: str, tmp_path: Path) -> None:
     # A wrong expectation must make promtool fail: the suite is not passing by construction.
     tmp = tmp_path
     (tmp / "alerts.yml").write_text((PROMETHEUS_DIR / "alerts.yml").read_text())
-    broken = (PROMETHEUS_DIR / "alerts_test.yml").read_text().replace(
-        "severity: critical, job: mcp-guard, where: decide",
-        "severity: info, job: mcp-guard, where: decide",
+    broken = (
+        (PROMETHEUS_DIR / "alerts_test.yml")
+        .read_text()
+        .replace(
+            "severity: critical, job: mcp-guard, where: decide",
+            "severity: info, job: mcp-guard, where: decide",
+        )
     )
     (tmp / "alerts_test.yml").write_text(broken)
     result = _run(promtool, "test", "rules", str(tmp / "alerts_test.yml"))
@@ -50,7 +54,9 @@ def test_every_alert_has_a_firing_unit_test() -> None:
     tests = load_yaml(PROMETHEUS_DIR / "alerts_test.yml")["tests"]
     firing = {
         case["alertname"]
-        for t in tests for case in t.get("alert_rule_test", ()) if case.get("exp_alerts")
+        for t in tests
+        for case in t.get("alert_rule_test", ())
+        if case.get("exp_alerts")
     }
     names = {r["alert"] for r in alert_rules()}
     assert names and names == firing

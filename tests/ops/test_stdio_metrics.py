@@ -20,10 +20,12 @@ async def test_stdio_server_serves_metrics_on_its_own_port() -> None:
         with pytest.raises(Exception, match="delete_city"):
             await client.call_tool("delete_city", {"city": "Oslo"})
         async with httpx.AsyncClient() as http:
-            body = (await http.get(
-                f"http://127.0.0.1:{port}/metrics",
-                headers={"Accept": "application/openmetrics-text; version=1.0.0"},
-            )).text
+            body = (
+                await http.get(
+                    f"http://127.0.0.1:{port}/metrics",
+                    headers={"Accept": "application/openmetrics-text; version=1.0.0"},
+                )
+            ).text
     assert 'decision="allow"' in body and 'resource="get_weather"' in body
     assert 'decision="deny"' in body and 'resource="delete_city"' in body
     assert "local-operator" not in body

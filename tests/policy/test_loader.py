@@ -309,6 +309,7 @@ def test_seed_page_policy_loads_and_matches_the_seed_loader(tmp_path: Path) -> N
     [spec] = parse_policies(path)
     assert load_policies(path).names == ("my_service_policy",)
     from mcp_auth_guard.policy.loader import PolicyLoader as seed_loader
+
     seed = seed_loader.load_from_file(path)
     assert (spec.name, spec.version, spec.default_effect) == (
         seed.name,

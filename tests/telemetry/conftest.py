@@ -74,12 +74,23 @@ def _make_event(
         principal=principal, resource=resource, action=action, args=args or {}, method=method
     )
     decision = Decision(
-        allowed=allowed, reason=reason, rule=rule, policy=policy, policy_hash="sha256:abc123",
+        allowed=allowed,
+        reason=reason,
+        rule=rule,
+        policy=policy,
+        policy_hash="sha256:abc123",
         eval_us=eval_us,
     )
     return DecisionEvent(
-        decision_id=decision_id, request=request, decision=decision, shadow=shadow,
-        server="weather", transport="http", session_id="sess-1", request_id="7", method=method,
+        decision_id=decision_id,
+        request=request,
+        decision=decision,
+        shadow=shadow,
+        server="weather",
+        transport="http",
+        session_id="sess-1",
+        request_id="7",
+        method=method,
     )
 
 

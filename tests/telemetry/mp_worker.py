@@ -22,10 +22,12 @@ class _Set:
 def main(count: int) -> None:
     telemetry = GuardTelemetry(registry=CollectorRegistry())
     telemetry.policy_reload("ok", _Set())
-    request = AccessRequest(Principal("u", ("user",)), Resource("tool", "get_weather"), "call",
-                            method="tools/call")
-    event = DecisionEvent("id", request, Decision(True, "rule", rule="r", eval_us=7.0),
-                          method="tools/call")
+    request = AccessRequest(
+        Principal("u", ("user",)), Resource("tool", "get_weather"), "call", method="tools/call"
+    )
+    event = DecisionEvent(
+        "id", request, Decision(True, "rule", rule="r", eval_us=7.0), method="tools/call"
+    )
     for _ in range(count):
         handle = telemetry.start_decision("tools/call", "get_weather")
         telemetry.end_decision(handle, event)

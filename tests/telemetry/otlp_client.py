@@ -18,8 +18,15 @@ from guard.telemetry import GuardTelemetry, configure
 POLICY = {
     "name": "otlp",
     "default_effect": "deny",
-    "rules": [{"name": "users-weather", "effect": "allow", "agents": {"roles": ["user"]},
-               "tools": {"names": ["get_weather"]}, "actions": ["list", "call"]}],
+    "rules": [
+        {
+            "name": "users-weather",
+            "effect": "allow",
+            "agents": {"roles": ["user"]},
+            "tools": {"names": ["get_weather"]},
+            "actions": ["list", "call"],
+        }
+    ],
 }
 
 
@@ -37,10 +44,14 @@ async def main(endpoint: str) -> None:
     def delete_city(city: str) -> str:
         return city
 
-    mcp.add_middleware(GuardMiddleware(
-        POLICY, principal=Principal("alice", ("user",)), audit=None,
-        telemetry=GuardTelemetry(registry=CollectorRegistry(), decision_logs=True),
-    ))
+    mcp.add_middleware(
+        GuardMiddleware(
+            POLICY,
+            principal=Principal("alice", ("user",)),
+            audit=None,
+            telemetry=GuardTelemetry(registry=CollectorRegistry(), decision_logs=True),
+        )
+    )
     async with Client(mcp) as client:
         await client.call_tool("get_weather", {"city": "Oslo"})
         try:

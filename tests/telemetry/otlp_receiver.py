@@ -94,13 +94,19 @@ def otlp_receiver() -> Iterator[Receiver]:
                 resource = {a.key: _value(a.value) for a in rs.resource.attributes}
                 for ss in rs.scope_spans:
                     for s in ss.spans:
-                        spans.append(ReceivedSpan(
-                            name=s.name, trace_id=s.trace_id.hex(), span_id=s.span_id.hex(),
-                            parent_span_id=s.parent_span_id.hex(), kind=s.kind,
-                            attributes={a.key: _value(a.value) for a in s.attributes},
-                            status_code=s.status.code, status_message=s.status.message,
-                            service=str(resource.get("service.name", "")),
-                        ))
+                        spans.append(
+                            ReceivedSpan(
+                                name=s.name,
+                                trace_id=s.trace_id.hex(),
+                                span_id=s.span_id.hex(),
+                                parent_span_id=s.parent_span_id.hex(),
+                                kind=s.kind,
+                                attributes={a.key: _value(a.value) for a in s.attributes},
+                                status_code=s.status.code,
+                                status_message=s.status.message,
+                                service=str(resource.get("service.name", "")),
+                            )
+                        )
             with receiver.lock:
                 receiver.spans.extend(spans)
                 receiver.requests += 1
@@ -113,13 +119,17 @@ def otlp_receiver() -> Iterator[Receiver]:
                 resource = {a.key: _value(a.value) for a in rl.resource.attributes}
                 for sl in rl.scope_logs:
                     for r in sl.log_records:
-                        logs.append(ReceivedLog(
-                            event_name=r.event_name, body=_value(r.body),
-                            severity_text=r.severity_text, trace_id=r.trace_id.hex(),
-                            span_id=r.span_id.hex(),
-                            attributes={a.key: _value(a.value) for a in r.attributes},
-                            service=str(resource.get("service.name", "")),
-                        ))
+                        logs.append(
+                            ReceivedLog(
+                                event_name=r.event_name,
+                                body=_value(r.body),
+                                severity_text=r.severity_text,
+                                trace_id=r.trace_id.hex(),
+                                span_id=r.span_id.hex(),
+                                attributes={a.key: _value(a.value) for a in r.attributes},
+                                service=str(resource.get("service.name", "")),
+                            )
+                        )
             with receiver.lock:
                 receiver.logs.extend(logs)
                 receiver.requests += 1

@@ -21,7 +21,11 @@ def test_configure_exports_the_decision_span_and_its_parent() -> None:
         env = {**os.environ, "PYTHONPATH": str(_REPO), "FASTMCP_SHOW_SERVER_BANNER": "false"}
         result = subprocess.run(
             [sys.executable, str(_CLIENT), receiver.url],
-            capture_output=True, text=True, timeout=90, env=env, check=False,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            env=env,
+            check=False,
         )
         assert result.returncode == 0, result.stderr
         allowed = receiver.wait_for(lambda s: s.name == "authorize get_weather")[0]
@@ -47,9 +51,10 @@ def test_configure_exports_the_decision_span_and_its_parent() -> None:
     allowed_log, denied_log = by_span[allowed.span_id], by_span[denied.span_id]
     assert allowed_log.trace_id == allowed.trace_id and allowed_log.service == "otlp-test"
     assert allowed_log.body == "allow call tool get_weather"
-    assert allowed_log.attributes["mcp_guard.decision_id"] == allowed.attributes[
-        "mcp_guard.decision_id"
-    ]
+    assert (
+        allowed_log.attributes["mcp_guard.decision_id"]
+        == allowed.attributes["mcp_guard.decision_id"]
+    )
     assert denied_log.severity_text == "WARN" and denied_log.body.startswith("deny call")
     assert "Oslo" not in repr(logs)  # arguments never leave in a log record
 
@@ -64,7 +69,9 @@ def test_configure_rejects_bad_arguments() -> None:
 def test_configure_without_global_returns_a_working_provider() -> None:
     with otlp_receiver() as receiver:
         provider = configure(
-            service_name="local", otlp_endpoint=receiver.url + "/v1/traces", set_global=False,
+            service_name="local",
+            otlp_endpoint=receiver.url + "/v1/traces",
+            set_global=False,
             batch=False,
         )
         provider.get_tracer("t").start_span("hello").end()

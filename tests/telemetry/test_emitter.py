@@ -104,11 +104,20 @@ def test_list_decisions_share_the_list_span_and_note_hidden_components(
     assert {h.span_id for h in handles} == {format(ctx.span_id, "016x")}
     hidden = [e for e in finished[0].events if e.name == "mcp_guard.hidden"]
     assert sorted(e.attributes["mcp_guard.resource.name"] for e in hidden) == ["t0", "t3", "t6"]
-    assert registry.get_sample_value(
-        "mcpguard_decisions_total",
-        {"decision": "deny", "reason": "rule", "kind": "tool", "action": "list",
-         "resource": "t3", "rule": "users-may-read"},
-    ) == 1.0
+    assert (
+        registry.get_sample_value(
+            "mcpguard_decisions_total",
+            {
+                "decision": "deny",
+                "reason": "rule",
+                "kind": "tool",
+                "action": "list",
+                "resource": "t3",
+                "rule": "users-may-read",
+            },
+        )
+        == 1.0
+    )
     # list filtering stays out of the latency histogram
     assert registry.get_sample_value("mcpguard_decision_duration_seconds_count") == 0.0
 
@@ -131,12 +140,22 @@ def test_decision_metrics_and_exemplar_carry_the_trace_id(
     with _tracer.start_as_current_span("tools/call get_weather", kind=SpanKind.SERVER):
         handle = _decide(telemetry, make_event(eval_us=30.0))
     denied = _decide(telemetry, make_event(allowed=False, rule=None, reason="default", eval_us=3))
-    labels = {"decision": "allow", "reason": "rule", "kind": "tool", "action": "call",
-              "resource": "get_weather", "rule": "users-may-read"}
+    labels = {
+        "decision": "allow",
+        "reason": "rule",
+        "kind": "tool",
+        "action": "call",
+        "resource": "get_weather",
+        "rule": "users-may-read",
+    }
     assert registry.get_sample_value("mcpguard_decisions_total", labels) == 1.0
-    assert registry.get_sample_value(
-        "mcpguard_decisions_total", {**labels, "decision": "deny", "reason": "default", "rule": ""}
-    ) == 1.0
+    assert (
+        registry.get_sample_value(
+            "mcpguard_decisions_total",
+            {**labels, "decision": "deny", "reason": "default", "rule": ""},
+        )
+        == 1.0
+    )
     assert registry.get_sample_value("mcpguard_decision_duration_seconds_count") == 2.0
     bucket = "mcpguard_decision_duration_seconds_bucket"
     assert registry.get_sample_value(bucket, {"le": "5e-06"}) == 1.0
@@ -157,8 +176,10 @@ def test_resource_label_folds_to_other_beyond_the_cap(
         _decide(telemetry, make_event(name=name))
     values = {
         s.labels["resource"]: s.value
-        for m in registry.collect() if m.name == "mcpguard_decisions"
-        for s in m.samples if s.name == "mcpguard_decisions_total"
+        for m in registry.collect()
+        if m.name == "mcpguard_decisions"
+        for s in m.samples
+        if s.name == "mcpguard_decisions_total"
     }
     assert values == {"a": 2.0, "b": 1.0, "other": 2.0}
 
@@ -208,8 +229,14 @@ def test_audit_sources_are_summed_and_a_failing_source_is_skipped(
     def broken() -> dict[str, float]:
         raise RuntimeError("writer gone")
 
-    stats = {"queue_depth": 3, "written": 10, "spilled": 1, "failed": 0,
-             "flush_seconds_sum": 0.5, "flush_seconds_count": 2}
+    stats = {
+        "queue_depth": 3,
+        "written": 10,
+        "spilled": 1,
+        "failed": 0,
+        "flush_seconds_sum": 0.5,
+        "flush_seconds_count": 2,
+    }
     telemetry.add_audit_source(lambda: stats)
     telemetry.add_audit_source(broken)
     telemetry.add_audit_source(lambda: {"queue_depth": 1, "written": 5, "failed": 2})
@@ -301,8 +328,9 @@ def test_decision_logs_carry_the_decision_and_its_span(
     provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
     telemetry = GuardTelemetry(registry=registry, decision_logs=provider)
     with _tracer.start_as_current_span("tools/call delete_city", kind=SpanKind.SERVER):
-        handle = _decide(telemetry, make_event(allowed=False, name="delete_city",
-                                               args={"password": "hunter2"}))
+        handle = _decide(
+            telemetry, make_event(allowed=False, name="delete_city", args={"password": "hunter2"})
+        )
     with _tracer.start_as_current_span("tools/list", kind=SpanKind.SERVER) as listing:
         _decide(telemetry, make_event(name="t1", action="list", method="tools/list"))
     records = [r.log_record for r in exporter.get_finished_logs()]
@@ -333,8 +361,9 @@ def test_a_telemetry_on_the_global_registry_becomes_the_default() -> None:
         "except ValueError as exc:\n"
         "    print(exc)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert "default_telemetry()" in result.stdout
     assert "registry=CollectorRegistry()" in result.stdout
@@ -350,7 +379,8 @@ def test_importing_guard_telemetry_stays_light() -> None:
         " 'fastmcp', 'duckdb'))]\n"
         "print(heavy)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

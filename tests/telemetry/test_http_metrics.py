@@ -24,8 +24,15 @@ POLICY = {
     "name": "weather",
     "version": "2.1",
     "default_effect": "deny",
-    "rules": [{"name": "users-weather", "effect": "allow", "agents": {"roles": ["user"]},
-               "tools": {"names": ["get_weather"]}, "actions": ["list", "call"]}],
+    "rules": [
+        {
+            "name": "users-weather",
+            "effect": "allow",
+            "agents": {"roles": ["user"]},
+            "tools": {"names": ["get_weather"]},
+            "actions": ["list", "call"],
+        }
+    ],
 }
 TOKEN = "scrape-token-123"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
@@ -51,15 +58,23 @@ def served(registry: CollectorRegistry) -> Iterator[tuple[str, GuardTelemetry]]:
         return city
 
     guard = create_api_key_middleware(
-        policies=POLICY, api_key_roles={"user-key": {"user_id": "ursula", "roles": ["user"]}},
-        audit=None, telemetry=telemetry,
+        policies=POLICY,
+        api_key_roles={"user-key": {"user_id": "ursula", "roles": ["user"]}},
+        audit=None,
+        telemetry=telemetry,
     )
     mcp.add_middleware(guard)
     mount_metrics(mcp, registry=registry, token=TOKEN)
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        mcp.http_app(), host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-    ))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            mcp.http_app(),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

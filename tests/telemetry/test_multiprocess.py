@@ -25,8 +25,13 @@ def workers(tmp_path: Path) -> Iterator[tuple[Path, list[subprocess.Popen[str]]]
     directory.mkdir()
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory), "PYTHONPATH": str(_REPO)}
     procs = [
-        subprocess.Popen([sys.executable, str(_WORKER), str(n)], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, text=True, env=env)
+        subprocess.Popen(
+            [sys.executable, str(_WORKER), str(n)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         for n in (3, 5)
     ]
     try:
@@ -45,16 +50,26 @@ def test_two_workers_aggregate_into_one_scrape(
     directory, procs = workers
     registry = scrape_registry(path=str(directory))
     get = registry.get_sample_value
-    labels = {"decision": "allow", "reason": "rule", "kind": "tool", "action": "call",
-              "resource": "get_weather", "rule": "r"}
+    labels = {
+        "decision": "allow",
+        "reason": "rule",
+        "kind": "tool",
+        "action": "call",
+        "resource": "get_weather",
+        "rule": "r",
+    }
     assert get("mcpguard_decisions_total", labels) == 8.0
     assert get("mcpguard_decision_duration_seconds_count") == 8.0
-    assert get("mcpguard_auth_failures_total",
-               {"method": "api_key", "reason": "invalid_api_key"}) == 2.0
+    assert (
+        get("mcpguard_auth_failures_total", {"method": "api_key", "reason": "invalid_api_key"})
+        == 2.0
+    )
     # policy info is a live gauge: one series per live worker, told apart by pid
     info = {
         s.labels["pid"]
-        for m in registry.collect() if m.name == "mcpguard_policy_info" for s in m.samples
+        for m in registry.collect()
+        if m.name == "mcpguard_policy_info"
+        for s in m.samples
     }
     assert info == {str(p.pid) for p in procs}
     # exemplars are not supported by prometheus-client's multiprocess files: none served
@@ -66,7 +81,9 @@ def test_two_workers_aggregate_into_one_scrape(
     registry = scrape_registry(path=str(directory))
     info = {
         s.labels["pid"]
-        for m in registry.collect() if m.name == "mcpguard_policy_info" for s in m.samples
+        for m in registry.collect()
+        if m.name == "mcpguard_policy_info"
+        for s in m.samples
     }
     assert info == {str(procs[1].pid)}
     assert registry.get_sample_value("mcpguard_decisions_total", labels) == 8.0

@@ -49,8 +49,9 @@ def _fastmcp_client(transport: str, url: str, headers: dict[str, str]) -> Client
 
 
 @asynccontextmanager
-async def _sdk_session(transport: str, url: str, headers: dict[str, str]
-                       ) -> AsyncIterator[ClientSession]:
+async def _sdk_session(
+    transport: str, url: str, headers: dict[str, str]
+) -> AsyncIterator[ClientSession]:
     if transport == "sse":
         streams = sse_client(url, headers=headers)
     else:
@@ -149,8 +150,9 @@ async def test_records_name_the_transport_session_and_caller(
     from guard.audit import open_store
 
     store = tmp_path / "audit"
-    with running_server(SCRIPT, transport=transport, cwd=tmp_path,
-                        env={"MCP_GUARD_AUDIT": str(store)}) as srv:
+    with running_server(
+        SCRIPT, transport=transport, cwd=tmp_path, env={"MCP_GUARD_AUDIT": str(store)}
+    ) as srv:
         async with _fastmcp_client(transport, srv.url, USER) as client:
             await client.call_tool("echo", {"text": "hi"})
         async with _sdk_session(transport, srv.url, {"X-API-Key": "wrong"}) as session:
