@@ -1,22 +1,31 @@
-"""Queued items become rows: the decision record's values in schema order.
+"""Queued items become rows: the canonical JSON the chain hashes and DuckDB stores.
 
 `AuditLog.append` queues a tuple (`DECISION`, decision id, timestamp, principal, resource,
 action, clock, context, redacted args, redacted paths, args digest, decision, shadow,
 server, transport, session id, request id, method, trace id, span id); the writer thread
 turns a batch of them into rows here, off the request path.
+
+A row leaves here as its *body*: the canonical JSON object of its content columns without
+the closing brace (`schema.row_body`). The writer appends the chain columns, hashes the
+line and hands the same bytes to DuckDB, so no Python object per value ever crosses into
+DuckDB. `RowBuilder.body` writes the JSON directly, from fragments cached per principal,
+resource and decision outcome (they repeat across a batch); `RowBuilder.decision` builds
+the plain values, the reference the fast path is tested against.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from typing import Any, Final
 
 from guard.audit.redact import Redactor
 from guard.audit.schema import json_encoder
 
-__all__ = ["DECISION", "OUTCOME", "RowBuilder", "to_us"]
+__all__ = ["DECISION", "OUTCOME", "RowBuilder", "outcome_body", "to_us"]
 
 DECISION: Final = 0
 OUTCOME: Final = 1
@@ -25,6 +34,11 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US: Final = datetime.resolution
 _EMPTY_JSON_SHA: Final = hashlib.sha256(b"{}").hexdigest()
 _dumps_sorted = json_encoder(sort_keys=True, default=repr)
+_dumps = json_encoder(sort_keys=False)
+_SHADOW_NULL: Final = (
+    '"shadow_allowed":null,"shadow_reason":null,"shadow_rule":null,'
+    '"shadow_policy":null,"shadow_policy_hash":null'
+)
 
 
 def to_us(value: datetime) -> int:
@@ -34,12 +48,35 @@ def to_us(value: datetime) -> int:
     return (value - _EPOCH) // _ONE_US
 
 
+def _text(value: Any) -> str | None:
+    """A VARCHAR column's value: text as is, anything else as its `str`, None as NULL."""
+    return value if value is None or type(value) is str else str(value)
+
+
+def _q(value: Any) -> str:
+    """JSON for a VARCHAR column's value."""
+    if type(value) is str:
+        return encode_basestring(value)
+    return "null" if value is None else encode_basestring(str(value))
+
+
+def _number(value: Any) -> float | None:
+    """A DOUBLE column's value; NaN and infinities (not JSON) become NULL."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _fragment(pairs: Iterable[tuple[str, Any]]) -> str:
+    return ",".join(f"{encode_basestring(k)}:{_dumps(v)}" for k, v in pairs)
+
+
 class RowBuilder:
     """Builds `decisions` rows; claims are narrowed to `claims` (if given) and redacted.
 
     ```python
     rows = RowBuilder(Redactor(), None)
-    values = rows.decision(queued_item)
+    body = rows.body(queued_item)      # what the writer chains and stores
+    values = rows.decision(queued_item)  # the same row as plain values
     ```
     """
 
@@ -49,50 +86,94 @@ class RowBuilder:
         self.redactor = redactor
         self.claims = None if claims is None else frozenset(claims)
 
-    def decision(
-        self, item: tuple[Any, ...], cache: dict[int, tuple[Any, list[Any]]] | None = None
-    ) -> list[Any]:
-        """The row (schema order, without chain columns) for a queued decision. Principals
-        and resources repeat across a batch, so their columns are built once per object."""
+    # ------------------------------------------------------------------ fast path
+
+    def body(self, item: tuple[Any, ...], cache: dict[Any, Any] | None = None) -> str:
+        """The row's body (see the module docstring) for a queued decision; equal, byte for
+        byte, to `schema.row_body("decisions", self.decision(item))`. `cache` is shared by
+        the rows of one batch."""
+        (_, did, ts, p, r, action, t, context, args, redacted, digest, d, sh, server,
+         transport, session_id, request_id, method, trace_id, span_id) = item  # fmt: skip
+        if cache is None:
+            cache = {}
+        if args:
+            args_json = _dumps_sorted(args)
+            if digest is None:
+                digest = hashlib.sha256(args_json.encode(errors="surrogatepass")).hexdigest()
+            args_json = encode_basestring(args_json)
+        else:
+            args_json, digest = '"{}"', _EMPTY_JSON_SHA
+        hit = cache.get(id(r))
+        if hit is None or hit[0] is not r:
+            hit = (r, _fragment(zip(_RESOURCE_COLUMNS, self._resource(r), strict=True)))
+            cache[id(r)] = hit
+        resource = hit[1]
+        hit = cache.get(id(p))
+        if hit is None or hit[0] is not p:
+            hit = (p, _fragment(zip(_PRINCIPAL_COLUMNS, self.principal(p), strict=True)))
+            cache[id(p)] = hit
+        principal = hit[1]
+        key = (d.allowed, d.reason, d.rule, d.policy, d.policy_hash, d.matched_rules,
+               d.errors, d.rules_evaluated)  # fmt: skip
+        outcome = cache.get(key)
+        if outcome is None:
+            outcome = cache[key] = _fragment(zip(_OUTCOME_COLUMNS, _outcome(d), strict=True))
+        if sh is None:
+            shadow = _SHADOW_NULL
+        else:
+            shadow = _fragment(zip(_SHADOW_COLUMNS, _shadow(sh), strict=True))
+        place = (server, transport, method, action)
+        where = cache.get(place)
+        if where is None:
+            where = cache[place] = (
+                f'"server":{_q(server)},"transport":{_q(transport)}',
+                f'"method":{_q(method)},"action":{_q(action)}',
+            )
+        eval_us = _number(d.eval_us)
+        return (
+            f'{{"decision_id":{_q(did)},"ts":{int(ts)},'
+            f'"request_time":{int(ts) if t is None else to_us(t)},'
+            f'"trace_id":{_q(trace_id or None)},"span_id":{_q(span_id or None)},{where[0]},'
+            f'"session_id":{_q(session_id)},"request_id":{_q(request_id)},{where[1]},'
+            f"{resource},{principal},"
+            f'"context":{_q(_dumps_sorted(context)) if context else "null"},'
+            f'"args":{args_json},"args_redacted":{_dumps(list(redacted)) if redacted else "[]"},'
+            f'"args_sha256":{_q(digest)},{outcome},'
+            f'"eval_us":{"null" if eval_us is None else repr(eval_us)},{shadow}'
+        )
+
+    # ------------------------------------------------------------------ plain values
+
+    def decision(self, item: tuple[Any, ...]) -> list[Any]:
+        """The row as plain values (schema order, without chain columns)."""
         (_, did, ts, p, r, action, t, context, args, redacted, digest, d, sh, server,
          transport, session_id, request_id, method, trace_id, span_id) = item  # fmt: skip
         if args:
             args_json = _dumps_sorted(args)
             if digest is None:
-                digest = hashlib.sha256(args_json.encode()).hexdigest()
+                digest = hashlib.sha256(args_json.encode(errors="surrogatepass")).hexdigest()
         else:
             args_json, digest = "{}", _EMPTY_JSON_SHA
-        if cache is None:
-            cache = {}
-        hit = cache.get(id(r))
-        if hit is None or hit[0] is not r:
-            meta = _dumps_sorted(self.redactor.redact(r.meta)[0]) if r.meta else None
-            hit = (r, [r.kind, r.name, sorted(r.tags), r.namespace, r.version, r.uri,
-                       r.template, meta])  # fmt: skip
-            cache[id(r)] = hit
-        resource_part = hit[1]
-        hit = cache.get(id(p))
-        if hit is None or hit[0] is not p:
-            hit = (p, self.principal(p))
-            cache[id(p)] = hit
-        row = [
-            did, ts, ts if t is None else to_us(t), trace_id or None, span_id or None,
-            server, transport, session_id,
-            None if request_id is None else str(request_id), method, action,
+        row: list[Any] = [
+            _text(did), int(ts), int(ts) if t is None else to_us(t), _text(trace_id or None),
+            _text(span_id or None), _text(server), _text(transport), _text(session_id),
+            _text(request_id), _text(method), _text(action),
         ]  # fmt: skip
-        row += resource_part
-        row += hit[1]
-        row += (
-            _dumps_sorted(context) if context else None,
-            args_json, list(redacted), digest,
-            d.allowed, d.reason, d.rule, d.policy, d.policy_hash or None,
-            list(d.matched_rules), list(d.errors), d.rules_evaluated, float(d.eval_us),
-        )  # fmt: skip
-        if sh is None:
-            row += _NO_SHADOW
-        else:
-            row += (sh.allowed, sh.reason, sh.rule, sh.policy, sh.policy_hash or None)
+        row += self._resource(r)
+        row += self.principal(p)
+        row += (_dumps_sorted(context) if context else None, args_json, list(redacted),
+                _text(digest))  # fmt: skip
+        row += _outcome(d)
+        row.append(_number(d.eval_us))
+        row += _NO_SHADOW if sh is None else _shadow(sh)
         return row
+
+    def _resource(self, r: Any) -> list[Any]:
+        meta = _dumps_sorted(self.redactor.redact(r.meta)[0]) if r.meta else None
+        return [
+            _text(r.kind), _text(r.name), sorted(map(str, r.tags)), _text(r.namespace),
+            _text(r.version), _text(r.uri), _text(r.template), meta,
+        ]  # fmt: skip
 
     def principal(self, p: Any) -> list[Any]:
         claims = p.claims
@@ -101,6 +182,53 @@ class RowBuilder:
                 claims = {k: v for k, v in claims.items() if k in self.claims}
             claims = self.redactor.redact(claims)[0]
         return [
-            p.user_id, p.agent_id, list(p.roles), p.auth_method, p.authenticated, p.key_id,
-            _dumps_sorted(claims) if claims else None,
+            _text(p.user_id), _text(p.agent_id), [str(x) for x in p.roles], _text(p.auth_method),
+            bool(p.authenticated), _text(p.key_id), _dumps_sorted(claims) if claims else None,
         ]  # fmt: skip
+
+
+def _outcome(d: Any) -> list[Any]:
+    return [
+        bool(d.allowed), _text(d.reason), _text(d.rule), _text(d.policy),
+        _text(d.policy_hash or None), [str(x) for x in d.matched_rules],
+        [str(x) for x in d.errors], int(d.rules_evaluated),
+    ]  # fmt: skip
+
+
+def _shadow(sh: Any) -> list[Any]:
+    return [bool(sh.allowed), _text(sh.reason), _text(sh.rule), _text(sh.policy),
+            _text(sh.policy_hash or None)]  # fmt: skip
+
+
+def outcome_body(item: tuple[Any, ...]) -> str:
+    """The body of a queued outcome `(OUTCOME, decision id, ts, status, duration_us,
+    error class)`; equal to `schema.row_body("outcomes", outcome_values(item))`."""
+    _, did, ts, status, duration_us, error_class = item
+    duration = _number(duration_us)
+    return (
+        f'{{"decision_id":{_q(did)},"ts":{int(ts)},"status":{_q(status)},'
+        f'"duration_us":{"null" if duration is None else repr(duration)},'
+        f'"error_class":{_q(error_class)}'
+    )
+
+
+def outcome_values(item: tuple[Any, ...]) -> list[Any]:
+    """A queued outcome as plain values (schema order, without chain columns)."""
+    _, did, ts, status, duration_us, error_class = item
+    return [_text(did), int(ts), _text(status), _number(duration_us), _text(error_class)]
+
+
+_RESOURCE_COLUMNS: Final = (
+    "kind", "resource", "resource_tags", "resource_namespace", "resource_version",
+    "resource_uri", "resource_template", "resource_meta",
+)  # fmt: skip
+_PRINCIPAL_COLUMNS: Final = (
+    "user_id", "agent_id", "roles", "auth_method", "authenticated", "key_id", "claims",
+)  # fmt: skip
+_OUTCOME_COLUMNS: Final = (
+    "allowed", "reason", "rule", "policy", "policy_hash", "matched_rules", "errors",
+    "rules_evaluated",
+)  # fmt: skip
+_SHADOW_COLUMNS: Final = (
+    "shadow_allowed", "shadow_reason", "shadow_rule", "shadow_policy", "shadow_policy_hash",
+)  # fmt: skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "TABLES",
     "canonical",
     "chain_hash",
+    "row_body",
 ]
 
 # (name, DuckDB type). Timestamps travel as integer microseconds since the epoch (UTC) and
@@ -124,19 +125,30 @@ def json_encoder(*, sort_keys: bool, default: Any = None) -> Any:
 
 
 _dumps: Callable[[Any], str] = json_encoder(sort_keys=False)
+_NAMES: Final = {table: tuple(name for name, _ in columns) for table, columns in TABLES.items()}
 
 
-def canonical(values: list[Any]) -> bytes:
-    """The bytes a row's hash covers: every column but `hash`, in schema order, as compact
-    JSON (timestamps as integer microseconds, lists as arrays, NULL as null).
+def canonical(table: str, values: Sequence[Any]) -> bytes:
+    """The bytes a row's hash covers: one JSON object of every column but `hash`, keys in
+    schema order, compact (timestamps as integer microseconds, lists as arrays, NULL as
+    null), UTF-8. It is also the line the writer hands DuckDB, so what is hashed is exactly
+    what is stored; anyone can recompute a hash with a JSON library.
 
     ```python
-    canonical(["id", 1, None, ["a"]])  # b'["id",1,null,["a"]]'
+    canonical("outcomes", ["d1", 1, "ok", 2.5, None, "w", 1, GENESIS])[:40]
+    # b'{"decision_id":"d1","ts":1,"status":"ok"'
     ```
     """
-    return _dumps(values).encode()
+    return _dumps(dict(zip(_NAMES[table][:-1], values, strict=True))).encode()
 
 
-def chain_hash(values: list[Any]) -> str:
-    """SHA-256 (hex) of `canonical(values)`; `values` includes `prev_hash`, so rows chain."""
-    return hashlib.sha256(_dumps(values).encode()).hexdigest()
+def row_body(table: str, values: Sequence[Any]) -> str:
+    """The canonical JSON of a row's content columns (all but the four chain columns),
+    without its closing brace: what the writer queues, chains and stores."""
+    return _dumps(dict(zip(_NAMES[table][:-4], values, strict=True)))[:-1]
+
+
+def chain_hash(table: str, values: Sequence[Any]) -> str:
+    """SHA-256 (hex) of `canonical(table, values)`; `values` includes `prev_hash`, so rows
+    chain."""
+    return hashlib.sha256(canonical(table, values)).hexdigest()

@@ -13,13 +13,16 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
+
+from guard.audit.schema import row_body
 
 __all__ = ["SpillFile"]
 
 
 class SpillFile:
-    """Append-only, fsync'd-in-batches JSON lines of `{"t": table, "v": values}`."""
+    """Append-only, fsync'd-in-batches JSON lines of `{"t": table, "b": row body}` (the
+    row's canonical JSON without its chain columns, see `schema.row_body`)."""
 
     def __init__(self, directory: Path, writer_id: str) -> None:
         self.directory = directory
@@ -41,11 +44,9 @@ class SpillFile:
             self._fh = open(self.path, "ab")  # noqa: SIM115 - kept open for the writer's life
         return self._fh
 
-    def write(self, rows: list[tuple[str, list[Any]]], *, fsync: bool) -> None:
+    def write(self, rows: list[tuple[str, str]], *, fsync: bool) -> None:
         """Append rows; raises `OSError` when even local disk refuses them."""
-        data = b"".join(
-            json.dumps({"t": t, "v": v}, separators=(",", ":")).encode() + b"\n" for t, v in rows
-        )
+        data = b"".join(_line(t, b) for t, b in rows)
         with self.lock:
             fh = self._open()
             fh.write(data)
@@ -62,12 +63,12 @@ class SpillFile:
                 os.fsync(self._fh.fileno())
                 self._dirty = False
 
-    def read(self) -> list[tuple[str, list[Any]]]:
+    def read(self) -> list[tuple[str, str]]:
         """Every complete row in the file (a torn last line from a crash is skipped)."""
         with self.lock:
             return _read_lines(self.path)
 
-    def replace(self, rows: list[tuple[str, list[Any]]]) -> None:
+    def replace(self, rows: list[tuple[str, str]]) -> None:
         """Atomically make `rows` the whole content (after some were loaded back)."""
         with self.lock:
             if self._fh is not None:
@@ -75,8 +76,7 @@ class SpillFile:
                 self._fh = None
             tmp = self.path.with_name(f".{self.path.name}.tmp")
             with open(tmp, "wb") as fh:
-                for t, v in rows:
-                    fh.write(json.dumps({"t": t, "v": v}, separators=(",", ":")).encode() + b"\n")
+                fh.write(b"".join(_line(t, b) for t, b in rows))
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
@@ -130,7 +130,12 @@ class SpillFile:
                 self._lock_fd = None
 
 
-def _read_lines(path: Path) -> list[tuple[str, list[Any]]]:
+def _line(table: str, body: str) -> bytes:
+    # ASCII escapes: a body with a lone surrogate (hostile input) still makes a valid line
+    return json.dumps({"t": table, "b": body}, separators=(",", ":")).encode() + b"\n"
+
+
+def _read_lines(path: Path) -> list[tuple[str, str]]:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -139,7 +144,9 @@ def _read_lines(path: Path) -> list[tuple[str, list[Any]]]:
     for line in data.splitlines():
         try:
             doc = json.loads(line)
-            rows.append((doc["t"], doc["v"]))
+            table = doc["t"]
+            body = doc["b"] if "b" in doc else row_body(table, doc["v"])  # "v": values (0.1)
+            rows.append((table, body))
         except (ValueError, KeyError, TypeError):
             continue  # torn write at a crash: the line was never acknowledged
     return rows

@@ -163,7 +163,7 @@ def _check_rows(table: str, cur: Any, root: Path, report: VerifyReport, seen: se
             stored_hash = values[-1]
             if values[-2] != expect_prev and seq == expect_seq:
                 bad("prev_hash does not match the previous row: rows reordered or replaced")
-            elif chain_hash(values[:-1]) != stored_hash:
+            elif chain_hash(table, values[:-1]) != stored_hash:
                 bad("content does not match its hash: the row was edited")
             expect_seq, expect_prev, last_seq = seq + 1, stored_hash, seq
     close_chain()
