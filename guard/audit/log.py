@@ -32,7 +32,12 @@ from guard.audit import _process
 from guard.audit.redact import Redactor
 from guard.audit.rows import DECISION, OUTCOME, RowBuilder, outcome_body
 from guard.audit.schema import GENESIS, TABLES
-from guard.audit.segments import staging_directory, write_json_atomic, write_segment
+from guard.audit.segments import (
+    live_segments,
+    staging_directory,
+    write_json_atomic,
+    write_segment,
+)
 from guard.audit.spill import SpillFile
 
 if TYPE_CHECKING:
@@ -609,6 +614,11 @@ class AuditLog:
             with maintenance_lock(self.path, wait=False) as locked:
                 if not locked:
                     return  # a compaction runs: try again after the next flush
+                live = {f.name for f in live_segments(directory)}
+                if not live.issuperset(files):
+                    # `compact` merged some of them: they are not ours to merge any more
+                    own[:] = [(f, n) for f, n in own if f in live]
+                    return
                 replace_segments(
                     self._con, directory, sources,
                     f"SELECT * FROM read_parquet([{listed}]) ORDER BY seq",  # noqa: S608

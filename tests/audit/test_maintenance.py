@@ -128,3 +128,24 @@ def test_a_busy_writer_rolls_its_segments_up(tmp_path: Path) -> None:
     assert seen == [3 * (f + 1) for f in range(300)]  # every row, exactly once, at every flush
     assert verify(store).ok
     reader.close()
+
+
+def test_a_writer_never_rolls_up_segments_compact_already_merged(tmp_path: Path) -> None:
+    """`compact` may merge a running writer's segments between two of its flushes; the
+    writer's next roll-up must not merge them a second time (every row would count twice
+    once the grace period is over)."""
+    store = tmp_path / "s"
+    log = _fill(store, 10, 2)  # 10 small segments per table: below the roll-up fan-in
+    compact(store)
+    for f in range(10, 20):  # 6 more flushes reach the fan-in of 16
+        for i in range(2):
+            log.append(event(f * 2 + i))
+        log.flush()
+    log.close()
+    compact(store, grace=0)
+    with open_store(store) as con:
+        assert con.execute("SELECT count(*), count(DISTINCT seq) FROM decisions").fetchone() == (
+            40,
+            40,
+        )
+    assert verify(store).ok
