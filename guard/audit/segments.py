@@ -126,9 +126,9 @@ def write_segment(
     try:
         con.execute(
             f"COPY ({json_select(table, str(source))}) TO '{_sql_path(str(tmp))}' "
-            # snappy: a fifth faster than zstd, files twice the size; roll-ups and
-            # `compact` rewrite them with zstd
-            "(FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 100000)"
+            # zstd level 1: as fast to write as snappy here, half the size of snappy's
+            # files; roll-ups and `compact` rewrite them with the default level
+            "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, ROW_GROUP_SIZE 100000)"
         )
     finally:
         remove_quietly(source)
