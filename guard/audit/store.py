@@ -4,7 +4,7 @@
 Readers never open a writer's file for writing and never take a lock, so any number of
 dashboards, replays, exports and CLIs can read while servers write. Before each query the
 views are re-pointed at the current segment list (a directory listing: cheap), so new rows
-show up at the writers' next flush (0.2 s by default). A segment that vanishes under a query
+show up at the writers' next flush (0.5 s by default). A segment that vanishes under a query
 (compaction, retention) makes the query retry on the fresh list.
 """
 

@@ -20,7 +20,7 @@ from guard.audit import open_store, verify
 HERE = Path(__file__).parent
 CAPACITY = 2_000_000
 # the default mode's worst-case loss window on kill -9, as documented in the README
-DEFAULT_LOSS_WINDOW_S = 3.0  # 0.2 s flush interval + one flush, with room for a loaded machine
+DEFAULT_LOSS_WINDOW_S = 3.0  # 0.5 s flush interval + one flush, with room for a loaded machine
 
 
 def _start(store: Path, ackfile: Path, mode: str, pace: float = 0.0) -> subprocess.Popen[str]:
