@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import stat
+import time
 from pathlib import Path
 from typing import Any, Final
 
@@ -84,11 +85,18 @@ def json_select(table: str, source: str) -> str:
 MAX_ROW_BYTES: Final = 256 * 1024 * 1024  # redaction caps each value; this caps a row
 
 
-def staging_directory() -> Path | None:
-    """A private directory in memory (`/dev/shm/mcp-guard-UID`, mode 0700) for the lines
+STALE_STAGING_SECONDS: Final = 600.0  # no segment write takes this long
+
+
+def staging_directory(base: Path = Path("/dev/shm")) -> Path | None:  # noqa: S108
+    """A private directory in memory (`BASE/mcp-guard-UID`, mode 0700) for the lines
     DuckDB parses into a segment, or None (stage next to the segment, on disk). Writing
-    100 MB of lines to disk costs more than parsing them; in memory it is cheap."""
-    base = Path("/dev/shm")  # noqa: S108 - a private 0700 directory is made and checked below
+    100 MB of lines to disk costs more than parsing them; in memory it is cheap.
+
+    Staged files are deleted once their segment is written; files older than
+    `STALE_STAGING_SECONDS` were left by a process killed mid-write and are deleted here,
+    so crashes cannot fill the memory filesystem.
+    """
     if not base.is_dir():
         return None
     path = base / f"mcp-guard-{os.getuid()}"
@@ -99,6 +107,12 @@ def staging_directory() -> Path | None:
         return None
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
         return None  # not ours, or readable by others: do not put records there
+    cutoff = time.time() - STALE_STAGING_SECONDS
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path):
+            with contextlib.suppress(OSError):
+                if entry.name.endswith(".jsonl") and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
     return path
 
 

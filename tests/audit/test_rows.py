@@ -133,3 +133,31 @@ def test_records_read_back_as_their_values(tmp_path: Path) -> None:
             "SELECT request_time, args, eval_us, resource_tags, rules_evaluated FROM decisions"
         ).fetchone()
     assert got == (when, '{"n":1.5,"q":"say \\"hi\\"\\n"}', 4.5, ["public", "read"], 3)
+
+
+def test_staging_stays_private_and_sheds_what_crashed_writers_left(tmp_path: Path) -> None:
+    import os
+
+    from guard.audit.segments import STALE_STAGING_SECONDS, staging_directory
+
+    staging = staging_directory(tmp_path)
+    assert staging is not None and staging.stat().st_mode & 0o777 == 0o700
+    old, fresh = staging / ".w-000000000001.parquet.jsonl", staging / ".w-2.parquet.jsonl"
+    old.write_bytes(b"{}")
+    fresh.write_bytes(b"{}")
+    then = os.path.getmtime(old) - STALE_STAGING_SECONDS - 1
+    os.utime(old, (then, then))
+    assert staging_directory(tmp_path) == staging
+    assert not old.exists() and fresh.exists()
+    # a directory others can read is not used for records
+    staging.chmod(0o755)
+    assert staging_directory(tmp_path) is None
+
+
+def test_segments_write_without_a_memory_filesystem(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "s")
+    log._staging = None  # as on a machine without /dev/shm: staged next to the segment
+    log.append(event(1))
+    log.close()
+    assert verify(tmp_path / "s").rows == 1
+    assert not [p for p in (tmp_path / "s" / "decisions").iterdir() if p.name.endswith(".jsonl")]
