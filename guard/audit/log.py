@@ -2,8 +2,9 @@
 background writer thread that writes them, in batches, as immutable Parquet segments.
 
 On the request path `append` redacts the arguments, takes a timestamp and queues a tuple:
-no I/O, no JSON, no hashing. The writer turns a batch into rows, chains their hashes,
-writes one segment per table and moves on. When the queue is full or the store refuses a
+no I/O, no JSON, no hashing. The writer thread turns a batch into rows (`rows.py`) and
+hands them to its `SegmentWriter` (`writer.py`), which chains them and writes one segment
+per table while the next batch is encoded. When the queue is full or the store refuses a
 segment, rows go to a local spill file and are loaded back once the store accepts writes
 again; every spill and failure is counted in `stats()`.
 """
@@ -17,12 +18,10 @@ import hashlib
 import json
 import logging
 import os
-import socket
 import threading
 import time
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -31,14 +30,9 @@ from guard._ids import uuid7
 from guard.audit import _process
 from guard.audit.redact import Redactor
 from guard.audit.rows import DECISION, OUTCOME, RowBuilder, outcome_body
-from guard.audit.schema import GENESIS, TABLES
-from guard.audit.segments import (
-    live_segments,
-    staging_directory,
-    write_json_atomic,
-    write_segment,
-)
+from guard.audit.schema import TABLES
 from guard.audit.spill import SpillFile
+from guard.audit.writer import Batch, SegmentWriter, yield_gil
 
 if TYPE_CHECKING:
     from guard.events import DecisionEvent
@@ -62,9 +56,6 @@ DEFAULT: Final = _Default()
 """`audit=DEFAULT`: `$MCP_GUARD_AUDIT` if set (`off` switches records off), else
 `./mcp-guard-audit.duckdb`."""
 
-ROLLUP_FANIN: Final = 16  # a writer merges this many of its segments into one ...
-ROLLUP_LEVELS: Final = 2  # ... twice over: 256 flushes end up in one file ...
-ROLLUP_MAX_ROWS: Final = 10_000  # ... if they are small: big ones are left to `compact`
 SEGMENT_MAX_ROWS: Final = 25_000  # rows per segment when a flush has more (pipelined)
 _RELOAD_RETRY_SECONDS: Final = 1.0  # how often a failing store is retried without traffic
 
@@ -154,15 +145,7 @@ class AuditLog:
         self._flush_lock = threading.Lock()
         self._stopping = False
         self._closed = False
-        # chain state, touched only by the writer thread
-        self._seq = dict.fromkeys(TABLES, 0)
-        self._head = dict.fromkeys(TABLES, GENESIS)
-        self._committed = {t: (0, GENESIS) for t in TABLES}
-        self._inflight: _Batch | None = None
-        self._staging = staging_directory()
-        self._own: defaultdict[tuple[str, int], list[tuple[str, int]]] = defaultdict(list)
-        self._con: Any = None
-        self._store_ok = True
+        self._writer = self._new_writer()  # chains and segments, writer thread only
         self._last_reload = 0.0
         self._unsaved: list[tuple[str, list[str], list[str]]] = []
         self._policies_pending: list[tuple[str, bytes]] = []
@@ -172,16 +155,10 @@ class AuditLog:
         self._waiters: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = {}
         self._durable_lock = threading.Lock()
         # counters (read by stats(); telemetry turns them into metrics at scrape time)
-        self._written = dict.fromkeys(TABLES, 0)
         self._spilled = 0
-        self._failed = 0
         self._reloaded = 0
         self._append_errors = 0
-        self._flush_sum = 0.0
-        self._flush_count = 0
-        self._flush_last = 0.0
-        self._segments = 0
-        self.last_error: str | None = None
+        self._last_error: str | None = None
         self._spill = SpillFile(
             Path(spill_dir) if spill_dir else self.path / "spill", self.writer_id
         )
@@ -327,30 +304,41 @@ class AuditLog:
             with contextlib.suppress(Exception):
                 self._spill_items(items, fsync=True)
         self._spill.close()
-        if self._con is not None:
-            with contextlib.suppress(Exception):
-                self._con.close()
+        if not self._thread.is_alive():  # else DuckDB may be stuck mid-write: leave it be
+            self._writer.close()
         _process.forget(self)
 
     def stats(self) -> dict[str, Any]:
         """Counters for metrics: queue depth, rows written / spilled / failed / reloaded,
         flush latency (sum, count, last) and segments written."""
+        w = self._writer
         return {
             "queue_depth": len(self._queue),
-            "written": sum(self._written.values()),
-            "written_decisions": self._written["decisions"],
-            "written_outcomes": self._written["outcomes"],
+            "written": sum(w.written.values()),
+            "written_decisions": w.written["decisions"],
+            "written_outcomes": w.written["outcomes"],
             "spilled": self._spilled,
             "spill_pending": self._spill.pending,
             "unsaved": sum(len(rows) for _, rows, _ in self._unsaved),
-            "failed": self._failed,
+            "failed": w.failed,
             "append_errors": self._append_errors,
             "reloaded_from_spill": self._reloaded,
-            "flush_seconds_sum": self._flush_sum,
-            "flush_seconds_count": self._flush_count,
-            "flush_seconds_last": self._flush_last,
-            "segments": self._segments,
+            "flush_seconds_sum": w.flush_sum,
+            "flush_seconds_count": w.flush_count,
+            "flush_seconds_last": w.flush_last,
+            "segments": w.segments,
         }
+
+    @property
+    def last_error(self) -> str | None:
+        """The last write, spill or store error, as `repr` (None if there was none)."""
+        return self._last_error or self._writer.last_error
+
+    def _new_writer(self) -> SegmentWriter:
+        return SegmentWriter(
+            self.path, self.writer_id, durable=self.durable, on_written=self._segment_written,
+            on_failed=self._segment_failed, write_hook=self._write_hook,
+        )  # fmt: skip
 
     def _after_fork(self) -> None:
         """In a forked child (pre-fork servers), become a new writer: the parent's thread
@@ -361,16 +349,11 @@ class AuditLog:
         self._flush_lock = threading.Lock()
         self._durable_lock = threading.Lock()
         self._flush_waiters, self._pending, self._waiters, self._unsaved = [], set(), {}, []
-        self._seq = dict.fromkeys(TABLES, 0)
-        self._head = dict.fromkeys(TABLES, GENESIS)
-        self._committed = {t: (0, GENESIS) for t in TABLES}
-        self._inflight = None
-        self._own = defaultdict(list)
-        if self._con is not None:
+        if self._writer.con is not None:
             # DuckDB's threads did not survive the fork; finalizing the parent's connection
             # here would crash, so it is deliberately never released in the child.
-            _process.pin(self._con)
-            self._con = None
+            _process.pin(self._writer.con)
+        self._writer = self._new_writer()
         self._spill = SpillFile(self._spill.directory, self.writer_id)
         self._thread = threading.Thread(
             target=self._run, name=f"mcp-guard-audit-{self.writer_id[-6:]}", daemon=True
@@ -384,7 +367,7 @@ class AuditLog:
             for sub in (*TABLES, "policies", "writers", "anchors"):
                 (self.path / sub).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            self.last_error = repr(exc)
+            self._last_error = repr(exc)
             logger.warning("audit store %s is not writable yet: %s", self.path, exc)
 
     def _run(self) -> None:
@@ -419,14 +402,14 @@ class AuditLog:
             n = min(left, SEGMENT_MAX_ROWS)
             left -= n
             self._write_items([queue.popleft() for _ in range(n)])
-        self._settle()
+        self._writer.settle()
         if self._unsaved:
             unsaved, self._unsaved = self._unsaved, []
             for table, bodies, ids in unsaved:
-                self._save(table, bodies, ids)
-            self._settle()
+                self._writer.submit(table, bodies, ids)
+            self._writer.settle()
         if self._spill.pending and (
-            self._store_ok or time.monotonic() - self._last_reload > _RELOAD_RETRY_SECONDS
+            self._writer.store_ok or time.monotonic() - self._last_reload > _RELOAD_RETRY_SECONDS
         ):
             self._last_reload = time.monotonic()
             self._reload_spill()
@@ -443,7 +426,7 @@ class AuditLog:
             decisions, outcomes, ids = [], [], []
             for n, item in enumerate(items):
                 if not n & 255:
-                    _yield_gil()
+                    yield_gil()
                 try:
                     if item[0] == DECISION:
                         decisions.append(body(item, cache))
@@ -455,184 +438,32 @@ class AuditLog:
                     logger.exception("decision record could not be encoded")
             del cache
             if decisions:
-                self._save("decisions", decisions, ids)
+                self._writer.submit("decisions", decisions, ids)
             if outcomes:
-                self._save("outcomes", outcomes, [])
+                self._writer.submit("outcomes", outcomes, [])
         finally:
             if paused:
                 gc.enable()
 
-    def _save(self, table: str, bodies: list[str], ids: list[str]) -> None:
-        """Chain `bodies` and hand them to the segment thread, which writes them while this
-        thread encodes the next batch. `ids`: the decision ids of `decisions` rows (durable
-        mode). The outcome is settled before the next segment starts (see `_settle`): a
-        failed segment goes to the spill file, else stays in memory; never dropped."""
-        batch = _Batch(table, bodies, ids, self._seq[table], self._head[table])
-        self._chain(batch)  # overlaps the segment in flight
-        self._settle()
-        if batch.prev != self._head[table]:  # the segment before failed: chain again
-            batch.first, batch.prev = self._seq[table], self._head[table]
-            self._chain(batch)
-        self._seq[table], self._head[table] = batch.seq, batch.head
-        self._inflight = batch
-        batch.started = time.perf_counter()
-        batch.thread = threading.Thread(
-            target=self._write_batch, args=(batch,), name="mcp-guard-segment", daemon=True
-        )
-        batch.thread.start()
-
-    def _chain(self, batch: _Batch) -> None:
-        """Each row is its body plus the chain columns, closed: the canonical JSON its hash
-        covers (`schema.canonical`). The line DuckDB reads is that JSON with `hash` added,
-        so what is stored is exactly what was hashed."""
-        seq, prev = batch.first, batch.prev
-        sha256 = hashlib.sha256
-        link = f',"writer_id":"{self.writer_id}","seq":'
-        parts: list[bytes] = []
-        add = parts.append
-        for body in batch.bodies:
-            seq += 1
-            if not seq & 255:
-                _yield_gil()
-            text = f'{body}{link}{seq},"prev_hash":"{prev}"'
-            try:
-                data = text.encode()
-            except UnicodeEncodeError:  # lone surrogates: stored and hashed as "?"
-                data = text.encode("utf-8", "replace")
-            digest = sha256(data)
-            digest.update(b"}")
-            prev = digest.hexdigest()
-            add(data)
-            add(f',"hash":"{prev}"}}\n'.encode())
-        batch.data, batch.seq, batch.head = b"".join(parts), seq, prev
-        batch.name = f"{self.writer_id}-{batch.first + 1:012d}.parquet"
-
-    def _write_batch(self, batch: _Batch) -> None:
-        """Segment thread: DuckDB parses the lines and writes Parquet (the GIL is free)."""
-        try:
-            if self._write_hook is not None:
-                self._write_hook(batch.table, len(batch.bodies))
-            if self._con is None:
-                import duckdb
-
-                self._con = duckdb.connect(config={"threads": 1})
-            directory = self.path / batch.table
-            directory.mkdir(parents=True, exist_ok=True)
-            write_segment(
-                self._con, directory, batch.table, batch.name, batch.data,
-                fsync=self.durable, staging=self._staging,
-            )  # fmt: skip
-        except Exception as exc:
-            batch.error = exc
-        batch.data = b""
-
-    def _settle(self) -> bool:
-        """Wait for the segment in flight; account for it. Returns whether it was written
-        (True when none was in flight)."""
-        batch, self._inflight = self._inflight, None
-        if batch is None:
-            return True
-        if batch.thread is not None:
-            batch.thread.join()
-        table, n = batch.table, len(batch.bodies)
-        if batch.error is not None:
-            # undo the optimistic head: the next segment chains on from the last written row
-            self._seq[table], self._head[table] = batch.first, batch.prev
-            self._failed += n
-            self._store_ok = False
-            self.last_error = repr(batch.error)
-            logger.warning(
-                "audit segment write failed (%s); rows go to the spill file", batch.error
-            )
-            if batch.reload:
-                return False
-            try:
-                self._spill.write([(table, b) for b in batch.bodies], fsync=True)
-            except OSError as exc:
-                self.last_error = repr(exc)
-                logger.error("audit spill failed too (%s); %d rows kept in memory", exc, n)
-                self._unsaved.append((table, batch.bodies, batch.ids))
-                return False
-            self._spilled += n
-            if batch.ids and self.durable:
-                self._resolve_durable(batch.ids)
-            return False
-        self._written[table] += n
-        self._segments += 1
-        self._store_ok = True
-        self._committed[table] = (batch.seq, batch.head)
+    def _segment_written(self, batch: Batch) -> None:
         if batch.ids and self.durable:
             self._resolve_durable(batch.ids)
+
+    def _segment_failed(self, batch: Batch) -> None:
+        """A segment could not be written: its rows go to the spill file, else stay in
+        memory for the next flush; never dropped."""
         try:
-            write_json_atomic(
-                self.path / "writers" / f"{self.writer_id}.json",
-                {
-                    "writer_id": self.writer_id, "host": socket.gethostname(),
-                    "pid": os.getpid(),
-                    **{t: {"seq": c[0], "hash": c[1]} for t, c in self._committed.items()},
-                },
-                fsync=self.durable,
-            )  # fmt: skip
-        except OSError as exc:  # the rows are safe; only truncation evidence lags
-            self.last_error = repr(exc)
-        if n < ROLLUP_MAX_ROWS:
-            self._own[(table, 0)].append((batch.name, n))
-            self._roll_up(table, 0)
-        elapsed = time.perf_counter() - batch.started
-        self._flush_sum += elapsed
-        self._flush_count += 1
-        self._flush_last = elapsed
-        return True
-
-    def _commit(self, table: str, bodies: list[str]) -> bool:
-        """Write `bodies` as one segment now (spill reload); on failure nothing changes."""
-        self._settle()
-        batch = _Batch(table, bodies, [], self._seq[table], self._head[table], reload=True)
-        self._chain(batch)
-        self._seq[table], self._head[table] = batch.seq, batch.head
-        batch.started = time.perf_counter()
-        self._write_batch(batch)
-        self._inflight = batch
-        return self._settle()
-
-    def _roll_up(self, table: str, level: int) -> None:
-        """Merge this writer's own segments, ROLLUP_FANIN at a time, into one of the next
-        level (up to ROLLUP_LEVELS), so a busy server leaves tens of files, not thousands.
-        Rows, order and chain are unchanged; readers see the same rows throughout."""
-        own = self._own[(table, level)]
-        if len(own) < ROLLUP_FANIN or level >= ROLLUP_LEVELS:
+            self._spill.write([(batch.table, b) for b in batch.bodies], fsync=True)
+        except OSError as exc:
+            self._last_error = repr(exc)
+            logger.error(
+                "audit spill failed too (%s); %d rows kept in memory", exc, len(batch.bodies)
+            )
+            self._unsaved.append((batch.table, batch.bodies, batch.ids))
             return
-        from guard.audit.maintenance import maintenance_lock, replace_segments
-
-        directory = self.path / table
-        files = [f for f, _ in own]
-        rows = sum(n for _, n in own)
-        sources = [directory / f for f in files]
-        first_seq = files[0].split("-", 1)[1][:12]
-        name = f"{self.writer_id}-{first_seq}.L{level + 1}.parquet"
-        listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in sources)
-        try:
-            with maintenance_lock(self.path, wait=False) as locked:
-                if not locked:
-                    return  # a compaction runs: try again after the next flush
-                live = {f.name for f in live_segments(directory)}
-                if not live.issuperset(files):
-                    # `compact` merged some of them: they are not ours to merge any more
-                    own[:] = [(f, n) for f, n in own if f in live]
-                    return
-                replace_segments(
-                    self._con, directory, sources,
-                    f"SELECT * FROM read_parquet([{listed}]) ORDER BY seq",  # noqa: S608
-                    name,
-                )  # fmt: skip
-        except Exception as exc:  # e.g. `compact` merged them first: they are not ours now
-            logger.info("roll-up of %s segments skipped: %s", table, exc)
-            own.clear()
-            return
-        own.clear()
-        if rows < ROLLUP_MAX_ROWS:
-            self._own[(table, level + 1)].append((name, rows))
-            self._roll_up(table, level + 1)
+        self._spilled += len(batch.bodies)
+        if batch.ids and self.durable:
+            self._resolve_durable(batch.ids)
 
     def _spill_items(self, items: list[tuple[Any, ...]], *, fsync: bool) -> None:
         rows = [
@@ -653,7 +484,7 @@ class AuditLog:
                 batch = [b for t, b in rows if t == table]
                 if not batch:
                     continue
-                if self._commit(table, batch):
+                if self._writer.write_now(table, batch):
                     self._reloaded += len(batch)
                 else:
                     left.extend((table, b) for b in batch)
@@ -671,7 +502,7 @@ class AuditLog:
                     tmp.write_bytes(data)
                     os.replace(tmp, target)
             except OSError as exc:
-                self.last_error = repr(exc)
+                self._last_error = repr(exc)
                 with self._flush_lock:
                     self._policies_pending[:0] = pending[i:]
                 return
@@ -687,32 +518,6 @@ class AuditLog:
                     loop, fut = waiter
                     with contextlib.suppress(RuntimeError):  # its loop is closed
                         loop.call_soon_threadsafe(_settle, fut)
-
-
-def _yield_gil() -> None:
-    """Let the segment thread have the GIL for a moment. DuckDB takes it back now and then
-    while it writes; a busy writer thread would make it wait a whole switch interval
-    (5 ms) each time, which slowed segment writes by a quarter."""
-    time.sleep(0)
-
-
-@dataclass(slots=True, eq=False)
-class _Batch:
-    """One segment on its way: rows chained from (`first`, `prev`) to (`seq`, `head`)."""
-
-    table: str
-    bodies: list[str]
-    ids: list[str]
-    first: int  # seq of the row before this batch
-    prev: str  # hash of the row before this batch
-    reload: bool = False  # from the spill file: on failure it stays there
-    seq: int = 0
-    head: str = ""
-    data: bytes = b""
-    thread: Any = None
-    started: float = 0.0
-    error: BaseException | None = None
-    name: str = ""
 
 
 def _settle(fut: asyncio.Future[None]) -> None:

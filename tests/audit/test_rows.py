@@ -156,7 +156,7 @@ def test_staging_stays_private_and_sheds_what_crashed_writers_left(tmp_path: Pat
 
 def test_segments_write_without_a_memory_filesystem(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "s")
-    log._staging = None  # as on a machine without /dev/shm: staged next to the segment
+    log._writer.staging = None  # as on a machine without /dev/shm: staged next to the segment
     log.append(event(1))
     log.close()
     assert verify(tmp_path / "s").rows == 1
