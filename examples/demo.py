@@ -31,10 +31,12 @@ SERVER = HERE / "ops_server.py"
 
 CALLERS = {  # who: (X-API-Key header or None, [(tool, args), ...])
     "ada (admin)": (
-        "admin-key", [("get_weather", {"city": "Oslo"}), ("delete_city", {"city": "Oslo"})]
+        "admin-key",
+        [("get_weather", {"city": "Oslo"}), ("delete_city", {"city": "Oslo"})],
     ),
     "ursula (user)": (
-        "user-key", [("get_weather", {"city": "Lisbon"}), ("delete_city", {"city": "Lisbon"})]
+        "user-key",
+        [("get_weather", {"city": "Lisbon"}), ("delete_city", {"city": "Lisbon"})],
     ),
     "mallory (wrong key)": ("not-a-key", [("get_weather", {"city": "Oslo"})]),
     "anonymous (no key)": (None, [("list_cities", {})]),
@@ -120,8 +122,10 @@ def main() -> int:
         verdict = "allow" if allowed else "deny "
         print(f"  {verdict} {who:10} {method:12} {resource or '-':14} {reason:20} {rule}")
     report = verify(store)
-    print(f"\n== hash chain: {report.rows} records in {report.chains} chain(s), "
-          f"{'intact' if report.ok else 'BROKEN: ' + str(report.first)}")
+    print(
+        f"\n== hash chain: {report.rows} records in {report.chains} chain(s), "
+        f"{'intact' if report.ok else 'BROKEN: ' + str(report.first)}"
+    )
     print(f"   explore them: mcp-guard tail {store}")
     return 0 if report.ok and rows else 1
 

@@ -93,8 +93,13 @@ def main() -> None:
         mcp.run(transport="stdio", show_banner=False)
         return
     mount_metrics(mcp, token=os.environ.get("METRICS_TOKEN") or None)
-    mcp.run(transport=opts.transport, host=opts.host, port=opts.port, show_banner=False,
-            log_level="warning")
+    mcp.run(
+        transport=opts.transport,
+        host=opts.host,
+        port=opts.port,
+        show_banner=False,
+        log_level="warning",
+    )
 
 
 if __name__ == "__main__":

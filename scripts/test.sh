@@ -19,6 +19,7 @@ pkill -x prometheus >/dev/null 2>&1 || true
 python3 -m pip install -q --disable-pip-version-check -e ".[dev,otlp]"
 
 python3 -m ruff check guard tests benchmarks examples
+python3 -m ruff format --check guard tests benchmarks examples
 python3 -m mypy
 export MCP_GUARD_LOAD_TEST="${MCP_GUARD_LOAD_TEST:-1}"  # the audit load test (minutes)
 python3 -m pytest -q -p no:cacheprovider "$@"
