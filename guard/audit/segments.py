@@ -34,24 +34,14 @@ __all__ = [
     "json_select",
     "live_segments",
     "read_json_file",
-    "segment_select",
     "write_json_atomic",
     "write_segment",
 ]
 
 SEGMENT_SUFFIX: Final = ".parquet"
 MARKER_SUFFIX: Final = ".replaces"
-
-
-def segment_select(table: str, source: str) -> str:
-    """SQL turning a batch (integer timestamps, untyped objects) into the table's types."""
-    parts = []
-    for name, typ in TABLES[table]:
-        if name in TIMESTAMP_COLUMNS:
-            parts.append(f"make_timestamp(CAST({name} AS BIGINT))::TIMESTAMPTZ AS {name}")
-        else:
-            parts.append(f"CAST({name} AS {typ}) AS {name}")
-    return f"SELECT {', '.join(parts)} FROM {source}"  # noqa: S608 - names from the schema
+MAX_ROW_BYTES: Final = 256 * 1024 * 1024  # redaction caps each value; this caps a row
+STALE_STAGING_SECONDS: Final = 600.0  # no segment write takes this long
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -80,12 +70,6 @@ def json_select(table: str, source: str) -> str:
         f"format = 'newline_delimited', columns = {{{', '.join(columns)}}}, "
         f"maximum_object_size = {MAX_ROW_BYTES})"
     )
-
-
-MAX_ROW_BYTES: Final = 256 * 1024 * 1024  # redaction caps each value; this caps a row
-
-
-STALE_STAGING_SECONDS: Final = 600.0  # no segment write takes this long
 
 
 def staging_directory(base: Path = Path("/dev/shm")) -> Path | None:  # noqa: S108
@@ -159,24 +143,23 @@ def write_segment(
 
 
 def _stage(lines: bytes, name: str, staging: Path | None, directory: Path) -> Path:
-    for place in (staging, directory) if staging is not None else (directory,):
-        path = place / f".{name}.jsonl"
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        except OSError:
-            if place is directory:
-                raise
-            continue
-        try:
-            with open(fd, "wb", closefd=True) as fh:
-                fh.write(lines)
-        except OSError:
-            remove_quietly(path)
-            if place is directory:
-                raise
-            continue
-        return path
-    raise AssertionError("unreachable")
+    """Write `lines` where DuckDB will read them: `staging` if it takes them, else next to
+    the segment."""
+    if staging is not None:
+        with contextlib.suppress(OSError):  # full, or gone: stage on disk instead
+            return _write_private(staging / f".{name}.jsonl", lines)
+    return _write_private(directory / f".{name}.jsonl", lines)
+
+
+def _write_private(path: Path, data: bytes) -> Path:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with open(fd, "wb", closefd=True) as fh:
+            fh.write(data)
+    except OSError:
+        remove_quietly(path)
+        raise
+    return path
 
 
 def _sql_path(path: str | Path) -> str:

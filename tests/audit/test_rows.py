@@ -161,3 +161,12 @@ def test_segments_write_without_a_memory_filesystem(tmp_path: Path) -> None:
     log.close()
     assert verify(tmp_path / "s").rows == 1
     assert not [p for p in (tmp_path / "s" / "decisions").iterdir() if p.name.endswith(".jsonl")]
+
+
+def test_a_staging_place_that_refuses_the_lines_falls_back_to_the_store(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "s")
+    log._writer.staging = tmp_path / "gone"  # vanished (or full): os.open fails there
+    log.append(event(1))
+    log.close()
+    assert log.stats()["written_decisions"] == 1 and log.stats()["spilled"] == 0
+    assert verify(tmp_path / "s").rows == 1
