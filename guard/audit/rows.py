@@ -9,8 +9,8 @@ A row leaves here as its *body*: the canonical JSON object of its content column
 the closing brace (`schema.row_body`). The writer appends the chain columns, hashes the
 line and hands the same bytes to DuckDB, so no Python object per value ever crosses into
 DuckDB. `RowBuilder.body` writes the JSON directly, from fragments cached per principal,
-resource and decision outcome (they repeat across a batch); `RowBuilder.decision` builds
-the plain values, the reference the fast path is tested against.
+resource and decision outcome (they repeat across a batch). The tests hold a plain-values
+reference it must match byte for byte (`tests/audit/test_rows.py`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ __all__ = ["DECISION", "OUTCOME", "RowBuilder", "outcome_body", "to_us"]
 
 DECISION: Final = 0
 OUTCOME: Final = 1
-_NO_SHADOW: Final = (None, None, None, None, None)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US: Final = datetime.resolution
 _EMPTY_JSON_SHA: Final = hashlib.sha256(b"{}").hexdigest()
@@ -75,8 +74,7 @@ class RowBuilder:
 
     ```python
     rows = RowBuilder(Redactor(), None)
-    body = rows.body(queued_item)      # what the writer chains and stores
-    values = rows.decision(queued_item)  # the same row as plain values
+    body = rows.body(queued_item)  # what the writer chains and stores
     ```
     """
 
@@ -86,12 +84,10 @@ class RowBuilder:
         self.redactor = redactor
         self.claims = None if claims is None else frozenset(claims)
 
-    # ------------------------------------------------------------------ fast path
-
     def body(self, item: tuple[Any, ...], cache: dict[Any, Any] | None = None) -> str:
-        """The row's body (see the module docstring) for a queued decision; equal, byte for
-        byte, to `schema.row_body("decisions", self.decision(item))`. `cache` is shared by
-        the rows of one batch."""
+        """The row's body (see the module docstring) for a queued decision: what
+        `schema.row_body("decisions", values)` gives for the row's plain values. `cache` is
+        shared by the rows of one batch."""
         (_, did, ts, p, r, action, t, context, args, redacted, digest, d, sh, server,
          transport, session_id, request_id, method, trace_id, span_id) = item  # fmt: skip
         if cache is None:
@@ -102,7 +98,7 @@ class RowBuilder:
                 digest = hashlib.sha256(args_json.encode(errors="surrogatepass")).hexdigest()
             args_json = encode_basestring(args_json)
         else:
-            args_json, digest = '"{}"', _EMPTY_JSON_SHA
+            args_json, digest = '"{}"', digest or _EMPTY_JSON_SHA
         hit = cache.get(id(r))
         if hit is None or hit[0] is not r:
             hit = (r, _fragment(zip(_RESOURCE_COLUMNS, self._resource(r), strict=True)))
@@ -142,32 +138,6 @@ class RowBuilder:
             f'"eval_us":{"null" if eval_us is None else repr(eval_us)},{shadow}'
         )
 
-    # ------------------------------------------------------------------ plain values
-
-    def decision(self, item: tuple[Any, ...]) -> list[Any]:
-        """The row as plain values (schema order, without chain columns)."""
-        (_, did, ts, p, r, action, t, context, args, redacted, digest, d, sh, server,
-         transport, session_id, request_id, method, trace_id, span_id) = item  # fmt: skip
-        if args:
-            args_json = _dumps_sorted(args)
-            if digest is None:
-                digest = hashlib.sha256(args_json.encode(errors="surrogatepass")).hexdigest()
-        else:
-            args_json, digest = "{}", _EMPTY_JSON_SHA
-        row: list[Any] = [
-            _text(did), int(ts), int(ts) if t is None else to_us(t), _text(trace_id or None),
-            _text(span_id or None), _text(server), _text(transport), _text(session_id),
-            _text(request_id), _text(method), _text(action),
-        ]  # fmt: skip
-        row += self._resource(r)
-        row += self.principal(p)
-        row += (_dumps_sorted(context) if context else None, args_json, list(redacted),
-                _text(digest))  # fmt: skip
-        row += _outcome(d)
-        row.append(_number(d.eval_us))
-        row += _NO_SHADOW if sh is None else _shadow(sh)
-        return row
-
     def _resource(self, r: Any) -> list[Any]:
         meta = _dumps_sorted(self.redactor.redact(r.meta)[0]) if r.meta else None
         return [
@@ -202,7 +172,7 @@ def _shadow(sh: Any) -> list[Any]:
 
 def outcome_body(item: tuple[Any, ...]) -> str:
     """The body of a queued outcome `(OUTCOME, decision id, ts, status, duration_us,
-    error class)`; equal to `schema.row_body("outcomes", outcome_values(item))`."""
+    error class)`."""
     _, did, ts, status, duration_us, error_class = item
     duration = _number(duration_us)
     return (
@@ -210,12 +180,6 @@ def outcome_body(item: tuple[Any, ...]) -> str:
         f'"duration_us":{"null" if duration is None else repr(duration)},'
         f'"error_class":{_q(error_class)}'
     )
-
-
-def outcome_values(item: tuple[Any, ...]) -> list[Any]:
-    """A queued outcome as plain values (schema order, without chain columns)."""
-    _, did, ts, status, duration_us, error_class = item
-    return [_text(did), int(ts), _text(status), _number(duration_us), _text(error_class)]
 
 
 _RESOURCE_COLUMNS: Final = (
