@@ -447,7 +447,7 @@ class GuardMiddleware(Middleware):
         # cannot be made durable in time is a guard failure, so the call is denied.
         if (
             audit is not None
-            and getattr(audit, "durable", False)
+            and audit.durable
             and not await audit.wait_durable(event.decision_id, timeout=_DURABLE_TIMEOUT_S)
         ):
             self._telemetry.guard_error("record")

@@ -424,13 +424,15 @@ class AuditLog:
             cache: dict[Any, Any] = {}
             body = self._rows.body
             decisions, outcomes, ids = [], [], []
+            durable = self.durable
             for n, item in enumerate(items):
                 if not n & 255:
                     yield_gil()
                 try:
                     if item[0] == DECISION:
                         decisions.append(body(item, cache))
-                        ids.append(item[1])
+                        if durable:  # only durable mode waits on decision ids
+                            ids.append(item[1])
                     else:
                         outcomes.append(outcome_body(item))
                 except Exception:  # a record that cannot be encoded is counted, not hidden
