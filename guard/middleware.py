@@ -335,7 +335,9 @@ class GuardMiddleware(Middleware):
         action: str,
         args: Mapping[str, Any],
         method: str,
+        listing: tuple[str, list[DecisionEvent]] | None = None,
     ) -> DecisionEvent:
+        """Decide, observe and (unless part of a `listing`: id, events so far) record."""
         telemetry = self._telemetry
         holder = self._holder
         policies = holder.live  # read once: this decision uses exactly one set
@@ -371,8 +373,10 @@ class GuardMiddleware(Middleware):
             except Exception:  # the draft never affects enforcement, even when it breaks
                 shadow = replace(_error_decision("deciding"), policy_hash=shadow_set.hash)
                 telemetry.guard_error("shadow")
+        # a component of a listing: the listing's id and the component's position in it
+        decision_id = uuid7() if listing is None else f"{listing[0]}.{len(listing[1]) + 1}"
         event = DecisionEvent(
-            decision_id=uuid7(),
+            decision_id=decision_id,
             request=request,
             decision=decision,
             shadow=shadow,
@@ -394,7 +398,9 @@ class GuardMiddleware(Middleware):
             # still recorded.
             event.decision = replace(_error_decision("observing"), policy_hash=policies.hash)
             telemetry.guard_error("observe")
-        if self.audit is not None:
+        if listing is not None:
+            listing[1].append(event)  # recorded with the whole listing
+        elif self.audit is not None:
             try:
                 self.audit.append(event)  # queued before the handler runs
             except Exception:  # `append` promises not to raise; if it does, deny
@@ -577,6 +583,7 @@ class GuardMiddleware(Middleware):
         call = await self._begin(context)
         decide = self._decide
         resource_of = self._cache.get
+        listing: tuple[str, list[DecisionEvent]] = (uuid7(), [])
         kept = []
         for item in items:
             try:
@@ -594,10 +601,16 @@ class GuardMiddleware(Middleware):
                     call.server,
                 )
                 self._telemetry.guard_error("resolve")
-                decide(call_for_item, resource, "list", _EMPTY, method)
+                decide(call_for_item, resource, "list", _EMPTY, method, listing)
                 continue
-            if decide(call, resource, "list", _EMPTY, method).decision.allowed:
+            if decide(call, resource, "list", _EMPTY, method, listing).decision.allowed:
                 kept.append(item)
+        if self.audit is not None:
+            try:
+                self.audit.append_listing(*listing)  # one row for the whole listing
+            except Exception:  # `append_listing` promises not to raise; if it does, hide all
+                self._telemetry.guard_error("record")
+                return []
         return kept
 
     async def on_list_tools(

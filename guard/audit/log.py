@@ -29,12 +29,14 @@ from typing import TYPE_CHECKING, Any, Final
 from guard._ids import uuid7
 from guard.audit import _process
 from guard.audit.redact import Redactor
-from guard.audit.rows import DECISION, OUTCOME, RowBuilder, outcome_body
+from guard.audit.rows import DECISION, LISTING, OUTCOME, RowBuilder, outcome_body
 from guard.audit.schema import TABLES
 from guard.audit.spill import SpillFile
 from guard.audit.writer import Batch, SegmentWriter, yield_gil
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from guard.events import DecisionEvent
 
 __all__ = ["DEFAULT", "DEFAULT_PATH", "AuditLog", "resolve_audit"]
@@ -201,6 +203,32 @@ class AuditLog:
         except Exception:
             self._append_errors += 1
             logger.exception("decision record could not be queued")
+
+    def append_listing(self, listing_id: str, events: Sequence[DecisionEvent]) -> None:
+        """Queue the records of one listing: `events` are the per-component decisions of
+        one list request (same principal, clock, request and span; no arguments), stored
+        as one `listings` row and read back as one `decisions` record each. No I/O; never
+        raises (failures are counted)."""
+        if not events:
+            return
+        try:
+            first = events[0]
+            request = first.request
+            context: Any = request.context
+            if context:
+                context = self._redactor.redact(context)[0]
+            entries = [(e.decision_id, e.request.resource, e.decision, e.shadow) for e in events]
+            self._put(
+                (
+                    LISTING, listing_id, time.time_ns() // 1000, request.principal,
+                    request.action, request.time, context, first.server, first.transport,
+                    first.session_id, first.request_id, first.method, first.trace_id,
+                    first.span_id, entries,
+                )
+            )  # fmt: skip
+        except Exception:
+            self._append_errors += 1
+            logger.exception("listing records could not be queued")
 
     def append_outcome(
         self, decision_id: str, status: str, duration_us: float, error_class: str | None
@@ -422,19 +450,22 @@ class AuditLog:
         gc.disable()
         try:
             cache: dict[Any, Any] = {}
-            body = self._rows.body
-            decisions, outcomes, ids = [], [], []
+            body, listing_body = self._rows.body, self._rows.listing_body
+            decisions, outcomes, listings, ids = [], [], [], []
             durable = self.durable
             for n, item in enumerate(items):
                 if not n & 255:
                     yield_gil()
                 try:
-                    if item[0] == DECISION:
+                    kind = item[0]
+                    if kind == DECISION:
                         decisions.append(body(item, cache))
                         if durable:  # only durable mode waits on decision ids
                             ids.append(item[1])
-                    else:
+                    elif kind == OUTCOME:
                         outcomes.append(outcome_body(item))
+                    else:
+                        listings.append(listing_body(item, cache))
                 except Exception:  # a record that cannot be encoded is counted, not hidden
                     self._append_errors += 1
                     logger.exception("decision record could not be encoded")
@@ -443,6 +474,8 @@ class AuditLog:
                 self._writer.submit("decisions", decisions, ids)
             if outcomes:
                 self._writer.submit("outcomes", outcomes, [])
+            if listings:
+                self._writer.submit("listings", listings, [])
         finally:
             if paused:
                 gc.enable()
@@ -470,7 +503,8 @@ class AuditLog:
     def _spill_items(self, items: list[tuple[Any, ...]], *, fsync: bool) -> None:
         rows = [
             ("decisions", self._rows.body(i)) if i[0] == DECISION else
-            ("outcomes", outcome_body(i))
+            ("outcomes", outcome_body(i)) if i[0] == OUTCOME else
+            ("listings", self._rows.listing_body(i))
             for i in items
         ]  # fmt: skip
         self._spill.write(rows, fsync=fsync)

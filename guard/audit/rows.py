@@ -25,10 +25,11 @@ from typing import Any, Final
 from guard.audit.redact import Redactor
 from guard.audit.schema import json_encoder
 
-__all__ = ["DECISION", "OUTCOME", "RowBuilder", "outcome_body", "to_us"]
+__all__ = ["DECISION", "LISTING", "OUTCOME", "RowBuilder", "outcome_body", "to_us"]
 
 DECISION: Final = 0
 OUTCOME: Final = 1
+LISTING: Final = 2
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US: Final = datetime.resolution
 _EMPTY_JSON_SHA: Final = hashlib.sha256(b"{}").hexdigest()
@@ -99,16 +100,75 @@ class RowBuilder:
             args_json = encode_basestring(args_json)
         else:
             args_json, digest = '"{}"', digest or _EMPTY_JSON_SHA
+        where = self._where(cache, server, transport, method, action)
+        return (
+            f'{{"decision_id":{_q(did)},"ts":{int(ts)},'
+            f'"request_time":{int(ts) if t is None else to_us(t)},'
+            f'"trace_id":{_q(trace_id or None)},"span_id":{_q(span_id or None)},{where[0]},'
+            f'"session_id":{_q(session_id)},"request_id":{_q(request_id)},{where[1]},'
+            f"{self._resource_json(cache, r)},{self._principal_json(cache, p)},"
+            f'"context":{_q(_dumps_sorted(context)) if context else "null"},'
+            f'"args":{args_json},"args_redacted":{_dumps(list(redacted)) if redacted else "[]"},'
+            f'"args_sha256":{_q(digest)},{self._answer_json(cache, d, sh)}'
+        )
+
+    def listing_body(self, item: tuple[Any, ...], cache: dict[Any, Any] | None = None) -> str:
+        """The body of a `listings` row for a queued listing: `(LISTING, listing id,
+        timestamp, principal, action, clock, context, server, transport, session id,
+        request id, method, trace id, span id, entries)`, each entry `(decision id,
+        resource, decision, shadow)`. What `schema.row_body("listings", values)` gives."""
+        (_, lid, ts, p, action, t, context, server, transport, session_id, request_id,
+         method, trace_id, span_id, entries) = item  # fmt: skip
+        if cache is None:
+            cache = {}
+        resource_json, answer_json = self._resource_json, self._answer_json
+        items = ",".join(
+            f'{{"decision_id":{_q(did)},{resource_json(cache, r)},{answer_json(cache, d, sh)}}}'
+            for did, r, d, sh in entries
+        )
+        where = self._where(cache, server, transport, method, action)
+        return (
+            f'{{"decision_id":{_q(lid)},"ts":{int(ts)},'
+            f'"request_time":{int(ts) if t is None else to_us(t)},'
+            f'"trace_id":{_q(trace_id or None)},"span_id":{_q(span_id or None)},{where[0]},'
+            f'"session_id":{_q(session_id)},"request_id":{_q(request_id)},{where[1]},'
+            f"{self._principal_json(cache, p)},"
+            f'"context":{_q(_dumps_sorted(context)) if context else "null"},"items":[{items}]'
+        )
+
+    # Fragments repeat across a batch (one principal makes many requests, a listing names
+    # the same components each time): each is encoded once per batch, in `cache`.
+
+    @staticmethod
+    def _where(
+        cache: dict[Any, Any], server: Any, transport: Any, method: Any, action: Any
+    ) -> tuple[str, str]:
+        place = (server, transport, method, action)
+        where: tuple[str, str] | None = cache.get(place)
+        if where is None:
+            where = cache[place] = (
+                f'"server":{_q(server)},"transport":{_q(transport)}',
+                f'"method":{_q(method)},"action":{_q(action)}',
+            )
+        return where
+
+    def _resource_json(self, cache: dict[Any, Any], r: Any) -> str:
         hit = cache.get(id(r))
-        if hit is None or hit[0] is not r:
+        if hit is None or hit[0] is not r:  # keyed by id: check it is the same object
             hit = (r, _fragment(zip(_RESOURCE_COLUMNS, self._resource(r), strict=True)))
             cache[id(r)] = hit
-        resource = hit[1]
+        return str(hit[1])
+
+    def _principal_json(self, cache: dict[Any, Any], p: Any) -> str:
         hit = cache.get(id(p))
         if hit is None or hit[0] is not p:
             hit = (p, _fragment(zip(_PRINCIPAL_COLUMNS, self.principal(p), strict=True)))
             cache[id(p)] = hit
-        principal = hit[1]
+        return str(hit[1])
+
+    @staticmethod
+    def _answer_json(cache: dict[Any, Any], d: Any, sh: Any) -> str:
+        """The decision columns from `allowed` to `shadow_policy_hash`."""
         key = (d.allowed, d.reason, d.rule, d.policy, d.policy_hash, d.matched_rules,
                d.errors, d.rules_evaluated)  # fmt: skip
         outcome = cache.get(key)
@@ -118,25 +178,8 @@ class RowBuilder:
             shadow = _SHADOW_NULL
         else:
             shadow = _fragment(zip(_SHADOW_COLUMNS, _shadow(sh), strict=True))
-        place = (server, transport, method, action)
-        where = cache.get(place)
-        if where is None:
-            where = cache[place] = (
-                f'"server":{_q(server)},"transport":{_q(transport)}',
-                f'"method":{_q(method)},"action":{_q(action)}',
-            )
         eval_us = _number(d.eval_us)
-        return (
-            f'{{"decision_id":{_q(did)},"ts":{int(ts)},'
-            f'"request_time":{int(ts) if t is None else to_us(t)},'
-            f'"trace_id":{_q(trace_id or None)},"span_id":{_q(span_id or None)},{where[0]},'
-            f'"session_id":{_q(session_id)},"request_id":{_q(request_id)},{where[1]},'
-            f"{resource},{principal},"
-            f'"context":{_q(_dumps_sorted(context)) if context else "null"},'
-            f'"args":{args_json},"args_redacted":{_dumps(list(redacted)) if redacted else "[]"},'
-            f'"args_sha256":{_q(digest)},{outcome},'
-            f'"eval_us":{"null" if eval_us is None else repr(eval_us)},{shadow}'
-        )
+        return f'{outcome},"eval_us":{"null" if eval_us is None else repr(eval_us)},{shadow}'
 
     def _resource(self, r: Any) -> list[Any]:
         meta = _dumps_sorted(self.redactor.redact(r.meta)[0]) if r.meta else None

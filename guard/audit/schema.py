@@ -16,10 +16,13 @@ from typing import Any, Final
 __all__ = [
     "DECISION_COLUMNS",
     "GENESIS",
+    "LISTING_COLUMNS",
+    "LISTING_ITEM_COLUMNS",
     "OUTCOME_COLUMNS",
     "TABLES",
     "canonical",
     "chain_hash",
+    "empty_args_sha256",
     "row_body",
 ]
 
@@ -88,9 +91,37 @@ OUTCOME_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("hash", "VARCHAR"),
 )
 
+# A listing (`tools/list` & co.) decides every component under one request: its records
+# share everything but the component and the answer. They are stored as one `listings` row
+# whose `items` hold what differs, and read back as one `decisions` record per component
+# (the reader's `decisions` view unnests them), so a list of 100 tools costs one row to
+# encode, chain and write instead of 100. Item fields keep the names (and order) of the
+# `decisions` columns they become.
+_ITEM_NAMES: Final = (
+    "decision_id", "kind", "resource", "resource_tags", "resource_namespace",
+    "resource_version", "resource_uri", "resource_template", "resource_meta", "allowed",
+    "reason", "rule", "policy", "policy_hash", "matched_rules", "errors", "rules_evaluated",
+    "eval_us", "shadow_allowed", "shadow_reason", "shadow_rule", "shadow_policy",
+    "shadow_policy_hash",
+)  # fmt: skip
+LISTING_ITEM_COLUMNS: Final[tuple[tuple[str, str], ...]] = tuple(
+    (name, dict(DECISION_COLUMNS)[name]) for name in _ITEM_NAMES
+)
+_SHARED_NAMES: Final = (
+    "decision_id", "ts", "request_time", "trace_id", "span_id", "server", "transport",
+    "session_id", "request_id", "method", "action", "user_id", "agent_id", "roles",
+    "auth_method", "authenticated", "key_id", "claims", "context",
+)  # fmt: skip
+LISTING_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    *((name, dict(DECISION_COLUMNS)[name]) for name in _SHARED_NAMES),
+    ("items", "STRUCT(" + ", ".join(f"{n} {t}" for n, t in LISTING_ITEM_COLUMNS) + ")[]"),
+    *OUTCOME_COLUMNS[-4:],  # the chain columns
+)
+
 TABLES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
     "decisions": DECISION_COLUMNS,
     "outcomes": OUTCOME_COLUMNS,
+    "listings": LISTING_COLUMNS,
 }
 
 TIMESTAMP_COLUMNS: Final = frozenset({"ts", "request_time"})
@@ -146,6 +177,11 @@ def row_body(table: str, values: Sequence[Any]) -> str:
     """The canonical JSON of a row's content columns (all but the four chain columns),
     without its closing brace: what the writer queues, chains and stores."""
     return _dumps(dict(zip(_NAMES[table][:-4], values, strict=True)))[:-1]
+
+
+def empty_args_sha256() -> str:
+    """`args_sha256` of a decision without arguments (every listing record)."""
+    return hashlib.sha256(b"{}").hexdigest()
 
 
 def chain_hash(table: str, values: Sequence[Any]) -> str:

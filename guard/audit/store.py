@@ -1,6 +1,10 @@
 """Reading the store: `open_store(path)` gives a DuckDB connection whose views
 `decisions`, `outcomes`, `policies` and `decision_log` always show the segments on disk now.
 
+`decisions` has one record per decision. Single decisions (calls, reads, gets) are stored
+one row each (view `decision_rows`); a listing's decisions are stored as one `listings` row
+and unnested here into one record per component, with the listing's chain columns.
+
 Readers never open a writer's file for writing and never take a lock, so any number of
 dashboards, replays, exports and CLIs can read while servers write. Before each query the
 views are re-pointed at the current segment list (a directory listing: cheap), so new rows
@@ -14,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from guard.audit.schema import TABLES
+from guard.audit.schema import TABLES, empty_args_sha256
 from guard.audit.segments import live_segments
 from guard.errors import AuditError
 
@@ -36,6 +40,20 @@ CREATE OR REPLACE VIEW decision_log AS
 SELECT d.*, o.ts AS outcome_ts, o.status, o.duration_us, o.error_class
 FROM decisions d LEFT JOIN outcomes o USING (decision_id)
 """
+
+# One record per component of each listing; a listing has no arguments.
+_DECISIONS = f"""
+CREATE OR REPLACE VIEW decisions AS
+SELECT * FROM decision_rows
+UNION ALL BY NAME
+SELECT * EXCLUDE (decision_id, items), unnest(items, max_depth := 2),
+    '{{}}' AS args, CAST([] AS VARCHAR[]) AS args_redacted,
+    '{empty_args_sha256()}' AS args_sha256
+FROM listings
+"""  # noqa: S608 - constants only
+
+# the view each table's segments are read through
+_VIEWS: Final = {table: "decision_rows" if table == "decisions" else table for table in TABLES}
 
 _RETRIES: Final = 5
 
@@ -76,6 +94,7 @@ class AuditStore:
         self._listed: dict[str, tuple[str, ...]] = {}
         self._markers: dict[str, Any] = {}  # marker name -> sources (markers never change)
         self._refresh()
+        self.con.execute(_DECISIONS)
         self.con.execute(_DECISION_LOG)
 
     def __getattr__(self, name: str) -> Any:
@@ -105,7 +124,7 @@ class AuditStore:
                 body = f"SELECT * FROM read_parquet([{listed}], union_by_name=true)"  # noqa: S608
             else:
                 body = _empty(columns)
-            self.con.execute(f"CREATE OR REPLACE VIEW {table} AS {body}")
+            self.con.execute(f"CREATE OR REPLACE VIEW {_VIEWS[table]} AS {body}")
             self._listed[table] = key
         policy_files = sorted((self.path / "policies").glob("*.jsonl"))
         key = tuple(str(f) for f in policy_files)

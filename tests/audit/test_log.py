@@ -3,6 +3,7 @@ kept once per hash, defaults resolve, and the request path never raises."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -81,16 +82,30 @@ def test_a_decision_becomes_a_complete_record(tmp_path: Path) -> None:
 
 def test_a_listing_leaves_one_record_per_component(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "s")
+    events = []
     for n in range(10):
         tool = Resource("tool", f"tool{n}")
         decision = ALLOW if n < 3 else Decision(False, "default", policy="main")
-        log.append(event(0, resource=tool, decision=decision, method="tools/list", action="list",
-                         request_id="req-42", args={}))  # fmt: skip
+        ev = event(0, resource=tool, decision=decision, method="tools/list", action="list",
+                   request_id="req-42", args={})  # fmt: skip
+        ev.decision_id = f"L.{n + 1}"
+        events.append(ev)
+    log.append_listing("L", events)
     log.close()
-    rows = _rows(tmp_path / "s", "SELECT action, request_id, allowed FROM decisions")
+    rows = _rows(
+        tmp_path / "s",
+        "SELECT action, request_id, allowed, resource, decision_id, user_id, args_sha256 "
+        "FROM decisions ORDER BY resource",
+    )
     assert len(rows) == 10
-    assert {(a, r) for a, r, _ in rows} == {("list", "req-42")}
-    assert sum(allowed for _, _, allowed in rows) == 3
+    assert {(r[0], r[1], r[5]) for r in rows} == {("list", "req-42", "alice")}
+    assert [r[2] for r in rows] == [True] * 3 + [False] * 7
+    assert [r[3] for r in rows] == [f"tool{n}" for n in range(10)]
+    assert sorted(r[4] for r in rows) == sorted(f"L.{n}" for n in range(1, 11))
+    assert {r[6] for r in rows} == {hashlib.sha256(b"{}").hexdigest()}
+    # stored as one row: one hash covers the whole listing
+    assert _rows(tmp_path / "s", "SELECT count(*) FROM listings") == [(1,)]
+    assert verify(tmp_path / "s").rows == 1
 
 
 def test_outcomes_and_decisions_arrive_in_any_order(tmp_path: Path) -> None:

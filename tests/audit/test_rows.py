@@ -16,8 +16,15 @@ from hypothesis import strategies as st
 
 from guard.audit import AuditLog, open_store, verify
 from guard.audit.redact import Redactor
-from guard.audit.rows import DECISION, OUTCOME, RowBuilder, outcome_body, to_us
-from guard.audit.schema import GENESIS, canonical, chain_hash, row_body
+from guard.audit.rows import DECISION, LISTING, OUTCOME, RowBuilder, outcome_body, to_us
+from guard.audit.schema import (
+    DECISION_COLUMNS,
+    GENESIS,
+    LISTING_ITEM_COLUMNS,
+    canonical,
+    chain_hash,
+    row_body,
+)
 from guard.policy.model import Decision, Principal, Resource
 
 # text a client controls: quotes, backslashes, control characters, non-ASCII, lone surrogates
@@ -103,6 +110,46 @@ def queued(draw: st.DrawFn) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
+def listing_of(items: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """A queued listing made of queued decisions: the first one's request, every one's
+    component and answer."""
+    (_, did, ts, p, _, action, t, context, _, _, _, _, _, server, transport, session_id,
+     request_id, method, trace_id, span_id) = items[0]  # fmt: skip
+    entries = [(f"{did}.{n}", i[4], i[11], i[12]) for n, i in enumerate(items, 1)]
+    return (LISTING, did, ts, p, action, t, context, server, transport, session_id,
+            request_id, method, trace_id, span_id, entries)  # fmt: skip
+
+
+def plain_listing_values(rows: RowBuilder, listing: tuple[Any, ...]) -> list[Any]:
+    """The reference for a listing: the shared columns as a decision has them, then one
+    object per component with the item fields in schema order."""
+    (_, lid, ts, p, action, t, context, server, transport, session_id, request_id,
+     method, trace_id, span_id, entries) = listing  # fmt: skip
+    names = [name for name, _ in LISTING_ITEM_COLUMNS]
+    items = []
+    for did, r, d, sh in entries:
+        decision = plain_values(
+            rows, (DECISION, did, ts, p, r, action, t, context, {}, (), None, d, sh, server,
+                   transport, session_id, request_id, method, trace_id, span_id),
+        )  # fmt: skip
+        by_name = dict(zip([n for n, _ in DECISION_COLUMNS], decision, strict=False))
+        items.append({name: by_name[name] for name in names})
+    return [
+        _text(lid), ts, ts if t is None else to_us(t), _text(trace_id or None),
+        _text(span_id or None), _text(server), _text(transport), _text(session_id),
+        _text(request_id), _text(method), _text(action), *rows.principal(p),
+        _dumps(context) if context else None, items,
+    ]  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items=st.lists(queued(), min_size=1, max_size=4))
+def test_listing_body_is_the_canonical_json_of_the_values(items: list[tuple[Any, ...]]) -> None:
+    rows = RowBuilder(Redactor(), None)
+    listing = listing_of(items)
+    assert rows.listing_body(listing) == row_body("listings", plain_listing_values(rows, listing))
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(item=queued())
 def test_fast_body_is_the_canonical_json_of_the_values(item: tuple[Any, ...]) -> None:
@@ -154,6 +201,36 @@ def test_hostile_rows_are_stored_as_hashed_and_verify(
     report = verify(store)
     assert report.ok, report.first
     assert report.rows == len(items)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+          HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(items=st.lists(queued(), min_size=1, max_size=6))
+def test_hostile_listings_are_stored_as_hashed_and_read_as_one_record_each(
+    tmp_path_factory: Any, items: list[tuple[Any, ...]]
+) -> None:
+    store = tmp_path_factory.mktemp("store")
+    log = AuditLog(store, flush_interval=3600)
+    listing = listing_of(items)
+    log._put(listing)
+    log.close()
+    report = verify(store)
+    assert report.ok, report.first
+    assert report.rows == 1  # one physical row ...
+    with open_store(store) as con:
+        got = con.execute(
+            "SELECT decision_id, resource, allowed, args, args_redacted FROM decisions "
+            "ORDER BY decision_id"
+        ).fetchall()
+    # ... read back as one record per component, each with its own answer, no arguments
+    want = sorted(
+        (did, _text(r.name).encode("utf-8", "replace").decode(), bool(d.allowed), "{}", [])
+        for did, r, d, _ in listing[-1]
+    )
+    assert sorted(
+        (did.encode("utf-8", "replace").decode(), name, a, args, red)
+        for did, name, a, args, red in got
+    ) == [(d.encode("utf-8", "replace").decode(), *rest) for d, *rest in want]
 
 
 def test_records_read_back_as_their_values(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -133,3 +134,28 @@ def test_cli_verify_names_the_first_bad_row(store: Path) -> None:
     assert "seq 8" in bad.output and "edited" in bad.output
     missing = runner.invoke(main, ["verify", str(store / "nope")])
     assert missing.exit_code == 1 and "no MCP Guard store" in missing.output
+
+
+def test_listing_item_flipped_to_shown(tmp_path: Path) -> None:
+    """A listing is one row for all its components: editing any one of them (here, making
+    a hidden tool look shown) breaks that row's hash."""
+    path = tmp_path / "store"
+    log = AuditLog(path)
+    hidden = replace(event(0).decision, allowed=False, reason="default", rule=None)
+    for n in range(3):
+        events = [
+            replace(event(i, method="tools/list", action="list", args={}), decision=hidden)
+            for i in range(4)
+        ]
+        log.append_listing(f"L{n}", events)
+    log.close()
+    assert verify(path).ok
+    segment = _segments(path, "listings")[0]
+    _rewrite(
+        segment,
+        "SELECT * REPLACE (CASE WHEN seq = 2 THEN list_transform(items, lambda x: "
+        "struct_update(x, allowed := true)) ELSE items END AS items) FROM {t}",
+    )
+    first = verify(path).first
+    assert first is not None and (first.table, first.seq) == ("listings", 2)
+    assert "edited" in first.message and first.decision_id == "L1"
