@@ -102,7 +102,7 @@ class AuditLog:
             middleware awaits `wait_durable(decision_id)`. Concurrent requests share fsyncs.
         batch_size: rows that trigger a flush before the interval is up.
         flush_interval: seconds between flushes when traffic is light (each flush writes a
-            segment per table, ~5 ms of CPU whatever its size, so not much more often).
+            segment per table, ~3 ms of CPU whatever its size, so not much more often).
         max_queue: queued rows above which `append` spills to disk instead of queueing.
         spill_dir: where spill files live (default `PATH/spill`).
         write_hook: called as `write_hook(table, rows)` before every segment write; raising
