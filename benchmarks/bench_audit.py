@@ -5,7 +5,8 @@ in the same run.
 Run: `python3 benchmarks/bench_audit.py [--rows N] [--kills K]`.
 - append: median/p99 µs per call; baselines: a bare `deque.append` of the event, and a
   one-row DuckDB `INSERT` (what recording inline on the request path would cost).
-- ingestion: rows/s the writer turns queued events into hash-chained Parquet segments;
+- ingestion: rows/s the writer turns queued events into hash-chained Parquet segments
+  (and records/s when the same number of records come as listings of 100 components);
   baseline: a bare DuckDB insert of the same rows, already built as columns, into a table
   (the batch path: numpy columns, `INSERT ... SELECT`), plus `executemany` on a slice.
 - loss window: a writer process appending ~5,000 decisions/s is killed with SIGKILL K times;
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ from audit_kit import event, subprocess_env  # noqa: E402
 from benchmarks._harness import header, row, time_call  # noqa: E402
 from guard.audit import AuditLog, open_store  # noqa: E402
 from guard.audit.schema import DECISION_COLUMNS, TIMESTAMP_COLUMNS  # noqa: E402
+from guard.policy.model import Resource  # noqa: E402
 
 
 def bench_append(tmp: Path) -> None:
@@ -98,6 +101,18 @@ def bench_ingestion(tmp: Path, rows: int) -> None:
     log.flush()
     both_s = time.perf_counter() - t0
     log.close()
+    # listings: the same number of records, as listings of 100 components (one row each)
+    listing = [
+        replace(ev, request=replace(ev.request, resource=Resource("tool", f"tool_{i}")))
+        for i, ev in enumerate(events[:100])
+    ]
+    log = AuditLog(tmp / "listings", batch_size=10**9, flush_interval=3600, max_queue=10**9)
+    for n in range(rows // 100):
+        log.append_listing(f"listing-{n}", listing)
+    t0 = time.perf_counter()
+    log.flush()
+    listings_s = time.perf_counter() - t0
+    log.close()
     # baseline: the same rows, already built, inserted into DuckDB in one batch
     with open_store(tmp / "ingest") as store:
         data = store.execute(
@@ -128,6 +143,7 @@ def bench_ingestion(tmp: Path, rows: int) -> None:
     for name, value in (
         ("writer: events -> chained Parquet segments", rows / writer_s),
         ("append + writer together (one producer)", rows / both_s),
+        ("writer: listings of 100 (records/s)", rows // 100 * 100 / listings_s),
         ("DuckDB executemany (2,000 rows)", len(sample) / many_s),
     ):
         print(f"{name:<44} {value:>12,.0f} {bare:>12,.0f} {value / bare:>8.2f}x")
