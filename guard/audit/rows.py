@@ -100,14 +100,11 @@ class RowBuilder:
             args_json = encode_basestring(args_json)
         else:
             args_json, digest = '"{}"', digest or _EMPTY_JSON_SHA
-        where = self._where(cache, server, transport, method, action)
+        request = _request_json(cache, did, ts, t, trace_id, span_id, server, transport,
+                                session_id, request_id, method, action)  # fmt: skip
         return (
-            f'{{"decision_id":{_q(did)},"ts":{int(ts)},'
-            f'"request_time":{int(ts) if t is None else to_us(t)},'
-            f'"trace_id":{_q(trace_id or None)},"span_id":{_q(span_id or None)},{where[0]},'
-            f'"session_id":{_q(session_id)},"request_id":{_q(request_id)},{where[1]},'
-            f"{self._resource_json(cache, r)},{self._principal_json(cache, p)},"
-            f'"context":{_q(_dumps_sorted(context)) if context else "null"},'
+            f"{request},{self._resource_json(cache, r)},{self._principal_json(cache, p)},"
+            f"{_context_json(context)},"
             f'"args":{args_json},"args_redacted":{_dumps(list(redacted)) if redacted else "[]"},'
             f'"args_sha256":{_q(digest)},{self._answer_json(cache, d, sh)}'
         )
@@ -126,31 +123,14 @@ class RowBuilder:
             f'{{"decision_id":{_q(did)},{resource_json(cache, r)},{answer_json(cache, d, sh)}}}'
             for did, r, d, sh in entries
         )
-        where = self._where(cache, server, transport, method, action)
+        request = _request_json(cache, lid, ts, t, trace_id, span_id, server, transport,
+                                session_id, request_id, method, action)  # fmt: skip
         return (
-            f'{{"decision_id":{_q(lid)},"ts":{int(ts)},'
-            f'"request_time":{int(ts) if t is None else to_us(t)},'
-            f'"trace_id":{_q(trace_id or None)},"span_id":{_q(span_id or None)},{where[0]},'
-            f'"session_id":{_q(session_id)},"request_id":{_q(request_id)},{where[1]},'
-            f"{self._principal_json(cache, p)},"
-            f'"context":{_q(_dumps_sorted(context)) if context else "null"},"items":[{items}]'
+            f'{request},{self._principal_json(cache, p)},{_context_json(context)},"items":[{items}]'
         )
 
     # Fragments repeat across a batch (one principal makes many requests, a listing names
     # the same components each time): each is encoded once per batch, in `cache`.
-
-    @staticmethod
-    def _where(
-        cache: dict[Any, Any], server: Any, transport: Any, method: Any, action: Any
-    ) -> tuple[str, str]:
-        place = (server, transport, method, action)
-        where: tuple[str, str] | None = cache.get(place)
-        if where is None:
-            where = cache[place] = (
-                f'"server":{_q(server)},"transport":{_q(transport)}',
-                f'"method":{_q(method)},"action":{_q(action)}',
-            )
-        return where
 
     def _resource_json(self, cache: dict[Any, Any], r: Any) -> str:
         hit = cache.get(id(r))
@@ -198,6 +178,40 @@ class RowBuilder:
             _text(p.user_id), _text(p.agent_id), [str(x) for x in p.roles], _text(p.auth_method),
             bool(p.authenticated), _text(p.key_id), _dumps_sorted(claims) if claims else None,
         ]  # fmt: skip
+
+
+def _request_json(
+    cache: dict[Any, Any],
+    did: Any,
+    ts: int,
+    t: Any,
+    trace_id: Any,
+    span_id: Any,
+    server: Any,
+    transport: Any,
+    session_id: Any,
+    request_id: Any,
+    method: Any,
+    action: Any,
+) -> str:
+    """The columns from `decision_id` to `action`, shared by decisions and listings."""
+    place = (server, transport, method, action)
+    where: tuple[str, str] | None = cache.get(place)
+    if where is None:
+        where = cache[place] = (
+            f'"server":{_q(server)},"transport":{_q(transport)}',
+            f'"method":{_q(method)},"action":{_q(action)}',
+        )
+    return (
+        f'{{"decision_id":{_q(did)},"ts":{int(ts)},'
+        f'"request_time":{int(ts) if t is None else to_us(t)},'
+        f'"trace_id":{_q(trace_id or None)},"span_id":{_q(span_id or None)},{where[0]},'
+        f'"session_id":{_q(session_id)},"request_id":{_q(request_id)},{where[1]}'
+    )  # fmt: skip
+
+
+def _context_json(context: Any) -> str:
+    return f'"context":{_q(_dumps_sorted(context)) if context else "null"}'
 
 
 def _outcome(d: Any) -> list[Any]:
