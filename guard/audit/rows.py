@@ -66,8 +66,11 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _fragment(pairs: Iterable[tuple[str, Any]]) -> str:
-    return ",".join(f"{encode_basestring(k)}:{_dumps(v)}" for k, v in pairs)
+def _fragment(pairs: Iterable[tuple[str, Any]], *, item: bool = False) -> str:
+    """`"key":value` pairs; a listing `item` leaves out its NULL fields."""
+    return ",".join(
+        f"{encode_basestring(k)}:{_dumps(v)}" for k, v in pairs if not (item and v is None)
+    )
 
 
 class RowBuilder:
@@ -119,10 +122,18 @@ class RowBuilder:
         if cache is None:
             cache = {}
         resource_json, answer_json = self._resource_json, self._answer_json
-        items = ",".join(
-            f'{{"decision_id":{_q(did)},{resource_json(cache, r)},{answer_json(cache, d, sh)}}}'
-            for did, r, d, sh in entries
-        )
+        parts = []
+        for did, r, d, sh in entries:
+            resource, answer = (
+                resource_json(cache, r, item=True),
+                answer_json(cache, d, sh, item=True),
+            )
+            if did is not None and resource:  # always, but for a hostile resource
+                parts.append(f'{{"decision_id":{_q(did)},{resource},{answer}}}')
+            else:
+                fields = (None if did is None else f'"decision_id":{_q(did)}', resource, answer)
+                parts.append("{" + ",".join(filter(None, fields)) + "}")
+        items = ",".join(parts)
         request = _request_json(cache, lid, ts, t, trace_id, span_id, server, transport,
                                 session_id, request_id, method, action)  # fmt: skip
         return (
@@ -132,11 +143,12 @@ class RowBuilder:
     # Fragments repeat across a batch (one principal makes many requests, a listing names
     # the same components each time): each is encoded once per batch, in `cache`.
 
-    def _resource_json(self, cache: dict[Any, Any], r: Any) -> str:
-        hit = cache.get(id(r))
+    def _resource_json(self, cache: dict[Any, Any], r: Any, *, item: bool = False) -> str:
+        key = ("item", id(r)) if item else id(r)
+        hit = cache.get(key)
         if hit is None or hit[0] is not r:  # keyed by id: check it is the same object
-            hit = (r, _fragment(zip(_RESOURCE_COLUMNS, self._resource(r), strict=True)))
-            cache[id(r)] = hit
+            pairs = zip(_RESOURCE_COLUMNS, self._resource(r), strict=True)
+            hit = cache[key] = (r, _fragment(pairs, item=item))
         return str(hit[1])
 
     def _principal_json(self, cache: dict[Any, Any], p: Any) -> str:
@@ -147,18 +159,28 @@ class RowBuilder:
         return str(hit[1])
 
     @staticmethod
-    def _answer_json(cache: dict[Any, Any], d: Any, sh: Any) -> str:
-        """The decision columns from `allowed` to `shadow_policy_hash`."""
+    def _answer_json(cache: dict[Any, Any], d: Any, sh: Any, *, item: bool = False) -> str:
+        """The decision columns from `allowed` to `shadow_policy_hash` (of a listing
+        `item`: without its NULL fields)."""
         key = (d.allowed, d.reason, d.rule, d.policy, d.policy_hash, d.matched_rules,
-               d.errors, d.rules_evaluated)  # fmt: skip
+               d.errors, d.rules_evaluated, item)  # fmt: skip
         outcome = cache.get(key)
         if outcome is None:
-            outcome = cache[key] = _fragment(zip(_OUTCOME_COLUMNS, _outcome(d), strict=True))
+            pairs = zip(_OUTCOME_COLUMNS, _outcome(d), strict=True)
+            outcome = cache[key] = _fragment(pairs, item=item)
+        eval_us = _number(d.eval_us)
+        if item:
+            if eval_us is not None:
+                outcome = f'{outcome},"eval_us":{eval_us!r}'
+            if sh is None:
+                return outcome
+            return (
+                f"{outcome},{_fragment(zip(_SHADOW_COLUMNS, _shadow(sh), strict=True), item=True)}"
+            )
         if sh is None:
             shadow = _SHADOW_NULL
         else:
             shadow = _fragment(zip(_SHADOW_COLUMNS, _shadow(sh), strict=True))
-        eval_us = _number(d.eval_us)
         return f'{outcome},"eval_us":{"null" if eval_us is None else repr(eval_us)},{shadow}'
 
     def _resource(self, r: Any) -> list[Any]:

@@ -108,6 +108,29 @@ def test_a_listing_leaves_one_record_per_component(tmp_path: Path) -> None:
     assert verify(tmp_path / "s").rows == 1
 
 
+def test_a_listing_item_reads_back_its_null_fields_as_null(tmp_path: Path) -> None:
+    """Items are stored without their NULL fields; every field still reads back."""
+    log = AuditLog(tmp_path / "s")
+    plain = event(0, resource=Resource("tool", "plain"), method="tools/list", action="list")
+    full = event(
+        0, resource=Resource("tool", "full", namespace="ns", version="2"), method="tools/list",
+        action="list", shadow=Decision(False, "default", policy="draft", policy_hash="d1"),
+    )  # fmt: skip
+    plain.decision_id, full.decision_id = "L.1", "L.2"
+    log.append_listing("L", [plain, full])
+    log.close()
+    rows = _rows(
+        tmp_path / "s",
+        "SELECT resource, resource_namespace, resource_version, resource_uri, shadow_allowed, "
+        "shadow_policy, shadow_policy_hash, eval_us IS NULL FROM decisions ORDER BY resource",
+    )
+    assert rows == [
+        ("full", "ns", "2", None, False, "draft", "d1", False),
+        ("plain", None, None, None, None, None, None, False),
+    ]
+    assert verify(tmp_path / "s").ok
+
+
 def test_outcomes_and_decisions_arrive_in_any_order(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "s", flush_interval=0.05)
     events = [event(i) for i in range(50)]
