@@ -361,3 +361,39 @@ def test_tool_matcher_spec_objects_compile_directly() -> None:
                                        tools=ToolMatch(names=("get_weather",))),))  # fmt: skip
     ps = PolicySet.from_specs([spec])
     assert ask(ps).rule == "r" and ask(ps, "x").allowed is False
+
+
+def test_requests_and_decisions_stay_frozen_values_with_their_signatures() -> None:
+    """Their `__init__` is written by hand (for speed): it must keep the dataclass's."""
+    import dataclasses
+    import inspect
+
+    from guard.policy.model import Decision
+
+    for cls in (AccessRequest, Decision):
+        params = list(inspect.signature(cls).parameters.values())
+        fields = dataclasses.fields(cls)
+        assert [p.name for p in params] == [f.name for f in fields]
+        for p, f in zip(params, fields, strict=True):
+            default = f.default_factory() if callable(f.default_factory) else f.default
+            assert p.default == default or (p.default is inspect.Parameter.empty
+                                            and default is dataclasses.MISSING)  # fmt: skip
+    resource = Resource("tool", "t")
+    by_position = AccessRequest(ALICE, resource, "call", {"a": 1}, None, "tools/call", {"x": 1})
+    by_name = AccessRequest(
+        principal=ALICE, resource=resource, action="call", args={"a": 1}, method="tools/call",
+        context={"x": 1},
+    )  # fmt: skip
+    assert by_position == by_name
+    assert AccessRequest(ALICE, resource, "list").args == {}
+    decision = Decision(True, "rule", "r", "p", ("p/r",), (), "h", 2, 1.5, "ok")
+    assert decision == Decision(
+        allowed=True, reason="rule", rule="r", policy="p", matched_rules=("p/r",),
+        policy_hash="h", rules_evaluated=2, eval_us=1.5, message="ok",
+    )  # fmt: skip
+    assert hash(decision) == hash(replace(decision))
+    assert replace(decision, allowed=False).allowed is False and decision.allowed is True
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decision.allowed = False  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        AccessRequest(ALICE, resource)  # type: ignore[call-arg]
