@@ -1,12 +1,13 @@
 """`AuditLog`: decision records leave the request path through a bounded queue and one
-background writer thread that writes them, in batches, as immutable Parquet segments.
+background writer thread that writes them, in batches, to the store (a hot file per table,
+converted to immutable Parquet segments as it fills).
 
 On the request path `append` redacts the arguments, takes a timestamp and queues a tuple:
 no I/O, no JSON, no hashing. The writer thread turns a batch into rows (`rows.py`) and
-hands them to its `SegmentWriter` (`writer.py`), which chains them and writes one segment
-per table while the next batch is encoded. When the queue is full or the store refuses a
-segment, rows go to a local spill file and are loaded back once the store accepts writes
-again; every spill and failure is counted in `stats()`.
+hands them to its `SegmentWriter` (`writer.py`), which chains them and appends them to the
+table's hot file with one write. When the queue is full or the store refuses a write, rows
+go to a local spill file and are loaded back once the store accepts writes again; every
+spill and failure is counted in `stats()`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from guard.audit.redact import Redactor
 from guard.audit.rows import DECISION, LISTING, OUTCOME, RowBuilder, outcome_body
 from guard.audit.schema import TABLES
 from guard.audit.spill import SpillFile
-from guard.audit.writer import Batch, SegmentWriter, yield_gil
+from guard.audit.writer import HOT_MAX_AGE, HOT_MAX_ROWS, Batch, SegmentWriter, yield_gil
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -58,7 +59,7 @@ DEFAULT: Final = _Default()
 """`audit=DEFAULT`: `$MCP_GUARD_AUDIT` if set (`off` switches records off), else
 `./mcp-guard-audit.duckdb`."""
 
-SEGMENT_MAX_ROWS: Final = 25_000  # rows per segment when a flush has more (pipelined)
+WRITE_MAX_ROWS: Final = 25_000  # rows per write when a flush has more
 _RELOAD_RETRY_SECONDS: Final = 1.0  # how often a failing store is retried without traffic
 
 
@@ -101,12 +102,15 @@ class AuditLog:
         durable: commit each `tools/call` decision (fsync) before the tool runs; the
             middleware awaits `wait_durable(decision_id)`. Concurrent requests share fsyncs.
         batch_size: rows that trigger a flush before the interval is up.
-        flush_interval: seconds between flushes when traffic is light (each flush writes a
-            segment per table, ~3 ms of CPU whatever its size, so not much more often).
+        flush_interval: seconds between flushes when traffic is light (each flush is one
+            write per table: it bounds what a `kill -9` can lose).
         max_queue: queued rows above which `append` spills to disk instead of queueing.
         spill_dir: where spill files live (default `PATH/spill`).
-        write_hook: called as `write_hook(table, rows)` before every segment write; raising
-            makes that write fail (fault injection in tests).
+        write_hook: called as `write_hook(table, rows)` before every write; raising makes
+            that write fail (fault injection in tests).
+        segment_rows: rows a hot file gathers before it becomes a Parquet segment ...
+        segment_age: ... or seconds after its first row (and at `close`). Readers parse hot
+            rows as JSON, so smaller files read faster; bigger ones cost less to write.
 
     ```python
     log = AuditLog("records.duckdb")
@@ -129,10 +133,17 @@ class AuditLog:
         max_queue: int = 200_000,
         spill_dir: str | os.PathLike[str] | None = None,
         write_hook: Callable[[str, int], None] | None = None,
+        segment_rows: int = HOT_MAX_ROWS,
+        segment_age: float = HOT_MAX_AGE,
     ) -> None:
-        if batch_size < 1 or max_queue < 1 or flush_interval <= 0:
-            raise ValueError("batch_size, max_queue and flush_interval must be positive")
-        self.path = Path(path)
+        if min(batch_size, max_queue, flush_interval, segment_rows, segment_age) <= 0:
+            raise ValueError(
+                "batch_size, max_queue, flush_interval, segment_rows and segment_age must "
+                "be positive"
+            )
+        self._segment_rows = segment_rows
+        self._segment_age = segment_age
+        self.path = Path(path).absolute()  # the process may change directory later
         self.writer_id = uuid7().replace("-", "")
         self.durable = durable
         self._redactor = redactor or Redactor(redact_paths)
@@ -254,7 +265,7 @@ class AuditLog:
         self._spill_items([item], fsync=self.durable)
 
     async def wait_durable(self, decision_id: str, timeout: float | None = None) -> bool:
-        """In durable mode, return once the decision's record is on disk (segment or spill,
+        """In durable mode, return once the decision's record is on disk (store or spill,
         fsync'd). Returns at once otherwise, or when the record is already durable.
 
         ```python
@@ -338,7 +349,7 @@ class AuditLog:
 
     def stats(self) -> dict[str, Any]:
         """Counters for metrics: queue depth, rows written / spilled / failed / reloaded,
-        flush latency (sum, count, last) and segments written."""
+        flush latency (sum, count, last), writes, and segments converted."""
         w = self._writer
         return {
             "queue_depth": len(self._queue),
@@ -354,7 +365,9 @@ class AuditLog:
             "flush_seconds_sum": w.flush_sum,
             "flush_seconds_count": w.flush_count,
             "flush_seconds_last": w.flush_last,
+            "writes": w.writes,
             "segments": w.segments,
+            "convert_failures": w.convert_failures,
         }
 
     @property
@@ -366,6 +379,7 @@ class AuditLog:
         return SegmentWriter(
             self.path, self.writer_id, durable=self.durable, on_written=self._segment_written,
             on_failed=self._segment_failed, write_hook=self._write_hook,
+            hot_rows=self._segment_rows, hot_age=self._segment_age,
         )  # fmt: skip
 
     def _after_fork(self) -> None:
@@ -423,25 +437,24 @@ class AuditLog:
             self._write_policies()
         queue = self._queue
         # Only what is queued now: rows arriving meanwhile wait for the next flush, so a
-        # busy server writes one segment per interval (or per batch_size rows), not one per
+        # busy server writes once per interval (or per batch_size rows), not once per
         # write's duration.
         left = len(queue)
         while left:
-            n = min(left, SEGMENT_MAX_ROWS)
+            n = min(left, WRITE_MAX_ROWS)
             left -= n
             self._write_items([queue.popleft() for _ in range(n)])
-        self._writer.settle()
         if self._unsaved:
             unsaved, self._unsaved = self._unsaved, []
             for table, bodies, ids in unsaved:
                 self._writer.submit(table, bodies, ids)
-            self._writer.settle()
         if self._spill.pending and (
             self._writer.store_ok or time.monotonic() - self._last_reload > _RELOAD_RETRY_SECONDS
         ):
             self._last_reload = time.monotonic()
             self._reload_spill()
         self._spill.sync()
+        self._writer.tick()
 
     def _write_items(self, items: list[tuple[Any, ...]]) -> None:
         # A batch allocates a string or two per row; the cyclic GC would rescan the whole
@@ -485,7 +498,7 @@ class AuditLog:
             self._resolve_durable(batch.ids)
 
     def _segment_failed(self, batch: Batch) -> None:
-        """A segment could not be written: its rows go to the spill file, else stay in
+        """A batch could not be written: its rows go to the spill file, else stay in
         memory for the next flush; never dropped."""
         try:
             self._spill.write([(batch.table, b) for b in batch.bodies], fsync=True)

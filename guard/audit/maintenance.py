@@ -23,10 +23,12 @@ from guard.audit.schema import TABLES
 from guard.audit.segments import (
     MARKER_SUFFIX,
     SEGMENT_SUFFIX,
+    convert_hot,
     live_segments,
     marker_sources,
     read_json_file,
     remove_quietly,
+    scan_segments,
     write_json_atomic,
 )
 from guard.errors import AuditError
@@ -36,6 +38,9 @@ __all__ = ["DEFAULT_RETENTION_DAYS", "apply_retention", "compact"]
 DEFAULT_RETENTION_DAYS = 180
 # how long replaced segments stay on disk for queries that listed them before the switch
 GRACE_SECONDS = 120.0
+# a hot file untouched this long belongs to a writer that died (a live writer converts its
+# hot file at most `writer.HOT_MAX_AGE` seconds after opening it)
+ORPHAN_SECONDS = 600.0
 
 
 @contextlib.contextmanager
@@ -110,12 +115,35 @@ def collect_garbage(directory: Path, grace: float | None = None) -> int:
     return deleted
 
 
+def convert_orphans(con: Any, root: Path, table: str, orphan_age: float) -> int:
+    """Convert the hot files of `table` that no writer has touched for `orphan_age`
+    seconds (their writer died, e.g. `kill -9`): their rows were readable all along and
+    now join the segments `compact` and retention work on. Returns how many."""
+    converted = 0
+    cutoff = time.time() - orphan_age
+    for hot in scan_segments(root / table)[1]:
+        try:
+            if hot.stat().st_mtime > cutoff:
+                continue
+        except FileNotFoundError:
+            continue  # its writer converted it meanwhile
+        convert_hot(con, root / table, table, hot, fsync=True)
+        converted += 1
+    return converted
+
+
 def compact(
-    path: str | Path, *, min_segments: int = 2, grace: float | None = None
+    path: str | Path,
+    *,
+    min_segments: int = 2,
+    grace: float | None = None,
+    orphan_age: float = ORPHAN_SECONDS,
 ) -> dict[str, int]:
     """Merge each table's segments into one file; return how many files each table had.
     Replaced files are deleted once older than `grace` seconds (default `GRACE_SECONDS`:
-    queries that started before the merge may still be reading them).
+    queries that started before the merge may still be reading them). Hot files left by
+    writers that died (untouched for `orphan_age` seconds) are converted first; live
+    writers' hot files are theirs.
 
     ```python
     compact("mcp-guard-audit.duckdb")  # {"decisions": 118, "outcomes": 97}
@@ -129,6 +157,7 @@ def compact(
         con = duckdb.connect()
         try:
             for table in TABLES:
+                convert_orphans(con, root, table, orphan_age)
                 files = live_segments(root / table)
                 merged[table] = len(files)
                 if len(files) < min_segments:
@@ -171,6 +200,7 @@ def apply_retention(
         try:
             for table in TABLES:
                 dropped[table] = 0
+                convert_orphans(con, root, table, ORPHAN_SECONDS)
                 files = live_segments(root / table)
                 if not files:
                     continue

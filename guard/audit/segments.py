@@ -1,8 +1,9 @@
-"""The store on disk: a directory of immutable Parquet segments.
+"""The store on disk: a directory of immutable Parquet segments and each writer's hot file.
 
 ```
 STORE/                       the store path (e.g. ./mcp-guard-audit.duckdb) is a directory
-  decisions/W-000000000001.parquet   rows of writer W from seq 1 on, one file per flush
+  decisions/W-000000000001.jsonl     writer W's hot file: its newest rows, from seq 1 on
+  decisions/W-000000000001.parquet   the same rows once converted (25,000 rows or 30 s)
   outcomes/W-000000000001.parquet
   policies/<policy_hash>.jsonl       policy texts, once per content hash
   writers/W.json                     head of each of W's chains (truncation evidence)
@@ -10,11 +11,14 @@ STORE/                       the store path (e.g. ./mcp-guard-audit.duckdb) is a
   spill/W.jsonl                      rows that could not be written yet (local, fsync'd)
 ```
 
-Each writer process only ever creates files; nothing is appended to or modified in place,
-so readers in other processes never contend for a lock. `compact` replaces many segments by
-one: it writes the merged file, then a `<merged>.replaces` marker naming its sources, then
-deletes them; readers skip the sources of any marker whose merged file they can see, so they
-never count a row twice.
+A writer appends each flush's rows (canonical JSON lines, one write) to its hot file, which
+readers read as JSON (a line still being written is skipped); it converts the hot file to an
+immutable Parquet segment of the same name, then deletes it. Readers ignore a hot file whose
+segment exists, so no row is counted twice, and never contend for a lock.
+
+`compact` replaces many segments by one: it writes the merged file, then a
+`<merged>.replaces` marker naming its sources, then deletes them; readers skip the sources
+of any marker whose merged file they can see, so they never count a row twice.
 """
 
 from __future__ import annotations
@@ -22,26 +26,27 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import stat
-import time
+import threading
 from pathlib import Path
 from typing import Any, Final
 
 from guard.audit.schema import TABLES, TIMESTAMP_COLUMNS
 
 __all__ = [
+    "HOT_SUFFIX",
     "SEGMENT_SUFFIX",
+    "convert_hot",
     "json_select",
     "live_segments",
     "read_json_file",
+    "scan_segments",
     "write_json_atomic",
-    "write_segment",
 ]
 
 SEGMENT_SUFFIX: Final = ".parquet"
+HOT_SUFFIX: Final = ".jsonl"
 MARKER_SUFFIX: Final = ".replaces"
 MAX_ROW_BYTES: Final = 256 * 1024 * 1024  # redaction caps each value; this caps a row
-STALE_STAGING_SECONDS: Final = 600.0  # no segment write takes this long
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -52,9 +57,11 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def json_select(table: str, source: str) -> str:
-    """SQL reading `source`, a file of canonical JSON lines (one row each, chain columns
-    included), as the table's typed columns."""
+def json_select(table: str, source: str | list[Path], *, hot: bool = False) -> str:
+    """SQL reading `source`, file(s) of canonical JSON lines (one row each, chain columns
+    included), as the table's typed columns. `hot`: files a writer may be appending to,
+    whose last line may be incomplete: lines that do not parse are left out (`verify`
+    reads hot files line by line and names any bad one)."""
     columns, parts = [], []
     for name, typ in TABLES[table]:
         if name in TIMESTAMP_COLUMNS:
@@ -65,101 +72,18 @@ def json_select(table: str, source: str) -> str:
         else:
             columns.append(f"'{name}': '{typ}'")
             parts.append(name)
+    if isinstance(source, str):
+        files = f"'{_sql_path(source)}'"
+    else:
+        files = "[" + ", ".join(f"'{_sql_path(f)}'" for f in source) + "]"
     return (
-        f"SELECT {', '.join(parts)} FROM read_json('{_sql_path(source)}', "  # noqa: S608
+        f"SELECT {', '.join(parts)} FROM read_json({files}, "  # noqa: S608
         f"format = 'newline_delimited', columns = {{{', '.join(columns)}}}, "
-        f"maximum_object_size = {MAX_ROW_BYTES})"
+        f"maximum_object_size = {MAX_ROW_BYTES}"
+        # DuckDB reads a line it cannot parse as a row of NULLs: a line cut short never has
+        # its `hash` (the last field), so this drops exactly the unfinished lines
+        + (", ignore_errors = true) WHERE hash IS NOT NULL" if hot else ")")
     )
-
-
-def staging_directory(base: Path = Path("/dev/shm")) -> Path | None:  # noqa: S108
-    """A private directory in memory (`BASE/mcp-guard-UID`, mode 0700) for the lines
-    DuckDB parses into a segment, or None (stage next to the segment, on disk). Writing
-    100 MB of lines to disk costs more than parsing them; in memory it is cheap.
-
-    Staged files are deleted once their segment is written; files older than
-    `STALE_STAGING_SECONDS` were left by a process killed mid-write and are deleted here,
-    so crashes cannot fill the memory filesystem.
-    """
-    if not base.is_dir():
-        return None
-    path = base / f"mcp-guard-{os.getuid()}"
-    try:
-        path.mkdir(mode=0o700, exist_ok=True)
-        info = path.lstat()
-    except OSError:
-        return None
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
-        return None  # not ours, or readable by others: do not put records there
-    cutoff = time.time() - STALE_STAGING_SECONDS
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(path):
-            with contextlib.suppress(OSError):
-                if entry.name.endswith(".jsonl") and entry.stat().st_mtime < cutoff:
-                    os.unlink(entry.path)
-    return path
-
-
-def write_segment(
-    con: Any,
-    directory: Path,
-    table: str,
-    name: str,
-    lines: bytes,
-    *,
-    fsync: bool,
-    staging: Path | None = None,
-) -> Path:
-    """Write one immutable segment atomically (temporary file, then rename).
-
-    `lines` holds one canonical JSON row per line (see `schema.canonical`, plus `hash`).
-    DuckDB parses them in C++ straight into typed columns: no Python object per value
-    crosses over, which is what made this path fast. With `fsync`, the file and the
-    directory entry are on disk when this returns (durable mode). `staging`: where the
-    lines wait for DuckDB (see `staging_directory`); falls back to `directory` when full.
-    """
-    final = directory / name
-    tmp = directory / f".{name}.tmp"
-    source = _stage(lines, name, staging, directory)
-    try:
-        con.execute(
-            f"COPY ({json_select(table, str(source))}) TO '{_sql_path(str(tmp))}' "
-            # zstd level 1: as fast to write as snappy here, half the size of snappy's
-            # files; roll-ups and `compact` rewrite them with the default level
-            "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, ROW_GROUP_SIZE 100000)"
-        )
-    finally:
-        remove_quietly(source)
-    if fsync:
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    os.replace(tmp, final)
-    if fsync:
-        _fsync_dir(directory)
-    return final
-
-
-def _stage(lines: bytes, name: str, staging: Path | None, directory: Path) -> Path:
-    """Write `lines` where DuckDB will read them: `staging` if it takes them, else next to
-    the segment."""
-    if staging is not None:
-        with contextlib.suppress(OSError):  # full, or gone: stage on disk instead
-            return _write_private(staging / f".{name}.jsonl", lines)
-    return _write_private(directory / f".{name}.jsonl", lines)
-
-
-def _write_private(path: Path, data: bytes) -> Path:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with open(fd, "wb", closefd=True) as fh:
-            fh.write(data)
-    except OSError:
-        remove_quietly(path)
-        raise
-    return path
 
 
 def _sql_path(path: str | Path) -> str:
@@ -167,19 +91,28 @@ def _sql_path(path: str | Path) -> str:
 
 
 def live_segments(directory: Path, cache: dict[str, Any] | None = None) -> list[Path]:
-    """The segments a reader should see now: every `*.parquet`, minus those a compaction or
-    roll-up replaced (so no row is ever counted twice).
+    """The Parquet segments a reader should see now (see `scan_segments`)."""
+    return scan_segments(directory, cache)[0]
+
+
+def scan_segments(
+    directory: Path, cache: dict[str, Any] | None = None
+) -> tuple[list[Path], list[Path]]:
+    """What a reader should see now: the Parquet segments, minus those a compaction or
+    roll-up replaced, and the hot files not yet converted (so no row is counted twice).
 
     A marker `M.replaces` names the sources merged into `M`. Its sources are hidden as soon
     as `M` is visible, or once `M` itself was merged into another file; they stay on disk
     for a grace period (see `collect_garbage`) so queries already reading them finish.
+    A hot file `X.jsonl` is hidden once its segment `X.parquet` exists (or was merged).
     `cache` (marker path -> sources) saves re-reading markers, which never change.
     """
     try:
         entries = list(os.scandir(directory))
     except FileNotFoundError:
-        return []
+        return [], []
     files: set[str] = set()
+    hot: list[str] = []
     markers: list[str] = []
     for entry in entries:
         name = entry.name
@@ -187,14 +120,44 @@ def live_segments(directory: Path, cache: dict[str, Any] | None = None) -> list[
             continue
         if name.endswith(SEGMENT_SUFFIX):
             files.add(name)
+        elif name.endswith(HOT_SUFFIX):
+            hot.append(name)
         elif name.endswith(MARKER_SUFFIX):
             markers.append(name)
     replaced = marker_sources(directory, markers, cache)
     merged_away = set().union(*replaced.values()) if replaced else set()
+    converted = files | merged_away
+    hot = [h for h in hot if f"{h[: -len(HOT_SUFFIX)]}{SEGMENT_SUFFIX}" not in converted]
     for merged, sources in replaced.items():
         if merged in files or merged in merged_away:
             files.difference_update(sources)
-    return [directory / n for n in sorted(files)]
+    return [directory / n for n in sorted(files)], [directory / n for n in sorted(hot)]
+
+
+def convert_hot(con: Any, directory: Path, table: str, hot: Path, *, fsync: bool) -> Path:
+    """Turn the hot file `X.jsonl` into the segment `X.parquet` (same rows; a last line
+    left incomplete by a crash is dropped), then delete it. Readers see the rows in one or
+    the other throughout."""
+    final = hot.with_suffix(SEGMENT_SUFFIX)
+    tmp = directory / f".{final.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        con.execute(
+            f"COPY ({json_select(table, [hot], hot=True)}) TO '{_sql_path(str(tmp))}' "
+            "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, ROW_GROUP_SIZE 100000)"
+        )
+        if fsync:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, final)  # readers now skip the hot file
+    finally:
+        remove_quietly(tmp)
+    if fsync:
+        _fsync_dir(directory)
+    remove_quietly(hot)
+    return final
 
 
 def marker_sources(

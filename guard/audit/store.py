@@ -7,8 +7,9 @@ and unnested here into one record per component, with the listing's chain column
 
 Readers never open a writer's file for writing and never take a lock, so any number of
 dashboards, replays, exports and CLIs can read while servers write. Before each query the
-views are re-pointed at the current segment list (a directory listing: cheap), so new rows
-show up at the writers' next flush (0.5 s by default). A segment that vanishes under a query
+views are re-pointed at the current segment list (a directory listing: cheap); the writers'
+hot files are read as they grow, so new rows show up at the writers' next flush (0.5 s by
+default). A segment that vanishes under a query
 (compaction, retention) makes the query retry on the fresh list.
 """
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from guard.audit.schema import TABLES, empty_args_sha256
-from guard.audit.segments import live_segments
+from guard.audit.segments import json_select, live_segments, scan_segments
 from guard.errors import AuditError
 
 __all__ = ["AuditStore", "open_store"]
@@ -93,9 +94,8 @@ class AuditStore:
         self.con = duckdb.connect()
         self._listed: dict[str, tuple[str, ...]] = {}
         self._markers: dict[str, Any] = {}  # marker name -> sources (markers never change)
-        self._refresh()
-        self.con.execute(_DECISIONS)
-        self.con.execute(_DECISION_LOG)
+        # (retried like any query: a hot file listed may be converted before it is read)
+        self._retry(lambda: (self.con.execute(_DECISIONS), self.con.execute(_DECISION_LOG)))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.con, name)
@@ -115,15 +115,17 @@ class AuditStore:
 
     def _refresh(self, force: bool = False) -> None:
         for table, columns in TABLES.items():
-            files = live_segments(self.path / table, self._markers)
-            key = tuple(str(f) for f in files)
+            files, hot = scan_segments(self.path / table, self._markers)
+            key = tuple(str(f) for f in (*files, *hot))
             if not force and self._listed.get(table) == key:
                 continue
+            parts = []
             if files:
                 listed = ", ".join(_quote(f) for f in files)
-                body = f"SELECT * FROM read_parquet([{listed}], union_by_name=true)"  # noqa: S608
-            else:
-                body = _empty(columns)
+                parts.append(f"SELECT * FROM read_parquet([{listed}], union_by_name=true)")  # noqa: S608
+            if hot:  # the writers' newest rows, read as they grow
+                parts.append(json_select(table, hot, hot=True))
+            body = " UNION ALL BY NAME ".join(parts) if parts else _empty(columns)
             self.con.execute(f"CREATE OR REPLACE VIEW {_VIEWS[table]} AS {body}")
             self._listed[table] = key
         policy_files = sorted((self.path / "policies").glob("*.jsonl"))

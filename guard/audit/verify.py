@@ -8,12 +8,17 @@ from the end are caught against the head the writer keeps in `writers/W.json`.
 
 from __future__ import annotations
 
+import heapq
+import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from guard.audit.schema import GENESIS, TABLES, TIMESTAMP_COLUMNS, chain_hash
-from guard.audit.segments import live_segments, read_json_file
+from guard.audit.segments import read_json_file, scan_segments
+
+_RESCANS = 3  # a hot file converted while it was being read: list the files again
 
 __all__ = ["Problem", "VerifyReport", "verify"]
 
@@ -87,12 +92,8 @@ def verify(path: str | Path) -> VerifyReport:
     con = duckdb.connect()
     try:
         for table in TABLES:
-            files = live_segments(root / table)
             seen: set[str] = set()
-            if files:
-                cur = con.execute(_select(table, files))
-                _check_rows(table, cur, root, report, seen)
-                _check_physical_order(con, table, files, report)
+            _check_table(con, table, root, report, seen)
             for wid, head in heads.items():
                 if (
                     wid not in seen
@@ -108,6 +109,74 @@ def verify(path: str | Path) -> VerifyReport:
     return report
 
 
+def _check_table(con: Any, table: str, root: Path, report: VerifyReport, seen: set[str]) -> None:
+    """The table's segments and hot files, as one sequence of rows per chain."""
+    for attempt in range(_RESCANS):
+        files, hot = scan_segments(root / table)
+        found = VerifyReport()
+        try:
+            hot_rows = _hot_rows(table, hot, found)
+        except FileNotFoundError:  # converted meanwhile: its segment holds the rows now
+            if attempt < _RESCANS - 1:
+                continue
+            raise
+        parquet_rows: Iterable[tuple[Any, ...]] = ()
+        if files:
+            parquet_rows = _fetch(con.execute(_select(table, files)))
+        width = len(TABLES[table])
+
+        def key(row: tuple[Any, ...], _w: int = width) -> tuple[Any, ...]:
+            return (row[_w - 4] or "", row[_w - 3] or 0, row[_w], row[_w + 1])
+
+        rows = heapq.merge(parquet_rows, hot_rows, key=key)
+        _check_rows(table, rows, root, found, seen)
+        if files:
+            _check_physical_order(con, table, files, found)
+        report.rows += found.rows
+        report.chains += found.chains
+        report.problems.extend(found.problems)
+        return
+
+
+def _fetch(cur: Any) -> Iterator[tuple[Any, ...]]:
+    while batch := cur.fetchmany(10_000):
+        yield from batch
+
+
+def _hot_rows(table: str, hot: list[Path], report: VerifyReport) -> list[tuple[Any, ...]]:
+    """The rows of hot files, read line by line, as `_select` gives them (values, file,
+    row number), sorted like it. A last line without its newline is a write in progress
+    (or cut short by a crash: never acknowledged) and is left out; any other line that is
+    not a row is a problem, and so is a row out of order in its file."""
+    names = [name for name, _ in TABLES[table]]
+    rows: list[tuple[Any, ...]] = []
+    for path in hot:
+        lines = path.read_bytes().split(b"\n")
+        wid = path.name.rsplit("-", 1)[0]
+        last_seq = 0
+        for number, line in enumerate(lines[:-1]):
+            try:
+                doc = json.loads(line)
+                values = tuple(doc.get(name) for name in names)
+                seq = int(doc["seq"])
+            except (ValueError, TypeError, KeyError, AttributeError):
+                report.problems.append(
+                    Problem(table, wid, None, "unreadable row", None, str(path), number)
+                )
+                continue
+            if seq < last_seq:
+                report.problems.append(
+                    Problem(table, str(values[-4]), seq,
+                            "row out of order in its segment: rows were reordered",
+                            values[0], str(path), number)
+                )  # fmt: skip
+            last_seq = seq
+            rows.append((*values, str(path), number))
+    width = len(names)
+    rows.sort(key=lambda r: (r[width - 4] or "", r[width - 3] or 0, r[width], r[width + 1]))
+    return rows
+
+
 def _anchor(root: Path, table: str, wid: str) -> tuple[int, str]:
     doc = read_json_file(root / "anchors" / f"{table}-{wid}.json")
     if isinstance(doc, dict):
@@ -115,7 +184,9 @@ def _anchor(root: Path, table: str, wid: str) -> tuple[int, str]:
     return 1, GENESIS
 
 
-def _check_rows(table: str, cur: Any, root: Path, report: VerifyReport, seen: set[str]) -> None:
+def _check_rows(
+    table: str, rows: Iterable[tuple[Any, ...]], root: Path, report: VerifyReport, seen: set[str]
+) -> None:
     width = len(TABLES[table])
     wid_at, seq_at = width - 4, width - 3
     current: str | None = None
@@ -134,38 +205,37 @@ def _check_rows(table: str, cur: Any, root: Path, report: VerifyReport, seen: se
                 )
             )
 
-    while batch := cur.fetchmany(10_000):
-        for row in batch:
-            values = list(row[:width])
-            filename, rownum = row[width], row[width + 1]
-            wid, seq = values[wid_at], values[seq_at]
-            if wid != current:
-                close_chain()
-                current = wid
-                seen.add(wid)
-                report.chains += 1
-                expect_seq, expect_prev = _anchor(root, table, wid)
-                last_seq = expect_seq - 1
-            report.rows += 1
+    for row in rows:
+        values = list(row[:width])
+        filename, rownum = row[width], row[width + 1]
+        wid, seq = values[wid_at], values[seq_at]
+        if wid != current:
+            close_chain()
+            current = wid
+            seen.add(wid)
+            report.chains += 1
+            expect_seq, expect_prev = _anchor(root, table, wid)
+            last_seq = expect_seq - 1
+        report.rows += 1
 
-            def bad(message: str, _s: int = seq) -> None:
-                report.problems.append(
-                    Problem(table, wid, _s, message, values[0], filename, rownum)  # noqa: B023
-                )
+        def bad(message: str, _s: int = seq) -> None:
+            report.problems.append(
+                Problem(table, wid, _s, message, values[0], filename, rownum)  # noqa: B023
+            )
 
-            if seq < expect_seq:
-                if seq < _anchor(root, table, wid)[0]:
-                    continue  # before the retention cut: not part of the chain any more
-                bad("duplicate seq: a row was inserted or copied")
-                continue
-            if seq > expect_seq:
-                bad(f"rows {expect_seq}..{seq - 1} missing: deleted from the chain")
-            stored_hash = values[-1]
-            if values[-2] != expect_prev and seq == expect_seq:
-                bad("prev_hash does not match the previous row: rows reordered or replaced")
-            elif chain_hash(table, values[:-1]) != stored_hash:
-                bad("content does not match its hash: the row was edited")
-            expect_seq, expect_prev, last_seq = seq + 1, stored_hash, seq
+        if seq < expect_seq:
+            if seq < _anchor(root, table, wid)[0]:
+                continue  # before the retention cut: not part of the chain any more
+            bad("duplicate seq: a row was inserted or copied")
+            continue
+        if seq > expect_seq:
+            bad(f"rows {expect_seq}..{seq - 1} missing: deleted from the chain")
+        stored_hash = values[-1]
+        if values[-2] != expect_prev and seq == expect_seq:
+            bad("prev_hash does not match the previous row: rows reordered or replaced")
+        elif chain_hash(table, values[:-1]) != stored_hash:
+            bad("content does not match its hash: the row was edited")
+        expect_seq, expect_prev, last_seq = seq + 1, stored_hash, seq
     close_chain()
 
 

@@ -204,7 +204,7 @@ def test_resolve_audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_audit(log) is log
     log.close()
     default = resolve_audit(DEFAULT)
-    assert default is not None and default.path == Path("./mcp-guard-audit.duckdb")
+    assert default is not None and default.path == Path("./mcp-guard-audit.duckdb").absolute()
     default.close()
     monkeypatch.setenv("MCP_GUARD_AUDIT", str(tmp_path / "env"))
     from_env = resolve_audit()
@@ -217,6 +217,22 @@ def test_resolve_audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     by_path.close()
     with pytest.raises(TypeError, match="audit= takes"):
         resolve_audit(42)
+
+
+def test_a_relative_store_path_survives_a_change_of_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    log = AuditLog("records.duckdb")
+    log.append(event(1))
+    log.flush()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # servers may chdir after starting
+    log.append(event(2))
+    log.close()
+    assert not (tmp_path / "elsewhere" / "records.duckdb").exists()
+    assert _rows(tmp_path / "records.duckdb", "SELECT count(*) FROM decisions") == [(2,)]
+    assert verify(tmp_path / "records.duckdb").ok
 
 
 def test_bad_store_paths_fail_clearly(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from guard.cli import main
 
 
 def _fill(store: Path, flushes: int, per_flush: int, **kwargs: object) -> AuditLog:
+    """A writer whose every flush becomes one segment per table."""
+    kwargs.setdefault("segment_rows", per_flush)
     log = AuditLog(store, **kwargs)  # type: ignore[arg-type]
     for f in range(flushes):
         for i in range(per_flush):
@@ -116,7 +118,7 @@ def test_retention_cli_and_compact_cli(tmp_path: Path) -> None:
 def test_a_busy_writer_rolls_its_segments_up(tmp_path: Path) -> None:
     store = tmp_path / "s"
     reader = open_store(store)
-    log = AuditLog(store)
+    log = AuditLog(store, segment_rows=3)  # a segment per flush, as a quiet server's
     seen = []
     for f in range(300):  # 300 flushes: 16 -> 1 -> (16 -> 1) merges keep the files few
         for i in range(3):

@@ -19,7 +19,7 @@ from guard.cli import main
 def store(tmp_path: Path) -> Path:
     """20 decisions of one writer in two segments (seq 1-10 and 11-20), 10 outcomes."""
     path = tmp_path / "store"
-    log = AuditLog(path)
+    log = AuditLog(path, segment_rows=10)
     for i in range(20):
         ev = event(i)
         log.append(ev)

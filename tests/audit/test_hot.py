@@ -1,0 +1,141 @@
+"""Hot files: a writer's newest rows, appended once per flush, read as they grow, then
+converted to a Parquet segment. Real files, real DuckDB."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from audit_kit import event
+
+from guard.audit import AuditLog, compact, open_store, verify
+
+
+def _files(store: Path, table: str = "decisions") -> tuple[list[Path], list[Path]]:
+    names = sorted((store / table).iterdir())
+    return [p for p in names if p.suffix == ".parquet"], [p for p in names if p.suffix == ".jsonl"]
+
+
+def _count(store: Path) -> int:
+    with open_store(store) as con:
+        return int(con.execute("SELECT count(*) FROM decision_log").fetchone()[0])
+
+
+def _fill(store: Path, n: int) -> AuditLog:
+    log = AuditLog(store, flush_interval=3600)
+    for i in range(n):
+        ev = event(i)
+        log.append(ev)
+        log.append_outcome(ev.decision_id, "ok", 1.0, None)
+    log.flush()
+    return log
+
+
+def test_flushed_rows_are_read_from_the_hot_file_then_from_one_segment(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    log = _fill(store, 40)
+    for more in range(3):  # three more flushes: appended to the same file
+        log.append(event(100 + more))
+        log.flush()
+    segments, hot = _files(store)
+    assert segments == [] and len(hot) == 1
+    assert len(hot[0].read_bytes().splitlines()) == 43
+    assert _count(store) == 43 and verify(store).ok
+    log.close()
+    segments, hot = _files(store)
+    assert len(segments) == 1 and hot == []
+    assert segments[0].stem == hot_stem(log)
+    assert _count(store) == 43 and verify(store).rows == 83
+
+
+def hot_stem(log: AuditLog) -> str:
+    return f"{log.writer_id}-{1:012d}"
+
+
+def test_a_hot_file_becomes_a_segment_when_full_or_old(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    log = AuditLog(store, flush_interval=3600, segment_rows=25)
+    for i in range(60):  # 25 + 25 rows convert; 10 stay hot
+        log.append(event(i))
+        if i % 5 == 4:
+            log.flush()
+    deadline = time.monotonic() + 10
+    while len(_files(store)[0]) < 2 and time.monotonic() < deadline:
+        log.flush()
+        time.sleep(0.02)
+    segments, hot = _files(store)
+    assert [p.name[-20:] for p in segments] == ["000000000001.parquet", "000000000026.parquet"]
+    assert len(hot) == 1 and hot[0].name.endswith("000000000051.jsonl")
+    log._writer.hot_age = 0.0  # as if 30 s had passed
+    log.flush()
+    while len(_files(store)[0]) < 3 and time.monotonic() < deadline:
+        log.flush()
+        time.sleep(0.02)
+    assert len(_files(store)[0]) == 3 and _files(store)[1] == []
+    assert _count(store) == 60 and log.stats()["segments"] == 3
+    log.close()
+    assert verify(store).ok
+
+
+def test_a_torn_last_line_is_skipped_and_a_dead_writers_file_converted(tmp_path: Path) -> None:
+    """A writer killed mid-write leaves an incomplete last line: readers and `verify` skip
+    it (it was never acknowledged); `compact` converts the orphaned file without it."""
+    store = tmp_path / "s"
+    log = _fill(store, 30)
+    for open_file in log._writer._hot.values():  # the writer "dies": it never writes again
+        os.close(open_file.fd)
+    log._writer._hot.clear()
+    hot = _files(store)[1][0]
+    with open(hot, "ab") as fh:
+        fh.write(b'{"decision_id":"torn","ts":1')  # no newline: a write cut short
+    assert _count(store) == 30
+    report = verify(store)
+    assert report.ok and report.rows == 60
+    compact(store, orphan_age=0)  # a live writer's file would be left alone by default
+    segments, hot_files = _files(store)
+    assert len(segments) == 1 and hot_files == []
+    assert _count(store) == 30 and verify(store).ok
+
+
+def test_compact_leaves_a_live_writers_hot_file_alone(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    log = _fill(store, 10)
+    compact(store)
+    assert len(_files(store)[1]) == 1
+    log.append(event(99))
+    log.close()
+    assert _count(store) == 11 and verify(store).ok
+
+
+def _lines(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def test_tampering_with_a_hot_file_is_named(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    _fill(store, 10)  # left open: its rows stay in the hot file
+    hot = _files(store)[1][0]
+    lines = _lines(hot)
+    original = b"".join(lines)
+    # an edited row
+    row = json.loads(lines[3])
+    row["allowed"] = not row["allowed"]
+    hot.write_bytes(b"".join([*lines[:3], json.dumps(row).encode() + b"\n", *lines[4:]]))
+    first = verify(store).first
+    assert first is not None and first.seq == 4 and "edited" in first.message
+    assert first.file == str(hot) and first.row == 3
+    # a line that is no row at all
+    hot.write_bytes(b"".join([*lines[:5], b"garbage\n", *lines[5:]]))
+    problems = verify(store).problems
+    assert any(p.message == "unreadable row" and p.row == 5 for p in problems)
+    # two rows swapped
+    hot.write_bytes(b"".join([*lines[:6], lines[7], lines[6], *lines[8:]]))
+    messages = [p.message for p in verify(store).problems]
+    assert any("out of order" in m for m in messages)
+    # a deleted row
+    hot.write_bytes(b"".join([*lines[:2], *lines[3:]]))
+    assert "missing" in str(verify(store).first)
+    hot.write_bytes(original)
+    assert verify(store).ok
