@@ -5,8 +5,9 @@ in the same run.
 Run: `python3 benchmarks/bench_audit.py [--rows N] [--kills K]`.
 - append: median/p99 µs per call; baselines: a bare `deque.append` of the event, and a
   one-row DuckDB `INSERT` (what recording inline on the request path would cost).
-- ingestion: rows/s the writer turns queued events into hash-chained Parquet segments
-  (and records/s when the same number of records come as listings of 100 components);
+- ingestion: rows/s the writer turns queued events into hash-chained rows in its hot files
+  (readable, and safe from `kill -9`), and into Parquet segments (the hot files converted);
+  records/s when the same number of records come as listings of 100 components;
   baseline: a bare DuckDB insert of the same rows, already built as columns, into a table
   (the batch path: numpy columns, `INSERT ... SELECT`), plus `executemany` on a slice.
 - loss window: a writer process appending ~5,000 decisions/s is killed with SIGKILL K times;
@@ -91,16 +92,16 @@ def bench_ingestion(tmp: Path, rows: int) -> None:
         log.append(ev)
     t0 = time.perf_counter()
     log.flush()
+    hot_s = time.perf_counter() - t0
+    log.close()  # the last hot file becomes a segment
     writer_s = time.perf_counter() - t0
-    log.close()
     # producer and writer together: one thread appends as fast as it can
     log = AuditLog(tmp / "both", max_queue=10**9)
     t0 = time.perf_counter()
     for ev in events:
         log.append(ev)
-    log.flush()
-    both_s = time.perf_counter() - t0
     log.close()
+    both_s = time.perf_counter() - t0
     # listings: the same number of records, as listings of 100 components (one row each)
     listing = [
         replace(ev, request=replace(ev.request, resource=Resource("tool", f"tool_{i}")))
@@ -111,8 +112,8 @@ def bench_ingestion(tmp: Path, rows: int) -> None:
         log.append_listing(f"listing-{n}", listing)
     t0 = time.perf_counter()
     log.flush()
-    listings_s = time.perf_counter() - t0
     log.close()
+    listings_s = time.perf_counter() - t0
     # baseline: the same rows, already built, inserted into DuckDB in one batch
     with open_store(tmp / "ingest") as store:
         data = store.execute(
@@ -141,9 +142,10 @@ def bench_ingestion(tmp: Path, rows: int) -> None:
     print(f"\n## sustained ingestion, {rows:,} decisions (rows/s; share = value / baseline)")
     print(f"{'name':<44} {'rows/s':>12} {'baseline':>12} {'share':>9}")
     for name, value in (
-        ("writer: events -> chained Parquet segments", rows / writer_s),
-        ("append + writer together (one producer)", rows / both_s),
-        ("writer: listings of 100 (records/s)", rows // 100 * 100 / listings_s),
+        ("writer: events -> chained rows, hot files", rows / hot_s),
+        ("writer: events -> Parquet segments", rows / writer_s),
+        ("append + writer -> segments (one producer)", rows / both_s),
+        ("writer: listings of 100 -> segments (rec/s)", rows // 100 * 100 / listings_s),
         ("DuckDB executemany (2,000 rows)", len(sample) / many_s),
     ):
         print(f"{name:<44} {value:>12,.0f} {bare:>12,.0f} {value / bare:>8.2f}x")
@@ -166,7 +168,7 @@ def bench_durable(tmp: Path, concurrency: int = 16, per_task: int = 200) -> None
 
     log = AuditLog(tmp / "durable", durable=True)
     elapsed = asyncio.run(run(log))
-    segments = log.stats()["segments"]
+    segments = log.stats()["writes"]
     log.close()
     total = concurrency * per_task
     print(f"\n## durable mode, {concurrency} concurrent requests (decisions/s)")
