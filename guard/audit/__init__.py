@@ -1,6 +1,7 @@
-"""Decision records: redaction, hash chain, background writer, Parquet-segment store, readers.
+"""Decision records: redaction, hash chain, background writer, the store (hot files and
+Parquet segments), readers.
 
-`import guard.audit` is light: DuckDB and NumPy load inside the writer thread and readers.
+`import guard.audit` is light: DuckDB loads inside the converter thread and readers.
 
 ```python
 from guard.audit import AuditLog, open_store
