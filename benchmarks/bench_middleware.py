@@ -105,6 +105,11 @@ async def main() -> None:
     seed_policy = workdir / "seed.yaml"
     seed_policy.write_text(POLICY.replace("roles: [admin]", "user_id: [anonymous]"))
     alice = Principal("alice", roles=("admin",), auth_method="stdio")
+    # DuckDB loads its JSON and Parquet code on first use, once per process: not a cost of
+    # any request, so pay it here.
+    warm = AuditLog(workdir / "warm")
+    warm.append_outcome("warm-up", "ok", 1.0, None)
+    warm.close()
 
     def guarded(*, telemetry: bool, audit: Path | None) -> tuple[FastMCP[Any], Any]:
         mw = GuardMiddleware(
