@@ -3,14 +3,18 @@ converted to a Parquet segment. Real files, real DuckDB."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 from audit_kit import event
 
 from guard.audit import AuditLog, compact, open_store, verify
+from guard.audit import writer as writer_module
 
 
 def _files(store: Path, table: str = "decisions") -> tuple[list[Path], list[Path]]:
@@ -139,3 +143,67 @@ def test_tampering_with_a_hot_file_is_named(tmp_path: Path) -> None:
     assert "missing" in str(verify(store).first)
     hot.write_bytes(original)
     assert verify(store).ok
+
+
+def test_a_write_cut_short_is_taken_back_and_its_rows_spilled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills up in the middle of a write: what got written is cut off the hot file
+    again (no half batch for readers), the batch goes to the spill file, and comes back in
+    the chain once writes work again."""
+    store = tmp_path / "s"
+    log = _fill(store, 5)
+    real_write = os.write
+    failing = {"on": True}
+
+    def half_then_full(fd: int, data: Any) -> int:
+        if failing["on"] and len(data) > 100:
+            real_write(fd, bytes(data[: len(data) // 2]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(writer_module.os, "write", half_then_full)
+    for i in range(10):
+        log.append(event(100 + i))
+    log.flush()
+    hot = _files(store)[1][0]
+    assert len(hot.read_bytes().splitlines()) == 5 and hot.read_bytes().endswith(b"\n")
+    assert log.stats()["spilled"] == 10 and _count(store) == 5
+    failing["on"] = False
+    log.flush()
+    deadline = time.monotonic() + 10
+    while log.stats()["spill_pending"] and time.monotonic() < deadline:
+        log.flush()
+        time.sleep(0.05)
+    log.close()
+    assert _count(store) == 15
+    report = verify(store)
+    assert report.ok and report.rows == 20  # 15 decisions, 5 outcomes
+
+
+def test_a_failed_conversion_keeps_the_rows_readable_and_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "s"
+    log = AuditLog(store, flush_interval=3600, segment_rows=10)
+    real_convert = writer_module.convert_hot
+    calls = []
+
+    def broken_once(*args: Any, **kwargs: Any) -> Path:
+        calls.append(args)
+        if len(calls) == 1:
+            raise OSError("disk hiccup")
+        return real_convert(*args, **kwargs)
+
+    monkeypatch.setattr(writer_module, "convert_hot", broken_once)
+    for i in range(10):
+        log.append(event(i))
+    log.flush()  # 10 rows: the hot file is sealed, and its conversion fails
+    deadline = time.monotonic() + 10
+    while not log.stats()["convert_failures"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert log.stats()["convert_failures"] == 1
+    assert _count(store) == 10 and len(_files(store)[1]) == 1  # still there, still read
+    log.close()  # retried
+    assert _files(store) == (_files(store)[0], []) and len(_files(store)[0]) == 1
+    assert _count(store) == 10 and verify(store).ok
