@@ -21,6 +21,7 @@ from typing import Any
 from guard._ids import uuid7
 from guard.audit.schema import TABLES
 from guard.audit.segments import (
+    HOT_SUFFIX,
     MARKER_SUFFIX,
     SEGMENT_SUFFIX,
     convert_hot,
@@ -118,16 +119,23 @@ def collect_garbage(directory: Path, grace: float | None = None) -> int:
 def convert_orphans(con: Any, root: Path, table: str, orphan_age: float) -> int:
     """Convert the hot files of `table` that no writer has touched for `orphan_age`
     seconds (their writer died, e.g. `kill -9`): their rows were readable all along and
-    now join the segments `compact` and retention work on. Returns how many."""
+    now join the segments `compact` and retention work on. A hot file whose rows already
+    are in a segment (its writer died between the two) is deleted. Returns how many
+    files were converted."""
     converted = 0
     cutoff = time.time() - orphan_age
-    for hot in scan_segments(root / table)[1]:
+    directory = root / table
+    live = set(scan_segments(directory)[1])
+    for hot in sorted(directory.glob(f"*{HOT_SUFFIX}")):
         try:
             if hot.stat().st_mtime > cutoff:
                 continue
         except FileNotFoundError:
             continue  # its writer converted it meanwhile
-        convert_hot(con, root / table, table, hot, fsync=True)
+        if hot not in live:
+            remove_quietly(hot)  # readers skip it: its segment holds the rows
+            continue
+        convert_hot(con, directory, table, hot, fsync=True)
         converted += 1
     return converted
 

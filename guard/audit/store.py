@@ -56,7 +56,9 @@ FROM listings
 # the view each table's segments are read through
 _VIEWS: Final = {table: "decision_rows" if table == "decisions" else table for table in TABLES}
 
-_RETRIES: Final = 5
+# A query meets a file that vanished after it was listed (a conversion, roll-up or
+# compaction replaced it) at most this many times in a row before the error is raised.
+_RETRIES: Final = 30
 
 
 def _quote(path: Path) -> str:
@@ -156,7 +158,7 @@ class AuditStore:
                 # a segment vanished between listing and reading (compaction): list again
                 if attempt == _RETRIES - 1:
                     raise
-                time.sleep(0.01 * (attempt + 1))
+                time.sleep(min(0.01 * (attempt + 1), 0.1))
         raise AssertionError("unreachable")
 
     def sql(self, query: str, **kwargs: Any) -> Any:

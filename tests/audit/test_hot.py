@@ -207,3 +207,16 @@ def test_a_failed_conversion_keeps_the_rows_readable_and_is_retried(
     log.close()  # retried
     assert _files(store) == (_files(store)[0], []) and len(_files(store)[0]) == 1
     assert _count(store) == 10 and verify(store).ok
+
+
+def test_a_hot_file_left_beside_its_segment_is_never_counted_and_goes(tmp_path: Path) -> None:
+    """A writer killed between writing a segment and deleting its hot file leaves both."""
+    store = tmp_path / "s"
+    log = _fill(store, 10)
+    hot = _files(store)[1][0]
+    lines = hot.read_bytes()
+    log.close()
+    hot.write_bytes(lines)  # back, beside its segment
+    assert _count(store) == 10 and verify(store).ok
+    compact(store, orphan_age=0)
+    assert not hot.exists() and _count(store) == 10
