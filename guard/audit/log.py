@@ -448,6 +448,8 @@ class AuditLog:
             unsaved, self._unsaved = self._unsaved, []
             for table, bodies, ids in unsaved:
                 self._writer.submit(table, bodies, ids)
+        # the last write's outcome first: a failed one is spilled before the spill is read
+        self._writer.settle()
         if self._spill.pending and (
             self._writer.store_ok or time.monotonic() - self._last_reload > _RELOAD_RETRY_SECONDS
         ):

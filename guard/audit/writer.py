@@ -2,14 +2,16 @@
 
 The audit writer thread hands it row bodies (`rows.py`); it chains them (each row's hash
 covers its canonical JSON, which includes the previous row's hash) and appends them to the
-table's hot file with one `write` (fsync'd in durable mode): from then on they survive the
-process being killed, and readers see them. A hot file becomes an immutable Parquet segment
+table's hot file with one `write` (fsync'd in durable mode), on a write thread while the
+next batch is encoded: from then on they survive the process being killed, and readers
+see them. A hot file becomes an immutable Parquet segment
 once it holds `hot_rows` rows or `HOT_MAX_BYTES`, or is `hot_age` seconds old; a converter thread
 does that with DuckDB (which releases the GIL), so a flush costs one `write`, not a
 segment's fixed ~3 ms. Small segments (quiet servers) are rolled up with the writer's
 others. The writer's head file (`writers/W.json`, truncation evidence) follows each write.
 
-Not thread-safe: one writer thread drives it (the converter only touches what it converts).
+Not thread-safe: one writer thread drives it (the write and converter threads only touch
+the batch and the files they were handed).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -71,6 +73,9 @@ class Batch:
     seq: int = 0
     head: str = ""
     data: bytes = b""
+    size: int = 0  # bytes written
+    started: float = field(default_factory=time.perf_counter)
+    thread: threading.Thread | None = None
     error: BaseException | None = None
 
 
@@ -102,8 +107,8 @@ class SegmentWriter:
 
     ```python
     writer = SegmentWriter(store, wid, durable=False, on_written=done, on_failed=spill)
-    writer.submit("decisions", bodies, ids)  # on_written or on_failed has run
-    writer.tick()                            # now and then: converts what is due
+    writer.submit("decisions", bodies, ids)  # written on a write thread
+    writer.tick()      # after each flush: on_written / on_failed has run; converts what is due
     ```
     """
 
@@ -132,6 +137,7 @@ class SegmentWriter:
         self._head = dict.fromkeys(TABLES, GENESIS)
         self._hot: dict[str, _Hot] = {}
         self._sealed: deque[tuple[str, Path, int]] = deque()  # waiting for conversion
+        self._inflight: Batch | None = None  # the write on the write thread
         self._converter: threading.Thread | None = None
         self._retry_at = 0.0
         self._own: defaultdict[tuple[str, int], list[tuple[str, int]]] = defaultdict(list)
@@ -148,21 +154,47 @@ class SegmentWriter:
         self.last_error: str | None = None
 
     def submit(self, table: str, bodies: list[str], ids: list[str]) -> None:
-        """Chain `bodies` and append them to `table`'s hot file; `on_written` or
-        `on_failed` has run when this returns."""
+        """Chain `bodies` and start appending them to `table`'s hot file on a write thread
+        (the kernel copies them while this thread encodes the next batch). The write before
+        is settled first: `on_written` or `on_failed` runs for it."""
         batch = Batch(table, bodies, ids, self._seq[table], self._head[table])
-        if self._append(batch):
+        self._chain(batch)
+        self.settle()
+        if batch.prev != self._head[table]:  # the write before failed: chain again
+            batch.first, batch.prev = self._seq[table], self._head[table]
+            self._chain(batch)
+        self._seq[table], self._head[table] = batch.seq, batch.head  # undone if it fails
+        batch.thread = threading.Thread(
+            target=self._write_batch, args=(batch,), name="mcp-guard-write", daemon=True
+        )
+        self._inflight = batch
+        batch.thread.start()
+
+    def write_now(self, table: str, bodies: list[str]) -> bool:
+        """Chain and write `bodies` in this thread (spill reload); on failure the chain is
+        as it was and the caller still has the rows. Returns whether they were written."""
+        self.settle()
+        batch = Batch(table, bodies, [], self._seq[table], self._head[table])
+        self._chain(batch)
+        self._seq[table], self._head[table] = batch.seq, batch.head
+        self._write_batch(batch)
+        return self._account(batch)
+
+    def settle(self) -> None:
+        """Wait for the write in flight, if any; `on_written` or `on_failed` runs for it."""
+        batch, self._inflight = self._inflight, None
+        if batch is None:
+            return
+        if batch.thread is not None:
+            batch.thread.join()
+        if self._account(batch):
             self._on_written(batch)
         else:
             self._on_failed(batch)
 
-    def write_now(self, table: str, bodies: list[str]) -> bool:
-        """Chain and write `bodies` (spill reload); on failure the chain is as it was and
-        the caller still has the rows. Returns whether they were written."""
-        return self._append(Batch(table, bodies, [], self._seq[table], self._head[table]))
-
     def tick(self) -> None:
-        """Housekeeping between flushes: hot files that are old enough become segments."""
+        """After a flush: settle its last write; hot files old enough become segments."""
+        self.settle()
         now = time.monotonic()
         for table, hot in list(self._hot.items()):
             if now - hot.opened >= self.hot_age:
@@ -172,6 +204,7 @@ class SegmentWriter:
     def close(self) -> None:
         """Turn every hot file into a segment (what cannot be converted stays readable in
         its hot file; `compact` converts it later), and release DuckDB."""
+        self.settle()
         for table in list(self._hot):
             self._seal(table)
         self._retry_at = 0.0
@@ -208,29 +241,36 @@ class SegmentWriter:
             add(f',"hash":"{prev}"}}\n'.encode())
         batch.data, batch.seq, batch.head = b"".join(parts), seq, prev
 
-    def _append(self, batch: Batch) -> bool:
-        started = time.perf_counter()
-        table = batch.table
-        self._chain(batch)
+    def _write_batch(self, batch: Batch) -> None:
+        """Append the batch's lines to its table's hot file (write thread, or the writer
+        thread for spill reloads); `_account` deals with the outcome."""
         data, batch.data = batch.data, b""
         try:
             if self._write_hook is not None:
-                self._write_hook(table, len(batch.bodies))
-            hot = self._hot.get(table)
+                self._write_hook(batch.table, len(batch.bodies))
+            hot = self._hot.get(batch.table)
             if hot is None:
-                hot = self._open(table, batch.first + 1)
-            self._write(table, hot, data)
+                hot = self._open(batch.table, batch.first + 1)
+            self._write(batch.table, hot, data)
+            batch.size = len(data)
         except Exception as exc:
             batch.error = exc
+
+    def _account(self, batch: Batch) -> bool:
+        """Count a finished write; a failed one is taken out of the chain. Returns whether
+        it was written."""
+        table = batch.table
+        if batch.error is not None:
+            self._seq[table], self._head[table] = batch.first, batch.prev
             self.failed += len(batch.bodies)
             self.store_ok = False
-            self.last_error = repr(exc)
-            logger.warning("audit write failed (%s); rows go to the spill file", exc)
+            self.last_error = repr(batch.error)
+            logger.warning("audit write failed (%s); rows go to the spill file", batch.error)
             return False
-        self._seq[table], self._head[table] = batch.seq, batch.head
+        hot = self._hot[table]
         hot.rows += len(batch.bodies)
-        hot.size += len(data)
-        self._written(batch, started)
+        hot.size += batch.size
+        self._written(batch)
         if hot.rows >= self.hot_rows or hot.size >= HOT_MAX_BYTES:
             self._seal(table)
             self._convert(wait=False)
@@ -267,7 +307,7 @@ class SegmentWriter:
                 self._seal(table)  # readers and conversion skip its broken last line
             raise
 
-    def _written(self, batch: Batch, started: float) -> None:
+    def _written(self, batch: Batch) -> None:
         self.written[batch.table] += len(batch.bodies)
         self.writes += 1
         self.store_ok = True
@@ -283,7 +323,7 @@ class SegmentWriter:
             )  # fmt: skip
         except OSError as exc:  # the rows are safe; only truncation evidence lags
             self.last_error = repr(exc)
-        elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - batch.started
         self.flush_sum += elapsed
         self.flush_count += 1
         self.flush_last = elapsed
