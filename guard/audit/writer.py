@@ -58,6 +58,7 @@ ROLLUP_FANIN: Final = 16  # a writer merges this many of its small segments into
 ROLLUP_LEVELS: Final = 2  # ... twice over ...
 ROLLUP_MAX_ROWS: Final = 10_000  # ... if they are small: big ones are left to `compact`
 _RETRY_SECONDS: Final = 1.0  # a conversion that failed is tried again after this long
+_THREAD_MIN_BYTES: Final = 1 << 20  # smaller writes (durable group commits) stay inline
 
 
 @dataclass(slots=True, eq=False)
@@ -164,10 +165,13 @@ class SegmentWriter:
             batch.first, batch.prev = self._seq[table], self._head[table]
             self._chain(batch)
         self._seq[table], self._head[table] = batch.seq, batch.head  # undone if it fails
+        self._inflight = batch
+        if len(batch.data) < _THREAD_MIN_BYTES:  # a thread costs more than it would save
+            self._write_batch(batch)
+            return
         batch.thread = threading.Thread(
             target=self._write_batch, args=(batch,), name="mcp-guard-write", daemon=True
         )
-        self._inflight = batch
         batch.thread.start()
 
     def write_now(self, table: str, bodies: list[str]) -> bool:
