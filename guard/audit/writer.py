@@ -367,6 +367,9 @@ class SegmentWriter:
         """Converter thread: each sealed hot file becomes a segment, in order."""
         while self._sealed:
             table, path, rows = self._sealed[0]
+            if not path.exists():  # `compact` converted it meanwhile (its writer looked dead)
+                self._sealed.popleft()
+                continue
             try:
                 if self.con is None:
                     import duckdb

@@ -220,3 +220,34 @@ def test_a_hot_file_left_beside_its_segment_is_never_counted_and_goes(tmp_path: 
     assert _count(store) == 10 and verify(store).ok
     compact(store, orphan_age=0)
     assert not hot.exists() and _count(store) == 10
+
+
+def test_a_writer_lets_go_of_a_hot_file_compact_converted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conversion that keeps failing leaves the hot file to `compact` (after 10 minutes
+    untouched); the writer must then go on with its next files, not retry forever."""
+    store = tmp_path / "s"
+    log = AuditLog(store, flush_interval=3600, segment_rows=10)
+    real_convert = writer_module.convert_hot
+    broken = {"on": True}
+
+    def maybe_broken(*args: Any, **kwargs: Any) -> Path:
+        if broken["on"]:
+            raise OSError("disk hiccup")
+        return real_convert(*args, **kwargs)
+
+    monkeypatch.setattr(writer_module, "convert_hot", maybe_broken)
+    for i in range(10):
+        log.append(event(i))
+    log.flush()  # sealed; its conversion fails
+    deadline = time.monotonic() + 10
+    while not log.stats()["convert_failures"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    compact(store, orphan_age=0)
+    broken["on"] = False
+    for i in range(10, 20):  # the next file converts
+        log.append(event(i))
+    log.close()
+    assert _files(store)[1] == [] and len(_files(store)[0]) == 2
+    assert _count(store) == 20 and verify(store).ok
