@@ -59,7 +59,9 @@ DEFAULT: Final = _Default()
 """`audit=DEFAULT`: `$MCP_GUARD_AUDIT` if set (`off` switches records off), else
 `./mcp-guard-audit.duckdb`."""
 
-WRITE_MAX_ROWS: Final = 25_000  # rows per write when a flush has more
+WRITE_MAX_ROWS: Final = 25_000  # rows per write when a flush has more ...
+WRITE_MAX_CHARS: Final = 32 * 1024 * 1024  # ... and listings per write (a backlog of big
+# listings must not be encoded all at once: 25,000 listings of 100 tools are 700 MB)
 _RELOAD_RETRY_SECONDS: Final = 1.0  # how often a failing store is retried without traffic
 
 
@@ -467,6 +469,7 @@ class AuditLog:
             cache: dict[Any, Any] = {}
             body, listing_body = self._rows.body, self._rows.listing_body
             decisions, outcomes, listings, ids = [], [], [], []
+            listing_chars = 0
             durable = self.durable
             for n, item in enumerate(items):
                 if not n & 255:
@@ -480,7 +483,11 @@ class AuditLog:
                     elif kind == OUTCOME:
                         outcomes.append(outcome_body(item))
                     else:
-                        listings.append(listing_body(item, cache))
+                        listings.append(encoded := listing_body(item, cache))
+                        listing_chars += len(encoded)
+                        if listing_chars > WRITE_MAX_CHARS:  # a listing can be 30 KB
+                            self._writer.submit("listings", listings, [])
+                            listings, listing_chars = [], 0
                 except Exception:  # a record that cannot be encoded is counted, not hidden
                     self._append_errors += 1
                     logger.exception("decision record could not be encoded")

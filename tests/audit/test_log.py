@@ -274,3 +274,30 @@ async def test_durable_mode_commits_before_returning(tmp_path: Path) -> None:
     plain = AuditLog(tmp_path / "p")
     assert await plain.wait_durable("any-id")  # default mode: returns at once
     plain.close()
+
+
+def test_a_backlog_of_listings_is_written_in_slices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Listings are big rows: a backlog of them is encoded and written a slice at a time,
+    in order, so memory stays bounded."""
+    from guard.audit import log as log_module
+
+    monkeypatch.setattr(log_module, "WRITE_MAX_CHARS", 20_000)
+    log = AuditLog(tmp_path / "s", flush_interval=3600)
+    for n in range(30):
+        events = []
+        for i in range(10):
+            ev = event(0, resource=Resource("tool", f"tool{i}"), method="tools/list",
+                       action="list", args={})  # fmt: skip
+            ev.decision_id = f"L{n}.{i + 1}"
+            events.append(ev)
+        log.append_listing(f"L{n}", events)
+    log.flush()
+    assert log.stats()["writes"] >= 5
+    log.close()
+    assert _rows(tmp_path / "s", "SELECT count(*), count(DISTINCT decision_id) FROM decisions") == [
+        (300, 300)
+    ]
+    report = verify(tmp_path / "s")
+    assert report.ok and report.rows == 30
