@@ -36,6 +36,7 @@ __all__ = [
     "HOT_SUFFIX",
     "SEGMENT_SUFFIX",
     "convert_hot",
+    "fsync_dir",
     "json_select",
     "live_segments",
     "read_json_file",
@@ -49,7 +50,8 @@ MARKER_SUFFIX: Final = ".replaces"
 MAX_ROW_BYTES: Final = 256 * 1024 * 1024  # redaction caps each value; this caps a row
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make `directory`'s entries (a new or renamed file) durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -155,7 +157,7 @@ def convert_hot(con: Any, directory: Path, table: str, hot: Path, *, fsync: bool
     finally:
         remove_quietly(tmp)
     if fsync:
-        _fsync_dir(directory)
+        fsync_dir(directory)
     remove_quietly(hot)
     return final
 

@@ -33,6 +33,7 @@ from guard.audit.schema import GENESIS, TABLES
 from guard.audit.segments import (
     HOT_SUFFIX,
     convert_hot,
+    fsync_dir,
     live_segments,
     remove_quietly,
     write_json_atomic,
@@ -288,7 +289,7 @@ class SegmentWriter:
         try:
             os.ftruncate(fd, 0)  # only a write that failed can have left anything here
             if self.durable:
-                _fsync_dir(directory)
+                fsync_dir(directory)
         except OSError:
             os.close(fd)
             raise
@@ -426,14 +427,6 @@ class SegmentWriter:
         if rows < ROLLUP_MAX_ROWS:
             self._own[(table, level + 1)].append((name, rows))
             self._roll_up(table, level + 1)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def yield_gil() -> None:
