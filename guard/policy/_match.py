@@ -88,7 +88,9 @@ def _set(values: tuple[str, ...] | None) -> frozenset[str] | None:
 
 def _regex(values: tuple[str, ...] | None) -> re.Pattern[str] | None:
     values = _given(values)
-    return glob_regex(values) if values is not None else None
+    if values is None or "*" in values:  # `*` matches every string: nothing to check
+        return None
+    return glob_regex(values)
 
 
 def _pattern_keys(subject: str, patterns: tuple[str, ...]) -> list[IndexKey] | None:
@@ -399,7 +401,12 @@ class CompiledRule:
         matchers = self.by_variant[variant or variant_of(resource)]
         if matchers is None:
             return False
-        return not matchers or any(m.match(resource) for m in matchers)
+        if not matchers:
+            return True
+        for m in matchers:  # noqa: SIM110 - `any` over a generator costs more than the match
+            if m.match(resource):
+                return True
+        return False
 
     def conditions_ok(self, ev: Evaluation) -> bool | None:
         """Kleene `all` over the rule's conditions: True, False, or None (unknown)."""
