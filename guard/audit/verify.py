@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,12 +123,7 @@ def _check_table(con: Any, table: str, root: Path, report: VerifyReport, seen: s
         parquet_rows: Iterable[tuple[Any, ...]] = ()
         if files:
             parquet_rows = _fetch(con.execute(_select(table, files)))
-        width = len(TABLES[table])
-
-        def key(row: tuple[Any, ...], _w: int = width) -> tuple[Any, ...]:
-            return (row[_w - 4] or "", row[_w - 3] or 0, row[_w], row[_w + 1])
-
-        rows = heapq.merge(parquet_rows, hot_rows, key=key)
+        rows = heapq.merge(parquet_rows, hot_rows, key=_chain_order(table))
         _check_rows(table, rows, root, found, seen)
         if files:
             _check_physical_order(con, table, files, found)
@@ -172,9 +167,19 @@ def _hot_rows(table: str, hot: list[Path], report: VerifyReport) -> list[tuple[A
                 )  # fmt: skip
             last_seq = seq
             rows.append((*values, str(path), number))
-    width = len(names)
-    rows.sort(key=lambda r: (r[width - 4] or "", r[width - 3] or 0, r[width], r[width + 1]))
+    rows.sort(key=_chain_order(table))
     return rows
+
+
+def _chain_order(table: str) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """The order `_select` gives rows in (writer, seq, file, row number), as a sort key
+    for rows shaped like its result."""
+    width = len(TABLES[table])
+
+    def key(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (row[width - 4] or "", row[width - 3] or 0, row[width], row[width + 1])
+
+    return key
 
 
 def _anchor(root: Path, table: str, wid: str) -> tuple[int, str]:
