@@ -379,8 +379,8 @@ class AuditLog:
 
     def _new_writer(self) -> SegmentWriter:
         return SegmentWriter(
-            self.path, self.writer_id, durable=self.durable, on_written=self._segment_written,
-            on_failed=self._segment_failed, write_hook=self._write_hook,
+            self.path, self.writer_id, durable=self.durable, on_written=self._batch_written,
+            on_failed=self._batch_failed, write_hook=self._write_hook,
             hot_rows=self._segment_rows, hot_age=self._segment_age,
         )  # fmt: skip
 
@@ -502,11 +502,11 @@ class AuditLog:
             if paused:
                 gc.enable()
 
-    def _segment_written(self, batch: Batch) -> None:
+    def _batch_written(self, batch: Batch) -> None:
         if batch.ids and self.durable:
             self._resolve_durable(batch.ids)
 
-    def _segment_failed(self, batch: Batch) -> None:
+    def _batch_failed(self, batch: Batch) -> None:
         """A batch could not be written: its rows go to the spill file, else stay in
         memory for the next flush; never dropped."""
         try:

@@ -4,11 +4,11 @@ The audit writer thread hands it row bodies (`rows.py`); it chains them (each ro
 covers its canonical JSON, which includes the previous row's hash) and appends them to the
 table's hot file with one `write` (fsync'd in durable mode), on a write thread while the
 next batch is encoded: from then on they survive the process being killed, and readers
-see them. A hot file becomes an immutable Parquet segment
-once it holds `hot_rows` rows or `HOT_MAX_BYTES`, or is `hot_age` seconds old; a converter thread
-does that with DuckDB (which releases the GIL), so a flush costs one `write`, not a
-segment's fixed ~3 ms. Small segments (quiet servers) are rolled up with the writer's
-others. The writer's head file (`writers/W.json`, truncation evidence) follows each write.
+see them. A hot file becomes an immutable Parquet segment once it holds `hot_rows` rows or
+`HOT_MAX_BYTES`, or is `hot_age` seconds old; a converter thread does that with DuckDB
+(which releases the GIL), so a flush costs one `write`, not a segment's fixed ~3 ms.
+Small segments (quiet servers) are rolled up with the writer's others. The writer's head
+file (`writers/W.json`, truncation evidence) follows each write.
 
 Not thread-safe: one writer thread drives it (the write and converter threads only touch
 the batch and the files they were handed).
