@@ -37,8 +37,8 @@ def verify_command(store: Path, show_all: bool) -> None:
 def compact_command(store: Path) -> None:
     """Merge STORE's small segments into one file per table (safe while servers write).
 
-    Hot files left by writers that died (untouched for 10 minutes) are converted first;
-    their rows were readable all along."""
+    Hot files left by writers that died (held open by no writer, untouched for 10
+    minutes) are converted first; their rows were readable all along."""
     from guard.audit.maintenance import compact
 
     _require(store)

@@ -397,6 +397,8 @@ class AuditLog:
             # DuckDB's threads did not survive the fork; finalizing the parent's connection
             # here would crash, so it is deliberately never released in the child.
             _process.pin(self._writer.con)
+        self._writer.forget()
+        self._spill.forget()
         self._writer = self._new_writer()
         self._spill = SpillFile(self._spill.directory, self.writer_id)
         self._thread = threading.Thread(

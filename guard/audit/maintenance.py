@@ -39,8 +39,8 @@ __all__ = ["DEFAULT_RETENTION_DAYS", "apply_retention", "compact"]
 DEFAULT_RETENTION_DAYS = 180
 # how long replaced segments stay on disk for queries that listed them before the switch
 GRACE_SECONDS = 120.0
-# a hot file untouched this long belongs to a writer that died (a live writer converts its
-# hot file at most `writer.HOT_MAX_AGE` seconds after opening it)
+# a hot file nobody holds open and untouched this long belongs to a writer that died (a
+# live writer converts its hot file at most `writer.HOT_MAX_AGE` seconds after opening it)
 ORPHAN_SECONDS = 600.0
 
 
@@ -116,12 +116,30 @@ def collect_garbage(directory: Path, grace: float | None = None) -> int:
     return deleted
 
 
+def _held_open(path: Path) -> bool:
+    """Whether a writer holds `path` open: it keeps an exclusive `flock` on its hot file
+    until it closes it, and the kernel drops the lock when the process dies."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return True  # its writer converted it meanwhile: nothing to do
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False  # no locks on this filesystem: the age alone decides
+    finally:
+        os.close(fd)
+    return False
+
+
 def convert_orphans(con: Any, root: Path, table: str, orphan_age: float) -> int:
-    """Convert the hot files of `table` that no writer has touched for `orphan_age`
-    seconds (their writer died, e.g. `kill -9`): their rows were readable all along and
-    now join the segments `compact` and retention work on. A hot file whose rows already
-    are in a segment (its writer died between the two) is deleted. Returns how many
-    files were converted."""
+    """Convert the hot files of `table` that no writer holds open and none has touched
+    for `orphan_age` seconds (their writer died, e.g. `kill -9`, or left a sealed file it
+    could not convert): their rows were readable all along and now join the segments
+    `compact` and retention work on. A hot file whose rows already are in a segment (its
+    writer died between the two) is deleted. Returns how many files were converted."""
     converted = 0
     cutoff = time.time() - orphan_age
     directory = root / table
@@ -132,6 +150,8 @@ def convert_orphans(con: Any, root: Path, table: str, orphan_age: float) -> int:
                 continue
         except FileNotFoundError:
             continue  # its writer converted it meanwhile
+        if _held_open(hot):
+            continue  # however old, its writer may still append to it
         if hot not in live:
             remove_quietly(hot)  # readers skip it: its segment holds the rows
             continue
@@ -150,8 +170,8 @@ def compact(
     """Merge each table's segments into one file; return how many files each table had.
     Replaced files are deleted once older than `grace` seconds (default `GRACE_SECONDS`:
     queries that started before the merge may still be reading them). Hot files left by
-    writers that died (untouched for `orphan_age` seconds) are converted first; live
-    writers' hot files are theirs.
+    writers that died (held open by none, untouched for `orphan_age` seconds) are
+    converted first; live writers' hot files are theirs.
 
     ```python
     compact("mcp-guard-audit.duckdb")  # {"decisions": 118, "outcomes": 97}

@@ -112,6 +112,18 @@ class SpillFile:
                 os.close(fd)
         return adopted
 
+    def forget(self) -> None:
+        """In a forked child: close the parent's file and lock without touching them (the
+        child's copy of the lock would keep the parent's rows from being adopted)."""
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self._fh.close()
+            self._fh = None
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+            self._lock_fd = None
+
     def close(self) -> None:
         with self.lock:
             if self._fh is not None:

@@ -17,6 +17,7 @@ the batch and the files they were handed).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -219,6 +220,14 @@ class SegmentWriter:
                 self.con.close()
             self.con = None
 
+    def forget(self) -> None:
+        """In a forked child: close the parent's hot files without touching them (the
+        parent still writes them; the child's copies would keep their locks held)."""
+        for hot in self._hot.values():
+            with contextlib.suppress(OSError):
+                os.close(hot.fd)
+        self._hot.clear()
+
     # ------------------------------------------------------------------ internals
 
     def _chain(self, batch: Batch) -> None:
@@ -286,6 +295,10 @@ class SegmentWriter:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{self.writer_id}-{first:012d}{HOT_SUFFIX}"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        # Held while the file is open (released by the kernel if the process dies):
+        # `compact` never converts a hot file its writer may still append to.
+        with contextlib.suppress(OSError):  # no locks here: `compact` goes by age alone
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         try:
             os.ftruncate(fd, 0)  # only a write that failed can have left anything here
             if self.durable:

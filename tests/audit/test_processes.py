@@ -175,3 +175,76 @@ def test_a_forked_child_becomes_a_writer_of_its_own(tmp_path: Path) -> None:
         ).fetchall()
     assert len(rows) == 3 and len({w for w, _ in rows}) == 2
     assert verify(store).ok
+
+
+def test_compact_converts_a_killed_writers_hot_files_but_never_a_live_ones(
+    tmp_path: Path,
+) -> None:
+    """A writer holds a lock on each hot file it has open; the kernel drops it when the
+    process dies. `compact` converts a dead writer's files and leaves a live writer's
+    alone, however long it was untouched (a stalled writer appends to it later)."""
+    from audit_kit import event
+
+    from guard.audit import AuditLog, compact
+
+    store, ackfile = tmp_path / "s", tmp_path / "ack"
+    proc = _start(store, ackfile, "default", pace=0.0005)
+    _acked_after(ackfile, 500)
+    time.sleep(0.7)  # one flush after the last acknowledgement counted
+    proc.kill()
+    proc.wait(30)
+    live = AuditLog(store, flush_interval=3600)
+    live.append(event(-1))
+    live.flush()
+    before = _recorded(store)
+    compact(store, orphan_age=0)  # no age protects anything now: only the locks
+    hot = sorted(p.name for p in (store / "decisions").glob("*.jsonl"))
+    assert hot == [f"{live.writer_id}-000000000001.jsonl"]  # the dead writer's went
+    live.append(event(-2))  # still the live writer's file: nothing written to it is lost
+    live.close()
+    assert _recorded(store) == before | {-2}
+    assert verify(store).ok
+
+
+def test_a_forked_child_lets_go_of_its_parents_hot_files(tmp_path: Path) -> None:
+    """The child inherits its parent's open hot files and spill lock; holding them would
+    keep the parent's locks alive after the parent died: its hot files would never be
+    converted, nor its spilled rows adopted."""
+    from audit_kit import event
+
+    from guard.audit import AuditLog
+    from guard.audit.maintenance import _held_open
+
+    store = tmp_path / "s"
+    log = AuditLog(store, flush_interval=3600, max_queue=1)
+    log.append(event(0))
+    log.append(event(-1))  # the queue is full: spilled, and the spill file is locked
+    log.flush()
+    (hot,) = (store / "decisions").glob("*.jsonl")
+    spill_lock = store / "spill" / f"{log.writer_id}.lock"
+    assert _held_open(hot) and _held_open(spill_lock)
+    ready, go = os.pipe(), os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: becomes a writer of its own, then waits while the parent checks
+        try:
+            log.append(event(1))
+            os.write(ready[1], b"x")
+            os.read(go[0], 1)
+            log.close()
+        finally:
+            os._exit(0)
+    try:
+        os.read(ready[0], 1)
+        for open_file in log._writer._hot.values():  # the parent "dies": its fds close
+            os.close(open_file.fd)
+        log._writer._hot.clear()
+        assert log._spill._lock_fd is not None
+        lock_fd, log._spill._lock_fd = log._spill._lock_fd, None
+        os.close(lock_fd)
+        # the child holds neither
+        assert not _held_open(hot) and not _held_open(spill_lock)
+    finally:
+        os.write(go[1], b"x")
+        os.waitpid(pid, 0)
+    log.close()
+    assert _recorded(store) == {-1, 0, 1}
