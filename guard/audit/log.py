@@ -103,10 +103,11 @@ class AuditLog:
             authenticator already allow-listed into `Principal.claims`).
         durable: commit each `tools/call` decision (fsync) before the tool runs; the
             middleware awaits `wait_durable(decision_id)`. Concurrent requests share fsyncs.
-        batch_size: rows that trigger a flush before the interval is up.
+        batch_size: records that trigger a flush before the interval is up.
         flush_interval: seconds between flushes when traffic is light (each flush is one
             write per table: it bounds what a `kill -9` can lose).
-        max_queue: queued rows above which `append` spills to disk instead of queueing.
+        max_queue: queued records above which `append` spills to disk instead of
+            queueing (a listing counts one per component: memory stays bounded).
         spill_dir: where spill files live (default `PATH/spill`).
         write_hook: called as `write_hook(table, rows)` before every write; raising makes
             that write fail (fault injection in tests).
@@ -155,6 +156,9 @@ class AuditLog:
         self._max_queue = max_queue
         self._write_hook = write_hook
         self._queue: deque[tuple[Any, ...]] = deque()
+        # records queued beyond one per item: a listing's components after its first
+        self._extra = 0
+        self._extra_lock = threading.Lock()
         self._wake = threading.Event()
         self._flush_waiters: list[threading.Event] = []
         self._flush_lock = threading.Lock()
@@ -237,7 +241,8 @@ class AuditLog:
                     request.action, request.time, context, first.server, first.transport,
                     first.session_id, first.request_id, first.method, first.trace_id,
                     first.span_id, entries,
-                )
+                ),
+                len(entries),
             )  # fmt: skip
         except Exception:
             self._append_errors += 1
@@ -255,15 +260,19 @@ class AuditLog:
             self._append_errors += 1
             logger.exception("outcome record could not be queued")
 
-    def _put(self, item: tuple[Any, ...]) -> None:
+    def _put(self, item: tuple[Any, ...], records: int = 1) -> None:
         queue = self._queue
-        depth = len(queue)
-        if depth < self._max_queue and not self._closed:
+        depth = len(queue) + self._extra
+        if depth + records <= self._max_queue and not self._closed:
+            if records > 1:  # listings only: calls never take the lock
+                with self._extra_lock:
+                    self._extra += records - 1
             queue.append(item)
-            if depth + 1 == self._batch:
+            if depth < self._batch <= depth + records:
                 self._wake.set()
             return
         # Full (or closed): keep memory bounded by writing this row to local disk now.
+        self._wake.set()
         self._spill_items([item], fsync=self.durable)
 
     async def wait_durable(self, decision_id: str, timeout: float | None = None) -> bool:
@@ -342,6 +351,7 @@ class AuditLog:
             items = []
             while self._queue:
                 items.append(self._queue.popleft())
+            self._dequeued(items)
             with contextlib.suppress(Exception):
                 self._spill_items(items, fsync=True)
         self._spill.close()
@@ -350,11 +360,11 @@ class AuditLog:
         _process.forget(self)
 
     def stats(self) -> dict[str, Any]:
-        """Counters for metrics: queue depth, rows written / spilled / failed / reloaded,
+        """Counters for metrics: queue depth (records), rows written / spilled / failed / reloaded,
         flush latency (sum, count, last), writes, and segments converted."""
         w = self._writer
         return {
-            "queue_depth": len(self._queue),
+            "queue_depth": len(self._queue) + self._extra,
             "written": sum(w.written.values()),
             "written_decisions": w.written["decisions"],
             "written_outcomes": w.written["outcomes"],
@@ -389,6 +399,8 @@ class AuditLog:
         did not survive the fork, and two processes must never share a chain or a file."""
         self.writer_id = uuid7().replace("-", "")
         self._queue = deque()
+        self._extra = 0
+        self._extra_lock = threading.Lock()
         self._wake = threading.Event()
         self._flush_lock = threading.Lock()
         self._durable_lock = threading.Lock()
@@ -447,7 +459,9 @@ class AuditLog:
         while left:
             n = min(left, WRITE_MAX_ROWS)
             left -= n
-            self._write_items([queue.popleft() for _ in range(n)])
+            items = [queue.popleft() for _ in range(n)]
+            self._dequeued(items)
+            self._write_items(items)
         if self._unsaved:
             unsaved, self._unsaved = self._unsaved, []
             for table, bodies, ids in unsaved:
@@ -461,6 +475,13 @@ class AuditLog:
             self._reload_spill()
         self._spill.sync()
         self._writer.tick()
+
+    def _dequeued(self, items: list[tuple[Any, ...]]) -> None:
+        """`items` left the queue: their listings' components no longer count."""
+        if self._extra:
+            extra = sum(len(i[-1]) - 1 for i in items if i[0] == LISTING)  # [-1]: entries
+            with self._extra_lock:
+                self._extra -= extra
 
     def _write_items(self, items: list[tuple[Any, ...]]) -> None:
         # A batch allocates a string or two per row; the cyclic GC would rescan the whole

@@ -6,11 +6,13 @@ from __future__ import annotations
 import errno
 import shutil
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from audit_kit import event
 
 from guard.audit import AuditLog, open_store, verify
+from guard.events import DecisionEvent
 
 
 def _count(store: Path) -> int:
@@ -40,6 +42,43 @@ def test_queue_overflow_spills_then_everything_lands(tmp_path: Path) -> None:
     assert stats["written_decisions"] == 1010 and stats["failed"] == 0
     assert _count(tmp_path / "s") == 1010
     assert verify(tmp_path / "s").ok
+
+
+def test_the_queue_bound_counts_each_component_of_a_listing(tmp_path: Path) -> None:
+    """A listing is one queued item but holds a record per component (~30 KB of row for
+    100 tools): the bound, and the batch that wakes the writer, count its records."""
+    entered, release = threading.Event(), threading.Event()
+
+    def stall(table: str, rows: int) -> None:
+        entered.set()
+        release.wait(30)
+
+    store = tmp_path / "s"
+    log = AuditLog(store, batch_size=250, max_queue=250, flush_interval=3600, write_hook=stall)
+
+    def listing(n: int) -> list[DecisionEvent]:
+        return [replace(event(i), decision_id=f"L{n}.{i + 1}") for i in range(100)]
+
+    log.append_listing("L0", listing(0))
+    log.append_listing("L1", listing(1))
+    assert not entered.wait(0.3)  # 200 records: below the batch, the writer sleeps on
+    log.append_listing("L2", listing(2))  # 300 > 250: wakes the writer, and is spilled
+    assert entered.wait(10)  # the writer took L0 and L1 and stalls writing them
+    stats = log.stats()
+    assert stats["queue_depth"] == 0 and stats["spilled"] == 1
+    for n in range(3, 6):
+        log.append_listing(f"L{n}", listing(n))
+    assert log.stats()["queue_depth"] == 200  # L3, L4 queued; L5 spilled
+    assert log.stats()["spilled"] == 2
+    release.set()
+    log.close()
+    with open_store(store) as con:
+        listed = con.execute(
+            "SELECT count(DISTINCT decision_id), count(DISTINCT split_part(decision_id, '.', 1)) "
+            "FROM decisions"
+        )
+        assert listed.fetchone() == (600, 6)
+    assert log.stats()["queue_depth"] == 0 and verify(store).ok
 
 
 def test_disk_full_spills_and_reloads_when_space_returns(tmp_path: Path) -> None:
