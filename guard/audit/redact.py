@@ -43,6 +43,13 @@ SECRET_PATTERN: Final = re.compile(
 )
 # the shortest thing SECRET_PATTERN can match; shorter strings skip the regex
 _MIN_SECRET_LEN: Final = 14
+# Every shape above contains one of these, lower-cased; an ASCII text holding none cannot
+# match. The regex tries each shape at each position
+# (~3 µs for a 36-character session id); these substring tests cost ~0.4 µs.
+_MARKERS: Final = (
+    "bearer", "basic", "eyj", "-----begin", "sk-", "_live_", "_test_", "gh", "github_pat_",
+    "akia", "asia", "xox", "aiza", "glpat-",
+)  # fmt: skip
 
 _SCALARS: Final = frozenset({int, float, bool, type(None)})
 
@@ -58,7 +65,19 @@ def looks_secret(text: str) -> bool:
     looks_secret("Paris")  # False
     ```
     """
-    return len(text) >= _MIN_SECRET_LEN and SECRET_PATTERN.search(text) is not None
+    return len(text) >= _MIN_SECRET_LEN and _search(text)
+
+
+def _search(text: str) -> bool:
+    """`SECRET_PATTERN.search(text)`, skipped when no shape's marker is in `text`."""
+    if text.isascii():  # else case-insensitive matching goes beyond ASCII lower-casing
+        low = text.lower()
+        for marker in _MARKERS:
+            if marker in low:
+                break
+        else:
+            return False
+    return SECRET_PATTERN.search(text) is not None
 
 
 def _safe_repr(value: Any) -> str:
@@ -164,7 +183,7 @@ class Redactor:
         if cls is str:
             if len(item) < _MIN_SECRET_LEN:
                 return item
-            if self._detect and SECRET_PATTERN.search(item) is not None:
+            if self._detect and _search(item):
                 out.append(path)
                 return SECRET_MARK
             if len(item) > self._max:

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 from audit_kit import BEARER, RAW_API_KEY
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from guard.audit.redact import Redactor, looks_secret
+from guard.audit.redact import SECRET_PATTERN, Redactor, looks_secret
 
 
 def test_ordinary_args_are_returned_untouched_without_copy() -> None:
@@ -82,6 +84,34 @@ def test_secret_shaped_values_are_redacted(value: str) -> None:
 def test_ordinary_values_are_kept(value: str) -> None:
     assert not looks_secret(value)
     assert Redactor().redact({"v": value})[1] == ()
+
+
+# Texts holding each shape (ASCII, where the marker shortcut applies), with their case
+# flipped at random, and near misses: pieces of shapes among ordinary and non-ASCII text
+# (the long s and the Kelvin sign match "s" and "k" case-insensitively).
+_SHAPED = st.from_regex(SECRET_PATTERN, alphabet=st.characters(codec="ascii"))
+_PIECES = st.sampled_from(
+    [
+        "Bearer ", "BASIC\t", "ba\u017fic ", "eyJ", "EYJ", "eyJhbGci.", ".eyJzdWIi.", "-----BEGIN ",
+        "PRIVATE KEY-----", "sk-", "SK-", "sk_live_", "rk_test_", "ghp_", "github_pat_", "AKIA",
+        "ASIA", "xoxb-", "AIza", "glpat-", "\u212a", "abcdefghij", "0123456789", " ", "é",
+    ]
+)  # fmt: skip
+_TEXTS = st.one_of(
+    _SHAPED,
+    st.tuples(_SHAPED, st.randoms()).map(
+        lambda t: "".join(c.swapcase() if t[1].random() < 0.5 else c for c in t[0])
+    ),
+    st.lists(st.one_of(_PIECES, st.text(max_size=6)), max_size=12).map("".join),
+)
+
+
+@settings(max_examples=800, deadline=None)
+@given(_TEXTS)
+def test_the_marker_shortcut_never_changes_what_looks_secret(text: str) -> None:
+    expected = len(text) >= 14 and SECRET_PATTERN.search(text) is not None
+    assert looks_secret(text) == expected
+    assert (Redactor().redact({"v": text})[1] == ("v",)) == (expected and len(text) <= 4096)
 
 
 def test_oversized_values_are_cut_with_their_digest() -> None:
