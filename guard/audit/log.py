@@ -33,7 +33,7 @@ from guard.audit.redact import Redactor
 from guard.audit.rows import DECISION, LISTING, OUTCOME, RowBuilder, outcome_body
 from guard.audit.schema import TABLES
 from guard.audit.spill import SpillFile
-from guard.audit.writer import HOT_MAX_AGE, HOT_MAX_ROWS, Batch, SegmentWriter, yield_gil
+from guard.audit.writer import HOT_MAX_AGE, HOT_MAX_ROWS, Batch, SegmentWriter
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -59,8 +59,11 @@ DEFAULT: Final = _Default()
 """`audit=DEFAULT`: `$MCP_GUARD_AUDIT` if set (`off` switches records off), else
 `./mcp-guard-audit.duckdb`."""
 
-WRITE_MAX_ROWS: Final = 25_000  # rows per write when a flush has more ...
-WRITE_MAX_CHARS: Final = 32 * 1024 * 1024  # ... and listings per write (a backlog of big
+# A backlog is encoded, chained and written a slice at a time: one slice is written while
+# the next is encoded, and ~6 MB of rows stay in the CPU's caches between the three steps
+# (25,000-row slices ingested ~10% fewer rows a second).
+WRITE_MAX_ROWS: Final = 5_000  # rows per write when a flush has more ...
+WRITE_MAX_CHARS: Final = 8 * 1024 * 1024  # ... and listings per write (a backlog of big
 # listings must not be encoded all at once: 25,000 listings of 100 tools are 700 MB)
 _RELOAD_RETRY_SECONDS: Final = 1.0  # how often a failing store is retried without traffic
 
@@ -496,7 +499,7 @@ class AuditLog:
             durable = self.durable
             for n, item in enumerate(items):
                 if not n & 255:
-                    yield_gil()
+                    self._writer.yield_gil()
                 try:
                     kind = item[0]
                     if kind == DECISION:

@@ -220,6 +220,15 @@ class SegmentWriter:
                 self.con.close()
             self.con = None
 
+    def yield_gil(self) -> None:
+        """Let the converter thread have the GIL for a moment, if it is converting: DuckDB
+        takes it back now and then while it writes, and a busy writer thread would make it
+        wait a whole switch interval (5 ms) each time. (With no conversion running, the
+        request threads get the GIL at the switch interval as usual.)"""
+        converter = self._converter
+        if converter is not None and converter.is_alive():
+            time.sleep(0)
+
     def forget(self) -> None:
         """In a forked child: close the parent's hot files without touching them (the
         parent still writes them; the child's copies would keep their locks held)."""
@@ -242,7 +251,7 @@ class SegmentWriter:
         for body in batch.bodies:
             seq += 1
             if not seq & 255:
-                yield_gil()
+                self.yield_gil()
             text = f'{body}{link}{seq},"prev_hash":"{prev}"'
             try:
                 data = text.encode()
@@ -440,10 +449,3 @@ class SegmentWriter:
         if rows < ROLLUP_MAX_ROWS:
             self._own[(table, level + 1)].append((name, rows))
             self._roll_up(table, level + 1)
-
-
-def yield_gil() -> None:
-    """Let the converter thread have the GIL for a moment. DuckDB takes it back now and
-    then while it writes; a busy writer thread would make it wait a whole switch interval
-    (5 ms) each time."""
-    time.sleep(0)
