@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from typing import Any, Final
@@ -33,7 +33,21 @@ LISTING: Final = 2
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US: Final = datetime.resolution
 _EMPTY_JSON_SHA: Final = hashlib.sha256(b"{}").hexdigest()
-_dumps_sorted = json_encoder(sort_keys=True, default=repr)
+
+
+def _plain(value: Any) -> Any:
+    """What JSON holds for a value it cannot encode: a mapping as a dict (a request's
+    context is a read-only `MappingProxyType`, and the redactor passes mappings through
+    as they are), anything else as its `repr` (redaction already replaced the rest)."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    try:
+        return repr(value)
+    except Exception:  # a broken __repr__ must not lose the record
+        return f"<{type(value).__name__}>"
+
+
+_dumps_sorted = json_encoder(sort_keys=True, default=_plain)
 _dumps = json_encoder(sort_keys=False)
 _SHADOW_NULL: Final = (
     '"shadow_allowed":null,"shadow_reason":null,"shadow_rule":null,'

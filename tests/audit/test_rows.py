@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from audit_kit import event
@@ -36,7 +38,8 @@ maybe = st.none() | hostile
 json_value = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | hostile
     | st.floats(allow_nan=False, allow_infinity=False),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(hostile, inner, max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(hostile, inner, max_size=3)
+    | st.dictionaries(hostile, inner, max_size=3).map(MappingProxyType),  # read-only mappings
     max_leaves=8,
 )  # fmt: skip
 
@@ -51,7 +54,7 @@ def _number(value: Any) -> float | None:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=repr)  # fmt: skip
+                      default=lambda v: dict(v) if isinstance(v, Mapping) else repr(v))  # fmt: skip
 
 
 def plain_values(rows: RowBuilder, item: tuple[Any, ...]) -> list[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,7 @@ async def test_every_decision_and_outcome_is_recorded(tmp_path: Path) -> None:
             " FROM decision_log WHERE method = 'tools/call' ORDER BY ts"
         ).fetchall()
         listed = db.sql("SELECT count(*) FROM decisions WHERE method = 'prompts/list'").fetchall()
+        contexts = db.sql("SELECT context, session_id FROM decisions").fetchall()
         hashes = {h for (h,) in db.sql("SELECT policy_hash FROM policies").fetchall()}
     assert [(c[0], c[1], c[2], c[3]) for c in calls] == [
         ("login", True, "ok", None),
@@ -55,6 +57,11 @@ async def test_every_decision_and_outcome_is_recorded(tmp_path: Path) -> None:
     assert calls[0][5] == "renamed"  # the draft's rule, next to the live one
     assert "hunter2" not in calls[0][6]
     assert listed == [(2,)]  # one record per prompt, hidden one included
+    # the context conditions saw, as a JSON object replay can hand to them again
+    for context, session_id in contexts:
+        assert json.loads(context) == {
+            "server": "demo", "session_id": session_id, "transport": "memory",
+        }  # fmt: skip
     assert {mw.policy_set.hash, mw.shadow_set.hash} <= hashes  # type: ignore[union-attr]
 
 
