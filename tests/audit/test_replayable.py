@@ -1,7 +1,8 @@
 """A record holds everything replay needs: re-deciding each stored record, from the store
-alone (its columns and the policy texts kept by hash), gives the decision it recorded.
-The policy reads every kind of input a record keeps: principal and claims, tags, namespace,
-arguments, the request's context and its clock."""
+alone (its columns and the policy texts kept by hash), gives the decision it recorded, and
+the shadow draft's. The policy reads every kind of input a record keeps: principal and
+claims, tags, namespace, URI, arguments, the request's context and its clock, for tools,
+resources, templates and prompts, listed and used."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastmcp import Client, FastMCP
 from fastmcp.exceptions import ToolError
+from mcp.shared.exceptions import MCPError
 
 from guard import AccessRequest, GuardMiddleware, Principal, Resource, load_policies
 from guard.audit import AuditLog, open_store
@@ -41,7 +44,29 @@ rules:
       - {field: user.claims.team, operator: equals, value: x}
       - {field: tool.args.city, operator: in, value: [Paris, Berlin]}
       - {field: request.time.hour, operator: between, value: [0, 23]}
+  - name: own_profile
+    effect: allow
+    resource_templates: {names: [profile]}
+    actions: [list, read]
+    conditions: [{field: resource.uri, operator: glob, value: "users://alice/*"}]
+  - name: public_data
+    effect: allow
+    resources: {schemes: [data]}
+    actions: [list, read]
+  - name: greetings_listed
+    effect: allow
+    prompts: {names: [greet]}
+    actions: [list]
+  - name: friendly_greetings
+    effect: allow
+    prompts: {names: [greet]}
+    actions: [get]
+    conditions: [{field: request.args.name, operator: not_equals, value: root}]
 """
+# the draft under review: Berlin is out, and greetings are for nobody
+DRAFT = POLICY.replace("[Paris, Berlin]", "[Paris]").replace(
+    "operator: not_equals, value: root", "operator: equals, value: nobody"
+)
 
 
 def _server() -> FastMCP[Any]:
@@ -54,6 +79,18 @@ def _server() -> FastMCP[Any]:
     @mcp.tool(tags={"admin"})
     def purge() -> str:
         return "purged"
+
+    @mcp.resource("data://public", tags={"open"})
+    def public() -> str:
+        return "public"
+
+    @mcp.resource("users://{uid}/profile", name="profile")
+    def profile(uid: str) -> str:
+        return f"profile {uid}"
+
+    @mcp.prompt
+    def greet(name: str) -> str:
+        return f"Hello {name}"
 
     return mcp
 
@@ -82,29 +119,35 @@ def _replayed(row: dict[str, Any]) -> AccessRequest:
 async def test_every_record_re_decides_to_what_it_recorded(tmp_path: Path) -> None:
     store = tmp_path / "s"
     alice = Principal("alice", ("user",), claims={"team": "x"}, auth_method="stdio")
-    mw = GuardMiddleware(POLICY, principal=alice, audit=AuditLog(store), telemetry=False)
+    mw = GuardMiddleware(
+        POLICY, principal=alice, audit=AuditLog(store), telemetry=False, shadow=DRAFT
+    )
     mcp = _server()
     mcp.add_middleware(mw)
     async with Client(mcp) as client:
         assert [t.name for t in await client.list_tools()] == ["forecast"]
+        assert [r.name for r in await client.list_resources()] == ["public"]
+        assert [t.name for t in await client.list_resource_templates()] == ["profile"]
+        assert [p.name for p in await client.list_prompts()] == ["greet"]
+        await client.read_resource("data://public")
+        await client.read_resource("users://alice/profile")
+        await client.get_prompt("greet", {"name": "alice"})
+        with pytest.raises(MCPError, match="Unknown prompt"):
+            await client.get_prompt("greet", {"name": "root"})
         await client.call_tool("forecast", {"city": "Paris", "units": "metric"})
+        await client.call_tool("forecast", {"city": "Berlin", "units": "metric"})
         for args in ({"city": "Rome", "units": "metric"}, {"city": "Berlin", "units": "imperial"}):
-            try:
+            with pytest.raises(ToolError, match="Unknown tool"):
                 await client.call_tool("forecast", args)
-                raise AssertionError(f"{args} was allowed")
-            except ToolError:
-                pass
-        try:
+        with pytest.raises(ToolError, match="Unknown tool"):
             await client.call_tool("purge", {})
-            raise AssertionError("purge was allowed")
-        except ToolError:
-            pass
     mw.close()
     with open_store(store) as db:
         cur = db.execute("SELECT * FROM decisions ORDER BY ts, decision_id")
         names = [c[0] for c in cur.description]
         rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-        sets = {h: load_policies(db.policy_texts(h)) for h in {r["policy_hash"] for r in rows}}
+        hashes = {r["policy_hash"] for r in rows} | {r["shadow_policy_hash"] for r in rows}
+        sets = {h: load_policies(db.policy_texts(h)) for h in hashes}
     outcomes = {(r["action"], r["resource"], r["allowed"], r["rule"]) for r in rows}
     assert outcomes == {  # every rule above decided something
         ("list", "forecast", True, "list_over_memory"),
@@ -113,11 +156,25 @@ async def test_every_record_re_decides_to_what_it_recorded(tmp_path: Path) -> No
         ("call", "forecast", False, None),
         ("call", "forecast", False, "imperial_is_refused"),
         ("call", "purge", False, None),
+        ("list", "public", True, "public_data"),  # a resource's name; its URI is data://
+        ("read", "public", True, "public_data"),
+        ("list", "profile", True, "own_profile"),
+        ("read", "profile", True, "own_profile"),  # the template read at users://alice/
+        ("list", "greet", True, "greetings_listed"),
+        ("get", "greet", True, "friendly_greetings"),
+        ("get", "greet", False, None),
     }
+    disagreements = 0
     for row in rows:
-        policies = sets[row["policy_hash"]]
-        assert policies.hash == row["policy_hash"]
-        again = policies.decide(_replayed(row))
-        recorded = (row["allowed"], row["reason"], row["rule"], row["policy"])
-        assert (again.allowed, again.reason, again.rule, again.policy) == recorded, row
-        assert list(again.matched_rules) == row["matched_rules"] and not again.errors, row
+        request = _replayed(row)
+        for prefix in ("", "shadow_"):
+            policies = sets[row[f"{prefix}policy_hash"]]
+            assert policies.hash == row[f"{prefix}policy_hash"]
+            again = policies.decide(request)
+            recorded = tuple(row[f"{prefix}{c}"] for c in ("allowed", "reason", "rule", "policy"))
+            assert (again.allowed, again.reason, again.rule, again.policy) == recorded, row
+            assert not again.errors, row
+            if not prefix:
+                assert list(again.matched_rules) == row["matched_rules"], row
+        disagreements += row["allowed"] != row["shadow_allowed"]
+    assert disagreements == 2  # Berlin and greeting alice: the draft would refuse both
