@@ -44,10 +44,14 @@ rules:
       - {field: user.claims.team, operator: equals, value: x}
       - {field: tool.args.city, operator: in, value: [Paris, Berlin]}
       - {field: request.time.hour, operator: between, value: [0, 23]}
+  - name: profiles_listed
+    effect: allow
+    resource_templates: {names: [profile]}
+    actions: [list]
   - name: own_profile
     effect: allow
     resource_templates: {names: [profile]}
-    actions: [list, read]
+    actions: [read]
     conditions: [{field: resource.uri, operator: glob, value: "users://alice/*"}]
   - name: public_data
     effect: allow
@@ -131,6 +135,8 @@ async def test_every_record_re_decides_to_what_it_recorded(tmp_path: Path) -> No
         assert [p.name for p in await client.list_prompts()] == ["greet"]
         await client.read_resource("data://public")
         await client.read_resource("users://alice/profile")
+        with pytest.raises(MCPError, match="Resource not found"):
+            await client.read_resource("users://bob/profile")
         await client.get_prompt("greet", {"name": "alice"})
         with pytest.raises(MCPError, match="Unknown prompt"):
             await client.get_prompt("greet", {"name": "root"})
@@ -158,8 +164,9 @@ async def test_every_record_re_decides_to_what_it_recorded(tmp_path: Path) -> No
         ("call", "purge", False, None),
         ("list", "public", True, "public_data"),  # a resource's name; its URI is data://
         ("read", "public", True, "public_data"),
-        ("list", "profile", True, "own_profile"),
+        ("list", "profile", True, "profiles_listed"),
         ("read", "profile", True, "own_profile"),  # the template read at users://alice/
+        ("read", "profile", False, None),  # ... and at users://bob/
         ("list", "greet", True, "greetings_listed"),
         ("get", "greet", True, "friendly_greetings"),
         ("get", "greet", False, None),
