@@ -247,7 +247,11 @@ def _request_json(
 
 
 def _context_json(context: Any) -> str:
-    return f'"context":{_q(_dumps_sorted(context)) if context else "null"}'
+    if not context:
+        return '"context":null'
+    if type(context) is not dict:  # the middleware's read-only mapping: skip `_plain`
+        context = dict(context)
+    return f'"context":{_q(_dumps_sorted(context))}'
 
 
 def _outcome(d: Any) -> list[Any]:
