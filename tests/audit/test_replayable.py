@@ -7,7 +7,7 @@ resources, templates and prompts, listed and used."""
 from __future__ import annotations
 
 import json
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ rules:
     conditions:
       - {field: user.claims.team, operator: equals, value: x}
       - {field: tool.args.city, operator: in, value: [Paris, Berlin]}
-      - {field: request.time.hour, operator: between, value: [0, 23]}
+      - {field: request.time, operator: between, value: [FROM, UNTIL]}  # the test's hour
   - name: profiles_listed
     effect: allow
     resource_templates: {names: [profile]}
@@ -67,10 +67,20 @@ rules:
     actions: [get]
     conditions: [{field: request.args.name, operator: not_equals, value: root}]
 """
-# the draft under review: Berlin is out, and greetings are for nobody
-DRAFT = POLICY.replace("[Paris, Berlin]", "[Paris]").replace(
-    "operator: not_equals, value: root", "operator: equals, value: nobody"
-)
+
+
+def _policies() -> tuple[str, str]:
+    """The live policy, open for an hour around now (a record's clock that is off, by a
+    time zone say, re-decides differently), and the draft under review: Berlin is out, and
+    greetings are for nobody."""
+    now = datetime.now(UTC)
+    live = POLICY.replace("FROM", (now - timedelta(minutes=30)).isoformat()).replace(
+        "UNTIL", (now + timedelta(minutes=30)).isoformat()
+    )
+    draft = live.replace("[Paris, Berlin]", "[Paris]").replace(
+        "operator: not_equals, value: root", "operator: equals, value: nobody"
+    )
+    return live, draft
 
 
 def _server() -> FastMCP[Any]:
@@ -123,8 +133,9 @@ def _replayed(row: dict[str, Any]) -> AccessRequest:
 async def test_every_record_re_decides_to_what_it_recorded(tmp_path: Path) -> None:
     store = tmp_path / "s"
     alice = Principal("alice", ("user",), claims={"team": "x"}, auth_method="stdio")
+    live, draft = _policies()
     mw = GuardMiddleware(
-        POLICY, principal=alice, audit=AuditLog(store), telemetry=False, shadow=DRAFT
+        live, principal=alice, audit=AuditLog(store), telemetry=False, shadow=draft
     )
     mcp = _server()
     mcp.add_middleware(mw)
