@@ -28,18 +28,26 @@ def test_weather_policy():
 
 from __future__ import annotations
 
-import difflib
 import json
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 
 from guard.errors import PolicyError, PolicyProblem
-from guard.policy.model import KINDS, AccessRequest, Decision, Principal, Resource
+from guard.policy._request_form import (
+    REQUEST_KEYS,
+    LineLoader,
+    LineMap,
+    Problems,
+    parse_request,
+    parse_request_node,
+    parse_time,
+    plain,
+)
+from guard.policy.model import AccessRequest, Decision
 
 if TYPE_CHECKING:
     from guard.policy.policyset import PolicySet
@@ -57,33 +65,8 @@ __all__ = [
 ]
 
 _SUITE_KEYS: Final = ("policies", "cases", "description", "time")
-_REQUEST_KEYS: Final = (
-    "principal",
-    "tool",
-    "resource",
-    "prompt",
-    "action",
-    "args",
-    "time",
-    "context",
-)
-_CASE_KEYS: Final = ("name", *_REQUEST_KEYS, "expect")
-_PRINCIPAL_KEYS: Final = ("user_id", "roles", "agent_id", "claims", "authenticated", "auth_method")
-_RESOURCE_KEYS: Final = ("kind", "name", "uri", "tags", "namespace", "version", "template", "meta")
+_CASE_KEYS: Final = ("name", *REQUEST_KEYS, "expect")
 _EXPECT_KEYS: Final = ("allowed", "rule", "policy", "reason")
-# what a request on each kind of component does when the case does not say
-_DEFAULT_ACTION: Final = {
-    "tool": "call",
-    "resource": "read",
-    "resource_template": "read",
-    "prompt": "get",
-}
-_METHOD_PREFIX: Final = {
-    "tool": "tools",
-    "resource": "resources",
-    "resource_template": "resources/templates",
-    "prompt": "prompts",
-}
 
 
 # --------------------------------------------------------------------------- results
@@ -281,14 +264,14 @@ def run_suite(path: str | Path) -> SuiteResult:
 def load_suite(path: str | Path) -> Suite:
     """Read and validate a suite file and load the policies it names (see `run_suite`)."""
     suite_path = Path(path)
-    out = _Problems(str(suite_path))
+    out = Problems(str(suite_path))
     try:
         text = suite_path.read_text(encoding="utf-8")
     except OSError as exc:
         out.add(f"cannot read suite: {exc.strerror or exc}", code="unreadable")
         raise PolicyError(out) from None
     try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=LineLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -296,7 +279,7 @@ def load_suite(path: str | Path) -> Suite:
             f"not valid YAML: {getattr(exc, 'problem', None) or exc}", line=line, code="yaml_syntax"
         )
         raise PolicyError(out) from None
-    if not isinstance(data, _Map):
+    if not isinstance(data, LineMap):
         out.add("a suite is a mapping with `policies` and `cases`", line=1)
         raise PolicyError(out)
     if "rules" in data and "cases" not in data:
@@ -307,7 +290,7 @@ def load_suite(path: str | Path) -> Suite:
     for key in ("policies", "cases"):
         if key not in data:
             out.add(f"missing `{key}`", data, None, key, code="missing_key")
-    suite_time = _parse_time(data, "time", out) if "time" in data else None
+    suite_time = parse_time(data, "time", out) if "time" in data else None
     policy_set = _load_policy_set(data, suite_path, out) if "policies" in data else None
     cases: list[SuiteCase] = []
     raw_cases = data.get("cases")
@@ -329,7 +312,7 @@ def load_suite(path: str | Path) -> Suite:
     return Suite(out.source, policy_set, tuple(cases))
 
 
-def _load_policy_set(data: _Map, suite_path: Path, out: _Problems) -> PolicySet | None:
+def _load_policy_set(data: LineMap, suite_path: Path, out: Problems) -> PolicySet | None:
     from guard.policy.loader import load_policies, parse_policies
 
     raw = data["policies"]
@@ -345,8 +328,8 @@ def _load_policy_set(data: _Map, suite_path: Path, out: _Problems) -> PolicySet 
                 out.add(msg, data, "policies", where, code="not_found")
                 continue
             source: Any = target
-        elif isinstance(item, _Map):
-            source = _plain(item)
+        elif isinstance(item, LineMap):
+            source = plain(item)
         else:
             out.add(
                 "each entry of `policies` is a path or an inline policy", data, "policies", where
@@ -369,7 +352,7 @@ def _load_policy_set(data: _Map, suite_path: Path, out: _Problems) -> PolicySet 
 
 def _relocate(p: PolicyProblem, item: Any, where: str, source: str) -> PolicyProblem:
     """Point a problem of an inline policy (source `<dict>`) at its line in the suite."""
-    if not isinstance(item, _Map) or not p.source.startswith("<"):
+    if not isinstance(item, LineMap) or not p.source.startswith("<"):
         return p
     fld = p.field or ""
     field_path = f"{where}.{fld}" if fld else where
@@ -380,7 +363,7 @@ def _relocate(p: PolicyProblem, item: Any, where: str, source: str) -> PolicyPro
 
 def _line_of(node: Any, path: str) -> int | None:
     """The line of the deepest node along a dotted path like `rules[2].tools.pattern`."""
-    line = node.line if isinstance(node, _Map) else None
+    line = node.line if isinstance(node, LineMap) else None
     for part in path.replace("[", ".[").split("."):
         if not part:
             continue
@@ -389,12 +372,12 @@ def _line_of(node: Any, path: str) -> int | None:
             if not idx.isdigit() or int(idx) >= len(node):
                 break
             node = node[int(idx)]
-        elif isinstance(node, _Map) and part in node:
+        elif isinstance(node, LineMap) and part in node:
             line = node.lines.get(part, line)
             node = node[part]
         else:
             break
-        if isinstance(node, _Map):
+        if isinstance(node, LineMap):
             line = node.line
     return line
 
@@ -403,9 +386,9 @@ def _line_of(node: Any, path: str) -> int | None:
 
 
 def _parse_case(
-    raw: Any, where: str, suite: _Map, out: _Problems, default_time: datetime | None
+    raw: Any, where: str, suite: LineMap, out: Problems, default_time: datetime | None
 ) -> SuiteCase | None:
-    if not isinstance(raw, _Map):
+    if not isinstance(raw, LineMap):
         out.add("each case is a mapping", suite, "cases", where)
         return None
     before = len(out)
@@ -413,7 +396,7 @@ def _parse_case(
     name = raw.get("name", where)
     if not isinstance(name, str):
         out.add("`name` must be a string", raw, "name", f"{where}.name")
-    request = _parse_request(raw, where, out, default_time)
+    request = parse_request_node(raw, where, out, default_time)
     expect = None
     if "expect" in raw:
         expect = _parse_expect(raw, where, out)
@@ -425,12 +408,12 @@ def _parse_case(
     return SuiteCase(str(name), request, expect, raw.line)
 
 
-def _parse_expect(raw: _Map, where: str, out: _Problems) -> Expectation | None:
+def _parse_expect(raw: LineMap, where: str, out: Problems) -> Expectation | None:
     value = raw["expect"]
     where = f"{where}.expect"
     if value in ("allow", "deny"):
         return Expectation(allowed=value == "allow")
-    if not isinstance(value, _Map):
+    if not isinstance(value, LineMap):
         out.add("`expect` is `allow`, `deny` or a mapping with `allowed`", raw, "expect", where)
         return None
     before = len(out)
@@ -451,303 +434,3 @@ def _parse_expect(raw: _Map, where: str, out: _Problems) -> Expectation | None:
     if len(out) > before:
         return None
     return Expectation(bool(allowed), value.get("rule"), value.get("policy"), value.get("reason"))
-
-
-def parse_request(data: Mapping[str, Any], source: str = "<request>") -> AccessRequest:
-    """Build an `AccessRequest` from the mapping form a suite case uses (without `expect`).
-
-    Raises:
-        PolicyError: the mapping is malformed (each problem names its field).
-
-    Example:
-        ```python
-        request = parse_request({"principal": {"user_id": "alice", "roles": ["user"]},
-                                 "tool": "get_weather", "args": {"city": "Paris"}})
-        ```
-    """
-    node = data if isinstance(data, _Map) else _to_map(data)
-    out = _Problems(source)
-    out.check_keys(node, _REQUEST_KEYS, "")
-    request = _parse_request(node, "", out, None)
-    if out or request is None:
-        raise PolicyError(out)
-    return request
-
-
-def _parse_request(
-    raw: _Map, where: str, out: _Problems, default_time: datetime | None
-) -> AccessRequest | None:
-    def at(key: str) -> str:
-        return f"{where}.{key}" if where else key
-
-    before = len(out)
-    principal = _parse_principal(raw, at("principal"), out)
-    given = [k for k in ("tool", "resource", "prompt") if k in raw]
-    resource: Resource | None = None
-    if len(given) == 1:
-        resource = _parse_resource(raw, given[0], at(given[0]), out)
-    else:
-        got = f" (got {', '.join(given)})" if given else ""
-        hint = "e.g. `tool: get_weather` or `resource: weather://paris`"
-        out.add(
-            f"name exactly one of `tool`, `resource` or `prompt`{got}",
-            raw,
-            None,
-            where or None,
-            hint,
-            "conflict" if given else "missing_key",
-        )
-    action = raw.get("action")
-    if action is not None and not isinstance(action, str):
-        out.add(
-            "`action` must be a string such as call, read, get or list", raw, "action", at("action")
-        )
-    for key in ("args", "context"):
-        if not isinstance(raw.get(key, {}), Mapping):
-            out.add(f"`{key}` must be a mapping", raw, key, at(key))
-    when = _parse_time(raw, "time", out, at("time")) if "time" in raw else None
-    if len(out) > before or principal is None or resource is None:
-        return None
-    act = action or _DEFAULT_ACTION[resource.kind]
-    return AccessRequest(
-        principal=principal,
-        resource=resource,
-        action=act,
-        args=_plain(raw.get("args", {})),
-        time=when or default_time,
-        method=f"{_METHOD_PREFIX[resource.kind]}/{act}",
-        context=_plain(raw.get("context", {})),
-    )
-
-
-def _parse_principal(raw: _Map, where: str, out: _Problems) -> Principal | None:
-    value = raw.get("principal")
-    if value is None:  # no principal: an anonymous, unauthenticated caller
-        return Principal.anonymous()
-    if isinstance(value, str):
-        return Principal(user_id=value)
-    if not isinstance(value, _Map):
-        out.add("`principal` is a user id or a mapping", raw, "principal", where)
-        return None
-    before = len(out)
-    out.check_keys(value, _PRINCIPAL_KEYS, where)
-    roles = value.get("roles", [])
-    roles = [roles] if isinstance(roles, str) else roles
-    expected_types: dict[str, Any] = {
-        "user_id": (str, int, type(None)),
-        "agent_id": (str, type(None)),
-        "auth_method": (str, type(None)),
-        "claims": Mapping,
-        "authenticated": bool,
-    }
-    for key, types in expected_types.items():
-        if key in value and not isinstance(value[key], types):
-            out.add(f"`principal.{key}` has the wrong type", value, key, f"{where}.{key}")
-    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-        out.add("`principal.roles` must be a list of strings", value, "roles", f"{where}.roles")
-    if len(out) > before:
-        return None
-    user_id = value.get("user_id")
-    return Principal(
-        user_id=None if user_id is None else str(user_id),
-        roles=tuple(roles),
-        agent_id=value.get("agent_id"),
-        claims=_plain(value.get("claims", {})),
-        authenticated=value.get("authenticated", True),
-        auth_method=value.get("auth_method"),
-    )
-
-
-def _parse_resource(raw: _Map, key: str, where: str, out: _Problems) -> Resource | None:
-    value = raw[key]
-    if isinstance(value, str):
-        if key == "resource":
-            return Resource("resource", value, uri=value)
-        return Resource("tool" if key == "tool" else "prompt", value)
-    if not isinstance(value, _Map):
-        out.add(f"`{key}` is a name or a mapping", raw, key, where)
-        return None
-    before = len(out)
-    out.check_keys(value, _RESOURCE_KEYS, where)
-    kind = value.get("kind", key)
-    if kind not in KINDS:
-        out.add(
-            f"unknown kind {kind!r}",
-            value,
-            "kind",
-            f"{where}.kind",
-            f"one of {', '.join(KINDS)}",
-            "bad_value",
-        )
-    name = value.get("name", value.get("uri"))
-    if not isinstance(name, str):
-        out.add(
-            "a resource needs a `name` (or `uri`)",
-            value,
-            "name",
-            f"{where}.name",
-            code="missing_key",
-        )
-    tags = value.get("tags", [])
-    tags = [tags] if isinstance(tags, str) else tags
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        out.add("`tags` must be a list of strings", value, "tags", f"{where}.tags")
-    for opt in ("uri", "namespace", "version", "template"):
-        if value.get(opt) is not None and not isinstance(value[opt], str):
-            out.add(f"`{opt}` must be a string", value, opt, f"{where}.{opt}")
-    if not isinstance(value.get("meta", {}), Mapping):
-        out.add("`meta` must be a mapping", value, "meta", f"{where}.meta")
-    if len(out) > before:
-        return None
-    return Resource(
-        kind=kind,
-        name=str(name),
-        tags=frozenset(tags),
-        namespace=value.get("namespace"),
-        version=value.get("version"),
-        uri=value.get("uri", name if kind == "resource" else None),
-        template=value.get("template"),
-        meta=_plain(value.get("meta", {})),
-    )
-
-
-def _parse_time(raw: _Map, key: str, out: _Problems, where: str | None = None) -> datetime | None:
-    """ISO 8601 text (or a YAML timestamp); a time without a zone is taken as UTC."""
-    value = raw[key]
-    when: datetime | None = None
-    if isinstance(value, datetime):
-        when = value
-    elif isinstance(value, date):
-        when = datetime(value.year, value.month, value.day)
-    elif isinstance(value, str):
-        try:
-            when = datetime.fromisoformat(value)
-        except ValueError:
-            when = None
-    if when is None:
-        out.add(
-            f"`{key}` must be an ISO 8601 date-time",
-            raw,
-            key,
-            where or key,
-            "e.g. 2025-06-02T09:30:00+02:00",
-            "bad_value",
-        )
-        return None
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-
-
-class _Problems(list[PolicyProblem]):
-    """Problems found in one source, collected so all are reported at once."""
-
-    def __init__(self, source: str) -> None:
-        super().__init__()
-        self.source = source
-
-    def add(
-        self,
-        message: str,
-        node: _Map | None = None,
-        key: str | None = None,
-        where: str | None = None,
-        hint: str | None = None,
-        code: str = "wrong_type",
-        line: int | None = None,
-    ) -> None:
-        if line is None and node is not None:
-            line = node.lines.get(key, node.line) if key is not None else node.line
-        self.append(PolicyProblem(message, self.source, line, where, hint, code))
-
-    def check_keys(self, node: _Map, allowed: Sequence[str], where: str) -> None:
-        for key, line in node.duplicates:
-            path = f"{where}.{key}" if where else str(key)
-            first = node.lines.get(key)
-            self.add(
-                f"duplicate key {key!r} (first at line {first})",
-                line=line,
-                where=path,
-                code="duplicate_key",
-            )
-        for key in node:
-            if key in allowed:
-                continue
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = (
-                f"did you mean `{close[0]}`?" if close else f"expected one of {', '.join(allowed)}"
-            )
-            path = f"{where}.{key}" if where else str(key)
-            self.add(f"unknown key {key!r}", node, key, path, hint, "unknown_key")
-
-
-# --------------------------------------------------------------------------- YAML with lines
-
-
-class _Map(dict[Any, Any]):
-    """A mapping that remembers its own line and the line of each key (1-based)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.line: int | None = None
-        self.lines: dict[Any, int] = {}
-        self.duplicates: list[tuple[Any, int]] = []  # YAML keeps the last silently; we refuse
-
-
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader whose mappings are `_Map`s, so errors can name the line they are on."""
-
-
-def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> _Map:
-    # keys written in this mapping, as opposed to those a `<<` merge brings in: a merged key
-    # may be overridden (YAML's rule), a key written twice is a mistake
-    written = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
-    loader.flatten_mapping(node)
-    result = _Map()
-    result.line = node.start_mark.line + 1
-    seen: set[Any] = set()
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        if id(key_node) in written:
-            if key in seen:
-                result.duplicates.append((key, line))
-                continue
-            seen.add(key)
-        result[key] = loader.construct_object(value_node, deep=True)
-        result.lines[key] = line
-    return result
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
-
-
-def _to_map(value: Any, memo: dict[int, Any] | None = None) -> Any:
-    memo = {} if memo is None else memo
-    if id(value) in memo:  # YAML aliases share one object: keep sharing, never expand
-        return memo[id(value)]
-    out: Any = value
-    if isinstance(value, Mapping):
-        out = memo[id(value)] = _Map()
-        out.update({k: _to_map(v, memo) for k, v in value.items()})
-    elif isinstance(value, list | tuple):
-        out = memo[id(value)] = []
-        out.extend(_to_map(v, memo) for v in value)
-    return out
-
-
-def _plain(value: Any, memo: dict[int, Any] | None = None) -> Any:
-    """Plain dicts and lists: what the loader and the evaluator expect.
-
-    Shared substructures (YAML aliases) stay shared, so an alias bomb ("billion laughs")
-    costs its written size, not its expanded size.
-    """
-    memo = {} if memo is None else memo
-    if id(value) in memo:
-        return memo[id(value)]
-    out: Any = value
-    if isinstance(value, Mapping):
-        out = memo[id(value)] = {}
-        out.update({k: _plain(v, memo) for k, v in value.items()})
-    elif isinstance(value, list):
-        out = memo[id(value)] = []
-        out.extend(_plain(v, memo) for v in value)
-    return out
