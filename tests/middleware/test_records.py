@@ -101,3 +101,22 @@ async def test_durable_mode_commits_the_decision_before_the_tool_runs(tmp_path: 
             await client.call_tool("transfer", {"amount": 5})
     mw.close()
     assert seen_by_tool == [1, 2, 3]
+
+
+def test_the_fields_the_middleware_fills_by_position_keep_their_order() -> None:
+    """The middleware builds `AccessRequest` and `DecisionEvent` positionally (a list of 100
+    tools makes 100 of each); most of their fields are text, so a reordering would pass
+    the type checker and swap what the records say."""
+    import dataclasses
+    import inspect
+
+    from guard import AccessRequest
+    from guard.events import DecisionEvent
+
+    assert [f.name for f in dataclasses.fields(DecisionEvent)] == [
+        "decision_id", "request", "decision", "shadow", "server", "transport", "session_id",
+        "request_id", "method", "trace_id", "span_id",
+    ]  # fmt: skip
+    assert list(inspect.signature(AccessRequest).parameters)[:7] == [
+        "principal", "resource", "action", "args", "time", "method", "context",
+    ]  # fmt: skip
