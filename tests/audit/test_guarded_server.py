@@ -62,6 +62,14 @@ async def test_no_credential_reaches_the_store_or_the_logs(tmp_path: Path) -> No
     )
     assert [r["args_redacted"] for r in calls] == [["text"], ["text"], [], [], ["text"]]
     assert json.loads(calls[0]["args"]) == {"text": "<redacted:secret>"}
+    # a token's allow-listed claims and the request context are JSON objects replay can use
+    assert [json.loads(r["claims"]).keys() for r in calls if r["user_id"] == "bob"] == [
+        {"sub", "exp"}
+    ]
+    for r in calls:
+        context = json.loads(r["context"])
+        assert context == {"server": context["server"], "session_id": r["session_id"],
+                           "transport": "http"}  # fmt: skip
     assert verify(store).ok
     # the credentials appear nowhere: decoded rows, raw bytes of every file, the server log
     needles = [RAW_API_KEY, token, token.split(".")[2]]
