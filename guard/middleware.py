@@ -389,8 +389,10 @@ class GuardMiddleware(Middleware):
             listing[1].append(event)  # recorded with the whole listing
         elif self.audit is not None:
             try:
-                self.audit.append(event)  # queued before the handler runs
+                queued = self.audit.append(event)  # queued before the handler runs
             except Exception:  # `append` promises not to raise; if it does, deny
+                queued = False
+            if queued is False:  # a decision that cannot be recorded is not an allow
                 event.decision = replace(_error_decision("recording"), policy_hash=policies.hash)
                 telemetry.guard_error("record")
         return event
@@ -594,8 +596,10 @@ class GuardMiddleware(Middleware):
                 kept.append(item)
         if self.audit is not None:
             try:
-                self.audit.append_listing(*listing)  # one row for the whole listing
+                queued = self.audit.append_listing(*listing)  # one row for the whole listing
             except Exception:  # `append_listing` promises not to raise; if it does, hide all
+                queued = False
+            if queued is False:  # what cannot be recorded is not shown
                 self._telemetry.guard_error("record")
                 return []
         return kept

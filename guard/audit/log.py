@@ -198,8 +198,10 @@ class AuditLog:
 
     # ------------------------------------------------------------------ request path
 
-    def append(self, event: DecisionEvent) -> None:
-        """Queue the record of one decision. No I/O; never raises (failures are counted)."""
+    def append(self, event: DecisionEvent) -> bool:
+        """Queue the record of one decision. No I/O; never raises. Returns False when the
+        record could not be queued (counted in `append_errors`): the middleware then
+        denies, as a decision it cannot record is not enforced as an allow."""
         try:
             request = event.request
             args, redacted, digest = self._redactor.redact(request.args)
@@ -223,14 +225,17 @@ class AuditLog:
         except Exception:
             self._append_errors += 1
             logger.exception("decision record could not be queued")
+            return False
+        return True
 
-    def append_listing(self, listing_id: str, events: Sequence[DecisionEvent]) -> None:
+    def append_listing(self, listing_id: str, events: Sequence[DecisionEvent]) -> bool:
         """Queue the records of one listing: `events` are the per-component decisions of
         one list request (same principal, clock, request and span; no arguments), stored
         as one `listings` row and read back as one `decisions` record each. No I/O; never
-        raises (failures are counted)."""
+        raises. Returns False when they could not be queued (counted): the middleware
+        then shows nothing."""
         if not events:
-            return
+            return True
         try:
             first = events[0]
             request = first.request
@@ -250,6 +255,8 @@ class AuditLog:
         except Exception:
             self._append_errors += 1
             logger.exception("listing records could not be queued")
+            return False
+        return True
 
     def append_outcome(
         self, decision_id: str, status: str, duration_us: float, error_class: str | None

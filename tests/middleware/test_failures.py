@@ -233,3 +233,60 @@ async def test_a_list_item_the_guard_cannot_read_is_hidden_and_recorded(
     junk = next(e for e in recorder.events if e.request.resource.name == "junk")
     assert junk.request.resource.kind == "prompt" and junk.decision.reason == "error"
     assert "resolve" in recorder.errors
+
+
+class BrokenRedactor:
+    """Redaction that blows up on one argument value: its record cannot be queued."""
+
+    def redact(self, args: Any) -> Any:
+        if args and "boom" in str(args):
+            raise RuntimeError("redactor broken")
+        return args, (), None
+
+
+async def test_a_decision_that_cannot_be_recorded_is_not_enforced_as_an_allow(
+    tmp_path: Any, recorder: Recorder
+) -> None:
+    from guard.audit import AuditLog, open_store
+
+    ran: list[str] = []
+    log = AuditLog(tmp_path / "audit", redactor=BrokenRedactor())  # type: ignore[arg-type]
+    mw = GuardMiddleware(POLICY, principal=Principal("root", ("admin",)), audit=log,
+                         telemetry=recorder)  # fmt: skip
+    mcp = demo_server()
+
+    @mcp.tool(tags={"safe"})
+    def note(text: str) -> str:
+        ran.append(text)
+        return text
+
+    mcp.add_middleware(mw)
+    async with Client(mcp) as client:
+        assert (await client.call_tool("note", {"text": "fine"})).data == "fine"
+        with pytest.raises(ToolError, match="Unknown tool"):
+            await client.call_tool("note", {"text": "boom"})
+    assert ran == ["fine"]  # the tool never ran for the call it could not record
+    assert log.stats()["append_errors"] == 1 and recorder.errors.count("record") == 1
+    mw.close()
+    with open_store(tmp_path / "audit") as db:
+        assert db.sql("SELECT args FROM decisions WHERE method = 'tools/call'").fetchall() == [
+            ('{"text":"fine"}',)
+        ]
+
+
+async def test_a_listing_that_cannot_be_recorded_shows_nothing(
+    tmp_path: Any, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from guard.audit import AuditLog
+
+    log = AuditLog(tmp_path / "audit")
+    mw = GuardMiddleware(POLICY, principal=Principal("root", ("admin",)), audit=log,
+                         telemetry=recorder)  # fmt: skip
+    mcp = demo_server()
+    mcp.add_middleware(mw)
+    async with Client(mcp) as client:
+        assert await client.list_tools()
+        monkeypatch.setattr(log, "_put", lambda *a, **k: 1 / 0)  # the queue breaks
+        assert await client.list_tools() == []
+    assert log.stats()["append_errors"] == 1 and recorder.errors.count("record") == 1
+    mw.close()
