@@ -44,8 +44,8 @@ SECRET_PATTERN: Final = re.compile(
 # the shortest thing SECRET_PATTERN can match; shorter strings skip the regex
 _MIN_SECRET_LEN: Final = 14
 # Every shape above contains one of these, lower-cased; an ASCII text holding none cannot
-# match. The regex tries each shape at each position
-# (~3 µs for a 36-character session id); these substring tests cost ~0.4 µs.
+# match. The regex tries each shape at each position (~3 µs for a 36-character session
+# id); these substring tests cost ~0.4 µs.
 _MARKERS: Final = (
     "bearer", "basic", "eyj", "-----begin", "sk-", "_live_", "_test_", "gh", "github_pat_",
     "akia", "asia", "xox", "aiza", "glpat-",
