@@ -100,13 +100,16 @@ def queued(draw: st.DrawFn) -> tuple[Any, ...]:
     )  # fmt: skip
     shadow = draw(st.none() | st.builds(Decision, st.booleans(), hostile, rule=maybe))
     args = draw(st.dictionaries(hostile, json_value, max_size=4))
+    # the middleware's context is a read-only mapping
+    contexts = st.dictionaries(hostile, json_value, max_size=2)
+    contexts = contexts | contexts.map(MappingProxyType)
     when = draw(
         st.none() | st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-7))]))
     )
     return (
         DECISION, draw(hostile), draw(st.integers(0, 2**53)), principal, resource,
-        draw(st.sampled_from(["call", "list", "read"])), when, draw(st.dictionaries(
-            hostile, json_value, max_size=2)), args, tuple(draw(st.lists(hostile, max_size=2))),
+        draw(st.sampled_from(["call", "list", "read"])), when, draw(contexts), args,
+        tuple(draw(st.lists(hostile, max_size=2))),
         draw(st.none() | st.just("ab" * 32)), decision, shadow, draw(maybe), draw(maybe),
         draw(maybe), draw(st.none() | st.integers() | hostile), draw(maybe), draw(maybe),
         draw(maybe),
