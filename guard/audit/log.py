@@ -387,7 +387,7 @@ class AuditLog:
             "flush_seconds_sum": w.flush_sum,
             "flush_seconds_count": w.flush_count,
             "flush_seconds_last": w.flush_last,
-            "writes": w.writes,
+            "writes": w.flush_count,  # one timed write per batch
             "segments": w.segments,
             "convert_failures": w.convert_failures,
         }
