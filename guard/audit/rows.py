@@ -247,11 +247,7 @@ def _request_json(
 
 
 def _context_json(context: Any) -> str:
-    if not context:
-        return '"context":null'
-    if type(context) is not dict:  # the middleware's read-only mapping: skip `_plain`
-        context = dict(context)
-    return f'"context":{_q(_dumps_sorted(context))}'
+    return f'"context":{_q(_dumps_sorted(context)) if context else "null"}'
 
 
 def _outcome(d: Any) -> list[Any]:
