@@ -72,6 +72,14 @@ def event(
     )  # fmt: skip
 
 
+def append_calls(log: Any, first: int, n: int) -> None:
+    """Queue `n` allowed calls on `log` (an `AuditLog`): each a decision and its outcome."""
+    for i in range(first, first + n):
+        ev = event(i)
+        log.append(ev)
+        log.append_outcome(ev.decision_id, "ok", 1.0, None)
+
+
 def subprocess_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_kit import event
+from audit_kit import append_calls, event
 
 from guard.audit import AuditLog, compact, open_store, verify
 from guard.audit import writer as writer_module
@@ -29,10 +29,7 @@ def _count(store: Path) -> int:
 
 def _fill(store: Path, n: int) -> AuditLog:
     log = AuditLog(store, flush_interval=3600)
-    for i in range(n):
-        ev = event(i)
-        log.append(ev)
-        log.append_outcome(ev.decision_id, "ok", 1.0, None)
+    append_calls(log, 0, n)
     log.flush()
     return log
 

@@ -8,7 +8,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from audit_kit import event
+from audit_kit import append_calls, event
 from click.testing import CliRunner
 
 from guard.audit import AuditLog, apply_retention, compact, open_store, verify
@@ -20,10 +20,7 @@ def _fill(store: Path, flushes: int, per_flush: int, **kwargs: object) -> AuditL
     kwargs.setdefault("segment_rows", per_flush)
     log = AuditLog(store, **kwargs)  # type: ignore[arg-type]
     for f in range(flushes):
-        for i in range(per_flush):
-            ev = event(f * per_flush + i)
-            log.append(ev)
-            log.append_outcome(ev.decision_id, "ok", 1.0, None)
+        append_calls(log, f * per_flush, per_flush)
         log.flush()
     return log
 
