@@ -11,31 +11,40 @@ __all__ = ["uuid7"]
 
 _lock = threading.Lock()
 # Ids must be unique, not secret: a seeded PRNG costs ~0.1 us where two os.urandom calls
-# cost ~1-2 us (a syscall each), and the middleware makes one id per decision (100 per
-# listing of 100 tools). Reseeded in forked children so workers never share a sequence.
+# cost ~1-2 us (a syscall each), and the middleware makes one id per call and per listing.
+# Reseeded in forked children so workers never share a sequence.
 _rng = random.Random(os.urandom(16))  # noqa: S311 - uniqueness, not secrecy
 os.register_at_fork(after_in_child=lambda: _rng.seed(os.urandom(16)))
 _last_ms = 0
 _seq = 0
+_prefix = ""  # the id's first 15 characters (its millisecond and version), per millisecond
+
+
+def _time_prefix(ms: int) -> str:
+    h = f"{ms:012x}"
+    return f"{h[:8]}-{h[8:]}-7"
 
 
 def uuid7() -> str:
-    """Return a UUIDv7 string; ids made in one process sort in creation order."""
-    global _last_ms, _seq
+    """Return a UUIDv7 string; ids made in one process sort in creation order.
+
+    ```python
+    a, b = uuid7(), uuid7()
+    assert a < b and uuid.UUID(a).version == 7
+    ```
+    """
+    global _last_ms, _seq, _prefix
     ms = time.time_ns() // 1_000_000
     with _lock:
         if ms > _last_ms:
-            _last_ms = ms
+            _last_ms, _prefix = ms, _time_prefix(ms)
             _seq = _rng.getrandbits(10)  # leave room to count up
         else:
-            ms = _last_ms
             _seq += 1
             if _seq > 0xFFF:  # 4096 ids in one ms: borrow the next millisecond
                 _last_ms += 1
-                ms = _last_ms
+                _prefix = _time_prefix(_last_ms)
                 _seq = 0
-        seq = _seq
-    rand = _rng.getrandbits(62)
-    value = (ms << 80) | (0x7 << 76) | (seq << 64) | (0b10 << 62) | rand
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        seq, prefix = _seq, _prefix
+    rand = _rng.getrandbits(62)  # after the 2 variant bits: 14 bits, then 48
+    return f"{prefix}{seq:03x}-{0x8000 | rand >> 48:04x}-{rand & 0xFFFF_FFFF_FFFF:012x}"
