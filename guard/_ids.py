@@ -29,6 +29,8 @@ def uuid7() -> str:
     """Return a UUIDv7 string; ids made in one process sort in creation order.
 
     ```python
+    import uuid
+
     a, b = uuid7(), uuid7()
     assert a < b and uuid.UUID(a).version == 7
     ```

@@ -247,6 +247,8 @@ class GuardMiddleware(Middleware):
 
         Example:
             ```python
+            from guard.policy import policy
+
             middleware.add_policy(policy("extra").allow_by_default().build())
             ```
         """

@@ -109,9 +109,16 @@ class SegmentWriter:
         hot_age: seconds after its first row that a hot file becomes a segment.
 
     ```python
-    writer = SegmentWriter(store, wid, durable=False, on_written=done, on_failed=spill)
-    writer.submit("decisions", bodies, ids)  # written on a write thread
-    writer.tick()      # after each flush: on_written / on_failed has run; converts what is due
+    from pathlib import Path
+    from guard.audit.rows import OUTCOME, outcome_body
+
+    written = []
+    writer = SegmentWriter(Path("store"), "w1", durable=False, on_written=written.append,
+                           on_failed=print)  # the audit writer spills failed batches
+    writer.submit("outcomes", [outcome_body((OUTCOME, "d1", 1, "ok", 2.5, None))], [])
+    writer.tick()   # after each flush: on_written / on_failed has run; converts what is due
+    writer.close()  # every hot file becomes a Parquet segment
+    assert written[0].seq == 1 and list(Path("store/outcomes").glob("w1-*.parquet"))
     ```
     """
 

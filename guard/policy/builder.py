@@ -364,6 +364,13 @@ class PolicyBuilder:
 
     Example:
         ```python
+        from guard import load_policies
+        from guard.policy import policy, rule
+
+        no_tmp_escape = (
+            rule("no_tmp_escape").for_tool_patterns("write_*")
+            .when_equals("tool.args.dir", "/tmp").deny()
+        )
         files = policy("files").deny_overrides().add_rule(no_tmp_escape).build()
         load_policies(files)  # or PolicyEngine([files]), GuardMiddleware(files)
         ```

@@ -226,8 +226,10 @@ class PolicySet:
                 `register_condition`). They are captured now.
 
         ```python
+        from guard.policy.spec import PolicySpec, RuleSpec
+
         ps = PolicySet.from_specs([PolicySpec("svc", rules=(RuleSpec("all", "allow"),))])
-        ps.rule_count  # 1
+        assert ps.rule_count == 1
         ```
         """
         return cls(specs, conditions=conditions)

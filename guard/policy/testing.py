@@ -126,7 +126,7 @@ class SuiteResult:
 
     Example:
         ```python
-        result = run_suite("weather.test.yaml")
+        result = run_suite("policies/tests/weather.test.yaml")
         assert result.passed, result.report()
         ```
     """
@@ -218,6 +218,9 @@ class Suite:
 
         Example:
             ```python
+            import pytest
+            from guard.policy.testing import load_suite
+
             suite = load_suite("policies/tests/weather.test.yaml")
 
             @pytest.mark.parametrize("case", suite.cases, ids=lambda c: c.name)

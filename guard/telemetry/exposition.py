@@ -102,6 +102,10 @@ def mount_metrics(
 
     Example:
         ```python
+        import os
+
+        from guard.telemetry import mount_metrics
+
         mount_metrics(mcp, token=os.environ["METRICS_TOKEN"])
         ```
     """
