@@ -141,6 +141,9 @@ def create_api_key_middleware(
 
     if not (api_key_roles or api_keys or api_keys_file or api_keys_env):
         raise ValueError("Either api_key_roles or api_keys must be provided")
+    if isinstance(api_keys, str | bytes):
+        # a string is a sequence of one-character keys: every letter would let callers in
+        raise TypeError("api_keys must be a list of keys, not one string")
     keys: dict[str, Any] = {k: None for k in api_keys or ()}
     keys.update(api_key_roles or {})
     auth = ApiKeyAuthenticator(

@@ -92,6 +92,13 @@ async def test_api_keys_list_header_and_file(tmp_path: Path) -> None:
         create_api_key_middleware(POLICY, audit=None)
 
 
+def test_api_keys_as_one_string_is_refused() -> None:
+    """`api_keys=os.environ["API_KEY"]` type-checks (a str is a Sequence[str]), and would
+    make every character of the key a key of its own: refused."""
+    with pytest.raises(TypeError, match="list of keys"):
+        create_api_key_middleware(POLICY, api_keys="my-secret-key-0001", audit=None)
+
+
 async def test_jwt_factory_positional_and_seed_keywords() -> None:
     mw = create_jwt_middleware(
         HS_SECRET,
