@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -36,6 +37,45 @@ class VerificationKey(NamedTuple):
 def _redacted(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
+class _HideURLCredentials(logging.Filter):
+    """On the `httpx` logger: its `HTTP Request: GET <url> ...` line (INFO) names a JWKS
+    URL by its redacted form when the URL carries a query or user info, which may hold a
+    credential (`?client_secret=...`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.endpoints: set[str] = set()  # redacted forms of such URLs
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._shown(a) for a in record.args)
+        return True
+
+    def _shown(self, arg: Any) -> Any:
+        if isinstance(arg, bytes | int | float):
+            return arg
+        text = str(arg)  # httpx passes an `httpx.URL`
+        if "://" not in text or ("?" not in text and "@" not in text):
+            return arg
+        try:
+            shown = _redacted(text)
+        except ValueError:
+            return arg
+        return shown if shown in self.endpoints else arg
+
+
+_HIDE_URL_CREDENTIALS: Final = _HideURLCredentials()
+
+
+def _hide_in_http_logs(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.query or parts.username or parts.password:
+        _HIDE_URL_CREDENTIALS.endpoints.add(_redacted(url))
+        logger = logging.getLogger("httpx")
+        if _HIDE_URL_CREDENTIALS not in logger.filters:
+            logger.addFilter(_HIDE_URL_CREDENTIALS)
 
 
 def _parse(document: Any, origin: str) -> dict[str | None, VerificationKey]:
@@ -92,6 +132,8 @@ class JWKSKeys:
         self.path = Path(path) if path is not None else None
         # what logs name: no query string or user info, which could carry a credential
         self._where = str(self.path) if self.path is not None else _redacted(url or "jwks")
+        if url is not None:
+            _hide_in_http_logs(url)
         self.min_refresh_interval = min_refresh_interval
         self.cache_ttl = cache_ttl
         self.timeout = timeout
@@ -123,7 +165,7 @@ class JWKSKeys:
             response.raise_for_status()
             if len(response.content) > _MAX_JWKS_BYTES:
                 raise ValueError("JWKS document too large")
-            return _parse(response.json(), self.url)
+            return _parse(response.json(), self._where)
 
     async def _refresh(self) -> None:
         async with self._lock:

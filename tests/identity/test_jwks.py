@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,23 @@ async def test_jwks_unreachable(rsa_key: KeyPair, caplog: pytest.LogCaptureFixtu
     assert await reason(auth, token) == "jwks_unavailable"  # and no retry storm
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warnings == [f"JWKS fetch from {url.split('?')[0]} failed: ConnectError"]
+
+
+async def test_jwks_url_credentials_stay_out_of_httpx_logs(
+    jwks_server: JWKSServer, rsa_key: KeyPair, caplog: pytest.LogCaptureFixture
+) -> None:
+    """httpx logs every request's full URL at INFO: a JWKS URL's query (which may hold a
+    credential) must not reach an application that logs at INFO."""
+    caplog.set_level(logging.INFO)
+    secret = remember("jwks-url-credential-0042")
+    jwks_server.keys = [rsa_key.jwk]
+    auth = JWTAuthenticator(jwks_url=f"{jwks_server.url}?client_secret={secret}")
+    token = mint(claims(), rsa_key.private, "RS256", {"kid": rsa_key.kid})
+    assert (await auth.authenticate(bearer(token))).user_id == "alice"
+    lines = [(r.name, r.getMessage()) for r in caplog.records]
+    assert not [line for line in lines if secret in line[1]]
+    # the request is still logged, naming the endpoint without its query
+    assert any(name == "httpx" and jwks_server.url in text for name, text in lines), lines
 
 
 async def test_jwks_http_error_then_recovery(jwks_server: JWKSServer, rsa_key: KeyPair) -> None:
