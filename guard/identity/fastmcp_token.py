@@ -13,7 +13,7 @@ from typing import Any
 
 from guard.identity._common import MISSING_CREDENTIALS, fail, fingerprint
 from guard.identity.base import RequestInfo
-from guard.identity.claims import DEFAULT_CLAIMS, ClaimMapping
+from guard.identity.claims import DEFAULT_CLAIMS, ClaimMapping, claim_at
 from guard.policy.model import Principal
 
 __all__ = ["FastMCPTokenAuthenticator"]
@@ -59,7 +59,7 @@ class FastMCPTokenAuthenticator:
             raise fail(MISSING_CREDENTIALS, "FastMCP verified no access token")
         claims = dict(getattr(token, "claims", None) or {})
         client_id = getattr(token, "client_id", None) or None
-        user = claims.get(self.mapping.user_id) if self.mapping.user_id in claims else None
+        user = claim_at(claims, self.mapping.user_id)
         user = user or getattr(token, "subject", None) or client_id
         if not isinstance(user, str | int) or isinstance(user, bool) or user == "":
             raise fail("missing_claim", "verified token names no user")

@@ -98,6 +98,17 @@ async def test_fastmcp_token_without_sub_uses_client_id() -> None:
     assert p.user_id == "svc"
 
 
+async def test_fastmcp_token_user_id_claim_is_a_claim_path() -> None:
+    """As for every authenticator, `user_id_claim` may name a nested claim."""
+    token = AccessToken(
+        token=remember("opaque-token-nested-0001"), client_id="c", scopes=[],
+        claims={"sub": "uuid-1", "ext": {"email": "bob@corp.example"}},
+    )  # fmt: skip
+    auth = FastMCPTokenAuthenticator(user_id_claim="ext.email")
+    p = await auth.authenticate(RequestInfo("http", access_token=token))
+    assert p.user_id == "bob@corp.example"
+
+
 async def test_fastmcp_token_missing_or_bad_roles() -> None:
     auth = FastMCPTokenAuthenticator()
     assert await reason_of(auth, http()) == "missing_credentials"
