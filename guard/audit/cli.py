@@ -18,7 +18,15 @@ _STORE = click.argument("store", type=click.Path(path_type=Path), default=DEFAUL
 @_STORE
 @click.option("--all", "show_all", is_flag=True, help="List every problem, not only the first.")
 def verify_command(store: Path, show_all: bool) -> None:
-    """Check every writer's hash chain in STORE; exit 1 naming the first bad row."""
+    """Check every writer's hash chain in STORE; exit 1 naming the first bad row.
+
+    STORE defaults to ./mcp-guard-audit.duckdb (the guard's default).
+
+    \b
+    Example:
+        mcp-guard verify
+        mcp-guard verify mcp-guard-audit.duckdb --all
+    """
     from guard.audit.verify import verify
 
     _require(store)
@@ -38,7 +46,13 @@ def compact_command(store: Path) -> None:
     """Merge STORE's small segments into one file per table (safe while servers write).
 
     Hot files left by writers that died (held open by no writer, untouched for 10
-    minutes) are converted first; their rows were readable all along."""
+    minutes) are converted first; their rows were readable all along.
+
+    \b
+    Example:
+        mcp-guard compact
+        mcp-guard compact mcp-guard-audit.duckdb
+    """
     from guard.audit.maintenance import compact
 
     _require(store)
@@ -53,7 +67,12 @@ def compact_command(store: Path) -> None:
 @click.option("--days", type=click.FloatRange(min=0, min_open=True), default=180.0,
               show_default=True, help="Keep rows younger than this.")  # fmt: skip
 def retention_command(store: Path, days: float) -> None:
-    """Delete rows older than --days from STORE (the chains stay verifiable)."""
+    """Delete rows older than --days from STORE (the chains stay verifiable).
+
+    \b
+    Example:
+        mcp-guard retention --days 90
+    """
     from guard.audit.maintenance import apply_retention
 
     _require(store)
@@ -65,7 +84,13 @@ def retention_command(store: Path, days: float) -> None:
 @_STORE
 @click.option("-n", "limit", type=click.IntRange(min=1), default=20, show_default=True)
 def tail_command(store: Path, limit: int) -> None:
-    """Print the latest decisions of STORE as JSON lines."""
+    """Print the latest decisions of STORE as JSON lines, oldest first.
+
+    \b
+    Example:
+        mcp-guard tail -n 5
+        mcp-guard tail mcp-guard-audit.duckdb -n 100 | grep '"allowed": false'
+    """
     from guard.audit.store import open_store
 
     _require(store)

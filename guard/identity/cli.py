@@ -39,9 +39,9 @@ def key() -> None:
 def new_key(user: str | None, roles: tuple[str, ...], prefix: str) -> None:
     """Make a random key: prints it once (stderr), and its config entry (stdout).
 
-    ```bash
-    mcp-guard key new --user ci --role deployer >> api-keys.yaml
-    ```
+    \b
+    Example:
+        mcp-guard key new --user ci --role deployer >> api-keys.yaml
     """
     value = f"{prefix}_{secrets.token_urlsafe(32)}"
     click.echo(f"key (shown once, give it to the caller): {value}", err=True)
@@ -55,9 +55,9 @@ def new_key(user: str | None, roles: tuple[str, ...], prefix: str) -> None:
 def hash_key(user: str | None, roles: tuple[str, ...]) -> None:
     """Print the config entry (digest) and key_id of an existing key read from stdin.
 
-    ```bash
-    printf %s "$KEY" | mcp-guard key hash --user ci --role deployer
-    ```
+    \b
+    Example:
+        printf %s "$KEY" | mcp-guard key hash --user ci --role deployer
     """
     if sys.stdin.isatty():
         value = click.prompt("API key", hide_input=True)

@@ -314,7 +314,7 @@ def format_policies(paths: tuple[str, ...], check: bool, write: bool, force: boo
     \b
     Example:
         mcp-guard format policies/ --check
-        mcp-guard format policies/weather.yaml --write
+        mcp-guard format team.yaml --write
     """
     if check and write:
         raise click.ClickException("use either --check or --write")
