@@ -109,6 +109,10 @@ def collect_garbage(directory: Path, grace: float | None = None) -> int:
             continue
         if (directory / merged).exists() or merged in merged_away:
             for source in sources:
+                # A writer killed between converting its hot file and deleting it left
+                # both: the hot file goes first, or it would be read again (its rows
+                # twice) once its segment is gone. It is never written to again.
+                remove_quietly(directory / f"{source.removesuffix(SEGMENT_SUFFIX)}{HOT_SUFFIX}")
                 if (directory / source).exists():
                     remove_quietly(directory / source)
                     deleted += 1

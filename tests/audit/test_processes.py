@@ -13,9 +13,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from audit_kit import PYTHON, subprocess_env
+from audit_kit import PYTHON, append_calls, subprocess_env
 
-from guard.audit import open_store, verify
+from guard.audit import AuditLog, compact, open_store, verify
 
 HERE = Path(__file__).parent
 CAPACITY = 2_000_000
@@ -248,3 +248,44 @@ def test_a_forked_child_lets_go_of_its_parents_hot_files(tmp_path: Path) -> None
         os.waitpid(pid, 0)
     log.close()
     assert _recorded(store) == {-1, 0, 1}
+
+
+_DIE_BETWEEN_CONVERSION_STEPS = """
+import os, signal, sys
+import guard.audit.segments as segments
+from audit_kit import append_calls
+from guard.audit import AuditLog
+
+remove = segments.remove_quietly
+def die(path):
+    if path.suffix == ".jsonl":  # the segment is in place; its hot file not yet deleted
+        os.kill(os.getpid(), signal.SIGKILL)
+    remove(path)
+segments.remove_quietly = die
+log = AuditLog(sys.argv[1], segment_rows=10, flush_interval=3600)
+append_calls(log, 0, 5)  # 10 rows: the hot file is full and converts
+log.close()
+"""
+
+
+def test_a_writer_killed_mid_conversion_never_has_its_rows_counted_twice(tmp_path: Path) -> None:
+    """Killed between a hot file's conversion and its deletion, a writer leaves both.
+    Readers skip the hot file while its segment is there; `compact` merging that segment
+    away must take the hot file too, or its rows are read twice (found in review)."""
+    store = tmp_path / "s"
+    other = AuditLog(store, segment_rows=10)  # another writer's segment: compact merges
+    append_calls(other, 100, 5)
+    other.close()
+    proc = subprocess.run(
+        [PYTHON, "-c", _DIE_BETWEEN_CONVERSION_STEPS, str(store)], env=subprocess_env(),
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert len(list((store / "decisions").glob("*.jsonl"))) == 1  # left beside its segment
+    compact(store, grace=0)  # merges, then collects the merged segments at once
+    with open_store(store) as con:
+        assert con.execute(
+            "SELECT count(*), count(DISTINCT decision_id) FROM decisions"
+        ).fetchone() == (10, 10)
+    assert verify(store).ok
+    assert not list((store / "decisions").glob("*.jsonl"))
