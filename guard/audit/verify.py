@@ -93,7 +93,7 @@ def verify(path: str | Path) -> VerifyReport:
     try:
         for table in TABLES:
             seen: set[str] = set()
-            _check_table(con, table, root, report, seen)
+            _check_table(con, table, root, report, seen, heads)
             for wid, head in heads.items():
                 if (
                     wid not in seen
@@ -109,7 +109,9 @@ def verify(path: str | Path) -> VerifyReport:
     return report
 
 
-def _check_table(con: Any, table: str, root: Path, report: VerifyReport, seen: set[str]) -> None:
+def _check_table(
+    con: Any, table: str, root: Path, report: VerifyReport, seen: set[str], heads: dict[str, Any]
+) -> None:
     """The table's segments and hot files, as one sequence of rows per chain."""
     for attempt in range(_RESCANS):
         files, hot = scan_segments(root / table)
@@ -124,7 +126,7 @@ def _check_table(con: Any, table: str, root: Path, report: VerifyReport, seen: s
         if files:
             parquet_rows = _fetch(con.execute(_select(table, files)))
         rows = heapq.merge(parquet_rows, hot_rows, key=_chain_order(table))
-        _check_rows(table, rows, root, found, seen)
+        _check_rows(table, rows, root, found, seen, heads)
         if files:
             _check_physical_order(con, table, files, found)
         report.rows += found.rows
@@ -190,15 +192,39 @@ def _anchor(root: Path, table: str, wid: str) -> tuple[int, str]:
 
 
 def _check_rows(
-    table: str, rows: Iterable[tuple[Any, ...]], root: Path, report: VerifyReport, seen: set[str]
+    table: str,
+    rows: Iterable[tuple[Any, ...]],
+    root: Path,
+    report: VerifyReport,
+    seen: set[str],
+    heads: dict[str, Any],
 ) -> None:
+    """Each writer's rows, in seq order, against its chain. `heads` is the writers' head
+    files as read before any row was: a live writer's head can only lag the rows read
+    after it (it is written after its rows), never run ahead of them."""
     width = len(TABLES[table])
     wid_at, seq_at = width - 4, width - 3
     current: str | None = None
     expect_seq, expect_prev, last_seq = 1, GENESIS, 0
+    anchor_seq, anchor_prev = 1, GENESIS
+    # the last row before the retention cut: (seq, hash, decision id, file, row number)
+    before: tuple[int, str, Any, Any, Any] | None = None
+
+    def close_before() -> None:
+        # Rows older than the cut are left only by a retention interrupted before it
+        # replaced their segments: they must then still lead, unbroken, to the cut.
+        nonlocal before
+        if before is not None and (before[0] != anchor_seq - 1 or before[1] != anchor_prev):
+            report.problems.append(
+                Problem(table, str(current), before[0],
+                        "row before the retention cut that does not lead to it: inserted",
+                        before[2], before[3], before[4])
+            )  # fmt: skip
+        before = None
 
     def close_chain() -> None:
-        head = _head_seq(root, table, current)
+        close_before()
+        head = _head_seq(heads, table, current)
         if current is not None and head is not None and last_seq < head:
             report.problems.append(
                 Problem(
@@ -219,7 +245,7 @@ def _check_rows(
             current = wid
             seen.add(wid)
             report.chains += 1
-            expect_seq, expect_prev = _anchor(root, table, wid)
+            anchor_seq, anchor_prev = expect_seq, expect_prev = _anchor(root, table, wid)
             last_seq = expect_seq - 1
         report.rows += 1
 
@@ -228,14 +254,20 @@ def _check_rows(
                 Problem(table, wid, _s, message, values[0], filename, rownum)  # noqa: B023
             )
 
+        stored_hash = values[-1]
+        if seq < anchor_seq:
+            if chain_hash(table, values[:-1]) != stored_hash:
+                bad("content does not match its hash: the row was edited")
+            elif before is not None and (seq != before[0] + 1 or values[-2] != before[1]):
+                bad("row before the retention cut that does not follow the one before it")
+            before = (seq, stored_hash, values[0], filename, rownum)
+            continue
+        close_before()
         if seq < expect_seq:
-            if seq < _anchor(root, table, wid)[0]:
-                continue  # before the retention cut: not part of the chain any more
             bad("duplicate seq: a row was inserted or copied")
             continue
         if seq > expect_seq:
             bad(f"rows {expect_seq}..{seq - 1} missing: deleted from the chain")
-        stored_hash = values[-1]
         if values[-2] != expect_prev and seq == expect_seq:
             bad("prev_hash does not match the previous row: rows reordered or replaced")
         elif chain_hash(table, values[:-1]) != stored_hash:
@@ -244,10 +276,8 @@ def _check_rows(
     close_chain()
 
 
-def _head_seq(root: Path, table: str, wid: str | None) -> int | None:
-    if wid is None:
-        return None
-    doc = read_json_file(root / "writers" / f"{wid}.json")
+def _head_seq(heads: dict[str, Any], table: str, wid: str | None) -> int | None:
+    doc = heads.get(wid) if wid is not None else None
     if isinstance(doc, dict) and isinstance(doc.get(table), dict):
         return int(doc[table]["seq"])
     return None

@@ -159,3 +159,97 @@ def test_listing_item_flipped_to_shown(tmp_path: Path) -> None:
     first = verify(path).first
     assert first is not None and (first.table, first.seq) == ("listings", 2)
     assert "edited" in first.message and first.decision_id == "L1"
+
+
+def test_a_store_being_written_verifies(tmp_path: Path) -> None:
+    """`verify` while a writer writes: its head file moves on while rows are read, which
+    must not read as truncation (found in review: it failed within half a second)."""
+    import threading
+    import time
+
+    from audit_kit import append_calls
+
+    log = AuditLog(tmp_path / "s", flush_interval=0.005)
+    stop = threading.Event()
+
+    def write() -> None:
+        n = 0
+        while not stop.is_set():
+            append_calls(log, n, 20)
+            n += 20
+            time.sleep(0.002)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    problems: list[str] = []
+    try:
+        time.sleep(0.2)
+        deadline = time.monotonic() + 5
+        while not problems and time.monotonic() < deadline:
+            problems += [str(p) for p in verify(tmp_path / "s").problems]
+    finally:
+        stop.set()
+        writer.join()
+        log.close()
+    assert problems == []
+    assert verify(tmp_path / "s").ok
+
+
+def _retained(tmp_path: Path) -> tuple[Path, Path]:
+    """A store whose chain starts at seq 61 after retention (one segment left)."""
+    from datetime import timedelta
+
+    from audit_kit import append_calls
+
+    from guard.audit import apply_retention, compact, open_store
+
+    store = tmp_path / "s"
+    log = AuditLog(store, segment_rows=25)
+    for f in range(4):
+        append_calls(log, f * 25, 25)
+        log.flush()
+    log.close()
+    with open_store(store) as con:
+        ts = [t for (t,) in con.execute("SELECT ts FROM decisions ORDER BY seq").fetchall()]
+    apply_retention(store, days=180, now=ts[60] + timedelta(days=180))
+    compact(store, grace=0)
+    assert verify(store).ok
+    (segment,) = _segments(store)
+    return store, segment
+
+
+def test_a_row_forged_before_the_retention_cut(tmp_path: Path) -> None:
+    """Rows numbered below the cut were skipped unchecked (found in review)."""
+    store, segment = _retained(tmp_path)
+    _rewrite(
+        segment,
+        f"SELECT * FROM read_parquet('{segment}') UNION ALL SELECT * REPLACE ("
+        "'mallory' AS user_id, 3 AS seq, 'forged' AS decision_id, repeat('0', 64) AS hash) "
+        f"FROM read_parquet('{segment}') WHERE seq = 70 ORDER BY seq",
+    )
+    report = verify(store)
+    assert not report.ok and report.first is not None and report.first.seq == 3
+
+
+def test_rows_an_interrupted_retention_left_still_verify(tmp_path: Path) -> None:
+    """Retention writes its anchor, then replaces segments: killed in between, the old
+    rows stay, still leading to the cut; that is not tampering. One of them edited is."""
+    store = tmp_path / "s"
+    log = AuditLog(store)
+    for i in range(30):
+        log.append(event(i))
+    log.close()
+    con = duckdb.connect()
+    (segment,) = _segments(store)
+    wid, prev = con.execute(
+        f"SELECT writer_id, hash FROM read_parquet('{segment}') WHERE seq = 20"
+    ).fetchone()
+    con.close()
+    (store / "anchors").mkdir(exist_ok=True)
+    (store / "anchors" / f"decisions-{wid}.json").write_text(
+        f'{{"first_seq": 21, "prev_hash": "{prev}"}}'
+    )
+    assert verify(store).ok
+    _set(segment, 7, "user_id", "'mallory'")
+    report = verify(store)
+    assert not report.ok and report.first is not None and report.first.seq == 7
