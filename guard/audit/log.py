@@ -204,14 +204,14 @@ class AuditLog:
         denies, as a decision it cannot record is not enforced as an allow."""
         try:
             request = event.request
-            args, redacted, digest = self._redactor.redact(request.args)
+            args, redacted = self._redactor.redact(request.args)
             context: Any = request.context
             if context:
                 context = self._redactor.redact(context)[0]
             item = (
                 DECISION, event.decision_id, time.time_ns() // 1000, request.principal,
                 request.resource, request.action, request.time, context, args, redacted,
-                digest, event.decision, event.shadow, event.server, event.transport,
+                event.decision, event.shadow, event.server, event.transport,
                 event.session_id, event.request_id, event.method, event.trace_id,
                 event.span_id,
             )  # fmt: skip

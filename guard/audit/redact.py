@@ -11,7 +11,6 @@ replay treats them as unknown, never as empty.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Mapping
 from fnmatch import translate
@@ -87,16 +86,6 @@ def _safe_repr(value: Any) -> str:
         return f"<{type(value).__name__}>"
 
 
-def _sha256_json(value: Any) -> str:
-    """Digest of the original arguments (keys stringified so mixed key types sort)."""
-    try:
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                          default=_safe_repr)  # fmt: skip
-    except TypeError:
-        text = _safe_repr(value)
-    return hashlib.sha256(text.encode(errors="surrogatepass")).hexdigest()
-
-
 class Redactor:
     """Removes secrets from argument mappings before they are recorded.
 
@@ -112,7 +101,7 @@ class Redactor:
 
     ```python
     r = Redactor(paths=["headers.x-token"])
-    args, redacted, digest = r.redact({"city": "Paris", "password": "hunter2"})
+    args, redacted = r.redact({"city": "Paris", "password": "hunter2"})
     # args == {"city": "Paris", "password": "<redacted:path>"}; redacted == ("password",)
     ```
     """
@@ -139,19 +128,20 @@ class Redactor:
 
     def redact(
         self, args: Mapping[str, Any] | None
-    ) -> tuple[Mapping[str, Any] | None, tuple[str, ...], str | None]:
-        """Return `(recordable_args, redacted_paths, sha256_of_original)`.
+    ) -> tuple[Mapping[str, Any] | None, tuple[str, ...]]:
+        """Return `(recordable_args, redacted_paths)`; when nothing was redacted,
+        `recordable_args` is `args` itself (keys made strings, if any were not).
 
-        When nothing was redacted, `recordable_args` is `args` itself and the digest is
-        `None` (the writer computes it from the recorded JSON, which is then the original).
+        Nothing derived from a redacted value is kept: no digest of the original arguments,
+        which would let anyone holding the store test guesses of a short secret (a
+        password) against it. (An oversized value keeps its length and SHA-256: it was cut
+        for its size, not for being secret.)
         """
         if not args:
-            return args, (), None
+            return args, ()
         out: list[str] = []
         clean = self._map(args, "", out)
-        if not out:  # nothing secret; keys may have become strings
-            return clean, (), None
-        return clean, tuple(out), _sha256_json(args)
+        return clean, tuple(out)
 
     def _map(self, value: Mapping[Any, Any], prefix: str, out: list[str]) -> Mapping[str, Any]:
         changed: dict[str, Any] | None = None
@@ -207,7 +197,14 @@ class Redactor:
                 return changed
             return item if cls is list else list(item)
         if isinstance(item, str | int | float):  # subclasses (enums, ...): record the value
-            return self._check(key, path, cls.__mro__[-2](item), out)
+            # the base type's own conversion: a subclass's __str__ / __int__ may say else
+            if isinstance(item, str):
+                plain: Any = str.__str__(item)
+            elif isinstance(item, int):
+                plain = int.__index__(item)
+            else:
+                plain = float.__float__(item)
+            return self._check(key, path, plain, out)
         # not JSON: keep a bounded, redacted description; replay treats it as unknown
         out.append(path)
         text = _safe_repr(item)

@@ -1,7 +1,7 @@
 """Queued items become rows: the canonical JSON the chain hashes and DuckDB stores.
 
 `AuditLog.append` queues a tuple (`DECISION`, decision id, timestamp, principal, resource,
-action, clock, context, redacted args, redacted paths, args digest, decision, shadow,
+action, clock, context, redacted args, redacted paths, decision, shadow,
 server, transport, session id, request id, method, trace id, span id); the writer thread
 turns a batch of them into rows here, off the request path.
 
@@ -106,17 +106,16 @@ class RowBuilder:
         """The row's body (see the module docstring) for a queued decision: what
         `schema.row_body("decisions", values)` gives for the row's plain values. `cache` is
         shared by the rows of one batch."""
-        (_, did, ts, p, r, action, t, context, args, redacted, digest, d, sh, server,
+        (_, did, ts, p, r, action, t, context, args, redacted, d, sh, server,
          transport, session_id, request_id, method, trace_id, span_id) = item  # fmt: skip
         if cache is None:
             cache = {}
         if args:
             args_json = _dumps_sorted(args)
-            if digest is None:
-                digest = hashlib.sha256(args_json.encode(errors="surrogatepass")).hexdigest()
+            digest = hashlib.sha256(args_json.encode(errors="surrogatepass")).hexdigest()
             args_json = encode_basestring(args_json)
         else:
-            args_json, digest = '"{}"', digest or _EMPTY_JSON_SHA
+            args_json, digest = '"{}"', _EMPTY_JSON_SHA
         request = _request_json(cache, did, ts, t, trace_id, span_id, server, transport,
                                 session_id, request_id, method, action)  # fmt: skip
         return (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 from typing import Any
@@ -16,8 +17,8 @@ from guard.audit.redact import SECRET_PATTERN, Redactor, looks_secret
 
 def test_ordinary_args_are_returned_untouched_without_copy() -> None:
     args = {"city": "Paris", "days": 3, "metric": True, "nested": {"a": [1, 2, "x"]}}
-    out, redacted, digest = Redactor().redact(args)
-    assert out is args and redacted == () and digest is None
+    out, redacted = Redactor().redact(args)
+    assert out is args and redacted == ()
 
 
 def test_sensitive_names_at_any_depth_and_case() -> None:
@@ -26,15 +27,13 @@ def test_sensitive_names_at_any_depth_and_case() -> None:
         "Password": "hunter2",
         "cfg": {"API_KEY": "abc", "items": [{"token": "t"}]},
     }
-    out, redacted, digest = Redactor().redact(args)
+    out, redacted = Redactor().redact(args)
     assert out == {
         "user": "bob",
         "Password": "<redacted:path>",
         "cfg": {"API_KEY": "<redacted:path>", "items": [{"token": "<redacted:path>"}]},
     }
     assert redacted == ("Password", "cfg.API_KEY", "cfg.items.0.token")
-    original = json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    assert digest == hashlib.sha256(original.encode()).hexdigest()
     assert args["Password"] == "hunter2"  # the caller's mapping is never modified
 
 
@@ -52,7 +51,7 @@ def test_sensitive_names_at_any_depth_and_case() -> None:
 def test_configured_paths(
     paths: list[str], args: dict[str, Any], expected: tuple[str, ...]
 ) -> None:
-    _, redacted, _ = Redactor(paths).redact(args)
+    _, redacted = Redactor(paths).redact(args)
     assert redacted == expected
 
 
@@ -74,7 +73,7 @@ def test_configured_paths(
 )
 def test_secret_shaped_values_are_redacted(value: str) -> None:
     assert looks_secret(value)
-    out, redacted, _ = Redactor().redact({"note": value})
+    out, redacted = Redactor().redact({"note": value})
     assert out == {"note": "<redacted:secret>"} and redacted == ("note",)
 
 
@@ -116,7 +115,7 @@ def test_the_marker_shortcut_never_changes_what_looks_secret(text: str) -> None:
 
 def test_oversized_values_are_cut_with_their_digest() -> None:
     big = "x" * 10_000
-    out, redacted, _ = Redactor(max_value_chars=100).redact({"blob": big})
+    out, redacted = Redactor(max_value_chars=100).redact({"blob": big})
     assert redacted == ("blob",)
     assert (
         out["blob"]
@@ -136,20 +135,60 @@ def test_non_json_values_are_represented_never_crash() -> None:
         "obj": _Weird(),
         "secret_bytes": RAW_API_KEY.encode(),
     }
-    out, redacted, digest = Redactor().redact(args)
+    out, redacted = Redactor().redact(args)
     assert out["raw"].startswith("<non-json bytes:")
     assert out["obj"] == "<non-json _Weird: <_Weird>>"
     assert out["secret_bytes"] == "<redacted:secret>"  # a repr that shows a secret is redacted too
     assert set(redacted) == {"raw", "when", "obj", "secret_bytes"}
-    assert digest is not None
     json.dumps(out)  # what is recorded is JSON
 
 
 def test_non_string_keys_become_strings() -> None:
-    out, _, _ = Redactor().redact({1: "a", "b": "c"})
+    out, _ = Redactor().redact({1: "a", "b": "c"})
     assert out == {"1": "a", "b": "c"}
 
 
 def test_bad_configuration_is_rejected() -> None:
     with pytest.raises(ValueError, match="max_value_chars"):
         Redactor(max_value_chars=3)
+
+
+class _Level(enum.IntEnum):
+    HIGH = 3
+
+
+class _Mode(enum.StrEnum):
+    FAST = "fast"
+
+
+class _Legacy(str, enum.Enum):  # noqa: UP042 - str() of it is "_Legacy.SLOW", not "slow"
+    SLOW = "slow"
+
+
+@pytest.mark.parametrize(
+    ("value", "plain"), [(_Level.HIGH, 3), (_Mode.FAST, "fast"), (_Legacy.SLOW, "slow")]
+)
+def test_enum_values_are_recorded_as_their_value(value: Any, plain: Any) -> None:
+    out, redacted = Redactor().redact({"level": value, "note": "x" * 20})
+    assert out == {"level": plain, "note": "x" * 20} and redacted == ()
+    assert type(out["level"]) is type(plain)  # JSON encodes the plain value, not the enum
+
+
+def test_nothing_derived_from_a_redacted_value_is_recorded(tmp_path: Any) -> None:
+    """A digest of the original arguments would let anyone with the store test password
+    guesses against it: `args_sha256` is the digest of the arguments as recorded."""
+    from audit_kit import event
+
+    from guard.audit import AuditLog, open_store
+
+    log = AuditLog(tmp_path / "s")
+    log.append(event(args={"user": "bob", "password": "hunter2"}))
+    log.close()
+    with open_store(tmp_path / "s") as con:
+        args, digest = con.execute("SELECT args, args_sha256 FROM decisions").fetchone()
+    assert "hunter2" not in args
+    assert digest == hashlib.sha256(args.encode()).hexdigest()
+    for guess in ("123456", "hunter2", "letmein"):
+        candidate = json.dumps({**json.loads(args), "password": guess}, sort_keys=True,
+                               separators=(",", ":"), ensure_ascii=False)  # fmt: skip
+        assert hashlib.sha256(candidate.encode()).hexdigest() != digest

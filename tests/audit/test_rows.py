@@ -59,11 +59,10 @@ def _dumps(value: Any) -> str:
 
 def plain_values(rows: RowBuilder, item: tuple[Any, ...]) -> list[Any]:
     """The reference: a queued decision as plain values, schema order, no chain columns."""
-    (_, did, ts, p, r, action, t, context, args, redacted, digest, d, sh, server,
+    (_, did, ts, p, r, action, t, context, args, redacted, d, sh, server,
      transport, session_id, request_id, method, trace_id, span_id) = item  # fmt: skip
     args_json = _dumps(args) if args else "{}"
-    if digest is None:
-        digest = hashlib.sha256(args_json.encode(errors="surrogatepass")).hexdigest()
+    digest = hashlib.sha256(args_json.encode(errors="surrogatepass")).hexdigest()
     return [
         _text(did), ts, ts if t is None else to_us(t), _text(trace_id or None),
         _text(span_id or None), _text(server), _text(transport), _text(session_id),
@@ -109,8 +108,7 @@ def queued(draw: st.DrawFn) -> tuple[Any, ...]:
     return (
         DECISION, draw(hostile), draw(st.integers(0, 2**53)), principal, resource,
         draw(st.sampled_from(["call", "list", "read"])), when, draw(contexts), args,
-        tuple(draw(st.lists(hostile, max_size=2))),
-        draw(st.none() | st.just("ab" * 32)), decision, shadow, draw(maybe), draw(maybe),
+        tuple(draw(st.lists(hostile, max_size=2))), decision, shadow, draw(maybe), draw(maybe),
         draw(maybe), draw(st.none() | st.integers() | hostile), draw(maybe), draw(maybe),
         draw(maybe),
     )  # fmt: skip
@@ -119,9 +117,9 @@ def queued(draw: st.DrawFn) -> tuple[Any, ...]:
 def listing_of(items: list[tuple[Any, ...]]) -> tuple[Any, ...]:
     """A queued listing made of queued decisions: the first one's request, every one's
     component and answer."""
-    (_, did, ts, p, _, action, t, context, _, _, _, _, _, server, transport, session_id,
+    (_, did, ts, p, _, action, t, context, _, _, _, _, server, transport, session_id,
      request_id, method, trace_id, span_id) = items[0]  # fmt: skip
-    entries = [(f"{did}.{n}", i[4], i[11], i[12]) for n, i in enumerate(items, 1)]
+    entries = [(f"{did}.{n}", i[4], i[10], i[11]) for n, i in enumerate(items, 1)]
     return (LISTING, did, ts, p, action, t, context, server, transport, session_id,
             request_id, method, trace_id, span_id, entries)  # fmt: skip
 
@@ -135,7 +133,7 @@ def plain_listing_values(rows: RowBuilder, listing: tuple[Any, ...]) -> list[Any
     items = []
     for did, r, d, sh in entries:
         decision = plain_values(
-            rows, (DECISION, did, ts, p, r, action, t, context, {}, (), None, d, sh, server,
+            rows, (DECISION, did, ts, p, r, action, t, context, {}, (), d, sh, server,
                    transport, session_id, request_id, method, trace_id, span_id),
         )  # fmt: skip
         by_name = dict(zip([n for n, _ in DECISION_COLUMNS], decision, strict=False))
