@@ -169,6 +169,9 @@ class AuditLog:
         self._closed = False
         self._writer = self._new_writer()  # chains and segments, writer thread only
         self._last_reload = 0.0
+        # the spill file may hold rows the store already has (adopted from a writer that
+        # died while loading them back, or left by a rewrite that failed): checked first
+        self._spill_suspect = False
         self._unsaved: list[tuple[str, list[str], list[str]]] = []
         self._policies_pending: list[tuple[str, bytes]] = []
         self._policies_seen: set[str] = set()
@@ -188,6 +191,7 @@ class AuditLog:
         with contextlib.suppress(OSError):
             self._spill._open()
             adopted = self._spill.adopt_orphans()
+            self._spill_suspect = adopted > 0
             if adopted:
                 logger.warning("adopted %d spilled rows of writers that died", adopted)
         self._thread = threading.Thread(
@@ -568,8 +572,19 @@ class AuditLog:
             self._resolve_durable([i[1] for i in items if i[0] == DECISION])
 
     def _reload_spill(self) -> None:
+        """Load spilled rows back into the store, then rewrite the spill file without them.
+        A crash (or a failed rewrite) between the two leaves rows in the spill file that
+        the store already has: those are checked against the store before loading, so
+        each row is stored once."""
         with self._spill.lock:
             rows = self._spill.read()
+            if self._spill_suspect:
+                try:
+                    rows = self._not_stored(rows)
+                except Exception as exc:  # cannot tell: keep them spilled, try again later
+                    self._last_error = repr(exc)
+                    logger.warning("spilled rows not loaded back yet: %s", exc)
+                    return
             left: list[tuple[str, str]] = []
             for table in TABLES:
                 batch = [b for t, b in rows if t == table]
@@ -579,7 +594,41 @@ class AuditLog:
                     self._reloaded += len(batch)
                 else:
                     left.extend((table, b) for b in batch)
-            self._spill.replace(left)
+            try:
+                self._spill.replace(left)
+            except OSError as exc:  # the loaded rows are still in the file: check next time
+                self._spill_suspect = True
+                self._last_error = repr(exc)
+                logger.error("spill file could not be rewritten (%s)", exc)
+                return
+            self._spill_suspect = False
+
+    def _not_stored(self, rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """`rows` without those the store already has, and each only once (by table and
+        decision id, unique in every table: a listing's row carries its listing id)."""
+        from guard.audit.store import open_store
+
+        ids = [(table, json.loads(body + "}")["decision_id"]) for table, body in rows]
+        stored: set[tuple[str, str]] = set()
+        with open_store(self.path) as store:
+            for table in TABLES:
+                wanted = [i for t, i in ids if t == table]
+                if wanted:
+                    view = "decision_rows" if table == "decisions" else table
+                    found = store.execute(
+                        f"SELECT DISTINCT decision_id FROM {view} "  # noqa: S608 - table names
+                        "WHERE decision_id IN (SELECT unnest(?::VARCHAR[]))",
+                        [wanted],
+                    ).fetchall()
+                    stored.update((table, i) for (i,) in found)
+        out = []
+        for key, row in zip(ids, rows, strict=True):
+            if key not in stored:
+                stored.add(key)  # a row adopted twice is loaded once
+                out.append(row)
+        if len(out) < len(rows):
+            logger.warning("%d spilled rows were stored already", len(rows) - len(out))
+        return out
 
     def _write_policies(self) -> None:
         with self._flush_lock:

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import errno
 import shutil
+import subprocess
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import pytest
 from audit_kit import event
 
 from guard.audit import AuditLog, open_store, verify
@@ -155,3 +159,88 @@ def test_when_even_the_spill_fails_rows_wait_in_memory(tmp_path: Path) -> None:
     failing["on"] = False
     log.close()
     assert log.stats()["unsaved"] == 0 and _count(tmp_path / "s") == 20
+
+
+def _distinct(store: Path) -> tuple[int, int]:
+    with open_store(store) as con:
+        row = con.execute("SELECT count(*), count(DISTINCT decision_id) FROM decisions").fetchone()
+    return int(row[0]), int(row[1])
+
+
+_DIE_WHILE_RELOADING = """
+import errno, os, signal, sys
+from audit_kit import event
+from guard.audit import AuditLog, spill
+
+failing = [True]
+def hook(table, rows):
+    if failing[0]:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+def die(self, rows):  # the spilled rows are back in the store; the spill not yet rewritten
+    os.kill(os.getpid(), signal.SIGKILL)
+
+log = AuditLog(sys.argv[1], write_hook=hook, flush_interval=3600)
+for i in range(30):
+    log.append(event(i))
+log.flush()  # the store refuses: 30 rows spilled
+assert log.stats()["spill_pending"] == 30, log.stats()
+failing[0] = False
+spill.SpillFile.replace = die
+log.flush()
+"""
+
+
+def test_a_writer_killed_while_loading_spilled_rows_back_stores_them_once(
+    tmp_path: Path,
+) -> None:
+    """Found in review: the heir adopted rows the dead writer had already stored."""
+    from audit_kit import PYTHON, subprocess_env
+
+    store = tmp_path / "s"
+    proc = subprocess.run(
+        [PYTHON, "-c", _DIE_WHILE_RELOADING, str(store)], env=subprocess_env(),
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == -9, proc.stderr
+    assert _distinct(store) == (30, 30)
+    heir = AuditLog(store)  # adopts the dead writer's spill file
+    heir.close()
+    assert _distinct(store) == (30, 30)
+    assert heir.stats()["spill_pending"] == 0 and verify(store).ok
+
+
+def test_a_spill_file_that_cannot_be_rewritten_stores_its_rows_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in review: a failed rewrite left loaded rows in the spill file, and every
+    later flush loaded them again."""
+    from guard.audit import spill
+
+    failing = {"store": True, "rewrites": 0}
+
+    def hook(table: str, rows: int) -> None:
+        if failing["store"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    rewrite = spill.SpillFile.replace
+
+    def flaky(self: Any, rows: list[tuple[str, str]]) -> None:
+        if failing["rewrites"] > 0:  # its temporary copy cannot be written: disk full
+            failing["rewrites"] -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        rewrite(self, rows)
+
+    monkeypatch.setattr(spill.SpillFile, "replace", flaky)
+    store = tmp_path / "s"
+    log = AuditLog(store, write_hook=hook, flush_interval=3600)
+    for i in range(30):
+        log.append(event(i))
+    log.flush()
+    failing.update(store=False, rewrites=2)
+    time.sleep(1.1)  # past the retry interval of a store that failed
+    log.flush()  # loaded back; the rewrite fails
+    log.flush()  # again
+    log.close()
+    assert _distinct(store) == (30, 30)
+    assert log.stats()["spill_pending"] == 0 and verify(store).ok
