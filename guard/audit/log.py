@@ -590,10 +590,9 @@ class AuditLog:
                 batch = [b for t, b in rows if t == table]
                 if not batch:
                     continue
-                if self._writer.write_now(table, batch):
-                    self._reloaded += len(batch)
-                else:
-                    left.extend((table, b) for b in batch)
+                written = self._writer.write_now(table, batch)
+                self._reloaded += written
+                left.extend((table, b) for b in batch[written:])
             try:
                 self._spill.replace(left)
             except OSError as exc:  # the loaded rows are still in the file: check next time

@@ -80,6 +80,10 @@ class Batch:
     started: float = field(default_factory=time.perf_counter)
     thread: threading.Thread | None = None
     error: BaseException | None = None
+    # a failed write whose lines could not be cut back off the file: how many complete
+    # lines it left there (they are stored), and the hash of the last of them
+    kept: int = 0
+    kept_head: str = ""
 
 
 @dataclass(slots=True, eq=False)
@@ -183,15 +187,16 @@ class SegmentWriter:
         )
         batch.thread.start()
 
-    def write_now(self, table: str, bodies: list[str]) -> bool:
-        """Chain and write `bodies` in this thread (spill reload); on failure the chain is
-        as it was and the caller still has the rows. Returns whether they were written."""
+    def write_now(self, table: str, bodies: list[str]) -> int:
+        """Chain and write `bodies` in this thread (spill reload). Returns how many were
+        written: all, or on failure none (the chain is as it was) or, rarely, a first few
+        (see `_write`); the caller still has the rest."""
         self.settle()
         batch = Batch(table, bodies, [], self._seq[table], self._head[table])
         self._chain(batch)
         self._seq[table], self._head[table] = batch.seq, batch.head
         self._write_batch(batch)
-        return self._account(batch)
+        return len(bodies) if self._account(batch) else batch.kept
 
     def settle(self) -> None:
         """Wait for the write in flight, if any; `on_written` or `on_failed` runs for it."""
@@ -281,7 +286,7 @@ class SegmentWriter:
             hot = self._hot.get(batch.table)
             if hot is None:
                 hot = self._open(batch.table, batch.first + 1)
-            self._write(batch.table, hot, data)
+            self._write(batch.table, hot, data, batch)
             batch.size = len(data)
         except Exception as exc:
             batch.error = exc
@@ -292,6 +297,15 @@ class SegmentWriter:
         table = batch.table
         if batch.error is not None:
             self._seq[table], self._head[table] = batch.first, batch.prev
+            if batch.kept:  # its first lines are in the (sealed) hot file: they count
+                n = batch.kept
+                kept = Batch(table, batch.bodies[:n], batch.ids[:n], batch.first, batch.prev)
+                kept.seq, kept.head = batch.first + n, batch.kept_head
+                self._seq[table], self._head[table] = kept.seq, kept.head
+                self._written(kept)  # (head file too)
+                self._on_written(kept)
+                batch.bodies, batch.ids = batch.bodies[n:], batch.ids[n:]
+                batch.first, batch.prev = kept.seq, kept.head
             self.failed += len(batch.bodies)
             self.store_ok = False
             self.last_error = repr(batch.error)
@@ -325,11 +339,13 @@ class SegmentWriter:
         hot = self._hot[table] = _Hot(path, fd, time.monotonic())
         return hot
 
-    def _write(self, table: str, hot: _Hot, data: bytes) -> None:
-        """Append `data` whole, or not at all: a failed write is cut back off the file
-        (if even that fails, the file is closed and converted as it was before it)."""
+    def _write(self, table: str, hot: _Hot, data: bytes, batch: Batch) -> None:
+        """Append `data` whole, or not at all: a failed write is cut back off the file. If
+        even that fails, the file is closed there and converted as it is: readers and
+        conversion skip a broken last line, and the complete lines that made it in are
+        rows of the chain (`batch.kept`): only the rest of the batch is written again."""
+        view = memoryview(data)
         try:
-            view = memoryview(data)
             while view:
                 view = view[os.write(hot.fd, view) :]
             if self.durable:
@@ -338,7 +354,12 @@ class SegmentWriter:
             try:
                 os.ftruncate(hot.fd, hot.size)
             except OSError:
-                self._seal(table)  # readers and conversion skip its broken last line
+                landed = data[: len(data) - len(view)]
+                batch.kept = landed.count(b"\n")
+                if batch.kept:  # each line ends with ',"hash":"<64 hex>"}'
+                    end = landed.rindex(b"\n")
+                    batch.kept_head = landed[end - 66 : end - 2].decode()
+                self._seal(table)
             raise
 
     def _written(self, batch: Batch) -> None:

@@ -244,3 +244,55 @@ def test_a_spill_file_that_cannot_be_rewritten_stores_its_rows_once(
     log.close()
     assert _distinct(store) == (30, 30)
     assert log.stats()["spill_pending"] == 0 and verify(store).ok
+
+
+def test_a_failed_write_that_cannot_be_cut_back_keeps_its_landed_rows_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails part-way, and whose cut-back fails too (two I/O errors in a
+    row), leaves complete lines in the hot file: they are rows of the chain, and only
+    the rest of the batch is written again (found in review: the whole batch was, so
+    five rows were stored twice under the same seqs)."""
+    import os as real_os
+
+    from guard.audit import writer as writer_module
+
+    store = tmp_path / "s"
+    log = AuditLog(store, flush_interval=3600)
+    for i in range(10):
+        log.append(event(i))
+    log.flush()  # seq 1..10 in the hot file
+    hot_fd = log._writer._hot["decisions"].fd
+    write, truncate = real_os.write, real_os.ftruncate
+    state = {"writes": 0, "truncate_fails": True}
+
+    def failing_write(fd: int, data: Any) -> int:
+        if fd != hot_fd or state["writes"] >= 2:
+            return write(fd, data)
+        state["writes"] += 1
+        if state["writes"] == 1:  # a short write: five whole lines and a piece of one
+            data = bytes(data)
+            cut = [n for n, b in enumerate(data) if b == 10][4] + 20
+            return write(fd, data[:cut])
+        raise OSError(errno.EIO, "Input/output error")  # then the disk fails
+
+    def failing_truncate(fd: int, length: int) -> None:
+        if fd == hot_fd and state["truncate_fails"]:
+            state["truncate_fails"] = False
+            raise OSError(errno.EIO, "Input/output error")
+        truncate(fd, length)
+
+    monkeypatch.setattr(writer_module.os, "write", failing_write)
+    monkeypatch.setattr(writer_module.os, "ftruncate", failing_truncate)
+    for i in range(10, 20):
+        log.append(event(i))
+    log.flush()  # 11..15 land, the write fails, the cut-back fails: the rest is spilled
+    assert log.stats()["spilled"] == 5
+    monkeypatch.setattr(writer_module.os, "write", write)
+    monkeypatch.setattr(writer_module.os, "ftruncate", truncate)
+    time.sleep(1.1)  # past the retry interval of a store that failed
+    log.close()
+    assert log.stats()["spill_pending"] == 0
+    assert _distinct(store) == (20, 20)
+    report = verify(store)
+    assert report.ok, report.first
