@@ -241,7 +241,7 @@ class BrokenRedactor:
     def redact(self, args: Any) -> Any:
         if args and "boom" in str(args):
             raise RuntimeError("redactor broken")
-        return args, (), None
+        return args, ()
 
 
 async def test_a_decision_that_cannot_be_recorded_is_not_enforced_as_an_allow(
