@@ -162,16 +162,34 @@ class ResourceCache:
         self._entries.clear()
 
 
+def visibility_scope(fctx: Any) -> str | None:
+    """Whose session visibility rules a request is resolved under (`ctx.enable_components`
+    and co. apply to one session, or on 2026-07-28 connections to one user or process):
+    FastMCP's own key for them. A name resolves alike for every request of one scope."""
+    try:
+        return str(fctx._session_scope_key())
+    except RuntimeError:  # no session: no session rules either
+        return None
+    except Exception:  # a FastMCP without that key: the session is the narrowest scope
+        try:
+            return f"session:{fctx.session_id}"
+        except Exception:
+            return None
+
+
 class LookupCache:
-    """Remembers, for `ttl` seconds, which component a name or URI resolved to.
+    """Remembers, for `ttl` seconds, which component a name or URI resolved to, per
+    visibility scope (`visibility_scope`: sessions may see different components).
 
     Finding the component a call names (`FastMCP.get_tool`, ...) walks every provider,
     transform and visibility rule: on an in-memory call it costs more than deciding.
-    Only hits are kept, so a component added at runtime is found at once; a removed or
-    hidden one may still be decided on for up to `ttl` seconds, which is harmless since
-    FastMCP then answers "unknown" itself. A component re-registered under the same name
-    with different tags is decided on its old tags for at most `ttl` seconds; `ttl=0`
-    turns the cache off.
+    Only hits are kept, so a component added at runtime is found at once, and only
+    components without a version: a name with several versions can resolve to another of
+    them from one request to the next (a version enabled or disabled, for a session or for
+    all), and a call must be decided on the one FastMCP runs. An unversioned component is
+    the only one of its name, so a cached one can at worst have been hidden (FastMCP then
+    answers "unknown" itself) or re-registered with other tags, which is decided on its
+    old tags for at most `ttl` seconds; `ttl=0` turns the cache off.
     """
 
     __slots__ = ("_entries", "_limit", "ttl")
@@ -180,21 +198,26 @@ class LookupCache:
         if ttl < 0:
             raise ValueError(f"lookup cache ttl must be >= 0, got {ttl!r}")
         self.ttl = ttl
-        self._entries: dict[tuple[int, str, str], tuple[float, Any, Any]] = {}
+        self._entries: dict[tuple[int, str | None, str, str], tuple[float, Any, Any]] = {}
         self._limit = limit
 
     async def get(
-        self, server: Any, kind: str, key: str, lookup: Callable[[], Awaitable[Any]]
+        self,
+        server: Any,
+        scope: str | None,
+        kind: str,
+        key: str,
+        lookup: Callable[[], Awaitable[Any]],
     ) -> Any:
         if self.ttl <= 0:
             return await lookup()
-        entry_key = (id(server), kind, key)
+        entry_key = (id(server), scope, kind, key)
         now = time.monotonic()
         entry = self._entries.get(entry_key)
         if entry is not None and entry[0] > now and entry[1] is server:
             return entry[2]
         value = await lookup()
-        if value is not None:
+        if value is not None and getattr(value, "version", None) is None:
             if len(self._entries) >= self._limit:
                 self._entries.clear()
             self._entries[entry_key] = (now + self.ttl, server, value)

@@ -29,6 +29,7 @@ from guard._fastmcp import (
     current_transport,
     read_target,
     request_info,
+    visibility_scope,
 )
 from guard._ids import uuid7
 from guard.audit.log import DEFAULT, resolve_audit
@@ -115,6 +116,27 @@ _DURABLE_TIMEOUT_S = 10.0  # how long a durable record may take before the call 
 
 def _error_decision(where: str) -> Decision:
     return Decision(allowed=False, reason=Reason.ERROR, message=f"guard error while {where}")
+
+
+# A completion reference no server can resolve (see `_on_complete`).
+_NO_COMPONENT: Final = "\x00mcp-guard: denied"
+
+
+def _versioned(resource: Resource, context: MiddlewareContext[Any]) -> Resource:
+    """`resource`, unless the caller asked for a version it does not carry.
+
+    A proxy's components carry no version (and the tags of the backend's newest) and pass
+    the caller's `_meta`, version included, on to the backend: what runs there is not the
+    component resolved here. Such a request is decided on the name and the version asked
+    for alone, so no tag or namespace of another version can allow it.
+    """
+    spec = _requested_version(context.message.meta)
+    if spec is None or (
+        resource.version is not None and spec.matches(resource.version, match_none=False)
+    ):
+        return resource
+    return Resource(resource.kind, resource.name, uri=resource.uri, version=spec.eq,
+                    template=resource.template)  # fmt: skip
 
 
 def _default_telemetry() -> Telemetry:
@@ -470,7 +492,7 @@ class GuardMiddleware(Middleware):
         try:
             tool = await self._find_tool(context, name)
             if tool is not None:
-                resource = self._cache.get(tool)
+                resource = _versioned(self._cache.get(tool), context)
         except Exception:
             call.denial = call.denial or _error_decision("resolving the tool")
             self._telemetry.guard_error("resolve")
@@ -485,7 +507,9 @@ class GuardMiddleware(Middleware):
         server = fctx.fastmcp
         version = _requested_version(context.message.meta)
         if version is None:
-            tool = await self._lookups.get(server, "tool", name, lambda: server.get_tool(name))
+            tool = await self._lookups.get(
+                server, visibility_scope(fctx), "tool", name, lambda: server.get_tool(name)
+            )
         else:
             tool = await server.get_tool(name, version=version)
         if tool is None:
@@ -515,13 +539,14 @@ class GuardMiddleware(Middleware):
                 return found
 
             if version is None:
-                component = await self._lookups.get(server, "resource", uri, lookup)
+                scope = visibility_scope(fctx)
+                component = await self._lookups.get(server, scope, "resource", uri, lookup)
             else:
                 component = await lookup()
             if isinstance(component, ResourceTemplate):
                 args = component.matches(uri) or _EMPTY
             if component is not None:
-                resource = read_target(uri, component)
+                resource = _versioned(read_target(uri, component), context)
         except Exception:
             call.denial = call.denial or _error_decision("resolving the resource")
             self._telemetry.guard_error("resolve")
@@ -555,12 +580,13 @@ class GuardMiddleware(Middleware):
             version = _requested_version(context.message.meta)
             if version is None:
                 prompt = await self._lookups.get(
-                    server, "prompt", name, lambda: server.get_prompt(name)
-                )
+                    server, visibility_scope(fctx), "prompt", name,
+                    lambda: server.get_prompt(name),
+                )  # fmt: skip
             else:
                 prompt = await server.get_prompt(name, version=version)
             if prompt is not None:
-                resource = self._cache.get(prompt)
+                resource = _versioned(self._cache.get(prompt), context)
         except Exception:
             call.denial = call.denial or _error_decision("resolving the prompt")
             self._telemetry.guard_error("resolve")
@@ -677,19 +703,11 @@ class GuardMiddleware(Middleware):
             )
         action = "get" if resource.kind == "prompt" else "read"
         event = self._decide(call, resource, action, _EMPTY, "completion/complete")
-        result = await call_next(context)
         if event.decision.allowed:
-            return result
-        # Keep the envelope the server built for this protocol era; drop the values.
-        if isinstance(result, Mapping):
-            return {**result, "completion": {"values": []}}
-        completion = getattr(result, "completion", None)
-        if completion is not None:
-            return result.model_copy(
-                update={
-                    "completion": completion.model_copy(
-                        update={"values": [], "total": None, "has_more": None}
-                    )
-                }
-            )
-        return result
+            return await call_next(context)
+        # Denied: FastMCP answers as for a reference that names nothing (the same empty
+        # completion, in this protocol era's envelope), and the server's completion
+        # handler never runs for the denied component.
+        field = "name" if ref_type == "ref/prompt" else "uri"
+        unknown = {**message, "ref": {**ref, field: _NO_COMPONENT}}
+        return await call_next(context.copy(message=unknown))

@@ -132,6 +132,43 @@ async def test_completion_does_not_leak_denied_prompts_or_templates(recorder: Re
     assert [e.decision.allowed for e in completions] == [True, False, False]
 
 
+# completion/complete runs the server's completion handler for a denied prompt and
+# only then empties the answer: a handler error reaches the caller, where an unknown
+# prompt completes to nothing (and the handler never runs).
+async def test_completion_of_a_denied_prompt_does_not_run_the_handler(
+    recorder: Recorder,
+) -> None:
+    mcp: FastMCP[Any] = FastMCP("c")
+
+    @mcp.prompt
+    def greet(name: str) -> str:
+        return name
+
+    @mcp.prompt
+    def admin_prompt(topic: str) -> str:
+        return topic
+
+    ran: list[str] = []
+
+    @mcp.completion
+    def complete(ref: Any, argument: Any, context: Any) -> list[str]:
+        ran.append(ref.name)
+        if argument.name == "topic":
+            raise ValueError("admin topics unavailable")
+        return ["a"]
+
+    mcp.add_middleware(GuardMiddleware(POLICY, principal=ALICE, audit=None, telemetry=recorder))
+    async with Client(mcp) as client:
+        unknown = await client.complete(
+            {"type": "ref/prompt", "name": "no_such_prompt"}, {"name": "topic", "value": "x"}
+        )
+        denied = await client.complete(  # observed: MCPError "Internal server error"
+            {"type": "ref/prompt", "name": "admin_prompt"}, {"name": "topic", "value": "x"}
+        )
+    assert denied == unknown
+    assert ran == []
+
+
 async def test_explicit_denials_name_the_rule(recorder: Recorder) -> None:
     async with Client(guarded(recorder, explicit_denials=True)) as client:
         with pytest.raises(ToolError, match=r"denied by default of policy 'demo' \(default\)"):

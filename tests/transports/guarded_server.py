@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from fastmcp import FastMCP
 from servers import serve
@@ -49,8 +50,15 @@ def greet(name: str) -> str:
 
 
 @mcp.prompt
-def admin_prompt() -> str:
-    return "admin only"
+def admin_prompt(topic: str) -> str:
+    return f"admin only: {topic}"
+
+
+@mcp.completion
+def complete(ref: Any, argument: Any, context: Any) -> list[str]:
+    if ref.name == "admin_prompt":  # never reached for callers the guard denies
+        raise RuntimeError("the completion handler ran for a denied prompt")
+    return ["Ada", "Alan"]
 
 
 mcp.add_middleware(

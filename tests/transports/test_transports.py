@@ -82,6 +82,19 @@ async def test_fastmcp_client_user_sees_and_calls_only_allowed(
         assert [p.name for p in await client.list_prompts()] == ["greet"]
         with pytest.raises(MCPError, match="Unknown prompt: 'admin_prompt'"):
             await client.get_prompt("admin_prompt")
+        await _completes_only_allowed(client.complete)
+
+
+async def _completes_only_allowed(complete: Any) -> None:
+    """A denied prompt completes exactly like one that does not exist, and the server's
+    completion handler (which raises for it) never runs."""
+    argument = {"name": "topic", "value": "a"}
+    denied = await complete({"type": "ref/prompt", "name": "admin_prompt"}, argument)
+    unknown = await complete({"type": "ref/prompt", "name": "no_such_prompt"}, argument)
+    allowed = await complete({"type": "ref/prompt", "name": "greet"}, argument)
+    denied, unknown, allowed = (getattr(r, "completion", r) for r in (denied, unknown, allowed))
+    assert denied == unknown and denied.values == []
+    assert allowed.values == ["Ada", "Alan"]
 
 
 @pytest.mark.parametrize("transport", ["http", "sse"])
@@ -117,6 +130,7 @@ async def test_mcp_sdk_session_user_and_admin(
         denied = await session.call_tool("drop_table", {"name": "t"})
         assert denied.is_error
         assert denied.content[0].text == "Unknown tool: 'drop_table'"  # type: ignore[union-attr]
+        await _completes_only_allowed(session.complete)
     async with _sdk_session(transport, url, ADMIN) as session:
         admin = await session.call_tool("drop_table", {"name": "t"})
         assert not admin.is_error
@@ -141,6 +155,7 @@ async def test_stdio_mcp_sdk_session() -> None:
         denied = await session.call_tool("drop_table", {"name": "t"})
         assert denied.is_error
         assert [p.name for p in (await session.list_prompts()).prompts] == ["greet"]
+        await _completes_only_allowed(session.complete)
 
 
 @pytest.mark.parametrize("transport", ["http", "sse"])
