@@ -35,7 +35,15 @@ from guard._ids import uuid7
 from guard.audit.log import DEFAULT, resolve_audit
 from guard.errors import AuthenticationError
 from guard.events import DecisionEvent
-from guard.policy.model import AccessRequest, Decision, Kind, Principal, Reason, Resource
+from guard.policy.model import (
+    UNKNOWN_COMPONENT,
+    AccessRequest,
+    Decision,
+    Kind,
+    Principal,
+    Reason,
+    Resource,
+)
 from guard.reload import PolicyHolder
 from guard.telemetry import NoTelemetry
 
@@ -368,7 +376,9 @@ class GuardMiddleware(Middleware):
         shadow_set = holder.shadow
         observed = True
         try:
-            handle = telemetry.start_decision(method, resource.name)
+            handle = telemetry.start_decision(
+                method, resource.name if resource.found else UNKNOWN_COMPONENT
+            )
         except Exception:
             handle, observed = _NO_SPAN, False
         # positional: keywords cost a third of a microsecond more per object, and a list
@@ -488,7 +498,7 @@ class GuardMiddleware(Middleware):
         """Decide `tools/call` (action `call`) before the tool runs."""
         call = await self._begin(context)
         name = context.message.name
-        resource = Resource(kind="tool", name=name)
+        resource = Resource(kind="tool", name=name, found=False)
         try:
             tool = await self._find_tool(context, name)
             if tool is not None:
@@ -523,7 +533,7 @@ class GuardMiddleware(Middleware):
     async def _read_event(self, context: MiddlewareContext[Any]) -> tuple[DecisionEvent, str]:
         call = await self._begin(context)
         uri = str(context.message.uri)
-        resource = Resource(kind="resource", name=uri, uri=uri)
+        resource = Resource(kind="resource", name=uri, uri=uri, found=False)
         args: Mapping[str, Any] = _EMPTY
         try:
             fctx = context.fastmcp_context
@@ -571,7 +581,7 @@ class GuardMiddleware(Middleware):
         """Decide `prompts/get` (action `get`) before the prompt renders."""
         call = await self._begin(context)
         name = context.message.name
-        resource = Resource(kind="prompt", name=name)
+        resource = Resource(kind="prompt", name=name, found=False)
         try:
             fctx = context.fastmcp_context
             if fctx is None:

@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 __all__ = [
     "ACTIONS",
     "KINDS",
+    "UNKNOWN_COMPONENT",
     "AccessRequest",
     "Decision",
     "Kind",
@@ -27,6 +28,8 @@ __all__ = [
 Kind = Literal["tool", "resource", "resource_template", "prompt"]
 KINDS: Final = ("tool", "resource", "resource_template", "prompt")
 ACTIONS: Final = ("call", "read", "get", "list")
+# what metrics and span names call a component the server does not have (`Resource.found`)
+UNKNOWN_COMPONENT: Final = "(unknown)"
 
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 
@@ -90,6 +93,8 @@ class Resource:
         uri: for a resource, its URI; for a resource template, the URI template.
         template: for a resource read through a template, that template's URI template.
         meta: other component metadata.
+        found: False when the server has no such component: the name (or URI) is only the
+            caller's text, so metrics and span names do not carry it.
     """
 
     kind: Kind
@@ -100,6 +105,7 @@ class Resource:
     uri: str | None = None
     template: str | None = None
     meta: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    found: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.tags, frozenset):

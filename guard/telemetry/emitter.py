@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from guard.policy.model import UNKNOWN_COMPONENT
 from guard.telemetry.metrics import GuardMetrics
 
 if TYPE_CHECKING:
@@ -184,7 +185,7 @@ class GuardTelemetry:
                 decision.reason,
                 resource.kind,
                 request.action,
-                resource.name,
+                resource.name if resource.found else UNKNOWN_COMPONENT,
                 decision.rule or "",
             )
             child = self._children.get(key)

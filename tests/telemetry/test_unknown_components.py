@@ -1,0 +1,48 @@
+"""Names of components the server does not have are the caller's text: they never become
+metric labels (a flood of made-up names would take the label budget from the real tools,
+and a made-up URI may carry a credential)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from fastmcp import Client
+from fastmcp.exceptions import ToolError
+from mcp.shared.exceptions import MCPError
+from prometheus_client import CollectorRegistry, generate_latest
+
+from guard import GuardMiddleware, Principal
+from guard.policy.model import UNKNOWN_COMPONENT
+from guard.telemetry import GuardTelemetry
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "middleware"))
+from mw_support import POLICY, demo_server
+
+ALICE = Principal("alice", roles=("user",), auth_method="test")
+SECRET = "sk-live-0123456789abcdefABCDEF"
+
+
+async def test_made_up_names_leave_the_real_labels_and_no_secret() -> None:
+    registry = CollectorRegistry()
+    telemetry = GuardTelemetry(registry=registry, max_resources=20)
+    mcp = demo_server()
+    mcp.add_middleware(GuardMiddleware(POLICY, principal=ALICE, audit=None, telemetry=telemetry))
+    async with Client(mcp) as client:
+        for i in range(300):  # more than the label budget
+            with pytest.raises(ToolError):
+                await client.call_tool(f"probe_{i}", {})
+        with pytest.raises(MCPError):
+            await client.read_resource(f"data://nothing?api_key={SECRET}")
+        await client.call_tool("echo", {"text": "x"})
+    sample = registry.get_sample_value
+    labels = {"decision": "allow", "reason": "rule", "kind": "tool", "action": "call",
+              "resource": "echo", "rule": "user_safe_tools"}  # fmt: skip
+    assert sample("mcpguard_decisions_total", labels) == 1.0  # not folded into `other`
+    probes = {**labels, "decision": "deny", "reason": "default", "resource": UNKNOWN_COMPONENT,
+              "rule": ""}  # fmt: skip
+    assert sample("mcpguard_decisions_total", probes) == 300.0
+    exposition = generate_latest(registry).decode()
+    assert "probe_" not in exposition and SECRET not in exposition
+    assert len(telemetry.metrics.children) < 10  # one child per label set, not per name
