@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import hashlib
 import json
@@ -212,9 +213,12 @@ class AuditLog:
             context: Any = request.context
             if context:
                 context = self._redactor.redact(context)[0]
+            resource = request.resource
+            if resource.uri is not None and (redacted or not resource.found):
+                resource = self._recordable(resource, request.args, args, redacted)
             item = (
                 DECISION, event.decision_id, time.time_ns() // 1000, request.principal,
-                request.resource, request.action, request.time, context, args, redacted,
+                resource, request.action, request.time, context, args, redacted,
                 event.decision, event.shadow, event.server, event.transport,
                 event.session_id, event.request_id, event.method, event.trace_id,
                 event.span_id,
@@ -231,6 +235,18 @@ class AuditLog:
             logger.exception("decision record could not be queued")
             return False
         return True
+
+    def _recordable(
+        self, resource: Any, original: Any, args: Any, redacted: tuple[str, ...]
+    ) -> Any:
+        """The resource as recorded: its URI (through a template, or the caller's own
+        when the server has no such resource) without what redaction took from the
+        arguments, nor anything shaped like a credential."""
+        uri = self._redactor.uri(resource.uri, original, args, redacted)
+        if uri == resource.uri:
+            return resource
+        name = uri if resource.name == resource.uri else resource.name
+        return dataclasses.replace(resource, uri=uri, name=name)
 
     def append_listing(self, listing_id: str, events: Sequence[DecisionEvent]) -> bool:
         """Queue the records of one listing: `events` are the per-component decisions of

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from fnmatch import translate
 from typing import Any, Final
+from urllib.parse import quote
 
 __all__ = ["DEFAULT_SENSITIVE_NAMES", "SECRET_PATTERN", "Redactor", "looks_secret"]
 
@@ -142,6 +143,25 @@ class Redactor:
         out: list[str] = []
         clean = self._map(args, "", out)
         return clean, tuple(out)
+
+    def uri(
+        self,
+        uri: str,
+        args: Mapping[str, Any] | None,
+        clean: Mapping[str, Any] | None,
+        redacted: Iterable[str],
+    ) -> str:
+        """`uri` without what redaction took out of `args` (`redact` made `clean` and
+        `redacted` of them): a read through a template carries its parameters in the URI
+        too. Each redacted parameter's value, as sent or percent-encoded, becomes its
+        marker; a URI that still looks like it holds a credential is replaced whole."""
+        for path in redacted:
+            value = args.get(path) if args and "." not in path else None
+            if isinstance(value, str) and value:
+                mark = str(clean.get(path, PATH_MARK)) if clean else PATH_MARK
+                for form in {value, quote(value, safe="")}:
+                    uri = uri.replace(form, mark)
+        return SECRET_MARK if self._detect and looks_secret(uri) else uri
 
     def _map(self, value: Mapping[Any, Any], prefix: str, out: list[str]) -> Mapping[str, Any]:
         changed: dict[str, Any] | None = None

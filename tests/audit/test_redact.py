@@ -192,3 +192,15 @@ def test_nothing_derived_from_a_redacted_value_is_recorded(tmp_path: Any) -> Non
         candidate = json.dumps({**json.loads(args), "password": guess}, sort_keys=True,
                                separators=(",", ":"), ensure_ascii=False)  # fmt: skip
         assert hashlib.sha256(candidate.encode()).hexdigest() != digest
+
+
+def test_a_uri_loses_what_its_arguments_lose() -> None:
+    r = Redactor(paths=["pin"])
+    original = {"pin": "12 34/56", "city": "Paris"}
+    clean, redacted = r.redact(original)
+    assert r.uri("acct://12%2034%2F56/x?city=Paris", original, clean, redacted) == (
+        "acct://<redacted:path>/x?city=Paris"  # the percent-encoded form too
+    )
+    assert r.uri("acct://12 34/56/x", original, clean, redacted) == "acct://<redacted:path>/x"
+    assert r.uri("plain://Paris", original, clean, ()) == "plain://Paris"
+    assert r.uri(f"x://y?k={RAW_API_KEY}", None, None, ()) == "<redacted:secret>"

@@ -120,3 +120,58 @@ def test_the_fields_the_middleware_fills_by_position_keep_their_order() -> None:
     assert list(inspect.signature(AccessRequest).parameters)[:7] == [
         "principal", "resource", "action", "args", "time", "method", "context",
     ]  # fmt: skip
+
+
+VAULT = """
+name: p
+default_effect: deny
+rules:
+  - name: vault
+    effect: allow
+    resource_templates: {names: [vault]}
+    actions: [read]
+"""
+
+
+async def test_a_uri_keeps_no_secret_its_arguments_lose(tmp_path: Path) -> None:
+    """A read through a template carries its parameters in the URI: what redaction takes
+    out of the arguments leaves the recorded URI too, and a made-up URI shaped like it
+    holds a credential is not recorded (found in review: both were stored as sent)."""
+    from fastmcp import FastMCP
+    from mcp.shared.exceptions import MCPError
+
+    secret, other = "sk-" + "A1b2C3d4E5f6G7h8J9k0", "sk-" + "Z9y8X7w6V5u4T3s2R1q0"
+    mcp: FastMCP = FastMCP("v")
+
+    @mcp.resource("vault://{token}/data", name="vault")
+    def vault(token: str) -> str:
+        return "ok"
+
+    @mcp.resource("vault://{user}/profile", name="profile")
+    def profile(user: str) -> str:
+        return "ok"
+
+    mw = GuardMiddleware(VAULT, principal=ALICE, audit=AuditLog(tmp_path / "a"), telemetry=False)
+    mcp.add_middleware(mw)
+    async with Client(mcp) as client:
+        await client.read_resource(f"vault://{secret}/data")
+        with pytest.raises(MCPError):
+            await client.read_resource("vault://bob/profile")  # no rule: denied
+        with pytest.raises(MCPError):
+            await client.read_resource(f"nothing://here?api_key={other}")
+    mw.close()
+    with open_store(tmp_path / "a") as db:
+        rows = db.execute(
+            "SELECT resource, resource_uri, args FROM decisions WHERE method = 'resources/read' "
+            "ORDER BY ts"
+        ).fetchall()
+    stored = str(rows)
+    assert secret not in stored and other not in stored
+    (_, uri, args), profile_row, (name, unknown_uri, _) = rows
+    assert uri == "vault://<redacted:path>/data"  # `token` is a sensitive name
+    assert json.loads(args) == {"token": "<redacted:path>"}
+    assert profile_row[1] == "vault://bob/profile"  # nothing redacted: as read
+    assert unknown_uri == name == "<redacted:secret>"
+    for path in (tmp_path / "a").rglob("*"):  # nor in any file of the store
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes()
