@@ -105,6 +105,24 @@ def walk(value: Any, keys: tuple[str, ...]) -> Any:
     return value
 
 
+# `request.resource_type` as mcp-auth-guard 1.0.0 set it: the MCP method's prefix
+# (`tools/call` -> `tools`), or for a request without a method, its kind's plural.
+_RESOURCE_TYPE_OF_KIND: Final = {
+    "tool": "tools",
+    "resource": "resources",
+    "resource_template": "resources",
+    "prompt": "prompts",
+}
+
+
+def resource_type(request: Any) -> str:
+    method = request.method
+    if method:
+        return str(method).split("/", 1)[0]
+    kind = str(request.resource.kind)
+    return _RESOURCE_TYPE_OF_KIND.get(kind, kind)
+
+
 def _tags(ev: Evaluation) -> tuple[str, ...]:
     return tuple(sorted(ev.request.resource.tags))
 
@@ -135,7 +153,7 @@ _SCALARS: Final[dict[str, Resolver]] = {
     "resource.version": lambda ev: ev.request.resource.version,
     "request.action": lambda ev: ev.request.action,
     "request.method": lambda ev: ev.request.method,
-    "request.resource_type": lambda ev: ev.request.resource.kind,
+    "request.resource_type": lambda ev: resource_type(ev.request),
     "request.timestamp": lambda ev: ev.clock.timestamp(),
 }
 

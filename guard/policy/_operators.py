@@ -35,6 +35,7 @@ import ipaddress
 import json
 import posixpath
 import re
+import socket
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -198,14 +199,34 @@ def _dirs(value: Any) -> tuple[str, ...]:
 def normalise_host(host: str) -> str:
     """Lower-case, trailing-dot-free, IDNA (ASCII) form of a host name."""
     host = host.strip().lower().rstrip(".")
-    if not host or (any(c in host for c in "/\\@%:? #") and not _is_ip(host)):
+    ip = _canonical_ip(host)
+    if ip is not None:
+        return ip
+    if not host or any(c in host for c in "/\\@%:? #"):
         raise ValueError(f"invalid host {host!r}")
-    if _is_ip(host):
-        return host
     try:
         return host.encode("idna").decode("ascii")
     except UnicodeError:
         raise ValueError(f"invalid host {host!r}") from None
+
+
+def _canonical_ip(host: str) -> str | None:
+    """The canonical text of an IP literal, in every form resolvers accept (`::ffff:a.b.c.d`
+    is IPv4; `2852039166`, `0xa9fea9fe`, `0251.0376.0251.0376` are inet_aton IPv4); None if
+    `host` is a name."""
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        if not host or any(c not in "0123456789abcdefx." for c in host):
+            return None
+        try:
+            ip = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ip)
 
 
 def _is_ip(host: str) -> bool:

@@ -67,7 +67,10 @@ def _find_catastrophe(items: list[Any], inside_unbounded: bool) -> str | None:
         if op in _REPEATS:
             low, high, body = av
             body = list(body)
-            unbounded = high == _MAXREPEAT
+            # `{1,10}` or `{20}` multiplies paths as `*` does: each iteration may split the
+            # text differently (n**10 or 2**20 ways instead of 2**n). Two iterations (n**2)
+            # stay allowed; three already take seconds on a few thousand characters.
+            unbounded = high == _MAXREPEAT or high > 2
             if inside_unbounded and high != low and _can_consume(body):
                 return "nested quantifier inside an unbounded repeat"
             if unbounded and _has_overlapping_branch(body, _first_chars(body, frozenset())):
@@ -195,6 +198,10 @@ def _has_overlapping_branch(items: list[Any], follow: frozenset[str] | None) -> 
     for i, (op, av) in enumerate(items):
         if op is _c.SUBPATTERN:
             if _has_overlapping_branch(list(av[3]), _first_chars(items[i + 1 :], follow)):
+                return True
+        elif op in _REPEATS:  # `(?:(?:a|aa){2})*`: the alternation sits inside a repeat
+            body = list(av[2])
+            if _has_overlapping_branch(body, _first_chars(body + items[i + 1 :], follow)):
                 return True
         elif op is _c.BRANCH:
             rest = _first_chars(items[i + 1 :], follow)

@@ -445,6 +445,16 @@ class Validator:
         operator = self._str(c, "operator", path + ".operator", required=True)
         if "value" not in c and operator not in _UNARY_OPERATORS:
             self._missing(c, "value", path + ".value")
+        if operator in _UNARY_OPERATORS and c.get("value") is not None:
+            self.problem(
+                "bad_value",
+                f"`{operator}` takes no value",
+                path + ".value",
+                self._line(c, "value"),
+                "use `not_exists` for a field that must be absent"
+                if operator == "exists"
+                else "use `exists` for a field that must be present",
+            )
         timezone = self._str(c, "timezone", path + ".timezone")
         if operator is not None and operator not in self._ops:
             self.problem(

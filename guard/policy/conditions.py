@@ -40,6 +40,7 @@ from guard.policy._fields import (
     Evaluation,
     compile_field,
     is_time_field,
+    resource_type,
 )
 from guard.policy._operators import OPERATORS, OPERATORS_TABLE, Indeterminate
 from guard.policy.spec import Condition, ConditionGroup, ConditionNode, CustomCondition
@@ -376,7 +377,7 @@ def evaluation_context(ev: Evaluation) -> Mapping[str, Any]:
                     {
                         "action": req.action,
                         "method": req.method,
-                        "resource_type": r.kind,
+                        "resource_type": resource_type(req),
                         "timestamp": clock.timestamp(),
                         "time": clock,
                         "args": req.args,
@@ -462,7 +463,8 @@ def compile_condition(
     """
     problems = validate_condition(cond, custom)
     if problems:
-        raise PolicyError([PolicyProblem(p, code="invalid_condition") for p in problems])
+        line = getattr(cond, "line", None)
+        raise PolicyError([PolicyProblem(p, line=line, code="bad_condition") for p in problems])
     return _compile(cond, _REGISTRY if custom is None else custom)
 
 

@@ -3,12 +3,14 @@ load-time validation, three-valued logic, clock fields and custom conditions."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from guard import load_policies
 from guard.errors import PolicyError
 from guard.policy.conditions import (
     OPERATORS,
@@ -146,7 +148,7 @@ def test_seed_and_new_field_names() -> None:
         ("principal.auth_method", "jwt"), ("user.authenticated", True),
         ("tool.name", "cfg"), ("resource.uri", "file:///etc/app.cfg"),
         ("resource.kind", "resource"),
-        ("request.resource_type", "resource"), ("request.method", "resources/read"),
+        ("request.resource_type", "resources"), ("request.method", "resources/read"),
         ("request.action", "call"), ("resource.meta.v", 2), ("tool.metadata.v", 2),
         ("request.context.ip", "1.2.3.4"), ("request.args.k", "v"), ("tool.args.k", "v"),
     ]:  # fmt: skip
@@ -302,3 +304,90 @@ def test_unknown_reasons_never_quote_argument_values() -> None:
             ev = Evaluation(request({"pw": value if "len" not in cond.operator else 7}))
             assert compile_condition(cond).evaluate(ev) is None
             assert secret not in ev.why
+
+
+ALICE = Principal("alice", roles=("user",))
+
+
+# request.resource_type is the method's prefix, as mcp-auth-guard 1.0.0 set it (found in
+# review: it was the singular kind, so a seed policy's deny rule was skipped)
+
+SEED_POLICY = """\
+name: p
+default_effect: deny
+rules:
+  - name: no_prompts
+    effect: deny
+    priority: 200
+    conditions:
+      - {field: request.resource_type, operator: equals, value: prompts}
+  - name: everyone
+    effect: allow
+"""
+
+
+def test_seed_resource_type_condition_still_denies_via_policyset() -> None:
+    # mcp-auth-guard 1.0.0 sets resource_type = method.split("/")[0] ("prompts"), and this
+    # deny rule denies the prompt there. Here the field reads "prompt": the deny is skipped.
+    ps = load_policies(SEED_POLICY)
+    req = AccessRequest(ALICE, Resource("prompt", "summarize"), "get", method="prompts/get")
+    decision = ps.decide(req)
+    assert not decision.allowed and decision.rule == "no_prompts", decision
+
+
+def test_seed_resource_type_condition_still_denies_via_compat_engine() -> None:
+    # The page's own API with the plural spelling mcp-auth-guard's middleware produced.
+    from guard.policy import PolicyEngine, PolicyLoader
+    from guard.schemas import AuthContext, ResourceContext, ToolResource
+
+    engine = PolicyEngine([PolicyLoader.load_from_string(SEED_POLICY)])
+    auth = AuthContext(user_id="alice", roles=["user"], authenticated=True)
+    ctx = ResourceContext(resource_type="prompts", resource=ToolResource(name="summarize"),
+                          action="get", method="prompts/get")  # fmt: skip
+    decision = asyncio.run(engine.evaluate(auth, ctx))
+    assert not decision.allowed and decision.matched_rule == "no_prompts"
+
+
+# url_host compares IP addresses in canonical form (found in review: another spelling of
+# the same address escaped a deny rule)
+
+METADATA_DENY = """\
+name: egress
+default_effect: deny
+rules:
+  - name: no_cloud_metadata
+    effect: deny
+    priority: 500
+    tools: {names: [fetch]}
+    conditions:
+      - {field: tool.args.url, operator: url_host, value: ["169.254.169.254", "::1"]}
+  - name: fetch_anything_else
+    effect: allow
+    tools: {names: [fetch]}
+"""
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",  # control: denied today
+        "http://[::ffff:169.254.169.254]/latest/meta-data/",  # IPv4-mapped IPv6
+        "http://[::ffff:a9fe:a9fe]/latest/meta-data/",  # same, hex form
+        "http://[0:0:0:0:0:0:0:1]/admin",  # ::1 written out in full
+        "http://2852039166/latest/meta-data/",  # 169.254.169.254 as one decimal number
+        "http://0xa9fea9fe/latest/meta-data/",  # ... and in hex (inet_aton forms)
+    ],
+)
+def test_url_host_deny_rule_sees_the_real_ip(url: str) -> None:
+    ps = load_policies(METADATA_DENY)
+    req = AccessRequest(ALICE, Resource("tool", "fetch"), "call", args={"url": url})
+    decision = ps.decide(req)
+    assert not decision.allowed and decision.rule == "no_cloud_metadata", (url, decision)
+
+
+def test_resource_type_without_a_method_is_the_kinds_plural() -> None:
+    ps = load_policies(SEED_POLICY)
+    request = AccessRequest(ALICE, Resource("prompt", "summarize"), "get")  # no method
+    assert ps.decide(request).rule == "no_prompts"
+    listing = AccessRequest(ALICE, Resource("tool", "t"), "list", method="tools/list")
+    assert ps.decide(listing).rule == "everyone"

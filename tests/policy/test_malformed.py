@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from guard.errors import PolicyError, PolicyProblem
-from guard.policy.loader import parse_policies
+from guard.policy.loader import load_policies, parse_policies
 
 CORPUS = Path(__file__).parent / "malformed"
 FILES = sorted(CORPUS.glob("*.yaml"))
@@ -150,3 +150,37 @@ def test_a_misspelt_key_anywhere_is_reported_at_its_line_with_a_hint(
         and p.hint == f"did you mean `{key}`?"
         for p in problems
     ), problems
+
+
+# loader: `exists` / `not_exists` take no value (found in review: it was silently ignored)
+
+
+def test_exists_with_a_value_is_rejected() -> None:
+    # Meant as "the token is missing"; loads and means "the token is present" instead.
+    text = (
+        "name: p\nrules:\n  - name: no_token_no_entry\n    effect: deny\n    conditions:\n"
+        "      - {field: tool.args.token, operator: exists, value: false}\n"
+    )
+    with pytest.raises(PolicyError) as err:
+        load_policies(text)
+    assert [(p.code, p.line) for p in err.value.problems] == [("bad_value", 6)]
+
+
+# --- 5. loader: an unknown custom condition is reported on the rule's line, undocumented code
+
+
+def test_unknown_custom_condition_names_its_own_line_and_a_documented_code() -> None:
+    text = (
+        "name: p\nrules:\n  - name: r\n    effect: deny\n    conditions:\n"
+        "      - {custom: no_such_condition}\n"
+    )
+    with pytest.raises(PolicyError) as err:
+        load_policies(text)
+    [problem] = err.value.problems
+    documented = {"yaml_syntax", "yaml_tag", "yaml_alias", "duplicate_key", "non_string_key",
+                  "empty", "not_a_mapping", "unknown_key", "wrong_type", "missing_field",
+                  "bad_value", "unknown_operator", "bad_condition", "empty_group", "bad_regex",
+                  "catastrophic_regex", "duplicate_rule", "duplicate_policy",
+                  "combining_conflict", "unreadable", "too_large", "bad_source"}  # fmt: skip
+    assert problem.line == 6, problem
+    assert problem.code in documented, problem

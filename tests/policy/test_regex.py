@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from guard import PolicyError, load_policies
 from guard.policy._regex import regex_problem
 
 # Each backtracks exponentially in Python's `re` on a crafted non-matching input.
@@ -82,3 +83,27 @@ def test_everyday_patterns_pass(pattern: str) -> None:
 def test_invalid_patterns_say_why(pattern: str, why: str) -> None:
     found = regex_problem(pattern)
     assert found is not None and found[0] == "bad_regex" and why in found[1]
+
+
+# catastrophic regexes in bounded repeats are rejected at load (found in review)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        # exponential: overlapping alternatives under a fixed repeat under `*`
+        r"(?:(?:a|aa){2})*",
+        # exponential in the bound: overlapping alternatives in a bounded repeat
+        r"(a|a?){20}",
+        # a realistic e-mail check: variable repeat inside a bounded repeat (~n^9)
+        r"(?:[a-z0-9]+\.?){1,10}@example\.com",
+    ],
+)
+def test_catastrophic_regex_is_rejected_at_load(pattern: str) -> None:
+    text = (
+        "name: p\nrules:\n  - name: r\n    effect: deny\n    conditions:\n"
+        f"      - {{field: tool.args.q, operator: regex, value: '{pattern}'}}\n"
+    )
+    with pytest.raises(PolicyError) as err:
+        load_policies(text)
+    assert [p.code for p in err.value.problems] == ["catastrophic_regex"]
