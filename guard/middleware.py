@@ -242,7 +242,7 @@ class GuardMiddleware(Middleware):
                 policies,
                 shadow=shadow,
                 on_change=self._policies_changed,
-                on_failure=lambda kept: self._telemetry.policy_reload("error", kept),
+                on_failure=lambda kept: self._quietly(self._telemetry.policy_reload, "error", kept),
                 watch=interval,
             )
         except BaseException:
@@ -304,7 +304,7 @@ class GuardMiddleware(Middleware):
 
     def _policies_changed(self, new: PolicySet) -> None:
         self._record_policies(new)
-        self._telemetry.policy_reload("ok", new)
+        self._quietly(self._telemetry.policy_reload, "ok", new)
 
     def _record_policies(self, policy_set: PolicySet) -> None:
         if self.audit is not None:
@@ -318,6 +318,19 @@ class GuardMiddleware(Middleware):
         self._holder.close()
         if self.audit is not None:
             self.audit.close()
+
+    def _guard_error(self, where: str) -> None:
+        self._quietly(self._telemetry.guard_error, where)
+
+    @staticmethod
+    def _quietly(count: Callable[..., Any], *args: Any) -> None:
+        """Count something on the telemetry; if that raises, the request goes on as it
+        was going (denied, and recorded): a counter must not turn a denial that looks
+        like absence into an internal error."""
+        try:
+            count(*args)
+        except Exception:
+            logger.warning("telemetry raised in %s", getattr(count, "__name__", "?"))
 
     # ------------------------------------------------------------------ per request
 
@@ -351,11 +364,11 @@ class GuardMiddleware(Middleware):
         except AuthenticationError as exc:
             principal = Principal.anonymous(self._auth_method)
             denial = Decision(allowed=False, reason=exc.reason, message="authentication failed")
-            self._telemetry.auth_failure(self._auth_method, exc.reason)  # e.g. api_key
+            self._quietly(self._telemetry.auth_failure, self._auth_method, exc.reason)
         except Exception as exc:
             principal = Principal.anonymous(self._auth_method)
             denial = _error_decision("authenticating")
-            self._telemetry.guard_error("authenticate")
+            self._guard_error("authenticate")
             # the exception text may quote a credential: log its type only
             logger.warning("authenticator raised %s; denying", type(exc).__name__)
         return _Call(principal, denial, now, transport, session_id, request_id, server)
@@ -396,13 +409,13 @@ class GuardMiddleware(Middleware):
                 decision = policies.decide(request)
         except Exception:
             decision = replace(_error_decision("deciding"), policy_hash=policies.hash)
-            telemetry.guard_error("decide")
+            self._guard_error("decide")
         if shadow_set is not None and call.denial is None:
             try:
                 shadow = shadow_set.decide(request)
             except Exception:  # the draft never affects enforcement, even when it breaks
                 shadow = replace(_error_decision("deciding"), policy_hash=shadow_set.hash)
-                telemetry.guard_error("shadow")
+                self._guard_error("shadow")
         # a component of a listing: the listing's id and the component's position in it
         decision_id = uuid7() if listing is None else f"{listing[0]}.{len(listing[1]) + 1}"
         event = DecisionEvent(
@@ -418,7 +431,7 @@ class GuardMiddleware(Middleware):
             # An unobservable decision is not enforced as an allow (fail closed), but it is
             # still recorded.
             event.decision = replace(_error_decision("observing"), policy_hash=policies.hash)
-            telemetry.guard_error("observe")
+            self._guard_error("observe")
         if listing is not None:
             listing[1].append(event)  # recorded with the whole listing
         elif self.audit is not None:
@@ -428,7 +441,7 @@ class GuardMiddleware(Middleware):
                 queued = False
             if queued is False:  # a decision that cannot be recorded is not an allow
                 event.decision = replace(_error_decision("recording"), policy_hash=policies.hash)
-                telemetry.guard_error("record")
+                self._guard_error("record")
         return event
 
     def _denied(self, kind: str, name: str, decision: Decision) -> Exception:
@@ -459,7 +472,7 @@ class GuardMiddleware(Middleware):
                     event.decision_id, "error", duration_us, type(error).__name__
                 )
         except Exception:
-            self._telemetry.guard_error("outcome")
+            self._guard_error("outcome")
 
     async def _enforce(
         self,
@@ -479,7 +492,7 @@ class GuardMiddleware(Middleware):
             and audit.durable
             and not await audit.wait_durable(event.decision_id, timeout=_DURABLE_TIMEOUT_S)
         ):
-            self._telemetry.guard_error("record")
+            self._guard_error("record")
             raise self._denied(kind, name, _error_decision("recording durably"))
         t0 = time.perf_counter()
         try:
@@ -505,7 +518,7 @@ class GuardMiddleware(Middleware):
                 resource = _versioned(self._cache.get(tool), context)
         except Exception:
             call.denial = call.denial or _error_decision("resolving the tool")
-            self._telemetry.guard_error("resolve")
+            self._guard_error("resolve")
         args = context.message.arguments or _EMPTY
         event = self._decide(call, resource, "call", args, "tools/call")
         return await self._enforce(context, call_next, event, "tool", name)
@@ -559,7 +572,7 @@ class GuardMiddleware(Middleware):
                 resource = _versioned(read_target(uri, component), context)
         except Exception:
             call.denial = call.denial or _error_decision("resolving the resource")
-            self._telemetry.guard_error("resolve")
+            self._guard_error("resolve")
         return self._decide(call, resource, "read", args, "resources/read"), uri
 
     async def check_resource_access(self, context: MiddlewareContext[Any]) -> None:
@@ -599,7 +612,7 @@ class GuardMiddleware(Middleware):
                 resource = _versioned(self._cache.get(prompt), context)
         except Exception:
             call.denial = call.denial or _error_decision("resolving the prompt")
-            self._telemetry.guard_error("resolve")
+            self._guard_error("resolve")
         args = context.message.arguments or _EMPTY
         event = self._decide(call, resource, "get", args, "prompts/get")
         return await self._enforce(context, call_next, event, "prompt", name)
@@ -627,7 +640,7 @@ class GuardMiddleware(Middleware):
                     call.request_id,
                     call.server,
                 )
-                self._telemetry.guard_error("resolve")
+                self._guard_error("resolve")
                 decide(call_for_item, resource, "list", _EMPTY, method, listing)
                 continue
             if decide(call, resource, "list", _EMPTY, method, listing).decision.allowed:
@@ -638,7 +651,7 @@ class GuardMiddleware(Middleware):
             except Exception:  # `append_listing` promises not to raise; if it does, hide all
                 queued = False
             if queued is False:  # what cannot be recorded is not shown
-                self._telemetry.guard_error("record")
+                self._guard_error("record")
                 return []
         return kept
 
@@ -707,7 +720,7 @@ class GuardMiddleware(Middleware):
             resource = self._cache.get(component)
         except Exception:
             call.denial = call.denial or _error_decision("resolving the completion target")
-            self._telemetry.guard_error("resolve")
+            self._guard_error("resolve")
             resource = Resource(
                 kind="prompt" if ref_type == "ref/prompt" else "resource_template", name=key
             )

@@ -21,6 +21,7 @@ handle = telemetry.start_decision("tools/call", "get_weather")
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import trace
@@ -123,7 +124,7 @@ class GuardTelemetry:
             provider = None if decision_logs is True else decision_logs
             self._logs = DecisionLogs(provider)
         self._last_list: tuple[Any, _Handle] = (None, _NO_HANDLE)
-        self._failures = 0
+        self._failures = 0  # also counted as guard_errors{where="telemetry"} when it can be
         if registry is None:
             # the one on the global registry is the default the middleware falls back to
             from guard.telemetry import _adopt_default
@@ -152,7 +153,7 @@ class GuardTelemetry:
                 return _NO_HANDLE
             return _Handle(span, format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"))
         except Exception:
-            self._failures += 1
+            self._failed()
             return _NO_HANDLE
 
     def _list_handle(self, span: Any) -> _Handle:
@@ -218,25 +219,32 @@ class GuardTelemetry:
                     handle.trace_id, handle.span_id, event, attributes or self._attributes(event)
                 )
         except Exception:
-            self._failures += 1
+            self._failed()
+
+    def _failed(self) -> None:
+        """A span, log or metric could not be made: the decision stands (telemetry never
+        decides a request), and the failure is counted where a scrape shows it."""
+        self._failures += 1
+        with contextlib.suppress(Exception):  # the metrics themselves may be what broke
+            self.metrics.guard_error("telemetry")
 
     def auth_failure(self, method: str, reason: str) -> None:
         try:
             self.metrics.auth_failure(method, reason)
         except Exception:
-            self._failures += 1
+            self._failed()
 
     def policy_reload(self, result: str, policy_set: Any) -> None:
         try:
             self.metrics.policy_reload(result, policy_set)
         except Exception:
-            self._failures += 1
+            self._failed()
 
     def guard_error(self, where: str) -> None:
         try:
             self.metrics.guard_error(where)
         except Exception:
-            self._failures += 1
+            self._failed()
 
     # -- span attributes ----------------------------------------------------------------
 

@@ -58,6 +58,7 @@ GUARD_ERROR_SITES: Final = (
     "record",
     "outcome",
     "resolve",
+    "telemetry",
 )
 _MAX_SMALL_LABEL: Final = 64  # distinct auth methods / reasons / error sites kept before folding
 

@@ -290,3 +290,76 @@ async def test_a_listing_that_cannot_be_recorded_shows_nothing(
         assert await client.list_tools() == []
     assert log.stats()["append_errors"] == 1 and recorder.errors.count("record") == 1
     mw.close()
+
+
+class _Boom:
+    """A `Telemetry` whose backend is down: each method named in `failing` raises."""
+
+    def __init__(self, *failing: str) -> None:
+        self.failing = set(failing)
+
+    def _maybe(self, name: str) -> None:
+        if name in self.failing:
+            raise RuntimeError("exporter down")
+
+    def start_decision(self, method: str, target: str) -> Any:
+        self._maybe("start_decision")
+
+        class Handle:
+            trace_id = span_id = ""
+
+        return Handle()
+
+    def end_decision(self, handle: Any, event: Any) -> None:
+        self._maybe("end_decision")
+
+    def auth_failure(self, method: str, reason: str) -> None:
+        self._maybe("auth_failure")
+
+    def policy_reload(self, result: str, policy_set: Any) -> None:
+        self._maybe("policy_reload")
+
+    def guard_error(self, where: str) -> None:
+        self._maybe("guard_error")
+
+
+@pytest.mark.parametrize("failing", [("end_decision", "guard_error"), ("auth_failure",)])
+async def test_a_telemetry_that_raises_still_leaves_a_recorded_denial_that_looks_like_absence(
+    tmp_path: Any, failing: tuple[str, ...]
+) -> None:
+    """Found in review: a telemetry raising while counting a guard error or an
+    authentication failure escaped the middleware ("Internal server error", no record)."""
+    from fastmcp import FastMCP
+
+    from guard.audit import open_store
+
+    class Refuse:
+        method = "api_key"
+
+        async def authenticate(self, info: Any) -> Principal:
+            raise AuthenticationError("invalid_api_key")
+
+    mcp: FastMCP[Any] = FastMCP("s")
+
+    @mcp.tool
+    def t(x: str) -> str:
+        return x
+
+    kwargs: dict[str, Any] = (
+        {"authenticator": Refuse()}
+        if failing == ("auth_failure",)
+        else {"principal": Principal("a")}
+    )
+    policy = "name: p\nrules: [{name: r, effect: allow}]\n"
+    guard = GuardMiddleware(
+        policy, audit=str(tmp_path / "store"), telemetry=_Boom(*failing), **kwargs
+    )
+    mcp.add_middleware(guard)
+    async with Client(mcp) as client:
+        with pytest.raises(ToolError) as denied:
+            await client.call_tool("t", {"x": "1"})
+    guard.close()
+    assert str(denied.value) == "Unknown tool: 't'"
+    with open_store(tmp_path / "store") as store:
+        rows = store.sql("SELECT allowed FROM decisions WHERE method = 'tools/call'").fetchall()
+    assert rows == [(False,)]

@@ -46,3 +46,24 @@ async def test_made_up_names_leave_the_real_labels_and_no_secret() -> None:
     exposition = generate_latest(registry).decode()
     assert "probe_" not in exposition and SECRET not in exposition
     assert len(telemetry.metrics.children) < 10  # one child per label set, not per name
+
+
+async def test_a_failing_span_exporter_leaves_the_decision_and_is_counted() -> None:
+    """GuardTelemetry never raises into a request: tracing being down does not deny every
+    call; the failure shows as guard_errors{where="telemetry"} (found in review: it was
+    counted nowhere a scrape could see)."""
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+
+    class Exploding(SpanProcessor):
+        def on_end(self, span: object) -> None:
+            raise RuntimeError("exporter down")
+
+    provider = TracerProvider()
+    provider.add_span_processor(Exploding())
+    registry = CollectorRegistry()
+    telemetry = GuardTelemetry(registry=registry, tracer_provider=provider)
+    mcp = demo_server()
+    mcp.add_middleware(GuardMiddleware(POLICY, principal=ALICE, audit=None, telemetry=telemetry))
+    async with Client(mcp) as client:
+        assert (await client.call_tool("echo", {"text": "x"})).data
+    assert registry.get_sample_value("mcpguard_guard_errors_total", {"where": "telemetry"}) == 1
