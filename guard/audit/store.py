@@ -76,7 +76,9 @@ class AuditStore:
 
     Attribute access falls through to the underlying `duckdb.DuckDBPyConnection`
     (`store.con`), so `store.sql(...)`, `store.execute(...)`, `store.table("decision_log")`
-    work as on any connection; those three refresh the views first.
+    work as on any connection. Those, and DuckDB's aliases `query`, `from_query` and `view`,
+    see the files as they are now (listed again before each query); anything else reached
+    through the connection (a `cursor()`) sees them as of the last of those calls.
 
     ```python
     store = open_store("mcp-guard-audit.duckdb")
@@ -172,6 +174,11 @@ class AuditStore:
     def table(self, name: str) -> Any:
         """A relation over one of the views, refreshed now."""
         return self._retry(lambda: self.con.table(name))
+
+    # DuckDB's aliases: the same queries on fresh views
+    query = sql
+    from_query = sql
+    view = table
 
     def policy_texts(self, policy_hash: str) -> list[str]:
         """The texts of the policy set with this content hash, in load order (for replay:

@@ -248,3 +248,23 @@ def test_a_writer_lets_go_of_a_hot_file_compact_converted(
     log.close()
     assert _files(store)[1] == [] and len(_files(store)[0]) == 2
     assert _count(store) == 20 and verify(store).ok
+
+
+def test_every_query_alias_of_the_reader_sees_fresh_files(tmp_path: Path) -> None:
+    """DuckDB's `query`, `from_query` and `view` are `sql` and `table` under other names:
+    they list the files again too (found in review: `query` saw stale views, and raised
+    once a compaction had removed the files it knew)."""
+    store = tmp_path / "s"
+    reader = open_store(store)  # a dashboard may start before the first server
+    log = AuditLog(store, segment_rows=5)
+    append_calls(log, 0, 5)
+    log.close()
+    for ask in (reader.query, reader.from_query, reader.sql):
+        assert ask("SELECT count(*) FROM decisions").fetchall() == [(5,)]
+    assert reader.view("decisions").count("*").fetchall() == [(5,)]
+    log = AuditLog(store, segment_rows=5)
+    append_calls(log, 5, 5)
+    log.close()
+    compact(store, grace=0)  # the files the views were made of are gone
+    assert reader.query("SELECT count(*) FROM decisions").fetchall() == [(10,)]
+    reader.close()
