@@ -456,3 +456,20 @@ def test_format_is_idempotent_on_multi_document_and_json_files(
     assert isinstance(json.loads(as_json.read_text()), list)
     assert run("format", as_json, "--check").exit_code == 0
     assert run("validate", as_json).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["explian", "policies.yaml", "--tool", "x"],  # a mistyped command
+        ["verify", "--bogus"],
+        ["tail", "-n", "0"],
+        ["retention", "--days", "0"],
+        ["key", "new", "--bogus"],
+    ],
+)
+def test_usage_errors_of_every_command_exit_1_not_explains_denied(argv: list[str]) -> None:
+    """Exit 2 means "denied" (`explain`): a script must not read a typo as a denial
+    (found in review: only the policy commands mapped usage errors to 1)."""
+    result = run(*argv)
+    assert result.exit_code == 1, result.output
