@@ -30,7 +30,10 @@ DEFAULT_SENSITIVE_NAMES: Final = frozenset(
 
 # Shapes of credentials seen in the wild. A value containing one is redacted whole.
 SECRET_PATTERN: Final = re.compile(
-    r"(?i:bearer|basic)\s+[A-Za-z0-9\-._~+/]{8,}=*"  # HTTP authorization values
+    # HTTP authorization values: a bearer token is long; basic credentials are base64 with
+    # some capital, digit or symbol ("basic arithmetic" is English, not credentials)
+    r"\b(?i:bearer)\s+[A-Za-z0-9\-._~+/]{20,}=*"
+    r"|\b(?i:basic)\s+[a-z]*[A-Z0-9+/][A-Za-z0-9+/]{6,}=*"
     r"|eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"  # JWT
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"  # PEM private keys
     r"|\bsk-[A-Za-z0-9_-]{16,}"  # OpenAI / Anthropic style
@@ -61,8 +64,9 @@ def looks_secret(text: str) -> bool:
     """Whether `text` contains something shaped like a credential.
 
     ```python
-    looks_secret("Bearer abc.def.ghi-123")  # True
-    looks_secret("Paris")  # False
+    assert looks_secret("Authorization: Bearer abc.def.ghi-0123456789")
+    assert looks_secret("Basic dXNlcjpwYXNz")  # user:pass
+    assert not looks_secret("explain basic arithmetic, then Paris")
     ```
     """
     return len(text) >= _MIN_SECRET_LEN and _search(text)

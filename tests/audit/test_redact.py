@@ -204,3 +204,26 @@ def test_a_uri_loses_what_its_arguments_lose() -> None:
     assert r.uri("acct://12 34/56/x", original, clean, redacted) == "acct://<redacted:path>/x"
     assert r.uri("plain://Paris", original, clean, ()) == "plain://Paris"
     assert r.uri(f"x://y?k={RAW_API_KEY}", None, None, ()) == "<redacted:secret>"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["explain basic arithmetic to me", "the bearer instrument is void", "a basic sentence"],
+)
+def test_english_with_basic_or_bearer_is_not_a_credential(text: str) -> None:
+    """Found in review: any word of 8 letters after "basic" or "bearer" was redacted,
+    losing the argument for audit and replay."""
+    assert Redactor().redact({"q": text}) == ({"q": text}, ())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Authorization: Basic dXNlcjpwYXNz",  # user:pass
+        "basic YWRtaW46czNjcjN0IQ==",
+        "Bearer 8f14e45fceea167a5a36dedd4bea2543",  # an opaque token
+        "bearer abc.def.ghi-0123456789",
+    ],
+)
+def test_authorization_values_are_credentials(text: str) -> None:
+    assert Redactor().redact({"q": text}) == ({"q": "<redacted:secret>"}, ("q",))
