@@ -27,10 +27,16 @@ def verify_command(store: Path, show_all: bool) -> None:
         mcp-guard verify
         mcp-guard verify mcp-guard-audit.duckdb --all
     """
+    import duckdb
+
     from guard.audit.verify import verify
 
     _require(store)
-    report = verify(store)
+    try:
+        report = verify(store)
+    except (duckdb.Error, OSError, ValueError) as exc:  # a segment that cannot be read
+        click.echo(f"UNREADABLE: {str(exc).splitlines()[0]}", err=True)
+        raise SystemExit(1) from None
     if report.ok:
         click.echo(f"ok: {report.rows} rows in {report.chains} chains verified")
         return
@@ -76,7 +82,11 @@ def retention_command(store: Path, days: float) -> None:
     from guard.audit.maintenance import apply_retention
 
     _require(store)
-    for table, rows in apply_retention(store, days=days).items():
+    try:
+        dropped = apply_retention(store, days=days)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--days") from None
+    for table, rows in dropped.items():
         click.echo(f"{table}: {rows} row(s) older than {days:g} days deleted")
 
 

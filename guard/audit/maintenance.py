@@ -221,10 +221,13 @@ def apply_retention(
     """
     import duckdb
 
-    if days <= 0:
+    if not days > 0:  # also refuses NaN
         raise ValueError(f"retention days must be positive, got {days}")
     root = Path(path)
-    cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
+    try:
+        cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
+    except OverflowError:  # further back than datetime reaches: nothing is that old
+        cutoff = datetime.min.replace(tzinfo=UTC)
     cutoff_us = (cutoff - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
     dropped: dict[str, int] = {}
     with maintenance_lock(root):

@@ -113,15 +113,18 @@ def mount_metrics(
 
     if token is not None and not token.strip():
         raise ValueError("metrics token must be a non-empty string (or None for no protection)")
-    expected = f"Bearer {token}".encode() if token else None
+    if token is not None and token != token.strip():
+        raise ValueError("metrics token has leading or trailing whitespace (read from a file?)")
+    expected = token.encode() if token else None
     # A MultiProcessCollector re-reads the worker files on every scrape, so build it once.
     source = scrape_registry(registry)
 
     @mcp.custom_route(path, methods=["GET"])  # type: ignore[untyped-decorator]
     async def metrics(request: Any) -> Any:
         if expected is not None:
-            given = request.headers.get("authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            ok = hmac.compare_digest(given.strip().encode(), expected)
+            if not ok or scheme.lower() != "bearer":
                 return Response(
                     "unauthorized\n",
                     status_code=401,

@@ -277,8 +277,13 @@ class GuardMetrics:
         if labels == self._policy_labels:
             return
         if self._policy_labels is not None:
-            with contextlib.suppress(KeyError):
-                self.policy_info.remove(*self._policy_labels)
+            if self.multiprocess:
+                # removal is not implemented for multiprocess files: the old series would
+                # keep reading 1 next to the new one; 0 marks it as no longer in force
+                self.policy_info.labels(*self._policy_labels).set(0)
+            else:
+                with contextlib.suppress(KeyError):
+                    self.policy_info.remove(*self._policy_labels)
         self.policy_info.labels(*labels).set(1)
         self._policy_labels = labels
 
