@@ -122,6 +122,11 @@ _NO_SPAN: Final = _NoSpan()
 _DURABLE_TIMEOUT_S = 10.0  # how long a durable record may take before the call is denied
 
 
+class UnobservedDecision(Exception):
+    """The outcome of an allowed call the guard did not run: its decision could not be
+    observed (a `Telemetry` raised after the record was queued)."""
+
+
 def _error_decision(where: str) -> Decision:
     return Decision(allowed=False, reason=Reason.ERROR, message=f"guard error while {where}")
 
@@ -422,16 +427,12 @@ class GuardMiddleware(Middleware):
             decision_id, request, decision, shadow, call.server, call.transport,
             call.session_id, call.request_id, method, handle.trace_id, handle.span_id,
         )  # fmt: skip
-        if observed:
-            try:
-                telemetry.end_decision(handle, event)
-            except Exception:
-                observed = False
         if not observed:
             # An unobservable decision is not enforced as an allow (fail closed), but it is
             # still recorded.
             event.decision = replace(_error_decision("observing"), policy_hash=policies.hash)
             self._guard_error("observe")
+        queued = False
         if listing is not None:
             listing[1].append(event)  # recorded with the whole listing
         elif self.audit is not None:
@@ -442,6 +443,16 @@ class GuardMiddleware(Middleware):
             if queued is False:  # a decision that cannot be recorded is not an allow
                 event.decision = replace(_error_decision("recording"), policy_hash=policies.hash)
                 self._guard_error("record")
+        # Observed last, so the span and metrics carry the decision enforced (a call that
+        # could not be recorded counts as the denial it is).
+        if observed:
+            try:
+                telemetry.end_decision(handle, event)
+            except Exception:
+                event.decision = replace(_error_decision("observing"), policy_hash=policies.hash)
+                self._guard_error("observe")
+                if queued:  # its record says what was decided: say the call did not run
+                    self._outcome(event, time.perf_counter(), UnobservedDecision())
         return event
 
     def _denied(self, kind: str, name: str, decision: Decision) -> Exception:

@@ -267,6 +267,7 @@ async def test_a_decision_that_cannot_be_recorded_is_not_enforced_as_an_allow(
             await client.call_tool("note", {"text": "boom"})
     assert ran == ["fine"]  # the tool never ran for the call it could not record
     assert log.stats()["append_errors"] == 1 and recorder.errors.count("record") == 1
+
     mw.close()
     with open_store(tmp_path / "audit") as db:
         assert db.sql("SELECT args FROM decisions WHERE method = 'tools/call'").fetchall() == [
@@ -361,5 +362,43 @@ async def test_a_telemetry_that_raises_still_leaves_a_recorded_denial_that_looks
     guard.close()
     assert str(denied.value) == "Unknown tool: 't'"
     with open_store(tmp_path / "store") as store:
-        rows = store.sql("SELECT allowed FROM decisions WHERE method = 'tools/call'").fetchall()
-    assert rows == [(False,)]
+        rows = store.sql(
+            "SELECT allowed, status, error_class FROM decision_log WHERE method = 'tools/call'"
+        ).fetchall()
+    if failing == ("auth_failure",):
+        assert rows == [(False, None, None)]
+    else:  # recorded as decided, then observed: the call did not run, its outcome says why
+        assert rows == [(True, "error", "UnobservedDecision")]
+
+
+async def test_a_call_that_cannot_be_recorded_is_counted_as_the_denial_it_is(
+    tmp_path: Any,
+) -> None:
+    """Found in review: the decision was observed before it was recorded, so the metrics
+    and the span counted a call refused for want of a record as allowed."""
+    from prometheus_client import CollectorRegistry
+
+    from guard.audit import AuditLog
+    from guard.telemetry import GuardTelemetry
+
+    registry = CollectorRegistry()
+    log = AuditLog(tmp_path / "audit", redactor=BrokenRedactor())  # type: ignore[arg-type]
+    mw = GuardMiddleware(POLICY, principal=Principal("root", ("admin",)), audit=log,
+                         telemetry=GuardTelemetry(registry=registry))  # fmt: skip
+    mcp = demo_server()
+
+    @mcp.tool(tags={"safe"})
+    def note(text: str) -> str:
+        return text
+
+    mcp.add_middleware(mw)
+    async with Client(mcp) as client:
+        with pytest.raises(ToolError, match="Unknown tool"):
+            await client.call_tool("note", {"text": "boom"})
+    mw.close()
+    samples = {
+        (s.labels["decision"], s.labels["reason"]): s.value
+        for metric in registry.collect() if metric.name == "mcpguard_decisions"
+        for s in metric.samples if s.name == "mcpguard_decisions_total" and s.value
+    }  # fmt: skip
+    assert samples == {("deny", "error"): 1.0}
