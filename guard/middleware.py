@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
@@ -120,6 +120,16 @@ _NO_SPAN: Final = _NoSpan()
 
 
 _DURABLE_TIMEOUT_S = 10.0  # how long a durable record may take before the call is denied
+
+
+@dataclass(slots=True)
+class _Listing:
+    """The decisions of one list request, recorded and observed together: its id, and
+    each component's event and span handle (None when it could not be observed)."""
+
+    id: str
+    events: list[DecisionEvent]
+    handles: list[Any]
 
 
 class UnobservedDecision(Exception):
@@ -385,9 +395,10 @@ class GuardMiddleware(Middleware):
         action: str,
         args: Mapping[str, Any],
         method: str,
-        listing: tuple[str, list[DecisionEvent]] | None = None,
+        listing: _Listing | None = None,
     ) -> DecisionEvent:
-        """Decide, observe and (unless part of a `listing`: id, events so far) record."""
+        """Decide, record and observe; a component of a `listing` is recorded and observed
+        with the whole listing (`_filter`)."""
         telemetry = self._telemetry
         holder = self._holder
         policies = holder.live  # read once: this decision uses exactly one set
@@ -422,7 +433,7 @@ class GuardMiddleware(Middleware):
                 shadow = replace(_error_decision("deciding"), policy_hash=shadow_set.hash)
                 self._guard_error("shadow")
         # a component of a listing: the listing's id and the component's position in it
-        decision_id = uuid7() if listing is None else f"{listing[0]}.{len(listing[1]) + 1}"
+        decision_id = uuid7() if listing is None else f"{listing.id}.{len(listing.events) + 1}"
         event = DecisionEvent(
             decision_id, request, decision, shadow, call.server, call.transport,
             call.session_id, call.request_id, method, handle.trace_id, handle.span_id,
@@ -434,8 +445,10 @@ class GuardMiddleware(Middleware):
             self._guard_error("observe")
         queued = False
         if listing is not None:
-            listing[1].append(event)  # recorded with the whole listing
-        elif self.audit is not None:
+            listing.events.append(event)
+            listing.handles.append(handle if observed else None)
+            return event
+        if self.audit is not None:
             try:
                 queued = self.audit.append(event)  # queued before the handler runs
             except Exception:  # `append` promises not to raise; if it does, deny
@@ -634,8 +647,7 @@ class GuardMiddleware(Middleware):
         call = await self._begin(context)
         decide = self._decide
         resource_of = self._cache.get
-        listing: tuple[str, list[DecisionEvent]] = (uuid7(), [])
-        kept = []
+        listing = _Listing(uuid7(), [], [])
         for item in items:
             try:
                 resource = resource_of(item)
@@ -654,17 +666,30 @@ class GuardMiddleware(Middleware):
                 self._guard_error("resolve")
                 decide(call_for_item, resource, "list", _EMPTY, method, listing)
                 continue
-            if decide(call, resource, "list", _EMPTY, method, listing).decision.allowed:
-                kept.append(item)
+            decide(call, resource, "list", _EMPTY, method, listing)
+        events = listing.events
         if self.audit is not None:
-            try:
-                queued = self.audit.append_listing(*listing)  # one row for the whole listing
+            try:  # one row for the whole listing
+                queued = self.audit.append_listing(listing.id, events)
             except Exception:  # `append_listing` promises not to raise; if it does, hide all
                 queued = False
             if queued is False:  # what cannot be recorded is not shown
                 self._guard_error("record")
-                return []
-        return kept
+                hidden = _error_decision("recording")
+                for event in events:
+                    event.decision = replace(hidden, policy_hash=event.decision.policy_hash)
+        # Observed last, so the list span and the metrics carry what was shown.
+        end = self._telemetry.end_decision
+        for event, handle in zip(events, listing.handles, strict=True):
+            if handle is not None:
+                try:
+                    end(handle, event)
+                except Exception:  # hidden, as an unobservable decision is not an allow
+                    event.decision = replace(
+                        _error_decision("observing"), policy_hash=event.decision.policy_hash
+                    )
+                    self._guard_error("observe")
+        return [item for item, event in zip(items, events, strict=True) if event.decision.allowed]
 
     async def on_list_tools(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]

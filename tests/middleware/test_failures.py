@@ -402,3 +402,32 @@ async def test_a_call_that_cannot_be_recorded_is_counted_as_the_denial_it_is(
         for s in metric.samples if s.name == "mcpguard_decisions_total" and s.value
     }  # fmt: skip
     assert samples == {("deny", "error"): 1.0}
+
+
+async def test_a_listing_that_cannot_be_recorded_is_counted_as_hidden(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listing is observed after it is recorded, as a call is: one that cannot be
+    recorded shows nothing, and its components count as the denials they are."""
+    from prometheus_client import CollectorRegistry
+
+    from guard.audit import AuditLog
+    from guard.telemetry import GuardTelemetry
+
+    registry = CollectorRegistry()
+    log = AuditLog(tmp_path / "audit")
+    monkeypatch.setattr(log, "append_listing", lambda *args: False)  # the queue refuses
+    mw = GuardMiddleware(POLICY, principal=Principal("root", ("admin",)), audit=log,
+                         telemetry=GuardTelemetry(registry=registry))  # fmt: skip
+    mcp = demo_server()
+    mcp.add_middleware(mw)
+    async with Client(mcp) as client:
+        assert await client.list_tools() == []
+    mw.close()
+    counted: dict[tuple[str, str], float] = {}
+    for metric in registry.collect():
+        for s in metric.samples:
+            if s.name == "mcpguard_decisions_total" and s.value:
+                key = (s.labels["decision"], s.labels["reason"])
+                counted[key] = counted.get(key, 0.0) + s.value
+    assert list(counted) == [("deny", "error")] and counted[("deny", "error")] >= 2
