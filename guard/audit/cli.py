@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from guard.audit.log import DEFAULT_PATH
+from guard.audit.schema import TABLES
 
 __all__ = ["COMMANDS"]
 
@@ -116,7 +117,9 @@ def tail_command(store: Path, limit: int) -> None:
 
 
 def _require(store: Path) -> None:
-    if not store.is_dir():
+    # a writer makes these at once: any other directory (a typo'd path, /etc) is no store,
+    # and verifying it would say "ok: 0 rows", or maintenance would leave its lock there
+    if not store.is_dir() or not any((store / part).is_dir() for part in (*TABLES, "writers")):
         raise click.ClickException(f"no MCP Guard store at {store} (a directory of segments)")
 
 

@@ -134,6 +134,13 @@ def test_cli_verify_names_the_first_bad_row(store: Path) -> None:
     assert "seq 8" in bad.output and "edited" in bad.output
     missing = runner.invoke(main, ["verify", str(store / "nope")])
     assert missing.exit_code == 1 and "no MCP Guard store" in missing.output
+    # a directory that is no store is not "ok: 0 rows", and maintenance leaves no lock in it
+    other = store.parent / "not-a-store"
+    (other / "docs").mkdir(parents=True)
+    for command in ("verify", "compact", "retention", "tail"):
+        result = runner.invoke(main, [command, str(other)])
+        assert result.exit_code == 1 and "no MCP Guard store" in result.output, command
+    assert sorted(p.name for p in other.iterdir()) == ["docs"]
 
 
 def test_listing_item_flipped_to_shown(tmp_path: Path) -> None:
