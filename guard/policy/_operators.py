@@ -224,17 +224,16 @@ def _canonical_ip(host: str) -> str | None:
             ip = ipaddress.IPv4Address(socket.inet_aton(host))
         except OSError:
             return None
+    return str(_unmapped(ip))
+
+
+def _unmapped(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is the IPv4 address it maps."""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return str(ip)
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+        return ip.ipv4_mapped
+    return ip
 
 
 def _hosts(value: Any) -> tuple[frozenset[str], tuple[str, ...]]:
@@ -349,8 +348,7 @@ def _cidr(actual: Any, nets: tuple[Network, ...]) -> bool:
         ip = ipaddress.ip_address(actual.strip() if isinstance(actual, str) else actual)
     except ValueError:
         raise Indeterminate("not an IP address") from None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    ip = _unmapped(ip)
     return any(ip.version == n.version and ip in n for n in nets)
 
 
