@@ -124,7 +124,6 @@ class GuardTelemetry:
             provider = None if decision_logs is True else decision_logs
             self._logs = DecisionLogs(provider)
         self._last_list: tuple[Any, _Handle] = (None, _NO_HANDLE)
-        self._failures = 0  # also counted as guard_errors{where="telemetry"} when it can be
         if registry is None:
             # the one on the global registry is the default the middleware falls back to
             from guard.telemetry import _adopt_default
@@ -224,7 +223,6 @@ class GuardTelemetry:
     def _failed(self) -> None:
         """A span, log or metric could not be made: the decision stands (telemetry never
         decides a request), and the failure is counted where a scrape shows it."""
-        self._failures += 1
         with contextlib.suppress(Exception):  # the metrics themselves may be what broke
             self.metrics.guard_error("telemetry")
 

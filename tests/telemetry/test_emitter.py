@@ -254,7 +254,9 @@ def test_telemetry_never_raises_into_the_request(registry: CollectorRegistry) ->
     handle = telemetry.start_decision("tools/call", "x")
     telemetry.end_decision(handle, object())  # type: ignore[arg-type]
     telemetry.policy_reload("ok", object())
-    assert telemetry._failures == 1
+    # counted where a scrape shows it: the bad event (the reload went on without a hash)
+    get = registry.get_sample_value
+    assert get("mcpguard_guard_errors_total", {"where": "telemetry"}) == 1.0
 
 
 def test_one_registry_holds_one_guard_telemetry(registry: CollectorRegistry) -> None:
