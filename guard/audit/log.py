@@ -621,7 +621,7 @@ class AuditLog:
     def _not_stored(self, rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """`rows` without those the store already has, and each only once (by table and
         decision id, unique in every table: a listing's row carries its listing id)."""
-        from guard.audit.store import open_store
+        from guard.audit.store import TABLE_VIEWS, open_store
 
         ids = [(table, json.loads(body + "}")["decision_id"]) for table, body in rows]
         stored: set[tuple[str, str]] = set()
@@ -629,9 +629,8 @@ class AuditLog:
             for table in TABLES:
                 wanted = [i for t, i in ids if t == table]
                 if wanted:
-                    view = "decision_rows" if table == "decisions" else table
                     found = store.execute(
-                        f"SELECT DISTINCT decision_id FROM {view} "  # noqa: S608 - table names
+                        f"SELECT DISTINCT decision_id FROM {TABLE_VIEWS[table]} "  # noqa: S608
                         "WHERE decision_id IN (SELECT unnest(?::VARCHAR[]))",
                         [wanted],
                     ).fetchall()

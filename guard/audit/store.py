@@ -54,7 +54,7 @@ FROM listings
 """  # noqa: S608 - constants only
 
 # the view each table's segments are read through
-_VIEWS: Final = {table: "decision_rows" if table == "decisions" else table for table in TABLES}
+TABLE_VIEWS: Final = {table: "decision_rows" if table == "decisions" else table for table in TABLES}
 
 # A query meets a file that vanished after it was listed (a conversion, roll-up or
 # compaction replaced it) at most this many times in a row before the error is raised.
@@ -130,7 +130,7 @@ class AuditStore:
             if hot:  # the writers' newest rows, read as they grow
                 parts.append(json_select(table, hot, hot=True))
             body = " UNION ALL BY NAME ".join(parts) if parts else _empty(columns)
-            self.con.execute(f"CREATE OR REPLACE VIEW {_VIEWS[table]} AS {body}")
+            self.con.execute(f"CREATE OR REPLACE VIEW {TABLE_VIEWS[table]} AS {body}")
             self._listed[table] = key
         policy_files = sorted((self.path / "policies").glob("*.jsonl"))
         key = tuple(str(f) for f in policy_files)
