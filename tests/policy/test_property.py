@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from random import Random
 from typing import Any
@@ -213,6 +214,33 @@ def check_explanation(ps: PolicySet, req: AccessRequest) -> None:
         assert deciding == [f"{d.policy}/{d.rule}"] == matched[:1]
     else:
         assert deciding == [f"{d.policy}/{d.rule}"] and tuple(matched) == d.matched_rules
+
+
+@settings(
+    max_examples=max(EXAMPLES // 10, 100),
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(rnd=st.randoms(use_true_random=True))
+def test_memo_agrees_with_reference(rnd: Random) -> None:
+    # Requests that come back to the same component objects, from principals equal in ids
+    # and roles but not in claims or authentication, with other arguments and actions:
+    # what the memo of condition-free decisions keys on, and what it must not ignore.
+    specs = policy_set(rnd)
+    ps = PolicySet.from_specs(specs)
+    pool = [request(rnd) for _ in range(3)]
+    for _ in range(12):
+        base, other = rnd.choice(pool), request(rnd)
+        principal = replace(
+            base.principal,
+            claims=other.principal.claims,
+            authenticated=rnd.choice([base, other]).principal.authenticated,
+        )
+        action = rnd.choice([base.action, other.action])
+        req = AccessRequest(principal, base.resource, action, other.args)
+        expected = reference.as_mapping(reference.decide(specs, req))
+        assert ours(ps, req) == expected, (specs, req)
 
 
 def test_reference_can_disagree() -> None:
