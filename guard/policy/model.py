@@ -80,7 +80,7 @@ class Principal:
         return cls(user_id=None, roles=(), authenticated=False, auth_method=auth_method)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # weakly held by PolicySet's memo
 class Resource:
     """What is being accessed: one MCP component.
 

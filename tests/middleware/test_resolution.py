@@ -79,3 +79,27 @@ async def test_proxy_version_meta_runs_a_version_the_guard_never_decided(
         assert (await client.call_tool("report", {})).data == "v2 public report"
         with pytest.raises(ToolError, match="Unknown tool: 'report'"):
             await client.call_tool("report", {}, version="1")  # observed: v1 ADMIN report
+
+
+async def test_names_callers_send_are_not_kept_after_their_request() -> None:
+    # An unknown tool's Resource holds the caller's text; the policy set's memo of
+    # decisions keeps none of it once the denial is sent.
+    mcp: FastMCP[Any] = FastMCP("s")
+
+    @mcp.tool
+    def get_weather() -> str:
+        return "sunny"
+
+    policy = {"name": "svc", "rules": [{"name": "w", "effect": "allow",
+                                        "tools": {"names": ["get_weather"]}}]}  # fmt: skip
+    guard = GuardMiddleware(policy, principal=Principal("alice"), audit=None, telemetry=False)
+    mcp.add_middleware(guard)
+    async with Client(mcp) as client:
+        assert (await client.call_tool("get_weather", {})).data == "sunny"
+        for i in range(5):
+            with pytest.raises(ToolError, match="Unknown tool"):
+                await client.call_tool(f"{i}:" + "x" * 100_000, {})
+    memo = guard.policy_set._memo
+    kept = [ref() for ref, _ in memo.values()]
+    assert {r.name for r in kept if r is not None} == {"get_weather"}
+    guard.close()

@@ -3,6 +3,8 @@ hash, explanations."""
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -346,9 +348,12 @@ def test_condition_free_decisions_are_served_again_with_their_own_time() -> None
     # what the memo keys on is not ignored: roles, user id, the component itself
     assert not decide(Principal("alice", ("ops",))).allowed
     assert decide(Principal("bob", ("user",))).allowed
-    assert not decide(Principal("alice", ("user",)), Resource("tool", "get_weather")).allowed
+    untagged = Resource("tool", "get_weather")
+    assert not decide(Principal("alice", ("user",)), untagged).allowed
     assert not decide(Principal("alice", ("user",), authenticated=False)).allowed
     assert len(ps._memo) == 4  # the unauthenticated caller is refused before the memo
+    del untagged  # an entry goes with its component
+    assert len(ps._memo) == 3
 
 
 def test_decisions_that_evaluated_a_condition_are_never_memoized() -> None:
@@ -365,11 +370,32 @@ def test_decisions_that_evaluated_a_condition_are_never_memoized() -> None:
 
 def test_memo_is_bounded_and_survives_unhashable_roles() -> None:
     ps = load_policies(policy("svc", {"name": "all", "effect": "allow"}))
-    for i in range(MEMO_SIZE + 10):
-        assert ask(ps, f"tool_{i}").allowed
+    tools = [Resource("tool", f"tool_{i}") for i in range(MEMO_SIZE + 10)]
+    for tool in tools:
+        assert ps.decide(AccessRequest(ALICE, tool, "call")).allowed
     assert 0 < len(ps._memo) <= MEMO_SIZE
     odd = Principal("alice", (["not", "hashable"],))  # type: ignore[arg-type]
     assert ask(ps, principal=odd).reason == Reason.RULE
+
+
+def test_memo_keeps_nothing_of_a_request_once_it_is_over() -> None:
+    # A caller names what does not exist (or reads URIs through a template): each request
+    # makes its own Resource, holding the caller's text. None of it may outlive the request.
+    ps = load_policies(policy("svc", {"name": "w", "effect": "allow", "tools": {"names": ["w"]}}))
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(32):
+            unknown = Resource("tool", f"{i}:" + "x" * 1_000_000, found=False)
+            assert not ps.decide(AccessRequest(ALICE, unknown, "call")).allowed
+            del unknown
+        gc.collect()
+        retained = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert retained < 2_000_000, f"{retained / 1e6:.1f} MB retained after 32 decisions"
+    assert ps._memo == {}
 
 
 def test_explain_traces_every_rule_with_the_same_decision() -> None:
