@@ -2,10 +2,15 @@
 
 `PolicyHolder` keeps the live (and shadow) `PolicySet` and swaps the live one by replacing
 one reference: `add`, `remove` and `reload` compile the new set first, off the request path,
-and a set that does not load never replaces the one in force. `PolicyWatcher` polls a
-policy file or directory in a daemon thread: polling (mtime, size, then a content hash)
-needs no platform file-notification API, survives editors that replace files by rename,
-and costs one `stat` per file per interval.
+and a set that does not load never replaces the one in force (the failure is logged and
+reported either way). `PolicyWatcher` polls a policy file or directory in a daemon thread:
+polling (each file's identity, mtime, ctime and size, then a content hash) needs no
+platform file-notification API, survives editors that replace files by rename and
+directories swapped behind a symlink, and costs one `stat` per file per interval. A
+change is loaded once the files have stayed the same for `SETTLE_SECONDS`, so a file
+being written in pieces is not put in force half-written (a prefix of a policy can be a
+valid, more permissive policy); writing policies atomically (a temporary file renamed
+over the old one) makes that certain.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,19 +28,31 @@ from guard.errors import PolicyError
 if TYPE_CHECKING:
     from guard.policy.policyset import PolicySet
 
-__all__ = ["POLICY_SUFFIXES", "PolicyHolder", "PolicyWatcher", "load_policy_set", "policy_files"]
+__all__ = [
+    "SETTLE_SECONDS",
+    "PolicyHolder",
+    "PolicyWatcher",
+    "load_policy_set",
+    "policy_files",
+]
 
 logger = logging.getLogger("guard.reload")
 
-POLICY_SUFFIXES = (".yaml", ".yml", ".json")
+SETTLE_SECONDS = 1.0  # a change is loaded once the files stayed the same this long
 
-Signature = tuple[tuple[str, int, int], ...]
+Signature = tuple[tuple[str, int, int, int, int, int], ...]
 
 
 def policy_files(path: Path) -> list[Path]:
-    """The files a policy path stands for: itself, or the policy files under a directory."""
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix in POLICY_SUFFIXES and p.is_file())
+    """The files a policy path stands for: itself, or the files the loader reads from a
+    directory (`*.yaml` / `*.yml` directly in it, no dotfiles)."""
+    from guard.policy.loader import directory_files
+
+    try:
+        if path.is_dir():
+            return directory_files(path)
+    except OSError:  # unlisted: the signature is empty, a change like a deletion
+        return []
     return [path]
 
 
@@ -45,7 +63,9 @@ def _signature(path: Path) -> Signature:
             st = file.stat()
         except OSError:  # deleted between listing and stat: counts as a change
             continue
-        out.append((str(file), st.st_mtime_ns, st.st_size))
+        # inode and device: a directory swapped behind a symlink keeps names, sizes and
+        # (reproducible builds) mtimes; ctime cannot be set back from user space
+        out.append((str(file), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size))
     return tuple(out)
 
 
@@ -69,6 +89,8 @@ class PolicyWatcher:
         path: a policy file or a directory of policy files.
         on_change: called in the watcher thread; exceptions are logged, never raised.
         interval: seconds between polls.
+        settle: seconds the files must stay unchanged before a change is acted on (0: at
+            the first poll that sees it).
 
     Example:
         ```python
@@ -79,16 +101,26 @@ class PolicyWatcher:
         ```
     """
 
-    def __init__(self, path: Path, on_change: Callable[[], object], interval: float) -> None:
+    def __init__(
+        self,
+        path: Path,
+        on_change: Callable[[], object],
+        interval: float,
+        *,
+        settle: float = SETTLE_SECONDS,
+    ) -> None:
         if interval <= 0:
             raise ValueError(f"watch interval must be positive, got {interval!r}")
         self.path = path
         self.interval = interval
+        self.settle = settle
         self._on_change = on_change
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._signature = _signature(path)
         self._digest = _digest(path)
+        self._seen = self._signature  # the last signature a poll saw ...
+        self._seen_at = time.monotonic()  # ... and when it first saw it
 
     def start(self) -> None:
         if self._thread is not None:
@@ -105,9 +137,13 @@ class PolicyWatcher:
             thread.join(timeout=5)
 
     def check(self) -> bool:
-        """Poll once; call back and return True if the content changed."""
+        """Poll once; call back and return True if the content changed and has stayed
+        the same for `settle` seconds."""
         signature = _signature(self.path)
-        if signature == self._signature:
+        now = time.monotonic()
+        if signature != self._seen:  # still changing, maybe: wait for it to settle
+            self._seen, self._seen_at = signature, now
+        if signature == self._signature or now - self._seen_at < self.settle:
             return False
         self._signature = signature
         digest = _digest(self.path)
@@ -140,14 +176,13 @@ def load_policy_set(source: Any) -> PolicySet:
 
 
 def _specs(policy: Any) -> tuple[Any, ...]:
-    from guard.policy.spec import PolicySpec
+    """The validated specs of `policy` (any policy source), each with a text that says
+    what it holds: the content hash and replay depend on it."""
+    if callable(getattr(policy, "decide", None)) and isinstance(getattr(policy, "hash", None), str):
+        return tuple(policy.policies)  # a compiled set: its specs are already checked
+    from guard.policy.loader import parse_policies
 
-    if isinstance(policy, PolicySpec):
-        return (policy,)
-    to_spec = getattr(policy, "to_spec", None)
-    if callable(to_spec):
-        return (to_spec(),)
-    return tuple(load_policy_set(policy).policies)
+    return tuple(parse_policies(policy))
 
 
 def _watch_path(source: Any) -> Path:
@@ -165,6 +200,8 @@ class PolicyHolder:
         on_change: called with each set put in force, the first one included.
         on_failure: called with the set kept in force when a reload fails.
         watch: poll interval in seconds for `source` (a file or directory), or `None`.
+            `reload(new_source)` moves the watch to the new source (or stops it, with a
+            warning, when the new source is not a file or directory).
 
     Example:
         ```python
@@ -184,11 +221,13 @@ class PolicyHolder:
         watch: float | None = None,
     ) -> None:
         self.source = source
+        self._interval = watch
         # Take the files' signature before loading them: an edit landing in between is
         # then seen by the first poll instead of being missed.
         self._watcher: PolicyWatcher | None = None
         if watch is not None:
             self._watcher = PolicyWatcher(_watch_path(source), self._reload_quietly, watch)
+        self._runtime: set[str] = set()  # policies put in force by `add`, not by the source
         if source is None:
             from guard.policy.policyset import PolicySet
 
@@ -208,11 +247,17 @@ class PolicyHolder:
         """Put `policy` in force next to the others (replacing one of the same name)."""
         from guard.policy.policyset import PolicySet
 
-        specs = _specs(policy)
         with self._lock:
-            names = {s.name for s in specs}
-            kept = [p for p in self.live.policies if p.name not in names]
-            return self._install(PolicySet.from_specs([*kept, *specs]))
+            try:
+                specs = _specs(policy)
+                names = {s.name for s in specs}
+                kept = [p for p in self.live.policies if p.name not in names]
+                new = PolicySet.from_specs([*kept, *specs])
+            except PolicyError as exc:
+                self._failed("adding a policy failed", exc)
+                raise
+            self._runtime |= names
+            return self._install(new)
 
     def remove(self, name: str) -> bool:
         """Take the policy called `name` out of force; return whether there was one."""
@@ -222,30 +267,70 @@ class PolicyHolder:
             kept = [p for p in self.live.policies if p.name != name]
             if len(kept) == len(self.live.policies):
                 return False
-            self._install(PolicySet.from_specs(kept))
+            try:
+                new = PolicySet.from_specs(kept)
+            except PolicyError as exc:
+                self._failed(f"removing policy {name!r} failed", exc)
+                raise
+            self._runtime.discard(name)
+            self._install(new)
             return True
 
     def reload(self, source: Any = None) -> PolicySet:
         """Load `source` (default: the current source) and put it in force, or raise
-        `PolicyError` and keep the set in force."""
+        `PolicyError` and keep the set in force. Policies put in force by `add` and not
+        in the source are dropped, with a warning naming them."""
+        retired: PolicyWatcher | None = None
         with self._lock:
             src = self.source if source is None else source
             if src is None:
                 raise PolicyError("no policy source to reload from")
+            watcher = self._watcher
+            if source is not None and watcher is not None:
+                # the new source's signature before loading it, as at construction
+                watcher = self._watcher_for(source)
             try:
                 new = load_policy_set(src)
             except PolicyError as exc:
-                logger.warning(
-                    "policy reload failed; keeping policy set %s in force: %s",
-                    self.live.hash[:12],
-                    exc,
-                )
-                if self._on_failure is not None:
-                    self._on_failure(self.live)
+                if watcher is not self._watcher and watcher is not None:
+                    watcher.stop()
+                self._failed("policy reload failed", exc)
                 raise
             if source is not None:
                 self.source = source
-            return self._install(new)
+                if watcher is not self._watcher:
+                    retired, self._watcher = self._watcher, watcher
+                    if watcher is not None:
+                        watcher.start()
+            dropped = sorted(self._runtime - set(new.names))
+            if dropped:
+                logger.warning(
+                    "policy reload from the source drops policies added at runtime: %s",
+                    ", ".join(dropped),
+                )
+            self._runtime.clear()
+            installed = self._install(new)
+        if retired is not None:  # outside the lock: its thread may be waiting for it
+            retired.stop()
+        return installed
+
+    def _watcher_for(self, source: Any) -> PolicyWatcher | None:
+        """The watcher `source` needs (the current one if it watches the same path)."""
+        current = self._watcher
+        try:
+            path = _watch_path(source)
+        except ValueError:
+            logger.warning("policies are no longer watched: the new source is not a path")
+            return None
+        if current is not None and current.path == path:
+            return current
+        assert self._interval is not None  # a watcher exists
+        return PolicyWatcher(path, self._reload_quietly, self._interval)
+
+    def _failed(self, what: str, exc: PolicyError) -> None:
+        logger.warning("%s; keeping policy set %s in force: %s", what, self.live.hash[:12], exc)
+        if self._on_failure is not None:
+            self._on_failure(self.live)
 
     def _install(self, new: PolicySet) -> PolicySet:
         self.live = new  # one reference swap: a request sees the old set or the new one

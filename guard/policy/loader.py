@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 from guard.errors import PolicyError, PolicyProblem
 from guard.policy._validate import Validator
 from guard.policy._yaml import read_documents
-from guard.policy.spec import PolicySpec
+from guard.policy.spec import PolicySpec, content_of
 
 if TYPE_CHECKING:
     from guard.policy.policyset import PolicySet
@@ -78,6 +78,21 @@ def parse_policies(source: PolicySource) -> list[PolicySpec]:
     if loading.problems:
         raise PolicyError(loading.problems)
     return [spec for spec, _ in loading.found]
+
+
+def directory_files(path: Path) -> list[Path]:
+    """The policy files of a directory, in load order: `*.yaml` and `*.yml` directly in it
+    (subdirectories are not searched), by name. Not `is_file()`: a dangling symlink named
+    like a policy is an unreadable policy, not something to skip. Dotfiles are editors'
+    backups and lock files. Raises `OSError` when the directory cannot be listed."""
+    return sorted(
+        (
+            p
+            for p in path.iterdir()
+            if p.suffix in _SUFFIXES and not p.name.startswith(".") and not p.is_dir()
+        ),
+        key=lambda p: p.name,
+    )
 
 
 # -- sources -------------------------------------------------------------------------------
@@ -144,16 +159,7 @@ class _Loading:
             self._file(path)
             return
         try:
-            # Not `is_file()`: a dangling symlink named like a policy is an unreadable policy,
-            # not something to skip. Dotfiles are editors' backups and lock files.
-            files = sorted(
-                (
-                    p
-                    for p in path.iterdir()
-                    if p.suffix in _SUFFIXES and not p.name.startswith(".") and not p.is_dir()
-                ),
-                key=lambda p: p.name,
-            )
+            files = directory_files(path)
         except OSError as exc:
             self._problem("unreadable", f"cannot list directory {path}: {exc.strerror}", str(path))
             return
@@ -245,7 +251,7 @@ class _Loading:
         validator.policy(spec_to_dict(spec), "")
         self.problems.extend(validator.problems)
         if not validator.problems:
-            self._found(spec if spec.text else replace(spec, text=_dump(spec)), {})
+            self._found(spec if _text_matches(spec) else replace(spec, text=_dump(spec)), {})
 
     def _builder(self, source: Any) -> None:
         """The seed's object form (`PolicyConfig`) or a fluent `policy(...)` builder."""
@@ -336,6 +342,19 @@ def _is_policy_set(source: Any) -> bool:
     from guard.policy.policyset import PolicySet
 
     return isinstance(source, PolicySet)
+
+
+def _text_matches(spec: PolicySpec) -> bool:
+    """Whether `spec.text` still says what the spec holds. The content hash is computed
+    over the text, and replay loads the text: a spec edited in Python after loading
+    (`dataclasses.replace` keeps the old text) must not keep it."""
+    if not spec.text:
+        return False
+    try:
+        parsed = parse_policies(spec.text)
+    except PolicyError:
+        return False
+    return len(parsed) == 1 and content_of(parsed[0]) == content_of(spec)
 
 
 def _dump(spec: PolicySpec) -> str:

@@ -7,6 +7,7 @@ tuple (or `None` when the YAML did not say), so specs are immutable and hashable
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ __all__ = [
     "RuleSpec",
     "TemplateMatch",
     "ToolMatch",
+    "content_of",
 ]
 
 Effect = Literal["allow", "deny"]
@@ -138,3 +140,25 @@ class PolicySpec:
     source: str = "<policy>"
     text: str = ""
     line: int | None = None  # where the policy starts in its source (YAML only)
+
+
+def content_of(value: Any) -> Any:
+    """`value` (a spec, or a tuple of them) without where it was written: every `line`, and
+    a policy's `source` and `text`. Two specs whose contents are equal decide alike.
+
+    ```python
+    a = PolicySpec("p", (RuleSpec("r", "allow", line=3),), source="a.yaml", text="...")
+    assert content_of(a) == content_of(PolicySpec("p", (RuleSpec("r", "allow"),)))
+    ```
+    """
+    if isinstance(value, tuple):
+        return tuple(content_of(v) for v in value)
+    if not dataclasses.is_dataclass(value) or isinstance(value, type):
+        return value
+    changes = {
+        f.name: None if f.name == "line" else content_of(getattr(value, f.name))
+        for f in dataclasses.fields(value)
+    }
+    if isinstance(value, PolicySpec):
+        changes["text"] = changes["source"] = ""
+    return dataclasses.replace(value, **changes)

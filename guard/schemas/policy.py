@@ -31,6 +31,7 @@ from guard.policy.spec import (
     RuleSpec,
     TemplateMatch,
     ToolMatch,
+    content_of,
 )
 
 __all__ = [
@@ -365,7 +366,7 @@ class PolicyConfig:
             created_by=self.created_by,
             source="<builder>" if origin is None else origin.source,
         )
-        if origin is not None and _without_lines(origin) == _without_lines(fresh):
+        if origin is not None and content_of(origin) == content_of(fresh):
             return origin
         return dataclasses.replace(fresh, text=_canonical_text(fresh))
 
@@ -407,22 +408,6 @@ class PolicyConfig:
         if exclude_none:
             data = {k: v for k, v in data.items() if v is not None}
         return data
-
-
-def _without_lines(value: Any) -> Any:
-    # what `to_spec` rebuilds from an unedited config: the same values, minus where they
-    # were written (every `line`) and the source text
-    if isinstance(value, tuple):
-        return tuple(_without_lines(v) for v in value)
-    if not dataclasses.is_dataclass(value) or isinstance(value, type):
-        return value
-    changes = {
-        f.name: None if f.name == "line" else _without_lines(getattr(value, f.name))
-        for f in dataclasses.fields(value)
-    }
-    if isinstance(value, PolicySpec):
-        changes["text"] = ""
-    return dataclasses.replace(value, **changes)
 
 
 def _canonical_text(spec: PolicySpec) -> str:

@@ -1,20 +1,32 @@
-"""`PolicyWatcher`: reload on a real change only, survive a failing callback."""
+"""Policy lifecycle: `PolicyWatcher` reloads on a real, settled change only and survives a
+failing callback; `add_policy` / `reload_policies` keep replayable texts, follow the source
+and report what they refuse or drop."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastmcp import Client, FastMCP
 
+from guard import GuardMiddleware, PolicyError, Principal, load_policies
+from guard.audit import open_store
+from guard.policy import policy, rule
+from guard.policy.spec import PolicySpec, RuleSpec
 from guard.reload import PolicyHolder, PolicyWatcher, policy_files
+from guard.telemetry import NoTelemetry
 
 
 def test_touch_without_change_does_not_reload(tmp_path: Path) -> None:
     file = tmp_path / "p.yaml"
     file.write_text("name: a\nrules: []\n")
     calls: list[int] = []
-    watcher = PolicyWatcher(file, lambda: calls.append(1), interval=60)
+    watcher = PolicyWatcher(file, lambda: calls.append(1), interval=60, settle=0)
     st = file.stat()
     os.utime(file, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
     assert watcher.check() is False and calls == []
@@ -27,9 +39,15 @@ def test_directory_changes_include_new_and_deleted_files(tmp_path: Path) -> None
     (tmp_path / "a.yaml").write_text("name: a\nrules: []\n")
     (tmp_path / "notes.txt").write_text("not a policy")
     calls: list[int] = []
-    watcher = PolicyWatcher(tmp_path, lambda: calls.append(1), interval=60)
+    watcher = PolicyWatcher(tmp_path, lambda: calls.append(1), interval=60, settle=0)
     assert policy_files(tmp_path) == [tmp_path / "a.yaml"]
     (tmp_path / "notes.txt").write_text("still not a policy")
+    assert watcher.check() is False
+    # what the loader does not read does not reload: subdirectories, JSON, dotfiles
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "a.yaml").write_text("name: old\nrules: []\n")
+    (tmp_path / "a.json").write_text("{}")
+    (tmp_path / ".a.yaml.swp").write_text("swap")
     assert watcher.check() is False
     (tmp_path / "b.yml").write_text("name: b\nrules: []\n")
     assert watcher.check() is True
@@ -44,7 +62,7 @@ def test_failing_callback_keeps_the_watcher_alive(tmp_path: Path) -> None:
     def boom() -> None:
         raise RuntimeError("callback failed")
 
-    watcher = PolicyWatcher(file, boom, interval=60)
+    watcher = PolicyWatcher(file, boom, interval=60, settle=0)
     file.write_text("x: 22\n")
     assert watcher.check() is True  # did not raise
 
@@ -70,3 +88,216 @@ def test_holder_reports_each_set_put_in_force(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="effect"):
         holder.reload("name: q\nrules:\n  - {name: r, effect: maybe}\n")
     assert failed == [new.hash] and holder.live is new
+
+
+BOB = Principal("bob", roles=("reader",))
+
+
+def _server() -> FastMCP[Any]:
+    mcp: FastMCP[Any] = FastMCP("db")
+
+    @mcp.tool
+    def query(sql: str) -> str:
+        return "rows"
+
+    @mcp.tool
+    def drop_table(name: str) -> str:
+        return f"dropped {name}"
+
+    return mcp
+
+
+async def _tools(mw: GuardMiddleware) -> list[str]:
+    mcp = _server()
+    mcp.add_middleware(mw)
+    async with Client(mcp) as client:
+        return sorted(t.name for t in await client.list_tools())
+
+
+def _wait_for(predicate: Any, timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _policy(name: str, tool: str) -> str:
+    return (
+        f"name: {name}\ndefault_effect: deny\nrules:\n"
+        f"  - {{name: r, effect: allow, tools: {{names: [{tool}]}}}}\n"
+    )
+
+
+async def test_watch_follows_the_source_that_reload_policies_switched_to(tmp_path: Path) -> None:
+    # `reload_policies(new_path)` moves the watch to the new path.
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text(_policy("old", "query"))
+    new.write_text(_policy("new", "query"))
+    mw = GuardMiddleware(old, principal=BOB, audit=None, telemetry=False, watch=0.05)
+    try:
+        mw.reload_policies(new)
+        assert mw.get_policy_names() == ["new"]
+        new.write_text(_policy("new2", "query"))
+        assert _wait_for(lambda: mw.get_policy_names() == ["new2"]), (
+            f"edit of the new source not reloaded: {mw.get_policy_names()}"
+        )
+    finally:
+        mw.close()
+
+
+async def test_add_policy_of_a_plain_policyspec_is_replayable(tmp_path: Path) -> None:
+    # A hand-made PolicySpec is validated and given a text, stored for replay.
+    store_path = tmp_path / "records.duckdb"
+    mw = GuardMiddleware(_policy("base", "query"), principal=BOB, audit=str(store_path),
+                         telemetry=False)  # fmt: skip
+    mw.add_policy(PolicySpec("extra", rules=(RuleSpec("drops", "allow"),)))
+    assert "drop_table" in await _tools(mw)
+    decided = mw.policy_set.hash
+    mw.close()
+    store = open_store(store_path)
+    texts = store.policy_texts(decided)
+    assert "" not in texts, f"empty policy text stored for set {decided[:12]}: {texts!r}"
+    assert load_policies(texts).hash == decided
+
+
+async def test_add_policy_of_an_edited_spec_changes_the_hash(tmp_path: Path) -> None:
+    # `dataclasses.replace` keeps a loaded spec's text: the text is redone when it no
+    # longer says what the spec holds, so the hash changes with the decisions.
+    store_path = tmp_path / "records.duckdb"
+    mw = GuardMiddleware(_policy("db", "query"), principal=BOB, audit=str(store_path),
+                         telemetry=False)  # fmt: skip
+    before = mw.policy_set
+    opened = dataclasses.replace(before.policies[0], default_effect="allow")
+    mw.add_policy(opened)  # replaces `db`: now everything not matched is allowed
+    assert "drop_table" in await _tools(mw)
+    after = mw.policy_set
+    mw.close()
+    assert after.default_allowed and not before.default_allowed
+    assert after.hash != before.hash, "two sets that decide differently share one hash"
+
+
+FULL = """name: db
+default_effect: allow
+rules:
+  - name: readers_query
+    effect: allow
+    agents: {roles: [reader]}
+    tools: {names: [query]}
+  - name: no_drops
+    effect: deny
+    tools: {names: [drop_table]}
+"""
+
+
+async def test_a_half_written_policy_file_is_not_put_in_force(tmp_path: Path) -> None:
+    # A writer that truncates and writes in chunks (nano, `cat >`, scp) is polled
+    # mid-write; the prefix is valid YAML whose `readers_query` rule has no matchers yet
+    # (allows everything). A change is loaded only once the file has settled.
+    path = tmp_path / "db.yaml"
+    path.write_text(FULL)
+    mw = GuardMiddleware(path, principal=BOB, audit=None, telemetry=False, watch=0.05)
+    try:
+        assert await _tools(mw) == ["query"]
+        cut = FULL.index("    agents:")
+        with path.open("w") as f:  # truncate, then write in two chunks
+            f.write(FULL[:cut])
+            f.flush()
+            time.sleep(0.3)  # the writer is slower than one poll
+            seen_mid_write = await _tools(mw)
+            f.write(FULL[cut:])
+        assert seen_mid_write == ["query"], (
+            f"half-written file put in force: reader could list {seen_mid_write}"
+        )
+    finally:
+        mw.close()
+
+
+def test_symlinked_policy_dir_swap_is_seen_with_normalized_mtimes(tmp_path: Path) -> None:
+    # `policies -> releases/v1` swapped to `releases/v2` (ln -sfn, blue/green, Nix,
+    # reproducible builds pinning mtimes): same names, sizes and mtimes, new files.
+    releases = tmp_path / "releases"
+    v1, v2 = releases / "v1", releases / "v2"
+    v1.mkdir(parents=True)
+    v2.mkdir()
+    (v1 / "db.yaml").write_text(_policy("db", "query"))
+    (v2 / "db.yaml").write_text(_policy("db", "drops"))  # same size, different rule target
+    for f in (v1 / "db.yaml", v2 / "db.yaml"):
+        os.utime(f, (1, 1))  # SOURCE_DATE_EPOCH / Nix store / tar --mtime
+    link = tmp_path / "policies"
+    link.symlink_to(v1, target_is_directory=True)
+    mw = GuardMiddleware(link, audit=None, telemetry=False, watch=0.05)
+    try:
+        tmp_link = tmp_path / "policies.tmp"
+        tmp_link.symlink_to(v2, target_is_directory=True)
+        os.replace(tmp_link, link)  # atomic swap, as `ln -sfn` + rename
+        assert load_policies(link).hash != mw.policy_set.hash
+        assert _wait_for(lambda: mw.policy_set.hash == load_policies(link).hash), (
+            "policy directory swapped behind its symlink, never reloaded"
+        )
+    finally:
+        mw.close()
+
+
+async def test_file_change_does_not_silently_drop_a_runtime_add_policy(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A reload from the file drops a policy added at runtime (an incident block): it
+    # says so, naming it.
+    path = tmp_path / "db.yaml"
+    path.write_text(FULL.replace("default_effect: allow", "default_effect: deny"))
+    mw = GuardMiddleware(path, principal=BOB, audit=None, telemetry=False, watch=0.05)
+    try:
+        mw.add_policy(
+            policy("incident").add_rule(rule("block_query").for_tools("query").deny()
+                                        .with_priority(10_000)).build()
+        )  # fmt: skip
+        assert await _tools(mw) == []
+        with caplog.at_level(logging.WARNING, "guard"):
+            path.write_text(path.read_text() + "# unrelated comment\n")
+            assert _wait_for(lambda: "incident" not in mw.get_policy_names(), timeout=4)
+        assert mw.get_policy_names() == ["db"]
+        assert "drops policies added at runtime: incident" in caplog.text
+    finally:
+        mw.close()
+
+
+class _Reloads(NoTelemetry):
+    def __init__(self) -> None:
+        self.reloads: list[str] = []
+
+    def policy_reload(self, result: str, policy_set: Any) -> None:
+        self.reloads.append(result)
+
+
+def test_a_rejected_add_policy_is_logged_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+    # A policy that cannot join the set in force is refused, logged and counted as a
+    # failed reload, like a broken file.
+    tel = _Reloads()
+    mw = GuardMiddleware(_policy("db", "query") + "combining: first_match\n",
+                         audit=None, telemetry=tel)  # fmt: skip
+    draft = {"name": "extra", "combining": "deny_overrides",
+             "rules": [{"name": "r", "effect": "allow"}]}  # fmt: skip
+    with caplog.at_level(logging.WARNING, "guard"), pytest.raises(PolicyError):
+        mw.add_policy(draft)
+    assert tel.reloads[-1] == "error", f"no failed-reload metric: {tel.reloads}"
+    assert "adding a policy failed" in caplog.text and "combining" in caplog.text
+    assert mw.get_policy_names() == ["db"]
+
+
+async def test_reload_to_a_source_that_is_no_path_stops_watching(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "db.yaml"
+    path.write_text(_policy("db", "query"))
+    mw = GuardMiddleware(path, principal=BOB, audit=None, telemetry=False, watch=0.05)
+    try:
+        with caplog.at_level(logging.WARNING, "guard"):
+            mw.reload_policies(_policy("inline", "query"))
+        assert "no longer watched" in caplog.text
+        path.write_text(_policy("edited", "query"))
+        time.sleep(1.5)  # longer than a change takes to settle and load
+        assert mw.get_policy_names() == ["inline"]
+    finally:
+        mw.close()
