@@ -190,9 +190,16 @@ class LookupCache:
     the only one of its name, so a cached one can at worst have been hidden (FastMCP then
     answers "unknown" itself) or re-registered with other tags, which is decided on its
     old tags for at most `ttl` seconds; `ttl=0` turns the cache off.
+
+    Keys are callers' text (a URI read through a template), looked up before anyone is
+    authenticated: a key longer than `MAX_KEY_CHARS` is not kept, and expired entries are
+    dropped at least once per `ttl` (or second), so the cache holds at most `limit` short
+    keys, and nothing of a request for long.
     """
 
-    __slots__ = ("_entries", "_limit", "ttl")
+    __slots__ = ("_entries", "_limit", "_sweep_at", "ttl")
+
+    MAX_KEY_CHARS = 1024
 
     def __init__(self, ttl: float, limit: int = 4096) -> None:
         if ttl < 0:
@@ -200,6 +207,7 @@ class LookupCache:
         self.ttl = ttl
         self._entries: dict[tuple[int, str | None, str, str], tuple[float, Any, Any]] = {}
         self._limit = limit
+        self._sweep_at = 0.0
 
     async def get(
         self,
@@ -217,7 +225,15 @@ class LookupCache:
         if entry is not None and entry[0] > now and entry[1] is server:
             return entry[2]
         value = await lookup()
-        if value is not None and getattr(value, "version", None) is None:
+        if (
+            value is not None
+            and getattr(value, "version", None) is None
+            and len(key) <= self.MAX_KEY_CHARS
+        ):
+            if now >= self._sweep_at:
+                self._sweep_at = now + max(self.ttl, 1.0)
+                for stale in [k for k, e in self._entries.items() if e[0] <= now]:
+                    self._entries.pop(stale, None)
             if len(self._entries) >= self._limit:
                 self._entries.clear()
             self._entries[entry_key] = (now + self.ttl, server, value)

@@ -33,6 +33,7 @@ from guard._fastmcp import (
 )
 from guard._ids import uuid7
 from guard.audit.log import DEFAULT, resolve_audit
+from guard.audit.redact import SECRET_MARK, Redactor
 from guard.errors import AuthenticationError
 from guard.events import DecisionEvent
 from guard.policy.model import (
@@ -245,6 +246,8 @@ class GuardMiddleware(Middleware):
             "prompts/list": self.on_list_prompts,
         }
         self.audit = resolve_audit(audit)
+        # shows resources in spans and logs as the records show them
+        self._redactor = self.audit.redactor if self.audit is not None else Redactor()
         if self.audit is not None:
             add_source = getattr(self._telemetry, "add_audit_source", None)
             if add_source is not None:  # the writer's queue depth etc. next to the decisions
@@ -432,6 +435,14 @@ class GuardMiddleware(Middleware):
             except Exception:  # the draft never affects enforcement, even when it breaks
                 shadow = replace(_error_decision("deciding"), policy_hash=shadow_set.hash)
                 self._guard_error("shadow")
+        if resource.uri is not None:
+            # Observed and recorded without what the caller's URI may carry (a template
+            # parameter that is a token, `user:pass@`, `?token=`): decided on as sent.
+            shown = self._shown(resource, args)
+            if shown is not resource:
+                request = AccessRequest(
+                    call.principal, shown, action, args, call.now, method, call.context
+                )
         # a component of a listing: the listing's id and the component's position in it
         decision_id = uuid7() if listing is None else f"{listing.id}.{len(listing.events) + 1}"
         event = DecisionEvent(
@@ -467,6 +478,14 @@ class GuardMiddleware(Middleware):
                 if queued:  # its record says what was decided: say the call did not run
                     self._outcome(event, time.perf_counter(), UnobservedDecision())
         return event
+
+    def _shown(self, resource: Resource, args: Mapping[str, Any]) -> Resource:
+        try:
+            shown: Resource = self._redactor.resource(resource, args)
+        except Exception:  # what cannot be cleaned is not shown (nor recorded: append fails)
+            name = SECRET_MARK if resource.name == resource.uri else resource.name
+            shown = replace(resource, uri=SECRET_MARK, name=name)
+        return shown
 
     def _denied(self, kind: str, name: str, decision: Decision) -> Exception:
         if not self.explicit_denials:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import gc
 import hashlib
 import json
@@ -214,8 +213,8 @@ class AuditLog:
             if context:
                 context = self._redactor.redact(context)[0]
             resource = request.resource
-            if resource.uri is not None and (redacted or not resource.found):
-                resource = self._recordable(resource, request.args, args, redacted)
+            if resource.uri is not None:  # a URI can carry what redaction took from args
+                resource = self._redactor.resource(resource, request.args, args, redacted)
             item = (
                 DECISION, event.decision_id, time.time_ns() // 1000, request.principal,
                 resource, request.action, request.time, context, args, redacted,
@@ -235,18 +234,6 @@ class AuditLog:
             logger.exception("decision record could not be queued")
             return False
         return True
-
-    def _recordable(
-        self, resource: Any, original: Any, args: Any, redacted: tuple[str, ...]
-    ) -> Any:
-        """The resource as recorded: its URI (through a template, or the caller's own
-        when the server has no such resource) without what redaction took from the
-        arguments, nor anything shaped like a credential."""
-        uri = self._redactor.uri(resource.uri, original, args, redacted)
-        if uri == resource.uri:
-            return resource
-        name = uri if resource.name == resource.uri else resource.name
-        return dataclasses.replace(resource, uri=uri, name=name)
 
     def append_listing(self, listing_id: str, events: Sequence[DecisionEvent]) -> bool:
         """Queue the records of one listing: `events` are the per-component decisions of
@@ -411,6 +398,12 @@ class AuditLog:
             "segments": w.segments,
             "convert_failures": w.convert_failures,
         }
+
+    @property
+    def redactor(self) -> Redactor:
+        """What takes secrets out of the records (the middleware shows resources through
+        it in spans too)."""
+        return self._redactor
 
     @property
     def last_error(self) -> str | None:

@@ -10,12 +10,13 @@ replay treats them as unknown, never as empty.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from fnmatch import translate
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
 __all__ = ["DEFAULT_SENSITIVE_NAMES", "SECRET_PATTERN", "Redactor", "looks_secret"]
 
@@ -34,7 +35,9 @@ SECRET_PATTERN: Final = re.compile(
     # some capital, digit or symbol ("basic arithmetic" is English, not credentials)
     r"\b(?i:bearer)\s+[A-Za-z0-9\-._~+/]{20,}=*"
     r"|\b(?i:basic)\s+[a-z]*[A-Z0-9+/][A-Za-z0-9+/]{6,}=*"
-    r"|eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"  # JWT
+    # JWT; only from the start of a token: from every "eyJ" of "eyJeyJeyJ..." the search
+    # would scan to the end (quadratic: 180 KB of it took 6 s)
+    r"|(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"  # PEM private keys
     r"|\bsk-[A-Za-z0-9_-]{16,}"  # OpenAI / Anthropic style
     r"|\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}"  # Stripe
@@ -82,6 +85,13 @@ def _search(text: str) -> bool:
         else:
             return False
     return SECRET_PATTERN.search(text) is not None
+
+
+def _oversized(text: str) -> str:
+    """The marker of a value too long to record: its length and SHA-256 (of a value that
+    long, a digest reveals nothing guessable)."""
+    digest = hashlib.sha256(text.encode(errors="surrogatepass")).hexdigest()
+    return f"<redacted:oversized chars={len(text)} sha256={digest}>"
 
 
 def _safe_repr(value: Any) -> str:
@@ -158,14 +168,72 @@ class Redactor:
         """`uri` without what redaction took out of `args` (`redact` made `clean` and
         `redacted` of them): a read through a template carries its parameters in the URI
         too. Each redacted parameter's value, as sent or percent-encoded, becomes its
-        marker; a URI that still looks like it holds a credential is replaced whole."""
+        marker; so do a password in the URI's user part and the value of a query or
+        fragment parameter with a sensitive name (`?token=...`, `#access_token=...`). A
+        URI that still looks like it holds a credential is replaced whole, one longer than
+        `max_value_chars` by its length and digest."""
+        if len(uri) > self._max:
+            return _oversized(uri)
         for path in redacted:
             value = args.get(path) if args and "." not in path else None
             if isinstance(value, str) and value:
                 mark = str(clean.get(path, PATH_MARK)) if clean else PATH_MARK
                 for form in {value, quote(value, safe="")}:
                     uri = uri.replace(form, mark)
+        if "@" in uri or "=" in uri:
+            uri = self._uri_credentials(uri)
         return SECRET_MARK if self._detect and looks_secret(uri) else uri
+
+    def _uri_credentials(self, uri: str) -> str:
+        try:
+            parts = urlsplit(uri)
+        except ValueError:  # not a URL (bad IPv6 brackets, ...): its parameters as text
+            rest, hash_, fragment = uri.partition("#")
+            rest, mark, query = rest.partition("?")
+            return rest + mark + self._parameters(query) + hash_ + self._parameters(fragment)
+        netloc, query, fragment = parts.netloc, parts.query, parts.fragment
+        user, at, host = netloc.rpartition("@")
+        if at and ":" in user:
+            netloc = f"{user.split(':', 1)[0]}:{PATH_MARK}@{host}"
+        query, fragment = self._parameters(query), self._parameters(fragment)
+        if (netloc, query, fragment) == (parts.netloc, parts.query, parts.fragment):
+            return uri
+        return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+
+    def _parameters(self, text: str) -> str:
+        """`a=1&token=x` with the values of sensitive names replaced by the marker."""
+        if "=" not in text:
+            return text
+        pairs = []
+        for pair in text.split("&"):
+            name, eq, _ = pair.partition("=")
+            if eq and unquote_plus(name).lower() in self._names:
+                pair = f"{name}={PATH_MARK}"
+            pairs.append(pair)
+        return "&".join(pairs)
+
+    def resource(
+        self,
+        resource: Any,
+        args: Mapping[str, Any] | None,
+        clean: Mapping[str, Any] | None = None,
+        redacted: Iterable[str] | None = None,
+    ) -> Any:
+        """`resource` as it may be shown (recorded, traced): its URI through `uri` (and its
+        name too when the name is the URI), for a resource read through a template or not
+        known to the server; others are the server's own. `clean` and `redacted` are
+        `redact(args)`, computed here if not given."""
+        if resource.uri is None:
+            return resource
+        if redacted is None:
+            clean, redacted = self.redact(args)
+        if resource.found and not redacted:
+            return resource
+        uri = self.uri(resource.uri, args, clean, redacted)
+        if uri == resource.uri:
+            return resource
+        name = uri if resource.name == resource.uri else resource.name
+        return dataclasses.replace(resource, uri=uri, name=name)
 
     def _map(self, value: Mapping[Any, Any], prefix: str, out: list[str]) -> Mapping[str, Any]:
         changed: dict[str, Any] | None = None
@@ -197,13 +265,12 @@ class Redactor:
         if cls is str:
             if len(item) < _MIN_SECRET_LEN:
                 return item
+            if len(item) > self._max:  # not recorded: not searched (megabytes take seconds)
+                out.append(path)
+                return _oversized(item)
             if self._detect and _search(item):
                 out.append(path)
                 return SECRET_MARK
-            if len(item) > self._max:
-                out.append(path)
-                digest = hashlib.sha256(item.encode(errors="surrogatepass")).hexdigest()
-                return f"<redacted:oversized chars={len(item)} sha256={digest}>"
             return item
         if cls is int or cls is float or cls is bool or item is None:
             return item

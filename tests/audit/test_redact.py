@@ -227,3 +227,52 @@ def test_english_with_basic_or_bearer_is_not_a_credential(text: str) -> None:
 )
 def test_authorization_values_are_credentials(text: str) -> None:
     assert Redactor().redact({"q": text}) == ({"q": "<redacted:secret>"}, ("q",))
+
+
+def test_secret_search_stays_linear_on_hostile_text() -> None:
+    """Found in review: from every "eyJ" of "eyJeyJ..." the JWT shape scanned to the end
+    of the text; 180 KB of it took 6 s on the event loop (an argument, a URI). A bound
+    far above linear time and far below quadratic (minutes at this size)."""
+    import time
+
+    text = "eyJ" * 200_000  # 600 KB, under the MCP SDK's 4 MiB body limit
+    t0 = time.perf_counter()
+    assert not looks_secret(text)
+    assert Redactor(max_value_chars=10**7).redact({"t": text})[1] == ()
+    assert time.perf_counter() - t0 < 10
+    # a token is still found after a separator, in quotes, after `Bearer ` or `token=`
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abc_def-ghi"
+    for around in ("{}", " {} ", '"{}"', "Bearer {}", "token={}", "x.{}"):
+        assert looks_secret(around.format(jwt)), around
+
+
+def test_oversized_values_are_not_searched() -> None:
+    # what is not recorded needs no search: megabytes would take seconds
+    big = "eyJ" * 2_000_000
+    out, redacted = Redactor().redact({"blob": big})
+    assert redacted == ("blob",) and out["blob"].startswith("<redacted:oversized chars=6000000 ")
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("https://admin:hunter2pass@db.example.com/x", "https://admin:<redacted:path>@db.example.com/x"),
+        (
+            "https://example.com/x?token=plainsecretvalue99&api_key=anotherone77&page=2",
+            "https://example.com/x?token=<redacted:path>&api_key=<redacted:path>&page=2",
+        ),
+        ("https://app.example/cb#access_token=abc123xyz&state=1", "https://app.example/cb#access_token=<redacted:path>&state=1"),
+        ("https://example.com/x?Password=p%40ss", "https://example.com/x?Password=<redacted:path>"),
+        ("https://user@example.com/x?page=2&q=a=b", "https://user@example.com/x?page=2&q=a=b"),
+        ("http://[::1/bad?token=x#a", "http://[::1/bad?token=<redacted:path>#a"),  # no URL
+    ],
+)  # fmt: skip
+def test_a_uri_loses_passwords_and_sensitive_parameters(uri: str, shown: str) -> None:
+    """Found in review: `user:pass@` and `?token=` URIs the server does not have were
+    recorded as sent."""
+    assert Redactor().uri(uri, None, None, ()) == shown
+
+
+def test_an_oversized_uri_is_replaced_by_its_length_and_digest() -> None:
+    uri = "vault://" + "a" * 5000
+    assert Redactor().uri(uri, None, None, ()).startswith("<redacted:oversized chars=5008 ")

@@ -171,7 +171,7 @@ async def test_a_uri_keeps_no_secret_its_arguments_lose(tmp_path: Path) -> None:
     assert uri == "vault://<redacted:path>/data"  # `token` is a sensitive name
     assert json.loads(args) == {"token": "<redacted:path>"}
     assert profile_row[1] == "vault://bob/profile"  # nothing redacted: as read
-    assert unknown_uri == name == "<redacted:secret>"
+    assert unknown_uri == name == "nothing://here?api_key=<redacted:path>"
     for path in (tmp_path / "a").rglob("*"):  # nor in any file of the store
         if path.is_file():
             assert secret.encode() not in path.read_bytes()

@@ -103,3 +103,26 @@ async def test_names_callers_send_are_not_kept_after_their_request() -> None:
     kept = [ref() for ref, _ in memo.values()]
     assert {r.name for r in kept if r is not None} == {"get_weather"}
     guard.close()
+
+
+async def test_lookup_cache_keeps_no_long_key_and_drops_expired_ones() -> None:
+    """Found in review: template reads cached each caller's URI (looked up before anyone
+    is authenticated), expired entries stayed until 4,096 had piled up."""
+    import time
+    from types import SimpleNamespace
+
+    from guard._fastmcp import LookupCache
+
+    cache, server = LookupCache(ttl=0.05), object()
+
+    async def found() -> Any:
+        return SimpleNamespace(version=None)
+
+    await cache.get(server, None, "resource", "vault://" + "x" * 2000, found)
+    assert cache._entries == {}
+    for i in range(10):
+        await cache.get(server, None, "resource", f"vault://{i}", found)
+    assert len(cache._entries) == 10
+    time.sleep(1.1)  # expired, and a sweep is due (at most once per second)
+    await cache.get(server, None, "resource", "vault://new", found)
+    assert [key[3] for key in cache._entries] == ["vault://new"]

@@ -60,3 +60,42 @@ async def test_records_carry_the_trace_and_span_of_their_decision(
     for _, _, trace_id, span_id in listed:
         name = ids.get((trace_id, span_id))
         assert name is not None and "tools/list" in name, (name, sorted(ids.values()))
+
+
+async def test_spans_show_a_uri_as_the_record_does(
+    tmp_path: Path, spans: InMemorySpanExporter, registry: CollectorRegistry
+) -> None:
+    """Found in review: the record redacted a template read's URI, the guard's span kept
+    it as sent; and with no records at all nothing was redacted."""
+    import pytest
+    from mcp.shared.exceptions import MCPError
+
+    secret = "sk-live-0123456789abcdefXYZ"
+    mcp = FastMCP("vault")
+
+    @mcp.resource("vault://{path}/data", name="vault")
+    def vault(path: str) -> str:
+        return "ok"
+
+    for audit in (AuditLog(tmp_path / "s"), None):
+        spans.clear()
+        mw = GuardMiddleware(
+            {"name": "v", "rules": [{"name": "r", "effect": "allow",
+                                     "resource_templates": {"names": ["vault"]}}]},
+            principal=Principal("alice", ("user",)),
+            audit=audit,
+            telemetry=GuardTelemetry(registry=CollectorRegistry()),
+        )  # fmt: skip
+        served = FastMCP("vault")
+        served.mount(mcp)
+        served.add_middleware(mw)
+        async with Client(served) as client:
+            await client.read_resource(f"vault://{secret}/data")
+            with pytest.raises(MCPError):
+                await client.read_resource("https://admin:hunter2pass@db.example.com/x")
+        mw.close()
+        # the guard's own spans (FastMCP's server spans name the URI as sent, see README)
+        ours = [s for s in spans.get_finished_spans() if s.name.startswith("authorize")]
+        shown = repr([(s.name, s.attributes, s.status.description) for s in ours])
+        assert "vault://<redacted:secret>/data" in shown
+        assert secret not in shown and "hunter2pass" not in shown
