@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Mapping
 from fnmatch import translate
 from typing import Any, Final
-from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
+from urllib.parse import quote, unquote_plus
 
 __all__ = ["DEFAULT_SENSITIVE_NAMES", "SECRET_PATTERN", "Redactor", "looks_secret"]
 
@@ -35,9 +35,11 @@ SECRET_PATTERN: Final = re.compile(
     # some capital, digit or symbol ("basic arithmetic" is English, not credentials)
     r"\b(?i:bearer)\s+[A-Za-z0-9\-._~+/]{20,}=*"
     r"|\b(?i:basic)\s+[a-z]*[A-Z0-9+/][A-Za-z0-9+/]{6,}=*"
-    # JWT; only from the start of a token: from every "eyJ" of "eyJeyJeyJ..." the search
-    # would scan to the end (quadratic: 180 KB of it took 6 s)
-    r"|(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"
+    # JWT; only from the start of a token (or after a percent escape, as in a URL): from
+    # every "eyJ" of "eyJeyJeyJ..." the search would scan to the end (quadratic: 180 KB
+    # of it took 6 s)
+    r"|(?:(?<![A-Za-z0-9_-])|(?<=%[0-9A-Fa-f]{2}))"
+    r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"  # PEM private keys
     r"|\bsk-[A-Za-z0-9_-]{16,}"  # OpenAI / Anthropic style
     r"|\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}"  # Stripe
@@ -60,6 +62,10 @@ _MARKERS: Final = (
 _SCALARS: Final = frozenset({int, float, bool, type(None)})
 
 SECRET_MARK: Final = "<redacted:secret>"  # noqa: S105 - the marker, not a secret
+_MARKS: Final = re.compile(r"(<redacted:[^>]*>)")  # markers already in a text
+# a URI's password: `scheme://user:PASSWORD@host`, up to the authority's end
+_PASSWORD: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:)?(//[^/?#@:]*):([^/?#]*)@")
+_SEPARATORS: Final = re.compile(r"([&;])")
 PATH_MARK: Final = "<redacted:path>"
 
 
@@ -85,6 +91,15 @@ def _search(text: str) -> bool:
         else:
             return False
     return SECRET_PATTERN.search(text) is not None
+
+
+def _replace_unmarked(text: str, old: str, new: str) -> str:
+    """`text.replace(old, new)` outside the markers already in it, so that redacting a
+    URI twice changes nothing more (`e` must not become `<r<redacted:path>dacted...`)."""
+    parts = _MARKS.split(text)  # markers at odd places
+    for i in range(0, len(parts), 2):
+        parts[i] = parts[i].replace(old, new)
+    return "".join(parts)
 
 
 def _oversized(text: str) -> str:
@@ -179,38 +194,29 @@ class Redactor:
             if isinstance(value, str) and value:
                 mark = str(clean.get(path, PATH_MARK)) if clean else PATH_MARK
                 for form in {value, quote(value, safe="")}:
-                    uri = uri.replace(form, mark)
+                    uri = _replace_unmarked(uri, form, mark)
         if "@" in uri or "=" in uri:
             uri = self._uri_credentials(uri)
         return SECRET_MARK if self._detect and looks_secret(uri) else uri
 
     def _uri_credentials(self, uri: str) -> str:
-        try:
-            parts = urlsplit(uri)
-        except ValueError:  # not a URL (bad IPv6 brackets, ...): its parameters as text
-            rest, hash_, fragment = uri.partition("#")
-            rest, mark, query = rest.partition("?")
-            return rest + mark + self._parameters(query) + hash_ + self._parameters(fragment)
-        netloc, query, fragment = parts.netloc, parts.query, parts.fragment
-        user, at, host = netloc.rpartition("@")
-        if at and ":" in user:
-            netloc = f"{user.split(':', 1)[0]}:{PATH_MARK}@{host}"
-        query, fragment = self._parameters(query), self._parameters(fragment)
-        if (netloc, query, fragment) == (parts.netloc, parts.query, parts.fragment):
-            return uri
-        return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+        """The URI with a password and sensitive parameters' values as markers, changed
+        in place (the rest as sent: rebuilding it would drop an empty `//` or `?`)."""
+        uri = _PASSWORD.sub(lambda m: f"{m[1] or ''}{m[2]}:{PATH_MARK}@", uri, count=1)
+        rest, hash_, fragment = uri.partition("#")
+        rest, mark, query = rest.partition("?")
+        return rest + mark + self._parameters(query) + hash_ + self._parameters(fragment)
 
     def _parameters(self, text: str) -> str:
-        """`a=1&token=x` with the values of sensitive names replaced by the marker."""
+        """`a=1&token=x;b=2` with the values of sensitive names replaced by the marker."""
         if "=" not in text:
             return text
-        pairs = []
-        for pair in text.split("&"):
-            name, eq, _ = pair.partition("=")
+        parts = _SEPARATORS.split(text)  # pairs at even places, separators between
+        for i in range(0, len(parts), 2):
+            name, eq, _ = parts[i].partition("=")
             if eq and unquote_plus(name).lower() in self._names:
-                pair = f"{name}={PATH_MARK}"
-            pairs.append(pair)
-        return "&".join(pairs)
+                parts[i] = f"{name}={PATH_MARK}"
+        return "".join(parts)
 
     def resource(
         self,
@@ -227,8 +233,8 @@ class Redactor:
             return resource
         if redacted is None:
             clean, redacted = self.redact(args)
-        if resource.found and not redacted:
-            return resource
+        if resource.found and resource.template is None and not redacted:
+            return resource  # the server's own URI
         uri = self.uri(resource.uri, args, clean, redacted)
         if uri == resource.uri:
             return resource
