@@ -143,7 +143,13 @@ class PolicyWatcher:
         now = time.monotonic()
         if signature != self._seen:  # still changing, maybe: wait for it to settle
             self._seen, self._seen_at = signature, now
-        if signature == self._signature or now - self._seen_at < self.settle:
+        if signature == self._signature:
+            return False
+        # settled: unchanged for `settle` seconds, by the files' last change (mtime or
+        # ctime, which cannot be set back: a change seen late loads at once) or by this
+        # watcher's polls (file times in the future)
+        newest = max((max(f[3], f[4]) for f in signature), default=0)
+        if (time.time_ns() - newest) / 1e9 < self.settle and now - self._seen_at < self.settle:
             return False
         self._signature = signature
         digest = _digest(self.path)
@@ -228,6 +234,7 @@ class PolicyHolder:
         if watch is not None:
             self._watcher = PolicyWatcher(_watch_path(source), self._reload_quietly, watch)
         self._runtime: set[str] = set()  # policies put in force by `add`, not by the source
+        self._closed = False
         if source is None:
             from guard.policy.policyset import PolicySet
 
@@ -300,7 +307,7 @@ class PolicyHolder:
                 self.source = source
                 if watcher is not self._watcher:
                     retired, self._watcher = self._watcher, watcher
-                    if watcher is not None:
+                    if watcher is not None and not self._closed:
                         watcher.start()
             dropped = sorted(self._runtime - set(new.names))
             if dropped:
@@ -351,6 +358,8 @@ class PolicyHolder:
 
     def close(self) -> None:
         """Stop watching. Idempotent."""
-        if self._watcher is not None:
-            self._watcher.stop()
-            self._watcher = None
+        with self._lock:  # a reload moving the watch finishes first, or starts none
+            self._closed = True
+            watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()

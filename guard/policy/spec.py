@@ -144,21 +144,24 @@ class PolicySpec:
 
 def content_of(value: Any) -> Any:
     """`value` (a spec, or a tuple of them) without where it was written: every `line`, and
-    a policy's `source` and `text`. Two specs whose contents are equal decide alike.
+    a policy's `source` and `text`. Two specs whose contents are equal decide alike: values
+    compare with their types (`True == 1` in Python, not in a condition).
 
     ```python
     a = PolicySpec("p", (RuleSpec("r", "allow", line=3),), source="a.yaml", text="...")
     assert content_of(a) == content_of(PolicySpec("p", (RuleSpec("r", "allow"),)))
     ```
     """
-    if isinstance(value, tuple):
-        return tuple(content_of(v) for v in value)
+    if isinstance(value, tuple | list):
+        return (type(value), tuple(content_of(v) for v in value))
+    if isinstance(value, dict):
+        return (dict, tuple((content_of(k), content_of(v)) for k, v in value.items()))
     if not dataclasses.is_dataclass(value) or isinstance(value, type):
-        return value
+        return (type(value), value)
     changes = {
         f.name: None if f.name == "line" else content_of(getattr(value, f.name))
         for f in dataclasses.fields(value)
     }
     if isinstance(value, PolicySpec):
         changes["text"] = changes["source"] = ""
-    return dataclasses.replace(value, **changes)
+    return (type(value), tuple(changes.items()))

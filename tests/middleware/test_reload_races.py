@@ -1,0 +1,71 @@
+"""Reload edge cases: `close()` during a reload that moves the watch, and a change loaded at
+the first poll once the files' own times say it settled (found in review)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import guard.reload as reload_mod
+from guard.reload import PolicyHolder, PolicyWatcher
+
+
+def _policy(name: str) -> str:
+    return f"name: {name}\nrules:\n  - name: r\n    effect: allow\n    tools: {{names: [q]}}\n"
+
+
+def _watch_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("guard-policy-watch")]
+
+
+def test_close_during_reload_to_a_new_path_leaves_no_watcher_running(
+    tmp_path: Path, monkeypatch: object
+) -> None:
+    # `close()` (server shutdown) does not take the holder's lock; a concurrent
+    # `reload(new_path)` then installs and starts a watcher for the new path after
+    # close has stopped the old one: a thread polling (and reloading) forever.
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text(_policy("old"))
+    new.write_text(_policy("new"))
+    holder = PolicyHolder(old, watch=0.05)
+    loading, go_on = threading.Event(), threading.Event()
+    real = reload_mod.load_policy_set
+
+    def slow_load(source: object) -> object:
+        loading.set()
+        go_on.wait(5)
+        return real(source)
+
+    monkeypatch.setattr(reload_mod, "load_policy_set", slow_load)  # type: ignore[attr-defined]
+    t = threading.Thread(target=holder.reload, args=(new,))
+    t.start()
+    assert loading.wait(5)
+    holder.close()  # the server stops while the reload is loading
+    go_on.set()
+    t.join(5)
+    time.sleep(0.2)
+    try:
+        assert holder._watcher is None and not _watch_threads(), (
+            f"watcher still running after close(): {_watch_threads()}"
+        )
+    finally:
+        if holder._watcher is not None:
+            holder._watcher.stop()
+
+
+def test_a_change_stable_longer_than_settle_is_loaded_at_the_poll_that_sees_it(
+    tmp_path: Path,
+) -> None:
+    # README: a change is loaded "once the files have stayed the same for a second".
+    # The watcher counts that second from the poll that first sees the change, so with
+    # an interval above `settle` every change waits one extra whole interval (watch=30:
+    # a file unchanged for 29 s is still not loaded, the next poll 30 s later loads it).
+    path = tmp_path / "p.yaml"
+    path.write_text(_policy("a"))
+    calls: list[int] = []
+    watcher = PolicyWatcher(path, lambda: calls.append(1), interval=30, settle=1.0)
+    path.write_text(_policy("b"))
+    time.sleep(1.3)  # the file has now stayed the same for longer than `settle`
+    assert watcher.check(), "a change settled for 1.3 s was not loaded by this poll"
+    assert calls == [1]
