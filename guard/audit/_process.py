@@ -47,6 +47,17 @@ def _reinit_in_child() -> None:
     for log in list(_live):
         if not log._closed:
             log._after_fork()
+    if _live:
+        _flush_at_thread_shutdown()
+
+
+def _flush_at_thread_shutdown() -> None:
+    """Also flush when the threads shut down: a `multiprocessing` child (fork, forkserver)
+    ends with `os._exit` right after that, and never runs `atexit`."""
+    register_atexit = getattr(threading, "_register_atexit", None)
+    if register_atexit is not None:
+        with contextlib.suppress(Exception):  # shutting down already: atexit will do
+            register_atexit(_close_all)
 
 
 if hasattr(os, "register_at_fork"):
@@ -73,6 +84,7 @@ def _install_exit_hooks() -> None:
         return
     _hooks_installed = True
     atexit.register(_close_all)
+    _flush_at_thread_shutdown()
     if threading.current_thread() is threading.main_thread():
         with contextlib.suppress(ValueError, OSError):
             if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:

@@ -194,6 +194,10 @@ class AuditLog:
             self._spill_suspect = adopted > 0
             if adopted:
                 logger.warning("adopted %d spilled rows of writers that died", adopted)
+        # DuckDB (for the converter) imported here, not on a thread: a process forked while
+        # another thread held the import lock would hang on its own first conversion
+        import duckdb  # noqa: F401
+
         self._thread = threading.Thread(
             target=self._run, name=f"mcp-guard-audit-{self.writer_id[-6:]}", daemon=True
         )
