@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 from guard.audit.schema import GENESIS, TABLES, TIMESTAMP_COLUMNS, chain_hash
 from guard.audit.segments import read_json_file, scan_segments
 
-_RESCANS = 3  # a hot file converted while it was being read: list the files again
+_RESCANS = 10  # files changed while they were being read: list them again
 
 __all__ = ["Problem", "VerifyReport", "verify"]
 
@@ -112,23 +113,30 @@ def verify(path: str | Path) -> VerifyReport:
 def _check_table(
     con: Any, table: str, root: Path, report: VerifyReport, seen: set[str], heads: dict[str, Any]
 ) -> None:
-    """The table's segments and hot files, as one sequence of rows per chain."""
+    """The table's segments and hot files, as one sequence of rows per chain. A file
+    listed may be converted, merged or collected before it is read (writers and
+    compaction keep working): the files are then listed and read again."""
+    import duckdb
+
     for attempt in range(_RESCANS):
         files, hot = scan_segments(root / table)
         found = VerifyReport()
+        seen_now = set(seen)
         try:
             hot_rows = _hot_rows(table, hot, found)
-        except FileNotFoundError:  # converted meanwhile: its segment holds the rows now
+            parquet_rows: Iterable[tuple[Any, ...]] = ()
+            if files:
+                parquet_rows = _fetch(con.execute(_select(table, files)))
+            rows = heapq.merge(parquet_rows, hot_rows, key=_chain_order(table))
+            _check_rows(table, rows, root, found, seen_now, heads)
+            if files:
+                _check_physical_order(con, table, files, found)
+        except (FileNotFoundError, duckdb.IOException, duckdb.InvalidInputException):
             if attempt < _RESCANS - 1:
+                time.sleep(min(0.05 * attempt, 0.5))
                 continue
             raise
-        parquet_rows: Iterable[tuple[Any, ...]] = ()
-        if files:
-            parquet_rows = _fetch(con.execute(_select(table, files)))
-        rows = heapq.merge(parquet_rows, hot_rows, key=_chain_order(table))
-        _check_rows(table, rows, root, found, seen, heads)
-        if files:
-            _check_physical_order(con, table, files, found)
+        seen |= seen_now
         report.rows += found.rows
         report.chains += found.chains
         report.problems.extend(found.problems)
