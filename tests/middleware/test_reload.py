@@ -240,7 +240,7 @@ def test_symlinked_policy_dir_swap_is_seen_with_normalized_mtimes(tmp_path: Path
         mw.close()
 
 
-async def test_file_change_does_not_silently_drop_a_runtime_add_policy(
+async def test_a_reload_from_the_file_drops_a_runtime_policy_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A reload from the file drops a policy added at runtime (an incident block): it

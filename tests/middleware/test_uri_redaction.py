@@ -8,6 +8,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastmcp import Client, FastMCP
 from mcp.shared.exceptions import MCPError
 from mw_support import Recorder
@@ -51,37 +52,30 @@ async def _recorded(tmp_path: Path, uris: list[str]) -> tuple[list[str], str]:
     return [r[0] for r in rows], shown
 
 
-async def test_password_of_uri_with_bad_ipv6_host_is_recorded(tmp_path: Path) -> None:
-    # urlsplit raises ValueError ("Invalid IPv6 URL"); the fallback only cleans the
-    # query and fragment, so `user:pass@` is kept in the record and the spans.
-    rows, shown = await _recorded(tmp_path, ["http://admin:hunter2pass@[::1/x"])
-    assert "hunter2pass" not in shown, shown
-    assert "hunter2pass" not in str(rows), rows
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://admin:hunter2pass@[::1/x",  # no URL for urlsplit (bad IPv6 host)
+        "web://admin:hunter2pass@intranet/page",  # read through a template: found
+    ],
+)
+async def test_uri_passwords_are_neither_recorded_nor_traced(tmp_path: Path, uri: str) -> None:
+    rows, shown = await _recorded(tmp_path, [uri])
+    assert "hunter2pass" not in shown and "hunter2pass" not in str(rows), (rows, shown)
+    assert "<redacted:path>@" in str(rows)
 
 
-async def test_uri_with_empty_authority_is_rewritten_when_a_token_is_redacted(
-    tmp_path: Path,
-) -> None:
-    # urlunsplit drops the empty authority of a scheme it does not know: the record
-    # says `config:/app` was read, not `config:///app`.
+async def test_a_redacted_uri_keeps_everything_else_as_read(tmp_path: Path) -> None:
+    # an empty authority (`config:///app`) stays: the URI is not rebuilt, only edited
     rows, _ = await _recorded(tmp_path, ["config:///app?token=abc123"])
     assert rows == ["config:///app?token=<redacted:path>"], rows
-
-
-async def test_template_read_keeps_user_password_of_its_uri(tmp_path: Path) -> None:
-    # A template read is found; when no argument is redacted, Redactor.resource returns
-    # it untouched and the caller's `user:pass@` (README: "become markers") is recorded.
-    rows, shown = await _recorded(tmp_path, ["web://admin:hunter2pass@intranet/page"])
-    assert "hunter2pass" not in shown, shown
-    assert "hunter2pass" not in str(rows), rows
 
 
 async def test_record_and_span_show_the_same_uri_for_a_short_redacted_value(
     tmp_path: Path,
 ) -> None:
-    # README: "The guard's spans ... show the same URI as the record". The middleware
-    # redacts the URI (`_shown`), then AuditLog.append redacts that result again,
-    # replacing the value inside the markers the first pass wrote.
+    # The middleware shows the redacted URI (`_shown`) and AuditLog.append redacts what
+    # it is given again: the second pass must not touch the markers of the first.
     mcp: FastMCP[Any] = FastMCP("v")
 
     @mcp.resource("vault://{token}/data", name="vault")
