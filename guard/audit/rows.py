@@ -136,13 +136,19 @@ class RowBuilder:
             cache = {}
         resource_json, answer_json = self._resource_json, self._answer_json
         parts = []
-        for did, r, d, sh in entries:
+        # An item's id is its listing's id and its position (`L.1`, `L.2`, ...), as the
+        # middleware numbers them: left out, and derived by the `decisions` view, unless
+        # the caller numbered them otherwise (a fifth of a tool listing's bytes).
+        prefix = f"{lid}."
+        for n, (did, r, d, sh) in enumerate(entries, 1):
             resource, answer = (
                 resource_json(cache, r, item=True),
                 answer_json(cache, d, sh, item=True),
             )
-            if did is not None and resource:  # always, but for a hostile resource
-                parts.append(f'{{"decision_id":{_q(did)},{resource},{answer}}}')
+            if did == f"{prefix}{n}":
+                did = None
+            if did is None and resource:  # always, but for a hostile resource
+                parts.append(f"{{{resource},{answer}}}")
             else:
                 fields = (None if did is None else f'"decision_id":{_q(did)}', resource, answer)
                 parts.append("{" + ",".join(filter(None, fields)) + "}")

@@ -42,15 +42,21 @@ SELECT d.*, o.ts AS outcome_ts, o.status, o.duration_us, o.error_class
 FROM decisions d LEFT JOIN outcomes o USING (decision_id)
 """
 
-# One record per component of each listing; a listing has no arguments.
+# One record per component of each listing; a listing has no arguments. An item stored
+# without its id has the listing's id and its position, from 1 (`rows.listing_body`).
 _DECISIONS = f"""
 CREATE OR REPLACE VIEW decisions AS
 SELECT * FROM decision_rows
 UNION ALL BY NAME
-SELECT * EXCLUDE (decision_id, items), unnest(items, max_depth := 2),
-    '{{}}' AS args, CAST([] AS VARCHAR[]) AS args_redacted,
-    '{empty_args_sha256()}' AS args_sha256
-FROM listings
+SELECT * EXCLUDE (_listing, _position)
+    REPLACE (coalesce(decision_id, _listing || '.' || _position) AS decision_id)
+FROM (
+    SELECT * EXCLUDE (decision_id, items), decision_id AS _listing,
+        unnest(items, max_depth := 2), generate_subscripts(items, 1) AS _position,
+        '{{}}' AS args, CAST([] AS VARCHAR[]) AS args_redacted,
+        '{empty_args_sha256()}' AS args_sha256
+    FROM listings
+)
 """  # noqa: S608 - constants only
 
 # the view each table's segments are read through

@@ -131,6 +131,66 @@ def test_a_listing_item_reads_back_its_null_fields_as_null(tmp_path: Path) -> No
     assert verify(tmp_path / "s").ok
 
 
+def _listed(name: str, decision_id: str) -> Any:
+    ev = event(0, resource=Resource("tool", name), method="tools/list", action="list")
+    ev.decision_id = decision_id
+    return ev
+
+
+def test_listing_item_ids_are_derived_from_the_position_or_stored(tmp_path: Path) -> None:
+    """An item numbered as the middleware numbers them (listing id, position) is stored
+    without its id and reads back with it, from the hot file and from the segment; an id
+    numbered otherwise is stored as it is."""
+    log = AuditLog(tmp_path / "s", flush_interval=3600)
+    log.append_listing("L", [_listed("a", "L.1"), _listed("b", "L.2")])
+    log.append_listing("M", [_listed("c", "M.2"), _listed("d", "custom")])
+    log.flush()
+    query = "SELECT resource, decision_id FROM decisions ORDER BY resource"
+    expected = [("a", "L.1"), ("b", "L.2"), ("c", "M.2"), ("d", "custom")]
+    assert _rows(tmp_path / "s", query) == expected  # read from the hot file
+    (hot,) = (tmp_path / "s" / "listings").glob("*.jsonl")
+    stored = [json.loads(line)["items"] for line in hot.read_text().splitlines()]
+    assert [[item.get("decision_id") for item in items] for items in stored] == [
+        [None, None],
+        ["M.2", "custom"],
+    ]
+    log.close()
+    assert _rows(tmp_path / "s", query) == expected  # read from the segment
+    assert verify(tmp_path / "s").ok
+
+
+def test_listing_items_stored_with_their_ids_read_back_as_stored(tmp_path: Path) -> None:
+    """Stores written before item ids were derived keep every item's id: those rows read
+    back, and verify, as they were written."""
+    from guard.audit.schema import GENESIS, canonical, chain_hash
+
+    log = AuditLog(tmp_path / "new", flush_interval=3600)
+    log.append_listing("L", [_listed("a", "L.1"), _listed("b", "L.2")])
+    log.flush()
+    (hot,) = (tmp_path / "new" / "listings").glob("*.jsonl")
+    row = json.loads(hot.read_text())
+    log.close()
+    # the same row as the earlier format wrote it: ids in the items (here other than the
+    # position, so that deriving them instead would show), chained from the genesis
+    row["items"] = [
+        {"decision_id": f"old-{n}", **{k: v for k, v in item.items() if k != "decision_id"}}
+        for n, item in enumerate(row["items"])
+    ]
+    row["seq"], row["prev_hash"] = 1, GENESIS
+    del row["hash"]
+    values = list(row.values())
+    line = (
+        canonical("listings", values)[:-1]
+        + f',"hash":"{chain_hash("listings", values)}"}}\n'.encode()
+    )
+    old = tmp_path / "old" / "listings"
+    old.mkdir(parents=True)
+    (old / hot.name).write_bytes(line)
+    query = "SELECT resource, decision_id FROM decisions ORDER BY resource"
+    assert _rows(tmp_path / "old", query) == [("a", "old-0"), ("b", "old-1")]
+    assert verify(tmp_path / "old").ok
+
+
 def test_outcomes_and_decisions_arrive_in_any_order(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "s", flush_interval=0.05)
     events = [event(i) for i in range(50)]
@@ -283,7 +343,7 @@ def test_a_backlog_of_listings_is_written_in_slices(
     in order, so memory stays bounded."""
     from guard.audit import log as log_module
 
-    monkeypatch.setattr(log_module, "WRITE_MAX_CHARS", 20_000)
+    monkeypatch.setattr(log_module, "WRITE_MAX_CHARS", 10_000)
     log = AuditLog(tmp_path / "s", flush_interval=3600)
     for n in range(30):
         events = []

@@ -114,12 +114,15 @@ def queued(draw: st.DrawFn) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def listing_of(items: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+def listing_of(items: list[tuple[Any, ...]], *, numbered: bool = True) -> tuple[Any, ...]:
     """A queued listing made of queued decisions: the first one's request, every one's
-    component and answer."""
+    component and answer. `numbered`: item ids are the listing's id and the position, as
+    the middleware makes them; else each decision's own id."""
     (_, did, ts, p, _, action, t, context, _, _, _, _, server, transport, session_id,
      request_id, method, trace_id, span_id) = items[0]  # fmt: skip
-    entries = [(f"{did}.{n}", i[4], i[10], i[11]) for n, i in enumerate(items, 1)]
+    entries = [
+        (f"{did}.{n}" if numbered else i[1], i[4], i[10], i[11]) for n, i in enumerate(items, 1)
+    ]
     return (LISTING, did, ts, p, action, t, context, server, transport, session_id,
             request_id, method, trace_id, span_id, entries)  # fmt: skip
 
@@ -131,12 +134,14 @@ def plain_listing_values(rows: RowBuilder, listing: tuple[Any, ...]) -> list[Any
      method, trace_id, span_id, entries) = listing  # fmt: skip
     names = [name for name, _ in LISTING_ITEM_COLUMNS]
     items = []
-    for did, r, d, sh in entries:
+    for n, (did, r, d, sh) in enumerate(entries, 1):
         decision = plain_values(
             rows, (DECISION, did, ts, p, r, action, t, context, {}, (), d, sh, server,
                    transport, session_id, request_id, method, trace_id, span_id),
         )  # fmt: skip
         by_name = dict(zip([n for n, _ in DECISION_COLUMNS], decision, strict=False))
+        if did == f"{lid}.{n}":  # the listing's id and the position: derived when read
+            by_name["decision_id"] = None
         items.append({name: by_name[name] for name in names})
     return [
         _text(lid), ts, ts if t is None else to_us(t), _text(trace_id or None),
@@ -147,17 +152,23 @@ def plain_listing_values(rows: RowBuilder, listing: tuple[Any, ...]) -> list[Any
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(items=st.lists(queued(), min_size=1, max_size=4))
-def test_listing_body_is_the_canonical_json_of_the_values(items: list[tuple[Any, ...]]) -> None:
+@given(items=st.lists(queued(), min_size=1, max_size=4), numbered=st.booleans())
+def test_listing_body_is_the_canonical_json_of_the_values(
+    items: list[tuple[Any, ...]], numbered: bool
+) -> None:
     rows = RowBuilder(Redactor(), None)
-    listing = listing_of(items)
+    listing = listing_of(items, numbered=numbered)
     body = rows.listing_body(listing)
     assert body == row_body("listings", plain_listing_values(rows, listing))
     # an item leaves out its NULL fields: DuckDB reads them back as NULL
     stored = json.loads(body + "}")["items"]
     assert len(stored) == len(items)
     assert all(None not in item.values() for item in stored)
-    assert all("allowed" in item and "decision_id" in item for item in stored)
+    assert all("allowed" in item for item in stored)
+    # and its id when that is the listing's id and its position
+    lid = listing[1]
+    kept = [did is not None and did != f"{lid}.{n}" for n, (did, *_) in enumerate(listing[-1], 1)]
+    assert ["decision_id" in item for item in stored] == kept
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
