@@ -40,7 +40,8 @@ DEFAULT_RETENTION_DAYS = 180
 # how long replaced segments stay on disk for queries that listed them before the switch
 GRACE_SECONDS = 120.0
 # a hot file nobody holds open and untouched this long belongs to a writer that died (a
-# live writer converts its hot file at most `writer.HOT_MAX_AGE` seconds after opening it)
+# live writer holds its hot files open until it has converted them, or has failed to for
+# `writer.HANDOVER_SECONDS`)
 ORPHAN_SECONDS = 600.0
 
 

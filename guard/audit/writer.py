@@ -61,6 +61,9 @@ ROLLUP_LEVELS: Final = 2  # ... twice over ...
 ROLLUP_MAX_ROWS: Final = 10_000  # ... if they are small: big ones are left to `compact`
 _RETRY_SECONDS: Final = 1.0  # a conversion that failed is tried again after this long
 _THREAD_MIN_BYTES: Final = 1 << 20  # smaller writes (durable group commits) stay inline
+# A sealed hot file whose conversion has failed this long is left to `compact` (the writer
+# lets go of its lock and goes on with its next files): half of `compact`'s orphan age.
+HANDOVER_SECONDS: Final = 300.0
 
 
 @dataclass(slots=True, eq=False)
@@ -88,13 +91,15 @@ class Batch:
 
 @dataclass(slots=True, eq=False)
 class _Hot:
-    """An open hot file: `rows` and `size` written so far, `opened` (monotonic)."""
+    """An open hot file: `rows` and `size` written so far, `opened` (monotonic). Sealed, it
+    keeps `fd` (and its lock) until converted; -1 once closed."""
 
     path: Path
     fd: int
     opened: float
     rows: int = 0
     size: int = 0
+    failing_since: float | None = None  # monotonic time of its first failed conversion
 
 
 class SegmentWriter:
@@ -151,7 +156,7 @@ class SegmentWriter:
         self._seq = dict.fromkeys(TABLES, 0)
         self._head = dict.fromkeys(TABLES, GENESIS)
         self._hot: dict[str, _Hot] = {}
-        self._sealed: deque[tuple[str, Path, int]] = deque()  # waiting for conversion
+        self._sealed: deque[tuple[str, _Hot]] = deque()  # waiting for conversion
         self._inflight: Batch | None = None  # the write on the write thread
         self._converter: threading.Thread | None = None
         self._retry_at = 0.0
@@ -227,6 +232,8 @@ class SegmentWriter:
             self._seal(table)
         self._retry_at = 0.0
         self._convert(wait=True)
+        for _, hot in self._sealed:  # not converted: `compact` may take them now
+            _close(hot)
         if self.con is not None:
             with contextlib.suppress(Exception):  # best effort at shutdown
                 self.con.close()
@@ -242,12 +249,13 @@ class SegmentWriter:
             time.sleep(0)
 
     def forget(self) -> None:
-        """In a forked child: close the parent's hot files without touching them (the
-        parent still writes them; the child's copies would keep their locks held)."""
-        for hot in self._hot.values():
-            with contextlib.suppress(OSError):
-                os.close(hot.fd)
+        """In a forked child: close the parent's hot files, sealed ones too, without
+        touching them (the parent still writes or converts them; the child's copies would
+        keep their locks held after the parent let go)."""
+        for hot in (*self._hot.values(), *(hot for _, hot in self._sealed)):
+            _close(hot)
         self._hot.clear()
+        self._sealed.clear()
 
     # ------------------------------------------------------------------ internals
 
@@ -385,15 +393,17 @@ class SegmentWriter:
         self.flush_last = elapsed
 
     def _seal(self, table: str) -> None:
-        """Close `table`'s hot file; it waits for conversion (an empty one goes)."""
+        """Stop writing `table`'s hot file; it waits for conversion (an empty one goes).
+        It stays open, and so locked, until converted: `compact` would otherwise take it
+        for a dead writer's and convert it as well, and its rows would be stored twice if
+        one of the two segments was merged away before the other landed."""
         hot = self._hot.pop(table, None)
         if hot is None:
             return
-        with contextlib.suppress(OSError):
-            os.close(hot.fd)
         if hot.rows:
-            self._sealed.append((table, hot.path, hot.rows))
+            self._sealed.append((table, hot))
         else:
+            _close(hot)
             remove_quietly(hot.path)
 
     def _convert(self, *, wait: bool) -> None:
@@ -418,8 +428,10 @@ class SegmentWriter:
     def _convert_sealed(self) -> None:
         """Converter thread: each sealed hot file becomes a segment, in order."""
         while self._sealed:
-            table, path, rows = self._sealed[0]
-            if not path.exists():  # `compact` converted it meanwhile (its writer looked dead)
+            table, hot = self._sealed[0]
+            path, rows = hot.path, hot.rows
+            if not path.exists():  # `compact` converted it (its lock was let go, see below)
+                _close(hot)
                 self._sealed.popleft()
                 continue
             try:
@@ -431,9 +443,24 @@ class SegmentWriter:
             except Exception as exc:  # the rows stay readable in the hot file: retry later
                 self.convert_failures += 1
                 self.last_error = repr(exc)
-                self._retry_at = time.monotonic() + _RETRY_SECONDS
+                now = time.monotonic()
+                if hot.failing_since is None:
+                    hot.failing_since = now
+                if now - hot.failing_since >= HANDOVER_SECONDS:
+                    # one file must not hold up every later one: `compact` takes it
+                    logger.warning(
+                        "audit segment conversion of %s keeps failing (%s); left to "
+                        "`mcp-guard compact`, its rows stay readable meanwhile",
+                        path.name,
+                        exc,
+                    )
+                    _close(hot)
+                    self._sealed.popleft()
+                    continue
+                self._retry_at = now + _RETRY_SECONDS
                 logger.warning("audit segment conversion failed (%s); will retry", exc)
                 return
+            _close(hot)
             self._sealed.popleft()
             self.segments += 1
             if rows < ROLLUP_MAX_ROWS:
@@ -478,3 +505,11 @@ class SegmentWriter:
         if rows < ROLLUP_MAX_ROWS:
             self._own[(table, level + 1)].append((name, rows))
             self._roll_up(table, level + 1)
+
+
+def _close(hot: _Hot) -> None:
+    """Close a hot file's descriptor (letting go of its lock), once."""
+    fd, hot.fd = hot.fd, -1
+    if fd >= 0:
+        with contextlib.suppress(OSError):
+            os.close(fd)
