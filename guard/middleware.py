@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from copy import copy
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -72,20 +73,27 @@ _LIST_KINDS: Final[dict[str, Kind]] = {
     "prompts/list": "prompt",
 }
 _DEFAULT_WATCH_INTERVAL: Final = 1.0
+# A JSON-RPC id is the client's to choose: a string id longer than this is recorded (and
+# traced) as its length and digest.
+_MAX_REQUEST_ID_CHARS: Final = 256
 
 
 class _Call:
     """Per-request facts shared by every decision the request makes (one for a call,
-    one per component for a list): resolved once, before deciding."""
+    one per component for a list): resolved once, before deciding. `policies` and
+    `shadow` are the sets in force when the request began: every decision of a listing
+    is made by the same set, even across a reload."""
 
     __slots__ = (
         "context",
         "denial",
         "now",
+        "policies",
         "principal",
         "request_id",
         "server",
         "session_id",
+        "shadow",
         "transport",
     )
 
@@ -98,6 +106,8 @@ class _Call:
         session_id: str | None,
         request_id: str | None,
         server: str | None,
+        policies: PolicySet,
+        shadow: PolicySet | None,
     ) -> None:
         self.principal = principal
         self.denial = denial
@@ -106,6 +116,8 @@ class _Call:
         self.session_id = session_id
         self.request_id = request_id
         self.server = server
+        self.policies = policies
+        self.shadow = shadow
         self.context: Mapping[str, Any] = MappingProxyType(
             {"transport": transport, "session_id": session_id, "server": server}
         )
@@ -365,6 +377,8 @@ class GuardMiddleware(Middleware):
                 rc = fctx.request_context
                 if rc is not None:
                     request_id = str(rc.request_id)
+                    if not request_id.isdigit():  # the client's own string: maybe anything
+                        request_id = self._request_id(request_id)
                     try:
                         session_id = fctx.session_id
                     except RuntimeError:
@@ -389,7 +403,18 @@ class GuardMiddleware(Middleware):
             self._guard_error("authenticate")
             # the exception text may quote a credential: log its type only
             logger.warning("authenticator raised %s; denying", type(exc).__name__)
-        return _Call(principal, denial, now, transport, session_id, request_id, server)
+        holder = self._holder
+        return _Call(
+            principal, denial, now, transport, session_id, request_id, server,
+            holder.live, holder.shadow,
+        )  # fmt: skip
+
+    def _request_id(self, request_id: str) -> str:
+        """A string request id as it may be recorded and traced: bounded, secret-free."""
+        try:
+            return self._redactor.text(request_id, _MAX_REQUEST_ID_CHARS)
+        except Exception:  # what cannot be cleaned is not shown
+            return SECRET_MARK
 
     def _decide(
         self,
@@ -403,9 +428,8 @@ class GuardMiddleware(Middleware):
         """Decide, record and observe; a component of a `listing` is recorded and observed
         with the whole listing (`_filter`)."""
         telemetry = self._telemetry
-        holder = self._holder
-        policies = holder.live  # read once: this decision uses exactly one set
-        shadow_set = holder.shadow
+        policies = call.policies
+        shadow_set = call.shadow
         observed = True
         try:
             handle = telemetry.start_decision(
@@ -673,15 +697,8 @@ class GuardMiddleware(Middleware):
             except Exception:
                 # Still decided and recorded, as an error denial.
                 resource = Resource(kind=_LIST_KINDS[method], name=str(getattr(item, "name", "?")))
-                call_for_item = _Call(
-                    call.principal,
-                    _error_decision("resolving"),
-                    call.now,
-                    call.transport,
-                    call.session_id,
-                    call.request_id,
-                    call.server,
-                )
+                call_for_item = copy(call)
+                call_for_item.denial = _error_decision("resolving")
                 self._guard_error("resolve")
                 decide(call_for_item, resource, "list", _EMPTY, method, listing)
                 continue

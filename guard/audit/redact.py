@@ -241,6 +241,23 @@ class Redactor:
         name = uri if resource.name == resource.uri else resource.name
         return dataclasses.replace(resource, uri=uri, name=name)
 
+    def text(self, value: str, max_chars: int | None = None) -> str:
+        """A single string the client chose outside the arguments (a JSON-RPC request id)
+        as it may be recorded: over `max_chars` (default: the redactor's limit) it becomes
+        the oversized marker, shaped like a credential the secret marker. Path rules do
+        not apply: it has no path.
+
+        ```python
+        assert Redactor().text("req-7") == "req-7"
+        assert Redactor().text("x" * 300, max_chars=256).startswith("<redacted:oversized")
+        ```
+        """
+        if len(value) > (self._max if max_chars is None else max_chars):
+            return _oversized(value)
+        if len(value) >= _MIN_SECRET_LEN and self._detect and _search(value):
+            return SECRET_MARK
+        return value
+
     def _map(self, value: Mapping[Any, Any], prefix: str, out: list[str]) -> Mapping[str, Any]:
         changed: dict[str, Any] | None = None
         names, plain = self._names, self._pattern is None

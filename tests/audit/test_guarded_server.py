@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from audit_kit import RAW_API_KEY, REPO, bearer_token, scan_for
@@ -77,3 +78,60 @@ async def test_no_credential_reaches_the_store_or_the_logs(tmp_path: Path) -> No
     assert not [n for n in needles if n in decoded]
     assert not scan_for(store, [n.encode() for n in needles])
     assert not [n for n in needles if n in log_text]
+
+
+async def test_a_request_id_is_recorded_bounded_and_without_secrets(tmp_path: Path) -> None:
+    """A JSON-RPC id is the client's to choose: one shaped like a credential is recorded
+    as the secret marker, one of 100,000 characters as its length and digest; the client
+    still gets its own id back."""
+    import hashlib
+
+    import httpx
+
+    store = tmp_path / "store"
+    token = bearer_token("bob")
+    huge = "r" * 100_000
+    ids = ["call-7", RAW_API_KEY, f"Bearer {token}", huge, -3]
+    with running_server(HERE / "audit_server.py", env=server_env(store)) as srv:
+        headers = {"X-API-Key": RAW_API_KEY, "Accept": "application/json, text/event-stream"}
+        async with httpx.AsyncClient(timeout=30) as http:
+
+            async def rpc(body: dict[str, Any]) -> httpx.Response:
+                resp = await http.post(srv.url, json=body, headers=headers)
+                resp.raise_for_status()
+                return resp
+
+            init = await rpc({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "raw", "version": "1"}}})  # fmt: skip
+            headers["mcp-session-id"] = init.headers["mcp-session-id"]
+            headers["mcp-protocol-version"] = "2025-06-18"
+            await rpc({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            for request_id in ids:
+                params = {"name": "add", "arguments": {"a": 1, "b": 2}}
+                resp = await rpc(
+                    {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+                )
+                text = resp.text
+                answer = json.loads(text[text.index("{") :].splitlines()[0])  # JSON or SSE
+                assert answer["id"] == request_id and "result" in answer
+        log_text = srv.output()
+    with open_store(store) as con:
+        recorded = [
+            r[0]
+            for r in con.execute(
+                "SELECT request_id FROM decisions WHERE method = 'tools/call' ORDER BY ts"
+            ).fetchall()
+        ]
+    digest = hashlib.sha256(huge.encode()).hexdigest()
+    assert recorded == [
+        "call-7",
+        "<redacted:secret>",
+        "<redacted:secret>",
+        f"<redacted:oversized chars=100000 sha256={digest}>",
+        "-3",
+    ]
+    needles = [RAW_API_KEY, token.split(".")[2], huge[:5000]]
+    assert not scan_for(store, [n.encode() for n in needles])
+    assert not [n for n in needles if n in log_text]
+    assert verify(store).ok

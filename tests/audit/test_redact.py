@@ -12,7 +12,7 @@ from audit_kit import BEARER, RAW_API_KEY
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guard.audit.redact import SECRET_PATTERN, Redactor, looks_secret
+from guard.audit.redact import SECRET_MARK, SECRET_PATTERN, Redactor, looks_secret
 
 
 def test_ordinary_args_are_returned_untouched_without_copy() -> None:
@@ -276,3 +276,15 @@ def test_a_uri_loses_passwords_and_sensitive_parameters(uri: str, shown: str) ->
 def test_an_oversized_uri_is_replaced_by_its_length_and_digest() -> None:
     uri = "vault://" + "a" * 5000
     assert Redactor().uri(uri, None, None, ()).startswith("<redacted:oversized chars=5008 ")
+
+
+def test_a_lone_string_is_cut_when_long_and_marked_when_secret_shaped() -> None:
+    """`Redactor.text`: a value with no path (a request id); path rules never apply."""
+    r = Redactor(paths=["*"])
+    assert r.text("req-1") == "req-1"
+    assert r.text("x" * 20) == "x" * 20
+    assert r.text("sk-" + "a1B2" * 12) == SECRET_MARK
+    assert r.text("y" * 257, max_chars=256).startswith("<redacted:oversized chars=257 sha256=")
+    assert r.text("y" * 256, max_chars=256) == "y" * 256
+    assert Redactor(max_value_chars=100).text("z" * 101).startswith("<redacted:oversized")
+    assert Redactor(detect_secrets=False).text("sk-" + "a1B2" * 12).startswith("sk-")

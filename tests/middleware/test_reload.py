@@ -301,3 +301,35 @@ async def test_reload_to_a_source_that_is_no_path_stops_watching(
         assert mw.get_policy_names() == ["inline"]
     finally:
         mw.close()
+
+
+async def test_a_listing_is_decided_by_one_policy_set_across_a_reload() -> None:
+    """A reload that lands while a listing is being decided changes the next listing, not
+    the rest of this one: every component of a listing has the same policy set."""
+    from mw_support import Recorder
+
+    open_all = "name: v1\nrules:\n  - {name: all, effect: allow, tools: {patterns: ['*']}}\n"
+    mcp: FastMCP[Any] = FastMCP("s")
+    for n in range(4):
+        mcp.tool(lambda x: x, name=f"t{n}")
+    recorder = Recorder()
+    mw = GuardMiddleware(open_all, principal=Principal("u"), audit=None, telemetry=recorder)
+    mcp.add_middleware(mw)
+
+    class ReloadingCache:  # the components' cache: a reload lands at the second component
+        def __init__(self, inner: Any) -> None:
+            self.inner, self.seen = inner, 0
+
+        def get(self, item: Any) -> Any:
+            self.seen += 1
+            if self.seen == 2:
+                mw.reload_policies("name: v2\nrules: []\n")  # denies everything
+            return self.inner.get(item)
+
+    mw._cache = ReloadingCache(mw._cache)  # type: ignore[assignment]
+    async with Client(mcp) as client:
+        assert [t.name for t in await client.list_tools()] == ["t0", "t1", "t2", "t3"]
+        first = list(recorder.events)
+        assert len({e.decision.policy_hash for e in first}) == 1
+        assert await client.list_tools() == []  # the next listing: the new set
+    assert {e.decision.policy_hash for e in recorder.events[len(first) :]} == {mw.policy_set.hash}
