@@ -332,6 +332,23 @@ class GuardMiddleware(Middleware):
         """
         return self._holder.reload(source)
 
+    def set_shadow(self, source: Any) -> PolicySet | None:
+        """Decide a new draft in shadow from now on, next to the live set and never
+        enforced (`None` stops shadow mode), without restarting the server. Its texts are
+        recorded, so replay and the dashboard can compare live and draft decisions. A
+        draft that does not load raises `PolicyError` and changes nothing.
+
+        Example:
+            ```python
+            middleware.set_shadow("./updated_policies/")
+            middleware.set_shadow(None)  # back to live decisions only
+            ```
+        """
+        new = self._holder.set_shadow(source)
+        if new is not None:
+            self._record_policies(new)
+        return new
+
     def _policies_changed(self, new: PolicySet) -> None:
         self._record_policies(new)
         self._quietly(self._telemetry.policy_reload, "ok", new)

@@ -283,6 +283,23 @@ class PolicyHolder:
             self._install(new)
             return True
 
+    def set_shadow(self, source: Any) -> PolicySet | None:
+        """Decide `source` in shadow from now on (`None`: no shadow). A draft that does not
+        load raises `PolicyError` and leaves the shadow set as it was."""
+        with self._lock:
+            if source is None:
+                self.shadow = None
+                return None
+            try:
+                new = load_policy_set(source)
+            except PolicyError as exc:
+                kept = "none" if self.shadow is None else self.shadow.hash[:12]
+                logger.warning("shadow policy load failed; keeping shadow set %s: %s", kept, exc)
+                raise
+            self.shadow = new  # one reference swap, as for the live set
+            logger.info("shadow policy set %s decided from now on", new.hash[:12])
+            return new
+
     def reload(self, source: Any = None) -> PolicySet:
         """Load `source` (default: the current source) and put it in force, or raise
         `PolicyError` and keep the set in force. Policies put in force by `add` and not

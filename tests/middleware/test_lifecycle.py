@@ -128,6 +128,46 @@ async def test_shadow_decision_travels_with_the_live_one(recorder: Recorder) -> 
     assert event.shadow.policy_hash == mw.shadow_set.hash != event.decision.policy_hash  # type: ignore[union-attr]
 
 
+async def test_the_shadow_draft_changes_while_the_server_runs(
+    tmp_path: Path, recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`set_shadow` swaps the draft (its texts recorded for replay), keeps it when the new
+    one does not load, and `None` ends shadow mode; enforcement never changes."""
+    from guard.audit import open_store
+
+    mw = GuardMiddleware(ONLY_ECHO, principal=ALICE, audit=tmp_path / "audit", telemetry=recorder)
+    mcp = demo_server()
+    mcp.add_middleware(mw)
+    async with Client(mcp) as client:
+
+        async def drop() -> None:
+            with pytest.raises(ToolError):  # never enforced, whatever the draft says
+                await client.call_tool("drop_table", {"name": "t"})
+
+        await drop()
+        assert recorder.events[-1].shadow is None
+        draft = mw.set_shadow(ECHO_AND_DROP)
+        assert draft is mw.shadow_set and draft is not None
+        await drop()
+        assert recorder.events[-1].shadow.allowed is True  # type: ignore[union-attr]
+        assert recorder.events[-1].shadow.policy_hash == draft.hash  # type: ignore[union-attr]
+        with caplog.at_level(logging.WARNING, "guard.reload"), pytest.raises(PolicyError):
+            mw.set_shadow(BROKEN)
+        assert mw.shadow_set is draft and "keeping shadow set" in caplog.text
+        await drop()
+        assert recorder.events[-1].shadow.policy_hash == draft.hash  # type: ignore[union-attr]
+        assert mw.set_shadow(None) is None and mw.shadow_set is None
+        await drop()
+        assert recorder.events[-1].shadow is None
+    mw.close()
+    with open_store(tmp_path / "audit") as store:
+        rows = store.sql(
+            "SELECT shadow_policy_hash FROM decisions WHERE resource = 'drop_table' ORDER BY ts"
+        ).fetchall()
+        assert [r[0] for r in rows] == [None, draft.hash, draft.hash, None]
+        assert store.policy_texts(draft.hash)  # replay can rebuild the draft
+
+
 def test_policy_sources_are_all_accepted() -> None:
     for source in (POLICY, ONLY_ECHO, policy("p").allow_by_default().build()):
         mw = GuardMiddleware(source, audit=None, telemetry=False)
