@@ -260,7 +260,7 @@ def create(
     Example:
         mcp-guard create my_service --template rbac -o policies/my_service.yaml
     """
-    from guard.policy.loader import load_policies
+    from guard.policy.loader import load_policies, parse_policies
 
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise click.ClickException(f"policy name {name!r}: use letters, digits, `_`, `-` and `.`")
@@ -269,6 +269,9 @@ def create(
         first, _, rest = text.partition("\ndescription: ")
         text = f"{first}\ndescription: {json.dumps(description)}\n{rest.partition(chr(10))[2]}"
     load_policies(text)  # a template that does not load is our bug: fail loudly
+    # written in canonical form, so `mcp-guard format --check` passes on a new policy
+    as_json = output is not None and output.endswith(".json")
+    text = _render(parse_policies(text), "json" if as_json else "yaml")
     if output == "-":
         click.echo(text, nl=False)
         return

@@ -11,6 +11,7 @@ from click.testing import CliRunner, Result
 from guard.cli import main
 from guard.policy.dump import spec_to_dict
 from guard.policy.loader import load_policies, parse_policies
+from guard.policy.spec import content_of
 from guard.policy.testing import parse_request
 
 COMMANDS = ["validate", "info", "create", "format", "convert", "explain", "test"]
@@ -143,6 +144,12 @@ def test_create_writes_a_policy_that_validates(tmp_path: Path, template: str) ->
     (spec,) = parse_policies(target)
     assert spec.name == "my_service" and spec.rules and spec.default_effect == "deny"
     assert run("validate", target).exit_code == 0
+    # already in canonical form: a new policy passes a `format --check` CI step
+    assert run("format", "--check", target).exit_code == 0
+    as_json = tmp_path / "p.json"
+    assert run("create", "my_service", "--template", template, "-o", as_json).exit_code == 0
+    assert [content_of(s) for s in parse_policies(as_json)] == [content_of(spec)]
+    assert run("format", "--check", as_json).exit_code == 0
 
 
 def test_create_defaults_refuses_to_overwrite_and_prints(tmp_path: Path) -> None:
