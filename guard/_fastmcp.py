@@ -16,6 +16,7 @@ from fastmcp.resources.base import Resource as FastMCPResource
 from fastmcp.resources.template import ResourceTemplate
 from fastmcp.server.context import _current_transport
 from fastmcp.server.dependencies import get_access_token, get_http_request
+from fastmcp.server.providers.addressing import parse_hashed_backend_name
 from fastmcp.tools.base import Tool
 
 from guard.identity.base import RequestInfo
@@ -79,7 +80,14 @@ def _namespace(component: Any, meta: Mapping[str, Any]) -> str | None:
     # difference with the name the parent lists is the mount prefix.
     original = getattr(component, "_original_name", None)
     name = component.name
-    if isinstance(original, str) and name != original and name.endswith("_" + original):
+    if not isinstance(original, str):
+        return None
+    hashed = parse_hashed_backend_name(original)
+    if hashed is not None:
+        # an app tool found by its hashed address (`__<hash>_<local name>`): the same
+        # component, listed under the same name, so in the same namespace
+        original = hashed[1]
+    if name != original and name.endswith("_" + original):
         return str(name[: -len(original) - 1])
     return None
 

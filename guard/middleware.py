@@ -645,11 +645,10 @@ class GuardMiddleware(Middleware):
                     found = await server.get_resource_template(uri, version=version)
                 return found
 
-            if version is None:
-                scope = visibility_scope(fctx)
-                component = await self._lookups.get(server, scope, "resource", uri, lookup)
-            else:
-                component = await lookup()
+            # Not remembered (unlike tool and prompt names): which component a URI reaches
+            # changes with visibility. A concrete resource enabled for a session shadows
+            # the template it matched a moment ago, and one disabled uncovers it.
+            component = await lookup()
             if isinstance(component, ResourceTemplate):
                 args = component.matches(uri) or _EMPTY
             if component is not None:
