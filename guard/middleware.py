@@ -659,10 +659,17 @@ class GuardMiddleware(Middleware):
         return self._decide(call, resource, "read", args, "resources/read"), uri
 
     async def check_resource_access(self, context: MiddlewareContext[Any]) -> None:
-        """FastMCP's resource gate outside a read (extension metadata): same decision."""
+        """FastMCP's resource gate outside a read (extension metadata, such as the files of
+        a skill before it is advertised): same decision. FastMCP expects
+        `AuthorizationError` for "no" (any other error fails the whole source: every skill
+        would vanish for one denied file); the text still does not say the resource
+        exists, unless denials are explicit."""
         event, uri = await self._read_event(context)
         if not event.decision.allowed:
-            raise self._denied("resource", uri, event.decision)
+            denied = self._denied("resource", uri, event.decision)
+            if not isinstance(denied, AuthorizationError):
+                denied = AuthorizationError(str(denied))
+            raise denied
 
     async def on_read_resource(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
