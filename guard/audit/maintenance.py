@@ -45,6 +45,23 @@ GRACE_SECONDS = 120.0
 ORPHAN_SECONDS = 600.0
 
 
+# Descriptors of the maintenance locks this process holds. A `flock` belongs to the open
+# file, which a forked child shares: a child forked while a writer's converter thread rolls
+# segments up would hold the store's lock for its whole life (every `compact` waiting, every
+# roll-up skipped) unless it closes its copies at once.
+_held: set[int] = set()
+
+
+def _let_go_in_child() -> None:
+    for fd in list(_held):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_let_go_in_child)
+
+
 @contextlib.contextmanager
 def maintenance_lock(root: Path, *, wait: bool = True) -> Iterator[bool]:
     """Hold the store's maintenance lock (one compaction / retention / roll-up at a time);
@@ -52,6 +69,7 @@ def maintenance_lock(root: Path, *, wait: bool = True) -> Iterator[bool]:
     if not root.is_dir():
         raise AuditError(f"no MCP Guard store at {root}")
     fd = os.open(root / ".maintenance.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    _held.add(fd)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -60,7 +78,9 @@ def maintenance_lock(root: Path, *, wait: bool = True) -> Iterator[bool]:
             return
         yield True
     finally:
-        os.close(fd)
+        if fd in _held:  # else a fork closed it in this (child) process already
+            _held.discard(fd)
+            os.close(fd)
 
 
 def _listed(files: list[Path]) -> str:
@@ -207,6 +227,16 @@ def compact(
     return merged
 
 
+def _hot_starts(directory: Path) -> dict[str, int]:
+    """Each writer's first seq still in a hot file of `directory` (`<writer>-<seq>.jsonl`)."""
+    starts: dict[str, int] = {}
+    for hot in scan_segments(directory)[1]:
+        wid, _, first = hot.name.removesuffix(HOT_SUFFIX).rpartition("-")
+        if wid and first.isdigit():
+            starts[wid] = min(int(first), starts.get(wid, int(first)))
+    return starts
+
+
 def apply_retention(
     path: str | Path, *, days: float = DEFAULT_RETENTION_DAYS, now: datetime | None = None
 ) -> dict[str, int]:
@@ -244,13 +274,18 @@ def apply_retention(
                 # per chain: the first seq that is new enough; everything before it goes
                 cuts = con.execute(
                     f"SELECT writer_id, min(seq) FILTER (WHERE epoch_us(ts) >= {cutoff_us}), "  # noqa: S608
-                    f"max(seq), count(*) FILTER (WHERE epoch_us(ts) < {cutoff_us}) "
+                    f"max(seq), count(*) FILTER (WHERE epoch_us(ts) < {cutoff_us}), min(seq) "
                     f"FROM {source} GROUP BY writer_id"
                 ).fetchall()
+                hot_from = _hot_starts(root / table)
                 keep_from: dict[str, int] = {}
-                for wid, first_new, last, old in cuts:
-                    if old:
-                        keep_from[wid] = (last + 1) if first_new is None else first_new
+                for wid, first_new, last, old, first in cuts:
+                    cut = (last + 1) if first_new is None else first_new
+                    # never past rows still in a hot file (a conversion its writer handed
+                    # over, converted after later ones): the chain would lose its middle
+                    cut = min(cut, hot_from.get(wid, cut))
+                    if old and cut > first:
+                        keep_from[wid] = cut
                 if not keep_from:
                     continue
                 (root / "anchors").mkdir(exist_ok=True)
