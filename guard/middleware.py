@@ -150,6 +150,11 @@ class UnobservedDecision(Exception):
     observed (a `Telemetry` raised after the record was queued)."""
 
 
+class UndurableDecision(Exception):
+    """The outcome of an allowed call the guard did not run: in durable mode, its decision
+    record did not reach the disk in time."""
+
+
 def _error_decision(where: str) -> Decision:
     return Decision(allowed=False, reason=Reason.ERROR, message=f"guard error while {where}")
 
@@ -577,6 +582,8 @@ class GuardMiddleware(Middleware):
             and not await audit.wait_durable(event.decision_id, timeout=_DURABLE_TIMEOUT_S)
         ):
             self._guard_error("record")
+            # its record says allowed: the outcome says the call did not run
+            self._outcome(event, time.perf_counter(), UndurableDecision())
             raise self._denied(kind, name, _error_decision("recording durably"))
         t0 = time.perf_counter()
         try:

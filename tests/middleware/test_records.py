@@ -103,6 +103,50 @@ async def test_durable_mode_commits_the_decision_before_the_tool_runs(tmp_path: 
     assert seen_by_tool == [1, 2, 3]
 
 
+async def test_a_decision_not_durable_in_time_denies_and_its_record_says_the_call_did_not_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Durable mode: the decision was recorded as allowed, then the call was denied because
+    that record did not reach the disk in time; the outcome row says so."""
+    import time
+
+    import guard.middleware as middleware_module
+
+    monkeypatch.setattr(middleware_module, "_DURABLE_TIMEOUT_S", 0.2)
+    store = tmp_path / "audit"
+    slow = {"on": True}
+
+    def slow_disk(table: str, rows: int) -> None:
+        if slow["on"] and table == "decisions":
+            time.sleep(1.0)
+
+    audit = AuditLog(store, durable=True, write_hook=slow_disk)
+    mw = GuardMiddleware(POLICY, principal=ALICE, audit=audit, telemetry=False)
+    mcp = demo_server()
+    ran: list[str] = []
+
+    @mcp.tool(tags={"safe"})
+    def transfer(amount: int) -> str:
+        ran.append("transfer")
+        return "done"
+
+    mcp.add_middleware(mw)
+    async with Client(mcp) as client:
+        with pytest.raises(ToolError):
+            await client.call_tool("transfer", {"amount": 5})
+        slow["on"] = False
+        audit.flush()  # the slow write is over
+        assert (await client.call_tool("transfer", {"amount": 6})).data == "done"
+    mw.close()
+    assert ran == ["transfer"]
+    with open_store(store) as db:
+        rows = db.sql(
+            "SELECT allowed, status, error_class FROM decision_log"
+            " WHERE resource = 'transfer' AND method = 'tools/call' ORDER BY ts"
+        ).fetchall()
+    assert rows == [(True, "error", "UndurableDecision"), (True, "ok", None)]
+
+
 def test_the_fields_the_middleware_fills_by_position_keep_their_order() -> None:
     """The middleware builds `AccessRequest` and `DecisionEvent` positionally (a list of 100
     tools makes 100 of each); most of their fields are text, so a reordering would pass
