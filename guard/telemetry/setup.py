@@ -12,10 +12,13 @@ configure(service_name="weather-mcp", otlp_endpoint="http://127.0.0.1:4318")
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["configure"]
+
+logger = logging.getLogger("guard.telemetry")
 
 
 def configure(
@@ -40,6 +43,9 @@ def configure(
         sample_ratio: fraction of new traces recorded (parent-based, so a sampled caller's
             trace is always followed).
         set_global: install the provider globally, so FastMCP's own spans go there too.
+            If the application already installed an SDK `TracerProvider`, OpenTelemetry
+            does not let it be replaced: the exporter joins that provider instead (its
+            resource and sampler stay, with a warning), and it is what is returned.
         batch: export in the background (`False`: synchronously per span, for scripts).
         logs: also export OpenTelemetry logs over OTLP/HTTP (`/v1/logs`), installing a
             global `LoggerProvider` (needs `set_global`): what `GuardTelemetry(decision_logs=
@@ -80,9 +86,20 @@ def configure(
         sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
     )
     processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
-    provider.add_span_processor(processor)
     if set_global:
-        trace.set_tracer_provider(provider)
+        current = trace.get_tracer_provider()
+        if isinstance(current, TracerProvider):
+            # set_tracer_provider would keep the installed one and drop ours with a log
+            # line: the guard's spans would silently never reach this exporter
+            logger.warning(
+                "a TracerProvider is already installed: the OTLP exporter joins it (its "
+                "resource and sampler stay; service_name=%r and sample_ratio are not used)",
+                service_name,
+            )
+            provider = current
+        else:
+            trace.set_tracer_provider(provider)
+    provider.add_span_processor(processor)
     if logs:
         _configure_logs(provider.resource, otlp_endpoint, headers, batch)
     return provider
@@ -109,7 +126,11 @@ def _configure_logs(
     exporter = OTLPLogExporter(
         endpoint=_signal_url(endpoint, "logs"), headers=dict(headers or {}) or None
     )
-    provider = LoggerProvider(resource=resource)
     processor = BatchLogRecordProcessor(exporter) if batch else SimpleLogRecordProcessor(exporter)
+    current = _logs.get_logger_provider()
+    if isinstance(current, LoggerProvider):  # installed already: join it, as for spans
+        current.add_log_record_processor(processor)
+        return
+    provider = LoggerProvider(resource=resource)
     provider.add_log_record_processor(processor)
     _logs.set_logger_provider(provider)

@@ -78,3 +78,40 @@ def test_configure_without_global_returns_a_working_provider() -> None:
         (span,) = receiver.wait_for(lambda s: s.name == "hello")
         provider.shutdown()
     assert span.service == "local"
+
+
+_ALREADY_TRACING = """
+import logging, sys
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from guard.telemetry import configure
+
+logging.basicConfig(level=logging.WARNING)
+own = InMemorySpanExporter()
+app = TracerProvider(resource=Resource.create({"service.name": "the-app"}))
+app.add_span_processor(SimpleSpanProcessor(own))
+trace.set_tracer_provider(app)  # the application traces already
+provider = configure(service_name="ignored", otlp_endpoint=sys.argv[1], batch=False)
+assert provider is app, provider
+trace.get_tracer("guard").start_span("authorize get_weather").end()
+assert [s.name for s in own.get_finished_spans()] == ["authorize get_weather"]
+provider.shutdown()
+"""
+
+
+def test_configure_joins_a_tracer_provider_the_application_installed() -> None:
+    """OpenTelemetry keeps the first global provider: configure() used to build a second
+    one nobody used, so no span ever reached its exporter, silently."""
+    with otlp_receiver() as receiver:
+        env = {**os.environ, "PYTHONPATH": str(_REPO)}
+        result = subprocess.run(
+            [sys.executable, "-c", _ALREADY_TRACING, receiver.url],
+            capture_output=True, text=True, timeout=90, env=env, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        (span,) = receiver.wait_for(lambda s: s.name == "authorize get_weather")
+    assert span.service == "the-app"  # the application's resource stays
+    assert "already installed" in result.stderr
