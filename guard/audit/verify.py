@@ -14,9 +14,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from guard.audit.schema import GENESIS, TABLES, TIMESTAMP_COLUMNS, chain_hash
+from guard.audit.schema import (
+    GENESIS,
+    LISTING_ITEM_COLUMNS,
+    TABLES,
+    TIMESTAMP_COLUMNS,
+    canonical,
+    chain_hash,
+)
 from guard.audit.segments import read_json_file, scan_segments
 
 _RESCANS = 10  # files changed while they were being read: list them again
@@ -151,14 +158,23 @@ def _fetch(cur: Any) -> Iterator[tuple[Any, ...]]:
 def _hot_rows(table: str, hot: list[Path], report: VerifyReport) -> list[tuple[Any, ...]]:
     """The rows of hot files, read line by line, as `_select` gives them (values, file,
     row number), sorted like it. A last line without its newline is a write in progress
-    (or cut short by a crash: never acknowledged) and is left out; any other line that is
-    not a row is a problem, and so is a row out of order in its file."""
+    (or cut short by a crash: never acknowledged) and is left out, unless it is a whole
+    row (readers show it: it is checked); any other line that is not a row is a problem,
+    and so is a row out of order in its file.
+
+    Each line must be, byte for byte, the canonical JSON its hash covers: the writer
+    stores exactly that, and readers parse the line with another parser (DuckDB's), which
+    keeps the first of a repeated key where Python keeps the last, and drops a line it
+    cannot parse where Python may not. A line in any other form could show readers a row
+    other than the one checked here."""
     names = [name for name, _ in TABLES[table]]
     rows: list[tuple[Any, ...]] = []
     for path in hot:
         lines = path.read_bytes().split(b"\n")
         wid = path.name.rsplit("-", 1)[0]
         last_seq = 0
+        if lines[-1] and _whole_row(lines[-1]):
+            lines.append(b"")  # complete but for its newline: readers show it
         for number, line in enumerate(lines[:-1]):
             try:
                 doc = json.loads(line)
@@ -169,6 +185,14 @@ def _hot_rows(table: str, hot: list[Path], report: VerifyReport) -> list[tuple[A
                     Problem(table, wid, None, "unreadable row", None, str(path), number)
                 )
                 continue
+            if table == "listings" and isinstance(values[_ITEMS_AT], list):
+                values = _schema_items(values)
+            if not _is_canonical(table, values, line):
+                report.problems.append(
+                    Problem(table, str(values[-4]), seq,
+                            "not the canonical form its hash covers: the line was edited",
+                            values[0], str(path), number)
+                )  # fmt: skip
             if seq < last_seq:
                 report.problems.append(
                     Problem(table, str(values[-4]), seq,
@@ -179,6 +203,36 @@ def _hot_rows(table: str, hot: list[Path], report: VerifyReport) -> list[tuple[A
             rows.append((*values, str(path), number))
     rows.sort(key=_chain_order(table))
     return rows
+
+
+_ITEMS_AT: Final = [name for name, _ in TABLES["listings"]].index("items")
+_ITEM_NAMES: Final = tuple(name for name, _ in LISTING_ITEM_COLUMNS)
+
+
+def _whole_row(line: bytes) -> bool:
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and "hash" in doc
+
+
+def _schema_items(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A listing's items as a segment holds them: the item fields in schema order, no
+    others (DuckDB reads only those)."""
+    items = [
+        {k: item.get(k) for k in _ITEM_NAMES} if isinstance(item, dict) else item
+        for item in values[_ITEMS_AT]
+    ]
+    return (*values[:_ITEMS_AT], items, *values[_ITEMS_AT + 1 :])
+
+
+def _is_canonical(table: str, values: tuple[Any, ...], line: bytes) -> bool:
+    try:
+        body = canonical(table, values[:-1])
+        return line == body[:-1] + b',"hash":' + json.dumps(values[-1]).encode() + b"}"
+    except (TypeError, ValueError):
+        return False
 
 
 def _chain_order(table: str) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
