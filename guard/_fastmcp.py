@@ -73,23 +73,31 @@ def request_info(transport: str, session_id: str | None) -> RequestInfo:
 
 
 def _namespace(component: Any, meta: Mapping[str, Any]) -> str | None:
+    """The mount namespace FastMCP runs `component` under, else its declared one.
+
+    A tool from a mounted server keeps its local name in `_original_name`; the difference
+    with the name the parent lists is the mount prefix. A transformed tool (renamed,
+    re-described) is read through the tool it wraps. The mount wins over a `namespace`
+    the component declares in its own meta: a child server, or a proxied remote one,
+    does not choose the namespace the operator mounted it under."""
+    base = component
+    for _ in range(32):  # transforms of transforms; bounded against a cycle
+        parent = getattr(base, "parent_tool", None)
+        if parent is None:
+            break
+        base = parent
+    original = getattr(base, "_original_name", None)
+    if isinstance(original, str):
+        hashed = parse_hashed_backend_name(original)
+        if hashed is not None:
+            # an app tool found by its hashed address (`__<hash>_<local name>`): the
+            # same component, listed under the same name, so in the same namespace
+            original = hashed[1]
+        name = base.name
+        if name != original and name.endswith("_" + original):
+            return str(name[: -len(original) - 1])
     declared = meta.get("namespace")
-    if isinstance(declared, str):
-        return declared
-    # A tool from a mounted server keeps its local name in `_original_name`; the
-    # difference with the name the parent lists is the mount prefix.
-    original = getattr(component, "_original_name", None)
-    name = component.name
-    if not isinstance(original, str):
-        return None
-    hashed = parse_hashed_backend_name(original)
-    if hashed is not None:
-        # an app tool found by its hashed address (`__<hash>_<local name>`): the same
-        # component, listed under the same name, so in the same namespace
-        original = hashed[1]
-    if name != original and name.endswith("_" + original):
-        return str(name[: -len(original) - 1])
-    return None
+    return declared if isinstance(declared, str) else None
 
 
 def _resource(component: Any, kind: Kind, uri: str | None) -> Resource:
