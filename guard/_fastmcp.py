@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from fastmcp.prompts.base import Prompt
 from fastmcp.resources.base import Resource as FastMCPResource
-from fastmcp.resources.template import ResourceTemplate
+from fastmcp.resources.template import ResourceTemplate, forward_uri
 from fastmcp.server.context import _current_transport
 from fastmcp.server.dependencies import get_access_token, get_http_request
 from fastmcp.server.providers.addressing import parse_hashed_backend_name
@@ -125,6 +125,17 @@ def to_resource(component: Any) -> Resource:
     if isinstance(component, Prompt):
         return _resource(component, "prompt", None)
     raise TypeError(f"not a FastMCP component: {type(component).__name__}")
+
+
+def reached_uri(template: Any, uri: str) -> str:
+    """The URI a read of `uri` through `template` really reaches: its parameters decoded
+    and encoded again, no fragment, no empty query (FastMCP's `forward_uri`, what a mount
+    or proxy sends on, and what the template's function is given). `users://%61dmin/x`
+    reaches `users://admin/x`."""
+    params = template.matches(uri)
+    if params is None:
+        return uri
+    return str(forward_uri(template.uri_template, dict(params), uri))
 
 
 def read_target(uri: str, component: Any) -> Resource:

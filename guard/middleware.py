@@ -28,6 +28,7 @@ from guard._fastmcp import (
     LookupCache,
     ResourceCache,
     current_transport,
+    reached_uri,
     read_target,
     request_info,
     visibility_scope,
@@ -646,20 +647,30 @@ class GuardMiddleware(Middleware):
             server = fctx.fastmcp
             version = _requested_version(context.message.meta)
 
-            async def lookup() -> Any:
-                found: Any = await server.get_resource(uri, version=version)
+            async def lookup(target: str) -> Any:
+                found: Any = await server.get_resource(target, version=version)
                 if found is None:
-                    found = await server.get_resource_template(uri, version=version)
+                    found = await server.get_resource_template(target, version=version)
                 return found
 
             # Not remembered (unlike tool and prompt names): which component a URI reaches
             # changes with visibility. A concrete resource enabled for a session shadows
             # the template it matched a moment ago, and one disabled uncovers it.
-            component = await lookup()
+            target = uri
+            component = await lookup(target)
             if isinstance(component, ResourceTemplate):
-                args = component.matches(uri) or _EMPTY
+                reached = reached_uri(component, uri)
+                if reached != uri:
+                    # Decided on the URI the read reaches, not on the text sent: a mount or
+                    # proxy forwards that form (where the server behind may hold a concrete
+                    # resource the policy denies), and the template's function gets its
+                    # decoded parameters (`%61dmin` is `admin` to it, and to a deny rule).
+                    target = reached
+                    component = await lookup(target) or component
+            if isinstance(component, ResourceTemplate):
+                args = component.matches(target) or _EMPTY
             if component is not None:
-                resource = _versioned(read_target(uri, component), context)
+                resource = _versioned(read_target(target, component), context)
         except Exception:
             call.denial = call.denial or _error_decision("resolving the resource")
             self._guard_error("resolve")

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Mapping
 from fnmatch import translate
 from typing import Any, Final
-from urllib.parse import quote, unquote_plus
+from urllib.parse import quote, unquote, unquote_plus
 
 __all__ = ["DEFAULT_SENSITIVE_NAMES", "SECRET_PATTERN", "Redactor", "looks_secret"]
 
@@ -197,6 +197,14 @@ class Redactor:
                     uri = _replace_unmarked(uri, form, mark)
         if "@" in uri or "=" in uri:
             uri = self._uri_credentials(uri)
+        if "%" in uri:
+            # a credential percent-encoded (`admin%3Apass%40host`: a template parameter
+            # holding `user:pass@host` as a mount forwards it) is shown decoded, without it
+            decoded = unquote(uri)
+            if "@" in decoded or "=" in decoded:
+                cleaned = self._uri_credentials(decoded)
+                if cleaned != decoded:
+                    uri = cleaned
         return SECRET_MARK if self._detect and looks_secret(uri) else uri
 
     def _uri_credentials(self, uri: str) -> str:
