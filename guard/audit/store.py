@@ -188,13 +188,24 @@ class AuditStore:
 
     def policy_texts(self, policy_hash: str) -> list[str]:
         """The texts of the policy set with this content hash, in load order (for replay:
-        `load_policies(store.policy_texts(h))`). Raises `AuditError` if it was not stored."""
+        `load_policies(store.policy_texts(h))`). Raises `AuditError` if it was not stored,
+        or if the texts stored do not hash to `policy_hash` (they were edited: replaying
+        them would not re-decide what was decided)."""
+        from guard.policy.policyset import texts_hash
+
         rows = self.execute(
-            "SELECT text FROM policies WHERE policy_hash = ? ORDER BY position", [policy_hash]
+            "SELECT name, text FROM policies WHERE policy_hash = ? ORDER BY position",
+            [policy_hash],
         ).fetchall()
         if not rows:
             raise AuditError(f"policy set {policy_hash!r} is not in the store {self.path}")
-        return [r[0] for r in rows]
+        got = texts_hash((str(name), str(text)) for name, text in rows)
+        if got != policy_hash:
+            raise AuditError(
+                f"the stored texts of policy set {policy_hash[:12]} hash to {got[:12]}: "
+                "they were edited (mcp-guard verify names the file)"
+            )
+        return [r[1] for r in rows]
 
 
 def open_store(path: str | Path) -> AuditStore:

@@ -97,6 +97,7 @@ def verify(path: str | Path) -> VerifyReport:
         doc = read_json_file(doc_path)
         if isinstance(doc, dict):
             heads[doc_path.stem] = doc
+    _check_policies(root, report)
     con = duckdb.connect()
     try:
         for table in TABLES:
@@ -148,6 +149,31 @@ def _check_table(
         report.chains += found.chains
         report.problems.extend(found.problems)
         return
+
+
+def _check_policies(root: Path, report: VerifyReport) -> None:
+    """Each recorded policy set's texts (`policies/<hash>.jsonl`) must hash to the content
+    hash they are filed under, which the decisions name: replay re-decides with them."""
+    from guard.policy.policyset import texts_hash
+
+    for path in sorted((root / "policies").glob("*.jsonl")):
+        expected = path.stem
+        try:
+            docs = [json.loads(line) for line in path.read_bytes().splitlines() if line]
+            docs.sort(key=lambda d: int(d["position"]))
+            named = [(str(d["name"]), str(d["text"])) for d in docs]
+            hashes = {str(d["policy_hash"]) for d in docs}
+        except (ValueError, TypeError, KeyError, AttributeError):
+            report.problems.append(
+                Problem("policies", "-", None, "unreadable policy texts", None, str(path))
+            )
+            continue
+        if hashes != {expected} or texts_hash(named) != expected:
+            report.problems.append(
+                Problem("policies", "-", None,
+                        f"the texts of policy set {expected[:12]} do not hash to it: edited "
+                        "(replay would not re-decide what was decided)", None, str(path))
+            )  # fmt: skip
 
 
 def _fetch(cur: Any) -> Iterator[tuple[Any, ...]]:

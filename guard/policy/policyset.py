@@ -185,10 +185,23 @@ class Explanation:
 
 
 def _content_hash(specs: Sequence[PolicySpec]) -> str:
+    return texts_hash(
+        (spec.name, spec.text or repr(replace(spec, text="", source=""))) for spec in specs
+    )
+
+
+def texts_hash(named_texts: Iterable[tuple[str, str]]) -> str:
+    """A policy set's content hash from its policies' names and texts, in load order:
+    what the audit store checks its recorded texts against.
+
+    ```python
+    policies = load_policies("name: p\nrules: []\n")
+    assert texts_hash((s.name, s.text) for s in policies.policies) == policies.hash
+    ```
+    """
     digest = hashlib.sha256()
-    for spec in specs:
-        text = spec.text or repr(replace(spec, text="", source=""))
-        digest.update(f"{len(spec.name)}:{spec.name}\n{len(text)}:{text}\n".encode())
+    for name, text in named_texts:
+        digest.update(f"{len(name)}:{name}\n{len(text)}:{text}\n".encode())
     return digest.hexdigest()
 
 
