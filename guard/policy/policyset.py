@@ -195,7 +195,7 @@ def texts_hash(named_texts: Iterable[tuple[str, str]]) -> str:
     what the audit store checks its recorded texts against.
 
     ```python
-    policies = load_policies("name: p\nrules: []\n")
+    policies = load_policies({"name": "p", "rules": []})
     assert texts_hash((s.name, s.text) for s in policies.policies) == policies.hash
     ```
     """
