@@ -195,6 +195,8 @@ def texts_hash(named_texts: Iterable[tuple[str, str]]) -> str:
     what the audit store checks its recorded texts against.
 
     ```python
+    from guard import load_policies
+
     policies = load_policies({"name": "p", "rules": []})
     assert texts_hash((s.name, s.text) for s in policies.policies) == policies.hash
     ```
