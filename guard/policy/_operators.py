@@ -7,7 +7,12 @@ step, run per decision on `(actual, prepared)`. A `test` that cannot compare rai
 
 Differences from mcp-auth-guard 1.0.0, each a bug there:
 
-- `contains` on a list is membership, not a substring test on the list's text form;
+- `contains` on a list is membership, not a substring test on the list's text form; on a
+  mapping it is a key, or the text within a key or value at any depth (as the mapping's
+  text there, without its quotes and braces);
+- an attribute that is present without a value (`user.agent_id` of a caller without an
+  agent) has no text: `contains` / `starts_with` / `ends_with` / `regex` are false there
+  (not the text `"None"`);
 - `regex` must match the whole value (`re.fullmatch`), not just a prefix;
 - comparing values of different types (`'10' gt 9` aside, see below) is an error, never a
   silent False that a deny rule would skip;
@@ -109,9 +114,17 @@ def _list(value: Any) -> dict[str, frozenset[Any]]:
 
 def _strings(value: Any) -> tuple[str, ...]:
     items = value if isinstance(value, list | tuple) else [value]
+    # a number stands for its text (`starts_with: 75`), as mcp-auth-guard read it
+    items = [_number_text(v) for v in items]
     if not items or not all(isinstance(v, str) for v in items):
         raise ValueError("value must be a string or a list of strings")
     return tuple(items)
+
+
+def _number_text(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
 
 
 def _decimal(value: Any) -> Decimal:
@@ -165,6 +178,7 @@ def _length(value: Any) -> int:
 
 
 def _regex(value: Any) -> re.Pattern[str]:
+    value = _number_text(value)
     if not isinstance(value, str):
         raise ValueError("value must be a regex string")
     try:
@@ -266,6 +280,8 @@ def _networks(value: Any) -> tuple[Network, ...]:
 def _text(actual: Any) -> str:
     if isinstance(actual, str):
         return actual
+    if actual is None:  # present, without a value (no agent, no namespace): no text
+        return ""
     if isinstance(actual, int) and not isinstance(actual, bool):
         return str(actual)
     raise Indeterminate(f"expected a string, got a {kind_of(actual)}")
@@ -282,6 +298,8 @@ def _in(actual: Any, sets: dict[str, frozenset[Any]]) -> bool:
 
 
 def _contains(actual: Any, expected: Any) -> bool:
+    if actual is None:  # no text, no items: a deny rule aimed at some agents spares none-agents
+        return bool(expected == "")
     if isinstance(actual, str):
         if not isinstance(expected, str):
             raise Indeterminate(f"cannot look for a {kind_of(expected)} in a string")
@@ -290,8 +308,39 @@ def _contains(actual: Any, expected: Any) -> bool:
         wanted = kind_of(expected)
         return any(kind_of(item) == wanted and _norm(item) == expected for item in actual)
     if isinstance(actual, Mapping):
-        return expected in actual
+        if expected in actual:
+            return True
+        # mcp-auth-guard looked for the text in the mapping's text: a deny rule
+        # `tool.args contains "DROP TABLE"` must still fire on {"sql": "DROP TABLE x"}
+        return isinstance(expected, str) and _text_within(actual, expected)
     raise Indeterminate(f"a {kind_of(actual)} contains nothing")
+
+
+_TEXT_SEARCH_NODES: Final = 10_000  # keys and values looked at in one mapping, at most
+
+
+def _text_within(mapping: Mapping[Any, Any], text: str) -> bool:
+    """Whether `text` occurs in a key or a value of `mapping`, at any depth (scalars as
+    their text). A mapping too big to search is unknown (fail closed either way)."""
+    stack: list[Any] = [mapping]
+    budget = _TEXT_SEARCH_NODES
+    while stack:
+        value = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise Indeterminate("the mapping is too big to search for text")
+        if isinstance(value, str):
+            if text in value:
+                return True
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                stack.append(key)
+                stack.append(item)
+        elif isinstance(value, list | tuple | set | frozenset):
+            stack.extend(value)
+        elif value is not None and text in str(value):
+            return True
+    return False
 
 
 def _to_order(actual: Any, expected: Any) -> Any:

@@ -8,6 +8,7 @@ Each level of the format is a table of allowed keys, so an unknown key gets a
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, cast
 
@@ -198,7 +199,9 @@ class Validator:
         if value is None:
             return None
         if single_ok and isinstance(value, str):
-            return (value,)
+            # `user_id: ""` says nothing, as `[]` (mcp-auth-guard read it as not given; as
+            # one empty id, a deny rule `agents: {user_id: ""}` would spare everyone)
+            return (value,) if value else None
         if not isinstance(value, list | tuple):
             expected = "a string or a list of strings" if single_ok else "a list of strings"
             self._wrong_type(m, key, path, expected, value)
@@ -376,11 +379,22 @@ class Validator:
         nodes = [self._condition(value, i, f"{path}[{i}]") for i in range(len(value))]
         return tuple(n for n in nodes if n is not None)
 
-    def _condition(self, parent: Any, key: Any, path: str) -> ConditionNode | None:
+    def _condition(self, parent: Any, key: Any, path: str, depth: int = 0) -> ConditionNode | None:
         c = parent[key]
         if not self._mapping(parent, key, path, c):
             return None
         line = getattr(c, "line", None) or self._line(parent, key)
+        if depth >= MAX_CONDITION_DEPTH:
+            # whatever the source: a dict or builder is not stopped by YAML's own limit,
+            # and the policy's canonical text (what replay reloads) must load again
+            self.problem(
+                "too_deep",
+                f"conditions nested more than {MAX_CONDITION_DEPTH} deep",
+                path,
+                line,
+                "flatten the groups: `all` / `any` take many conditions",
+            )
+            return None
         forms = [k for k in _CONDITION_FORMS if k in c]
         if len(forms) != 1:
             known = (*_CONDITION_FORMS, *_CONDITION_KEYS, "params")
@@ -417,7 +431,7 @@ class Validator:
                     "wrap several in `any` or `all`: `not: {any: [...]}`",
                 )
                 return None
-            inner = self._condition(c, form, sub)
+            inner = self._condition(c, form, sub, depth + 1)
             return None if inner is None else ConditionGroup("not", (inner,), line)
         if items is not None and not isinstance(items, list | tuple):
             self._wrong_type(c, form, sub, "a list of conditions", items)
@@ -431,7 +445,7 @@ class Validator:
                 "an empty group is ambiguous; remove it or add conditions",
             )
             return None
-        nodes = [self._condition(items, i, f"{sub}[{i}]") for i in range(len(items))]
+        nodes = [self._condition(items, i, f"{sub}[{i}]", depth + 1) for i in range(len(items))]
         if any(n is None for n in nodes):
             return None
         return ConditionGroup(form, tuple(n for n in nodes if n is not None), line)  # type: ignore[arg-type]
@@ -488,6 +502,8 @@ class Validator:
         found = False
         for i, pattern in enumerate(patterns):
             where = f"{path}[{i}]" if isinstance(value, tuple) else path
+            if isinstance(pattern, int | float) and not isinstance(pattern, bool):
+                pattern = str(pattern)  # `regex: 75`: its text, as mcp-auth-guard read it
             if not isinstance(pattern, str):
                 message = f"`regex` needs a string, not {_type_name(pattern)}"
                 hint = f'quote it: value: "{pattern}"'
@@ -502,6 +518,12 @@ class Validator:
         return found
 
 
+# an integer as text, `5.0` too (as pydantic read it), of a sane size: `int()` of anything
+# `isdigit()` accepts would raise on `²` or on 5,000 digits
+MAX_CONDITION_DEPTH: Final = 64  # condition groups inside groups; real policies use a few
+_INTEGER_TEXT: Final = re.compile(r"[+-]?[0-9]{1,18}(?:\.0*)?")
+
+
 def _integer(value: Any) -> int | None:
     """An integer, also from `5.0` or `"5"` as mcp-auth-guard (pydantic) accepted; never a bool."""
     if isinstance(value, bool):
@@ -510,8 +532,8 @@ def _integer(value: Any) -> int | None:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-        return int(value.strip())
+    if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value.strip()):
+        return int(value.strip().partition(".")[0])
     return None
 
 

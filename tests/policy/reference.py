@@ -233,6 +233,8 @@ def evaluate(cond: ConditionNode, request: AccessRequest) -> bool | None:
             return None
         return a > b if cond.operator == "gt" else a < b
     if cond.operator == "contains":
+        if actual is None:  # present without a value: no text, no items
+            return cond.value == ""
         if isinstance(actual, tuple):
             return cond.value in actual
         if isinstance(actual, str) and isinstance(cond.value, str):

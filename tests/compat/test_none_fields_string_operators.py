@@ -1,0 +1,46 @@
+"""String operators on an attribute that is present but `None` (`user.agent_id` for a caller
+without an agent, `tool.namespace` for an unmounted tool) decide differently from 1.0.0, and
+the README's differences table does not cover it.
+
+1.0.0 compares the text `"None"`: `user.agent_id starts_with "untrusted-"` is false, so a
+deny rule aimed at untrusted agents leaves human callers alone. MCP Guard makes the
+condition *unknown* (`_operators._text` raises `Indeterminate` for null), so the deny rule
+applies to **every caller without an agent**. The differences table speaks of a "missing
+field" and of "comparing different types"; `guard/policy/_fields.py` says such a `None`
+attribute is *not* missing and "compares like any value", which `equals` / `in` honour and
+`contains` / `starts_with` / `ends_with` / `regex` do not.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.compat.test_differential import USER, _both, _tool
+
+
+@pytest.mark.parametrize(
+    "field,op,value",
+    [
+        ("user.agent_id", "starts_with", "untrusted-"),
+        ("user.agent_id", "contains", "scraper"),
+        ("user.agent_id", "regex", "bot-.*"),
+        ("tool.namespace", "starts_with", "admin"),
+    ],
+)
+def test_deny_rule_on_a_none_attribute(field: str, op: str, value: str) -> None:
+    policy = [
+        {
+            "name": "p",
+            "default_effect": "allow",
+            "rules": [
+                {
+                    "name": "untrusted",
+                    "effect": "deny",
+                    "conditions": [{"field": field, "operator": op, "value": value}],
+                }
+            ],
+        }
+    ]
+    theirs, ours = _both(policy, _tool(), {**USER, "agent_id": None})
+    assert theirs == (True, None)
+    assert ours == theirs, "a caller without an agent / a tool without a namespace is denied"
