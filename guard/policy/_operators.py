@@ -417,6 +417,19 @@ def _size(actual: Any) -> int:
     return len(text.encode())
 
 
+MAX_REGEX_TEXT: Final = 4096  # characters a `regex` condition runs on, at most
+
+
+def _pattern_text(actual: Any) -> str:
+    """The text a `regex` runs on. Longer than `MAX_REGEX_TEXT`, it is unknown (fail
+    closed): even a regex with two overlapping repeats (`.*a.*b`), which the load-time
+    check allows, backtracks O(n**2) on a long failing argument."""
+    text = _text(actual)
+    if len(text) > MAX_REGEX_TEXT:
+        raise Indeterminate(f"a regex runs on at most {MAX_REGEX_TEXT} characters")
+    return text
+
+
 def _starts(actual: Any, prefixes: tuple[str, ...]) -> bool:
     return _text(actual).startswith(prefixes)
 
@@ -459,7 +472,7 @@ OPERATORS_TABLE: Final[dict[str, Operator]] = {
         _op("not_contains", _any, lambda a, e: not _contains(a, e)),
         _op("starts_with", _strings, _starts),
         _op("ends_with", _strings, _ends),
-        _op("regex", _regex, lambda a, e: e.fullmatch(_text(a)) is not None),
+        _op("regex", _regex, lambda a, e: e.fullmatch(_pattern_text(a)) is not None),
         _op("glob", _globs, lambda a, e: e.fullmatch(_text(a)) is not None),
         _op("gt", _orderable, lambda a, e: _to_order(a, e) > e),
         _op("lt", _orderable, lambda a, e: _to_order(a, e) < e),

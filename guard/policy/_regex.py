@@ -52,7 +52,7 @@ def regex_problem(pattern: str) -> tuple[str, str, str] | None:
         return "bad_regex", f"invalid regex {pattern!r}: {exc.msg}{where}", "check the syntax"
     except (RecursionError, OverflowError) as exc:
         return "bad_regex", f"regex {pattern!r} is too complex: {exc}", "simplify it"
-    culprit = _find_catastrophe(list(parsed), inside_unbounded=False)
+    culprit = _find_catastrophe(list(parsed), inside_unbounded=False, last=True)
     if culprit is not None:
         return (
             "catastrophic_regex",
@@ -62,7 +62,9 @@ def regex_problem(pattern: str) -> tuple[str, str, str] | None:
     return None
 
 
-def _find_catastrophe(items: list[Any], inside_unbounded: bool) -> str | None:
+def _find_catastrophe(items: list[Any], inside_unbounded: bool, last: bool = False) -> str | None:
+    if _overlapping_run(items, last):
+        return "three or more overlapping repeats in a row"
     for op, av in items:
         if op in _REPEATS:
             low, high, body = av
@@ -131,13 +133,16 @@ def _nullable(items: list[Any]) -> bool:
 
 
 def _separated(body: list[Any]) -> bool:
-    """A mandatory single character in `body` that none of its variable repeats can match."""
+    r"""A mandatory single character in `body` that none of its variable repeats can match,
+    with every repeat on the same side of it. (Repeats on both sides, `[a-z]*\.[a-z]*`,
+    let one iteration's tail and the next one's head share the letters between two dots
+    in as many ways as there are letters: exponential again.)"""
     flat: list[Any] = []
     for op, av in body:
         flat.extend(av[3] if op is _c.SUBPATTERN else [(op, av)])
-    repeats: list[tuple[bool, frozenset[str]]] = []
-    mandatory: list[tuple[bool, frozenset[str]]] = []
-    for op, av in flat:
+    repeats: list[tuple[int, bool, frozenset[str]]] = []
+    mandatory: list[tuple[int, frozenset[str]]] = []
+    for at, (op, av) in enumerate(flat):
         if op in _REPEATS:
             inner = list(av[2])
             if len(inner) != 1 or inner[0][0] not in (_c.LITERAL, _c.NOT_LITERAL, _c.IN):
@@ -145,16 +150,51 @@ def _separated(body: list[Any]) -> bool:
             chars = _charset(*inner[0])
             if chars is None:
                 return False
-            repeats.append(chars)
+            repeats.append((at, *chars))
         elif op in (_c.LITERAL, _c.IN):
             chars = _charset(op, av)
             if chars is not None and not chars[0]:
-                mandatory.append(chars)
+                mandatory.append((at, chars[1]))
         elif op is not _c.AT:
             return False
     # a plain set `m` is disjoint from a set `r` if no char of m is in r; from a negated
     # set `[^r]` if every char of m is in r
-    return any(all(not (m & r) if not neg else m <= r for neg, r in repeats) for _, m in mandatory)
+    return any(
+        all(not (m & r) if not neg else m <= r for _, neg, r in repeats)
+        and (all(at < sep for at, _, _ in repeats) or all(at > sep for at, _, _ in repeats))
+        for sep, m in mandatory
+    )
+
+
+def _overlapping_run(items: list[Any], last: bool) -> bool:
+    """Whether three variable repeats follow one another in `items`, each able to match
+    what the one before it matches, with nothing between them that the one before could
+    not match (`.*x.*x.*y`, `a*a*a*b`): a failing match tries every way to share the text
+    among them, O(n**3) and worse. A repeat ending the whole pattern (`last`) does not
+    count: it takes what is left at once."""
+    run = 0
+    before: frozenset[str] | None = frozenset()  # the previous repeat's characters
+    consuming = [i for i, (op, _) in enumerate(items) if op is not _c.AT]
+    end = consuming[-1] if consuming and last else -1
+    for i, (op, av) in enumerate(items):
+        if op is _c.AT:
+            continue
+        if op in _REPEATS and av[0] != av[1] and (av[1] == _MAXREPEAT or av[1] > 2):
+            if i == end:
+                break
+            found = _all_chars(list(av[2]))
+            overlaps = before is _ANY_CHAR or found is _ANY_CHAR or bool(found & before)
+            run = run + 1 if run and overlaps else 1
+            before = found
+            if run >= 3:
+                return True
+        elif op in (_c.LITERAL, _c.IN) and run:
+            found = _all_chars([(op, av)])
+            if not (before is _ANY_CHAR or (found is not _ANY_CHAR and found <= before)):
+                run = 0
+        else:
+            run = 0
+    return False
 
 
 def _charset(op: Any, av: Any) -> tuple[bool, frozenset[str]] | None:

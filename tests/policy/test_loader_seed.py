@@ -120,9 +120,10 @@ _policy = st.builds(
 
 
 def _same(ours: Any, theirs: Any) -> bool:
-    """Our tuples (or None) against the seed's lists (or None / a single string)."""
+    """Our tuples (or None) against the seed's lists (or None / a single string; an empty
+    string, which its matchers read as not given, is None here)."""
     if isinstance(theirs, str):
-        theirs = [theirs]
+        theirs = [theirs] if theirs else None
     return list(ours or []) == list(theirs or [])
 
 
