@@ -139,6 +139,7 @@ def _check_table(
             _check_rows(table, rows, root, found, seen_now, heads)
             if files:
                 _check_physical_order(con, table, files, found)
+                _check_types(con, table, files, found)
         except (FileNotFoundError, duckdb.IOException, duckdb.InvalidInputException):
             if attempt < _RESCANS - 1:
                 time.sleep(min(0.05 * attempt, 0.5))
@@ -369,6 +370,35 @@ def _head_seq(heads: dict[str, Any], table: str, wid: str | None) -> int | None:
     if isinstance(doc, dict) and isinstance(doc.get(table), dict):
         return int(doc[table]["seq"])
     return None
+
+
+def _check_types(con: Any, table: str, files: list[Path], report: VerifyReport) -> None:
+    """Each segment's columns must have the schema's types. The chains are checked on
+    values as `_select` reads them (`epoch_us(ts)` is the same number for TIMESTAMP and
+    TIMESTAMPTZ), readers on the columns as stored: a segment rewritten with another type
+    (a naive timestamp, shifted by each reader's time zone) would show readers other
+    values than the ones checked."""
+    expected = _schema_types(con, table)
+    for path in files:
+        listed = "'" + str(path).replace("'", "''") + "'"
+        stored = con.execute(f"DESCRIBE SELECT * FROM read_parquet({listed})").fetchall()  # noqa: S608
+        wrong = sorted(
+            f"{name} is {typ}" + (f", not {expected[name]}" if name in expected else " (unknown)")
+            for name, typ, *_ in stored
+            if expected.get(name) != typ
+        )
+        if wrong:
+            report.problems.append(
+                Problem(table, "-", None,
+                        f"segment columns differ from the schema: {'; '.join(wrong)}: rewritten",
+                        None, str(path))
+            )  # fmt: skip
+
+
+def _schema_types(con: Any, table: str) -> dict[str, str]:
+    """The schema's column types as DuckDB names them."""
+    columns = ", ".join(f"CAST(NULL AS {typ}) AS {name}" for name, typ in TABLES[table])
+    return {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT {columns}").fetchall()}
 
 
 def _check_physical_order(con: Any, table: str, files: list[Path], report: VerifyReport) -> None:
