@@ -28,7 +28,7 @@ from guard.audit.segments import read_json_file, scan_segments
 
 _RESCANS = 10  # files changed while they were being read: list them again
 
-__all__ = ["Problem", "VerifyReport", "verify"]
+__all__ = ["Cut", "Problem", "VerifyReport", "verify"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +52,33 @@ class Problem:
         return f"{where}: {self.message}"
 
 
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """Where retention cut a chain (`anchors/`): its rows before `first_seq` were deleted on
+    purpose, at `cut_at`. `verify` trusts anchors as it trusts the writers' heads: compare
+    them with a copy kept elsewhere to know that no cut was forged."""
+
+    table: str
+    writer_id: str
+    first_seq: int
+    cut_at: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.table} writer {self.writer_id}: rows before seq {self.first_seq} "
+            f"deleted by retention (cut at {self.cut_at})"
+        )
+
+
 @dataclass(slots=True)
 class VerifyReport:
-    """What `verify` found: `ok`, rows and chains checked, every problem, the first one."""
+    """What `verify` found: `ok`, rows and chains checked, every problem, the first one,
+    and the retention cuts it accepted (`cuts`)."""
 
     rows: int = 0
     chains: int = 0
     problems: list[Problem] = field(default_factory=list)
+    cuts: list[Cut] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -98,6 +118,7 @@ def verify(path: str | Path) -> VerifyReport:
         if isinstance(doc, dict):
             heads[doc_path.stem] = doc
     _check_policies(root, report)
+    report.cuts = _cuts(root)
     con = duckdb.connect()
     try:
         for table in TABLES:
@@ -271,6 +292,16 @@ def _chain_order(table: str) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
         return (row[width - 4] or "", row[width - 3] or 0, row[width], row[width + 1])
 
     return key
+
+
+def _cuts(root: Path) -> list[Cut]:
+    cuts = []
+    for path in sorted((root / "anchors").glob("*.json")):
+        doc = read_json_file(path)
+        table, _, wid = path.stem.partition("-")
+        if isinstance(doc, dict) and "first_seq" in doc:
+            cuts.append(Cut(table, wid, int(doc["first_seq"]), str(doc.get("cut_at", "?"))))
+    return cuts
 
 
 def _anchor(root: Path, table: str, wid: str) -> tuple[int, str]:

@@ -91,6 +91,30 @@ def test_retention_drops_old_rows_from_the_chain_start(tmp_path: Path) -> None:
     assert kept == {"decisions": 0, "outcomes": 0, "listings": 0}
 
 
+def test_verify_lists_every_retention_cut_it_accepted(tmp_path: Path) -> None:
+    """Anchors are trusted like the heads (the hashes need no secret): a forged one would
+    hide the start of a chain. verify and its CLI list every cut, so one compared with a
+    copy kept elsewhere stands out (found in review: nothing showed them)."""
+    import json
+
+    store = tmp_path / "s"
+    _fill(store, 2, 10).close()
+    with open_store(store) as con:
+        ts = sorted(t for (t,) in con.execute("SELECT ts FROM decisions").fetchall())
+    apply_retention(store, days=180, now=ts[5] + timedelta(days=180))
+    report = verify(store)
+    assert report.ok
+    cuts = {(c.table, c.first_seq) for c in report.cuts}
+    assert ("decisions", 6) in cuts
+    # a cut nobody ran: the first rows of the outcomes chain deleted behind a forged anchor
+    (wid,) = {c.writer_id for c in report.cuts}
+    (store / "anchors" / f"outcomes-{wid}.json").write_text(
+        json.dumps({"first_seq": 15, "prev_hash": "0" * 64, "cut_at": "2020-01-01T00:00:00+00:00"})
+    )
+    out = CliRunner().invoke(main, ["verify", str(store)]).output
+    assert f"outcomes writer {wid}: rows before seq 15 deleted by retention" in out
+
+
 def test_retention_cli_and_compact_cli(tmp_path: Path) -> None:
     store = tmp_path / "s"
     _fill(store, 3, 5).close()
