@@ -327,19 +327,19 @@ class PolicySet:
         else:
             self._default_policy = specs[0].name if len(specs) == 1 else None
             self._default_message = "allowed: no rule matched; every policy's default is allow"
-        actions = set(ACTIONS)
-        for compiled in rules:
-            actions.update(a for a in compiled.spec.actions if not set(a) & set("*?["))
         # Work out each rule's keys once per variant and its actions once per action name;
         # a bucket is then a cheap merge (compiling 10,000 rules stays well under a second).
         # Index every rule once per request variant; a bucket per (variant, action) is then
         # that index restricted to the rules whose actions match (shared when all do).
+        # Only the MCP actions get theirs now: other action names (the engine API's own)
+        # get theirs when first asked (`_bucket`); building one per literal action a policy
+        # names would cost rules x actions (minutes for a file of 100,000 one-action rules).
         self._base: dict[str, _Bucket] = {
             v: _Bucket((r.index, r.index_keys(v)) for r in rules if r.by_variant[v] is not None)
             for v in VARIANTS
         }
         self._buckets: dict[tuple[str, str], _Bucket] = {}
-        for action in sorted(actions):
+        for action in sorted(ACTIONS):
             ok = [r.action_ok(action) for r in rules]
             for v, base in self._base.items():
                 self._buckets[(v, action)] = base if all(ok) else base.only(ok)
