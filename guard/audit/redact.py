@@ -102,6 +102,20 @@ def _replace_unmarked(text: str, old: str, new: str) -> str:
     return "".join(parts)
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unencodable(text: str) -> str:
+    """The marker of text that is not UTF-8 (lone surrogates), with them escaped."""
+    shown = text[:200].encode(errors="backslashreplace").decode()
+    return f"<redacted:not-utf8 {shown}>"
+
+
 def _oversized(text: str) -> str:
     """The marker of a value too long to record: its length and SHA-256 (of a value that
     long, a digest reveals nothing guessable)."""
@@ -273,7 +287,9 @@ class Redactor:
             # fast path: a short scalar under an ordinary name needs no path and no copy
             if plain and type(key) is str and key.lower() not in names:
                 cls = type(item)
-                if (cls is str and len(item) < _MIN_SECRET_LEN) or cls in _SCALARS:
+                if (cls is str and len(item) < _MIN_SECRET_LEN and item.isascii()) or (
+                    cls in _SCALARS
+                ):
                     continue
             skey = key if isinstance(key, str) else str(key)
             path = prefix + skey
@@ -294,6 +310,11 @@ class Redactor:
             return PATH_MARK
         cls = type(item)
         if cls is str:
+            if not item.isascii() and not _encodable(item):
+                # a lone surrogate (valid JSON `"\\ud800"`) cannot be stored as sent: it
+                # would become `?`, a value the decision never saw; replay: unknown
+                out.append(path)
+                return _unencodable(item)
             if len(item) < _MIN_SECRET_LEN:
                 return item
             if len(item) > self._max:  # not recorded: not searched (megabytes take seconds)

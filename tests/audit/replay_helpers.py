@@ -1,0 +1,71 @@
+"""Rebuild a recorded decision the way the README says replay does, and re-decide it."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from guard import AccessRequest, Principal, Resource, load_policies
+from guard.audit import open_store
+from guard.policy.conditions import UNKNOWN
+
+
+def _mark_unknown(args: Any, path: str) -> Any:
+    """Replace the value at dotted `path` by UNKNOWN (redacted: replay treats it as unknown)."""
+    keys = path.split(".")
+    node = args
+    for key in keys[:-1]:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    last = keys[-1]
+    if isinstance(node, list):
+        node[int(last)] = UNKNOWN
+    else:
+        assert last in node, (path, args)
+        node[last] = UNKNOWN
+    return args
+
+
+def replayed(row: dict[str, Any]) -> AccessRequest:
+    principal = Principal(
+        row["user_id"], tuple(row["roles"]), agent_id=row["agent_id"],
+        claims=json.loads(row["claims"]) if row["claims"] else {},
+        authenticated=row["authenticated"], auth_method=row["auth_method"],
+        key_id=row["key_id"],
+    )  # fmt: skip
+    resource = Resource(
+        row["kind"], row["resource"], tags=frozenset(row["resource_tags"]),
+        namespace=row["resource_namespace"], version=row["resource_version"],
+        uri=row["resource_uri"], template=row["resource_template"],
+        meta=json.loads(row["resource_meta"]) if row["resource_meta"] else {},
+    )  # fmt: skip
+    args = json.loads(row["args"])
+    for path in row["args_redacted"] or ():
+        args = _mark_unknown(args, path)
+    return AccessRequest(
+        principal, resource, row["action"], args,
+        time=row["request_time"].astimezone(UTC), method=row["method"],
+        context=json.loads(row["context"]) if row["context"] else None,
+    )  # fmt: skip
+
+
+def rows(store: Path, where: str = "true") -> list[dict[str, Any]]:
+    with open_store(store) as db:
+        cur = db.execute(f"SELECT * FROM decisions WHERE {where} ORDER BY ts, decision_id")
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def redecide(store: Path, row: dict[str, Any], prefix: str = "") -> Any:
+    with open_store(store) as db:
+        texts = db.policy_texts(row[f"{prefix}policy_hash"])
+    return load_policies(texts).decide(replayed(row))
+
+
+def recorded(row: dict[str, Any], prefix: str = "") -> tuple[Any, ...]:
+    return tuple(row[f"{prefix}{c}"] for c in ("allowed", "reason", "rule", "policy_hash"))
+
+
+def again(decision: Any) -> tuple[Any, ...]:
+    return (decision.allowed, decision.reason, decision.rule, decision.policy_hash)
