@@ -37,9 +37,20 @@ _TRANSPORTS: Final = {"stdio": "stdio", "streamable-http": "http", "http": "http
 
 
 def current_transport() -> str:
-    """`stdio`, `http`, `sse`, or `memory` (no transport set: an in-process `Client`)."""
+    """`stdio`, `http`, `sse`, or `memory` (no transport set: an in-process `Client`).
+
+    FastMCP names the transport in its own HTTP middleware; an application serving
+    FastMCP's routes from its own Starlette app skips that. A request that came over HTTP
+    is `http` whatever the label says: `memory` is trusted as local (a fixed `principal=`
+    applies there without authenticating), so it must never be a network caller."""
     value = _current_transport.get()
-    return "memory" if value is None else _TRANSPORTS.get(value, value)
+    if value is None:
+        try:
+            get_http_request()
+        except RuntimeError:
+            return "memory"
+        return "http"
+    return _TRANSPORTS.get(value, value)
 
 
 def request_info(transport: str, session_id: str | None) -> RequestInfo:

@@ -85,11 +85,15 @@ def _parse(document: Any, origin: str) -> dict[str | None, VerificationKey]:
     for entry in document["keys"]:
         if not isinstance(entry, Mapping) or entry.get("use", "sig") != "sig":
             continue  # encryption keys never verify signatures
+        alg = entry.get("alg")
+        if alg is not None and not isinstance(alg, str):
+            continue
         try:
             key = jwt.PyJWK(dict(entry))
-        except jwt.PyJWTError:
-            continue  # one unusable key (unknown kty/crv) must not hide the others
-        alg = entry.get("alg")
+        except Exception as exc:  # unknown kty/crv, `alg: none` (NotImplementedError), ...
+            # one unusable key must not hide the others
+            LOG.info("JWKS key %r skipped: %s", entry.get("kid"), type(exc).__name__)
+            continue
         keys[entry.get("kid")] = VerificationKey(key.key, alg if isinstance(alg, str) else None)
     return keys
 
@@ -160,12 +164,29 @@ class JWKSKeys:
         import httpx  # only deployments that use a JWKS URL pay for the import
 
         assert self.url is not None
-        async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
-            response = await client.get(self.url, headers={"accept": "application/json"})
-            response.raise_for_status()
-            if len(response.content) > _MAX_JWKS_BYTES:
-                raise ValueError("JWKS document too large")
-            return _parse(response.json(), self._where)
+        url = self.url
+
+        async def fetch() -> bytes:
+            # streamed, so a huge document is refused at the limit, not read whole first
+            async with (
+                httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client,
+                client.stream("GET", url, headers={"accept": "application/json"}) as response,
+            ):
+                response.raise_for_status()
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > _MAX_JWKS_BYTES:
+                    raise ValueError("JWKS document too large")
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > _MAX_JWKS_BYTES:
+                        raise ValueError("JWKS document too large")
+                return bytes(body)
+
+        # `timeout` bounds the whole fetch: httpx's bounds each read, and a provider (or
+        # anyone on the path) sending a byte at a time would hold the key set's lock
+        body = await asyncio.wait_for(fetch(), self.timeout)
+        return _parse(json.loads(body), self._where)
 
     async def _refresh(self) -> None:
         async with self._lock:
