@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from guard import AccessRequest, Principal, Resource, load_policies
+from test_replayable import _replayed
+
+from guard import AccessRequest, load_policies
 from guard.audit import open_store
 from guard.policy.conditions import UNKNOWN
 
@@ -28,26 +30,11 @@ def _mark_unknown(args: Any, path: str) -> Any:
 
 
 def replayed(row: dict[str, Any]) -> AccessRequest:
-    principal = Principal(
-        row["user_id"], tuple(row["roles"]), agent_id=row["agent_id"],
-        claims=json.loads(row["claims"]) if row["claims"] else {},
-        authenticated=row["authenticated"], auth_method=row["auth_method"],
-        key_id=row["key_id"],
-    )  # fmt: skip
-    resource = Resource(
-        row["kind"], row["resource"], tags=frozenset(row["resource_tags"]),
-        namespace=row["resource_namespace"], version=row["resource_version"],
-        uri=row["resource_uri"], template=row["resource_template"],
-        meta=json.loads(row["resource_meta"]) if row["resource_meta"] else {},
-    )  # fmt: skip
+    """The request a record describes (`test_replayable`), each redacted argument unknown."""
     args = json.loads(row["args"])
     for path in row["args_redacted"] or ():
         args = _mark_unknown(args, path)
-    return AccessRequest(
-        principal, resource, row["action"], args,
-        time=row["request_time"].astimezone(UTC), method=row["method"],
-        context=json.loads(row["context"]) if row["context"] else None,
-    )  # fmt: skip
+    return dataclasses.replace(_replayed(row), args=args)
 
 
 def rows(store: Path, where: str = "true") -> list[dict[str, Any]]:
