@@ -266,19 +266,29 @@ class Redactor:
     def text(self, value: str, max_chars: int | None = None) -> str:
         """A single string the client chose outside the arguments (a JSON-RPC request id)
         as it may be recorded: over `max_chars` (default: the redactor's limit) it becomes
-        the oversized marker, shaped like a credential the secret marker. Path rules do
-        not apply: it has no path.
+        the oversized marker, shaped like a credential the secret marker, not UTF-8 the
+        escaped marker (as an argument would be). Path rules do not apply: it has no path.
 
         ```python
         assert Redactor().text("req-7") == "req-7"
         assert Redactor().text("x" * 300, max_chars=256).startswith("<redacted:oversized")
         ```
         """
-        if len(value) > (self._max if max_chars is None else max_chars):
-            return _oversized(value)
-        if len(value) >= _MIN_SECRET_LEN and self._detect and _search(value):
+        return self._string(value, self._max if max_chars is None else max_chars)
+
+    def _string(self, text: str, limit: int) -> str:
+        """`text` as it may be recorded: itself, or a marker in its place."""
+        if not text.isascii() and not _encodable(text):
+            # a lone surrogate (valid JSON `"\\ud800"`) cannot be stored as sent: it would
+            # become `?`, a value the decision never saw; replay: unknown
+            return _unencodable(text)
+        if len(text) > limit:  # not recorded: not searched (megabytes take seconds)
+            return _oversized(text)
+        if len(text) < _MIN_SECRET_LEN:
+            return text
+        if self._detect and _search(text):
             return SECRET_MARK
-        return value
+        return text
 
     def _map(self, value: Mapping[Any, Any], prefix: str, out: list[str]) -> Mapping[str, Any]:
         changed: dict[str, Any] | None = None
@@ -310,20 +320,10 @@ class Redactor:
             return PATH_MARK
         cls = type(item)
         if cls is str:
-            if not item.isascii() and not _encodable(item):
-                # a lone surrogate (valid JSON `"\\ud800"`) cannot be stored as sent: it
-                # would become `?`, a value the decision never saw; replay: unknown
+            clean = self._string(item, self._max)
+            if clean is not item:
                 out.append(path)
-                return _unencodable(item)
-            if len(item) < _MIN_SECRET_LEN:
-                return item
-            if len(item) > self._max:  # not recorded: not searched (megabytes take seconds)
-                out.append(path)
-                return _oversized(item)
-            if self._detect and _search(item):
-                out.append(path)
-                return SECRET_MARK
-            return item
+            return clean
         if cls is int or cls is float or cls is bool or item is None:
             return item
         if isinstance(item, Mapping):

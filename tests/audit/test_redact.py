@@ -288,3 +288,4 @@ def test_a_lone_string_is_cut_when_long_and_marked_when_secret_shaped() -> None:
     assert r.text("y" * 256, max_chars=256) == "y" * 256
     assert Redactor(max_value_chars=100).text("z" * 101).startswith("<redacted:oversized")
     assert Redactor(detect_secrets=False).text("sk-" + "a1B2" * 12).startswith("sk-")
+    assert r.text("req-\ud800") == "<redacted:not-utf8 req-\\ud800>"  # never stored as `?`
