@@ -25,6 +25,7 @@ from guard.audit.segments import (
     MARKER_SUFFIX,
     SEGMENT_SUFFIX,
     convert_hot,
+    file_origin,
     live_segments,
     marker_sources,
     read_json_file,
@@ -231,9 +232,10 @@ def _hot_starts(directory: Path) -> dict[str, int]:
     """Each writer's first seq still in a hot file of `directory` (`<writer>-<seq>.jsonl`)."""
     starts: dict[str, int] = {}
     for hot in scan_segments(directory)[1]:
-        wid, _, first = hot.name.removesuffix(HOT_SUFFIX).rpartition("-")
-        if wid and first.isdigit():
-            starts[wid] = min(int(first), starts.get(wid, int(first)))
+        origin = file_origin(hot.name)
+        if origin is not None:
+            wid, first = origin
+            starts[wid] = min(first, starts.get(wid, first))
     return starts
 
 

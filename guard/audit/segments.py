@@ -36,6 +36,7 @@ __all__ = [
     "HOT_SUFFIX",
     "SEGMENT_SUFFIX",
     "convert_hot",
+    "file_origin",
     "fsync_dir",
     "json_select",
     "live_segments",
@@ -48,6 +49,17 @@ SEGMENT_SUFFIX: Final = ".parquet"
 HOT_SUFFIX: Final = ".jsonl"
 MARKER_SUFFIX: Final = ".replaces"
 MAX_ROW_BYTES: Final = 256 * 1024 * 1024  # redaction caps each value; this caps a row
+
+
+def file_origin(name: str) -> tuple[str, int] | None:
+    """`(writer id, first seq)` of a writer's hot file or segment, named
+    `<writer>-<seq:012d>.jsonl` (`.parquet`, `.L1.parquet` after a roll-up); None for
+    other files (`compact-….parquet`)."""
+    wid, _, rest = name.rpartition("-")
+    first, after = rest[:12], rest[12:13]
+    if wid and len(first) == 12 and first.isdigit() and after in ("", "."):
+        return wid, int(first)
+    return None
 
 
 def fsync_dir(directory: Path) -> None:

@@ -24,7 +24,7 @@ from guard.audit.schema import (
     canonical,
     chain_hash,
 )
-from guard.audit.segments import read_json_file, scan_segments
+from guard.audit.segments import file_origin, read_json_file, scan_segments
 
 _RESCANS = 10  # files changed while they were being read: list them again
 
@@ -219,7 +219,8 @@ def _hot_rows(table: str, hot: list[Path], report: VerifyReport) -> list[tuple[A
     rows: list[tuple[Any, ...]] = []
     for path in hot:
         lines = path.read_bytes().split(b"\n")
-        wid = path.name.rsplit("-", 1)[0]
+        origin = file_origin(path.name)
+        wid = path.name if origin is None else origin[0]
         last_seq = 0
         if lines[-1] and _whole_row(lines[-1]):
             lines.append(b"")  # complete but for its newline: readers show it

@@ -33,7 +33,9 @@ from typing import Any, Final
 from guard.audit.schema import GENESIS, TABLES
 from guard.audit.segments import (
     HOT_SUFFIX,
+    SEGMENT_SUFFIX,
     convert_hot,
+    file_origin,
     fsync_dir,
     live_segments,
     remove_quietly,
@@ -480,8 +482,10 @@ class SegmentWriter:
         files = [f for f, _ in own]
         rows = sum(n for _, n in own)
         sources = [directory / f for f in files]
-        first_seq = files[0].split("-", 1)[1][:12]
-        name = f"{self.writer_id}-{first_seq}.L{level + 1}.parquet"
+        origin = file_origin(files[0])
+        if origin is None:  # pragma: no cover - this writer names its own files
+            return
+        name = f"{self.writer_id}-{origin[1]:012d}.L{level + 1}{SEGMENT_SUFFIX}"
         listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in sources)
         try:
             with maintenance_lock(self.path, wait=False) as locked:
