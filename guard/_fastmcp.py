@@ -216,7 +216,7 @@ def visibility_scope(fctx: Any) -> str | None:
 
 
 class LookupCache:
-    """Remembers, for `ttl` seconds, which component a name or URI resolved to, per
+    """Remembers, for `ttl` seconds, which component a tool or prompt name resolved to, per
     visibility scope (`visibility_scope`: sessions may see different components).
 
     Finding the component a call names (`FastMCP.get_tool`, ...) walks every provider,
@@ -229,7 +229,7 @@ class LookupCache:
     answers "unknown" itself) or re-registered with other tags, which is decided on its
     old tags for at most `ttl` seconds; `ttl=0` turns the cache off.
 
-    Keys are callers' text (a URI read through a template), looked up before anyone is
+    Keys are callers' text (any name a caller sends), looked up before anyone is
     authenticated: a key longer than `MAX_KEY_CHARS` is not kept, and expired entries are
     dropped at least once per `ttl` (or second), so the cache holds at most `limit` short
     keys, and nothing of a request for long.
