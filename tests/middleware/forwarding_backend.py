@@ -8,6 +8,18 @@ from typing import Any
 from fastmcp import FastMCP
 from servers import serve
 
+# what the guarded proxy (and the in-process tests) allow: reads through the template only
+PROFILES_ONLY = """
+name: p
+default_effect: deny
+rules:
+  - name: user_profiles
+    effect: allow
+    agents: {roles: [user]}
+    resource_templates: {names: [profile]}
+    actions: [list, read]
+"""
+
 
 def build() -> FastMCP[Any]:
     mcp: FastMCP[Any] = FastMCP("backend")

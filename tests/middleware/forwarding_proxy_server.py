@@ -6,26 +6,16 @@ import os
 
 from fastmcp.client.transports import StreamableHttpTransport
 from fastmcp.server import create_proxy
+from forwarding_backend import PROFILES_ONLY
 from servers import serve
 
 from guard import GuardMiddleware
 from guard.identity import ApiKeyAuthenticator
 
-POLICY = """
-name: p
-default_effect: deny
-rules:
-  - name: user_profiles
-    effect: allow
-    agents: {roles: [user]}
-    resource_templates: {names: [profile]}
-    actions: [list, read]
-"""
-
 proxy = create_proxy(StreamableHttpTransport(os.environ["BACKEND_URL"]), name="proxy")
 proxy.add_middleware(
     GuardMiddleware(
-        POLICY,
+        PROFILES_ONLY,
         authenticator=ApiKeyAuthenticator({"user-key-123": {"user_id": "u", "roles": ["user"]}}),
         audit=None,
         telemetry=False,

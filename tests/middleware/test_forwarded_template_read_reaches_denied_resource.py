@@ -15,6 +15,7 @@ import pytest
 from fastmcp import Client, FastMCP
 from fastmcp.client.transports import StreamableHttpTransport
 from fastmcp.server import create_proxy
+from forwarding_backend import PROFILES_ONLY
 from forwarding_backend import build as backend
 from mcp.shared.exceptions import MCPError
 from mw_support import Recorder
@@ -24,16 +25,6 @@ from guard import GuardMiddleware, Principal
 
 ALICE = Principal("alice", roles=("user",), auth_method="test")
 
-PROFILES_ONLY = """
-name: p
-default_effect: deny
-rules:
-  - name: user_profiles
-    effect: allow
-    agents: {roles: [user]}
-    resource_templates: {names: [profile]}
-    actions: [list, read]
-"""
 
 # what the caller sends; the backend receives `users://admin/profile` each time
 DISGUISED = ["users://%61dmin/profile", "users://admin/profile#x", "users://admin/profile?"]
