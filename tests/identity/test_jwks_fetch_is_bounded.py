@@ -99,8 +99,10 @@ async def test_oversized_jwks_is_not_downloaded_whole(rsa_key: KeyPair) -> None:
         with pytest.raises(AuthenticationError) as caught:
             await auth.authenticate(bearer(token))
         assert caught.value.reason == "jwks_unavailable"
-        # the client read (and buffered) everything the server sent
-        assert server.sent <= 4 * _MAX_JWKS_BYTES, f"guard read {server.sent >> 20} MiB"
+        # what the server got out: what the guard read, plus what the two ends' socket
+        # buffers took before the guard hung up (a few MiB, the kernel's to choose); a
+        # guard reading the whole answer takes all 64
+        assert server.sent <= 16 * _MAX_JWKS_BYTES, f"guard read {server.sent >> 20} MiB"
 
 
 async def test_jwks_timeout_bounds_the_whole_fetch(rsa_key: KeyPair) -> None:
