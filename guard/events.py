@@ -25,6 +25,9 @@ class DecisionEvent:
         session_id, request_id: MCP session and JSON-RPC request ids, when known.
         method: MCP method, e.g. `tools/call`, `tools/list`.
         trace_id, span_id: hex ids of the decision's span ("" when tracing is off).
+        inputs_redacted: the resource fields (`resource_uri`, and `resource` when the name
+            is the URI) redacted in `request` before it was observed; the decision saw
+            them as sent (recorded with the decision, so replay treats them as unknown).
     """
 
     decision_id: str
@@ -38,3 +41,4 @@ class DecisionEvent:
     method: str | None = None
     trace_id: str = ""
     span_id: str = ""
+    inputs_redacted: tuple[str, ...] = ()

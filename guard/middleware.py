@@ -131,6 +131,9 @@ class _NoSpan:
 
 
 _NO_SPAN: Final = _NoSpan()
+# what `DecisionEvent.inputs_redacted` says of a resource shown with a redacted URI
+_URI_FIELDS: Final = ("resource_uri",)
+_URI_NAME_FIELDS: Final = ("resource", "resource_uri")
 
 
 _DURABLE_TIMEOUT_S = 10.0  # how long a durable record may take before the call is denied
@@ -482,6 +485,7 @@ class GuardMiddleware(Middleware):
             except Exception:  # the draft never affects enforcement, even when it breaks
                 shadow = replace(_error_decision("deciding"), policy_hash=shadow_set.hash)
                 self._guard_error("shadow")
+        hidden: tuple[str, ...] = ()
         if resource.uri is not None:
             # Observed and recorded without what the caller's URI may carry (a template
             # parameter that is a token, `user:pass@`, `?token=`): decided on as sent.
@@ -490,11 +494,12 @@ class GuardMiddleware(Middleware):
                 request = AccessRequest(
                     call.principal, shown, action, args, call.now, method, call.context
                 )
+                hidden = _URI_FIELDS if shown.name == resource.name else _URI_NAME_FIELDS
         # a component of a listing: the listing's id and the component's position in it
         decision_id = uuid7() if listing is None else f"{listing.id}.{len(listing.events) + 1}"
         event = DecisionEvent(
             decision_id, request, decision, shadow, call.server, call.transport,
-            call.session_id, call.request_id, method, handle.trace_id, handle.span_id,
+            call.session_id, call.request_id, method, handle.trace_id, handle.span_id, hidden,
         )  # fmt: skip
         if not observed:
             # An unobservable decision is not enforced as an allow (fail closed), but it is

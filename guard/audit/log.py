@@ -214,17 +214,29 @@ class AuditLog:
             request = event.request
             args, redacted = self._redactor.redact(request.args)
             context: Any = request.context
+            # (resource fields, context paths) redacted, for `inputs_redacted`; usually None
+            fields = event.inputs_redacted  # the middleware redacted the URI it shows
+            in_context: Any = ()
             if context:
-                context = self._redactor.redact(context)[0]
+                context, in_context = self._redactor.redact(context)
+                if in_context:
+                    in_context = tuple(f"context.{path}" for path in in_context)
             resource = request.resource
             if resource.uri is not None:  # a URI can carry what redaction took from args
-                resource = self._redactor.resource(resource, request.args, args, redacted)
+                shown = self._redactor.resource(resource, request.args, args, redacted)
+                if shown is not resource:
+                    if shown.name != resource.name:
+                        fields = ("resource", "resource_uri")
+                    elif not fields:
+                        fields = ("resource_uri",)
+                    resource = shown
+            inputs = (fields, in_context) if fields or in_context else None
             item = (
                 DECISION, event.decision_id, time.time_ns() // 1000, request.principal,
                 resource, request.action, request.time, context, args, redacted,
                 event.decision, event.shadow, event.server, event.transport,
                 event.session_id, event.request_id, event.method, event.trace_id,
-                event.span_id,
+                event.span_id, inputs,
             )  # fmt: skip
             if self.durable and event.method == "tools/call":
                 with self._durable_lock:
@@ -251,13 +263,16 @@ class AuditLog:
             first = events[0]
             request = first.request
             context: Any = request.context
+            in_context: tuple[str, ...] = ()
             if context:
-                context = self._redactor.redact(context)[0]
+                context, paths = self._redactor.redact(context)
+                in_context = tuple(f"context.{path}" for path in paths)
             entries = [(e.decision_id, e.request.resource, e.decision, e.shadow) for e in events]
             self._put(
                 (
                     LISTING, listing_id, time.time_ns() // 1000, request.principal,
-                    request.action, request.time, context, first.server, first.transport,
+                    request.action, request.time, context, in_context, first.server,
+                    first.transport,
                     first.session_id, first.request_id, first.method, first.trace_id,
                     first.span_id, entries,
                 ),

@@ -2,7 +2,8 @@
 
 `AuditLog.append` queues a tuple (`DECISION`, decision id, timestamp, principal, resource,
 action, clock, context, redacted args, redacted paths, decision, shadow,
-server, transport, session id, request id, method, trace id, span id); the writer thread
+server, transport, session id, request id, method, trace id, span id, inputs redacted:
+None, or the resource fields and context paths `append` redacted); the writer thread
 turns a batch of them into rows here, off the request path.
 
 A row leaves here as its *body*: the canonical JSON object of its content columns without
@@ -107,9 +108,11 @@ class RowBuilder:
         `schema.row_body("decisions", values)` gives for the row's plain values. `cache` is
         shared by the rows of one batch."""
         (_, did, ts, p, r, action, t, context, args, redacted, d, sh, server,
-         transport, session_id, request_id, method, trace_id, span_id) = item  # fmt: skip
+         transport, session_id, request_id, method, trace_id, span_id, inputs) = item  # fmt: skip
         if cache is None:
             cache = {}
+        resource, meta_redacted = self._resource_json(cache, r)
+        principal, claims_redacted = self._principal_json(cache, p)
         if args:
             args_json = _dumps_sorted(args)
             digest = hashlib.sha256(args_json.encode(errors="surrogatepass")).hexdigest()
@@ -118,33 +121,40 @@ class RowBuilder:
             args_json, digest = '"{}"', _EMPTY_JSON_SHA
         request = _request_json(cache, did, ts, t, trace_id, span_id, server, transport,
                                 session_id, request_id, method, action)  # fmt: skip
-        return (
-            f"{request},{self._resource_json(cache, r)},{self._principal_json(cache, p)},"
-            f"{_context_json(context)},"
+        body = (
+            f"{request},{resource},{principal},{_context_json(context)},"
             f'"args":{args_json},"args_redacted":{_dumps(list(redacted)) if redacted else "[]"},'
             f'"args_sha256":{_q(digest)},{self._answer_json(cache, d, sh)}'
         )
+        if inputs or meta_redacted or claims_redacted:
+            uri, in_context = inputs or ((), ())
+            body += _inputs_json(uri, meta_redacted, claims_redacted, in_context)
+        return body
 
     def listing_body(self, item: tuple[Any, ...], cache: dict[Any, Any] | None = None) -> str:
         """The body of a `listings` row for a queued listing: `(LISTING, listing id,
-        timestamp, principal, action, clock, context, server, transport, session id,
-        request id, method, trace id, span id, entries)`, each entry `(decision id,
-        resource, decision, shadow)`. What `schema.row_body("listings", values)` gives."""
-        (_, lid, ts, p, action, t, context, server, transport, session_id, request_id,
-         method, trace_id, span_id, entries) = item  # fmt: skip
+        timestamp, principal, action, clock, context, context paths redacted, server,
+        transport, session id, request id, method, trace id, span id, entries)`, each entry
+        `(decision id, resource, decision, shadow)`. What `schema.row_body("listings",
+        values)` gives."""
+        (_, lid, ts, p, action, t, context, in_context, server, transport, session_id,
+         request_id, method, trace_id, span_id, entries) = item  # fmt: skip
         if cache is None:
             cache = {}
         resource_json, answer_json = self._resource_json, self._answer_json
+        principal, claims_redacted = self._principal_json(cache, p)
         parts = []
         # An item's id is its listing's id and its position (`L.1`, `L.2`, ...), as the
         # middleware numbers them: left out, and derived by the `decisions` view, unless
         # the caller numbered them otherwise (a fifth of a tool listing's bytes).
         prefix = f"{lid}."
         for n, (did, r, d, sh) in enumerate(entries, 1):
-            resource, answer = (
+            (resource, meta_redacted), answer = (
                 resource_json(cache, r, item=True),
                 answer_json(cache, d, sh, item=True),
             )
+            if in_context or meta_redacted or claims_redacted:
+                answer += _inputs_json((), meta_redacted, claims_redacted, in_context)
             if did == f"{prefix}{n}":
                 did = None
             if did is None and resource:  # always, but for a hostile resource
@@ -155,27 +165,31 @@ class RowBuilder:
         items = ",".join(parts)
         request = _request_json(cache, lid, ts, t, trace_id, span_id, server, transport,
                                 session_id, request_id, method, action)  # fmt: skip
-        return (
-            f'{request},{self._principal_json(cache, p)},{_context_json(context)},"items":[{items}]'
-        )
+        return f'{request},{principal},{_context_json(context)},"items":[{items}]'
 
     # Fragments repeat across a batch (one principal makes many requests, a listing names
     # the same components each time): each is encoded once per batch, in `cache`.
 
-    def _resource_json(self, cache: dict[Any, Any], r: Any, *, item: bool = False) -> str:
+    def _resource_json(
+        self, cache: dict[Any, Any], r: Any, *, item: bool = False
+    ) -> tuple[str, tuple[str, ...]]:
+        """The resource columns' JSON, and the paths redacted from its meta."""
         key = ("item", id(r)) if item else id(r)
         hit = cache.get(key)
         if hit is None or hit[0] is not r:  # keyed by id: check it is the same object
-            pairs = zip(_RESOURCE_COLUMNS, self._resource(r), strict=True)
-            hit = cache[key] = (r, _fragment(pairs, item=item))
-        return str(hit[1])
+            values, redacted = self._resource_redacted(r)
+            pairs = zip(_RESOURCE_COLUMNS, values, strict=True)
+            hit = cache[key] = (r, _fragment(pairs, item=item), redacted)
+        return str(hit[1]), hit[2]
 
-    def _principal_json(self, cache: dict[Any, Any], p: Any) -> str:
+    def _principal_json(self, cache: dict[Any, Any], p: Any) -> tuple[str, tuple[str, ...]]:
+        """The principal columns' JSON, and the paths redacted from its claims."""
         hit = cache.get(id(p))
         if hit is None or hit[0] is not p:
-            hit = (p, _fragment(zip(_PRINCIPAL_COLUMNS, self.principal(p), strict=True)))
+            values, redacted = self._principal_redacted(p)
+            hit = (p, _fragment(zip(_PRINCIPAL_COLUMNS, values, strict=True)), redacted)
             cache[id(p)] = hit
-        return str(hit[1])
+        return str(hit[1]), hit[2]
 
     @staticmethod
     def _answer_json(cache: dict[Any, Any], d: Any, sh: Any, *, item: bool = False) -> str:
@@ -203,22 +217,34 @@ class RowBuilder:
         return f'{outcome},"eval_us":{"null" if eval_us is None else repr(eval_us)},{shadow}'
 
     def _resource(self, r: Any) -> list[Any]:
-        meta = _dumps_sorted(self.redactor.redact(r.meta)[0]) if r.meta else None
-        return [
+        """The resource columns' values."""
+        return self._resource_redacted(r)[0]
+
+    def _resource_redacted(self, r: Any) -> tuple[list[Any], tuple[str, ...]]:
+        meta, redacted = self.redactor.redact(r.meta) if r.meta else (None, ())
+        values = [
             _text(r.kind), _text(r.name), sorted(map(str, r.tags)), _text(r.namespace),
-            _text(r.version), _text(r.uri), _text(r.template), meta,
+            _text(r.version), _text(r.uri), _text(r.template),
+            _dumps_sorted(meta) if meta else None,
         ]  # fmt: skip
+        return values, tuple(f"resource_meta.{path}" for path in redacted)
 
     def principal(self, p: Any) -> list[Any]:
+        """The principal columns' values (claims narrowed and redacted)."""
+        return self._principal_redacted(p)[0]
+
+    def _principal_redacted(self, p: Any) -> tuple[list[Any], tuple[str, ...]]:
         claims = p.claims
+        redacted: tuple[str, ...] = ()
         if claims:
             if self.claims is not None:
                 claims = {k: v for k, v in claims.items() if k in self.claims}
-            claims = self.redactor.redact(claims)[0]
-        return [
+            claims, redacted = self.redactor.redact(claims)
+        values = [
             _text(p.user_id), _text(p.agent_id), [str(x) for x in p.roles], _text(p.auth_method),
             bool(p.authenticated), _text(p.key_id), _dumps_sorted(claims) if claims else None,
         ]  # fmt: skip
+        return values, tuple(f"claims.{path}" for path in redacted)
 
 
 def _request_json(
@@ -249,6 +275,15 @@ def _request_json(
         f'"trace_id":{_q(trace_id or None)},"span_id":{_q(span_id or None)},{where[0]},'
         f'"session_id":{_q(session_id)},"request_id":{_q(request_id)},{where[1]}'
     )  # fmt: skip
+
+
+def _inputs_json(
+    uri: tuple[str, ...], meta: tuple[str, ...], claims: tuple[str, ...], context: tuple[str, ...]
+) -> str:
+    """The `inputs_redacted` field (after the answer), in column order: the resource's
+    name and URI, its meta, the claims, the context; none when all are empty (NULL)."""
+    paths = [*uri, *meta, *claims, *context]
+    return f',"inputs_redacted":{_dumps(paths)}' if paths else ""
 
 
 def _context_json(context: Any) -> str:

@@ -2,8 +2,9 @@
 canonical form each row's hash is computed over.
 
 The order of `DECISION_COLUMNS` is the canonical order: changing it changes every hash, so
-new columns are only ever appended (before the chain columns) and old readers tolerate them
-(segments are read with `union_by_name`).
+new columns are only ever appended (before the chain columns), listed in `ADDED_COLUMNS`,
+and left out of the canonical form when NULL: a row written before a column existed reads
+it as NULL and keeps its hash. Readers tolerate segments without them (`union_by_name`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 __all__ = [
+    "ADDED_COLUMNS",
     "DECISION_COLUMNS",
     "GENESIS",
     "LISTING_COLUMNS",
@@ -23,6 +25,7 @@ __all__ = [
     "canonical",
     "chain_hash",
     "empty_args_sha256",
+    "first_columns",
     "row_body",
 ]
 
@@ -73,6 +76,10 @@ DECISION_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("shadow_rule", "VARCHAR"),
     ("shadow_policy", "VARCHAR"),
     ("shadow_policy_hash", "VARCHAR"),
+    # Inputs other than the arguments that were redacted, as `column.path` (`claims.token`,
+    # `context.headers.cookie`, `resource_meta.key`) or the column (`resource_uri`, and
+    # `resource` when the name is the URI): replay treats them as unknown. NULL: none.
+    ("inputs_redacted", "VARCHAR[]"),
     ("writer_id", "VARCHAR"),
     ("seq", "BIGINT"),
     ("prev_hash", "VARCHAR"),
@@ -103,7 +110,7 @@ _ITEM_NAMES: Final = (
     "resource_version", "resource_uri", "resource_template", "resource_meta", "allowed",
     "reason", "rule", "policy", "policy_hash", "matched_rules", "errors", "rules_evaluated",
     "eval_us", "shadow_allowed", "shadow_reason", "shadow_rule", "shadow_policy",
-    "shadow_policy_hash",
+    "shadow_policy_hash", "inputs_redacted",
 )  # fmt: skip
 LISTING_ITEM_COLUMNS: Final[tuple[tuple[str, str], ...]] = tuple(
     (name, dict(DECISION_COLUMNS)[name]) for name in _ITEM_NAMES
@@ -113,9 +120,15 @@ _SHARED_NAMES: Final = (
     "session_id", "request_id", "method", "action", "user_id", "agent_id", "roles",
     "auth_method", "authenticated", "key_id", "claims", "context",
 )  # fmt: skip
+
+
+def _items_type(fields: Sequence[tuple[str, str]]) -> str:
+    return "STRUCT(" + ", ".join(f"{n} {t}" for n, t in fields) + ")[]"
+
+
 LISTING_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     *((name, dict(DECISION_COLUMNS)[name]) for name in _SHARED_NAMES),
-    ("items", "STRUCT(" + ", ".join(f"{n} {t}" for n, t in LISTING_ITEM_COLUMNS) + ")[]"),
+    ("items", _items_type(LISTING_ITEM_COLUMNS)),
     *OUTCOME_COLUMNS[-4:],  # the chain columns
 )
 
@@ -127,8 +140,24 @@ TABLES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
 
 TIMESTAMP_COLUMNS: Final = frozenset({"ts", "request_time"})
 
+# Columns (and listing item fields) added after the first release: NULL, they are not in
+# the canonical form, so rows written before them keep their bytes and hashes.
+ADDED_COLUMNS: Final = frozenset({"inputs_redacted"})
+
 # prev_hash of the first row of every chain
 GENESIS: Final = "0" * 64
+
+
+def first_columns(table: str) -> tuple[tuple[str, str], ...]:
+    """`table`'s columns as first released, without `ADDED_COLUMNS` (nor item fields):
+    what segments written before them hold."""
+    return tuple(
+        (name, _items_type([f for f in LISTING_ITEM_COLUMNS if f[0] not in ADDED_COLUMNS]))
+        if name == "items"
+        else (name, typ)
+        for name, typ in TABLES[table]
+        if name not in ADDED_COLUMNS
+    )
 
 
 def json_encoder(*, sort_keys: bool, default: Any = None) -> Any:
@@ -158,39 +187,40 @@ def json_encoder(*, sort_keys: bool, default: Any = None) -> Any:
 
 _dumps: Callable[[Any], str] = json_encoder(sort_keys=False)
 _NAMES: Final = {table: tuple(name for name, _ in columns) for table, columns in TABLES.items()}
-_ITEMS_AT: Final = _NAMES["listings"].index("items")
 
 
-def _content(table: str, values: Sequence[Any]) -> Sequence[Any]:
-    """`values` as the canonical form has them: a listing's items without NULL fields."""
-    if table != "listings" or not values[_ITEMS_AT]:
-        return values
-    out = list(values)
-    out[_ITEMS_AT] = [
-        {k: v for k, v in item.items() if v is not None} for item in values[_ITEMS_AT]
-    ]
-    return out
+def _content(table: str, names: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
+    """The row as the canonical form has it: `names` (a prefix of the table's columns)
+    with `values`, without NULL `ADDED_COLUMNS`, a listing's items without NULL fields."""
+    row = dict(zip(names, values, strict=True))
+    for name in ADDED_COLUMNS:
+        if name in row and row[name] is None:
+            del row[name]
+    if table == "listings" and row["items"]:
+        row["items"] = [{k: v for k, v in item.items() if v is not None} for item in row["items"]]
+    return row
 
 
 def canonical(table: str, values: Sequence[Any]) -> bytes:
     """The bytes a row's hash covers: one JSON object of every column but `hash`, keys in
     schema order, compact (timestamps as integer microseconds, lists as arrays, NULL as
-    null, except inside a listing's items, which leave NULL fields out), UTF-8. It is also
-    the line the writer hands DuckDB, so what is hashed is exactly what is stored; anyone
-    can recompute a hash with a JSON library.
+    null, except inside a listing's items, which leave NULL fields out, and in the columns
+    added later, `ADDED_COLUMNS`, left out when NULL), UTF-8. It is also the line the
+    writer hands DuckDB, so what is hashed is exactly what is stored; anyone can recompute
+    a hash with a JSON library.
 
     ```python
     canonical("outcomes", ["d1", 1, "ok", 2.5, None, "w", 1, GENESIS])[:40]
     # b'{"decision_id":"d1","ts":1,"status":"ok"'
     ```
     """
-    return _dumps(dict(zip(_NAMES[table][:-1], _content(table, values), strict=True))).encode()
+    return _dumps(_content(table, _NAMES[table][:-1], values)).encode()
 
 
 def row_body(table: str, values: Sequence[Any]) -> str:
     """The canonical JSON of a row's content columns (all but the four chain columns),
     without its closing brace: what the writer queues, chains and stores."""
-    return _dumps(dict(zip(_NAMES[table][:-4], _content(table, values), strict=True)))[:-1]
+    return _dumps(_content(table, _NAMES[table][:-4], values))[:-1]
 
 
 def empty_args_sha256() -> str:

@@ -129,13 +129,15 @@ class AuditStore:
             key = tuple(str(f) for f in (*files, *hot))
             if not force and self._listed.get(table) == key:
                 continue
-            parts = []
+            # the schema's columns first, in its order and types: segments written before
+            # a column was added (`ADDED_COLUMNS`) read it as NULL
+            parts = [_empty(columns)]
             if files:
                 listed = ", ".join(_quote(f) for f in files)
                 parts.append(f"SELECT * FROM read_parquet([{listed}], union_by_name=true)")  # noqa: S608
             if hot:  # the writers' newest rows, read as they grow
                 parts.append(json_select(table, hot, hot=True))
-            body = " UNION ALL BY NAME ".join(parts) if parts else _empty(columns)
+            body = " UNION ALL BY NAME ".join(parts)
             self.con.execute(f"CREATE OR REPLACE VIEW {TABLE_VIEWS[table]} AS {body}")
             self._listed[table] = key
         policy_files = sorted((self.path / "policies").glob("*.jsonl"))

@@ -23,6 +23,7 @@ from guard.audit.schema import (
     TIMESTAMP_COLUMNS,
     canonical,
     chain_hash,
+    first_columns,
 )
 from guard.audit.segments import file_origin, read_json_file, scan_segments
 
@@ -92,10 +93,13 @@ class VerifyReport:
 def _select(table: str, files: list[Path]) -> str:
     cols = [f"epoch_us({name})" if name in TIMESTAMP_COLUMNS else name for name, _ in TABLES[table]]
     listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    # every column, typed: segments written before a column was added read it as NULL
+    typed = ", ".join(f"CAST(NULL AS {typ}) AS {name}" for name, typ in TABLES[table])
     return (
-        f"SELECT {', '.join(cols)}, filename, file_row_number FROM read_parquet([{listed}], "  # noqa: S608
-        "union_by_name=true, filename=true, file_row_number=true) "
-        "ORDER BY writer_id, seq, filename, file_row_number"
+        f"SELECT {', '.join(cols)}, filename, file_row_number FROM (SELECT {typed}, "  # noqa: S608
+        "NULL AS filename, NULL AS file_row_number WHERE false UNION ALL BY NAME "
+        f"SELECT * FROM read_parquet([{listed}], union_by_name=true, filename=true, "
+        "file_row_number=true)) ORDER BY writer_id, seq, filename, file_row_number"
     )
 
 
@@ -410,14 +414,15 @@ def _check_types(con: Any, table: str, files: list[Path], report: VerifyReport) 
     TIMESTAMPTZ), readers on the columns as stored: a segment rewritten with another type
     (a naive timestamp, shifted by each reader's time zone) would show readers other
     values than the ones checked."""
-    expected = _schema_types(con, table)
+    expected = _schema_types(con, TABLES[table])
+    first = _schema_types(con, first_columns(table))  # segments older than ADDED_COLUMNS
     for path in files:
         listed = "'" + str(path).replace("'", "''") + "'"
         stored = con.execute(f"DESCRIBE SELECT * FROM read_parquet({listed})").fetchall()  # noqa: S608
         wrong = sorted(
             f"{name} is {typ}" + (f", not {expected[name]}" if name in expected else " (unknown)")
             for name, typ, *_ in stored
-            if expected.get(name) != typ
+            if typ not in (expected.get(name), first.get(name))
         )
         if wrong:
             report.problems.append(
@@ -427,9 +432,9 @@ def _check_types(con: Any, table: str, files: list[Path], report: VerifyReport) 
             )  # fmt: skip
 
 
-def _schema_types(con: Any, table: str) -> dict[str, str]:
-    """The schema's column types as DuckDB names them."""
-    columns = ", ".join(f"CAST(NULL AS {typ}) AS {name}" for name, typ in TABLES[table])
+def _schema_types(con: Any, schema: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """The column types of `schema` as DuckDB names them."""
+    columns = ", ".join(f"CAST(NULL AS {typ}) AS {name}" for name, typ in schema)
     return {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT {columns}").fetchall()}
 
 

@@ -30,11 +30,26 @@ def _mark_unknown(args: Any, path: str) -> Any:
 
 
 def replayed(row: dict[str, Any]) -> AccessRequest:
-    """The request a record describes (`test_replayable`), each redacted argument unknown."""
+    """The request a record describes (`test_replayable`), each redacted argument, claim,
+    meta and context value unknown (`args_redacted`, `inputs_redacted`)."""
     args = json.loads(row["args"])
     for path in row["args_redacted"] or ():
         args = _mark_unknown(args, path)
-    return dataclasses.replace(_replayed(row), args=args)
+    request = _replayed(row)
+    claims, meta = dict(request.principal.claims), dict(request.resource.meta)
+    context = dict(request.context or {})
+    documents = {"claims": claims, "resource_meta": meta, "context": context}
+    for entry in row["inputs_redacted"] or ():
+        column, _, path = entry.partition(".")
+        if column in documents:
+            _mark_unknown(documents[column], path)
+    return dataclasses.replace(
+        request,
+        principal=dataclasses.replace(request.principal, claims=claims),
+        resource=dataclasses.replace(request.resource, meta=meta),
+        args=args,
+        context=context if request.context is not None else None,
+    )
 
 
 def rows(store: Path, where: str = "true") -> list[dict[str, Any]]:

@@ -35,6 +35,8 @@ hostile = st.text(
     max_size=12,
 )
 maybe = st.none() | hostile
+# keys: hostile text, or names redaction always takes (claims, meta and context have them)
+keys = hostile | st.sampled_from(["token", "password", "api_key"])
 json_value = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | hostile
     | st.floats(allow_nan=False, allow_infinity=False),
@@ -57,10 +59,27 @@ def _dumps(value: Any) -> str:
                       default=lambda v: dict(v) if isinstance(v, Mapping) else repr(v))  # fmt: skip
 
 
+def redacted_inputs(rows: RowBuilder, p: Principal, r: Resource, inputs: Any) -> list[str] | None:
+    """The reference `inputs_redacted`: the resource fields and context paths `append`
+    redacted, and the paths redaction takes from the resource's meta and the claims kept,
+    in column order; None (left out) when there are none."""
+    uri, context = inputs or ((), ())
+    claims = dict(p.claims)
+    if rows.claims is not None:
+        claims = {k: v for k, v in claims.items() if k in rows.claims}
+    paths = [
+        *uri,
+        *(f"resource_meta.{x}" for x in rows.redactor.redact(r.meta)[1]),
+        *(f"claims.{x}" for x in rows.redactor.redact(claims)[1]),
+        *context,
+    ]
+    return paths or None
+
+
 def plain_values(rows: RowBuilder, item: tuple[Any, ...]) -> list[Any]:
     """The reference: a queued decision as plain values, schema order, no chain columns."""
     (_, did, ts, p, r, action, t, context, args, redacted, d, sh, server,
-     transport, session_id, request_id, method, trace_id, span_id) = item  # fmt: skip
+     transport, session_id, request_id, method, trace_id, span_id, inputs) = item  # fmt: skip
     args_json = _dumps(args) if args else "{}"
     digest = hashlib.sha256(args_json.encode(errors="surrogatepass")).hexdigest()
     return [
@@ -73,7 +92,15 @@ def plain_values(rows: RowBuilder, item: tuple[Any, ...]) -> list[Any]:
         list(d.errors), d.rules_evaluated, _number(d.eval_us),
         *((None,) * 5 if sh is None else
           (sh.allowed, sh.reason, sh.rule, sh.policy, sh.policy_hash or None)),
+        redacted_inputs(rows, p, r, inputs),
     ]  # fmt: skip
+
+
+# what `append` found redacted outside the arguments: None, or (resource fields, context paths)
+context_paths = st.lists(hostile.map(lambda x: f"context.{x}"), max_size=2).map(tuple)
+inputs = st.none() | st.tuples(
+    st.sampled_from([(), ("resource_uri",), ("resource", "resource_uri")]), context_paths
+)
 
 
 @st.composite
@@ -82,13 +109,13 @@ def queued(draw: st.DrawFn) -> tuple[Any, ...]:
         draw(maybe), tuple(draw(st.lists(hostile, max_size=3))), agent_id=draw(maybe),
         auth_method=draw(st.sampled_from(["api_key", "jwt", "none"])),
         authenticated=draw(st.booleans()), key_id=draw(maybe),
-        claims=draw(st.dictionaries(hostile, json_value, max_size=3)),
+        claims=draw(st.dictionaries(keys, json_value, max_size=3)),
     )  # fmt: skip
     resource = Resource(
         draw(st.sampled_from(["tool", "resource", "prompt"])), draw(hostile),
         tags=frozenset(draw(st.lists(hostile, max_size=3))), namespace=draw(maybe),
         version=draw(maybe), uri=draw(maybe), template=draw(maybe),
-        meta=draw(st.dictionaries(hostile, json_value, max_size=2)),
+        meta=draw(st.dictionaries(keys, json_value, max_size=2)),
     )  # fmt: skip
     decision = Decision(
         draw(st.booleans()), draw(hostile), rule=draw(maybe), policy=draw(maybe),
@@ -110,7 +137,7 @@ def queued(draw: st.DrawFn) -> tuple[Any, ...]:
         draw(st.sampled_from(["call", "list", "read"])), when, draw(contexts), args,
         tuple(draw(st.lists(hostile, max_size=2))), decision, shadow, draw(maybe), draw(maybe),
         draw(maybe), draw(st.none() | st.integers() | hostile), draw(maybe), draw(maybe),
-        draw(maybe),
+        draw(maybe), draw(inputs),
     )  # fmt: skip
 
 
@@ -119,25 +146,27 @@ def listing_of(items: list[tuple[Any, ...]], *, numbered: bool = True) -> tuple[
     component and answer. `numbered`: item ids are the listing's id and the position, as
     the middleware makes them; else each decision's own id."""
     (_, did, ts, p, _, action, t, context, _, _, _, _, server, transport, session_id,
-     request_id, method, trace_id, span_id) = items[0]  # fmt: skip
+     request_id, method, trace_id, span_id, inputs) = items[0]  # fmt: skip
     entries = [
         (f"{did}.{n}" if numbered else i[1], i[4], i[10], i[11]) for n, i in enumerate(items, 1)
     ]
-    return (LISTING, did, ts, p, action, t, context, server, transport, session_id,
-            request_id, method, trace_id, span_id, entries)  # fmt: skip
+    in_context = inputs[1] if inputs else ()  # a listing's resources are the server's own
+    return (LISTING, did, ts, p, action, t, context, in_context, server, transport,
+            session_id, request_id, method, trace_id, span_id, entries)  # fmt: skip
 
 
 def plain_listing_values(rows: RowBuilder, listing: tuple[Any, ...]) -> list[Any]:
     """The reference for a listing: the shared columns as a decision has them, then one
     object per component with the item fields in schema order."""
-    (_, lid, ts, p, action, t, context, server, transport, session_id, request_id,
-     method, trace_id, span_id, entries) = listing  # fmt: skip
+    (_, lid, ts, p, action, t, context, in_context, server, transport, session_id,
+     request_id, method, trace_id, span_id, entries) = listing  # fmt: skip
     names = [name for name, _ in LISTING_ITEM_COLUMNS]
     items = []
     for n, (did, r, d, sh) in enumerate(entries, 1):
         decision = plain_values(
             rows, (DECISION, did, ts, p, r, action, t, context, {}, (), d, sh, server,
-                   transport, session_id, request_id, method, trace_id, span_id),
+                   transport, session_id, request_id, method, trace_id, span_id,
+                   ((), in_context)),
         )  # fmt: skip
         by_name = dict(zip([n for n, _ in DECISION_COLUMNS], decision, strict=False))
         if did == f"{lid}.{n}":  # the listing's id and the position: derived when read

@@ -159,7 +159,7 @@ def test_the_fields_the_middleware_fills_by_position_keep_their_order() -> None:
 
     assert [f.name for f in dataclasses.fields(DecisionEvent)] == [
         "decision_id", "request", "decision", "shadow", "server", "transport", "session_id",
-        "request_id", "method", "trace_id", "span_id",
+        "request_id", "method", "trace_id", "span_id", "inputs_redacted",
     ]  # fmt: skip
     assert list(inspect.signature(AccessRequest).parameters)[:7] == [
         "principal", "resource", "action", "args", "time", "method", "context",
