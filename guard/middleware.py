@@ -209,7 +209,8 @@ class GuardMiddleware(Middleware):
         explicit_denials: say "denied by rule X (reason)" instead of answering a denied
             component exactly like a missing one. For debugging: it reveals what exists.
         watch: `True` (every second) or a poll interval in seconds: reload the policy
-            file or directory when it changes. A broken edit keeps the old set in force.
+            file or directory when it changes (and the shadow draft, if it is a file or
+            directory). A broken edit keeps the old set in force (or the old draft).
         server_name: the name records carry; default: the FastMCP server's name.
         lookup_ttl: seconds to remember which component a name or URI resolved to (the
             lookup costs more than deciding); a component re-registered with new tags is
@@ -282,14 +283,13 @@ class GuardMiddleware(Middleware):
                 shadow=shadow,
                 on_change=self._policies_changed,
                 on_failure=lambda kept: self._quietly(self._telemetry.policy_reload, "error", kept),
+                on_shadow=self._record_policies,
                 watch=interval,
             )
         except BaseException:
             if self.audit is not None and self.audit is not audit:  # ours: do not leak it
                 self.audit.close()
             raise
-        if self._holder.shadow is not None:
-            self._record_policies(self._holder.shadow)
 
     # ------------------------------------------------------------------ policy lifecycle
 
@@ -353,10 +353,7 @@ class GuardMiddleware(Middleware):
             middleware.set_shadow(None)  # back to live decisions only
             ```
         """
-        new = self._holder.set_shadow(source)
-        if new is not None:
-            self._record_policies(new)
-        return new
+        return self._holder.set_shadow(source)
 
     def _policies_changed(self, new: PolicySet) -> None:
         self._record_policies(new)

@@ -192,8 +192,11 @@ def _specs(policy: Any) -> tuple[Any, ...]:
 
 
 def _watch_path(source: Any) -> Path:
-    if isinstance(source, Path | str) and "\n" not in str(source) and Path(source).exists():
-        return Path(source)
+    try:
+        if isinstance(source, Path | str) and "\n" not in str(source) and Path(source).exists():
+            return Path(source)
+    except OSError:  # policy text on one line, longer than a file name may be
+        pass
     raise ValueError("watch= needs `policies` to be a policy file or directory path")
 
 
@@ -205,9 +208,12 @@ class PolicyHolder:
         shadow: a draft source decided next to the live set, never enforced.
         on_change: called with each set put in force, the first one included.
         on_failure: called with the set kept in force when a reload fails.
+        on_shadow: called with each shadow set decided from then on, the first included.
         watch: poll interval in seconds for `source` (a file or directory), or `None`.
             `reload(new_source)` moves the watch to the new source (or stops it, with a
-            warning, when the new source is not a file or directory).
+            warning, when the new source is not a file or directory). A shadow draft
+            that is a file or directory is watched too (and `set_shadow` moves that watch):
+            an edit that does not load keeps the draft decided so far.
 
     Example:
         ```python
@@ -224,6 +230,7 @@ class PolicyHolder:
         shadow: Any = None,
         on_change: Callable[[PolicySet], object] | None = None,
         on_failure: Callable[[PolicySet], object] | None = None,
+        on_shadow: Callable[[PolicySet], object] | None = None,
         watch: float | None = None,
     ) -> None:
         self.source = source
@@ -233,6 +240,9 @@ class PolicyHolder:
         self._watcher: PolicyWatcher | None = None
         if watch is not None:
             self._watcher = PolicyWatcher(_watch_path(source), self._reload_quietly, watch)
+        self._shadow_source = shadow
+        self._shadow_watcher = self._shadow_watcher_for(shadow)
+        self._on_shadow = on_shadow
         self._runtime: set[str] = set()  # policies put in force by `add`, not by the source
         self._closed = False
         if source is None:
@@ -247,8 +257,11 @@ class PolicyHolder:
         self._lock = threading.Lock()  # serializes edits; requests only read `live`
         if on_change is not None:
             on_change(self.live)
-        if self._watcher is not None:
-            self._watcher.start()
+        if self.shadow is not None and on_shadow is not None:
+            on_shadow(self.shadow)
+        for watcher in (self._watcher, self._shadow_watcher):
+            if watcher is not None:
+                watcher.start()
 
     def add(self, policy: Any) -> PolicySet:
         """Put `policy` in force next to the others (replacing one of the same name)."""
@@ -284,21 +297,72 @@ class PolicyHolder:
             return True
 
     def set_shadow(self, source: Any) -> PolicySet | None:
-        """Decide `source` in shadow from now on (`None`: no shadow). A draft that does not
-        load raises `PolicyError` and leaves the shadow set as it was."""
+        """Decide `source` in shadow from now on (`None`: no shadow), watching it if it is
+        a file or directory and policies are watched. A draft that does not load raises
+        `PolicyError` and leaves the shadow set (and its watch) as it was."""
+        new: PolicySet | None = None
+        retired = started = None
         with self._lock:
-            if source is None:
-                self.shadow = None
-                return None
+            current = self._shadow_watcher
+            # the new path's signature before loading it, as for the live source
+            watcher = None if source is None else self._shadow_watcher_for(source, current)
+            if source is not None:
+                try:
+                    new = load_policy_set(source)
+                except PolicyError as exc:
+                    kept = "none" if self.shadow is None else self.shadow.hash[:12]
+                    logger.warning(
+                        "shadow policy load failed; keeping shadow set %s: %s", kept, exc
+                    )
+                    raise
+                logger.info("shadow policy set %s decided from now on", new.hash[:12])
+            self.shadow = new  # one reference swap, as for the live set
+            self._shadow_source = source
+            if watcher is not current:
+                retired, self._shadow_watcher = current, watcher
+                if watcher is not None and not self._closed:
+                    started = watcher
+        if started is not None:
+            started.start()
+        if retired is not None:  # outside the lock: its thread may be waiting for it
+            retired.stop()
+        if new is not None and self._on_shadow is not None:
+            self._on_shadow(new)
+        return new
+
+    def _shadow_watcher_for(
+        self, source: Any, current: PolicyWatcher | None = None
+    ) -> PolicyWatcher | None:
+        """The watcher a shadow `source` needs: none unless policies are watched and it is
+        a file or directory (`current` if it watches the same path)."""
+        if self._interval is None or source is None:
+            return None
+        try:
+            path = _watch_path(source)
+        except ValueError:  # a draft given as text or a compiled set: nothing to watch
+            return None
+        if current is not None and current.path == path:
+            return current
+        return PolicyWatcher(path, self._reload_shadow_quietly, self._interval)
+
+    def _reload_shadow_quietly(self) -> None:
+        """The watched draft changed: decide its new content in shadow, or keep the draft
+        decided so far if it does not load (logged)."""
+        with self._lock:
+            source, kept = self._shadow_source, self.shadow
+            if source is None or kept is None:
+                return
             try:
                 new = load_policy_set(source)
-            except PolicyError as exc:
-                kept = "none" if self.shadow is None else self.shadow.hash[:12]
-                logger.warning("shadow policy load failed; keeping shadow set %s: %s", kept, exc)
-                raise
-            self.shadow = new  # one reference swap, as for the live set
+            except Exception as exc:
+                logger.warning(
+                    "shadow policy reload failed; keeping shadow set %s: %s", kept.hash[:12], exc
+                )
+                return
+            self.shadow = new
             logger.info("shadow policy set %s decided from now on", new.hash[:12])
-            return new
+        if self._on_shadow is not None:
+            self._on_shadow(new)
 
     def reload(self, source: Any = None) -> PolicySet:
         """Load `source` (default: the current source) and put it in force, or raise
@@ -377,6 +441,8 @@ class PolicyHolder:
         """Stop watching. Idempotent."""
         with self._lock:  # a reload moving the watch finishes first, or starts none
             self._closed = True
-            watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.stop()
+            watchers = (self._watcher, self._shadow_watcher)
+            self._watcher = self._shadow_watcher = None
+        for watcher in watchers:
+            if watcher is not None:
+                watcher.stop()

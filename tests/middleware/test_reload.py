@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -333,3 +334,61 @@ async def test_a_listing_is_decided_by_one_policy_set_across_a_reload() -> None:
         assert len({e.decision.policy_hash for e in first}) == 1
         assert await client.list_tools() == []  # the next listing: the new set
     assert {e.decision.policy_hash for e in recorder.events[len(first) :]} == {mw.policy_set.hash}
+
+
+async def test_a_watched_shadow_draft_follows_its_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With `watch`, the draft file is watched like the live one: an edit is decided in
+    shadow (its texts recorded for replay), a broken edit keeps the draft decided so far,
+    and enforcement never changes."""
+    live, draft = tmp_path / "live.yaml", tmp_path / "draft.yaml"
+    live.write_text(_policy("live", "query"))
+    draft.write_text(_policy("draft", "query"))
+    store = tmp_path / "records"
+    mw = GuardMiddleware(live, principal=BOB, audit=store, telemetry=False, shadow=draft,
+                         watch=0.05)  # fmt: skip
+    mcp = _server()
+    mcp.add_middleware(mw)
+    try:
+        first = mw.shadow_set
+        assert first is not None and first.names == ("draft",)
+        draft.write_text(_policy("draft2", "drop_table"))
+        assert _wait_for(lambda: mw.shadow_set is not None and mw.shadow_set.names == ("draft2",))
+        async with Client(mcp) as client:
+            await client.call_tool("query", {"sql": "select 1"})
+        assert mw.get_policy_names() == ["live"]
+        with caplog.at_level(logging.WARNING, logger="guard.reload"):
+            draft.write_text("name: broken\nrules: [oops")
+            assert _wait_for(lambda: "shadow policy reload failed" in caplog.text)
+        assert mw.shadow_set is not None and mw.shadow_set.names == ("draft2",)
+    finally:
+        mw.close()
+    with open_store(store) as db:
+        (shadow_hash,) = db.execute(
+            "SELECT shadow_policy_hash FROM decisions WHERE method = 'tools/call'"
+        ).fetchone()
+        assert load_policies(db.policy_texts(shadow_hash)).names == ("draft2",)
+
+
+async def test_set_shadow_moves_the_draft_watch(tmp_path: Path) -> None:
+    live, old, new = tmp_path / "live.yaml", tmp_path / "old.yaml", tmp_path / "new.yaml"
+    live.write_text(_policy("live", "query"))
+    old.write_text(_policy("old", "query"))
+    new.write_text(_policy("new", "query"))
+    mw = GuardMiddleware(live, principal=BOB, audit=None, telemetry=False, shadow=old,
+                         watch=0.05)  # fmt: skip
+    try:
+        mw.set_shadow(new)
+        old.write_text(_policy("old2", "query"))
+        new.write_text(_policy("new2", "query"))
+        assert _wait_for(lambda: mw.shadow_set is not None and mw.shadow_set.names == ("new2",))
+        time.sleep(0.3)  # several polls: the old draft's edit is not picked up
+        assert mw.shadow_set.names == ("new2",)
+        mw.set_shadow(None)
+        new.write_text(_policy("new3", "query"))
+        time.sleep(1.5)  # longer than the settle time
+        assert mw.shadow_set is None
+        assert not [t for t in threading.enumerate() if t.name.endswith((":old.yaml", ":new.yaml"))]
+    finally:
+        mw.close()
