@@ -149,3 +149,16 @@ def test_each_service_listens_where_it_exposes() -> None:
         ports = set(re.findall(r"0\.0\.0\.0:(\d+)", text))
         ports |= {str(v) for v in re.findall(r"'http_listen_port': (\d+)", text)}
         assert ports and ports <= {str(p) for p in services[name]["expose"]}, (name, ports)
+
+
+def test_published_ports_stay_on_this_machine() -> None:
+    """The demo's API keys are in the README and Grafana lets anyone view: a port
+    published on every interface would hand an admin key's server to the network."""
+    published = [
+        (name, str(mapping))
+        for name, svc in _compose()["services"].items()
+        for mapping in svc.get("ports", ())
+    ]
+    assert len(published) >= 4
+    for name, mapping in published:
+        assert mapping.startswith("127.0.0.1:"), (name, mapping)
