@@ -18,7 +18,13 @@ from fnmatch import translate
 from typing import Any, Final
 from urllib.parse import quote, unquote, unquote_plus
 
-__all__ = ["DEFAULT_SENSITIVE_NAMES", "SECRET_PATTERN", "Redactor", "looks_secret"]
+__all__ = [
+    "DEFAULT_SENSITIVE_NAMES",
+    "SECRET_PATTERN",
+    "Redactor",
+    "looks_secret",
+    "path_keys",
+]
 
 # argument names whose value is never recorded, at any depth (compared lower-cased)
 DEFAULT_SENSITIVE_NAMES: Final = frozenset(
@@ -67,6 +73,40 @@ _MARKS: Final = re.compile(r"(<redacted:[^>]*>)")  # markers already in a text
 _PASSWORD: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:)?(//[^/?#@:]*):([^/?#]*)@")
 _SEPARATORS: Final = re.compile(r"([&;])")
 PATH_MARK: Final = "<redacted:path>"
+
+
+def _escaped(key: str) -> str:
+    """A key as a listed path names it: `.` and `\\` escaped with `\\`."""
+    return key.replace("\\", "\\\\").replace(".", "\\.")
+
+
+def path_keys(path: str) -> list[str]:
+    """The keys (list indexes as text) a listed redacted path names, outermost first: a
+    key holding `.` or `\\` is listed with them escaped by `\\`, so `a\\.b.c` is key
+    `a.b`, then `c`.
+
+    ```python
+    assert path_keys("headers.authorization") == ["headers", "authorization"]
+    assert path_keys("items.0.token") == ["items", "0", "token"]
+    assert path_keys("a\\.b.c") == ["a.b", "c"]
+    ```
+    """
+    if "\\" not in path:
+        return path.split(".")
+    keys, key, escape = [], [], False
+    for char in path:
+        if escape:
+            key.append(char)
+            escape = False
+        elif char == "\\":
+            escape = True
+        elif char == ".":
+            keys.append("".join(key))
+            key = []
+        else:
+            key.append(char)
+    keys.append("".join(key))
+    return keys
 
 
 def looks_secret(text: str) -> bool:
@@ -290,7 +330,11 @@ class Redactor:
             return SECRET_MARK
         return text
 
-    def _map(self, value: Mapping[Any, Any], prefix: str, out: list[str]) -> Mapping[str, Any]:
+    def _map(
+        self, value: Mapping[Any, Any], prefix: str, out: list[str], listed: str | None = None
+    ) -> Mapping[str, Any]:
+        """`value` redacted; `prefix` is its path as patterns see it (keys joined by `.`),
+        `listed` as `out` lists it (keys escaped), when the two differ."""
         changed: dict[str, Any] | None = None
         names, plain = self._names, self._pattern is None
         for key, item in value.items():
@@ -303,7 +347,10 @@ class Redactor:
                     continue
             skey = key if isinstance(key, str) else str(key)
             path = prefix + skey
-            new = self._check(skey, path, item, out)
+            shown = None
+            if listed is not None or "." in skey or "\\" in skey:
+                shown = (prefix if listed is None else listed) + _escaped(skey)
+            new = self._check(skey, path, item, out, shown)
             if new is not item or skey is not key:
                 if changed is None:
                     changed = dict(value)
@@ -312,26 +359,30 @@ class Redactor:
                 changed[skey] = new
         return value if changed is None else changed
 
-    def _check(self, key: str, path: str, item: Any, out: list[str]) -> Any:
+    def _check(self, key: str, path: str, item: Any, out: list[str], shown: str | None) -> Any:
+        """`item` under `key`, redacted; `path` as patterns see it, `shown` as listed (if
+        it differs: a key on the way holds `.` or `\\`)."""
         if key.lower() in self._names or (
             self._pattern is not None and self._pattern.fullmatch(path.lower())
         ):
-            out.append(path)
+            out.append(path if shown is None else shown)
             return PATH_MARK
         cls = type(item)
         if cls is str:
             clean = self._string(item, self._max)
             if clean is not item:
-                out.append(path)
+                out.append(path if shown is None else shown)
             return clean
         if cls is int or cls is float or cls is bool or item is None:
             return item
         if isinstance(item, Mapping):
-            return self._map(item, path + ".", out)
+            return self._map(item, path + ".", out, None if shown is None else shown + ".")
         if isinstance(item, list | tuple):
             changed: list[Any] | None = None
             for i, sub in enumerate(item):
-                new = self._check(str(i), f"{path}.{i}", sub, out)
+                new = self._check(
+                    str(i), f"{path}.{i}", sub, out, None if shown is None else f"{shown}.{i}"
+                )
                 if new is not sub:
                     if changed is None:
                         changed = list(item)
@@ -347,9 +398,9 @@ class Redactor:
                 plain = int.__index__(item)
             else:
                 plain = float.__float__(item)
-            return self._check(key, path, plain, out)
+            return self._check(key, path, plain, out, shown)
         # not JSON: keep a bounded, redacted description; replay treats it as unknown
-        out.append(path)
+        out.append(path if shown is None else shown)
         text = _safe_repr(item)
         if self._detect and looks_secret(text):
             return SECRET_MARK

@@ -11,12 +11,13 @@ from test_replayable import _replayed
 
 from guard import AccessRequest, load_policies
 from guard.audit import open_store
+from guard.audit.redact import path_keys
 from guard.policy.conditions import UNKNOWN
 
 
 def _mark_unknown(args: Any, path: str) -> Any:
     """Replace the value at dotted `path` by UNKNOWN (redacted: replay treats it as unknown)."""
-    keys = path.split(".")
+    keys = path_keys(path)
     node = args
     for key in keys[:-1]:
         node = node[int(key)] if isinstance(node, list) else node[key]

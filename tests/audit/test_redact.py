@@ -12,7 +12,7 @@ from audit_kit import BEARER, RAW_API_KEY
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guard.audit.redact import SECRET_MARK, SECRET_PATTERN, Redactor, looks_secret
+from guard.audit.redact import SECRET_MARK, SECRET_PATTERN, Redactor, looks_secret, path_keys
 
 
 def test_ordinary_args_are_returned_untouched_without_copy() -> None:
@@ -141,6 +141,37 @@ def test_non_json_values_are_represented_never_crash() -> None:
     assert out["secret_bytes"] == "<redacted:secret>"  # a repr that shows a secret is redacted too
     assert set(redacted) == {"raw", "when", "obj", "secret_bytes"}
     json.dumps(out)  # what is recorded is JSON
+
+
+# keys a client chooses: dots and backslashes among them
+_KEYS = st.text(alphabet="a.\\b", min_size=1, max_size=5) | st.just("token")
+_ARGS = st.recursive(
+    st.sampled_from([1, "short", SECRET_MARK, "Bearer abcdefghijklmnopqrstuvwxyz"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_KEYS, _ARGS, max_size=4))
+def test_each_listed_path_names_exactly_the_value_redacted(args: dict[str, Any]) -> None:
+    """A key may hold `.` (`{"a.b": ...}` next to `{"a": {"b": ...}}`): listed paths
+    escape it, so each one leads to a marker, and no two lead to the same place."""
+    clean, paths = Redactor().redact(args)
+    assert len(set(paths)) == len(paths)
+    for path in paths:
+        node: Any = clean
+        for key in path_keys(path):
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        assert isinstance(node, str) and node.startswith("<redacted:"), (path, clean)
+
+
+def test_dotted_keys_are_listed_escaped_and_still_match_patterns() -> None:
+    args = {"a.b": {"pin": "1"}, "a": {"b": {"pin": "2"}}, "c\\d": {"token": "x"}}
+    clean, paths = Redactor(paths=["a.b.pin"]).redact(args)
+    assert paths == ("a\\.b.pin", "a.b.pin", "c\\\\d.token")
+    assert [path_keys(p) for p in paths] == [["a.b", "pin"], ["a", "b", "pin"], ["c\\d", "token"]]
+    assert clean["a.b"]["pin"] == clean["a"]["b"]["pin"] == "<redacted:path>"
 
 
 def test_non_string_keys_become_strings() -> None:

@@ -201,3 +201,33 @@ def test_dropping_inputs_redacted_from_a_row_is_detected(tmp_path: Path) -> None
     report = verify(store)
     assert not report.ok
     assert "edited" in str(report.first) or "hash" in str(report.first), report.first
+
+
+async def test_a_redacted_key_holding_a_dot_replays_as_that_key(tmp_path: Path) -> None:
+    """`{"b.c": <secret>}` next to `{"b": {"c": "blue"}}` were both listed as `b.c`:
+    replay marked the nested value unknown instead, and a deny rule on it, which did not
+    fire live, denied on replay (fail closed)."""
+    store = tmp_path / "s"
+    policy = """
+name: colours
+default_effect: allow
+rules:
+  - name: no_red
+    effect: deny
+    conditions: [{field: tool.args.a.b.c, operator: equals, value: red}]
+"""
+    mcp: FastMCP[Any] = FastMCP("dots")
+
+    @mcp.tool
+    def paint(a: dict[str, Any]) -> str:
+        return "painted"
+
+    mw = GuardMiddleware(policy, principal=ALICE, audit=AuditLog(store), telemetry=False)
+    mcp.add_middleware(mw)
+    async with Client(mcp) as client:
+        await client.call_tool("paint", {"a": {"b": {"c": "blue"}, "b.c": SESSION}})
+    mw.close()
+    [row] = rows(store, "method = 'tools/call'")
+    assert row["args_redacted"] == ["a.b\\.c"]
+    assert again(redecide(store, row))[:2] == recorded(row)[:2] == (True, "default")
+    assert replayed(row).args["a"]["b"]["c"] == "blue"
