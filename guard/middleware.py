@@ -400,12 +400,18 @@ class GuardMiddleware(Middleware):
                 rc = fctx.request_context
                 if rc is not None:
                     request_id = str(rc.request_id)
-                    if not request_id.isdigit():  # the client's own string: maybe anything
+                    # the client's own string: maybe anything (a digit string too: any length)
+                    if not (
+                        len(request_id) <= 20 and request_id.isascii() and request_id.isdigit()
+                    ):
                         request_id = self._request_id(request_id)
                     try:
                         session_id = fctx.session_id
                     except RuntimeError:
                         session_id = None
+                    if session_id is not None:
+                        # FastMCP falls back to the client's `mcp-session-id` header, unchecked
+                        session_id = self._request_id(session_id)
                 if server is None:
                     server = fctx.fastmcp.name
             if self._authenticator is not None and (

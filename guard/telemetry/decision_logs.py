@@ -29,6 +29,7 @@ __all__ = ["EVENT_NAME", "DecisionLogs"]
 
 EVENT_NAME: Final = "mcp_guard.decision"
 _SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
+_UNSAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
 
 
 class DecisionLogs:
@@ -42,7 +43,15 @@ class DecisionLogs:
     def __init__(self, logger_provider: Any = None) -> None:
         self._logger = _logs.get_logger("mcp_guard", logger_provider=logger_provider)
 
-    def emit(self, trace_id: str, span_id: str, event: DecisionEvent, attributes: Any) -> None:
+    def emit(
+        self,
+        trace_id: str,
+        span_id: str,
+        event: DecisionEvent,
+        attributes: Any,
+        *,
+        sampled: bool = True,
+    ) -> None:
         """Emit the record of `event`; `attributes` are the decision's span attributes."""
         decision = event.decision
         resource = event.request.resource
@@ -53,7 +62,9 @@ class DecisionLogs:
         context = None
         if trace_id and span_id:
             # the record names its decision span: a log store links it to the trace
-            span_context = SpanContext(int(trace_id, 16), int(span_id, 16), False, _SAMPLED)
+            span_context = SpanContext(
+                int(trace_id, 16), int(span_id, 16), False, _SAMPLED if sampled else _UNSAMPLED
+            )
             context = set_span_in_context(NonRecordingSpan(span_context))
         record = LogRecord(
             timestamp=time.time_ns(),

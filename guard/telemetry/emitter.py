@@ -51,13 +51,22 @@ _TARGET_ATTRIBUTE: Final = {
 class _Handle:
     """The open decision span and its hex ids (the `SpanHandle` protocol)."""
 
-    __slots__ = ("listing", "span", "span_id", "trace_id")
+    __slots__ = ("listing", "sampled", "span", "span_id", "trace_id")
 
-    def __init__(self, span: Any, trace_id: str, span_id: str, *, listing: bool = False) -> None:
+    def __init__(
+        self,
+        span: Any,
+        trace_id: str,
+        span_id: str,
+        *,
+        listing: bool = False,
+        sampled: bool = True,
+    ) -> None:
         self.span = span
         self.trace_id = trace_id
         self.span_id = span_id
         self.listing = listing
+        self.sampled = sampled
 
 
 _NO_HANDLE: Final = _Handle(None, "", "")
@@ -124,7 +133,9 @@ class GuardTelemetry:
             provider = None if decision_logs is True else decision_logs
             self._logs = DecisionLogs(provider)
         self._last_list: tuple[Any, _Handle] = (None, _NO_HANDLE)
-        if registry is None:
+        from prometheus_client import REGISTRY
+
+        if registry is None or registry is REGISTRY:
             # the one on the global registry is the default the middleware falls back to
             from guard.telemetry import _adopt_default
 
@@ -150,7 +161,12 @@ class GuardTelemetry:
             ctx = span.get_span_context()
             if not ctx.is_valid:
                 return _NO_HANDLE
-            return _Handle(span, format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"))
+            return _Handle(
+                span,
+                format(ctx.trace_id, "032x"),
+                format(ctx.span_id, "016x"),
+                sampled=ctx.trace_flags.sampled,
+            )
         except Exception:
             self._failed()
             return _NO_HANDLE
@@ -169,6 +185,7 @@ class GuardTelemetry:
                 format(ctx.trace_id, "032x"),
                 format(ctx.span_id, "016x"),
                 listing=True,
+                sampled=ctx.trace_flags.sampled,
             )
         self._last_list = (span, handle)
         return handle
@@ -198,10 +215,16 @@ class GuardTelemetry:
                 if not allowed and handle.span is not None:
                     handle.span.add_event("mcp_guard.hidden", _hidden_attributes(event))
                 if self._logs is not None:
-                    self._logs.emit(handle.trace_id, handle.span_id, event, self._attributes(event))
+                    self._logs.emit(
+                        handle.trace_id,
+                        handle.span_id,
+                        event,
+                        self._attributes(event),
+                        sampled=handle.sampled,
+                    )
                 return
             trace_id = handle.trace_id
-            if trace_id and self._exemplars:
+            if trace_id and self._exemplars and handle.sampled:  # no link to a dropped trace
                 self._observe(decision.eval_us / 1e6, {"trace_id": trace_id})
             else:
                 self._observe(decision.eval_us / 1e6)
@@ -215,7 +238,11 @@ class GuardTelemetry:
                 span.end()
             if self._logs is not None:
                 self._logs.emit(
-                    handle.trace_id, handle.span_id, event, attributes or self._attributes(event)
+                    handle.trace_id,
+                    handle.span_id,
+                    event,
+                    attributes or self._attributes(event),
+                    sampled=handle.sampled,
                 )
         except Exception:
             self._failed()

@@ -93,7 +93,8 @@ class _Folder:
 class AuditCollector(Collector):
     """Audit writer health, read from `AuditLog.stats()` callables at scrape time.
 
-    Keys read: `queue_depth`, `written`, `spilled`, `failed`, `flush_seconds_sum`,
+    Keys read: `queue_depth`, `written`, `spilled`, `failed` (plus `append_errors`:
+    records that could not be queued or encoded, lost as well), `flush_seconds_sum`,
     `flush_seconds_count`, `flush_seconds_last` (missing keys count as 0).
 
     Sources are summed, so several guarded servers in one process report one total. A
@@ -118,6 +119,7 @@ class AuditCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         totals = {"queue_depth": 0.0, "written": 0.0, "spilled": 0.0, "failed": 0.0}
+        lost = ("append_errors",)  # records dropped before the writer could write them
         flush_sum = flush_count = flush_last = 0.0
         seen = 0
         for ref in list(self._sources):
@@ -133,6 +135,8 @@ class AuditCollector(Collector):
             seen += 1
             for key in totals:
                 totals[key] += float(stats.get(key) or 0)
+            for key in lost:
+                totals["failed"] += float(stats.get(key) or 0)
             flush_sum += float(stats.get("flush_seconds_sum") or 0)
             flush_count += float(stats.get("flush_seconds_count") or 0)
             flush_last = max(flush_last, float(stats.get("flush_seconds_last") or 0))
@@ -146,7 +150,7 @@ class AuditCollector(Collector):
         for key, text in (
             ("written", "Decision records written to the store."),
             ("spilled", "Decision records spilled to the overflow file instead of the store."),
-            ("failed", "Decision records that could not be written nor spilled."),
+            ("failed", "Decision records lost: not queued, encoded, written nor spilled."),
         ):
             yield CounterMetricFamily(f"mcpguard_audit_rows_{key}", text, value=totals[key])
         yield CounterMetricFamily(

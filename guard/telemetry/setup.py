@@ -19,6 +19,7 @@ from typing import Any
 __all__ = ["configure"]
 
 logger = logging.getLogger("guard.telemetry")
+_EXPORTING: set[tuple[int, str, str | None]] = set()  # (provider, signal, endpoint) wired
 
 
 def configure(
@@ -99,7 +100,10 @@ def configure(
             provider = current
         else:
             trace.set_tracer_provider(provider)
-    provider.add_span_processor(processor)
+    key = (id(provider), "traces", _signal_url(otlp_endpoint, "traces"))
+    if key not in _EXPORTING:  # a second configure() must not export every span twice
+        _EXPORTING.add(key)
+        provider.add_span_processor(processor)
     if logs:
         _configure_logs(provider.resource, otlp_endpoint, headers, batch)
     return provider
@@ -129,8 +133,12 @@ def _configure_logs(
     processor = BatchLogRecordProcessor(exporter) if batch else SimpleLogRecordProcessor(exporter)
     current = _logs.get_logger_provider()
     if isinstance(current, LoggerProvider):  # installed already: join it, as for spans
-        current.add_log_record_processor(processor)
+        key = (id(current), "logs", _signal_url(endpoint, "logs"))
+        if key not in _EXPORTING:
+            _EXPORTING.add(key)
+            current.add_log_record_processor(processor)
         return
     provider = LoggerProvider(resource=resource)
     provider.add_log_record_processor(processor)
+    _EXPORTING.add((id(provider), "logs", _signal_url(endpoint, "logs")))
     _logs.set_logger_provider(provider)
