@@ -577,6 +577,7 @@ class AuditLog:
         try:
             self._spill.write([(batch.table, b) for b in batch.bodies], fsync=True)
         except OSError as exc:
+            self._spill_suspect = True  # part of the batch may be in the spill file
             self._last_error = repr(exc)
             logger.error(
                 "audit spill failed too (%s); %d rows kept in memory", exc, len(batch.bodies)

@@ -93,7 +93,10 @@ class SpillFile:
         for lock_path in locks:
             if lock_path == self._lock_path:
                 continue
-            fd = os.open(lock_path, os.O_RDWR)
+            try:
+                fd = os.open(lock_path, os.O_RDWR)
+            except FileNotFoundError:
+                continue  # another writer adopted it meanwhile
             try:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
