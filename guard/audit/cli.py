@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
 
-from guard.audit.log import DEFAULT_PATH
+from guard.audit.log import DEFAULT_PATH, ENV_VAR
 from guard.audit.schema import TABLES
 
 __all__ = ["COMMANDS"]
 
-_STORE = click.argument("store", type=click.Path(path_type=Path), default=DEFAULT_PATH)
+
+def _default_store() -> str:
+    """Where the guard writes by default: `$MCP_GUARD_AUDIT` (unless `off`), else
+    ./mcp-guard-audit.duckdb."""
+    env = os.environ.get(ENV_VAR, "").strip()
+    return DEFAULT_PATH if env.lower() in {"", "off", "none", "0", "false"} else env
+
+
+_STORE = click.argument("store", type=click.Path(path_type=Path), default=_default_store)
 
 
 @click.command("verify")
@@ -21,7 +30,7 @@ _STORE = click.argument("store", type=click.Path(path_type=Path), default=DEFAUL
 def verify_command(store: Path, show_all: bool) -> None:
     """Check every writer's hash chain in STORE; exit 1 naming the first bad row.
 
-    STORE defaults to ./mcp-guard-audit.duckdb (the guard's default).
+    STORE defaults to the guard's default: $MCP_GUARD_AUDIT, else ./mcp-guard-audit.duckdb.
 
     \b
     Example:
@@ -82,6 +91,8 @@ def retention_command(store: Path, days: float) -> None:
     Example:
         mcp-guard retention --days 90
     """
+    import duckdb
+
     from guard.audit.maintenance import apply_retention
 
     _require(store)
@@ -89,6 +100,8 @@ def retention_command(store: Path, days: float) -> None:
         dropped = apply_retention(store, days=days)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--days") from None
+    except (duckdb.Error, OSError) as exc:
+        raise _unreadable(exc) from None
     for table, rows in dropped.items():
         click.echo(f"{table}: {rows} row(s) older than {days:g} days deleted")
 
@@ -104,18 +117,31 @@ def tail_command(store: Path, limit: int) -> None:
         mcp-guard tail -n 5
         mcp-guard tail mcp-guard-audit.duckdb -n 100 | grep '"allowed": false'
     """
+    import duckdb
+
     from guard.audit.store import open_store
 
     _require(store)
-    with open_store(store) as con:
-        cur = con.execute(
-            "SELECT decision_id, ts::VARCHAR AS ts, method, resource, user_id, allowed, reason, "
-            "rule, policy, status, error_class FROM decision_log ORDER BY ts DESC LIMIT ?",
-            [limit],
-        )
-        names = [d[0] for d in cur.description]
-        for row in reversed(cur.fetchall()):
-            click.echo(json.dumps(dict(zip(names, row, strict=True))))
+    try:
+        with open_store(store) as con:
+            cur = con.execute(
+                "SELECT decision_id, ts::VARCHAR AS ts, method, resource, user_id, allowed, "
+                "reason, rule, policy, status, error_class FROM decision_log "
+                "ORDER BY ts DESC LIMIT ?",
+                [limit],
+            )
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+    except (duckdb.Error, OSError) as exc:
+        raise _unreadable(exc) from None
+    for row in reversed(rows):
+        click.echo(json.dumps(dict(zip(names, row, strict=True))))
+
+
+def _unreadable(exc: Exception) -> click.ClickException:
+    """A store that cannot be read (a damaged segment): said in one line, not a traceback
+    (`mcp-guard verify` names the file)."""
+    return click.ClickException(f"unreadable store: {str(exc).splitlines()[0]}")
 
 
 def _require(store: Path) -> None:

@@ -115,13 +115,20 @@ def parse_file(path: str, output_format: str = "text") -> list[PolicySpec]:
 
 
 def find_files(paths: Iterable[str], suffixes: tuple[str, ...], *, recursive: bool) -> list[Path]:
-    """Files as given, and the matching files in each directory, sorted."""
+    """Files as given, and the matching files in each directory, sorted; dotfiles in a
+    directory are left out, as loading a directory of policies does."""
     out: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             found = path.rglob("*") if recursive else path.iterdir()
-            out.extend(sorted(p for p in found if p.name.endswith(suffixes) and p.is_file()))
+            out.extend(
+                sorted(
+                    p
+                    for p in found
+                    if p.name.endswith(suffixes) and not p.name.startswith(".") and p.is_file()
+                )
+            )
         else:
             out.append(path)
     return out

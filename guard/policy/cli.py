@@ -264,7 +264,8 @@ def create(
 
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise click.ClickException(f"policy name {name!r}: use letters, digits, `_`, `-` and `.`")
-    text = _TEMPLATES[template].format(name=name)
+    # quoted: `2024`, `true`, `null` are valid names but YAML would read other types
+    text = _TEMPLATES[template].format(name=json.dumps(name))
     if description is not None:  # JSON strings are YAML strings: quoting stays right
         first, _, rest = text.partition("\ndescription: ")
         text = f"{first}\ndescription: {json.dumps(description)}\n{rest.partition(chr(10))[2]}"
@@ -300,7 +301,8 @@ def _render(specs: Sequence[PolicySpec], to: str) -> str:
 
 def _has_comments(text: str) -> bool:
     # a heuristic: canonical output cannot keep comments, so warn before dropping them
-    return any(re.match(r"^\s*#|.*\s#\s", line) for line in text.splitlines())
+    # (`#note` too; a `#` inside a quoted string only asks for --force needlessly)
+    return any(re.search(r"(^|\s)#", line) for line in text.splitlines())
 
 
 @click.command("format", cls=Command)
@@ -323,10 +325,14 @@ def format_policies(paths: tuple[str, ...], check: bool, write: bool, force: boo
         raise click.ClickException("use either --check or --write")
     files = find_files(paths, POLICY_SUFFIXES, recursive=False)
     changed: list[Path] = []
+    printed: list[str] = []  # without --check / --write: every file, in order, as one stream
     for path in files:
         specs = parse_file(str(path))
         text = path.read_text(encoding="utf-8")
         canonical = _render(specs, "json" if path.suffix == ".json" else "yaml")
+        if not check and not write:
+            printed.append(canonical)
+            continue
         if canonical == text:
             continue
         changed.append(path)
@@ -338,14 +344,10 @@ def format_policies(paths: tuple[str, ...], check: bool, write: bool, force: boo
                 )
             path.write_text(canonical, encoding="utf-8")
             click.echo(f"reformatted {path}")
-        elif check:
-            click.echo(f"would reformat {path}")
         else:
-            click.echo(canonical, nl=False)
-    if not check and not write:
-        for path in files:  # already canonical: still print it, the user asked for it
-            if path not in changed:
-                click.echo(path.read_text(encoding="utf-8"), nl=False)
+            click.echo(f"would reformat {path}")
+    if printed:  # YAML documents (JSON is YAML): what loads as the same policies
+        click.echo("---\n".join(printed), nl=False)
     if check:
         noun = "file" if len(files) == 1 else "files"
         click.echo(f"{len(changed)} of {len(files)} {noun} would be reformatted", err=True)
@@ -376,7 +378,10 @@ def convert(path: str, to: str, output: str | None) -> None:
     if output is None:
         click.echo(text, nl=False)
         return
-    Path(output).write_text(text, encoding="utf-8")
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
     click.echo(f"wrote {output} ({to})", err=True)
 
 

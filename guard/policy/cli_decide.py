@@ -128,7 +128,7 @@ def explain(
     if request_file is not None:
         if any(flags):
             raise click.ClickException("give the request either with --request or with options")
-        data = _read_request(request_file)
+        data = _read_request(request_file, output_format)
         source = request_file
     else:
         components = [c for c in (tool, resource, prompt) if c is not None]
@@ -177,20 +177,38 @@ def explain(
     sys.exit(0 if decision.allowed else 2)
 
 
-def _read_request(path: str) -> dict[str, Any]:
+def _read_request(path: str, output_format: str) -> dict[str, Any]:
+    """A request file, read as strictly as a test case (a key written twice is refused)."""
     import yaml
 
+    from guard.policy._request_form import LineLoader, LineMap
+
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        problem = PolicyProblem(
-            f"cannot read request: {exc.strerror or exc}", path, code="unreadable"
-        )
-        fail([problem], "text")
+        text = Path(path).read_text(encoding="utf-8")
+        data = yaml.load(text, Loader=LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except (OSError, UnicodeDecodeError) as exc:
+        why = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else exc.strerror or exc
+        problem = PolicyProblem(f"cannot read request: {why}", path, code="unreadable")
+        fail([problem], output_format)
     except yaml.YAMLError as exc:
-        fail([PolicyProblem(f"not valid JSON or YAML: {exc}", path, code="yaml_syntax")], "text")
+        problem = PolicyProblem(f"not valid JSON or YAML: {exc}", path, code="yaml_syntax")
+        fail([problem], output_format)
     if not isinstance(data, dict):
-        fail([PolicyProblem("a request is a mapping", path, 1, code="wrong_type")], "text")
+        fail([PolicyProblem("a request is a mapping", path, 1, code="wrong_type")], output_format)
+    problems = []
+    nodes: list[Any] = [data]
+    while nodes:  # a key written twice anywhere: YAML keeps the last one silently
+        node = nodes.pop()
+        if isinstance(node, LineMap):
+            problems += [
+                PolicyProblem(f"duplicate key {key!r}", path, line, code="duplicate_key")
+                for key, line in node.duplicates
+            ]
+            nodes.extend(node.values())
+        elif isinstance(node, list):
+            nodes.extend(node)
+    if problems:
+        fail(problems, output_format)
     return data
 
 
@@ -288,7 +306,10 @@ def run_tests(
                     f"  coverage: {decided} of {len(result.rules)} rules decided a case{never}"
                 )
     if junit is not None:
-        Path(junit).write_text(_junit_xml(report), encoding="utf-8")
+        try:
+            Path(junit).write_text(_junit_xml(report), encoding="utf-8")
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {junit}: {exc.strerror or exc}") from None
     if output_format == "json":
         emit_json({"passed": passed, "failed": failed, "errors": broken, "suites": report})
     else:

@@ -270,8 +270,9 @@ def load_suite(path: str | Path) -> Suite:
     out = Problems(str(suite_path))
     try:
         text = suite_path.read_text(encoding="utf-8")
-    except OSError as exc:
-        out.add(f"cannot read suite: {exc.strerror or exc}", code="unreadable")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else exc.strerror or exc
+        out.add(f"cannot read suite: {why}", code="unreadable")
         raise PolicyError(out) from None
     try:
         data = yaml.load(text, Loader=LineLoader)  # noqa: S506 - a SafeLoader subclass

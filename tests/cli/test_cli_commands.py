@@ -316,7 +316,7 @@ def test_explain_bad_input_exits_1(tmp_path: Path, examples: Path) -> None:
     request = tmp_path / "r.yaml"
     request.write_text("tool: t\nexpect: allow\n")
     bad_request = run("explain", policy, "--request", request)
-    assert bad_request.exit_code == 1 and f"{request}: expect: unknown key" in bad_request.output
+    assert bad_request.exit_code == 1 and f"{request}:2: expect: unknown key" in bad_request.output
     both = run("explain", policy, "--request", request, "--tool", "t")
     assert both.exit_code == 1
     broken = run("explain", _broken(tmp_path), "--tool", "t")
