@@ -15,6 +15,8 @@ store.sql("SELECT * FROM decision_log LIMIT 5")
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS: dict[str, str] = {
@@ -66,3 +68,17 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+class _Package(types.ModuleType):
+    """`guard.audit.verify` is the function: importing the submodule of that name (the
+    CLI's `verify` does) would otherwise replace it on the package with the module, and
+    `from guard.audit import verify` would then give a module."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == value.__name__:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -361,3 +361,16 @@ def test_a_backlog_of_listings_is_written_in_slices(
     ]
     report = verify(tmp_path / "s")
     assert report.ok and report.rows == 30
+
+
+def test_the_verify_function_survives_an_import_of_its_module() -> None:
+    """`mcp-guard verify` imports `guard.audit.verify`; the import system then set the
+    package's `verify` to the module, and `from guard.audit import verify` gave a module
+    (found when the README ran after a CLI test)."""
+    script = (
+        "from guard.audit.verify import verify as function\n"
+        "from guard.audit import verify\n"
+        "assert verify is function, verify"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
