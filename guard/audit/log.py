@@ -178,7 +178,8 @@ class AuditLog:
         # durable mode: decision ids whose record is not yet on disk, and who waits for them
         self._pending: set[str] = set()
         self._waiters: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = {}
-        self._durable_lock = threading.Lock()
+        # reentrant: a SIGTERM handler's close() can run while this thread holds it
+        self._durable_lock = threading.RLock()
         # counters (read by stats(); telemetry turns them into metrics at scrape time)
         self._spilled = 0
         self._reloaded = 0
@@ -445,7 +446,8 @@ class AuditLog:
         self._extra_lock = threading.Lock()
         self._wake = threading.Event()
         self._flush_lock = threading.Lock()
-        self._durable_lock = threading.Lock()
+        # reentrant: a SIGTERM handler's close() can run while this thread holds it
+        self._durable_lock = threading.RLock()
         self._flush_waiters, self._pending, self._waiters, self._unsaved = [], set(), {}, []
         if self._writer.con is not None:
             # DuckDB's threads did not survive the fork; finalizing the parent's connection
@@ -675,6 +677,8 @@ class AuditLog:
                 return
 
     def _resolve_durable(self, ids: list[str]) -> None:
+        if not ids:
+            return
         with self._durable_lock:
             if not self._pending:
                 return

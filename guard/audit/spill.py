@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from guard.audit.schema import row_body
+from guard.audit.segments import fsync_dir
 
 __all__ = ["SpillFile"]
 
@@ -31,6 +32,7 @@ class SpillFile:
         self._lock_fd: int | None = None
         self._fh: BinaryIO | None = None
         self._dirty = False
+        self._entry_synced = True  # the file's directory entry is on disk (durable mode)
         self.pending = 0  # rows in the file not yet loaded back
         self.lock = threading.RLock()
 
@@ -42,6 +44,7 @@ class SpillFile:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 self._lock_fd = fd
             self._fh = open(self.path, "ab")  # noqa: SIM115 - kept open for the writer's life
+            self._entry_synced = False
         return self._fh
 
     def write(self, rows: list[tuple[str, str]], *, fsync: bool) -> None:
@@ -62,6 +65,9 @@ class SpillFile:
             if self._dirty and self._fh is not None:
                 os.fsync(self._fh.fileno())
                 self._dirty = False
+            if not self._entry_synced:  # a new file: its name must survive power loss too
+                fsync_dir(self.directory)
+                self._entry_synced = True
 
     def read(self) -> list[tuple[str, str]]:
         """Every complete row in the file (a torn last line from a crash is skipped)."""
@@ -80,6 +86,8 @@ class SpillFile:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
+            fsync_dir(self.directory)
+            self._entry_synced = True
             self.pending = len(rows)
             self._dirty = False
 
