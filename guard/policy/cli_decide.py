@@ -134,6 +134,8 @@ def explain(
         components = [c for c in (tool, resource, prompt) if c is not None]
         if len(components) != 1:
             raise click.ClickException("give exactly one of --tool, --resource or --prompt")
+        if anonymous and (user or roles or agent or claims):
+            raise click.ClickException("--anonymous takes no --user, --role, --agent or --claim")
         data = {}
         if not anonymous:
             principal: dict[str, Any] = {"user_id": user, "roles": list(roles)}

@@ -41,6 +41,8 @@ __all__ = ["GuardTelemetry"]
 
 _INSTRUMENTATION: Final = "mcp_guard"
 _INTERNAL: Final = SpanKind.INTERNAL
+# the decisions the latency histogram times: a rule's or the default's (the policy set ran)
+_DECIDED: Final = frozenset({"rule", "default"})
 # Where the MCP semantic conventions name the component, per resource kind.
 _TARGET_ATTRIBUTE: Final = {
     "tool": "gen_ai.tool.name",
@@ -224,7 +226,9 @@ class GuardTelemetry:
                     )
                 return
             trace_id = handle.trace_id
-            if trace_id and self._exemplars and handle.sampled:  # no link to a dropped trace
+            if decision.reason not in _DECIDED:
+                pass  # refused before deciding (authentication, a guard error): no latency
+            elif trace_id and self._exemplars and handle.sampled:  # no link to a dropped trace
                 self._observe(decision.eval_us / 1e6, {"trace_id": trace_id})
             else:
                 self._observe(decision.eval_us / 1e6)

@@ -199,7 +199,7 @@ class GuardMetrics:
         )
         self.duration = Histogram(
             "mcpguard_decision_duration_seconds",
-            "Time spent deciding one request.",
+            "Time the policy set spent deciding one request (by a rule or the default).",
             buckets=DURATION_BUCKETS,
             registry=reg,
         )
