@@ -191,23 +191,45 @@ log.flush()
 """
 
 
-def test_a_writer_killed_while_loading_spilled_rows_back_stores_them_once(
-    tmp_path: Path,
-) -> None:
-    """Found in review: the heir adopted rows the dead writer had already stored."""
+def _killed_while_reloading(store: Path) -> Path:
+    """`store` of a writer killed while loading its 30 spilled rows back (all stored)."""
     from audit_kit import PYTHON, subprocess_env
 
-    store = tmp_path / "s"
     proc = subprocess.run(
         [PYTHON, "-c", _DIE_WHILE_RELOADING, str(store)], env=subprocess_env(),
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert proc.returncode == -9, proc.stderr
+    return store
+
+
+def test_a_writer_killed_while_loading_spilled_rows_back_stores_them_once(
+    tmp_path: Path,
+) -> None:
+    """Found in review: the heir adopted rows the dead writer had already stored."""
+    store = _killed_while_reloading(tmp_path / "s")
     assert _distinct(store) == (30, 30)
     heir = AuditLog(store)  # adopts the dead writer's spill file
     heir.close()
     assert _distinct(store) == (30, 30)
     assert heir.stats()["spill_pending"] == 0 and verify(store).ok
+
+
+def test_an_orphan_adopted_by_another_worker_meanwhile_does_not_store_rows_twice(
+    tmp_path: Path,
+) -> None:
+    """Workers starting at once race to adopt dead writers' spill files: a lock file gone
+    between listing and opening (another worker adopted it) raised, and the rows adopted
+    before it skipped the duplicate check: stored twice."""
+    import os
+
+    store = _killed_while_reloading(tmp_path / "s")
+    # listed but gone when opened, deterministically: a dangling link
+    os.symlink(store / "spill" / "gone-meanwhile", store / "spill" / "zzzz-other-worker.lock")
+    heir = AuditLog(store)
+    heir.close()
+    assert _distinct(store) == (30, 30)
+    assert verify(store).ok
 
 
 def test_a_spill_file_that_cannot_be_rewritten_stores_its_rows_once(

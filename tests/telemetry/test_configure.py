@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -102,16 +103,45 @@ provider.shutdown()
 """
 
 
+def _run(script: str, url: str) -> subprocess.CompletedProcess[str]:
+    """`script` in a fresh interpreter, exporting to the receiver at `url`."""
+    env = {**os.environ, "PYTHONPATH": str(_REPO)}
+    result = subprocess.run(
+        [sys.executable, "-c", script, url],
+        capture_output=True, text=True, timeout=90, env=env, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 def test_configure_joins_a_tracer_provider_the_application_installed() -> None:
     """OpenTelemetry keeps the first global provider: configure() used to build a second
     one nobody used, so no span ever reached its exporter, silently."""
     with otlp_receiver() as receiver:
-        env = {**os.environ, "PYTHONPATH": str(_REPO)}
-        result = subprocess.run(
-            [sys.executable, "-c", _ALREADY_TRACING, receiver.url],
-            capture_output=True, text=True, timeout=90, env=env, check=False,
-        )  # fmt: skip
-        assert result.returncode == 0, result.stderr
+        result = _run(_ALREADY_TRACING, receiver.url)
         (span,) = receiver.wait_for(lambda s: s.name == "authorize get_weather")
     assert span.service == "the-app"  # the application's resource stays
     assert "already installed" in result.stderr
+
+
+_TWICE = """
+import sys
+from opentelemetry import trace
+from guard.telemetry import configure
+
+configure(service_name="svc", otlp_endpoint=sys.argv[1], batch=False)
+configure(service_name="svc", otlp_endpoint=sys.argv[1], batch=False)
+trace.get_tracer("guard").start_span("authorize get_weather").end()
+trace.get_tracer_provider().shutdown()
+"""
+
+
+def test_configure_called_twice_exports_each_span_once() -> None:
+    """An app factory run twice found its own provider installed, joined it and added a
+    second exporter: every span (and decision log) was exported twice from then on."""
+    with otlp_receiver() as receiver:
+        _run(_TWICE, receiver.url)
+        receiver.wait_for(lambda s: s.name == "authorize get_weather")
+        time.sleep(0.5)  # a second copy would have arrived by now
+        got = [s for s in receiver.spans if s.name == "authorize get_weather"]
+    assert len(got) == 1, f"exported {len(got)} times"
