@@ -66,3 +66,19 @@ def test_readme_section_runs(
             asyncio.run(result)
         ran += 1
     assert ran or any("file=" in info for info, _ in blocks)
+
+
+def test_the_explain_sample_is_what_explain_prints() -> None:
+    """The README's `explain` sample, for `examples/policies/`: its verdict lines and the
+    policy set's hash (which had gone stale when the canonical form changed)."""
+    from click.testing import CliRunner
+
+    from guard.cli import main
+
+    [sample] = [b for i, b in _blocks(README.read_text()) if b.startswith("DENIED by rule")]
+    policies = README.parent / "examples" / "policies"
+    args = ["explain", f"{policies}/", "--user", "alice", "--role", "user", "--tool",
+            "get_forecast", "--arg", "days=30"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2  # denied
+    assert result.output.splitlines()[:3] == sample.splitlines()[:3]
