@@ -35,6 +35,9 @@ from guard._fastmcp import (
 )
 from guard._ids import uuid7
 from guard.audit.log import DEFAULT, resolve_audit
+
+# shorter ASCII names cannot hold a credential's shape, nor be too long to show
+from guard.audit.redact import _MIN_SECRET_LEN as _SHORT_NAME
 from guard.audit.redact import SECRET_MARK, Redactor
 from guard.errors import AuthenticationError
 from guard.events import DecisionEvent
@@ -134,6 +137,7 @@ _NO_SPAN: Final = _NoSpan()
 # what `DecisionEvent.inputs_redacted` says of a resource shown with a redacted URI
 _URI_FIELDS: Final = ("resource_uri",)
 _URI_NAME_FIELDS: Final = ("resource", "resource_uri")
+_NAME_FIELDS: Final = ("resource",)
 
 
 _DURABLE_TIMEOUT_S = 10.0  # how long a durable record may take before the call is denied
@@ -498,6 +502,17 @@ class GuardMiddleware(Middleware):
                     call.principal, shown, action, args, call.now, method, call.context
                 )
                 hidden = _URI_FIELDS if shown.name == resource.name else _URI_NAME_FIELDS
+        elif not resource.found and (
+            len(resource.name) >= _SHORT_NAME or not resource.name.isascii()
+        ):
+            # a component the server does not have: its name is the caller's text, shown
+            # (traced, logged, recorded) bounded and without what looks like a credential
+            shown = self._shown_name(resource)
+            if shown is not resource:
+                request = AccessRequest(
+                    call.principal, shown, action, args, call.now, method, call.context
+                )
+                hidden = _NAME_FIELDS
         # a component of a listing: the listing's id and the component's position in it
         decision_id = uuid7() if listing is None else f"{listing.id}.{len(listing.events) + 1}"
         event = DecisionEvent(
@@ -533,6 +548,13 @@ class GuardMiddleware(Middleware):
                 if queued:  # its record says what was decided: say the call did not run
                     self._outcome(event, time.perf_counter(), UnobservedDecision())
         return event
+
+    def _shown_name(self, resource: Resource) -> Resource:
+        try:
+            name = self._redactor.text(resource.name)
+        except Exception:  # what cannot be cleaned is not shown
+            name = SECRET_MARK
+        return resource if name is resource.name else replace(resource, name=name)
 
     def _shown(self, resource: Resource, args: Mapping[str, Any]) -> Resource:
         try:
