@@ -40,6 +40,18 @@ rules:
 """
 
 
+# a namespace deny rule: mounted, proxied and app tools in namespace `hr` must meet it
+NO_HR = """
+name: p
+default_effect: allow
+rules:
+  - name: no_hr
+    effect: deny
+    tools: {namespaces: [hr]}
+    actions: ["*"]
+"""
+
+
 class Recorder(NoTelemetry):
     """The `Telemetry` protocol, keeping what the middleware told it."""
 

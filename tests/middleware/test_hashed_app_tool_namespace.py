@@ -9,21 +9,11 @@ from typing import Any
 from fastmcp import Client, FastMCP
 from fastmcp.apps.app import FastMCPApp
 from fastmcp.server.providers.addressing import hashed_backend_name
-from mw_support import Recorder
+from mw_support import NO_HR, Recorder
 
 from guard import GuardMiddleware, Principal
 
 ALICE = Principal("alice", roles=("user",), auth_method="test")
-
-NO_HR = """
-name: p
-default_effect: allow
-rules:
-  - name: no_hr
-    effect: deny
-    tools: {namespaces: [hr]}
-    actions: ["*"]
-"""
 
 
 def composed(recorder: Recorder) -> FastMCP[Any]:

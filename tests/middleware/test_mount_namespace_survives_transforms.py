@@ -15,21 +15,11 @@ from fastmcp import Client, FastMCP
 from fastmcp.server import create_proxy
 from fastmcp.server.transforms.tool_transform import ToolTransform
 from fastmcp.tools.tool_transform import ToolTransformConfig
-from mw_support import Recorder
+from mw_support import NO_HR, Recorder
 
 from guard import GuardMiddleware, Principal
 
 ALICE = Principal("alice", roles=("user",), auth_method="test")
-
-NO_HR = """
-name: p
-default_effect: allow
-rules:
-  - name: no_hr
-    effect: deny
-    tools: {namespaces: [hr]}
-    actions: ["*"]
-"""
 
 
 def _main(hr: FastMCP[Any], recorder: Recorder) -> FastMCP[Any]:
