@@ -134,10 +134,6 @@ class _NoSpan:
 
 
 _NO_SPAN: Final = _NoSpan()
-# what `DecisionEvent.inputs_redacted` says of a resource shown with a redacted URI
-_URI_FIELDS: Final = ("resource_uri",)
-_URI_NAME_FIELDS: Final = ("resource", "resource_uri")
-_NAME_FIELDS: Final = ("resource",)
 
 
 _DURABLE_TIMEOUT_S = 10.0  # how long a durable record may take before the call is denied
@@ -261,6 +257,7 @@ class GuardMiddleware(Middleware):
         else:
             self._telemetry = telemetry
         self._cache = ResourceCache()
+        self._session_shown: tuple[str, str] = ("", "")  # last session id and how it is shown
         self._lookups = LookupCache(lookup_ttl)
         self._typed_hooks: dict[str | None, Callable[..., Awaitable[Any]]] = {
             "tools/call": self.on_call_tool,
@@ -414,8 +411,13 @@ class GuardMiddleware(Middleware):
                     except RuntimeError:
                         session_id = None
                     if session_id is not None:
-                        # FastMCP falls back to the client's `mcp-session-id` header, unchecked
-                        session_id = self._request_id(session_id)
+                        # FastMCP falls back to the client's `mcp-session-id` header, unchecked;
+                        # a session's requests repeat it: checked once while it repeats
+                        seen, shown = self._session_shown
+                        if session_id != seen:
+                            shown = self._request_id(session_id)
+                            self._session_shown = (session_id, shown)
+                        session_id = shown
                 if server is None:
                     server = fctx.fastmcp.name
             if self._authenticator is not None and (
@@ -501,7 +503,7 @@ class GuardMiddleware(Middleware):
                 request = AccessRequest(
                     call.principal, shown, action, args, call.now, method, call.context
                 )
-                hidden = _URI_FIELDS if shown.name == resource.name else _URI_NAME_FIELDS
+                hidden = Redactor.fields(resource, shown)
         elif not resource.found and (
             len(resource.name) >= _SHORT_NAME or not resource.name.isascii()
         ):
@@ -512,7 +514,7 @@ class GuardMiddleware(Middleware):
                 request = AccessRequest(
                     call.principal, shown, action, args, call.now, method, call.context
                 )
-                hidden = _NAME_FIELDS
+                hidden = Redactor.fields(resource, shown)
         # a component of a listing: the listing's id and the component's position in it
         decision_id = uuid7() if listing is None else f"{listing.id}.{len(listing.events) + 1}"
         event = DecisionEvent(

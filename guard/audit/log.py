@@ -225,11 +225,8 @@ class AuditLog:
             resource = request.resource
             if resource.uri is not None:  # a URI can carry what redaction took from args
                 shown = self._redactor.resource(resource, request.args, args, redacted)
-                if shown is not resource:
-                    if shown.name != resource.name:
-                        fields = ("resource", "resource_uri")
-                    elif not fields:
-                        fields = ("resource_uri",)
+                if shown is not resource:  # (not shown redacted by the middleware already)
+                    fields = Redactor.fields(resource, shown)
                     resource = shown
             inputs = (fields, in_context) if fields or in_context else None
             item = (

@@ -73,6 +73,9 @@ _MARKS: Final = re.compile(r"(<redacted:[^>]*>)")  # markers already in a text
 _PASSWORD: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:)?(//[^/?#@:]*):([^/?#]*)@")
 _SEPARATORS: Final = re.compile(r"([&;])")
 PATH_MARK: Final = "<redacted:path>"
+_URI_FIELDS: Final = ("resource_uri",)
+_URI_NAME_FIELDS: Final = ("resource", "resource_uri")
+_NAME_FIELDS: Final = ("resource",)
 
 
 def _escaped(key: str) -> str:
@@ -302,6 +305,16 @@ class Redactor:
             return resource
         name = uri if resource.name == resource.uri else resource.name
         return dataclasses.replace(resource, uri=uri, name=name)
+
+    @staticmethod
+    def fields(resource: Any, shown: Any) -> tuple[str, ...]:
+        """The columns (`inputs_redacted`) that `shown`, what `resource` or `text` made
+        of `resource`, no longer shows as sent: `resource_uri`, and `resource` (the name)."""
+        if shown is resource:
+            return ()
+        if shown.uri == resource.uri:
+            return _NAME_FIELDS
+        return _URI_FIELDS if shown.name == resource.name else _URI_NAME_FIELDS
 
     def text(self, value: str, max_chars: int | None = None) -> str:
         """A single string the client chose outside the arguments (a JSON-RPC request id)

@@ -216,10 +216,6 @@ class RowBuilder:
             shadow = _fragment(zip(_SHADOW_COLUMNS, _shadow(sh), strict=True))
         return f'{outcome},"eval_us":{"null" if eval_us is None else repr(eval_us)},{shadow}'
 
-    def _resource(self, r: Any) -> list[Any]:
-        """The resource columns' values."""
-        return self._resource_redacted(r)[0]
-
     def _resource_redacted(self, r: Any) -> tuple[list[Any], tuple[str, ...]]:
         meta, redacted = self.redactor.redact(r.meta) if r.meta else (None, ())
         values = [

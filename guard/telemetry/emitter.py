@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from guard.policy.model import UNKNOWN_COMPONENT
+from guard.policy.model import UNKNOWN_COMPONENT, Reason
 from guard.telemetry.metrics import GuardMetrics
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ __all__ = ["GuardTelemetry"]
 _INSTRUMENTATION: Final = "mcp_guard"
 _INTERNAL: Final = SpanKind.INTERNAL
 # the decisions the latency histogram times: a rule's or the default's (the policy set ran)
-_DECIDED: Final = frozenset({"rule", "default"})
+_DECIDED: Final = frozenset({Reason.RULE, Reason.DEFAULT})
 # Where the MCP semantic conventions name the component, per resource kind.
 _TARGET_ATTRIBUTE: Final = {
     "tool": "gen_ai.tool.name",

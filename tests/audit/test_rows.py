@@ -86,7 +86,7 @@ def plain_values(rows: RowBuilder, item: tuple[Any, ...]) -> list[Any]:
         _text(did), ts, ts if t is None else to_us(t), _text(trace_id or None),
         _text(span_id or None), _text(server), _text(transport), _text(session_id),
         _text(request_id), _text(method), _text(action),
-        *rows._resource(r), *rows.principal(p),
+        *rows._resource_redacted(r)[0], *rows.principal(p),
         _dumps(context) if context else None, args_json, list(redacted), digest,
         d.allowed, d.reason, d.rule, d.policy, d.policy_hash or None, list(d.matched_rules),
         list(d.errors), d.rules_evaluated, _number(d.eval_us),
