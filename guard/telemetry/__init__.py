@@ -75,7 +75,9 @@ class Telemetry(Protocol):
     """What the middleware calls; implementations must never raise into the request path."""
 
     def start_decision(self, method: str, target: str) -> SpanHandle:
-        """Open the decision span (child of the current span); called before deciding."""
+        """Open the decision span (child of the current span); called before deciding.
+        A listing (`method` ending in `/list`) calls it once, with `target` empty, and
+        passes the handle to `end_decision` for each of its components."""
         ...
 
     def end_decision(self, handle: SpanHandle, event: DecisionEvent) -> None:

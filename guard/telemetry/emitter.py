@@ -134,7 +134,6 @@ class GuardTelemetry:
 
             provider = None if decision_logs is True else decision_logs
             self._logs = DecisionLogs(provider)
-        self._last_list: tuple[Any, _Handle] = (None, _NO_HANDLE)
         from prometheus_client import REGISTRY
 
         if registry is None or registry is REGISTRY:
@@ -174,23 +173,17 @@ class GuardTelemetry:
             return _NO_HANDLE
 
     def _list_handle(self, span: Any) -> _Handle:
-        # A listing asks once per component under the same server span: reuse its handle.
-        cached = self._last_list
-        if cached[0] is span:
-            return cached[1]
+        # A listing's components are decided under its server span: one handle for all.
         ctx = span.get_span_context()
         if not ctx.is_valid:
-            handle = _NO_LIST_HANDLE
-        else:
-            handle = _Handle(
-                span if span.is_recording() and self._list_events else None,
-                format(ctx.trace_id, "032x"),
-                format(ctx.span_id, "016x"),
-                listing=True,
-                sampled=ctx.trace_flags.sampled,
-            )
-        self._last_list = (span, handle)
-        return handle
+            return _NO_LIST_HANDLE
+        return _Handle(
+            span if span.is_recording() and self._list_events else None,
+            format(ctx.trace_id, "032x"),
+            format(ctx.span_id, "016x"),
+            listing=True,
+            sampled=ctx.trace_flags.sampled,
+        )
 
     def end_decision(self, handle: Any, event: DecisionEvent) -> None:
         """Count the decision, observe its latency (exemplar: trace id), end the span."""

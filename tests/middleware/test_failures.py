@@ -169,10 +169,13 @@ async def test_decision_without_a_span_is_denied_and_still_recorded(tmp_path: An
     async with Client(mcp) as client:
         with pytest.raises(ToolError, match="Unknown tool"):
             await client.call_tool("echo", {"text": "x"})
+        assert await client.list_tools() == []  # a listing without its span shows nothing
     mw.close()
     with open_store(tmp_path / "audit") as db:
-        rows = db.sql("SELECT resource, allowed, reason FROM decisions").fetchall()
-    assert rows == [("echo", False, "error")]
+        rows = db.sql("SELECT resource, allowed, reason FROM decisions WHERE action = 'call'")
+        listed = db.sql("SELECT DISTINCT allowed, reason FROM decisions WHERE action = 'list'")
+        assert rows.fetchall() == [("echo", False, "error")]
+        assert listed.fetchall() == [(False, "error")]
     assert "observe" in telemetry.errors
 
 
