@@ -30,8 +30,18 @@ from typing import TYPE_CHECKING, Any, Final
 from guard._ids import uuid7
 from guard.audit import _process
 from guard.audit.redact import Redactor
-from guard.audit.rows import DECISION, LISTING, OUTCOME, RowBuilder, outcome_body
-from guard.audit.schema import TABLES
+from guard.audit.rows import (
+    DECISION,
+    LISTING,
+    OUTCOME,
+    RowBuilder,
+    inline_items,
+    outcome_body,
+    set_items,
+    set_reference,
+)
+from guard.audit.schema import TABLES, itemset_line
+from guard.audit.segments import fsync_dir
 from guard.audit.spill import SpillFile
 from guard.audit.writer import HOT_MAX_AGE, HOT_MAX_ROWS, Batch, SegmentWriter
 
@@ -65,6 +75,7 @@ DEFAULT: Final = _Default()
 WRITE_MAX_ROWS: Final = 5_000  # rows per write when a flush has more ...
 WRITE_MAX_CHARS: Final = 8 * 1024 * 1024  # ... and listings per write (a backlog of big
 # listings must not be encoded all at once: 25,000 listings of 100 tools are 700 MB)
+_MAX_ITEMSETS: Final = 65_536  # item sets a writer remembers having filed
 _RELOAD_RETRY_SECONDS: Final = 1.0  # how often a failing store is retried without traffic
 
 
@@ -175,6 +186,9 @@ class AuditLog:
         self._unsaved: list[tuple[str, list[str], list[str]]] = []
         self._policies_pending: list[tuple[str, bytes]] = []
         self._policies_seen: set[str] = set()
+        # item sets filed (`itemsets/`), writer thread only: a listing whose items are one
+        # of them names it instead of holding its items (see `schema.LISTING_COLUMNS`)
+        self._itemsets: set[str] = set()
         # durable mode: decision ids whose record is not yet on disk, and who waits for them
         self._pending: set[str] = set()
         self._waiters: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = {}
@@ -463,7 +477,7 @@ class AuditLog:
 
     def _prepare_store(self) -> None:
         try:
-            for sub in (*TABLES, "policies", "writers", "anchors"):
+            for sub in (*TABLES, "policies", "itemsets", "writers", "anchors"):
                 (self.path / sub).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             self._last_error = repr(exc)
@@ -531,7 +545,7 @@ class AuditLog:
         gc.disable()
         try:
             cache: dict[Any, Any] = {}
-            body, listing_body = self._rows.body, self._rows.listing_body
+            body, listing_row = self._rows.body, self._listing_row
             decisions, outcomes, listings, ids = [], [], [], []
             listing_chars = 0
             durable = self.durable
@@ -547,7 +561,7 @@ class AuditLog:
                     elif kind == OUTCOME:
                         outcomes.append(outcome_body(item))
                     else:
-                        listings.append(encoded := listing_body(item, cache))
+                        listings.append(encoded := listing_row(item, cache))
                         listing_chars += len(encoded)
                         if listing_chars > WRITE_MAX_CHARS:  # a listing can be 30 KB
                             self._writer.submit("listings", listings, [])
@@ -565,6 +579,39 @@ class AuditLog:
         finally:
             if paused:
                 gc.enable()
+
+    def _listing_row(self, item: tuple[Any, ...], cache: dict[Any, Any]) -> str:
+        """A listing's row body, naming its item set when that set is filed (filing it
+        first if new); with its items inline when the set cannot be filed."""
+        head, items, evals = self._rows.listing_parts(item, cache)
+        digest, line = itemset_line(set_items(items))
+        if digest in self._itemsets or self._file_itemset(digest, line):
+            return f"{head},{set_reference(digest, evals)}"
+        return f"{head},{inline_items(items, evals)}"
+
+    def _file_itemset(self, digest: str, line: bytes) -> bool:
+        """Write item set `digest` to `itemsets/` (once for all writers: the name is the
+        content's hash), durably: the rows naming it may outlive a crash. False if it
+        could not be written."""
+        directory = self.path / "itemsets"
+        target = directory / f"{digest}.jsonl"
+        try:
+            if not target.exists():
+                directory.mkdir(exist_ok=True)
+                tmp = directory / f".{digest}.{self.writer_id}.tmp"
+                with open(tmp, "wb") as f:
+                    f.write(line)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, target)
+                fsync_dir(directory)
+        except OSError as exc:
+            self._last_error = repr(exc)
+            return False
+        if len(self._itemsets) >= _MAX_ITEMSETS:
+            self._itemsets.clear()  # bounded; a set met again is found on disk
+        self._itemsets.add(digest)
+        return True
 
     def _batch_written(self, batch: Batch) -> None:
         if batch.ids and self.durable:

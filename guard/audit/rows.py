@@ -132,40 +132,51 @@ class RowBuilder:
         return body
 
     def listing_body(self, item: tuple[Any, ...], cache: dict[Any, Any] | None = None) -> str:
-        """The body of a `listings` row for a queued listing: `(LISTING, listing id,
-        timestamp, principal, action, clock, context, context paths redacted, server,
-        transport, session id, request id, method, trace id, span id, entries)`, each entry
-        `(decision id, resource, decision, shadow)`. What `schema.row_body("listings",
-        values)` gives."""
+        """The body of a `listings` row for a queued listing, its items inline: `(LISTING,
+        listing id, timestamp, principal, action, clock, context, context paths redacted,
+        server, transport, session id, request id, method, trace id, span id, entries)`,
+        each entry `(decision id, resource, decision, shadow)`. What
+        `schema.row_body("listings", values)` gives."""
+        head, items, evals = self.listing_parts(item, cache)
+        return f"{head},{inline_items(items, evals)}"
+
+    def listing_parts(
+        self, item: tuple[Any, ...], cache: dict[Any, Any] | None = None
+    ) -> tuple[str, list[tuple[str, str]], list[float | None]]:
+        """A queued listing's row in parts: its body up to its items (no comma after), and
+        per item the JSON of its fields before `eval_us` and after it (from a comma), and
+        its `eval_us`. `inline_items` and `set_items` put them together."""
         (_, lid, ts, p, action, t, context, in_context, server, transport, session_id,
          request_id, method, trace_id, span_id, entries) = item  # fmt: skip
         if cache is None:
             cache = {}
-        resource_json, answer_json = self._resource_json, self._answer_json
+        resource_json, outcome_json = self._resource_json, self._outcome_json
         principal, claims_redacted = self._principal_json(cache, p)
-        parts = []
+        items: list[tuple[str, str]] = []
+        evals: list[float | None] = []
         # An item's id is its listing's id and its position (`L.1`, `L.2`, ...), as the
         # middleware numbers them: left out, and derived by the `decisions` view, unless
         # the caller numbered them otherwise (a fifth of a tool listing's bytes).
         prefix = f"{lid}."
         for n, (did, r, d, sh) in enumerate(entries, 1):
-            (resource, meta_redacted), answer = (
-                resource_json(cache, r, item=True),
-                answer_json(cache, d, sh, item=True),
+            resource, meta_redacted = resource_json(cache, r, item=True)
+            before = outcome_json(cache, d)
+            if resource:  # always, but for a hostile resource
+                before = f"{resource},{before}"
+            if did != f"{prefix}{n}":
+                before = f'"decision_id":{_q(did)},{before}'
+            after = (
+                ""
+                if sh is None
+                else f",{_fragment(zip(_SHADOW_COLUMNS, _shadow(sh), strict=True), item=True)}"
             )
             if in_context or meta_redacted or claims_redacted:
-                answer += _inputs_json((), meta_redacted, claims_redacted, in_context)
-            if did == f"{prefix}{n}":
-                did = None
-            if did is None and resource:  # always, but for a hostile resource
-                parts.append(f"{{{resource},{answer}}}")
-            else:
-                fields = (None if did is None else f'"decision_id":{_q(did)}', resource, answer)
-                parts.append("{" + ",".join(filter(None, fields)) + "}")
-        items = ",".join(parts)
+                after += _inputs_json((), meta_redacted, claims_redacted, in_context)
+            items.append((before, after))
+            evals.append(_number(d.eval_us))
         request = _request_json(cache, lid, ts, t, trace_id, span_id, server, transport,
                                 session_id, request_id, method, action)  # fmt: skip
-        return f'{request},{principal},{_context_json(context)},"items":[{items}]'
+        return f"{request},{principal},{_context_json(context)}", items, evals
 
     # Fragments repeat across a batch (one principal makes many requests, a listing names
     # the same components each time): each is encoded once per batch, in `cache`.
@@ -192,24 +203,27 @@ class RowBuilder:
         return str(hit[1]), hit[2]
 
     @staticmethod
-    def _answer_json(cache: dict[Any, Any], d: Any, sh: Any, *, item: bool = False) -> str:
-        """The decision columns from `allowed` to `shadow_policy_hash` (of a listing
-        `item`: without its NULL fields)."""
+    def _outcome_json(cache: dict[Any, Any], d: Any) -> str:
+        """A listing item's decision columns from `allowed` to `rules_evaluated`, without
+        NULL fields."""
         key = (d.allowed, d.reason, d.rule, d.policy, d.policy_hash, d.matched_rules,
-               d.errors, d.rules_evaluated, item)  # fmt: skip
+               d.errors, d.rules_evaluated, True)  # fmt: skip
+        outcome: str | None = cache.get(key)
+        if outcome is None:
+            pairs = zip(_OUTCOME_COLUMNS, _outcome(d), strict=True)
+            outcome = cache[key] = _fragment(pairs, item=True)
+        return outcome
+
+    @staticmethod
+    def _answer_json(cache: dict[Any, Any], d: Any, sh: Any) -> str:
+        """The decision columns from `allowed` to `shadow_policy_hash`."""
+        key = (d.allowed, d.reason, d.rule, d.policy, d.policy_hash, d.matched_rules,
+               d.errors, d.rules_evaluated, False)  # fmt: skip
         outcome = cache.get(key)
         if outcome is None:
             pairs = zip(_OUTCOME_COLUMNS, _outcome(d), strict=True)
-            outcome = cache[key] = _fragment(pairs, item=item)
+            outcome = cache[key] = _fragment(pairs)
         eval_us = _number(d.eval_us)
-        if item:
-            if eval_us is not None:
-                outcome = f'{outcome},"eval_us":{eval_us!r}'
-            if sh is None:
-                return outcome
-            return (
-                f"{outcome},{_fragment(zip(_SHADOW_COLUMNS, _shadow(sh), strict=True), item=True)}"
-            )
         if sh is None:
             shadow = _SHADOW_NULL
         else:
@@ -271,6 +285,28 @@ def _request_json(
         f'"trace_id":{_q(trace_id or None)},"span_id":{_q(span_id or None)},{where[0]},'
         f'"session_id":{_q(session_id)},"request_id":{_q(request_id)},{where[1]}'
     )  # fmt: skip
+
+
+def inline_items(items: list[tuple[str, str]], evals: list[float | None]) -> str:
+    """A listing's `items` field holding its items (`RowBuilder.listing_parts`)."""
+    return (
+        '"items":['
+        + ",".join(
+            f"{{{before}{after}}}" if ev is None else f'{{{before},"eval_us":{ev!r}{after}}}'
+            for (before, after), ev in zip(items, evals, strict=True)
+        )
+        + "]"
+    )
+
+
+def set_items(items: list[tuple[str, str]]) -> str:
+    """The items of a listing as its item set files them: without their `eval_us`."""
+    return "[" + ",".join(f"{{{before}{after}}}" for before, after in items) + "]"
+
+
+def set_reference(digest: str, evals: list[float | None]) -> str:
+    """A listing's fields from `items` to `items_eval_us` when its item set is filed."""
+    return f'"items":null,"items_sha256":"{digest}","items_eval_us":{_dumps(evals)}'
 
 
 def _inputs_json(

@@ -26,6 +26,7 @@ __all__ = [
     "chain_hash",
     "empty_args_sha256",
     "first_columns",
+    "itemset_line",
     "row_body",
 ]
 
@@ -129,6 +130,13 @@ def _items_type(fields: Sequence[tuple[str, str]]) -> str:
 LISTING_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     *((name, dict(DECISION_COLUMNS)[name]) for name in _SHARED_NAMES),
     ("items", _items_type(LISTING_ITEM_COLUMNS)),
+    # A listing's items are mostly the same from one request to the next (the same caller
+    # lists the same components, with the same answers): the writer files each distinct
+    # list of items once, as an item set (`itemsets/<items_sha256>.jsonl`), and a listing
+    # then names it here instead of holding `items` (NULL). `items_eval_us` holds what
+    # differs, each item's decision time, in item order. See `itemset_line`.
+    ("items_sha256", "VARCHAR"),
+    ("items_eval_us", "DOUBLE[]"),
     *OUTCOME_COLUMNS[-4:],  # the chain columns
 )
 
@@ -142,7 +150,13 @@ TIMESTAMP_COLUMNS: Final = frozenset({"ts", "request_time"})
 
 # Columns (and listing item fields) added after the first release: NULL, they are not in
 # the canonical form, so rows written before them keep their bytes and hashes.
-ADDED_COLUMNS: Final = frozenset({"inputs_redacted"})
+ADDED_COLUMNS: Final = frozenset({"inputs_redacted", "items_sha256", "items_eval_us"})
+
+# An item set file holds one line: `ITEMSET_PREFIX`, the set's SHA-256 (hex), `ITEMSET_MID`,
+# the items (the JSON array a listing would hold, without the items' `eval_us`), `}`.
+# The hash is over the array's exact UTF-8 bytes: `verify` recomputes it from the line.
+ITEMSET_PREFIX: Final = '{"items_sha256":"'
+ITEMSET_MID: Final = '","items":'
 
 # prev_hash of the first row of every chain
 GENESIS: Final = "0" * 64
@@ -158,6 +172,16 @@ def first_columns(table: str) -> tuple[tuple[str, str], ...]:
         for name, typ in TABLES[table]
         if name not in ADDED_COLUMNS
     )
+
+
+def itemset_line(items_json: str) -> tuple[str, bytes]:
+    """`(items_sha256, the file's line)` of an item set whose items are `items_json`."""
+    try:
+        data = items_json.encode()
+    except UnicodeEncodeError:  # lone surrogates: filed and hashed as "?", as rows are
+        data = items_json.encode("utf-8", "replace")
+    digest = hashlib.sha256(data).hexdigest()
+    return digest, f"{ITEMSET_PREFIX}{digest}{ITEMSET_MID}".encode() + data + b"}\n"
 
 
 def json_encoder(*, sort_keys: bool, default: Any = None) -> Any:

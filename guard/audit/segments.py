@@ -6,6 +6,7 @@ STORE/                       the store path (e.g. ./mcp-guard-audit.duckdb) is a
   decisions/W-000000000001.parquet   the same rows once converted (25,000 rows or 30 s)
   outcomes/W-000000000001.parquet
   policies/<policy_hash>.jsonl       policy texts, once per content hash
+  itemsets/<items_sha256>.jsonl      a listing's items, once per content hash
   writers/W.json                     head of each of W's chains (truncation evidence)
   anchors/<table>-W.json             where retention cut W's chain
   spill/W.jsonl                      rows that could not be written yet (local, fsync'd)

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from guard.audit.schema import TABLES, empty_args_sha256
-from guard.audit.segments import json_select, live_segments, scan_segments
+from guard.audit.schema import LISTING_COLUMNS, TABLES, empty_args_sha256
+from guard.audit.segments import MAX_ROW_BYTES, json_select, live_segments, scan_segments
 from guard.errors import AuditError
 
 __all__ = ["AuditStore", "open_store"]
@@ -36,6 +36,12 @@ POLICY_COLUMNS: Final = {
     "recorded_at": "TIMESTAMPTZ",
 }
 
+# an item set file's line (`schema.itemset_line`)
+ITEMSET_COLUMNS: Final = (
+    ("items_sha256", "VARCHAR"),
+    ("items", dict(LISTING_COLUMNS)["items"]),
+)
+
 _DECISION_LOG = """
 CREATE OR REPLACE VIEW decision_log AS
 SELECT d.*, o.ts AS outcome_ts, o.status, o.duration_us, o.error_class
@@ -43,19 +49,26 @@ FROM decisions d LEFT JOIN outcomes o USING (decision_id)
 """
 
 # One record per component of each listing; a listing has no arguments. An item stored
-# without its id has the listing's id and its position, from 1 (`rows.listing_body`).
+# without its id has the listing's id and its position, from 1 (`rows.listing_parts`). A
+# listing naming an item set (`items_sha256`) takes its items from it, and each item's
+# `eval_us` from `items_eval_us`.
 _DECISIONS = f"""
 CREATE OR REPLACE VIEW decisions AS
 SELECT * FROM decision_rows
 UNION ALL BY NAME
-SELECT * EXCLUDE (_listing, _position)
-    REPLACE (coalesce(decision_id, _listing || '.' || _position) AS decision_id)
+SELECT * EXCLUDE (_listing, _position, _evals)
+    REPLACE (
+        coalesce(decision_id, _listing || '.' || _position) AS decision_id,
+        coalesce(eval_us, _evals[_position]) AS eval_us
+    )
 FROM (
-    SELECT * EXCLUDE (decision_id, items), decision_id AS _listing,
-        unnest(items, max_depth := 2), generate_subscripts(items, 1) AS _position,
+    SELECT l.* EXCLUDE (decision_id, items, items_sha256, items_eval_us),
+        l.decision_id AS _listing, l.items_eval_us AS _evals,
+        unnest(coalesce(l.items, s.items), max_depth := 2),
+        generate_subscripts(coalesce(l.items, s.items), 1) AS _position,
         '{{}}' AS args, CAST([] AS VARCHAR[]) AS args_redacted,
         '{empty_args_sha256()}' AS args_sha256
-    FROM listings
+    FROM listings l LEFT JOIN itemsets s ON s.items_sha256 = l.items_sha256
 )
 """  # noqa: S608 - constants only
 
@@ -140,6 +153,21 @@ class AuditStore:
             body = " UNION ALL BY NAME ".join(parts)
             self.con.execute(f"CREATE OR REPLACE VIEW {TABLE_VIEWS[table]} AS {body}")
             self._listed[table] = key
+        set_files = sorted((self.path / "itemsets").glob("*.jsonl"))
+        key = tuple(str(f) for f in set_files)
+        if force or self._listed.get("itemsets") != key:
+            # one row per distinct set: a set filed by two writers at once is one file
+            body = _empty(ITEMSET_COLUMNS)
+            if set_files:
+                listed = ", ".join(_quote(f) for f in set_files)
+                cols = ", ".join(f"{k}: '{v}'" for k, v in ITEMSET_COLUMNS)
+                body += (
+                    f" UNION ALL SELECT * FROM read_json([{listed}], "  # noqa: S608
+                    f"format='newline_delimited', columns={{{cols}}}, "
+                    f"maximum_object_size={MAX_ROW_BYTES})"
+                )
+            self.con.execute(f"CREATE OR REPLACE VIEW itemsets AS {body}")
+            self._listed["itemsets"] = key
         policy_files = sorted((self.path / "policies").glob("*.jsonl"))
         key = tuple(str(f) for f in policy_files)
         if force or self._listed.get("policies") != key:

@@ -8,6 +8,7 @@ from the end are caught against the head the writer keeps in `writers/W.json`.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import json
 import time
@@ -18,6 +19,8 @@ from typing import Any, Final
 
 from guard.audit.schema import (
     GENESIS,
+    ITEMSET_MID,
+    ITEMSET_PREFIX,
     LISTING_ITEM_COLUMNS,
     TABLES,
     TIMESTAMP_COLUMNS,
@@ -122,12 +125,13 @@ def verify(path: str | Path) -> VerifyReport:
         if isinstance(doc, dict):
             heads[doc_path.stem] = doc
     _check_policies(root, report)
+    sets = _check_itemsets(root, report)
     report.cuts = _cuts(root)
     con = duckdb.connect()
     try:
         for table in TABLES:
             seen: set[str] = set()
-            _check_table(con, table, root, report, seen, heads)
+            _check_table(con, table, root, report, seen, heads, sets)
             for wid, head in heads.items():
                 if (
                     wid not in seen
@@ -144,7 +148,13 @@ def verify(path: str | Path) -> VerifyReport:
 
 
 def _check_table(
-    con: Any, table: str, root: Path, report: VerifyReport, seen: set[str], heads: dict[str, Any]
+    con: Any,
+    table: str,
+    root: Path,
+    report: VerifyReport,
+    seen: set[str],
+    heads: dict[str, Any],
+    sets: dict[str, int],
 ) -> None:
     """The table's segments and hot files, as one sequence of rows per chain. A file
     listed may be converted, merged or collected before it is read (writers and
@@ -161,7 +171,7 @@ def _check_table(
             if files:
                 parquet_rows = _fetch(con.execute(_select(table, files)))
             rows = heapq.merge(parquet_rows, hot_rows, key=_chain_order(table))
-            _check_rows(table, rows, root, found, seen_now, heads)
+            _check_rows(table, rows, root, found, seen_now, heads, sets)
             if files:
                 _check_physical_order(con, table, files, found)
                 _check_types(con, table, files, found)
@@ -200,6 +210,36 @@ def _check_policies(root: Path, report: VerifyReport) -> None:
                         f"the texts of policy set {expected[:12]} do not hash to it: edited "
                         "(replay would not re-decide what was decided)", None, str(path))
             )  # fmt: skip
+
+
+def _check_itemsets(root: Path, report: VerifyReport) -> dict[str, int]:
+    """Each item set (`itemsets/<sha256>.jsonl`, `schema.itemset_line`) must hash to the
+    name it is filed under, which the listings naming it hold. Returns the sets that do,
+    with their number of items."""
+    sets: dict[str, int] = {}
+    for path in sorted((root / "itemsets").glob("*.jsonl")):
+        digest = path.stem
+        head = f"{ITEMSET_PREFIX}{digest}{ITEMSET_MID}".encode()
+        try:
+            data = path.read_bytes()
+            items = data[len(head) : -2]
+            ok = (
+                data.startswith(head)
+                and data.endswith(b"}\n")
+                and hashlib.sha256(items).hexdigest() == digest
+            )
+            size = len(json.loads(items)) if ok else 0
+        except (OSError, ValueError, TypeError):
+            ok = False
+        if ok:
+            sets[digest] = size
+        else:
+            report.problems.append(
+                Problem("itemsets", "-", None,
+                        f"item set {digest[:12]} does not hash to its name: edited (the "
+                        "listings naming it would show other items)", None, str(path))
+            )  # fmt: skip
+    return sets
 
 
 def _fetch(cur: Any) -> Iterator[tuple[Any, ...]]:
@@ -259,6 +299,7 @@ def _hot_rows(table: str, hot: list[Path], report: VerifyReport) -> list[tuple[A
 
 
 _ITEMS_AT: Final = [name for name, _ in TABLES["listings"]].index("items")
+_SET_AT: Final = [name for name, _ in TABLES["listings"]].index("items_sha256")
 _ITEM_NAMES: Final = tuple(name for name, _ in LISTING_ITEM_COLUMNS)
 
 
@@ -323,10 +364,13 @@ def _check_rows(
     report: VerifyReport,
     seen: set[str],
     heads: dict[str, Any],
+    sets: dict[str, int],
 ) -> None:
     """Each writer's rows, in seq order, against its chain. `heads` is the writers' head
     files as read before any row was: a live writer's head can only lag the rows read
-    after it (it is written after its rows), never run ahead of them."""
+    after it (it is written after its rows), never run ahead of them. A listing naming an
+    item set must name one of `sets` (the sound ones, with their sizes), with a time per
+    item."""
     width = len(TABLES[table])
     wid_at, seq_at = width - 4, width - 3
     current: str | None = None
@@ -379,6 +423,14 @@ def _check_rows(
                 Problem(table, wid, _s, message, values[0], filename, rownum)  # noqa: B023
             )
 
+        if table == "listings" and values[_SET_AT] is not None:
+            size = sets.get(str(values[_SET_AT]))
+            evals = values[_SET_AT + 1]
+            if size is None:
+                bad(f"names item set {str(values[_SET_AT])[:12]}, which is missing or edited: "
+                    "its items are lost")  # fmt: skip
+            elif not isinstance(evals, list) or len(evals) != size:
+                bad("its item times do not match its item set's items")
         stored_hash = values[-1]
         if seq < anchor_seq:
             if chain_hash(table, values[:-1]) != stored_hash:

@@ -100,3 +100,20 @@ def scan_for(root: Path, needles: list[bytes]) -> list[str]:
 
 
 PYTHON = sys.executable
+
+
+def inline_listings(log: Any) -> Any:
+    """`log`, writing every listing with its items inline, as when its item set cannot be
+    filed (and as stores written before item sets hold them)."""
+    log._file_itemset = lambda digest, line: False
+    return log
+
+
+def stored_items(store: Path, row: dict[str, Any]) -> list[dict[str, Any]]:
+    """A stored listing row's items: inline, or from the item set it names."""
+    import json
+
+    if row.get("items") is not None:
+        return list(row["items"])
+    line = (store / "itemsets" / f"{row['items_sha256']}.jsonl").read_text()
+    return list(json.loads(line)["items"])

@@ -7,12 +7,13 @@ import hashlib
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_kit import ALICE, ALLOW, REPO, event
+from audit_kit import ALICE, ALLOW, REPO, event, inline_listings, stored_items
 
 from guard.audit import DEFAULT, AuditLog, open_store, resolve_audit, verify
 from guard.policy.loader import load_policies
@@ -137,6 +138,24 @@ def _listed(name: str, decision_id: str) -> Any:
     return ev
 
 
+def test_listings_of_the_same_items_share_one_item_set(tmp_path: Path) -> None:
+    """The same components with the same answers, listed again, are filed once: each
+    listing names the set and keeps its own decision times."""
+    log = AuditLog(tmp_path / "s", flush_interval=3600)
+    for n, micros in enumerate((1.5, 7.25)):
+        events = [_listed(name, f"L{n}.{i}") for i, name in enumerate("ab", 1)]
+        for ev in events:
+            ev.decision = replace(ev.decision, eval_us=micros)
+        log.append_listing(f"L{n}", events)
+    log.close()
+    assert len(list((tmp_path / "s" / "itemsets").glob("*.jsonl"))) == 1
+    query = "SELECT decision_id, resource, eval_us FROM decisions ORDER BY decision_id"
+    assert _rows(tmp_path / "s", query) == [
+        ("L0.1", "a", 1.5), ("L0.2", "b", 1.5), ("L1.1", "a", 7.25), ("L1.2", "b", 7.25)
+    ]  # fmt: skip
+    assert verify(tmp_path / "s").ok
+
+
 def test_listing_item_ids_are_derived_from_the_position_or_stored(tmp_path: Path) -> None:
     """An item numbered as the middleware numbers them (listing id, position) is stored
     without its id and reads back with it, from the hot file and from the segment; an id
@@ -149,7 +168,9 @@ def test_listing_item_ids_are_derived_from_the_position_or_stored(tmp_path: Path
     expected = [("a", "L.1"), ("b", "L.2"), ("c", "M.2"), ("d", "custom")]
     assert _rows(tmp_path / "s", query) == expected  # read from the hot file
     (hot,) = (tmp_path / "s" / "listings").glob("*.jsonl")
-    stored = [json.loads(line)["items"] for line in hot.read_text().splitlines()]
+    stored = [
+        stored_items(tmp_path / "s", json.loads(line)) for line in hot.read_text().splitlines()
+    ]
     assert [[item.get("decision_id") for item in items] for items in stored] == [
         [None, None],
         ["M.2", "custom"],
@@ -162,9 +183,9 @@ def test_listing_item_ids_are_derived_from_the_position_or_stored(tmp_path: Path
 def test_listing_items_stored_with_their_ids_read_back_as_stored(tmp_path: Path) -> None:
     """Stores written before item ids were derived keep every item's id: those rows read
     back, and verify, as they were written."""
-    from guard.audit.schema import GENESIS, canonical, chain_hash
+    from guard.audit.schema import GENESIS, TABLES, canonical, chain_hash
 
-    log = AuditLog(tmp_path / "new", flush_interval=3600)
+    log = inline_listings(AuditLog(tmp_path / "new", flush_interval=3600))
     log.append_listing("L", [_listed("a", "L.1"), _listed("b", "L.2")])
     log.flush()
     (hot,) = (tmp_path / "new" / "listings").glob("*.jsonl")
@@ -177,8 +198,7 @@ def test_listing_items_stored_with_their_ids_read_back_as_stored(tmp_path: Path)
         for n, item in enumerate(row["items"])
     ]
     row["seq"], row["prev_hash"] = 1, GENESIS
-    del row["hash"]
-    values = list(row.values())
+    values = [row.get(name) for name, _ in TABLES["listings"][:-1]]  # all but the hash
     line = (
         canonical("listings", values)[:-1]
         + f',"hash":"{chain_hash("listings", values)}"}}\n'.encode()
@@ -344,7 +364,7 @@ def test_a_backlog_of_listings_is_written_in_slices(
     from guard.audit import log as log_module
 
     monkeypatch.setattr(log_module, "WRITE_MAX_CHARS", 10_000)
-    log = AuditLog(tmp_path / "s", flush_interval=3600)
+    log = inline_listings(AuditLog(tmp_path / "s", flush_interval=3600))  # rows of 30 KB
     for n in range(30):
         events = []
         for i in range(10):

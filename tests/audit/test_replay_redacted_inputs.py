@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from audit_kit import ALICE, event
+from audit_kit import ALICE, event, inline_listings
 from fastmcp import Client, FastMCP
 from fastmcp.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
@@ -156,7 +156,7 @@ def _item_names() -> list[str]:
 
 def test_segments_written_before_inputs_redacted_read_and_verify(tmp_path: Path) -> None:
     store = tmp_path / "s"
-    log = AuditLog(store)
+    log = inline_listings(AuditLog(store))  # as the first release wrote listings
     log.append(event(1))
     log.append_listing("L", [event(2)])
     log.close()

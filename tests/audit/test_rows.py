@@ -176,7 +176,7 @@ def plain_listing_values(rows: RowBuilder, listing: tuple[Any, ...]) -> list[Any
         _text(lid), ts, ts if t is None else to_us(t), _text(trace_id or None),
         _text(span_id or None), _text(server), _text(transport), _text(session_id),
         _text(request_id), _text(method), _text(action), *rows.principal(p),
-        _dumps(context) if context else None, items,
+        _dumps(context) if context else None, items, None, None,
     ]  # fmt: skip
 
 

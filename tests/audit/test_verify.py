@@ -8,10 +8,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from audit_kit import event
+from audit_kit import event, inline_listings
 from click.testing import CliRunner
 
-from guard.audit import AuditLog, verify
+from guard.audit import AuditLog, open_store, verify
 from guard.cli import main
 
 
@@ -143,19 +143,27 @@ def test_cli_verify_names_the_first_bad_row(store: Path) -> None:
     assert sorted(p.name for p in other.iterdir()) == ["docs"]
 
 
-def test_listing_item_flipped_to_shown(tmp_path: Path) -> None:
-    """A listing is one row for all its components: editing any one of them (here, making
-    a hidden tool look shown) breaks that row's hash."""
-    path = tmp_path / "store"
-    log = AuditLog(path)
+def _hidden_listings(log: AuditLog) -> None:
+    """Three listings of the same four hidden tools, closed."""
     hidden = replace(event(0).decision, allowed=False, reason="default", rule=None)
     for n in range(3):
         events = [
-            replace(event(i, method="tools/list", action="list", args={}), decision=hidden)
+            replace(
+                event(i, method="tools/list", action="list", args={}),
+                decision=hidden,
+                decision_id=f"L{n}.{i + 1}",  # numbered as the middleware numbers them
+            )
             for i in range(4)
         ]
         log.append_listing(f"L{n}", events)
     log.close()
+
+
+def test_listing_item_flipped_to_shown(tmp_path: Path) -> None:
+    """A listing is one row for all its components: editing any one of them (here, making
+    a hidden tool look shown) breaks that row's hash."""
+    path = tmp_path / "store"
+    _hidden_listings(inline_listings(AuditLog(path)))
     assert verify(path).ok
     segment = _segments(path, "listings")[0]
     _rewrite(
@@ -166,6 +174,32 @@ def test_listing_item_flipped_to_shown(tmp_path: Path) -> None:
     first = verify(path).first
     assert first is not None and (first.table, first.seq) == ("listings", 2)
     assert "edited" in first.message and first.decision_id == "L1"
+
+
+def test_item_set_flipped_to_shown_or_deleted(tmp_path: Path) -> None:
+    """Listings of the same items name one item set: editing it (a hidden tool made to
+    look shown) or deleting it is found, and every listing naming it is named."""
+    path = tmp_path / "store"
+    _hidden_listings(AuditLog(path))
+    (itemset,) = (path / "itemsets").glob("*.jsonl")
+    with open_store(path) as db:  # the three listings read back from the one set
+        assert db.sql("SELECT count(*), bool_or(allowed) FROM decisions").fetchall() == [
+            (12, False)
+        ]
+    assert verify(path).ok
+    itemset.write_bytes(itemset.read_bytes().replace(b'"allowed":false', b'"allowed":true', 1))
+    report = verify(path)
+    assert [(p.table, p.seq) for p in report.problems] == [
+        ("itemsets", None), ("listings", 1), ("listings", 2), ("listings", 3)
+    ]  # fmt: skip
+    assert "does not hash to its name" in report.problems[0].message
+    assert report.problems[0].file == str(itemset)
+    itemset.unlink()
+    report = verify(path)
+    assert [(p.table, p.decision_id) for p in report.problems] == [
+        ("listings", "L0"), ("listings", "L1"), ("listings", "L2")
+    ]  # fmt: skip
+    assert all("items are lost" in p.message for p in report.problems)
 
 
 def test_a_store_being_written_verifies(tmp_path: Path) -> None:
