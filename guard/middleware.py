@@ -274,6 +274,12 @@ class GuardMiddleware(Middleware):
             add_source = getattr(self._telemetry, "add_audit_source", None)
             if add_source is not None:  # the writer's queue depth etc. next to the decisions
                 add_source(self.audit.stats)
+        # The policy set in force is this guard's to report: a telemetry other guards share
+        # keeps theirs (GuardTelemetry); any other `Telemetry` is told through the protocol.
+        reporter = getattr(self._telemetry, "policy_reporter", None)
+        self._policy_reload: Callable[[str, Any], Any] = (
+            reporter() if reporter is not None else self._telemetry.policy_reload
+        )
         interval = None
         if watch is not False and watch is not None and watch != 0:
             interval = _DEFAULT_WATCH_INTERVAL if watch is True else float(watch)
@@ -282,7 +288,7 @@ class GuardMiddleware(Middleware):
                 policies,
                 shadow=shadow,
                 on_change=self._policies_changed,
-                on_failure=lambda kept: self._quietly(self._telemetry.policy_reload, "error", kept),
+                on_failure=lambda kept: self._quietly(self._policy_reload, "error", kept),
                 on_shadow=self._record_policies,
                 watch=interval,
             )
@@ -357,7 +363,7 @@ class GuardMiddleware(Middleware):
 
     def _policies_changed(self, new: PolicySet) -> None:
         self._record_policies(new)
-        self._quietly(self._telemetry.policy_reload, "ok", new)
+        self._quietly(self._policy_reload, "ok", new)
 
     def _record_policies(self, policy_set: PolicySet) -> None:
         if self.audit is not None:

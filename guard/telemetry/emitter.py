@@ -22,6 +22,7 @@ handle = telemetry.start_decision("tools/call", "get_weather")
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import trace
@@ -261,6 +262,31 @@ class GuardTelemetry:
             self.metrics.policy_reload(result, policy_set)
         except Exception:
             self._failed()
+
+    def policy_reporter(self) -> Callable[[str, Any], None]:
+        """A `policy_reload` for one guard. Guards sharing this telemetry (the default one,
+        say) each keep the `mcpguard_policy_info` series of the set they have in force; a
+        reload replaces only the reloading guard's. The middleware takes one of its own.
+
+        Example:
+            ```python
+            from prometheus_client import CollectorRegistry
+
+            telemetry = GuardTelemetry(registry=CollectorRegistry())
+            first, second = telemetry.policy_reporter(), telemetry.policy_reporter()
+            first("ok", policies)
+            second("ok", policies)  # both in force: one series, kept until both move on
+            ```
+        """
+        reporter = object()
+
+        def policy_reload(result: str, policy_set: Any) -> None:
+            try:
+                self.metrics.policy_reload(result, policy_set, reporter)
+            except Exception:
+                self._failed()
+
+        return policy_reload
 
     def guard_error(self, where: str) -> None:
         try:

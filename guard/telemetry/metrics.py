@@ -242,7 +242,12 @@ class GuardMetrics:
         self._auth_reason = _Folder(_MAX_SMALL_LABEL)
         self._where = _Folder(_MAX_SMALL_LABEL)
         self.children: dict[tuple[Any, ...], Any] = {}
-        self._policy_labels: tuple[str, str] | None = None
+        # Guards sharing this registry each report their own set: a series stays while any
+        # of them has that set in force (`_policy_refs`), and each guard leaves only its own
+        # (`_policy_held`: reporter -> labels). Reloads come from the guards' watch threads.
+        self._policy_lock = threading.Lock()
+        self._policy_refs: dict[tuple[str, str], int] = {}
+        self._policy_held: dict[object, tuple[str, str]] = {}
 
     def decision_child(
         self, allowed: bool, reason: str, kind: str, action: str, resource: str, rule: str
@@ -273,23 +278,34 @@ class GuardMetrics:
     def guard_error(self, where: str) -> None:
         self.guard_errors.labels(self._where(where or "unknown")).inc()
 
-    def policy_reload(self, result: str, policy_set: Any) -> None:
+    def policy_reload(self, result: str, policy_set: Any, reporter: object = None) -> None:
+        """Count a (re)load and show `policy_set` as in force for `reporter` (one per guard;
+        `None` is the telemetry's own), in place of the set it reported before."""
         self.reloads.labels("ok" if result == "ok" else "error").inc()
         if policy_set is None:
             return
         labels = (str(getattr(policy_set, "hash", "") or ""), policy_version(policy_set))
-        if labels == self._policy_labels:
-            return
-        if self._policy_labels is not None:
+        with self._policy_lock:
+            left = self._policy_held.get(reporter)
+            if labels == left:
+                return
+            self._policy_held[reporter] = labels
+            refs = self._policy_refs
+            refs[labels] = refs.get(labels, 0) + 1
+            self.policy_info.labels(*labels).set(1)
+            if left is None:
+                return
+            refs[left] -= 1
+            if refs[left]:
+                return  # another guard still has that set in force
+            del refs[left]
             if self.multiprocess:
                 # removal is not implemented for multiprocess files: the old series would
                 # keep reading 1 next to the new one; 0 marks it as no longer in force
-                self.policy_info.labels(*self._policy_labels).set(0)
+                self.policy_info.labels(*left).set(0)
             else:
                 with contextlib.suppress(KeyError):
-                    self.policy_info.remove(*self._policy_labels)
-        self.policy_info.labels(*labels).set(1)
-        self._policy_labels = labels
+                    self.policy_info.remove(*left)
 
 
 def policy_version(policy_set: Any) -> str:

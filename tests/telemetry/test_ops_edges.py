@@ -1,5 +1,6 @@
-"""Operations (found in review, each failed before its fix): multiprocess policy info, the
-guard-errors alert, the /metrics token, and the audit commands on odd input."""
+"""Operations (found in review, each failed before its fix): policy info (multiprocess, and
+guards sharing a telemetry), the guard-errors alert, the /metrics token, and the audit
+commands on odd input."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from fastmcp import Client, FastMCP
 from prometheus_client import CollectorRegistry
 
-from guard import GuardMiddleware, Principal
+from guard import GuardMiddleware, PolicyError, Principal
 from guard.telemetry import GuardTelemetry
 
 _REPO = Path(__file__).resolve().parents[2]
@@ -73,6 +74,52 @@ def test_multiprocess_policy_info_keeps_only_the_policy_in_force(tmp_path: Path)
     ).stdout.split("\n")  # fmt: skip
     in_force = sorted(line.split()[0] for line in out if line)
     assert in_force == ["h2"], f"series with value 1 after a reload: {in_force}"
+
+
+def _policy_info(registry: CollectorRegistry) -> dict[str, float]:
+    return {
+        s.labels["version"]: s.value
+        for m in registry.collect() if m.name == "mcpguard_policy_info"
+        for s in m.samples
+    }  # fmt: skip
+
+
+def test_guards_sharing_a_telemetry_each_keep_their_policy_info(tmp_path: Path) -> None:
+    """Found in review: the telemetry remembered one policy set, so the second guard built
+    on it removed the first one's series, and a reload of the first removed the second's."""
+    weather, notes = tmp_path / "weather.yaml", tmp_path / "notes.yaml"
+    weather.write_text(POLICY)
+    notes.write_text(POLICY.replace("weather", "notes"))
+    registry = CollectorRegistry()
+    telemetry = GuardTelemetry(registry=registry)
+    first = GuardMiddleware(str(weather), audit=None, telemetry=telemetry)
+    GuardMiddleware(str(notes), audit=None, telemetry=telemetry)
+    assert _policy_info(registry) == {"weather@1.0": 1.0, "notes@1.0": 1.0}
+    weather.write_text(POLICY.replace('"1.0"', '"1.1"'))
+    first.reload_policies()
+    assert _policy_info(registry) == {"weather@1.1": 1.0, "notes@1.0": 1.0}
+    weather.write_text("rules: [")  # a failed reload keeps the set in force, and its series
+    with pytest.raises(PolicyError):
+        first.reload_policies()
+    assert _policy_info(registry) == {"weather@1.1": 1.0, "notes@1.0": 1.0}
+
+
+def test_a_policy_set_in_force_in_two_guards_keeps_its_series_until_both_leave_it(
+    tmp_path: Path,
+) -> None:
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    for path in (first, second):
+        path.write_text(POLICY)
+    registry = CollectorRegistry()
+    telemetry = GuardTelemetry(registry=registry)
+    guards = [GuardMiddleware(str(p), audit=None, telemetry=telemetry) for p in (first, second)]
+    assert _policy_info(registry) == {"weather@1.0": 1.0}
+    first.write_text(POLICY.replace('"1.0"', '"2.0"'))
+    guards[0].reload_policies()
+    assert _policy_info(registry) == {"weather@1.0": 1.0, "weather@2.0": 1.0}  # 1.0: second
+    second.write_text(POLICY.replace('"1.0"', '"2.0"'))
+    guards[1].reload_policies()
+    assert _policy_info(registry) == {"weather@2.0": 1.0}
 
 
 def _store(tmp_path: Path) -> Path:
