@@ -91,6 +91,7 @@ class _Call:
     __slots__ = (
         "context",
         "denial",
+        "durable_span",
         "now",
         "policies",
         "principal",
@@ -125,6 +126,9 @@ class _Call:
         self.context: Mapping[str, Any] = MappingProxyType(
             {"transport": transport, "session_id": session_id, "server": server}
         )
+        # durable mode: the span of a call allowed and recorded, observed by `_await_durable`
+        # once the record is on disk (or the call is denied)
+        self.durable_span: Any = None
 
 
 class _NoSpan:
@@ -268,6 +272,8 @@ class GuardMiddleware(Middleware):
             "prompts/list": self.on_list_prompts,
         }
         self.audit = resolve_audit(audit)
+        # durable mode: a call runs (and is observed) once its record is on disk
+        self._durable_calls = self.audit is not None and self.audit.durable
         # shows resources in spans and logs as the records show them
         self._redactor = self.audit.redactor if self.audit is not None else Redactor()
         if self.audit is not None:
@@ -552,6 +558,11 @@ class GuardMiddleware(Middleware):
         # Observed last, so the span and metrics carry the decision enforced (a call that
         # could not be recorded counts as the denial it is).
         if observed:
+            if queued and self._durable_calls and method == "tools/call" and event.decision.allowed:
+                # ... in durable mode, once the record is on disk: a call whose record
+                # does not get there in time is denied (`_await_durable`)
+                call.durable_span = handle
+                return event
             try:
                 telemetry.end_decision(handle, event)
             except Exception:
@@ -616,18 +627,6 @@ class GuardMiddleware(Middleware):
     ) -> Any:
         if not event.decision.allowed:
             raise self._denied(kind, name, event.decision)
-        audit = self.audit
-        # Durable mode: the tool runs only once its decision is on disk. A record that
-        # cannot be made durable in time is a guard failure, so the call is denied.
-        if (
-            audit is not None
-            and audit.durable
-            and not await audit.wait_durable(event.decision_id, timeout=_DURABLE_TIMEOUT_S)
-        ):
-            self._guard_error("record")
-            # its record says allowed: the outcome says the call did not run
-            self._outcome(event, time.perf_counter(), UndurableDecision())
-            raise self._denied(kind, name, _error_decision("recording durably"))
         t0 = time.perf_counter()
         try:
             result = await call_next(context)
@@ -636,6 +635,31 @@ class GuardMiddleware(Middleware):
             raise
         self._outcome(event, t0, None)
         return result
+
+    async def _await_durable(self, event: DecisionEvent, handle: Any) -> None:
+        """Durable mode: wait until the allowed call's record is on disk, then observe the
+        decision. A record that cannot be made durable in time is a guard failure: the
+        call is denied, and observed (span, metrics) as that denial."""
+        assert self.audit is not None  # a durable span is only kept for a queued record
+        policy_hash = event.decision.policy_hash
+        failure: Exception | None = None
+        try:
+            durable = await self.audit.wait_durable(event.decision_id, timeout=_DURABLE_TIMEOUT_S)
+        except BaseException:  # cancelled: the caller left, nothing ran; the span still ends
+            self._quietly(self._telemetry.end_decision, handle, event)
+            raise
+        if not durable:
+            event.decision = replace(_error_decision("recording durably"), policy_hash=policy_hash)
+            self._guard_error("record")
+            failure = UndurableDecision()
+        try:
+            self._telemetry.end_decision(handle, event)
+        except Exception:
+            event.decision = replace(_error_decision("observing"), policy_hash=policy_hash)
+            self._guard_error("observe")
+            failure = failure or UnobservedDecision()
+        if failure is not None:  # its record says allowed: the outcome says it did not run
+            self._outcome(event, time.perf_counter(), failure)
 
     # ------------------------------------------------------------------ FastMCP hooks
 
@@ -655,6 +679,8 @@ class GuardMiddleware(Middleware):
             self._guard_error("resolve")
         args = context.message.arguments or _EMPTY
         event = self._decide(call, resource, "call", args, "tools/call")
+        if call.durable_span is not None:
+            await self._await_durable(event, call.durable_span)
         return await self._enforce(context, call_next, event, "tool", name)
 
     async def _find_tool(self, context: MiddlewareContext[Any], name: str) -> Any:

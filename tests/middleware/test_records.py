@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastmcp import Client
@@ -103,25 +105,29 @@ async def test_durable_mode_commits_the_decision_before_the_tool_runs(tmp_path: 
     assert seen_by_tool == [1, 2, 3]
 
 
-async def test_a_decision_not_durable_in_time_denies_and_its_record_says_the_call_did_not_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Durable mode: the decision was recorded as allowed, then the call was denied because
-    that record did not reach the disk in time; the outcome row says so."""
-    import time
+class SlowDisk:
+    """An audit `write_hook`: while `on`, a write of decision rows takes 1 s, longer than
+    the guard waits for a durable record in these tests (`slow_disk` sets 0.2 s)."""
 
+    def __init__(self) -> None:
+        self.on = True
+
+    def __call__(self, table: str, rows: int) -> None:
+        if self.on and table == "decisions":
+            time.sleep(1.0)
+
+
+@pytest.fixture
+def slow_disk(monkeypatch: pytest.MonkeyPatch) -> SlowDisk:
     import guard.middleware as middleware_module
 
     monkeypatch.setattr(middleware_module, "_DURABLE_TIMEOUT_S", 0.2)
-    store = tmp_path / "audit"
-    slow = {"on": True}
+    return SlowDisk()
 
-    def slow_disk(table: str, rows: int) -> None:
-        if slow["on"] and table == "decisions":
-            time.sleep(1.0)
 
-    audit = AuditLog(store, durable=True, write_hook=slow_disk)
-    mw = GuardMiddleware(POLICY, principal=ALICE, audit=audit, telemetry=False)
+async def _transfer_twice(mw: GuardMiddleware, disk: SlowDisk) -> list[str]:
+    """Call `transfer` on a slow disk (refused), then once the disk is back (runs)."""
+    assert mw.audit is not None
     mcp = demo_server()
     ran: list[str] = []
 
@@ -134,17 +140,70 @@ async def test_a_decision_not_durable_in_time_denies_and_its_record_says_the_cal
     async with Client(mcp) as client:
         with pytest.raises(ToolError):
             await client.call_tool("transfer", {"amount": 5})
-        slow["on"] = False
-        audit.flush()  # the slow write is over
+        disk.on = False
+        mw.audit.flush()  # the slow write is over
         assert (await client.call_tool("transfer", {"amount": 6})).data == "done"
     mw.close()
-    assert ran == ["transfer"]
+    return ran
+
+
+def _transfer_records(store: Path) -> list[tuple[Any, ...]]:
     with open_store(store) as db:
-        rows = db.sql(
+        return db.sql(
             "SELECT allowed, status, error_class FROM decision_log"
             " WHERE resource = 'transfer' AND method = 'tools/call' ORDER BY ts"
         ).fetchall()
-    assert rows == [(True, "error", "UndurableDecision"), (True, "ok", None)]
+
+
+async def test_a_decision_not_durable_in_time_denies_and_its_record_says_the_call_did_not_run(
+    tmp_path: Path, slow_disk: SlowDisk
+) -> None:
+    """Durable mode: the decision was recorded as allowed, then the call was denied because
+    that record did not reach the disk in time; the outcome row says so."""
+    store = tmp_path / "audit"
+    audit = AuditLog(store, durable=True, write_hook=slow_disk)
+    mw = GuardMiddleware(POLICY, principal=ALICE, audit=audit, telemetry=False)
+    assert await _transfer_twice(mw, slow_disk) == ["transfer"]
+    assert _transfer_records(store) == [(True, "error", "UndurableDecision"), (True, "ok", None)]
+
+
+async def test_a_decision_not_durable_in_time_is_counted_and_traced_as_the_denial_it_is(
+    tmp_path: Path, slow_disk: SlowDisk
+) -> None:
+    """Found in review: the decision was observed before its durable wait, so the metrics
+    and the span said "allowed" for a call refused because its record missed the disk."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import StatusCode
+    from prometheus_client import CollectorRegistry
+
+    from guard.telemetry import GuardTelemetry
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    registry = CollectorRegistry()
+    store = tmp_path / "audit"
+    audit = AuditLog(store, durable=True, write_hook=slow_disk)
+    telemetry = GuardTelemetry(registry=registry, tracer_provider=provider)
+    mw = GuardMiddleware(POLICY, principal=ALICE, audit=audit, telemetry=telemetry)
+    assert await _transfer_twice(mw, slow_disk) == ["transfer"]
+    counted = {
+        (s.labels["decision"], s.labels["reason"]): s.value
+        for metric in registry.collect() if metric.name == "mcpguard_decisions"
+        for s in metric.samples
+        if s.name == "mcpguard_decisions_total" and s.labels["action"] == "call" and s.value
+    }  # fmt: skip
+    assert counted == {("deny", "error"): 1.0, ("allow", "rule"): 1.0}
+    assert registry.get_sample_value("mcpguard_guard_errors_total", {"where": "record"}) == 1.0
+    traced = [
+        (s.attributes["mcp_guard.decision"], s.attributes["mcp_guard.reason"], s.status.status_code)
+        for s in spans.get_finished_spans() if s.name == "authorize transfer" and s.attributes
+    ]  # fmt: skip
+    assert traced == [("deny", "error", StatusCode.ERROR), ("allow", "rule", StatusCode.UNSET)]
+    # the record keeps what was decided; its outcome says the call did not run
+    assert _transfer_records(store) == [(True, "error", "UndurableDecision"), (True, "ok", None)]
 
 
 def test_the_fields_the_middleware_fills_by_position_keep_their_order() -> None:
