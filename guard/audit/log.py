@@ -23,6 +23,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -179,11 +180,17 @@ class AuditLog:
         self._stopping = False
         self._closed = False
         self._writer = self._new_writer()  # chains and segments, writer thread only
+        self._taken = _Slice([])  # what the writer thread took from the queue
+        # close() and the writer thread agree on who lets go of the spill file
+        self._handover = threading.Lock()
+        self._finished = False  # the writer thread is past its last write
+        self._abandoned = False  # close() gave up waiting for it
         self._last_reload = 0.0
         # the spill file may hold rows the store already has (adopted from a writer that
         # died while loading them back, or left by a rewrite that failed): checked first
         self._spill_suspect = False
         self._unsaved: list[tuple[str, list[str], list[str]]] = []
+        self._given_up: set[int] = set()  # ids of batches close() spilled mid-write
         self._policies_pending: list[tuple[str, bytes]] = []
         self._policies_seen: set[str] = set()
         # item sets filed (`itemsets/`), writer thread only: a listing whose items are one
@@ -394,18 +401,58 @@ class AuditLog:
         self._wake.set()
         self._thread.join(timeout)
         self._closed = True
-        if self._thread.is_alive() or self._queue:
-            # the writer is stuck: keep the rest on local disk rather than lose it
-            items = []
-            while self._queue:
-                items.append(self._queue.popleft())
-            self._dequeued(items)
-            with contextlib.suppress(Exception):
-                self._spill_items(items, fsync=True)
-        self._spill.close()
-        if not self._thread.is_alive():  # else DuckDB may be stuck mid-write: leave it be
+        with self._handover:
+            self._abandoned = stuck = not self._finished
+            if stuck or self._queue:
+                # the writer is stuck: keep the rest on local disk rather than lose it
+                self._spill_leftovers(stuck)
+        if not stuck:
+            self._spill.close()
             self._writer.close()
+        # else the writer thread does both once its write is done (DuckDB may be stuck
+        # mid-write), and keeps the spill file locked until then (see `_spill_leftovers`)
         _process.forget(self)
+
+    def _spill_leftovers(self, stuck: bool) -> None:
+        """Spill what is queued and, when the writer thread is `stuck` in a write, the
+        rows it holds: the slice it took from the queue and has not handed over, and the
+        batches handed over whose write has not ended.
+
+        The stuck write may still complete, storing rows that are in the spill file now.
+        So the spill file is marked suspect (its rows are checked against the store before
+        they are loaded back) and stays locked until the writer thread is done: no other
+        writer adopts it while that write can still land; then the writer thread loads it
+        back itself (see `_run`), or, if the process ends first, the next writer adopts it,
+        and adopted rows are checked too."""
+        items = []
+        while self._queue:
+            items.append(self._queue.popleft())
+        self._dequeued(items)
+        rows: list[tuple[str, str]] = []
+        ids: list[str] = []
+        if stuck:
+            batches = self._writer.unsettled()
+            self._given_up = {id(b) for b in batches}  # `_batch_failed` need not spill them
+            for batch in batches:
+                rows += [(batch.table, body) for body in batch.bodies]
+                ids += batch.ids
+            items[:0] = self._taken.not_handed(rows)
+        try:
+            with self._spill.lock:
+                if rows:
+                    self._spill.write(rows, fsync=not items)
+                    self._spilled += len(rows)
+                if items:
+                    self._spill_items(items, fsync=True)
+                if stuck:
+                    self._spill_suspect = True
+        except Exception as exc:
+            self._last_error = repr(exc)
+            lost = len(rows) + len(items)
+            logger.exception("%d audit records could not be spilled at close", lost)
+            return
+        if ids and self.durable:
+            self._resolve_durable(ids)
 
     def stats(self) -> dict[str, Any]:
         """Counters for metrics: queue depth (records), rows written / spilled / failed / reloaded,
@@ -460,6 +507,9 @@ class AuditLog:
         # reentrant: a SIGTERM handler's close() can run while this thread holds it
         self._durable_lock = threading.RLock()
         self._flush_waiters, self._pending, self._waiters, self._unsaved = [], set(), {}, []
+        self._taken = _Slice([])
+        self._handover = threading.Lock()
+        self._finished = self._abandoned = False
         if self._writer.con is not None:
             # DuckDB's threads did not survive the fork; finalizing the parent's connection
             # here would crash, so it is deliberately never released in the child.
@@ -501,7 +551,19 @@ class AuditLog:
                 self._last_reload = 0.0  # one last try to load spilled rows back
                 with contextlib.suppress(Exception):
                     self._drain()
-                return
+                break
+        with self._handover:
+            self._finished = True
+            abandoned = self._abandoned
+        if abandoned:
+            # close() gave up waiting and spilled what this thread held, some of which
+            # its stuck write may have stored since: load the rest back (checked against
+            # the store), then let go of the spill file and the hot files, as close() would
+            self._last_reload = 0.0
+            with contextlib.suppress(Exception):
+                self._drain()
+            self._spill.close()
+            self._writer.close()
 
     def _drain(self) -> None:
         if self._policies_pending:
@@ -514,9 +576,16 @@ class AuditLog:
         while left:
             n = min(left, WRITE_MAX_ROWS)
             left -= n
-            items = [queue.popleft() for _ in range(n)]
+            # published before it is filled: close() spills it if this thread gets stuck
+            items: list[tuple[Any, ...]] = []
+            self._taken = taken = _Slice(items)
+            take, pop = items.append, queue.popleft
+            with contextlib.suppress(IndexError):  # close() gave up on us and took the rest
+                for _ in range(n):
+                    take(pop())
             self._dequeued(items)
-            self._write_items(items)
+            self._write_items(taken)
+        self._taken = _Slice([])
         if self._unsaved:
             unsaved, self._unsaved = self._unsaved, []
             for table, bodies, ids in unsaved:
@@ -538,7 +607,7 @@ class AuditLog:
             with self._extra_lock:
                 self._extra -= extra
 
-    def _write_items(self, items: list[tuple[Any, ...]]) -> None:
+    def _write_items(self, taken: _Slice) -> None:
         # A batch allocates a string or two per row; the cyclic GC would rescan the whole
         # queue many times over for garbage that cannot exist here, so pause it.
         paused = gc.isenabled()
@@ -549,6 +618,7 @@ class AuditLog:
             decisions, outcomes, listings, ids = [], [], [], []
             listing_chars = 0
             durable = self.durable
+            items = taken.items
             for n, item in enumerate(items):
                 if not n & 255:
                     self._writer.yield_gil()
@@ -565,17 +635,22 @@ class AuditLog:
                         listing_chars += len(encoded)
                         if listing_chars > WRITE_MAX_CHARS:  # a listing can be 30 KB
                             self._writer.submit("listings", listings, [])
+                            taken.listings = n + 1
                             listings, listing_chars = [], 0
                 except Exception:  # a record that cannot be encoded is counted, not hidden
                     self._append_errors += 1
                     logger.exception("decision record could not be encoded")
             del cache
+            # (marked once handed over: the writer's `unsettled` has them from then on)
             if decisions:
                 self._writer.submit("decisions", decisions, ids)
+            taken.handed.add(DECISION)
             if outcomes:
                 self._writer.submit("outcomes", outcomes, [])
+            taken.handed.add(OUTCOME)
             if listings:
                 self._writer.submit("listings", listings, [])
+            taken.listings = len(items)
         finally:
             if paused:
                 gc.enable()
@@ -620,6 +695,10 @@ class AuditLog:
     def _batch_failed(self, batch: Batch) -> None:
         """A batch could not be written: its rows go to the spill file, else stay in
         memory for the next flush; never dropped."""
+        if id(batch) in self._given_up:  # close() spilled it while its write was stuck
+            if batch.ids and self.durable:
+                self._resolve_durable(batch.ids)
+            return
         try:
             self._spill.write([(batch.table, b) for b in batch.bodies], fsync=True)
         except OSError as exc:
@@ -733,6 +812,36 @@ class AuditLog:
                     loop, fut = waiter
                     with contextlib.suppress(RuntimeError):  # its loop is closed
                         loop.call_soon_threadsafe(_settle, fut)
+
+
+@dataclass(slots=True, eq=False)
+class _Slice:
+    """Records the writer thread took from the queue, and which of them it handed to its
+    `SegmentWriter` (whose `unsettled` batches hold them from then on)."""
+
+    items: list[tuple[Any, ...]]
+    handed: set[int] = field(default_factory=set)  # kinds handed over, all of them
+    listings: int = 0  # the listings among `items[:listings]` were handed over
+
+    def not_handed(self, held: list[tuple[str, str]]) -> list[tuple[Any, ...]]:
+        """The records not handed over yet, nor among the rows `held` (table, body) by
+        unsettled batches (read from another thread: it may just have handed some)."""
+        handed, listings = set(self.handed), self.listings
+        items = list(self.items)
+        tables = {DECISION: "decisions", OUTCOME: "outcomes", LISTING: "listings"}
+        seen = {(t, _row_id(b)) for t, b in held}
+        return [
+            i for n, i in enumerate(items)
+            if i[0] not in handed and not (i[0] == LISTING and n < listings)
+            and (tables[i[0]], i[1]) not in seen
+        ]  # fmt: skip
+
+
+def _row_id(body: str) -> Any:
+    """The `decision_id` of a row body (the listing id of a listing's row)."""
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        return json.loads(body + "}").get("decision_id")
+    return None
 
 
 def _settle(fut: asyncio.Future[None]) -> None:

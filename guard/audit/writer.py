@@ -160,6 +160,7 @@ class SegmentWriter:
         self._hot: dict[str, _Hot] = {}
         self._sealed: deque[tuple[str, _Hot]] = deque()  # waiting for conversion
         self._inflight: Batch | None = None  # the write on the write thread
+        self._submitting: Batch | None = None  # chained, waiting for the write before
         self._converter: threading.Thread | None = None
         self._retry_at = 0.0
         self._own: defaultdict[tuple[str, int], list[tuple[str, int]]] = defaultdict(list)
@@ -179,13 +180,14 @@ class SegmentWriter:
         (the kernel copies them while this thread encodes the next batch). The write before
         is settled first: `on_written` or `on_failed` runs for it."""
         batch = Batch(table, bodies, ids, self._seq[table], self._head[table])
+        self._submitting = batch
         self._chain(batch)
         self.settle()
         if batch.prev != self._head[table]:  # the write before failed: chain again
             batch.first, batch.prev = self._seq[table], self._head[table]
             self._chain(batch)
         self._seq[table], self._head[table] = batch.seq, batch.head  # undone if it fails
-        self._inflight = batch
+        self._inflight, self._submitting = batch, None
         if len(batch.data) < _THREAD_MIN_BYTES:  # a thread costs more than it would save
             self._write_batch(batch)
             return
@@ -207,15 +209,22 @@ class SegmentWriter:
 
     def settle(self) -> None:
         """Wait for the write in flight, if any; `on_written` or `on_failed` runs for it."""
-        batch, self._inflight = self._inflight, None
+        batch = self._inflight
         if batch is None:
             return
         if batch.thread is not None:
-            batch.thread.join()
+            batch.thread.join()  # (a stuck write stays in `unsettled` meanwhile)
+        self._inflight = None
         if self._account(batch):
             self._on_written(batch)
         else:
             self._on_failed(batch)
+
+    def unsettled(self) -> list[Batch]:
+        """The batches submitted whose outcome is not known yet: the write in flight and
+        the one waiting for it. Read from another thread when the writer thread is stuck
+        in a write (`AuditLog.close` keeps their rows)."""
+        return [b for b in (self._inflight, self._submitting) if b is not None]
 
     def tick(self) -> None:
         """After a flush: settle its last write; hot files old enough become segments."""

@@ -4,6 +4,7 @@ spill failures, writers that die with spilled rows. Nothing is lost; everything 
 from __future__ import annotations
 
 import errno
+import json
 import shutil
 import subprocess
 import threading
@@ -46,6 +47,77 @@ def test_queue_overflow_spills_then_everything_lands(tmp_path: Path) -> None:
     assert stats["written_decisions"] == 1010 and stats["failed"] == 0
     assert _count(tmp_path / "s") == 1010
     assert verify(tmp_path / "s").ok
+
+
+def test_close_with_a_stuck_write_spills_the_slice_the_writer_holds(tmp_path: Path) -> None:
+    """Found in review: `close(timeout)` while the store's disk hung spilled what was still
+    queued, not the slice the writer thread had taken from the queue (up to 5,000 rows):
+    the process exits and they were gone."""
+    entered, release = threading.Event(), threading.Event()
+
+    def stall(table: str, rows: int) -> None:
+        entered.set()
+        release.wait(30)  # the store's disk hangs
+
+    store = tmp_path / "s"
+    log = AuditLog(store, batch_size=10, flush_interval=3600, write_hook=stall)
+    ids = set()
+    for i in range(30):
+        ev = event(i)
+        ids.add(ev.decision_id)
+        log.append(ev)
+        if i == 9:
+            assert entered.wait(10)  # the writer took the first 10 and hangs writing them
+    log.close(timeout=0.5)
+    # (if the process exited now) every record is in the store or in the spill file
+    spilled = [json.loads(json.loads(line)["b"] + "}")["decision_id"]
+               for line in log._spill.path.read_bytes().splitlines()]  # fmt: skip
+    assert sorted(spilled) == sorted(ids) and log.stats()["spilled"] == 30
+    release.set()  # the disk comes back: the stuck write goes on, after close gave up
+    log._thread.join(10)
+    heir = AuditLog(store)  # adopts what is left spilled
+    heir.close()
+    with open_store(store) as con:
+        stored = [i for (i,) in con.execute("SELECT decision_id FROM decisions").fetchall()]
+    assert sorted(stored) == sorted(ids)  # each once
+    assert verify(store).ok
+
+
+def test_a_stuck_write_that_lands_after_close_gave_up_stores_its_rows_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hang is inside the write itself: the slice close() spilled reaches the store as
+    well once the disk comes back. Until the writer thread has let go of its spill file,
+    no other writer adopts it; then its rows are checked against the store."""
+    import os
+
+    entered, release = threading.Event(), threading.Event()
+    write = os.write
+
+    def hanging_write(fd: int, data: Any) -> int:
+        if threading.current_thread().name.startswith("mcp-guard-") and not release.is_set():
+            entered.set()
+            release.wait(30)
+        return write(fd, data)
+
+    store = tmp_path / "s"
+    log = AuditLog(store, batch_size=10, flush_interval=3600)
+    monkeypatch.setattr(os, "write", hanging_write)
+    for i in range(30):
+        log.append(event(i))
+        if i == 9:
+            assert entered.wait(10)
+    log.close(timeout=0.5)
+    assert log.stats()["spilled"] == 30
+    early = AuditLog(store)  # another writer starts meanwhile: not yet its rows to load
+    assert early.stats()["spill_pending"] == 0
+    release.set()  # the write lands: 10 rows in the store and in the spill file
+    log._thread.join(10)
+    early.close()
+    heir = AuditLog(store)
+    heir.close()
+    assert _distinct(store) == (30, 30)
+    assert verify(store).ok
 
 
 def test_the_queue_bound_counts_each_component_of_a_listing(tmp_path: Path) -> None:
