@@ -456,7 +456,9 @@ class AuditLog:
 
     def stats(self) -> dict[str, Any]:
         """Counters for metrics: queue depth (records), rows written / spilled / failed / reloaded,
-        flush latency (sum, count, last), writes, and segments converted."""
+        spilled lines that could not be loaded back (`spill_rejected`, set aside in a
+        `.rejected` file), flush latency (sum, count, last), writes, and segments
+        converted."""
         w = self._writer
         return {
             "queue_depth": len(self._queue) + self._extra,
@@ -469,6 +471,7 @@ class AuditLog:
             "failed": w.failed,
             "append_errors": self._append_errors,
             "reloaded_from_spill": self._reloaded,
+            "spill_rejected": self._spill.rejected,
             "flush_seconds_sum": w.flush_sum,
             "flush_seconds_count": w.flush_count,
             "flush_seconds_last": w.flush_last,
@@ -731,7 +734,7 @@ class AuditLog:
         the store already has: those are checked against the store before loading, so
         each row is stored once."""
         with self._spill.lock:
-            rows = self._spill.read()
+            rows, bad = self._spill.read()
             if self._spill_suspect:
                 try:
                     rows = self._not_stored(rows)
@@ -739,6 +742,12 @@ class AuditLog:
                     self._last_error = repr(exc)
                     logger.warning("spilled rows not loaded back yet: %s", exc)
                     return
+            try:  # set aside before the file is rewritten without them
+                self._spill.reject(bad)
+            except OSError as exc:  # the file keeps them, and its rows, for next time
+                self._last_error = repr(exc)
+                logger.error("unreadable spilled lines could not be set aside (%s)", exc)
+                return
             left: list[tuple[str, str]] = []
             for table in TABLES:
                 batch = [b for t, b in rows if t == table]

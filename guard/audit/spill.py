@@ -3,6 +3,10 @@
 One append-only JSON-lines file per writer (`W.jsonl`), owned through an exclusive `flock`
 on `W.lock` for the writer's lifetime. A writer that finds another writer's lock free (its
 process is gone) adopts that writer's spilled rows, so a crash never strands them.
+
+A line that cannot be loaded back (torn by a crash, garbage, a row of a table this version
+does not know, a row without its `decision_id`) is moved, as it is, to `<file>.rejected`
+next to the file it was in, counted, and never deleted.
 """
 
 from __future__ import annotations
@@ -10,15 +14,18 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import threading
 from pathlib import Path
 from typing import BinaryIO
 
-from guard.audit.schema import row_body
+from guard.audit.schema import TABLES, row_body
 from guard.audit.segments import fsync_dir
 
 __all__ = ["SpillFile"]
+
+logger = logging.getLogger("guard.audit")
 
 
 class SpillFile:
@@ -34,6 +41,7 @@ class SpillFile:
         self._dirty = False
         self._entry_synced = True  # the file's directory entry is on disk (durable mode)
         self.pending = 0  # rows in the file not yet loaded back
+        self.rejected = 0  # lines moved to a `.rejected` file: not loaded back
         self.lock = threading.RLock()
 
     def _open(self) -> BinaryIO:
@@ -69,10 +77,30 @@ class SpillFile:
                 fsync_dir(self.directory)
                 self._entry_synced = True
 
-    def read(self) -> list[tuple[str, str]]:
-        """Every complete row in the file (a torn last line from a crash is skipped)."""
+    def read(self) -> tuple[list[tuple[str, str]], list[bytes]]:
+        """Every row in the file that can be loaded back, and the lines that cannot (for
+        `reject`, before the file is rewritten without them)."""
         with self.lock:
             return _read_lines(self.path)
+
+    def reject(self, lines: list[bytes], source: Path | None = None) -> None:
+        """Append `lines` (read from `source`, default this file) to `<source>.rejected`,
+        fsync'd, and count them; raises `OSError` if they cannot be kept. Their content is
+        not logged: a line may hold what redaction was meant to keep out of logs."""
+        if not lines:
+            return
+        source = source or self.path
+        target = source.with_name(f"{source.name}.rejected")
+        with self.lock, open(target, "ab") as fh:
+            fh.write(b"".join(line + b"\n" for line in lines))
+            fh.flush()
+            os.fsync(fh.fileno())
+        fsync_dir(self.directory)
+        self.rejected += len(lines)
+        logger.warning(
+            "%d lines of spill file %s could not be loaded back; moved to %s",
+            len(lines), source.name, target,
+        )  # fmt: skip
 
     def replace(self, rows: list[tuple[str, str]]) -> None:
         """Atomically make `rows` the whole content (after some were loaded back)."""
@@ -111,7 +139,8 @@ class SpillFile:
                 except BlockingIOError:
                     continue  # its writer is alive
                 orphan = lock_path.with_suffix(".jsonl")
-                rows = _read_lines(orphan)
+                rows, bad = _read_lines(orphan)
+                self.reject(bad, orphan)
                 if rows:
                     self.write(rows, fsync=True)
                     adopted += len(rows)
@@ -158,18 +187,28 @@ def _line(table: str, body: str) -> bytes:
     return json.dumps({"t": table, "b": body}, separators=(",", ":")).encode() + b"\n"
 
 
-def _read_lines(path: Path) -> list[tuple[str, str]]:
+def _read_lines(path: Path) -> tuple[list[tuple[str, str]], list[bytes]]:
+    """The rows of a spill file, and the lines that are not rows the store can take."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return []
-    rows = []
+        return [], []
+    rows, bad = [], []
     for line in data.splitlines():
+        if not line.strip():
+            continue
         try:
             doc = json.loads(line)
             table = doc["t"]
             body = doc["b"] if "b" in doc else row_body(table, doc["v"])  # "v": values (0.1)
-            rows.append((table, body))
-        except (ValueError, KeyError, TypeError):
-            continue  # torn write at a crash: the line was never acknowledged
-    return rows
+            # the body is stored as it is: it must be a row (one of a known table, with
+            # the id the duplicate check goes by), or it would break the store's chain
+            if table not in TABLES or not isinstance(
+                json.loads(body + "}").get("decision_id"), str
+            ):
+                raise ValueError(table)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            bad.append(line)  # torn by a crash, or not a row this version can store
+            continue
+        rows.append((table, body))
+    return rows, bad

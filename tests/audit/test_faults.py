@@ -214,6 +214,48 @@ def test_rows_spilled_by_a_dead_writer_are_adopted(tmp_path: Path) -> None:
     assert not list((tmp_path / "s" / "spill").glob("*.jsonl"))
 
 
+def test_spilled_lines_that_cannot_be_loaded_back_are_set_aside_and_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found in review: a torn or garbage line, or a row of a table this version does not
+    know, was dropped without a word when spilled rows were loaded back, and a row without
+    its `decision_id` made the duplicate check raise, so no spilled row was loaded back."""
+    from audit_kit import RAW_API_KEY
+
+    from guard.telemetry.metrics import AuditCollector
+
+    def always_fail(table: str, rows: int) -> None:
+        raise OSError(errno.EIO, "I/O error")
+
+    store = tmp_path / "s"
+    dead = AuditLog(store, write_hook=always_fail)
+    for i in range(5):
+        dead.append(event(i))
+    dead.close()  # its 5 rows stay in its spill file
+    (orphan,) = (store / "spill").glob("*.jsonl")
+    bad = [
+        f'{{"t":"decisions","b":"{{\\"decision_id\\":\\"x\\",\\"args\\":\\"{RAW_API_KEY}'.encode(),
+        b'{"t":"future_table","b":"{\\"decision_id\\":\\"f1\\""}',
+        b'{"t":"decisions","b":"{\\"ts\\":1"}',
+    ]
+    good = orphan.read_bytes().splitlines(keepends=True)
+    orphan.write_bytes(
+        b"".join([good[0], bad[0] + b"\n", *good[1:3], *(b + b"\n" for b in bad[1:]), *good[3:]])
+    )
+    with caplog.at_level("WARNING", logger="guard.audit"):
+        heir = AuditLog(store)  # adopts the file, and checks its rows against the store
+        heir.close()
+    assert _distinct(store) == (5, 5) and verify(store).ok
+    (rejected,) = (store / "spill").glob("*.rejected")
+    assert rejected.read_bytes().splitlines() == bad  # kept as they were
+    assert heir.stats()["spill_rejected"] == 3
+    assert "3 lines of spill file" in caplog.text and RAW_API_KEY not in caplog.text
+    collector = AuditCollector()
+    collector.add(heir.stats)
+    failed = {m.name: m.samples[0].value for m in collector.collect()}["mcpguard_audit_rows_failed"]
+    assert failed == 3
+
+
 def test_when_even_the_spill_fails_rows_wait_in_memory(tmp_path: Path) -> None:
     failing = {"on": True}
 
