@@ -203,26 +203,21 @@ class RowBuilder:
         return str(hit[1]), hit[2]
 
     @staticmethod
-    def _outcome_json(cache: dict[Any, Any], d: Any) -> str:
-        """A listing item's decision columns from `allowed` to `rules_evaluated`, without
-        NULL fields."""
+    def _outcome_json(cache: dict[Any, Any], d: Any, *, item: bool = True) -> str:
+        """The decision columns from `allowed` to `rules_evaluated` (of a listing `item`:
+        without its NULL fields)."""
         key = (d.allowed, d.reason, d.rule, d.policy, d.policy_hash, d.matched_rules,
-               d.errors, d.rules_evaluated, True)  # fmt: skip
+               d.errors, d.rules_evaluated, item)  # fmt: skip
         outcome: str | None = cache.get(key)
         if outcome is None:
             pairs = zip(_OUTCOME_COLUMNS, _outcome(d), strict=True)
-            outcome = cache[key] = _fragment(pairs, item=True)
+            outcome = cache[key] = _fragment(pairs, item=item)
         return outcome
 
-    @staticmethod
-    def _answer_json(cache: dict[Any, Any], d: Any, sh: Any) -> str:
+    @classmethod
+    def _answer_json(cls, cache: dict[Any, Any], d: Any, sh: Any) -> str:
         """The decision columns from `allowed` to `shadow_policy_hash`."""
-        key = (d.allowed, d.reason, d.rule, d.policy, d.policy_hash, d.matched_rules,
-               d.errors, d.rules_evaluated, False)  # fmt: skip
-        outcome = cache.get(key)
-        if outcome is None:
-            pairs = zip(_OUTCOME_COLUMNS, _outcome(d), strict=True)
-            outcome = cache[key] = _fragment(pairs)
+        outcome = cls._outcome_json(cache, d, item=False)
         eval_us = _number(d.eval_us)
         if sh is None:
             shadow = _SHADOW_NULL

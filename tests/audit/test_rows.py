@@ -18,13 +18,25 @@ from hypothesis import strategies as st
 
 from guard.audit import AuditLog, open_store, verify
 from guard.audit.redact import Redactor
-from guard.audit.rows import DECISION, LISTING, OUTCOME, RowBuilder, outcome_body, to_us
+from guard.audit.rows import (
+    DECISION,
+    LISTING,
+    OUTCOME,
+    RowBuilder,
+    outcome_body,
+    set_items,
+    set_reference,
+    to_us,
+)
 from guard.audit.schema import (
     DECISION_COLUMNS,
     GENESIS,
+    ITEMSET_MID,
+    ITEMSET_PREFIX,
     LISTING_ITEM_COLUMNS,
     canonical,
     chain_hash,
+    itemset_line,
     row_body,
 )
 from guard.policy.model import Decision, Principal, Resource
@@ -198,6 +210,31 @@ def test_listing_body_is_the_canonical_json_of_the_values(
     lid = listing[1]
     kept = [did is not None and did != f"{lid}.{n}" for n, (did, *_) in enumerate(listing[-1], 1)]
     assert ["decision_id" in item for item in stored] == kept
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items=st.lists(queued(), min_size=1, max_size=4), numbered=st.booleans())
+def test_listing_naming_its_item_set_is_the_canonical_json_of_the_values(
+    items: list[tuple[Any, ...]], numbered: bool
+) -> None:
+    """The form a writer stores once the set is filed: the row names the set and holds the
+    items' times; the set holds the inline items without them, and hashes to its name."""
+    rows = RowBuilder(Redactor(), None)
+    listing = listing_of(items, numbered=numbered)
+    head, parts, evals = rows.listing_parts(listing)
+    digest, line = itemset_line(set_items(parts))
+    values = plain_listing_values(rows, listing)
+    inline = values[-3]
+    values[-3:] = [None, digest, [item.pop("eval_us") for item in inline]]
+    assert f"{head},{set_reference(digest, evals)}" == row_body("listings", values)
+    filed = json.loads(line)
+    filed_items = line[len(ITEMSET_PREFIX) + len(digest) + len(ITEMSET_MID) : -2]
+    assert filed["items_sha256"] == digest == hashlib.sha256(filed_items).hexdigest()
+    expected = [{k: v for k, v in i.items() if v is not None} for i in inline]
+    # filed as rows are stored: a lone surrogate as "?"
+    assert filed["items"] == json.loads(
+        json.dumps(expected, ensure_ascii=False).encode("utf-8", "replace")
+    )
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
