@@ -54,6 +54,7 @@ from guard.reload import PolicyHolder
 from guard.telemetry import NoTelemetry
 
 if TYPE_CHECKING:
+    from guard.audit.rows import Answers
     from guard.identity.base import Authenticator
     from guard.policy.policyset import PolicySet
     from guard.telemetry import Telemetry
@@ -150,6 +151,25 @@ class _Listing:
 
     id: str
     events: list[DecisionEvent]
+
+
+_MAX_ANSWERED: Final = 256  # listings whose answers a guard keeps to give again
+
+
+@dataclass(slots=True, eq=False)
+class _Answered:
+    """A listing's answers, given again to the same caller (user id, roles, agent id) for
+    the same components (`items`, kept so that their ids stay theirs) while `policies` is
+    in force: whether each is `shown`, its record's `answers`, a ready `observe` of its
+    telemetry, and one component and answer to stand for the listing's request."""
+
+    policies: PolicySet
+    items: tuple[Any, ...]
+    shown: tuple[bool, ...]
+    answers: Answers | None
+    observe: Callable[[Any, str], None] | None
+    resource: Resource
+    decision: Decision
 
 
 class UnobservedDecision(Exception):
@@ -260,6 +280,7 @@ class GuardMiddleware(Middleware):
         else:
             self._telemetry = telemetry
         self._cache = ResourceCache()
+        self._answered: dict[tuple[Any, ...], _Answered] = {}  # see `_filter`
         self._session_shown: tuple[str, str] = ("", "")  # last session id and how it is shown
         self._lookups = LookupCache(lookup_ttl)
         self._typed_hooks: dict[str | None, Callable[..., Awaitable[Any]]] = {
@@ -368,6 +389,7 @@ class GuardMiddleware(Middleware):
         return self._holder.set_shadow(source)
 
     def _policies_changed(self, new: PolicySet) -> None:
+        self._answered.clear()  # answers of the old set (not given again: only a memo)
         self._record_policies(new)
         self._quietly(self._policy_reload, "ok", new)
 
@@ -798,17 +820,28 @@ class GuardMiddleware(Middleware):
     ) -> list[Any]:
         call = await self._begin(context)
         telemetry = self._telemetry
-        listing = _Listing(uuid7(), [])
+        lid = uuid7()
         try:  # one handle for the whole listing: its components share the list's span
             handle: Any = telemetry.start_decision(method, "")
         except Exception:
             handle = None
-        events = listing.events
-        lid = listing.id
-        resource_of = self._cache.get
         # The common listing: an authenticated caller, no draft, components without URIs.
-        # Each is decided here without `_decide`'s per-call set-up (2 us a component).
         lean = call.denial is None and call.shadow is None and handle is not None
+        key: tuple[Any, ...] | None = None
+        if lean:
+            t0 = time.perf_counter_ns()
+            p = call.principal
+            try:  # the same caller listing the same components (see `_Answered`)
+                key = (p.user_id, p.roles, p.agent_id, p.authenticated, method,
+                       tuple(map(id, items)))  # fmt: skip
+                answered = self._answered.get(key)
+            except TypeError:  # an unhashable role or id
+                key = answered = None
+            if answered is not None and answered.policies is call.policies:
+                return self._list_again(call, answered, lid, handle, method, t0, items)
+        listing = _Listing(lid, [])
+        events = listing.events
+        resource_of = self._cache.get
         if lean:
             decide = call.policies.decide
             principal, now, ctx = call.principal, call.now, call.context
@@ -825,8 +858,10 @@ class GuardMiddleware(Middleware):
                 call_for_item.denial = _error_decision("resolving")
                 self._guard_error("resolve")
                 self._decide(call_for_item, resource, "list", _EMPTY, method, listing, handle)
+                key = None
                 continue
             if lean and resource.uri is None:
+                # decided here, without `_decide`'s per-call set-up (2 us a component)
                 request = AccessRequest(principal, resource, "list", _EMPTY, now, method, ctx)
                 try:
                     decision = decide(request)
@@ -840,6 +875,7 @@ class GuardMiddleware(Middleware):
                     events.append(event)
                     continue
             self._decide(call, resource, "list", _EMPTY, method, listing, handle)
+            key = None
         if self.audit is not None:
             try:  # one row for the whole listing
                 queued = self.audit.append_listing(lid, events)
@@ -850,18 +886,93 @@ class GuardMiddleware(Middleware):
                 hidden = _error_decision("recording")
                 for event in events:
                     event.decision = replace(hidden, policy_hash=event.decision.policy_hash)
+                key = None
         # Observed last, so the list span and the metrics carry what was shown.
-        if handle is not None:
-            end = telemetry.end_decision
-            for event in events:
-                try:
-                    end(handle, event)
-                except Exception:  # hidden, as an unobservable decision is not an allow
-                    event.decision = replace(
-                        _error_decision("observing"), policy_hash=event.decision.policy_hash
-                    )
-                    self._guard_error("observe")
+        if handle is not None and not self._observe_listing(handle, events):
+            key = None
+        if key is not None and events:
+            self._remember(key, call.policies, items, events)
         return [item for item, event in zip(items, events, strict=True) if event.decision.allowed]
+
+    def _observe_listing(self, handle: Any, events: list[DecisionEvent]) -> bool:
+        """End each of a listing's decisions; one that cannot be observed is hidden (an
+        unobservable decision is not an allow). False if any could not be."""
+        end = self._telemetry.end_decision
+        ok = True
+        for event in events:
+            try:
+                end(handle, event)
+            except Exception:
+                event.decision = replace(
+                    _error_decision("observing"), policy_hash=event.decision.policy_hash
+                )
+                self._guard_error("observe")
+                ok = False
+        return ok
+
+    def _remember(
+        self, key: tuple[Any, ...], policies: PolicySet, items: Sequence[Any],
+        events: list[DecisionEvent],
+    ) -> None:  # fmt: skip
+        """Keep a listing's answers to give again (`_list_again`) if nothing but the caller's
+        ids and roles and the components decided them (the policy set's memo says so), and
+        its telemetry can observe them again as they are."""
+        try:
+            if not all(policies.memoized(event.request) for event in events):
+                return
+            observe = None
+            if type(self._telemetry) is not NoTelemetry:
+                prepare = getattr(self._telemetry, "prepare_listing", None)
+                observe = prepare(events) if prepare is not None else None
+                if observe is None:
+                    return
+            answers = self.audit.listing_answers(events) if self.audit is not None else None
+            answered = self._answered
+            if len(answered) >= _MAX_ANSWERED:
+                answered.clear()
+            first = events[0]
+            answered[key] = _Answered(
+                policies, tuple(items), tuple(event.decision.allowed for event in events),
+                answers, observe, first.request.resource, first.decision,
+            )  # fmt: skip
+        except Exception:  # only ever saves work
+            logger.warning("listing answers could not be kept", exc_info=True)
+
+    def _list_again(
+        self, call: _Call, answered: _Answered, lid: str, handle: Any, method: str, t0: int,
+        items: Sequence[Any],
+    ) -> list[Any]:  # fmt: skip
+        """A listing the same caller made of the same components under the same policy
+        set: the same answers, recorded and observed as a listing decided afresh is."""
+        request = AccessRequest(
+            call.principal, answered.resource, "list", _EMPTY, call.now, method, call.context
+        )
+        event = DecisionEvent(
+            lid, request, answered.decision, None, call.server, call.transport,
+            call.session_id, call.request_id, method, handle.trace_id, handle.span_id, (),
+        )  # fmt: skip
+        if self.audit is not None and answered.answers is not None:
+            eval_us = (time.perf_counter_ns() - t0) / 1000 / len(answered.shown)
+            try:
+                queued = self.audit.append_listing_again(lid, answered.answers, eval_us, event)
+            except Exception:  # it promises not to raise; if it does, hide all
+                queued = False
+            if not queued:  # what cannot be recorded is not shown
+                self._guard_error("record")
+                hidden = _error_decision("recording")
+                self._observe_listing(handle, [
+                    DecisionEvent(
+                        f"{lid}.{n}", replace(request, resource=r), replace(hidden,
+                        policy_hash=d.policy_hash), None, call.server, call.transport,
+                        call.session_id, call.request_id, method, handle.trace_id,
+                        handle.span_id, (),
+                    )
+                    for n, (_, r, d, _) in enumerate(answered.answers.entries, 1)
+                ])  # fmt: skip
+                return []
+        if answered.observe is not None:
+            answered.observe(handle, lid)
+        return [item for item, shown in zip(items, answered.shown, strict=True) if shown]
 
     async def on_list_tools(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]

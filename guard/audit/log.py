@@ -35,6 +35,8 @@ from guard.audit.rows import (
     DECISION,
     LISTING,
     OUTCOME,
+    Answers,
+    Repeat,
     RowBuilder,
     inline_items,
     outcome_body,
@@ -279,21 +281,40 @@ class AuditLog:
         if not events:
             return True
         try:
-            first = events[0]
+            entries = [(e.decision_id, e.request.resource, e.decision, e.shadow) for e in events]
+        except Exception:
+            self._append_errors += 1
+            logger.exception("listing records could not be queued")
+            return False
+        return self._put_listing(listing_id, events[0], entries)
+
+    def listing_answers(self, events: Sequence[DecisionEvent]) -> Answers:
+        """The answers of a listing (`events`, numbered from its id), to record again with
+        `append_listing_again` for listings that repeat them."""
+        return Answers([(None, e.request.resource, e.decision, None) for e in events])
+
+    def append_listing_again(
+        self, listing_id: str, answers: Answers, eval_us: float, event: DecisionEvent
+    ) -> bool:
+        """Queue the records of a listing whose components got `answers` again, each found
+        in `eval_us`: as `append_listing` would for its events, which share everything
+        but their resource and decision with `event`. No I/O; never raises."""
+        return self._put_listing(listing_id, event, Repeat(answers, eval_us))
+
+    def _put_listing(self, listing_id: str, first: DecisionEvent, entries: Any) -> bool:
+        try:
             request = first.request
             context: Any = request.context
             in_context: tuple[str, ...] = ()
             if context:
                 context, paths = self._redactor.redact(context)
                 in_context = tuple(f"context.{path}" for path in paths)
-            entries = [(e.decision_id, e.request.resource, e.decision, e.shadow) for e in events]
             self._put(
                 (
                     LISTING, listing_id, time.time_ns() // 1000, request.principal,
                     request.action, request.time, context, in_context, first.server,
-                    first.transport,
-                    first.session_id, first.request_id, first.method, first.trace_id,
-                    first.span_id, entries,
+                    first.transport, first.session_id, first.request_id, first.method,
+                    first.trace_id, first.span_id, entries,
                 ),
                 len(entries),
             )  # fmt: skip
@@ -661,13 +682,12 @@ class AuditLog:
     def _listing_row(self, item: tuple[Any, ...], cache: dict[Any, Any]) -> str:
         """A listing's row body, naming its item set when that set is filed (filing it
         first if new); with its items inline when the set cannot be filed."""
-        head, items, evals = self._rows.listing_parts(item, cache)
-        digest, line = itemset_line(set_items(items))
-        if digest in self._itemsets or self._file_itemset(digest, line):
+        head, items, evals, digest = self._rows.listing_parts(item, cache)
+        if digest in self._itemsets or self._file_itemset(digest, items):
             return f"{head},{set_reference(digest, evals)}"
         return f"{head},{inline_items(items, evals)}"
 
-    def _file_itemset(self, digest: str, line: bytes) -> bool:
+    def _file_itemset(self, digest: str, items: list[tuple[str, str]]) -> bool:
         """Write item set `digest` to `itemsets/` (once for all writers: the name is the
         content's hash), durably: the rows naming it may outlive a crash. False if it
         could not be written."""
@@ -678,7 +698,7 @@ class AuditLog:
                 directory.mkdir(exist_ok=True)
                 tmp = directory / f".{digest}.{self.writer_id}.tmp"
                 with open(tmp, "wb") as f:
-                    f.write(line)
+                    f.write(itemset_line(set_items(items))[1])
                     f.flush()
                     os.fsync(f.fileno())
                 os.replace(tmp, target)

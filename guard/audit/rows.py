@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from typing import Any, Final
 
 from guard.audit.redact import Redactor
-from guard.audit.schema import json_encoder
+from guard.audit.schema import itemset_line, json_encoder
 
 __all__ = ["DECISION", "LISTING", "OUTCOME", "RowBuilder", "outcome_body", "to_us"]
 
@@ -135,35 +135,60 @@ class RowBuilder:
         """The body of a `listings` row for a queued listing, its items inline: `(LISTING,
         listing id, timestamp, principal, action, clock, context, context paths redacted,
         server, transport, session id, request id, method, trace id, span id, entries)`,
-        each entry `(decision id, resource, decision, shadow)`. What
+        each entry `(decision id, resource, decision, shadow)` (or a `Repeat`). What
         `schema.row_body("listings", values)` gives."""
-        head, items, evals = self.listing_parts(item, cache)
+        head, items, evals, _ = self.listing_parts(item, cache)
         return f"{head},{inline_items(items, evals)}"
 
     def listing_parts(
         self, item: tuple[Any, ...], cache: dict[Any, Any] | None = None
-    ) -> tuple[str, list[tuple[str, str]], list[float | None]]:
-        """A queued listing's row in parts: its body up to its items (no comma after), and
-        per item the JSON of its fields before `eval_us` and after it (from a comma), and
-        its `eval_us`. `inline_items` and `set_items` put them together."""
+    ) -> tuple[str, list[tuple[str, str]], list[float | None], str]:
+        """A queued listing's row in parts: its body up to its items (no comma after); per
+        item the JSON of its fields before `eval_us` and after it (from a comma); each
+        item's `eval_us`; and the SHA-256 of its item set. `inline_items` and
+        `set_items` put them together."""
         (_, lid, ts, p, action, t, context, in_context, server, transport, session_id,
          request_id, method, trace_id, span_id, entries) = item  # fmt: skip
         if cache is None:
             cache = {}
-        resource_json, outcome_json = self._resource_json, self._outcome_json
         principal, claims_redacted = self._principal_json(cache, p)
+        request = _request_json(cache, lid, ts, t, trace_id, span_id, server, transport,
+                                session_id, request_id, method, action)  # fmt: skip
+        head = f"{request},{principal},{_context_json(context)}"
+        if type(entries) is Repeat:
+            # the answers of an earlier listing, encoded once per kind of caller
+            answers = entries.answers
+            key = (claims_redacted, in_context)
+            encoded = answers.encoded.get(key)
+            if encoded is None:
+                items = self._items(cache, None, answers.entries, claims_redacted, in_context)
+                encoded = answers.encoded[key] = (items, itemset_line(set_items(items))[0])
+            evals = [_number(entries.eval_us)] * len(answers.entries)
+            return head, encoded[0], evals, encoded[1]
+        items = self._items(cache, f"{lid}.", entries, claims_redacted, in_context)
+        evals = [_number(d.eval_us) for _, _, d, _ in entries]
+        return head, items, evals, itemset_line(set_items(items))[0]
+
+    def _items(
+        self,
+        cache: dict[Any, Any],
+        prefix: str | None,
+        entries: Sequence[tuple[Any, ...]],
+        claims_redacted: tuple[str, ...],
+        in_context: tuple[str, ...],
+    ) -> list[tuple[str, str]]:
+        """Each entry's JSON before and after its `eval_us`. An item's id is its listing's
+        id and its position (`L.1`, `L.2`, ...), as the middleware numbers them: left out,
+        and derived by the `decisions` view, unless the caller numbered them otherwise (a
+        fifth of a tool listing's bytes); an id of None is always derived."""
+        resource_json, outcome_json = self._resource_json, self._outcome_json
         items: list[tuple[str, str]] = []
-        evals: list[float | None] = []
-        # An item's id is its listing's id and its position (`L.1`, `L.2`, ...), as the
-        # middleware numbers them: left out, and derived by the `decisions` view, unless
-        # the caller numbered them otherwise (a fifth of a tool listing's bytes).
-        prefix = f"{lid}."
         for n, (did, r, d, sh) in enumerate(entries, 1):
             resource, meta_redacted = resource_json(cache, r, item=True)
             before = outcome_json(cache, d)
             if resource:  # always, but for a hostile resource
                 before = f"{resource},{before}"
-            if did != f"{prefix}{n}":
+            if did is not None and did != f"{prefix}{n}":
                 before = f'"decision_id":{_q(did)},{before}'
             after = (
                 ""
@@ -173,10 +198,7 @@ class RowBuilder:
             if in_context or meta_redacted or claims_redacted:
                 after += _inputs_json((), meta_redacted, claims_redacted, in_context)
             items.append((before, after))
-            evals.append(_number(d.eval_us))
-        request = _request_json(cache, lid, ts, t, trace_id, span_id, server, transport,
-                                session_id, request_id, method, action)  # fmt: skip
-        return f"{request},{principal},{_context_json(context)}", items, evals
+        return items
 
     # Fragments repeat across a batch (one principal makes many requests, a listing names
     # the same components each time): each is encoded once per batch, in `cache`.
@@ -280,6 +302,33 @@ def _request_json(
         f'"trace_id":{_q(trace_id or None)},"span_id":{_q(span_id or None)},{where[0]},'
         f'"session_id":{_q(session_id)},"request_id":{_q(request_id)},{where[1]}'
     )  # fmt: skip
+
+
+class Answers:
+    """The answers of one listing, for the listings that repeat them (the same caller
+    listing the same components, each answered from the policy memo): its entries
+    `(None, resource, decision, None)` (ids derived from the position), and their JSON as
+    the writer made it, per kind of caller (the paths redacted from claims and context)."""
+
+    __slots__ = ("encoded", "entries")
+
+    def __init__(self, entries: Sequence[tuple[Any, ...]]) -> None:
+        self.entries = tuple(entries)
+        self.encoded: dict[Any, tuple[list[tuple[str, str]], str]] = {}
+
+
+class Repeat:
+    """A queued listing's entries when they are `answers` again, each decided in
+    `eval_us` (looking it up)."""
+
+    __slots__ = ("answers", "eval_us")
+
+    def __init__(self, answers: Answers, eval_us: float) -> None:
+        self.answers = answers
+        self.eval_us = eval_us
+
+    def __len__(self) -> int:
+        return len(self.answers.entries)
 
 
 def inline_items(items: list[tuple[str, str]], evals: list[float | None]) -> str:

@@ -474,6 +474,22 @@ class PolicySet:
         except Exception as exc:  # fail closed, whatever went wrong
             return self._failed(exc, start)
 
+    def memoized(self, request: AccessRequest) -> bool:
+        """Whether `decide(request)` now answers from the memo: decided before, with no
+        condition evaluated, so the answer depends on nothing but the principal's user id,
+        roles and agent id, the component (this very object) and the action. A caller may
+        then reuse the answer for those alone (the middleware does, for listings)."""
+        principal, resource = request.principal, request.resource
+        if not principal.authenticated or not self.policies:
+            return False
+        try:
+            key = (principal.user_id, principal.roles, principal.agent_id, id(resource),
+                   request.action)  # fmt: skip
+            hit = self._memo.get(key)
+        except TypeError:  # unhashable: never kept
+            return False
+        return hit is not None and hit[0]() is resource and hit[1] is not None
+
     def _decide(
         self,
         request: AccessRequest,

@@ -22,7 +22,7 @@ handle = telemetry.start_decision("tools/call", "get_weather")
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import trace
@@ -244,6 +244,44 @@ class GuardTelemetry:
                 )
         except Exception:
             self._failed()
+
+    def prepare_listing(self, events: Sequence[DecisionEvent]) -> Callable[[Any, str], None] | None:
+        """What `end_decision` does for each of a listing's `events` under a listing handle,
+        made ready to do again for the same answers: `observe(handle, listing_id)` counts
+        them and adds a span event per hidden component (its decision id from
+        `listing_id`). None when that is not all it would do (decision logs are on: each
+        record is emitted as it is)."""
+        if self._logs is not None:
+            return None
+        children = []
+        hidden = []
+        for n, event in enumerate(events, 1):
+            decision, resource = event.decision, event.request.resource
+            key = (
+                decision.allowed, decision.reason, resource.kind, event.request.action,
+                resource.name if resource.found else UNKNOWN_COMPONENT, decision.rule or "",
+            )  # fmt: skip
+            child = self._children.get(key)
+            children.append(child if child is not None else self._child(*key))
+            if not decision.allowed and self._list_events:
+                hidden.append((n, _hidden_attributes(event)))
+        failed = self._failed
+
+        def observe(handle: Any, listing_id: str) -> None:
+            try:
+                for child in children:
+                    child.inc()
+                span = handle.span
+                if span is not None:
+                    for n, attributes in hidden:
+                        span.add_event(
+                            "mcp_guard.hidden",
+                            {**attributes, "mcp_guard.decision_id": f"{listing_id}.{n}"},
+                        )
+            except Exception:
+                failed()
+
+        return observe
 
     def _failed(self) -> None:
         """A span, log or metric could not be made: the decision stands (telemetry never

@@ -105,7 +105,7 @@ PYTHON = sys.executable
 def inline_listings(log: Any) -> Any:
     """`log`, writing every listing with its items inline, as when its item set cannot be
     filed (and as stores written before item sets hold them)."""
-    log._file_itemset = lambda digest, line: False
+    log._file_itemset = lambda digest, items: False
     return log
 
 

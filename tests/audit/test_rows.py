@@ -221,8 +221,9 @@ def test_listing_naming_its_item_set_is_the_canonical_json_of_the_values(
     items' times; the set holds the inline items without them, and hashes to its name."""
     rows = RowBuilder(Redactor(), None)
     listing = listing_of(items, numbered=numbered)
-    head, parts, evals = rows.listing_parts(listing)
-    digest, line = itemset_line(set_items(parts))
+    head, parts, evals, digest = rows.listing_parts(listing)
+    assert itemset_line(set_items(parts))[0] == digest
+    line = itemset_line(set_items(parts))[1]
     values = plain_listing_values(rows, listing)
     inline = values[-3]
     values[-3:] = [None, digest, [item.pop("eval_us") for item in inline]]

@@ -434,3 +434,35 @@ async def test_a_listing_that_cannot_be_recorded_is_counted_as_hidden(
                 key = (s.labels["decision"], s.labels["reason"])
                 counted[key] = counted.get(key, 0.0) + s.value
     assert list(counted) == [("deny", "error")] and counted[("deny", "error")] >= 2
+
+
+async def test_a_listing_answered_again_that_cannot_be_recorded_is_counted_as_hidden(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answers a listing gets again are recorded before they are shown, as the first
+    listing's were: when the record cannot be queued, nothing is shown and the components
+    count as error denials."""
+    from prometheus_client import CollectorRegistry
+
+    from guard.audit import AuditLog
+    from guard.telemetry import GuardTelemetry
+
+    registry = CollectorRegistry()
+    log = AuditLog(tmp_path / "audit")
+    mw = GuardMiddleware(POLICY, principal=Principal("root", ("admin",)), audit=log,
+                         telemetry=GuardTelemetry(registry=registry))  # fmt: skip
+    mcp = demo_server()
+    mcp.add_middleware(mw)
+    async with Client(mcp) as client:
+        listed = len(await client.list_tools())
+        assert listed == 3 and len(mw._answered) == 1
+        monkeypatch.setattr(log, "append_listing_again", lambda *args: False)
+        assert await client.list_tools() == []
+    mw.close()
+    counted: dict[tuple[str, str], float] = {}
+    for metric in registry.collect():
+        for s in metric.samples:
+            if s.name == "mcpguard_decisions_total" and s.value:
+                key = (s.labels["decision"], s.labels["reason"])
+                counted[key] = counted.get(key, 0.0) + s.value
+    assert counted == {("allow", "rule"): listed, ("deny", "error"): listed}

@@ -13,7 +13,7 @@ from fastmcp.exceptions import ToolError
 from mw_support import POLICY, demo_server
 
 from guard import GuardMiddleware, Principal
-from guard.audit import AuditLog, open_store
+from guard.audit import AuditLog, open_store, verify
 
 ALICE = Principal("alice", roles=("user",))
 
@@ -278,3 +278,104 @@ async def test_a_uri_keeps_no_secret_its_arguments_lose(tmp_path: Path) -> None:
     for path in (tmp_path / "a").rglob("*"):  # nor in any file of the store
         if path.is_file():
             assert secret.encode() not in path.read_bytes()
+
+
+def _decision_counts(registry: Any) -> dict[tuple[str, ...], float]:
+    return {
+        (s.labels["decision"], s.labels["reason"], s.labels["resource"], s.labels["rule"]): s.value
+        for metric in registry.collect() if metric.name == "mcpguard_decisions"
+        for s in metric.samples if s.name == "mcpguard_decisions_total" and s.value
+    }  # fmt: skip
+
+
+async def test_a_listing_repeated_is_answered_again_recorded_and_counted_as_the_first(
+    tmp_path: Path,
+) -> None:
+    """The same caller listing the same components under the same policy set gets the
+    answers of the first listing without deciding again: records (read back through the
+    item set) and metrics are those of a listing decided afresh."""
+    from prometheus_client import CollectorRegistry
+
+    from guard.telemetry import GuardTelemetry
+
+    registry = CollectorRegistry()
+    mw = GuardMiddleware(POLICY, principal=Principal("bob", ("user",)), audit=tmp_path / "a",
+                         telemetry=GuardTelemetry(registry=registry))  # fmt: skip
+    mcp = demo_server()
+    mcp.add_middleware(mw)
+    async with Client(mcp) as client:
+        shown = [sorted(t.name for t in await client.list_tools()) for _ in range(3)]
+    assert shown == [["echo", "fail"]] * 3
+    assert len(mw._answered) == 1  # the second and third were answered again
+    mw.close()
+    counts = _decision_counts(registry)
+    assert counts == {
+        ("allow", "rule", "echo", "user_safe_tools"): 3.0,
+        ("allow", "rule", "fail", "user_safe_tools"): 3.0,
+        ("deny", "default", "drop_table", ""): 3.0,
+    }
+    with open_store(tmp_path / "a") as db:
+        rows = db.sql(
+            "SELECT split_part(decision_id, '.', 1) AS listing, list(struct_pack(decision_id "
+            ":= split_part(decision_id, '.', 2), resource, allowed, reason, rule, policy, "
+            "policy_hash, matched_rules, rules_evaluated, user_id, roles, method, action, "
+            "args_sha256) ORDER BY decision_id), bool_and(eval_us >= 0), count(DISTINCT "
+            "request_id) FROM decisions GROUP BY listing ORDER BY listing"
+        ).fetchall()
+    assert len(rows) == 3 and all(r[2] and r[3] == 1 for r in rows)
+    assert rows[1][1] == rows[2][1] == rows[0][1]  # the same records, component by component
+    assert verify(tmp_path / "a").ok
+
+
+class _Alternating:
+    """An authenticator whose callers take turns: bob as a user, then as an admin, ..."""
+
+    def __init__(self) -> None:
+        self.turn = 0
+
+    async def authenticate(self, info: Any) -> Principal:
+        self.turn += 1
+        if self.turn % 2:
+            return Principal("bob", ("user",), auth_method="custom")
+        return Principal("bob", ("admin",), auth_method="custom")
+
+
+async def test_answers_given_again_follow_the_caller_the_components_and_the_policy() -> None:
+    mw = GuardMiddleware(POLICY, authenticator=_Alternating(), audit=None, telemetry=False)
+    mcp = demo_server()
+    mcp.add_middleware(mw)
+    async with Client(mcp) as client:
+
+        async def listed() -> list[str]:
+            return sorted(t.name for t in await client.list_tools())
+
+        user, admin = ["echo", "fail"], ["drop_table", "echo", "fail"]
+        assert [await listed() for _ in range(4)] == [user, admin, user, admin]
+        assert len(mw._answered) == 2  # one per kind of caller
+
+        @mcp.tool(tags={"safe"})
+        def shout(text: str) -> str:
+            return text.upper()
+
+        assert [await listed() for _ in range(2)] == [
+            [*user, "shout"], ["drop_table", "echo", "fail", "shout"]
+        ]  # fmt: skip
+        mw.reload_policies(POLICY.replace("tools: {tags: [safe]}", "tools: {names: [shout]}"))
+        assert [await listed() for _ in range(2)] == [["shout"], [*admin, "shout"]]
+
+
+async def test_a_listing_decided_by_a_condition_is_decided_every_time() -> None:
+    """An answer a condition gave (here on the request's context) may differ next time:
+    such a listing is never given again."""
+    policy = POLICY.replace(
+        "    tools: {tags: [safe]}\n",
+        "    tools: {tags: [safe]}\n    conditions:\n"
+        "      - {field: request.context.transport, operator: equals, value: memory}\n",
+    )
+    mw = GuardMiddleware(policy, principal=Principal("bob", ("user",)), audit=None)
+    mcp = demo_server()
+    mcp.add_middleware(mw)
+    async with Client(mcp) as client:
+        for _ in range(2):
+            assert sorted(t.name for t in await client.list_tools()) == ["echo", "fail"]
+    assert mw._answered == {}

@@ -122,6 +122,37 @@ def test_list_decisions_share_the_list_span_and_note_hidden_components(
     assert registry.get_sample_value("mcpguard_decision_duration_seconds_count") == 0.0
 
 
+def test_a_listing_observed_again_is_counted_and_noted_as_the_first(
+    registry: CollectorRegistry, spans: Any, make_event: Any
+) -> None:
+    """`prepare_listing`: the answers of a listing, observed again under another list span
+    (the middleware's listings given again), count as they did and note each hidden
+    component with its decision id in the new listing."""
+    telemetry = GuardTelemetry(registry=registry, list_events=True)
+    events = [
+        make_event(name=f"t{i}", action="list", method="tools/list", allowed=i % 3 != 0)
+        for i in range(6)
+    ]
+    observe = telemetry.prepare_listing(events)
+    assert observe is not None
+    for listing in ("L1", "L2"):
+        with _tracer.start_as_current_span("tools/list", kind=SpanKind.SERVER):
+            observe(telemetry.start_decision("tools/list", ""), listing)
+    for span, listing in zip(spans.get_finished_spans(), ("L1", "L2"), strict=True):
+        hidden = [dict(e.attributes or {}) for e in span.events if e.name == "mcp_guard.hidden"]
+        assert [(h["mcp_guard.resource.name"], h["mcp_guard.decision_id"]) for h in hidden] == [
+            ("t0", f"{listing}.1"), ("t3", f"{listing}.4")
+        ]  # fmt: skip
+    labels = {"reason": "rule", "kind": "tool", "action": "list", "rule": "users-may-read"}
+    counted = registry.get_sample_value
+    assert (
+        counted("mcpguard_decisions_total", {**labels, "decision": "deny", "resource": "t3"}) == 2
+    )
+    assert (
+        counted("mcpguard_decisions_total", {**labels, "decision": "allow", "resource": "t4"}) == 2
+    )
+
+
 def test_list_events_are_off_by_default(
     registry: CollectorRegistry, spans: Any, make_event: Any
 ) -> None:
