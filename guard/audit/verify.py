@@ -218,28 +218,46 @@ def _check_itemsets(root: Path, report: VerifyReport) -> dict[str, int]:
     with their number of items."""
     sets: dict[str, int] = {}
     for path in sorted((root / "itemsets").glob("*.jsonl")):
-        digest = path.stem
-        head = f"{ITEMSET_PREFIX}{digest}{ITEMSET_MID}".encode()
-        try:
-            data = path.read_bytes()
-            items = data[len(head) : -2]
-            ok = (
-                data.startswith(head)
-                and data.endswith(b"}\n")
-                and hashlib.sha256(items).hexdigest() == digest
-            )
-            size = len(json.loads(items)) if ok else 0
-        except (OSError, ValueError, TypeError):
-            ok = False
-        if ok:
-            sets[digest] = size
+        size = _itemset_size(path)
+        if size is not None:
+            sets[path.stem] = size
         else:
             report.problems.append(
                 Problem("itemsets", "-", None,
-                        f"item set {digest[:12]} does not hash to its name: edited (the "
+                        f"item set {path.stem[:12]} does not hash to its name: edited (the "
                         "listings naming it would show other items)", None, str(path))
             )  # fmt: skip
     return sets
+
+
+def _itemset_size(path: Path) -> int | None:
+    """The number of items of the item set at `path`, None if it is missing or does not
+    hash to its name."""
+    digest = path.stem
+    head = f"{ITEMSET_PREFIX}{digest}{ITEMSET_MID}".encode()
+    try:
+        data = path.read_bytes()
+        items = data[len(head) : -2]
+        if (
+            data.startswith(head)
+            and data.endswith(b"}\n")
+            and hashlib.sha256(items).hexdigest() == digest
+        ):
+            return len(json.loads(items))
+    except (OSError, ValueError, TypeError):
+        pass
+    return None
+
+
+def _filed_since(root: Path, digest: str, sets: dict[str, int]) -> int | None:
+    """The size of item set `digest` if a writer filed it (soundly) after `verify` listed
+    the sets: a listing read later may name it. None if it is not there, or not sound."""
+    if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+        return None
+    size = _itemset_size(root / "itemsets" / f"{digest}.jsonl")
+    if size is not None:
+        sets[digest] = size
+    return size
 
 
 def _fetch(cur: Any) -> Iterator[tuple[Any, ...]]:
@@ -378,6 +396,7 @@ def _check_rows(
     anchor_seq, anchor_prev = 1, GENESIS
     # the last row before the retention cut: (seq, hash, decision id, file, row number)
     before: tuple[int, str, Any, Any, Any] | None = None
+    unsound: set[Any] = set()  # item sets named and found missing or edited
 
     def close_before() -> None:
         # Rows older than the cut are left only by a retention interrupted before it
@@ -425,6 +444,11 @@ def _check_rows(
 
         if table == "listings" and values[_SET_AT] is not None:
             size = sets.get(str(values[_SET_AT]))
+            if size is None and values[_SET_AT] not in unsound:
+                # filed since the sets were listed (writers keep writing)?
+                size = _filed_since(root, str(values[_SET_AT]), sets)
+                if size is None:
+                    unsound.add(values[_SET_AT])
             evals = values[_SET_AT + 1]
             if size is None:
                 bad(f"names item set {str(values[_SET_AT])[:12]}, which is missing or edited: "

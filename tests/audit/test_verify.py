@@ -294,3 +294,36 @@ def test_rows_an_interrupted_retention_left_still_verify(tmp_path: Path) -> None
     _set(segment, 7, "user_id", "'mallory'")
     report = verify(store)
     assert not report.ok and report.first is not None and report.first.seq == 7
+
+
+def test_a_listing_naming_a_set_filed_while_verify_runs_verifies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer files a new item set, and a listing naming it, after `verify` listed the
+    sets but before it read the listings (a live store): that listing's set is there, not
+    lost (found in review: it read as "missing or edited")."""
+    import sys
+
+    verify_module = sys.modules["guard.audit.verify"]  # (the package exports the function)
+    path = tmp_path / "store"
+    log = AuditLog(path, flush_interval=0.005)
+    hidden = replace(event(0).decision, allowed=False, reason="default", rule=None)
+    listed = verify_module._check_itemsets
+
+    def then_a_listing_is_written(root: Path, report: object) -> object:
+        sets = listed(root, report)
+        events = [
+            replace(event(i, method="tools/list", action="list", args={}), decision=hidden,
+                    decision_id=f"L.{i + 1}")
+            for i in range(3)
+        ]  # fmt: skip
+        log.append_listing("L", events)
+        log.flush()
+        return sets
+
+    monkeypatch.setattr(verify_module, "_check_itemsets", then_a_listing_is_written)
+    try:
+        report = verify(path)
+    finally:
+        log.close()
+    assert [str(p) for p in report.problems] == []
