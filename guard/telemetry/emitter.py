@@ -250,8 +250,8 @@ class GuardTelemetry:
         made ready to do again for the same answers: `observe(handle, listing_id)` counts
         them and adds a span event per hidden component (its decision id from
         `listing_id`). None when that is not all it would do (decision logs are on: each
-        record is emitted as it is)."""
-        if self._logs is not None:
+        record is emitted as it is; or a subclass observes decisions its own way)."""
+        if self._logs is not None or not self._observes_as_prepared():
             return None
         children = []
         hidden = []
@@ -282,6 +282,16 @@ class GuardTelemetry:
                 failed()
 
         return observe
+
+    def _observes_as_prepared(self) -> bool:
+        """Whether `end_decision` is the one `prepare_listing` stands for: not one a subclass
+        (or the instance) put in its place, which may do more with each decision."""
+        if "end_decision" in getattr(self, "__dict__", ()):
+            return False
+        mro = type(self).__mro__
+        ending = next(c for c in mro if "end_decision" in c.__dict__)
+        preparing = next(c for c in mro if "prepare_listing" in c.__dict__)
+        return issubclass(preparing, ending)
 
     def _failed(self) -> None:
         """A span, log or metric could not be made: the decision stands (telemetry never

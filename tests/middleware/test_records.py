@@ -379,3 +379,32 @@ async def test_a_listing_decided_by_a_condition_is_decided_every_time() -> None:
         for _ in range(2):
             assert sorted(t.name for t in await client.list_tools()) == ["echo", "fail"]
     assert mw._answered == {}
+
+
+async def test_a_telemetry_that_observes_decisions_its_own_way_sees_every_listing() -> None:
+    """A `GuardTelemetry` subclass that does more with each decision (`end_decision`: the
+    protocol calls it for each component of a listing) is told of every listing's
+    components, not only the first's: its listings are decided afresh (found in review:
+    the repeats skipped it)."""
+    from prometheus_client import CollectorRegistry
+
+    from guard.telemetry import GuardTelemetry
+
+    class Forwarding(GuardTelemetry):
+        def __init__(self) -> None:
+            super().__init__(registry=CollectorRegistry())
+            self.seen: list[str] = []
+
+        def end_decision(self, handle: Any, event: Any) -> None:
+            super().end_decision(handle, event)
+            self.seen.append(event.request.resource.name)
+
+    telemetry = Forwarding()
+    mw = GuardMiddleware(POLICY, principal=Principal("bob", ("user",)), audit=None,
+                         telemetry=telemetry)  # fmt: skip
+    mcp = demo_server()
+    mcp.add_middleware(mw)
+    async with Client(mcp) as client:
+        for _ in range(3):
+            assert sorted(t.name for t in await client.list_tools()) == ["echo", "fail"]
+    assert sorted(telemetry.seen) == sorted(["drop_table", "echo", "fail"] * 3)
