@@ -693,10 +693,10 @@ class AuditLog:
         could not be written."""
         directory = self.path / "itemsets"
         target = directory / f"{digest}.jsonl"
+        tmp = directory / f".{digest}.{self.writer_id}.tmp"
         try:
             if not target.exists():
                 directory.mkdir(exist_ok=True)
-                tmp = directory / f".{digest}.{self.writer_id}.tmp"
                 with open(tmp, "wb") as f:
                     f.write(itemset_line(set_items(items))[1])
                     f.flush()
@@ -705,6 +705,8 @@ class AuditLog:
                 fsync_dir(directory)
         except OSError as exc:
             self._last_error = repr(exc)
+            with contextlib.suppress(OSError):  # a half-written set is no set: not kept
+                tmp.unlink(missing_ok=True)
             return False
         if len(self._itemsets) >= _MAX_ITEMSETS:
             self._itemsets.clear()  # bounded; a set met again is found on disk

@@ -394,3 +394,23 @@ def test_the_verify_function_survives_an_import_of_its_module() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_an_item_set_that_cannot_be_written_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A set whose write fails (a full disk) keeps its listing's items inline, and leaves
+    nothing behind in `itemsets/`: each failed set would otherwise stay there, half
+    written, for good (found in review)."""
+    log_module = sys.modules["guard.audit.log"]
+
+    def disk_full(items_json: str) -> tuple[str, bytes]:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(log_module, "itemset_line", disk_full)
+    log = AuditLog(tmp_path / "s", flush_interval=3600)
+    log.append_listing("L0", [_listed("a", "L0.1")])
+    log.close()
+    assert _rows(tmp_path / "s", "SELECT decision_id, resource FROM decisions") == [("L0.1", "a")]
+    assert sorted(p.name for p in (tmp_path / "s" / "itemsets").iterdir()) == []
+    assert verify(tmp_path / "s").ok
