@@ -926,7 +926,11 @@ class GuardMiddleware(Middleware):
                 observe = prepare(events) if prepare is not None else None
                 if observe is None:
                     return
-            answers = self.audit.listing_answers(events) if self.audit is not None else None
+            answers = None
+            if self.audit is not None:
+                answers = self.audit.listing_answers(events)
+                if answers is None:  # it records each listing its own way
+                    return
             answered = self._answered
             if len(answered) >= _MAX_ANSWERED:
                 answered.clear()

@@ -408,3 +408,30 @@ async def test_a_telemetry_that_observes_decisions_its_own_way_sees_every_listin
         for _ in range(3):
             assert sorted(t.name for t in await client.list_tools()) == ["echo", "fail"]
     assert sorted(telemetry.seen) == sorted(["drop_table", "echo", "fail"] * 3)
+
+
+async def test_an_audit_log_that_records_listings_its_own_way_gets_every_listing(
+    tmp_path: Path,
+) -> None:
+    """An `AuditLog` subclass that does more with each listing (`append_listing`) is
+    handed every listing, not only the first: the repeats are not recorded past it
+    (found in review: they went to `append_listing_again`)."""
+
+    class Forwarding(AuditLog):
+        listed: list[str]
+
+        def append_listing(self, listing_id: str, events: Any) -> bool:
+            self.listed.append(listing_id)
+            return super().append_listing(listing_id, events)
+
+    log = Forwarding(tmp_path / "a")
+    log.listed = []
+    mw = GuardMiddleware(POLICY, principal=Principal("bob", ("user",)), audit=log,
+                         telemetry=False)  # fmt: skip
+    mcp = demo_server()
+    mcp.add_middleware(mw)
+    async with Client(mcp) as client:
+        for _ in range(3):
+            assert sorted(t.name for t in await client.list_tools()) == ["echo", "fail"]
+    mw.close()
+    assert len(log.listed) == 3
