@@ -137,6 +137,7 @@ class AuditStore:
         return live_segments(self.path / table)
 
     def _refresh(self, force: bool = False) -> None:
+        views = []
         for table, columns in TABLES.items():
             files, hot = scan_segments(self.path / table, self._markers)
             key = tuple(str(f) for f in (*files, *hot))
@@ -149,10 +150,18 @@ class AuditStore:
                 listed = ", ".join(_quote(f) for f in files)
                 parts.append(f"SELECT * FROM read_parquet([{listed}], union_by_name=true)")  # noqa: S608
             if hot:  # the writers' newest rows, read as they grow
-                parts.append(json_select(table, hot, hot=True))
-            body = " UNION ALL BY NAME ".join(parts)
-            self.con.execute(f"CREATE OR REPLACE VIEW {TABLE_VIEWS[table]} AS {body}")
-            self._listed[table] = key
+                rows = json_select(table, hot, hot=True)
+                if table == "listings":
+                    # Rows written after the item sets were listed below may name a set
+                    # filed since: left out until a later query lists it (files listed
+                    # here named only sets filed before them, so theirs are all listed).
+                    rows = (
+                        f"SELECT * FROM ({rows}) WHERE items_sha256 IS NULL "  # noqa: S608
+                        "OR items_sha256 IN (SELECT items_sha256 FROM itemsets)"
+                    )
+                parts.append(rows)
+            views.append((table, key, " UNION ALL BY NAME ".join(parts)))
+        # listed after the tables' files: every set their rows name is among them
         set_files = sorted((self.path / "itemsets").glob("*.jsonl"))
         key = tuple(str(f) for f in set_files)
         if force or self._listed.get("itemsets") != key:
@@ -168,6 +177,9 @@ class AuditStore:
                 )
             self.con.execute(f"CREATE OR REPLACE VIEW itemsets AS {body}")
             self._listed["itemsets"] = key
+        for table, key, body in views:
+            self.con.execute(f"CREATE OR REPLACE VIEW {TABLE_VIEWS[table]} AS {body}")
+            self._listed[table] = key
         policy_files = sorted((self.path / "policies").glob("*.jsonl"))
         key = tuple(str(f) for f in policy_files)
         if force or self._listed.get("policies") != key:

@@ -76,18 +76,13 @@ def test_verify_survives_compaction_before_physical_order_check(
     assert report.rows == 2 * 120
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: a hot file read as it grows can name a set "
-    "the statement's itemsets view does not list (review finding, not fixed)",
-)
 def test_a_query_sees_each_listing_it_sees_with_its_items(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A writer files a new item set and appends a listing naming it to its hot file after
     a query listed the files but before it read them: the hot file is read as it grows,
-    so the statement sees the listing in `listings` but none of its items in `decisions`
-    (its set is not in the statement's `itemsets`). Inline listings never did that."""
+    but a listing whose set the statement's `itemsets` does not list is left out of it
+    (found in review: it was in `listings` with none of its items in `decisions`)."""
     from dataclasses import replace
 
     from audit_kit import event
