@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from copy import copy
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 from fastmcp.exceptions import AuthorizationError, NotFoundError
@@ -34,6 +32,8 @@ from guard._fastmcp import (
     visibility_scope,
 )
 from guard._ids import uuid7
+from guard._listing import Answered, ListingFilter
+from guard._request import EMPTY, NO_SPAN, Call, Listing, error_decision
 from guard.audit.log import DEFAULT, resolve_audit
 
 # shorter ASCII names cannot hold a credential's shape, nor be too long to show
@@ -45,7 +45,6 @@ from guard.policy.model import (
     UNKNOWN_COMPONENT,
     AccessRequest,
     Decision,
-    Kind,
     Principal,
     Reason,
     Resource,
@@ -54,7 +53,6 @@ from guard.reload import PolicyHolder
 from guard.telemetry import NoTelemetry
 
 if TYPE_CHECKING:
-    from guard.audit.rows import Answers
     from guard.identity.base import Authenticator
     from guard.policy.policyset import PolicySet
     from guard.telemetry import Telemetry
@@ -70,106 +68,13 @@ DEFAULT_AUDIT: Final = DEFAULT
 # mcp-auth-guard's no-auth mode: everybody is the same authenticated anonymous user.
 NO_AUTH_PRINCIPAL: Final = Principal(user_id="anonymous", authenticated=True, auth_method="none")
 
-_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
-_LIST_KINDS: Final[dict[str, Kind]] = {
-    "tools/list": "tool",
-    "resources/list": "resource",
-    "resources/templates/list": "resource_template",
-    "prompts/list": "prompt",
-}
 _DEFAULT_WATCH_INTERVAL: Final = 1.0
 # A JSON-RPC id is the client's to choose: a string id longer than this is recorded (and
 # traced) as its length and digest.
 _MAX_REQUEST_ID_CHARS: Final = 256
 
 
-class _Call:
-    """Per-request facts shared by every decision the request makes (one for a call,
-    one per component for a list): resolved once, before deciding. `policies` and
-    `shadow` are the sets in force when the request began: every decision of a listing
-    is made by the same set, even across a reload."""
-
-    __slots__ = (
-        "context",
-        "denial",
-        "durable_span",
-        "now",
-        "policies",
-        "principal",
-        "request_id",
-        "server",
-        "session_id",
-        "shadow",
-        "transport",
-    )
-
-    def __init__(
-        self,
-        principal: Principal,
-        denial: Decision | None,
-        now: datetime,
-        transport: str,
-        session_id: str | None,
-        request_id: str | None,
-        server: str | None,
-        policies: PolicySet,
-        shadow: PolicySet | None,
-    ) -> None:
-        self.principal = principal
-        self.denial = denial
-        self.now = now
-        self.transport = transport
-        self.session_id = session_id
-        self.request_id = request_id
-        self.server = server
-        self.policies = policies
-        self.shadow = shadow
-        self.context: Mapping[str, Any] = MappingProxyType(
-            {"transport": transport, "session_id": session_id, "server": server}
-        )
-        # durable mode: the span of a call allowed and recorded, observed by `_await_durable`
-        # once the record is on disk (or the call is denied)
-        self.durable_span: Any = None
-
-
-class _NoSpan:
-    __slots__ = ()
-    trace_id = ""
-    span_id = ""
-
-
-_NO_SPAN: Final = _NoSpan()
-
-
 _DURABLE_TIMEOUT_S = 10.0  # how long a durable record may take before the call is denied
-
-
-@dataclass(slots=True)
-class _Listing:
-    """The decisions of one list request, recorded and observed together: its id and
-    each component's event."""
-
-    id: str
-    events: list[DecisionEvent]
-
-
-_MAX_ANSWERED: Final = 256  # listings whose answers a guard keeps to give again
-
-
-@dataclass(slots=True, eq=False)
-class _Answered:
-    """A listing's answers, given again to the same caller (user id, roles, agent id) for
-    the same components (`items`, kept so that their ids stay theirs) while `policies` is
-    in force: whether each is `shown`, its record's `answers`, a ready `observe` of its
-    telemetry, and one component and answer to stand for the listing's request."""
-
-    policies: PolicySet
-    items: tuple[Any, ...]
-    shown: tuple[bool, ...]
-    answers: Answers | None
-    observe: Callable[[Any, str], None] | None
-    resource: Resource
-    decision: Decision
 
 
 class UnobservedDecision(Exception):
@@ -180,10 +85,6 @@ class UnobservedDecision(Exception):
 class UndurableDecision(Exception):
     """The outcome of an allowed call the guard did not run: in durable mode, its decision
     record did not reach the disk in time."""
-
-
-def _error_decision(where: str) -> Decision:
-    return Decision(allowed=False, reason=Reason.ERROR, message=f"guard error while {where}")
 
 
 # A completion reference no server can resolve (see `_on_complete`).
@@ -213,7 +114,7 @@ def _default_telemetry() -> Telemetry:
     return default_telemetry()
 
 
-class GuardMiddleware(Middleware):
+class GuardMiddleware(ListingFilter, Middleware):
     """Authorize every MCP request against a `PolicySet`, and observe every decision.
 
     Args:
@@ -280,7 +181,7 @@ class GuardMiddleware(Middleware):
         else:
             self._telemetry = telemetry
         self._cache = ResourceCache()
-        self._answered: dict[tuple[Any, ...], _Answered] = {}  # see `_filter`
+        self._answered: dict[tuple[Any, ...], Answered] = {}  # see `_filter`
         self._session_shown: tuple[str, str] = ("", "")  # last session id and how it is shown
         self._lookups = LookupCache(lookup_ttl)
         self._typed_hooks: dict[str | None, Callable[..., Awaitable[Any]]] = {
@@ -421,7 +322,7 @@ class GuardMiddleware(Middleware):
 
     # ------------------------------------------------------------------ per request
 
-    async def _begin(self, context: MiddlewareContext[Any]) -> _Call:
+    async def _begin(self, context: MiddlewareContext[Any]) -> Call:
         now = datetime.now(UTC)  # one clock value for every decision of this request
         transport = current_transport()
         fctx = context.fastmcp_context
@@ -467,12 +368,12 @@ class GuardMiddleware(Middleware):
             self._quietly(self._telemetry.auth_failure, self._auth_method, exc.reason)
         except Exception as exc:
             principal = Principal.anonymous(self._auth_method)
-            denial = _error_decision("authenticating")
+            denial = error_decision("authenticating")
             self._guard_error("authenticate")
             # the exception text may quote a credential: log its type only
             logger.warning("authenticator raised %s; denying", type(exc).__name__)
         holder = self._holder
-        return _Call(
+        return Call(
             principal, denial, now, transport, session_id, request_id, server,
             holder.live, holder.shadow,
         )  # fmt: skip
@@ -486,12 +387,12 @@ class GuardMiddleware(Middleware):
 
     def _decide(
         self,
-        call: _Call,
+        call: Call,
         resource: Resource,
         action: str,
         args: Mapping[str, Any],
         method: str,
-        listing: _Listing | None = None,
+        listing: Listing | None = None,
         listing_handle: Any = None,
     ) -> DecisionEvent:
         """Decide, record and observe; a component of a `listing` is recorded and observed
@@ -502,7 +403,7 @@ class GuardMiddleware(Middleware):
         shadow_set = call.shadow
         observed = True
         if listing is not None:
-            handle = _NO_SPAN if listing_handle is None else listing_handle
+            handle = NO_SPAN if listing_handle is None else listing_handle
             observed = listing_handle is not None
         else:
             try:
@@ -510,7 +411,7 @@ class GuardMiddleware(Middleware):
                     method, resource.name if resource.found else UNKNOWN_COMPONENT
                 )
             except Exception:
-                handle, observed = _NO_SPAN, False
+                handle, observed = NO_SPAN, False
         # positional: keywords cost a third of a microsecond more per object, and a list
         # of 100 tools makes 100 of each (order: see AccessRequest and DecisionEvent)
         request = AccessRequest(
@@ -525,13 +426,13 @@ class GuardMiddleware(Middleware):
             else:
                 decision = policies.decide(request)
         except Exception:
-            decision = replace(_error_decision("deciding"), policy_hash=policies.hash)
+            decision = replace(error_decision("deciding"), policy_hash=policies.hash)
             self._guard_error("decide")
         if shadow_set is not None and call.denial is None:
             try:
                 shadow = shadow_set.decide(request)
             except Exception:  # the draft never affects enforcement, even when it breaks
-                shadow = replace(_error_decision("deciding"), policy_hash=shadow_set.hash)
+                shadow = replace(error_decision("deciding"), policy_hash=shadow_set.hash)
                 self._guard_error("shadow")
         hidden: tuple[str, ...] = ()
         if resource.uri is not None:
@@ -563,7 +464,7 @@ class GuardMiddleware(Middleware):
         if not observed:
             # An unobservable decision is not enforced as an allow (fail closed), but it is
             # still recorded.
-            event.decision = replace(_error_decision("observing"), policy_hash=policies.hash)
+            event.decision = replace(error_decision("observing"), policy_hash=policies.hash)
             self._guard_error("observe")
         queued = False
         if listing is not None:
@@ -575,7 +476,7 @@ class GuardMiddleware(Middleware):
             except Exception:  # `append` promises not to raise; if it does, deny
                 queued = False
             if queued is False:  # a decision that cannot be recorded is not an allow
-                event.decision = replace(_error_decision("recording"), policy_hash=policies.hash)
+                event.decision = replace(error_decision("recording"), policy_hash=policies.hash)
                 self._guard_error("record")
         # Observed last, so the span and metrics carry the decision enforced (a call that
         # could not be recorded counts as the denial it is).
@@ -588,7 +489,7 @@ class GuardMiddleware(Middleware):
             try:
                 telemetry.end_decision(handle, event)
             except Exception:
-                event.decision = replace(_error_decision("observing"), policy_hash=policies.hash)
+                event.decision = replace(error_decision("observing"), policy_hash=policies.hash)
                 self._guard_error("observe")
                 if queued:  # its record says what was decided: say the call did not run
                     self._outcome(event, time.perf_counter(), UnobservedDecision())
@@ -671,13 +572,13 @@ class GuardMiddleware(Middleware):
             self._quietly(self._telemetry.end_decision, handle, event)
             raise
         if not durable:
-            event.decision = replace(_error_decision("recording durably"), policy_hash=policy_hash)
+            event.decision = replace(error_decision("recording durably"), policy_hash=policy_hash)
             self._guard_error("record")
             failure = UndurableDecision()
         try:
             self._telemetry.end_decision(handle, event)
         except Exception:
-            event.decision = replace(_error_decision("observing"), policy_hash=policy_hash)
+            event.decision = replace(error_decision("observing"), policy_hash=policy_hash)
             self._guard_error("observe")
             failure = failure or UnobservedDecision()
         if failure is not None:  # its record says allowed: the outcome says it did not run
@@ -697,9 +598,9 @@ class GuardMiddleware(Middleware):
             if tool is not None:
                 resource = _versioned(self._cache.get(tool), context)
         except Exception:
-            call.denial = call.denial or _error_decision("resolving the tool")
+            call.denial = call.denial or error_decision("resolving the tool")
             self._guard_error("resolve")
-        args = context.message.arguments or _EMPTY
+        args = context.message.arguments or EMPTY
         event = self._decide(call, resource, "call", args, "tools/call")
         if call.durable_span is not None:
             await self._await_durable(event, call.durable_span)
@@ -729,7 +630,7 @@ class GuardMiddleware(Middleware):
         call = await self._begin(context)
         uri = str(context.message.uri)
         resource = Resource(kind="resource", name=uri, uri=uri, found=False)
-        args: Mapping[str, Any] = _EMPTY
+        args: Mapping[str, Any] = EMPTY
         try:
             fctx = context.fastmcp_context
             if fctx is None:
@@ -758,11 +659,11 @@ class GuardMiddleware(Middleware):
                     target = reached
                     component = await lookup(target) or component
             if isinstance(component, ResourceTemplate):
-                args = component.matches(target) or _EMPTY
+                args = component.matches(target) or EMPTY
             if component is not None:
                 resource = _versioned(read_target(target, component), context)
         except Exception:
-            call.denial = call.denial or _error_decision("resolving the resource")
+            call.denial = call.denial or error_decision("resolving the resource")
             self._guard_error("resolve")
         return self._decide(call, resource, "read", args, "resources/read"), uri
 
@@ -809,198 +710,11 @@ class GuardMiddleware(Middleware):
             if prompt is not None:
                 resource = _versioned(self._cache.get(prompt), context)
         except Exception:
-            call.denial = call.denial or _error_decision("resolving the prompt")
+            call.denial = call.denial or error_decision("resolving the prompt")
             self._guard_error("resolve")
-        args = context.message.arguments or _EMPTY
+        args = context.message.arguments or EMPTY
         event = self._decide(call, resource, "get", args, "prompts/get")
         return await self._enforce(context, call_next, event, "prompt", name)
-
-    async def _filter(
-        self, context: MiddlewareContext[Any], items: Sequence[Any], method: str
-    ) -> list[Any]:
-        call = await self._begin(context)
-        telemetry = self._telemetry
-        lid = uuid7()
-        try:  # one handle for the whole listing: its components share the list's span
-            handle: Any = telemetry.start_decision(method, "")
-        except Exception:
-            handle = None
-        # The common listing: an authenticated caller, no draft, components without URIs.
-        lean = call.denial is None and call.shadow is None and handle is not None
-        key: tuple[Any, ...] | None = None
-        if lean:
-            t0 = time.perf_counter_ns()
-            p = call.principal
-            try:  # the same caller listing the same components (see `_Answered`)
-                key = (p.user_id, p.roles, p.agent_id, p.authenticated, method,
-                       tuple(map(id, items)))  # fmt: skip
-                answered = self._answered.get(key)
-            except TypeError:  # an unhashable role or id
-                key = answered = None
-            if answered is not None and answered.policies is call.policies:
-                return self._list_again(call, answered, lid, handle, method, t0, items)
-        listing = _Listing(lid, [])
-        events = listing.events
-        resource_of = self._cache.get
-        if lean:
-            decide = call.policies.decide
-            principal, now, ctx = call.principal, call.now, call.context
-            trace_id, span_id = handle.trace_id, handle.span_id
-            server, transport = call.server, call.transport
-            session_id, request_id = call.session_id, call.request_id
-        for n, item in enumerate(items, 1):
-            try:
-                resource = resource_of(item)
-            except Exception:
-                # Still decided and recorded, as an error denial.
-                resource = Resource(kind=_LIST_KINDS[method], name=str(getattr(item, "name", "?")))
-                call_for_item = copy(call)
-                call_for_item.denial = _error_decision("resolving")
-                self._guard_error("resolve")
-                self._decide(call_for_item, resource, "list", _EMPTY, method, listing, handle)
-                key = None
-                continue
-            if lean and resource.uri is None:
-                # decided here, without `_decide`'s per-call set-up (2 us a component)
-                request = AccessRequest(principal, resource, "list", _EMPTY, now, method, ctx)
-                try:
-                    decision = decide(request)
-                except Exception:  # `decide` promises not to raise: if it does, the full path
-                    decision = None
-                if decision is not None:
-                    event = DecisionEvent(
-                        f"{lid}.{n}", request, decision, None, server, transport, session_id,
-                        request_id, method, trace_id, span_id, (),
-                    )  # fmt: skip
-                    events.append(event)
-                    continue
-            self._decide(call, resource, "list", _EMPTY, method, listing, handle)
-            key = None
-        if self.audit is not None:
-            try:  # one row for the whole listing
-                queued = self.audit.append_listing(lid, events)
-            except Exception:  # `append_listing` promises not to raise; if it does, hide all
-                queued = False
-            if queued is False:  # what cannot be recorded is not shown
-                self._guard_error("record")
-                hidden = _error_decision("recording")
-                for event in events:
-                    event.decision = replace(hidden, policy_hash=event.decision.policy_hash)
-                key = None
-        # Observed last, so the list span and the metrics carry what was shown.
-        if handle is not None and not self._observe_listing(handle, events):
-            key = None
-        if key is not None and events:
-            self._remember(key, call.policies, items, events)
-        return [item for item, event in zip(items, events, strict=True) if event.decision.allowed]
-
-    def _observe_listing(self, handle: Any, events: list[DecisionEvent]) -> bool:
-        """End each of a listing's decisions; one that cannot be observed is hidden (an
-        unobservable decision is not an allow). False if any could not be."""
-        end = self._telemetry.end_decision
-        ok = True
-        for event in events:
-            try:
-                end(handle, event)
-            except Exception:
-                event.decision = replace(
-                    _error_decision("observing"), policy_hash=event.decision.policy_hash
-                )
-                self._guard_error("observe")
-                ok = False
-        return ok
-
-    def _remember(
-        self, key: tuple[Any, ...], policies: PolicySet, items: Sequence[Any],
-        events: list[DecisionEvent],
-    ) -> None:  # fmt: skip
-        """Keep a listing's answers to give again (`_list_again`) if nothing but the caller's
-        ids and roles and the components decided them (the policy set's memo says so), and
-        its telemetry can observe them again as they are."""
-        try:
-            if not all(policies.memoized(event.request) for event in events):
-                return
-            observe = None
-            if type(self._telemetry) is not NoTelemetry:
-                prepare = getattr(self._telemetry, "prepare_listing", None)
-                observe = prepare(events) if prepare is not None else None
-                if observe is None:
-                    return
-            answers = None
-            if self.audit is not None:
-                answers = self.audit.listing_answers(events)
-                if answers is None:  # it records each listing its own way
-                    return
-            answered = self._answered
-            if len(answered) >= _MAX_ANSWERED:
-                answered.clear()
-            first = events[0]
-            answered[key] = _Answered(
-                policies, tuple(items), tuple(event.decision.allowed for event in events),
-                answers, observe, first.request.resource, first.decision,
-            )  # fmt: skip
-        except Exception:  # only ever saves work
-            logger.warning("listing answers could not be kept", exc_info=True)
-
-    def _list_again(
-        self, call: _Call, answered: _Answered, lid: str, handle: Any, method: str, t0: int,
-        items: Sequence[Any],
-    ) -> list[Any]:  # fmt: skip
-        """A listing the same caller made of the same components under the same policy
-        set: the same answers, recorded and observed as a listing decided afresh is."""
-        request = AccessRequest(
-            call.principal, answered.resource, "list", _EMPTY, call.now, method, call.context
-        )
-        event = DecisionEvent(
-            lid, request, answered.decision, None, call.server, call.transport,
-            call.session_id, call.request_id, method, handle.trace_id, handle.span_id, (),
-        )  # fmt: skip
-        if self.audit is not None and answered.answers is not None:
-            eval_us = (time.perf_counter_ns() - t0) / 1000 / len(answered.shown)
-            try:
-                queued = self.audit.append_listing_again(lid, answered.answers, eval_us, event)
-            except Exception:  # it promises not to raise; if it does, hide all
-                queued = False
-            if not queued:  # what cannot be recorded is not shown
-                self._guard_error("record")
-                hidden = _error_decision("recording")
-                self._observe_listing(handle, [
-                    DecisionEvent(
-                        f"{lid}.{n}", replace(request, resource=r), replace(hidden,
-                        policy_hash=d.policy_hash), None, call.server, call.transport,
-                        call.session_id, call.request_id, method, handle.trace_id,
-                        handle.span_id, (),
-                    )
-                    for n, (_, r, d, _) in enumerate(answered.answers.entries, 1)
-                ])  # fmt: skip
-                return []
-        if answered.observe is not None:
-            answered.observe(handle, lid)
-        return [item for item, shown in zip(items, answered.shown, strict=True) if shown]
-
-    async def on_list_tools(
-        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
-    ) -> Any:
-        """Show only the tools the caller may list."""
-        return await self._filter(context, await call_next(context), "tools/list")
-
-    async def on_list_resources(
-        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
-    ) -> Any:
-        """Show only the resources the caller may list."""
-        return await self._filter(context, await call_next(context), "resources/list")
-
-    async def on_list_resource_templates(
-        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
-    ) -> Any:
-        """Show only the resource templates the caller may list."""
-        return await self._filter(context, await call_next(context), "resources/templates/list")
-
-    async def on_list_prompts(
-        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
-    ) -> Any:
-        """Show only the prompts the caller may list."""
-        return await self._filter(context, await call_next(context), "prompts/list")
 
     async def __call__(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
         # The hooks `Middleware.__call__` would run, without the three wrapper layers it
@@ -1042,13 +756,13 @@ class GuardMiddleware(Middleware):
                 return await call_next(context)  # unknown: FastMCP answers empty
             resource = self._cache.get(component)
         except Exception:
-            call.denial = call.denial or _error_decision("resolving the completion target")
+            call.denial = call.denial or error_decision("resolving the completion target")
             self._guard_error("resolve")
             resource = Resource(
                 kind="prompt" if ref_type == "ref/prompt" else "resource_template", name=key
             )
         action = "get" if resource.kind == "prompt" else "read"
-        event = self._decide(call, resource, action, _EMPTY, "completion/complete")
+        event = self._decide(call, resource, action, EMPTY, "completion/complete")
         if event.decision.allowed:
             return await call_next(context)
         # Denied: FastMCP answers as for a reference that names nothing (the same empty

@@ -1,0 +1,282 @@
+"""Listings: what `tools/list` & co. show a caller, each component decided, the whole
+recorded as one row and observed under the list's span; a listing answered wholly from
+the policy memo is given again to the same caller (`Answered`)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from copy import copy
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from fastmcp.server.middleware import CallNext, MiddlewareContext
+
+from guard._ids import uuid7
+from guard._request import EMPTY, Call, Listing, error_decision
+from guard.events import DecisionEvent
+from guard.policy.model import AccessRequest, Decision, Kind, Resource
+from guard.telemetry import NoTelemetry
+
+if TYPE_CHECKING:
+    from guard._fastmcp import ResourceCache
+    from guard.audit.log import AuditLog
+    from guard.audit.rows import Answers
+    from guard.policy.policyset import PolicySet
+    from guard.telemetry import Telemetry
+
+__all__ = ["Answered", "ListingFilter"]
+
+logger = logging.getLogger("guard.middleware")
+
+LIST_KINDS: Final[dict[str, Kind]] = {
+    "tools/list": "tool",
+    "resources/list": "resource",
+    "resources/templates/list": "resource_template",
+    "prompts/list": "prompt",
+}
+
+
+MAX_ANSWERED: Final = 256  # listings whose answers a guard keeps to give again
+
+
+@dataclass(slots=True, eq=False)
+class Answered:
+    """A listing's answers, given again to the same caller (user id, roles, agent id) for
+    the same components (`items`, kept so that their ids stay theirs) while `policies` is
+    in force: whether each is `shown`, its record's `answers`, a ready `observe` of its
+    telemetry, and one component and answer to stand for the listing's request."""
+
+    policies: PolicySet
+    items: tuple[Any, ...]
+    shown: tuple[bool, ...]
+    answers: Answers | None
+    observe: Callable[[Any, str], None] | None
+    resource: Resource
+    decision: Decision
+
+
+class _Guard(Protocol):
+    """What the listing hooks use of the middleware they are part of."""
+
+    audit: AuditLog | None
+    _telemetry: Telemetry
+    _cache: ResourceCache
+    _answered: dict[tuple[Any, ...], Answered]
+
+    async def _begin(self, context: MiddlewareContext[Any]) -> Call: ...
+
+    def _decide(
+        self, call: Call, resource: Resource, action: str, args: Any, method: str,
+        listing: Listing | None = None, listing_handle: Any = None,
+    ) -> DecisionEvent: ...  # fmt: skip
+
+    def _guard_error(self, where: str) -> None: ...
+
+    async def _filter(
+        self, context: MiddlewareContext[Any], items: Sequence[Any], method: str
+    ) -> list[Any]: ...
+
+    def _observe_listing(self, handle: Any, events: list[DecisionEvent]) -> bool: ...
+
+    def _remember(
+        self, key: tuple[Any, ...], policies: PolicySet, items: Sequence[Any],
+        events: list[DecisionEvent],
+    ) -> None: ...  # fmt: skip
+
+    def _list_again(
+        self, call: Call, answered: Answered, lid: str, handle: Any, method: str, t0: int,
+        items: Sequence[Any],
+    ) -> list[Any]: ...  # fmt: skip
+
+
+class ListingFilter:
+    """`GuardMiddleware`'s list hooks: each shows only what the caller may list."""
+
+    async def _filter(
+        self: _Guard, context: MiddlewareContext[Any], items: Sequence[Any], method: str
+    ) -> list[Any]:
+        call = await self._begin(context)
+        telemetry = self._telemetry
+        lid = uuid7()
+        try:  # one handle for the whole listing: its components share the list's span
+            handle: Any = telemetry.start_decision(method, "")
+        except Exception:
+            handle = None
+        # The common listing: an authenticated caller, no draft, components without URIs.
+        lean = call.denial is None and call.shadow is None and handle is not None
+        key: tuple[Any, ...] | None = None
+        if lean:
+            t0 = time.perf_counter_ns()
+            p = call.principal
+            try:  # the same caller listing the same components (see `Answered`)
+                key = (p.user_id, p.roles, p.agent_id, p.authenticated, method,
+                       tuple(map(id, items)))  # fmt: skip
+                answered = self._answered.get(key)
+            except TypeError:  # an unhashable role or id
+                key = answered = None
+            if answered is not None and answered.policies is call.policies:
+                return self._list_again(call, answered, lid, handle, method, t0, items)
+        listing = Listing(lid, [])
+        events = listing.events
+        resource_of = self._cache.get
+        if lean:
+            decide = call.policies.decide
+            principal, now, ctx = call.principal, call.now, call.context
+            trace_id, span_id = handle.trace_id, handle.span_id
+            server, transport = call.server, call.transport
+            session_id, request_id = call.session_id, call.request_id
+        for n, item in enumerate(items, 1):
+            try:
+                resource = resource_of(item)
+            except Exception:
+                # Still decided and recorded, as an error denial.
+                resource = Resource(kind=LIST_KINDS[method], name=str(getattr(item, "name", "?")))
+                call_for_item = copy(call)
+                call_for_item.denial = error_decision("resolving")
+                self._guard_error("resolve")
+                self._decide(call_for_item, resource, "list", EMPTY, method, listing, handle)
+                key = None
+                continue
+            if lean and resource.uri is None:
+                # decided here, without `_decide`'s per-call set-up (2 us a component)
+                request = AccessRequest(principal, resource, "list", EMPTY, now, method, ctx)
+                try:
+                    decision = decide(request)
+                except Exception:  # `decide` promises not to raise: if it does, the full path
+                    decision = None
+                if decision is not None:
+                    event = DecisionEvent(
+                        f"{lid}.{n}", request, decision, None, server, transport, session_id,
+                        request_id, method, trace_id, span_id, (),
+                    )  # fmt: skip
+                    events.append(event)
+                    continue
+            self._decide(call, resource, "list", EMPTY, method, listing, handle)
+            key = None
+        if self.audit is not None:
+            try:  # one row for the whole listing
+                queued = self.audit.append_listing(lid, events)
+            except Exception:  # `append_listing` promises not to raise; if it does, hide all
+                queued = False
+            if queued is False:  # what cannot be recorded is not shown
+                self._guard_error("record")
+                hidden = error_decision("recording")
+                for event in events:
+                    event.decision = replace(hidden, policy_hash=event.decision.policy_hash)
+                key = None
+        # Observed last, so the list span and the metrics carry what was shown.
+        if handle is not None and not self._observe_listing(handle, events):
+            key = None
+        if key is not None and events:
+            self._remember(key, call.policies, items, events)
+        return [item for item, event in zip(items, events, strict=True) if event.decision.allowed]
+
+    def _observe_listing(self: _Guard, handle: Any, events: list[DecisionEvent]) -> bool:
+        """End each of a listing's decisions; one that cannot be observed is hidden (an
+        unobservable decision is not an allow). False if any could not be."""
+        end = self._telemetry.end_decision
+        ok = True
+        for event in events:
+            try:
+                end(handle, event)
+            except Exception:
+                event.decision = replace(
+                    error_decision("observing"), policy_hash=event.decision.policy_hash
+                )
+                self._guard_error("observe")
+                ok = False
+        return ok
+
+    def _remember(
+        self: _Guard, key: tuple[Any, ...], policies: PolicySet, items: Sequence[Any],
+        events: list[DecisionEvent],
+    ) -> None:  # fmt: skip
+        """Keep a listing's answers to give again (`_list_again`) if nothing but the caller's
+        ids and roles and the components decided them (the policy set's memo says so), and
+        its telemetry can observe them again as they are."""
+        try:
+            if not all(policies.memoized(event.request) for event in events):
+                return
+            observe = None
+            if type(self._telemetry) is not NoTelemetry:
+                prepare = getattr(self._telemetry, "prepare_listing", None)
+                observe = prepare(events) if prepare is not None else None
+                if observe is None:
+                    return
+            answers = None
+            if self.audit is not None:
+                answers = self.audit.listing_answers(events)
+                if answers is None:  # it records each listing its own way
+                    return
+            answered = self._answered
+            if len(answered) >= MAX_ANSWERED:
+                answered.clear()
+            first = events[0]
+            answered[key] = Answered(
+                policies, tuple(items), tuple(event.decision.allowed for event in events),
+                answers, observe, first.request.resource, first.decision,
+            )  # fmt: skip
+        except Exception:  # only ever saves work
+            logger.warning("listing answers could not be kept", exc_info=True)
+
+    def _list_again(
+        self: _Guard, call: Call, answered: Answered, lid: str, handle: Any, method: str, t0: int,
+        items: Sequence[Any],
+    ) -> list[Any]:  # fmt: skip
+        """A listing the same caller made of the same components under the same policy
+        set: the same answers, recorded and observed as a listing decided afresh is."""
+        request = AccessRequest(
+            call.principal, answered.resource, "list", EMPTY, call.now, method, call.context
+        )
+        event = DecisionEvent(
+            lid, request, answered.decision, None, call.server, call.transport,
+            call.session_id, call.request_id, method, handle.trace_id, handle.span_id, (),
+        )  # fmt: skip
+        if self.audit is not None and answered.answers is not None:
+            eval_us = (time.perf_counter_ns() - t0) / 1000 / len(answered.shown)
+            try:
+                queued = self.audit.append_listing_again(lid, answered.answers, eval_us, event)
+            except Exception:  # it promises not to raise; if it does, hide all
+                queued = False
+            if not queued:  # what cannot be recorded is not shown
+                self._guard_error("record")
+                hidden = error_decision("recording")
+                self._observe_listing(handle, [
+                    DecisionEvent(
+                        f"{lid}.{n}", replace(request, resource=r), replace(hidden,
+                        policy_hash=d.policy_hash), None, call.server, call.transport,
+                        call.session_id, call.request_id, method, handle.trace_id,
+                        handle.span_id, (),
+                    )
+                    for n, (_, r, d, _) in enumerate(answered.answers.entries, 1)
+                ])  # fmt: skip
+                return []
+        if answered.observe is not None:
+            answered.observe(handle, lid)
+        return [item for item, shown in zip(items, answered.shown, strict=True) if shown]
+
+    async def on_list_tools(
+        self: _Guard, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        """Show only the tools the caller may list."""
+        return await self._filter(context, await call_next(context), "tools/list")
+
+    async def on_list_resources(
+        self: _Guard, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        """Show only the resources the caller may list."""
+        return await self._filter(context, await call_next(context), "resources/list")
+
+    async def on_list_resource_templates(
+        self: _Guard, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        """Show only the resource templates the caller may list."""
+        return await self._filter(context, await call_next(context), "resources/templates/list")
+
+    async def on_list_prompts(
+        self: _Guard, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        """Show only the prompts the caller may list."""
+        return await self._filter(context, await call_next(context), "prompts/list")

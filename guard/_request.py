@@ -1,0 +1,93 @@
+"""What one request carries through the guard: its facts (`Call`), the listing its
+decisions belong to, and the denials the guard itself makes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
+
+from guard.events import DecisionEvent
+from guard.policy.model import Decision, Principal, Reason
+
+if TYPE_CHECKING:
+    from guard.policy.policyset import PolicySet
+
+__all__ = ["EMPTY", "NO_SPAN", "Call", "Listing", "error_decision"]
+
+EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+
+
+class Call:
+    """Per-request facts shared by every decision the request makes (one for a call,
+    one per component for a list): resolved once, before deciding. `policies` and
+    `shadow` are the sets in force when the request began: every decision of a listing
+    is made by the same set, even across a reload."""
+
+    __slots__ = (
+        "context",
+        "denial",
+        "durable_span",
+        "now",
+        "policies",
+        "principal",
+        "request_id",
+        "server",
+        "session_id",
+        "shadow",
+        "transport",
+    )
+
+    def __init__(
+        self,
+        principal: Principal,
+        denial: Decision | None,
+        now: datetime,
+        transport: str,
+        session_id: str | None,
+        request_id: str | None,
+        server: str | None,
+        policies: PolicySet,
+        shadow: PolicySet | None,
+    ) -> None:
+        self.principal = principal
+        self.denial = denial
+        self.now = now
+        self.transport = transport
+        self.session_id = session_id
+        self.request_id = request_id
+        self.server = server
+        self.policies = policies
+        self.shadow = shadow
+        self.context: Mapping[str, Any] = MappingProxyType(
+            {"transport": transport, "session_id": session_id, "server": server}
+        )
+        # durable mode: the span of a call allowed and recorded, observed by `_await_durable`
+        # once the record is on disk (or the call is denied)
+        self.durable_span: Any = None
+
+
+class NoSpan:
+    """The span handle of a decision that could not be observed."""
+
+    __slots__ = ()
+    trace_id = ""
+    span_id = ""
+
+
+NO_SPAN: Final = NoSpan()
+
+
+@dataclass(slots=True)
+class Listing:
+    """The decisions of one list request, recorded and observed together: its id and
+    each component's event."""
+
+    id: str
+    events: list[DecisionEvent]
+
+
+def error_decision(where: str) -> Decision:
+    return Decision(allowed=False, reason=Reason.ERROR, message=f"guard error while {where}")
