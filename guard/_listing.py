@@ -64,6 +64,7 @@ class _Guard(Protocol):
     _telemetry: Telemetry
     _cache: ResourceCache
     _answered: dict[tuple[Any, ...], Answered]
+    _seen: dict[tuple[Any, ...], None]
 
     async def _begin(self, context: MiddlewareContext[Any]) -> Call: ...
 
@@ -170,7 +171,16 @@ class ListingFilter:
         if handle is not None and not self._observe_listing(handle, events):
             key = None
         if key is not None and events:
-            self._remember(key, call.policies, items, events)
+            # kept from the second identical listing on: a proxy's or a mounted server's
+            # components are new objects each time, and their answers would never be used
+            seen = self._seen
+            if key in seen:
+                del seen[key]
+                self._remember(key, call.policies, items, events)
+            else:
+                if len(seen) >= MAX_ANSWERED:
+                    seen.clear()
+                seen[key] = None
         return [item for item, event in zip(items, events, strict=True) if event.decision.allowed]
 
     def _observe_listing(self: _Guard, handle: Any, events: list[DecisionEvent]) -> bool:

@@ -181,7 +181,8 @@ class GuardMiddleware(ListingFilter, Middleware):
         else:
             self._telemetry = telemetry
         self._cache = ResourceCache()
-        self._answered: dict[tuple[Any, ...], Answered] = {}  # see `_filter`
+        self._answered: dict[tuple[Any, ...], Answered] = {}  # see `ListingFilter`
+        self._seen: dict[tuple[Any, ...], None] = {}  # listings met once
         self._session_shown: tuple[str, str] = ("", "")  # last session id and how it is shown
         self._lookups = LookupCache(lookup_ttl)
         self._typed_hooks: dict[str | None, Callable[..., Awaitable[Any]]] = {

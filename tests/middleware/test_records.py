@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastmcp import Client
+from fastmcp import Client, FastMCP
 from fastmcp.exceptions import ToolError
 from mw_support import POLICY, demo_server
 
@@ -435,3 +435,31 @@ async def test_an_audit_log_that_records_listings_its_own_way_gets_every_listing
             assert sorted(t.name for t in await client.list_tools()) == ["echo", "fail"]
     mw.close()
     assert len(log.listed) == 3
+
+
+async def test_a_mounted_servers_listing_is_not_kept_its_components_being_new_each_time() -> None:
+    """A mounted server's tools reach the guard as new objects on every listing: their
+    answers could never be given again, so none are kept (each would cost a listing's
+    worth of work for nothing); the server's own tools' are, from the second listing on."""
+    child: FastMCP[Any] = FastMCP("child")
+
+    @child.tool(tags={"safe"})
+    def ping() -> str:
+        return "pong"
+
+    mw = GuardMiddleware(POLICY, principal=Principal("bob", ("user",)), audit=None)
+    mounted: FastMCP[Any] = FastMCP("main")
+    mounted.mount(child, namespace="kid")
+    mounted.add_middleware(mw)
+    async with Client(mounted) as client:
+        for _ in range(4):
+            assert [t.name for t in await client.list_tools()] == ["kid_ping"]
+    assert mw._answered == {}
+    plain = GuardMiddleware(POLICY, principal=Principal("bob", ("user",)), audit=None)
+    mcp = demo_server()
+    mcp.add_middleware(plain)
+    async with Client(mcp) as client:
+        await client.list_tools()
+        assert plain._answered == {}  # met once
+        await client.list_tools()
+        assert len(plain._answered) == 1
