@@ -3,14 +3,15 @@
 Run: `python3 benchmarks/bench_middleware.py` (prints microseconds and overheads; no
 assertions). The same FastMCP server (100 tools, half tagged `safe`) is measured bare, with
 `GuardMiddleware` (fixed identity, deciding, spans + metrics, decision records to a real
-store), with the guard minus telemetry and records, and with mcp-auth-guard's middleware
-on the same policy. Rounds of every configuration are interleaved so machine noise hits
-them alike. Each figure is process CPU time per request (this process, all its threads:
-the audit writer's work counts, and each round waits for the writer to write its records
-to the hot file), the best of the rounds: on a shared machine wall time mostly measures the
-neighbours. Converting the hot files to Parquet segments is measured at the end, on a warm
-DuckDB connection as a running writer's converter has, and its CPU per request added to
-the configurations that record.
+store), with the guard minus telemetry and records, with mcp-auth-guard's middleware on the
+same policy, and (lists only) with the full guard deciding every list afresh, as a caller's
+first listing is (it otherwise gives a repeated listing's answers again). Rounds of every
+configuration are interleaved so machine noise hits them alike. Each figure is process CPU
+time per request (this process, all its threads: the audit writer's work counts, and each
+round waits for the writer to write its records to the hot file), the best of the rounds:
+on a shared machine wall time mostly measures the neighbours. Converting the hot files to
+Parquet segments is measured at the end, on a warm DuckDB connection as a running writer's
+converter has, and its CPU per request added to the configurations that record.
 
 `paired` is the median over rounds of each round's overhead against the bare server's
 round measured next to it: steadier than the best rounds when the machine drifts.
@@ -145,6 +146,11 @@ async def main() -> None:
         for n, name in enumerate((full, records_only))
         for kind in ("call", "list")
     }
+    # The same full guard with every listing decided afresh, as a caller's first listing
+    # (or one of a mounted server's or a proxy's components, new objects each time) is:
+    # the answers it would give again are forgotten before each list.
+    afresh = "guard (full, each list decided afresh)"
+    with_records[(afresh, "list")] = guarded(telemetry=True, audit=workdir / "audit-afresh")
     servers: dict[str, dict[str, FastMCP[Any]]] = {
         "bare": {"call": bare, "list": bare},
         full: {k: with_records[(full, k)][0] for k in ("call", "list")},
@@ -153,14 +159,22 @@ async def main() -> None:
         "guard (id+decide+span+metrics)": {"call": observed, "list": observed},
         records_only: {k: with_records[(records_only, k)][0] for k in ("call", "list")},
         "mcp-auth-guard 1.0.0": {"call": seed, "list": seed},
+        afresh: {"list": with_records[(afresh, "list")][0]},
     }
+    afresh_mw = with_records[(afresh, "list")][1]
+
+    async def list_afresh(client: Client[Any]) -> Any:
+        afresh_mw._answered.clear()
+        afresh_mw._seen.clear()
+        return await client.list_tools()
+
     clients = {
         (name, kind): Client(mcp)
         for name, by_kind in servers.items()
         for kind, mcp in by_kind.items()
     }
     settle = {key: mw.audit.flush for key, (_, mw) in with_records.items()}
-    calls: dict[str, list[float]] = {name: [] for name in servers}
+    calls: dict[str, list[float]] = {name: [] for name in servers if "call" in servers[name]}
     lists: dict[str, list[float]] = {name: [] for name in servers}
     for client in clients.values():
         await client.__aenter__()
@@ -170,20 +184,23 @@ async def main() -> None:
             assert (await client.call_tool("tool_0", {"text": "x"})).data == "x", name
         for _ in range(ROUNDS):
             for name in servers:
-                calls[name].append(
-                    await per_request(
-                        lambda c=clients[(name, "call")]: c.call_tool("tool_0", {"text": "x"}),
-                        CALLS_PER_ROUND,
-                        settle.get((name, "call")),
+                if name in calls:
+                    calls[name].append(
+                        await per_request(
+                            lambda c=clients[(name, "call")]: c.call_tool("tool_0", {"text": "x"}),
+                            CALLS_PER_ROUND,
+                            settle.get((name, "call")),
+                        )
                     )
-                )
+                client = clients[(name, "list")]
                 lists[name].append(
                     await per_request(
-                        lambda c=clients[(name, "list")]: c.list_tools(),
+                        (lambda c=client: list_afresh(c)) if name == afresh
+                        else (lambda c=client: c.list_tools()),
                         LISTS_PER_ROUND,
                         settle.get((name, "list")),
                     )
-                )
+                )  # fmt: skip
     finally:
         for client in clients.values():
             await client.__aexit__(None, None, None)
