@@ -427,12 +427,7 @@ async def test_a_listing_that_cannot_be_recorded_is_counted_as_hidden(
     async with Client(mcp) as client:
         assert await client.list_tools() == []
     mw.close()
-    counted: dict[tuple[str, str], float] = {}
-    for metric in registry.collect():
-        for s in metric.samples:
-            if s.name == "mcpguard_decisions_total" and s.value:
-                key = (s.labels["decision"], s.labels["reason"])
-                counted[key] = counted.get(key, 0.0) + s.value
+    counted = _verdicts(registry)
     assert list(counted) == [("deny", "error")] and counted[("deny", "error")] >= 2
 
 
@@ -459,10 +454,15 @@ async def test_a_listing_answered_again_that_cannot_be_recorded_is_counted_as_hi
         monkeypatch.setattr(log, "append_listing_again", lambda *args: False)
         assert await client.list_tools() == []
     mw.close()
+    assert _verdicts(registry) == {("allow", "rule"): 2 * listed, ("deny", "error"): listed}
+
+
+def _verdicts(registry: Any) -> dict[tuple[str, str], float]:
+    """`mcpguard_decisions_total` summed by (decision, reason)."""
     counted: dict[tuple[str, str], float] = {}
     for metric in registry.collect():
         for s in metric.samples:
             if s.name == "mcpguard_decisions_total" and s.value:
                 key = (s.labels["decision"], s.labels["reason"])
                 counted[key] = counted.get(key, 0.0) + s.value
-    assert counted == {("allow", "rule"): 2 * listed, ("deny", "error"): listed}
+    return counted
