@@ -190,17 +190,8 @@ class GuardTelemetry:
         """Count the decision, observe its latency (exemplar: trace id), end the span."""
         try:
             decision = event.decision
-            request = event.request
-            resource = request.resource
             allowed = decision.allowed
-            key = (
-                allowed,
-                decision.reason,
-                resource.kind,
-                request.action,
-                resource.name if resource.found else UNKNOWN_COMPONENT,
-                decision.rule or "",
-            )
+            key = _counter_key(event)
             child = self._children.get(key)
             if child is None:
                 child = self._child(*key)
@@ -256,14 +247,8 @@ class GuardTelemetry:
         children = []
         hidden = []
         for n, event in enumerate(events, 1):
-            decision, resource = event.decision, event.request.resource
-            key = (
-                decision.allowed, decision.reason, resource.kind, event.request.action,
-                resource.name if resource.found else UNKNOWN_COMPONENT, decision.rule or "",
-            )  # fmt: skip
-            child = self._children.get(key)
-            children.append(child if child is not None else self._child(*key))
-            if not decision.allowed and self._list_events:
+            children.append(self._child(*_counter_key(event)))
+            if not event.decision.allowed and self._list_events:
                 hidden.append((n, _hidden_attributes(event)))
         failed = self._failed
 
@@ -397,6 +382,17 @@ def _denial_text(event: DecisionEvent) -> str:
         where = "no rule matched, default effect" + (f" of policy {d.policy!r}" if d.policy else "")
     resource = event.request.resource
     return f"access denied to {resource.kind} {resource.name!r}: {where}"
+
+
+def _counter_key(event: DecisionEvent) -> tuple[Any, ...]:
+    """The labels of `event`'s `mcpguard_decisions_total` child, as `decision_child` takes
+    them (and keys its cache)."""
+    decision, request = event.decision, event.request
+    resource = request.resource
+    return (
+        decision.allowed, decision.reason, resource.kind, request.action,
+        resource.name if resource.found else UNKNOWN_COMPONENT, decision.rule or "",
+    )  # fmt: skip
 
 
 def _hidden_attributes(event: DecisionEvent) -> dict[str, Any]:
