@@ -16,7 +16,7 @@ from fastmcp.server.middleware import CallNext, MiddlewareContext
 from guard._ids import uuid7
 from guard._request import EMPTY, Call, Listing, error_decision
 from guard.events import DecisionEvent
-from guard.policy.model import AccessRequest, Decision, Kind, Resource
+from guard.policy.model import AccessRequest, Kind, Resource
 from guard.telemetry import NoTelemetry
 
 if TYPE_CHECKING:
@@ -45,16 +45,14 @@ MAX_ANSWERED: Final = 256  # listings whose answers a guard keeps to give again
 class Answered:
     """A listing's answers, given again to the same caller (user id, roles, agent id) for
     the same components (`items`, kept so that their ids stay theirs) while `policies` is
-    in force: whether each is `shown`, its record's `answers`, a ready `observe` of its
-    telemetry, and one component and answer to stand for the listing's request."""
+    in force: whether each is `shown`, its record's `answers` (None without a record), a
+    ready `observe` of its telemetry (None without telemetry)."""
 
     policies: PolicySet
     items: tuple[Any, ...]
     shown: tuple[bool, ...]
     answers: Answers | None
     observe: Callable[[Any, str], None] | None
-    resource: Resource
-    decision: Decision
 
 
 class _Guard(Protocol):
@@ -223,10 +221,9 @@ class ListingFilter:
             answered = self._answered
             if len(answered) >= MAX_ANSWERED:
                 answered.clear()
-            first = events[0]
             answered[key] = Answered(
                 policies, tuple(items), tuple(event.decision.allowed for event in events),
-                answers, observe, first.request.resource, first.decision,
+                answers, observe,
             )  # fmt: skip
         except Exception:  # only ever saves work
             logger.warning("listing answers could not be kept", exc_info=True)
@@ -237,31 +234,34 @@ class ListingFilter:
     ) -> list[Any]:  # fmt: skip
         """A listing the same caller made of the same components under the same policy
         set: the same answers, recorded and observed as a listing decided afresh is."""
-        request = AccessRequest(
-            call.principal, answered.resource, "list", EMPTY, call.now, method, call.context
-        )
-        event = DecisionEvent(
-            lid, request, answered.decision, None, call.server, call.transport,
-            call.session_id, call.request_id, method, handle.trace_id, handle.span_id, (),
-        )  # fmt: skip
-        if self.audit is not None and answered.answers is not None:
+        answers = answered.answers
+        if answers is not None and self.audit is not None:
             eval_us = (time.perf_counter_ns() - t0) / 1000 / len(answered.shown)
+            # the request's facts, under the first component and answer (`append_listing`
+            # takes every component's from `answers`)
+            _, resource, decision, _ = answers.entries[0]
+            request = AccessRequest(
+                call.principal, resource, "list", EMPTY, call.now, method, call.context
+            )
+            facts = DecisionEvent(
+                lid, request, decision, None, call.server, call.transport, call.session_id,
+                call.request_id, method, handle.trace_id, handle.span_id, (),
+            )  # fmt: skip
             try:
-                queued = self.audit.append_listing_again(lid, answered.answers, eval_us, event)
+                queued = self.audit.append_listing_again(lid, answers, eval_us, facts)
             except Exception:  # it promises not to raise; if it does, hide all
                 queued = False
             if not queued:  # what cannot be recorded is not shown
                 self._guard_error("record")
                 hidden = error_decision("recording")
-                self._observe_listing(handle, [
-                    DecisionEvent(
-                        f"{lid}.{n}", replace(request, resource=r), replace(hidden,
-                        policy_hash=d.policy_hash), None, call.server, call.transport,
-                        call.session_id, call.request_id, method, handle.trace_id,
-                        handle.span_id, (),
-                    )
-                    for n, (_, r, d, _) in enumerate(answered.answers.entries, 1)
-                ])  # fmt: skip
+                events = []
+                for n, (_, resource, decision, _) in enumerate(answers.entries, 1):
+                    events.append(replace(
+                        facts, decision_id=f"{lid}.{n}",
+                        request=replace(request, resource=resource),
+                        decision=replace(hidden, policy_hash=decision.policy_hash),
+                    ))  # fmt: skip
+                self._observe_listing(handle, events)
                 return []
         if answered.observe is not None:
             answered.observe(handle, lid)
