@@ -44,7 +44,7 @@ from guard.audit.rows import (
     set_reference,
 )
 from guard.audit.schema import TABLES, itemset_line
-from guard.audit.segments import fsync_dir
+from guard.audit.segments import fsync_dir, write_atomic
 from guard.audit.spill import SpillFile
 from guard.audit.writer import HOT_MAX_AGE, HOT_MAX_ROWS, Batch, SegmentWriter
 
@@ -696,20 +696,13 @@ class AuditLog:
         could not be written."""
         directory = self.path / "itemsets"
         target = directory / f"{digest}.jsonl"
-        tmp = directory / f".{digest}.{self.writer_id}.tmp"
         try:
             if not target.exists():
                 directory.mkdir(exist_ok=True)
-                with open(tmp, "wb") as f:
-                    f.write(itemset_line(set_items(items))[1])
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, target)
+                write_atomic(target, itemset_line(set_items(items))[1], fsync=True)
                 fsync_dir(directory)
         except OSError as exc:
             self._last_error = repr(exc)
-            with contextlib.suppress(OSError):  # a half-written set is no set: not kept
-                tmp.unlink(missing_ok=True)
             return False
         if len(self._itemsets) >= _MAX_ITEMSETS:
             self._itemsets.clear()  # bounded; a set met again is found on disk
@@ -824,9 +817,7 @@ class AuditLog:
             try:
                 if not target.exists():
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = target.with_name(f".{target.name}.{self.writer_id}.tmp")
-                    tmp.write_bytes(data)
-                    os.replace(tmp, target)
+                    write_atomic(target, data)
             except OSError as exc:
                 self._last_error = repr(exc)
                 with self._flush_lock:

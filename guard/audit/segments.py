@@ -43,6 +43,7 @@ __all__ = [
     "live_segments",
     "read_json_file",
     "scan_segments",
+    "write_atomic",
     "write_json_atomic",
 ]
 
@@ -204,14 +205,25 @@ def read_json_file(path: Path) -> Any:
 
 def write_json_atomic(path: Path, doc: Any, *, fsync: bool = False) -> None:
     """Replace `path` by `doc` so readers see the old or the new document, never a mix."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        if fsync:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(doc, sort_keys=True, separators=(",", ":")).encode(), fsync=fsync)
+
+
+def write_atomic(path: Path, data: bytes, *, fsync: bool = False) -> None:
+    """Replace `path` by `data` so readers see the old or the new file, never a mix; no
+    half-written temporary file is left behind when writing fails. `fsync`: the file's
+    bytes are on disk before its name is (its directory entry is the caller's to sync)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 def remove_quietly(path: Path) -> None:
