@@ -18,6 +18,7 @@ from fastmcp.server.context import _current_transport
 from fastmcp.server.dependencies import get_access_token, get_http_request
 from fastmcp.server.providers.addressing import parse_hashed_backend_name
 from fastmcp.tools.base import Tool
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from guard.identity.base import RequestInfo
 from guard.policy.model import Kind, Resource
@@ -27,6 +28,7 @@ __all__ = [
     "ResourceCache",
     "current_transport",
     "request_info",
+    "session_of",
     "to_resource",
 ]
 
@@ -51,6 +53,25 @@ def current_transport() -> str:
             return "memory"
         return "http"
     return _TRANSPORTS.get(value, value)
+
+
+def session_of(fctx: Any, rc: Any) -> str | None:
+    """The id of the MCP session request context `rc` belongs to, or None: there is none.
+
+    A 2026-07-28 connection has no session (FastMCP keys what would follow a client on the
+    user or the process instead), yet FastMCP's `Context.session_id` makes up a new random
+    id for each of its requests: recorded, such an id ties nothing together, and it costs a
+    uuid4 per request. Such a request has a session id only if its connection negotiated
+    one or the client sent an `mcp-session-id` header (taken as sent, as FastMCP does).
+    """
+    if getattr(rc, "protocol_version", None) in MODERN_PROTOCOL_VERSIONS:
+        sid = getattr(getattr(rc.session, "_connection", None), "session_id", None)
+        if sid is None:
+            request = rc.request
+            if request is not None:
+                sid = request.headers.get("mcp-session-id")
+        return sid if isinstance(sid, str) else None
+    return str(fctx.session_id)
 
 
 def request_info(transport: str, session_id: str | None) -> RequestInfo:

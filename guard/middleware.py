@@ -29,6 +29,7 @@ from guard._fastmcp import (
     reached_uri,
     read_target,
     request_info,
+    session_of,
     visibility_scope,
 )
 from guard._ids import uuid7
@@ -342,7 +343,7 @@ class GuardMiddleware(ListingFilter, Middleware):
                     ):
                         request_id = self._request_id(request_id)
                     try:
-                        session_id = fctx.session_id
+                        session_id = session_of(fctx, rc)
                     except RuntimeError:
                         session_id = None
                     if session_id is not None:

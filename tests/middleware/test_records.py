@@ -59,6 +59,8 @@ async def test_every_decision_and_outcome_is_recorded(tmp_path: Path) -> None:
     assert calls[0][5] == "renamed"  # the draft's rule, next to the live one
     assert "hunter2" not in calls[0][6]
     assert listed == [(2,)]  # one record per prompt, hidden one included
+    # an in-memory Client speaks 2026-07-28, which has no session: not a made-up id each
+    assert {session_id for _, session_id in contexts} == {None}
     # the context conditions saw, as a JSON object replay can hand to them again
     for context, session_id in contexts:
         assert json.loads(context) == {
