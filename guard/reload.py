@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from guard.audit.redact import scrub
 from guard.errors import PolicyError
 
 if TYPE_CHECKING:
@@ -312,8 +313,9 @@ class PolicyHolder:
                 except PolicyError as exc:
                     kept = "none" if self.shadow is None else self.shadow.hash[:12]
                     logger.warning(
-                        "shadow policy load failed; keeping shadow set %s: %s", kept, exc
-                    )
+                        "shadow policy load failed; keeping shadow set %s: %s",
+                        kept, scrub(str(exc)),
+                    )  # fmt: skip
                     raise
                 logger.info("shadow policy set %s decided from now on", new.hash[:12])
             self.shadow = new  # one reference swap, as for the live set
@@ -356,8 +358,9 @@ class PolicyHolder:
                 new = load_policy_set(source)
             except Exception as exc:
                 logger.warning(
-                    "shadow policy reload failed; keeping shadow set %s: %s", kept.hash[:12], exc
-                )
+                    "shadow policy reload failed; keeping shadow set %s: %s",
+                    kept.hash[:12], scrub(str(exc)),
+                )  # fmt: skip
                 return
             self.shadow = new
             logger.info("shadow policy set %s decided from now on", new.hash[:12])
@@ -416,7 +419,9 @@ class PolicyHolder:
         return PolicyWatcher(path, self._reload_quietly, self._interval)
 
     def _failed(self, what: str, exc: PolicyError) -> None:
-        logger.warning("%s; keeping policy set %s in force: %s", what, self.live.hash[:12], exc)
+        # the error may quote a value of the policy file: no credential in a log line
+        shown = scrub(str(exc))
+        logger.warning("%s; keeping policy set %s in force: %s", what, self.live.hash[:12], shown)
         if self._on_failure is not None:
             self._on_failure(self.live)
 

@@ -24,6 +24,7 @@ __all__ = [
     "Redactor",
     "looks_secret",
     "path_keys",
+    "scrub",
 ]
 
 # argument names whose value is never recorded, at any depth (compared lower-cased)
@@ -122,6 +123,19 @@ def looks_secret(text: str) -> bool:
     ```
     """
     return len(text) >= _MIN_SECRET_LEN and _search(text)
+
+
+def scrub(text: str) -> str:
+    """`text` with each part shaped like a credential (`SECRET_PATTERN`) replaced by the
+    secret marker, the rest kept: for a log line quoting what someone wrote, such as a
+    policy value in a load error.
+
+    ```python
+    error = "invalid regex 'sk-live-0123456789abcdef((': missing )"
+    assert scrub(error) == "invalid regex '<redacted:secret>((': missing )"
+    ```
+    """
+    return SECRET_PATTERN.sub(SECRET_MARK, text) if looks_secret(text) else text
 
 
 def _search(text: str) -> bool:

@@ -70,6 +70,31 @@ async def test_reload_to_a_broken_policy_keeps_the_old_one(
     assert "policy.yaml" in caplog.text and "keeping policy set" in caplog.text
 
 
+async def test_a_broken_policy_is_logged_without_the_credentials_it_quotes(
+    tmp_path: Path, recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(ONLY_ECHO)
+    mw = GuardMiddleware(path, principal=ALICE, audit=None, telemetry=recorder)
+    key = "sk-live-" + "7f3a9c" * 4
+    # an invalid regex: the load error quotes the value, key and all
+    path.write_text(
+        ONLY_ECHO
+        + f"""
+  - name: by_key
+    effect: allow
+    tools: {{patterns: ["*"]}}
+    conditions:
+      - {{field: tool.args.token, operator: regex, value: "{key}(("}}
+"""
+    )
+    with caplog.at_level(logging.WARNING, "guard.reload"), pytest.raises(PolicyError) as raised:
+        mw.reload_policies()
+    assert key in str(raised.value)  # the operator who reloads is told exactly
+    assert "invalid regex" in caplog.text and "<redacted:secret>((" in caplog.text
+    assert key not in caplog.text
+
+
 async def test_hot_reload_follows_the_file_and_survives_a_broken_edit(
     tmp_path: Path, recorder: Recorder
 ) -> None:
@@ -186,3 +211,20 @@ async def test_reload_from_a_new_directory_as_on_the_seed_page(
     (updated / "a.yaml").write_text(ONLY_ECHO)
     mw.reload_policies()  # the new directory is now where policies come from
     assert await _tools(mw) == ["echo"]
+
+
+async def test_a_broken_shadow_policy_is_logged_without_the_credentials_it_quotes(
+    tmp_path: Path, recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    mw = GuardMiddleware(ONLY_ECHO, principal=ALICE, audit=None, telemetry=recorder)
+    key = "ghp_" + "Q7" * 18
+    draft = tmp_path / "draft.yaml"
+    rule = f'{{field: tool.args.t, operator: regex, value: "{key}("}}'
+    draft.write_text(
+        ONLY_ECHO
+        + f"  - {{name: by_key, effect: allow, tools: {{names: [t]}}, conditions: [{rule}]}}\n"
+    )
+    with caplog.at_level(logging.WARNING, "guard.reload"), pytest.raises(PolicyError):
+        mw.set_shadow(draft)
+    assert "shadow policy load failed" in caplog.text and "<redacted:secret>" in caplog.text
+    assert key not in caplog.text
