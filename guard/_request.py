@@ -19,6 +19,23 @@ __all__ = ["EMPTY", "NO_SPAN", "Call", "Listing", "error_decision"]
 
 EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 
+# The request contexts conditions see, one read-only object per place (transport, session,
+# server): requests from one place share it, and the audit writer encodes it once a batch.
+_MAX_CONTEXTS: Final = 1024
+_contexts: dict[tuple[str, str | None, str | None], Mapping[str, Any]] = {}
+
+
+def _context(transport: str, session_id: str | None, server: str | None) -> Mapping[str, Any]:
+    key = (transport, session_id, server)
+    context = _contexts.get(key)
+    if context is None:
+        if len(_contexts) >= _MAX_CONTEXTS:
+            _contexts.clear()  # many sessions: start over, stay bounded
+        context = _contexts[key] = MappingProxyType(
+            {"transport": transport, "session_id": session_id, "server": server}
+        )
+    return context
+
 
 class Call:
     """Per-request facts shared by every decision the request makes (one for a call,
@@ -61,9 +78,7 @@ class Call:
         self.server = server
         self.policies = policies
         self.shadow = shadow
-        self.context: Mapping[str, Any] = MappingProxyType(
-            {"transport": transport, "session_id": session_id, "server": server}
-        )
+        self.context = _context(transport, session_id, server)
         # durable mode: the span of a call allowed and recorded, observed by `_await_durable`
         # once the record is on disk (or the call is denied)
         self.durable_span: Any = None

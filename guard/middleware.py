@@ -594,7 +594,7 @@ class GuardMiddleware(ListingFilter, Middleware):
         """Decide `tools/call` (action `call`) before the tool runs."""
         call = await self._begin(context)
         name = context.message.name
-        resource = Resource(kind="tool", name=name, found=False)
+        resource = None
         try:
             tool = await self._find_tool(context, name)
             if tool is not None:
@@ -602,6 +602,8 @@ class GuardMiddleware(ListingFilter, Middleware):
         except Exception:
             call.denial = call.denial or error_decision("resolving the tool")
             self._guard_error("resolve")
+        if resource is None:
+            resource = Resource(kind="tool", name=name, found=False)
         args = context.message.arguments or EMPTY
         event = self._decide(call, resource, "call", args, "tools/call")
         if call.durable_span is not None:

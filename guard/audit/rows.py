@@ -122,7 +122,7 @@ class RowBuilder:
         request = _request_json(cache, did, ts, t, trace_id, span_id, server, transport,
                                 session_id, request_id, method, action)  # fmt: skip
         body = (
-            f"{request},{resource},{principal},{_context_json(context)},"
+            f"{request},{resource},{principal},{_context_json(cache, context)},"
             f'"args":{args_json},"args_redacted":{_dumps(list(redacted)) if redacted else "[]"},'
             f'"args_sha256":{_q(digest)},{self._answer_json(cache, d, sh)}'
         )
@@ -154,7 +154,7 @@ class RowBuilder:
         principal, claims_redacted = self._principal_json(cache, p)
         request = _request_json(cache, lid, ts, t, trace_id, span_id, server, transport,
                                 session_id, request_id, method, action)  # fmt: skip
-        head = f"{request},{principal},{_context_json(context)}"
+        head = f"{request},{principal},{_context_json(cache, context)}"
         if type(entries) is Repeat:
             # the answers of an earlier listing, encoded once per kind of caller
             answers = entries.answers
@@ -362,8 +362,16 @@ def _inputs_json(
     return f',"inputs_redacted":{_dumps(paths)}' if paths else ""
 
 
-def _context_json(context: Any) -> str:
-    return f'"context":{_q(_dumps_sorted(context)) if context else "null"}'
+def _context_json(cache: dict[Any, Any], context: Any) -> str:
+    """The `context` field; one object (requests from one place share theirs, see
+    `guard._request`) is encoded once per batch."""
+    if not context:
+        return '"context":null'
+    key = ("context", id(context))
+    hit = cache.get(key)
+    if hit is None or hit[0] is not context:
+        hit = cache[key] = (context, f'"context":{_q(_dumps_sorted(context))}')
+    return str(hit[1])
 
 
 def _outcome(d: Any) -> list[Any]:

@@ -249,6 +249,25 @@ def test_fast_body_is_the_canonical_json_of_the_values(item: tuple[Any, ...]) ->
     assert rows.body(item, cache) == row_body("decisions", plain_values(rows, item))
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    items=st.lists(queued(), min_size=2, max_size=5),
+    shared=st.lists(st.sampled_from([3, 4, 7]), max_size=5),
+)
+def test_rows_of_one_batch_are_each_the_canonical_json_of_their_values(
+    items: list[tuple[Any, ...]], shared: list[int]
+) -> None:
+    """A batch encodes a principal, resource or context met again once (cached by object):
+    rows sharing one with the first row, or not, each read as their own values."""
+    batch = [list(item) for item in items]
+    for n, field in enumerate(shared, 1):
+        batch[n % len(batch)][field] = batch[0][field]  # the very object, as requests share
+    rows = RowBuilder(Redactor(), None)
+    cache: dict[Any, Any] = {}
+    for item in map(tuple, batch):
+        assert rows.body(item, cache) == row_body("decisions", plain_values(rows, item))
+
+
 @given(
     did=hostile, ts=st.integers(0, 2**53), status=st.sampled_from(["ok", "error"]),
     duration=st.floats(), error=maybe,
