@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from guard._ids import uuid7
 from guard.audit import _process
+from guard.audit.itemsets import CLAIM_SECONDS, claim, named_in
 from guard.audit.redact import Redactor
 from guard.audit.rows import (
     DECISION,
@@ -78,7 +79,7 @@ DEFAULT: Final = _Default()
 WRITE_MAX_ROWS: Final = 5_000  # rows per write when a flush has more ...
 WRITE_MAX_CHARS: Final = 8 * 1024 * 1024  # ... and listings per write (a backlog of big
 # listings must not be encoded all at once: 25,000 listings of 100 tools are 700 MB)
-_MAX_ITEMSETS: Final = 65_536  # item sets a writer remembers having filed
+_MAX_ITEMSETS: Final = 65_536  # item sets a writer remembers having claimed
 _RELOAD_RETRY_SECONDS: Final = 1.0  # how often a failing store is retried without traffic
 
 
@@ -195,9 +196,10 @@ class AuditLog:
         self._given_up: set[int] = set()  # ids of batches close() spilled mid-write
         self._policies_pending: list[tuple[str, bytes]] = []
         self._policies_seen: set[str] = set()
-        # item sets filed (`itemsets/`), writer thread only: a listing whose items are one
-        # of them names it instead of holding its items (see `schema.LISTING_COLUMNS`)
-        self._itemsets: set[str] = set()
+        # item sets claimed (`itemsets/`), with the monotonic time of the claim, writer
+        # thread only: a listing whose items are one of them names it instead of holding
+        # its items (see `schema.LISTING_COLUMNS`), for `CLAIM_SECONDS` after the claim
+        self._itemsets: dict[str, float] = {}
         # durable mode: decision ids whose record is not yet on disk, and who waits for them
         self._pending: set[str] = set()
         self._waiters: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = {}
@@ -616,6 +618,8 @@ class AuditLog:
         if self._unsaved:
             unsaved, self._unsaved = self._unsaved, []
             for table, bodies, ids in unsaved:
+                if table == "listings":
+                    self._claim_named(bodies)
                 self._writer.submit(table, bodies, ids)
         # the last write's outcome first: a failed one is spilled before the spill is read
         self._writer.settle()
@@ -683,31 +687,60 @@ class AuditLog:
                 gc.enable()
 
     def _listing_row(self, item: tuple[Any, ...], cache: dict[Any, Any]) -> str:
-        """A listing's row body, naming its item set when that set is filed (filing it
-        first if new); with its items inline when the set cannot be filed."""
+        """A listing's row body, naming its item set when this writer claimed it within
+        `CLAIM_SECONDS` (claiming or filing it first otherwise); with its items inline when
+        the set cannot be claimed nor filed."""
         head, items, evals, digest = self._rows.listing_parts(item, cache)
-        if digest in self._itemsets or self._file_itemset(digest, items):
+        claimed = self._itemsets.get(digest)
+        if (
+            claimed is not None and time.monotonic() - claimed < CLAIM_SECONDS
+        ) or self._file_itemset(digest, items):
             return f"{head},{set_reference(digest, evals)}"
         return f"{head},{inline_items(items, evals)}"
 
     def _file_itemset(self, digest: str, items: list[tuple[str, str]]) -> bool:
-        """Write item set `digest` to `itemsets/` (once for all writers: the name is the
-        content's hash), durably: the rows naming it may outlive a crash. False if it
-        could not be written."""
+        """Claim item set `digest` in `itemsets/` (retention then keeps it, see
+        `itemsets.py`), or write it there if it is not (once for all writers: the name is
+        the content's hash), durably: the rows naming it may outlive a crash. False if it
+        could be neither (or retention is deciding on it right now)."""
         directory = self.path / "itemsets"
         target = directory / f"{digest}.jsonl"
+        now = time.monotonic()
         try:
-            if not target.exists():
+            state = claim(target, wait=False)
+            if state is None:
+                return False
+            # (one there now was filed since it was found missing: claimed by its writer)
+            if not state and not target.exists():
                 directory.mkdir(exist_ok=True)
                 write_atomic(target, itemset_line(set_items(items))[1], fsync=True)
                 fsync_dir(directory)
         except OSError as exc:
             self._last_error = repr(exc)
             return False
-        if len(self._itemsets) >= _MAX_ITEMSETS:
-            self._itemsets.clear()  # bounded; a set met again is found on disk
-        self._itemsets.add(digest)
+        self._claimed(digest, now)
         return True
+
+    def _claimed(self, digest: str, when: float) -> None:
+        if len(self._itemsets) >= _MAX_ITEMSETS:
+            self._itemsets.clear()  # bounded; a set met again is claimed again
+        self._itemsets[digest] = when
+
+    def _claim_named(self, bodies: list[str]) -> None:
+        """Claim the item sets that `bodies` (listing rows encoded earlier: spilled, or
+        kept in memory) name, before they are written. A set deleted meanwhile cannot be
+        filed again (its items are not at hand): the rows are stored anyway, and `verify`
+        names them."""
+        now = time.monotonic()
+        for digest in named_in("\n".join(bodies).encode(errors="replace")):
+            claimed = self._itemsets.get(digest)
+            if claimed is not None and now - claimed < CLAIM_SECONDS:
+                continue
+            state = claim(self.path / "itemsets" / f"{digest}.jsonl", wait=True)
+            if state:
+                self._claimed(digest, now)
+            elif state is False:
+                logger.error("item set %s named by spilled listings is gone", digest[:12])
 
     def _batch_written(self, batch: Batch) -> None:
         if batch.ids and self.durable:
@@ -771,6 +804,8 @@ class AuditLog:
                 batch = [b for t, b in rows if t == table]
                 if not batch:
                     continue
+                if table == "listings":
+                    self._claim_named(batch)
                 written = self._writer.write_now(table, batch)
                 self._reloaded += written
                 left.extend((table, b) for b in batch[written:])
