@@ -85,7 +85,8 @@ def compact_command(store: Path) -> None:
 @click.option("--days", type=click.FloatRange(min=0, min_open=True), default=180.0,
               show_default=True, help="Keep rows younger than this.")  # fmt: skip
 def retention_command(store: Path, days: float) -> None:
-    """Delete rows older than --days from STORE (the chains stay verifiable).
+    """Delete rows older than --days from STORE (the chains stay verifiable), then the
+    item sets no row names any more (once unclaimed by every writer for a day).
 
     \b
     Example:
@@ -102,8 +103,10 @@ def retention_command(store: Path, days: float) -> None:
         raise click.BadParameter(str(exc), param_hint="--days") from None
     except (duckdb.Error, OSError) as exc:
         raise _unreadable(exc) from None
+    removed = dropped.pop("itemsets", 0)
     for table, rows in dropped.items():
         click.echo(f"{table}: {rows} row(s) older than {days:g} days deleted")
+    click.echo(f"itemsets: {removed} item set(s) no row names any more deleted")
 
 
 @click.command("tail")

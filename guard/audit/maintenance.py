@@ -1,6 +1,7 @@
 """Store maintenance, run on purpose (CLI or API), never behind the operator's back:
 `compact` merges many small segments into one; `apply_retention` drops rows older than the
-retention period (default 180 days) from the start of each chain.
+retention period (default 180 days) from the start of each chain, then the item sets no
+row names any more (`itemsets.sweep`).
 
 Both replace segments the same way, safe for readers and writers running meanwhile: write the
 new file under a temporary name, write a `<new>.replaces` marker naming the old files, rename
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from guard._ids import uuid7
+from guard.audit import itemsets
 from guard.audit.schema import TABLES
 from guard.audit.segments import (
     HOT_SUFFIX,
@@ -242,14 +244,18 @@ def _hot_starts(directory: Path) -> dict[str, int]:
 def apply_retention(
     path: str | Path, *, days: float = DEFAULT_RETENTION_DAYS, now: datetime | None = None
 ) -> dict[str, int]:
-    """Delete rows older than `days`; return how many rows each table lost.
+    """Delete rows older than `days`; return how many rows each table lost, and how many
+    item sets were deleted (`"itemsets"`).
 
     Rows are removed from the start of each writer's chain only (a row older than the cut
     that follows a newer one stays), and the new start of the chain is recorded in
-    `anchors/`, so `verify` still checks everything that remains.
+    `anchors/`, so `verify` still checks everything that remains. Then the item sets that
+    no remaining row names go, once no writer has claimed them for a day (see
+    `itemsets.py`: a writer may name a set again at any moment).
 
     ```python
-    apply_retention("mcp-guard-audit.duckdb", days=180)  # {"decisions": 5120, "outcomes": 4800}
+    apply_retention("mcp-guard-audit.duckdb", days=180)
+    # {"decisions": 5120, "outcomes": 4800, "listings": 310, "itemsets": 12}
     ```
     """
     import duckdb
@@ -313,6 +319,8 @@ def apply_retention(
                 dropped[table] = int(counted[0]) if counted else 0
                 query = f"SELECT * FROM {source} WHERE NOT ({cond}) ORDER BY writer_id, seq"  # noqa: S608
                 replace_segments(con, root / table, files, query)
+            # after the rows are gone (readers see the new segments): the sets they named
+            dropped["itemsets"] = itemsets.sweep(con, root)
         finally:
             con.close()
     return dropped

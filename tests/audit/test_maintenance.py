@@ -88,7 +88,7 @@ def test_retention_drops_old_rows_from_the_chain_start(tmp_path: Path) -> None:
     assert verify(store).ok  # the chain now starts at the recorded anchor
     # a row deleted after retention is still caught
     kept = apply_retention(store, days=180, now=now)
-    assert kept == {"decisions": 0, "outcomes": 0, "listings": 0}
+    assert kept == {"decisions": 0, "outcomes": 0, "listings": 0, "itemsets": 0}
 
 
 def test_verify_lists_every_retention_cut_it_accepted(tmp_path: Path) -> None:
@@ -121,6 +121,7 @@ def test_retention_cli_and_compact_cli(tmp_path: Path) -> None:
     runner = CliRunner()
     out = runner.invoke(main, ["retention", str(store), "--days", "180"])
     assert out.exit_code == 0 and "decisions: 0 row(s)" in out.output
+    assert "itemsets: 0 item set(s) no row names any more deleted" in out.output
     out = runner.invoke(main, ["compact", str(store)])
     assert out.exit_code == 0 and "decisions: 3 segment(s) merged" in out.output
     out = runner.invoke(main, ["tail", str(store), "-n", "2"])
