@@ -81,6 +81,9 @@ WRITE_MAX_CHARS: Final = 8 * 1024 * 1024  # ... and listings per write (a backlo
 # listings must not be encoded all at once: 25,000 listings of 100 tools are 700 MB)
 _MAX_ITEMSETS: Final = 65_536  # item sets a writer remembers having claimed
 _RELOAD_RETRY_SECONDS: Final = 1.0  # how often a failing store is retried without traffic
+# close() waits this long for the spill file, which a load-back holds while the store's write
+# hangs; then it spills what is left to a file of its own (see `_spill_leftovers`)
+_CLOSE_SPILL_WAIT: Final = 1.0
 
 
 def resolve_audit(audit: Any = DEFAULT) -> AuditLog | None:
@@ -208,6 +211,7 @@ class AuditLog:
         # counters (read by stats(); telemetry turns them into metrics at scrape time)
         self._spilled = 0
         self._reloaded = 0
+        self._set_aside = 0  # spilled by close() to a file of their own, for the next writer
         self._append_errors = 0
         self._last_error: str | None = None
         self._spill = SpillFile(
@@ -420,7 +424,10 @@ class AuditLog:
         return done.wait(timeout)
 
     def close(self, timeout: float = 30.0) -> None:
-        """Flush everything and stop the writer. Idempotent; also runs at exit and SIGTERM."""
+        """Flush everything and stop the writer. Idempotent; also runs at exit and SIGTERM.
+
+        Returns within about `timeout` (and a second): what the writer thread has not
+        written by then is spilled, for it or the next writer to load back."""
         if self._closed:
             return
         self._stopping = True
@@ -449,7 +456,11 @@ class AuditLog:
         they are loaded back) and stays locked until the writer thread is done: no other
         writer adopts it while that write can still land; then the writer thread loads it
         back itself (see `_run`), or, if the process ends first, the next writer adopts it,
-        and adopted rows are checked too."""
+        and adopted rows are checked too.
+
+        A writer thread stuck loading spilled rows back holds the spill file: the rows it
+        is loading stay in it, and these go to a spill file of their own, let go of at
+        once for the next writer to adopt."""
         items = []
         while self._queue:
             items.append(self._queue.popleft())
@@ -463,20 +474,43 @@ class AuditLog:
                 rows += [(batch.table, body) for body in batch.bodies]
                 ids += batch.ids
             items[:0] = self._taken.not_handed(rows)
+        if not rows and not items:
+            # a write it was making may still land next to what is spilled
+            if stuck and self._spill.lock.acquire(timeout=_CLOSE_SPILL_WAIT):
+                self._spill_suspect = True
+                self._spill.lock.release()
+            return
+        # The writer thread holds the spill file's lock while it loads spilled rows back,
+        # for as long as the store's write takes, which may be forever (a hung disk): do
+        # not wait for it. Those rows stay in that file; these go to one of their own.
+        spill, aside = self._spill, None
+        if not spill.lock.acquire(timeout=_CLOSE_SPILL_WAIT):
+            spill = aside = SpillFile(self._spill.directory, uuid7().replace("-", ""))
         try:
-            with self._spill.lock:
-                if rows:
-                    self._spill.write(rows, fsync=not items)
-                    self._spilled += len(rows)
-                if items:
-                    self._spill_items(items, fsync=True)
-                if stuck:
-                    self._spill_suspect = True
+            all_rows = rows + self._item_rows(items)
+            spill.write(all_rows, fsync=True)
+            self._spilled += len(all_rows)
+            if stuck and aside is None:
+                self._spill_suspect = True
         except Exception as exc:
             self._last_error = repr(exc)
             lost = len(rows) + len(items)
             logger.exception("%d audit records could not be spilled at close", lost)
             return
+        finally:
+            if aside is None:
+                spill.lock.release()
+            else:  # let go of it: the next writer to start adopts it (checking its rows)
+                with contextlib.suppress(OSError):
+                    aside.close()
+        if aside is not None:
+            self._set_aside += aside.pending
+            logger.warning(
+                "audit writer busy loading spilled rows back at close: %d records spilled "
+                "to %s for the next writer to adopt", aside.pending, aside.path.name,
+            )  # fmt: skip
+        if self.durable:
+            ids += [i[1] for i in items if i[0] == DECISION]
         if ids and self.durable:
             self._resolve_durable(ids)
 
@@ -492,7 +526,7 @@ class AuditLog:
             "written_decisions": w.written["decisions"],
             "written_outcomes": w.written["outcomes"],
             "spilled": self._spilled,
-            "spill_pending": self._spill.pending,
+            "spill_pending": self._spill.pending + self._set_aside,
             "unsaved": sum(len(rows) for _, rows, _ in self._unsaved),
             "failed": w.failed,
             "append_errors": self._append_errors,
@@ -768,16 +802,20 @@ class AuditLog:
             self._resolve_durable(batch.ids)
 
     def _spill_items(self, items: list[tuple[Any, ...]], *, fsync: bool) -> None:
-        rows = [
+        rows = self._item_rows(items)
+        self._spill.write(rows, fsync=fsync)
+        self._spilled += len(rows)
+        if self.durable:
+            self._resolve_durable([i[1] for i in items if i[0] == DECISION])
+
+    def _item_rows(self, items: list[tuple[Any, ...]]) -> list[tuple[str, str]]:
+        """Queued records as (table, body) rows, their listings' items inline."""
+        return [
             ("decisions", self._rows.body(i)) if i[0] == DECISION else
             ("outcomes", outcome_body(i)) if i[0] == OUTCOME else
             ("listings", self._rows.listing_body(i))
             for i in items
         ]  # fmt: skip
-        self._spill.write(rows, fsync=fsync)
-        self._spilled += len(rows)
-        if self.durable:
-            self._resolve_durable([i[1] for i in items if i[0] == DECISION])
 
     def _reload_spill(self) -> None:
         """Load spilled rows back into the store, then rewrite the spill file without them.

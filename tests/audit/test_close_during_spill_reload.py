@@ -1,0 +1,121 @@
+"""`close()` while the writer thread is stuck loading spilled rows back: the load-back
+holds the spill file's lock for as long as the store's write hangs, and close() waited
+for that lock without a timeout (found in review). It must return within its timeout and
+keep every record: the rows being loaded back stay in the spill file, the rows queued
+meanwhile go to a spill file of their own; the next writer adopts both."""
+
+from __future__ import annotations
+
+import errno
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from audit_kit import event
+
+from guard.audit import AuditLog, open_store, verify
+
+
+def test_close_while_a_spill_load_back_hangs_returns_and_keeps_every_record(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = {"mode": "fail"}
+    entered, release = threading.Event(), threading.Event()
+
+    def hook(table: str, rows: int) -> None:
+        if state["mode"] == "fail":  # the store's disk is full: rows are spilled
+            raise OSError(errno.ENOSPC, "No space left on device")
+        if state["mode"] == "hang":  # then it hangs, while the spilled rows load back
+            entered.set()
+            release.wait(30)
+
+    store = tmp_path / "s"
+    log = AuditLog(store, write_hook=hook, flush_interval=3600)
+    ids = set()
+    for i in range(20):
+        ev = event(i)
+        ids.add(ev.decision_id)
+        log.append(ev)
+    assert log.flush(10)
+    assert log.stats()["spill_pending"] == 20
+    state["mode"] = "hang"
+    time.sleep(1.1)  # past the retry interval of a store that failed
+    log._wake.set()
+    assert entered.wait(10)  # the writer thread loads the spill back, and hangs
+    for i in range(20, 30):  # queued meanwhile
+        ev = event(i)
+        ids.add(ev.decision_id)
+        log.append(ev)
+    closing = threading.Thread(target=log.close, kwargs={"timeout": 0.5}, daemon=True)
+    started = time.monotonic()
+    with caplog.at_level("WARNING", logger="guard.audit"):
+        closing.start()
+        closing.join(10)
+    try:
+        assert not closing.is_alive(), "close() waited for the hung load-back"
+        assert time.monotonic() - started < 5
+        assert log.stats()["spilled"] == 30  # 20 from the failed writes, 10 at close
+        assert "spill" in caplog.text
+    finally:
+        release.set()  # the disk comes back: the stuck load-back goes on
+        closing.join(10)
+        log._thread.join(10)
+    heir = AuditLog(store)  # adopts whatever is left spilled
+    heir.close()
+    with open_store(store) as con:
+        stored = [i for (i,) in con.execute("SELECT decision_id FROM decisions").fetchall()]
+    assert sorted(stored) == sorted(ids)  # each once
+    assert verify(store).ok
+
+
+def test_close_while_a_load_back_hangs_until_the_process_ends_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    """As above, but the hung write never ends (the process exits meanwhile): what the
+    heir finds in the spill directory is every record, the 20 being loaded back too."""
+    import subprocess
+
+    from audit_kit import PYTHON, subprocess_env
+
+    script = r"""
+import errno, os, sys, threading, time
+from audit_kit import event
+from guard.audit import AuditLog
+
+state = {"mode": "fail"}
+entered = threading.Event()
+def hook(table, rows):
+    if state["mode"] == "fail":
+        raise OSError(errno.ENOSPC, "No space left on device")
+    entered.set()
+    threading.Event().wait()  # hangs for good
+
+log = AuditLog(sys.argv[1], write_hook=hook, flush_interval=3600)
+for i in range(20):
+    log.append(event(i))
+log.flush(10)
+state["mode"] = "hang"
+time.sleep(1.1)
+log._wake.set()
+assert entered.wait(10)
+for i in range(20, 30):
+    log.append(event(i))
+log.close(timeout=0.5)
+print("closed", flush=True)
+os._exit(0)
+"""
+    store = tmp_path / "s"
+    proc = subprocess.run(
+        [PYTHON, "-c", script, str(store)], env=subprocess_env(),
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0 and "closed" in proc.stdout, proc.stderr
+    heir = AuditLog(store)
+    heir.close()
+    with open_store(store) as con:
+        total, distinct = con.execute(
+            "SELECT count(*), count(DISTINCT decision_id) FROM decisions"
+        ).fetchone()
+    assert (total, distinct) == (30, 30)
+    assert verify(store).ok
