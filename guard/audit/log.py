@@ -213,6 +213,7 @@ class AuditLog:
         self._reloaded = 0
         self._set_aside = 0  # spilled by close() to a file of their own, for the next writer
         self._append_errors = 0
+        self._lost = 0  # records close() could neither store nor spill
         self._last_error: str | None = None
         self._spill = SpillFile(
             Path(spill_dir) if spill_dir else self.path / "spill", self.writer_id
@@ -436,7 +437,7 @@ class AuditLog:
         self._closed = True
         with self._handover:
             self._abandoned = stuck = not self._finished
-            if stuck or self._queue:
+            if stuck or self._queue or self._unsaved:
                 # the writer is stuck: keep the rest on local disk rather than lose it
                 self._spill_leftovers(stuck)
         if not stuck:
@@ -474,6 +475,15 @@ class AuditLog:
                 rows += [(batch.table, body) for body in batch.bodies]
                 ids += batch.ids
             items[:0] = self._taken.not_handed(rows)
+        # rows the store and the spill file refused so far, retried at each flush: the
+        # spill file gets one more try (if the writer thread is stuck, it may still write
+        # them too; the spill is suspect then, so they are stored once)
+        unsaved = list(self._unsaved)
+        for table, bodies, batch_ids in unsaved:
+            rows += [(table, body) for body in bodies]
+            ids += batch_ids
+        if not stuck:
+            self._unsaved = []
         if not rows and not items:
             # a write it was making may still land next to what is spilled
             if stuck and self._spill.lock.acquire(timeout=_CLOSE_SPILL_WAIT):
@@ -492,10 +502,14 @@ class AuditLog:
             self._spilled += len(all_rows)
             if stuck and aside is None:
                 self._spill_suspect = True
-        except Exception as exc:
+        except Exception as exc:  # nothing else would keep them: counted, and said
             self._last_error = repr(exc)
             lost = len(rows) + len(items)
-            logger.exception("%d audit records could not be spilled at close", lost)
+            self._lost += lost
+            logger.error(  # (not their content: it may hold what redaction kept out)
+                "%d audit records lost at close: neither the store nor the spill file "
+                "took them (%r)", lost, exc,
+            )  # fmt: skip
             return
         finally:
             if aside is None:
@@ -517,8 +531,9 @@ class AuditLog:
     def stats(self) -> dict[str, Any]:
         """Counters for metrics: queue depth (records), rows written / spilled / failed / reloaded,
         spilled lines that could not be loaded back (`spill_rejected`, set aside in a
-        `.rejected` file), flush latency (sum, count, last), writes, and segments
-        converted."""
+        `.rejected` file), records that close() could neither store nor spill (`lost`;
+        `unsaved`: refused by both so far, retried at each flush), flush latency (sum,
+        count, last), writes, and segments converted."""
         w = self._writer
         return {
             "queue_depth": len(self._queue) + self._extra,
@@ -530,6 +545,7 @@ class AuditLog:
             "unsaved": sum(len(rows) for _, rows, _ in self._unsaved),
             "failed": w.failed,
             "append_errors": self._append_errors,
+            "lost": self._lost,
             "reloaded_from_spill": self._reloaded,
             "spill_rejected": self._spill.rejected,
             "flush_seconds_sum": w.flush_sum,

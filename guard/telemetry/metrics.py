@@ -94,8 +94,9 @@ class AuditCollector(Collector):
     """Audit writer health, read from `AuditLog.stats()` callables at scrape time.
 
     Keys read: `queue_depth`, `written`, `spilled`, `failed` (plus `append_errors`:
-    records that could not be queued or encoded, and `spill_rejected`: spilled lines that
-    could not be loaded back, set aside; lost to the store as well), `flush_seconds_sum`,
+    records that could not be queued or encoded, `spill_rejected`: spilled lines that
+    could not be loaded back, set aside, and `lost`: records neither stored nor spilled at
+    close; lost to the store as well), `flush_seconds_sum`,
     `flush_seconds_count`, `flush_seconds_last` (missing keys count as 0).
 
     Sources are summed, so several guarded servers in one process report one total. A
@@ -121,7 +122,7 @@ class AuditCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         totals = {"queue_depth": 0.0, "written": 0.0, "spilled": 0.0, "failed": 0.0}
         # records the store will not get: not queued or encoded, or spilled unreadable
-        lost = ("append_errors", "spill_rejected")
+        lost = ("append_errors", "spill_rejected", "lost")
         flush_sum = flush_count = flush_last = 0.0
         seen = 0
         for ref in list(self._sources):
