@@ -39,6 +39,7 @@ class SpillFile:
         self._lock_fd: int | None = None
         self._fh: BinaryIO | None = None
         self._dirty = False
+        self._torn = False  # a write failed: the file may end part-way through a line
         self._entry_synced = True  # the file's directory entry is on disk (durable mode)
         self.pending = 0  # rows in the file not yet loaded back
         self.rejected = 0  # lines moved to a `.rejected` file: not loaded back
@@ -59,9 +60,13 @@ class SpillFile:
         """Append rows; raises `OSError` when even local disk refuses them."""
         data = b"".join(_line(t, b) for t, b in rows)
         with self.lock:
+            if self._torn:  # end the piece a failed write may have left: a line of its own
+                data = b"\n" + data
             fh = self._open()
+            self._torn = True
             fh.write(data)
             fh.flush()
+            self._torn = False
             self.pending += len(rows)
             self._dirty = True
             if fsync:
@@ -117,7 +122,7 @@ class SpillFile:
             fsync_dir(self.directory)
             self._entry_synced = True
             self.pending = len(rows)
-            self._dirty = False
+            self._dirty = self._torn = False
 
     def adopt_orphans(self) -> int:
         """Move rows spilled by writers that died into this file; return how many."""
@@ -197,18 +202,35 @@ def _read_lines(path: Path) -> tuple[list[tuple[str, str]], list[bytes]]:
     for line in data.splitlines():
         if not line.strip():
             continue
-        try:
-            doc = json.loads(line)
-            table = doc["t"]
-            body = doc["b"] if "b" in doc else row_body(table, doc["v"])  # "v": values (0.1)
-            # the body is stored as it is: it must be a row (one of a known table, with
-            # the id the duplicate check goes by), or it would break the store's chain
-            if table not in TABLES or not isinstance(
-                json.loads(body + "}").get("decision_id"), str
-            ):
-                raise ValueError(table)
-        except (ValueError, KeyError, TypeError, AttributeError):
-            bad.append(line)  # torn by a crash, or not a row this version can store
-            continue
-        rows.append((table, body))
+        row = _row(line)
+        if row is None:
+            # A write torn part-way (full disk, crash) leaves a piece of a line, and the
+            # next write may have gone on right after it. A line starts `{"t":`, which no
+            # line holds elsewhere (its body is a JSON string: every quote in it escaped),
+            # so a whole line after the piece is found by its start, and only the piece
+            # is set aside.
+            start = line.rfind(_START)
+            row = _row(line[start:]) if start > 0 else None
+            # torn by a crash, or not a row this version can store
+            bad.append(line if row is None else line[:start])
+        if row is not None:
+            rows.append(row)
     return rows, bad
+
+
+_START = b'{"t":'
+
+
+def _row(line: bytes) -> tuple[str, str] | None:
+    """The (table, body) of a spill line; None if it is not a row the store can take."""
+    try:
+        doc = json.loads(line)
+        table = doc["t"]
+        body = doc["b"] if "b" in doc else row_body(table, doc["v"])  # "v": values (0.1)
+        # the body is stored as it is: it must be a row (one of a known table, with
+        # the id the duplicate check goes by), or it would break the store's chain
+        if table not in TABLES or not isinstance(json.loads(body + "}").get("decision_id"), str):
+            return None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return table, body
