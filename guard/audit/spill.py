@@ -91,15 +91,31 @@ class SpillFile:
     def reject(self, lines: list[bytes], source: Path | None = None) -> None:
         """Append `lines` (read from `source`, default this file) to `<source>.rejected`,
         fsync'd, and count them; raises `OSError` if they cannot be kept. Their content is
-        not logged: a line may hold what redaction was meant to keep out of logs."""
+        not logged: a line may hold what redaction was meant to keep out of logs.
+
+        Each line is kept once: a file whose rewrite failed, or a dead writer's file that
+        its adopter died before deleting, is read again later, its lines with it."""
         if not lines:
             return
         source = source or self.path
         target = source.with_name(f"{source.name}.rejected")
-        with self.lock, open(target, "ab") as fh:
-            fh.write(b"".join(line + b"\n" for line in lines))
-            fh.flush()
-            os.fsync(fh.fileno())
+        with self.lock:
+            try:
+                kept = set(target.read_bytes().splitlines())
+            except FileNotFoundError:
+                kept = set()
+            fresh = []
+            for line in lines:
+                if line not in kept:
+                    kept.add(line)
+                    fresh.append(line)
+            lines = fresh
+            if not lines:
+                return
+            with open(target, "ab") as fh:
+                fh.write(b"".join(line + b"\n" for line in lines))
+                fh.flush()
+                os.fsync(fh.fileno())
         fsync_dir(self.directory)
         self.rejected += len(lines)
         logger.warning(
