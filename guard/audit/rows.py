@@ -26,7 +26,15 @@ from typing import Any, Final
 from guard.audit.redact import Redactor
 from guard.audit.schema import itemset_line, json_encoder
 
-__all__ = ["DECISION", "LISTING", "OUTCOME", "RowBuilder", "outcome_body", "to_us"]
+__all__ = [
+    "DECISION",
+    "LISTING",
+    "MAX_ENCODINGS",
+    "OUTCOME",
+    "RowBuilder",
+    "outcome_body",
+    "to_us",
+]
 
 DECISION: Final = 0
 OUTCOME: Final = 1
@@ -34,6 +42,9 @@ LISTING: Final = 2
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US: Final = datetime.resolution
 _EMPTY_JSON_SHA: Final = hashlib.sha256(b"{}").hexdigest()
+# kinds of caller (paths redacted from claims and context) whose JSON a listing's answers
+# keep: callers are few kinds, and a hostile one may invent a kind per request
+MAX_ENCODINGS: Final = 8
 
 
 def _plain(value: Any) -> Any:
@@ -162,7 +173,9 @@ class RowBuilder:
             encoded = answers.encoded.get(key)
             if encoded is None:
                 items = self._items(cache, None, answers.entries, claims_redacted, in_context)
-                encoded = answers.encoded[key] = (items, itemset_line(set_items(items))[0])
+                encoded = (items, itemset_line(set_items(items))[0])
+                if len(answers.encoded) < MAX_ENCODINGS:  # else encoded each time: bounded
+                    answers.encoded[key] = encoded
             evals = [_number(entries.eval_us)] * len(answers.entries)
             return head, encoded[0], evals, encoded[1]
         items = self._items(cache, f"{lid}.", entries, claims_redacted, in_context)
@@ -308,7 +321,8 @@ class Answers:
     """The answers of one listing, for the listings that repeat them (the same caller
     listing the same components, each answered from the policy memo): its entries
     `(None, resource, decision, None)` (ids derived from the position), and their JSON as
-    the writer made it, per kind of caller (the paths redacted from claims and context)."""
+    the writer made it, per kind of caller (the paths redacted from claims and context),
+    for the first `MAX_ENCODINGS` kinds met (the writer thread alone writes it)."""
 
     __slots__ = ("encoded", "entries")
 

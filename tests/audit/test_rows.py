@@ -350,3 +350,41 @@ def test_records_read_back_as_their_values(tmp_path: Path) -> None:
             "SELECT request_time, args, eval_us, resource_tags, rules_evaluated FROM decisions"
         ).fetchone()
     assert got == (when, '{"n":1.5,"q":"say \\"hi\\"\\n"}', 4.5, ["public", "read"], 3)
+
+
+def test_answers_kept_for_repeat_listings_stay_small_whatever_the_callers_claims(
+    tmp_path: Path,
+) -> None:
+    """Found in review: a listing's remembered answers kept their JSON for every kind of
+    caller (the claim and context paths redacted from it), without bound, so callers each
+    presenting claims of a new shape grew it for as long as the answers were reused."""
+    from dataclasses import replace
+
+    from audit_kit import ALICE, stored_items
+
+    from guard.audit.rows import MAX_ENCODINGS
+
+    store = tmp_path / "s"
+    log = AuditLog(store, flush_interval=3600)
+    first = [replace(event(i), decision_id=f"L0.{i + 1}") for i in range(3)]
+    answers = log.listing_answers(first)
+    assert answers is not None
+    log.append_listing("L0", first)
+    callers = 200
+    for n in range(1, callers + 1):
+        caller = replace(ALICE, claims={"team": "x", f"k{n}": {"token": f"secret-{n}"}})
+        again = event(0, principal=caller)
+        log.append_listing_again(f"L{n}", answers, 1.5, again)
+        if n % 50 == 0:
+            assert log.flush(10)
+            assert len(answers.encoded) <= MAX_ENCODINGS
+    log.close()
+    assert len(answers.encoded) <= MAX_ENCODINGS
+    with open_store(store) as con:
+        cursor = con.execute("SELECT * FROM listings ORDER BY seq")
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    assert len(rows) == callers + 1
+    last = json.dumps(stored_items(store, rows[-1]))  # encoded for its own caller
+    assert f"claims.k{callers}.token" in last and "secret-" not in last
+    assert verify(store).ok
