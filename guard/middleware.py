@@ -222,7 +222,8 @@ class GuardMiddleware(ListingFilter, Middleware):
                 on_shadow=self._record_policies,
                 watch=interval,
             )
-        except BaseException:
+        except BaseException:  # (the set may have been reported before the watch failed)
+            self._stop_reporting()
             if self.audit is not None and self.audit is not audit:  # ours: do not leak it
                 self.audit.close()
             raise
@@ -306,8 +307,17 @@ class GuardMiddleware(ListingFilter, Middleware):
     def close(self) -> None:
         """Stop watching policies and flush decision records. Idempotent."""
         self._holder.close()
+        self._stop_reporting()
         if self.audit is not None:
             self.audit.close()
+
+    def _stop_reporting(self) -> None:
+        """No policy set is in force here any more: its `mcpguard_policy_info` series goes
+        with the last guard that has it in force (a telemetry outlives the guards that
+        share it)."""
+        release = getattr(self._policy_reload, "close", None)
+        if release is not None:
+            self._quietly(release)
 
     def _guard_error(self, where: str) -> None:
         self._quietly(self._telemetry.guard_error, where)

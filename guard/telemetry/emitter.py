@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from guard.telemetry.decision_logs import DecisionLogs
     from guard.telemetry.metrics import AuditStats
 
-__all__ = ["GuardTelemetry"]
+__all__ = ["GuardTelemetry", "PolicyReporter"]
 
 _INSTRUMENTATION: Final = "mcp_guard"
 _INTERNAL: Final = SpanKind.INTERNAL
@@ -74,6 +74,34 @@ class _Handle:
 
 _NO_HANDLE: Final = _Handle(None, "", "")
 _NO_LIST_HANDLE: Final = _Handle(None, "", "", listing=True)
+
+
+class PolicyReporter:
+    """The `policy_reload` of one guard on a shared `GuardTelemetry` (see
+    `GuardTelemetry.policy_reporter`); `close()` when the guard closes lets go of the set
+    it had in force. A closed reporter reports nothing."""
+
+    __slots__ = ("_closed", "_telemetry")
+
+    def __init__(self, telemetry: GuardTelemetry) -> None:
+        self._telemetry = telemetry
+        self._closed = False
+
+    def __call__(self, result: str, policy_set: Any) -> None:
+        if self._closed:
+            return
+        try:
+            self._telemetry.metrics.policy_reload(result, policy_set, self)
+        except Exception:
+            self._telemetry._failed()
+
+    def close(self) -> None:
+        """Stop reporting; the set's series goes once no other guard has it in force."""
+        self._closed = True
+        try:
+            self._telemetry.metrics.policy_release(self)
+        except Exception:
+            self._telemetry._failed()
 
 
 class GuardTelemetry:
@@ -296,10 +324,11 @@ class GuardTelemetry:
         except Exception:
             self._failed()
 
-    def policy_reporter(self) -> Callable[[str, Any], None]:
+    def policy_reporter(self) -> PolicyReporter:
         """A `policy_reload` for one guard. Guards sharing this telemetry (the default one,
         say) each keep the `mcpguard_policy_info` series of the set they have in force; a
-        reload replaces only the reloading guard's. The middleware takes one of its own.
+        reload replaces only the reloading guard's. The middleware takes one of its own,
+        and closes it when it closes.
 
         Example:
             ```python
@@ -309,17 +338,10 @@ class GuardTelemetry:
             first, second = telemetry.policy_reporter(), telemetry.policy_reporter()
             first("ok", policies)
             second("ok", policies)  # both in force: one series, kept until both move on
+            first.close()  # its guard closed: the series stays while second has it
             ```
         """
-        reporter = object()
-
-        def policy_reload(result: str, policy_set: Any) -> None:
-            try:
-                self.metrics.policy_reload(result, policy_set, reporter)
-            except Exception:
-                self._failed()
-
-        return policy_reload
+        return PolicyReporter(self)
 
     def guard_error(self, where: str) -> None:
         try:

@@ -296,19 +296,31 @@ class GuardMetrics:
             refs = self._policy_refs
             refs[labels] = refs.get(labels, 0) + 1
             self.policy_info.labels(*labels).set(1)
-            if left is None:
-                return
-            refs[left] -= 1
-            if refs[left]:
-                return  # another guard still has that set in force
-            del refs[left]
-            if self.multiprocess:
-                # removal is not implemented for multiprocess files: the old series would
-                # keep reading 1 next to the new one; 0 marks it as no longer in force
-                self.policy_info.labels(*left).set(0)
-            else:
-                with contextlib.suppress(KeyError):
-                    self.policy_info.remove(*left)
+            if left is not None:
+                self._let_go(left)
+
+    def policy_release(self, reporter: object) -> None:
+        """`reporter` (a guard) has closed: the set it reported is no longer in force for
+        it, and its series goes once no other guard has that set in force. Idempotent."""
+        with self._policy_lock:
+            left = self._policy_held.pop(reporter, None)
+            if left is not None:
+                self._let_go(left)
+
+    def _let_go(self, labels: tuple[str, str]) -> None:
+        """One reporter less has set `labels` in force (`_policy_lock` held)."""
+        refs = self._policy_refs
+        refs[labels] -= 1
+        if refs[labels]:
+            return  # another guard still has that set in force
+        del refs[labels]
+        if self.multiprocess:
+            # removal is not implemented for multiprocess files: the old series would
+            # keep reading 1 next to the new one; 0 marks it as no longer in force
+            self.policy_info.labels(*labels).set(0)
+        else:
+            with contextlib.suppress(KeyError):
+                self.policy_info.remove(*labels)
 
 
 def policy_version(policy_set: Any) -> str:

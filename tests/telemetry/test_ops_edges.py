@@ -4,6 +4,7 @@ commands on odd input."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -120,6 +121,47 @@ def test_a_policy_set_in_force_in_two_guards_keeps_its_series_until_both_leave_i
     second.write_text(POLICY.replace('"1.0"', '"2.0"'))
     guards[1].reload_policies()
     assert _policy_info(registry) == {"weather@2.0": 1.0}
+
+
+def _exposed_policies(registry: CollectorRegistry) -> list[str]:
+    """The `mcpguard_policy_info` series a scrape shows (their `version` labels)."""
+    from prometheus_client import generate_latest
+
+    return sorted(
+        line.split('version="', 1)[1].split('"', 1)[0]
+        for line in generate_latest(registry).decode().splitlines()
+        if line.startswith("mcpguard_policy_info{")
+    )
+
+
+def test_a_closed_guard_no_longer_reports_its_policy_set(tmp_path: Path) -> None:
+    """Found in review: a closed guard kept its reference to the policy set it had in
+    force, so `mcpguard_policy_info` showed the set of a guard long gone (a server
+    rebuilding its guard on each restart of an app piled series up)."""
+    paths = [tmp_path / "a.yaml", tmp_path / "b.yaml", tmp_path / "notes.yaml"]
+    for path in paths[:2]:
+        path.write_text(POLICY)
+    paths[2].write_text(POLICY.replace("weather", "notes"))
+    registry = CollectorRegistry()
+    telemetry = GuardTelemetry(registry=registry)
+    first, second, notes = (GuardMiddleware(str(p), audit=None, telemetry=telemetry) for p in paths)
+    assert _exposed_policies(registry) == ["notes@1.0", "weather@1.0"]
+    first.close()
+    assert _exposed_policies(registry) == ["notes@1.0", "weather@1.0"]  # second has it
+    second.close()
+    assert _exposed_policies(registry) == ["notes@1.0"]
+    second.close()  # idempotent: leaves the others' series alone
+    first.close()
+    assert _exposed_policies(registry) == ["notes@1.0"]
+    notes.close()
+    assert _exposed_policies(registry) == []
+    paths[2].write_text(POLICY.replace("weather", "notes").replace('"1.0"', '"2.0"'))
+    with contextlib.suppress(Exception):  # a closed guard reloaded: it reports nothing
+        notes.reload_policies()
+    assert _exposed_policies(registry) == []
+    again = GuardMiddleware(str(paths[0]), audit=None, telemetry=telemetry)
+    assert _exposed_policies(registry) == ["weather@1.0"]
+    again.close()
 
 
 def _store(tmp_path: Path) -> Path:
