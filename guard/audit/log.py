@@ -3,18 +3,17 @@ background writer thread that writes them, in batches, to the store (a hot file 
 converted to immutable Parquet segments as it fills).
 
 On the request path `append` redacts the arguments, takes a timestamp and queues a tuple:
-no I/O, no JSON, no hashing. The writer thread turns a batch into rows (`rows.py`) and
-hands them to its `SegmentWriter` (`writer.py`), which chains them and appends them to the
-table's hot file with one write. When the queue is full or the store refuses a write, rows
-go to a local spill file and are loaded back once the store accepts writes again; every
-spill and failure is counted in `stats()`.
+no I/O, no JSON, no hashing. The writer thread (`_writing.py`) turns a batch into rows
+(`rows.py`) and hands them to its `SegmentWriter` (`writer.py`), which chains them and
+appends them to the table's hot file with one write. When the queue is full or the store
+refuses a write, rows go to a local spill file and are loaded back once the store accepts
+writes again (`_spilling.py`); every spill and failure is counted in `stats()`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import hashlib
 import json
 import logging
@@ -23,14 +22,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from guard._ids import uuid7
 from guard.audit import _process
-from guard.audit.itemsets import CLAIM_SECONDS, claim, named_in
+from guard.audit._spilling import Slice
+from guard.audit._writing import WriterThread
 from guard.audit.redact import Redactor
 from guard.audit.rows import (
     DECISION,
@@ -39,15 +38,9 @@ from guard.audit.rows import (
     Answers,
     Repeat,
     RowBuilder,
-    inline_items,
-    outcome_body,
-    set_items,
-    set_reference,
 )
-from guard.audit.schema import TABLES, itemset_line
-from guard.audit.segments import fsync_dir, write_atomic
 from guard.audit.spill import SpillFile
-from guard.audit.writer import HOT_MAX_AGE, HOT_MAX_ROWS, Batch, SegmentWriter
+from guard.audit.writer import HOT_MAX_AGE, HOT_MAX_ROWS, SegmentWriter
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -72,18 +65,6 @@ class _Default:
 DEFAULT: Final = _Default()
 """`audit=DEFAULT`: `$MCP_GUARD_AUDIT` if set (`off` switches records off), else
 `./mcp-guard-audit.duckdb`."""
-
-# A backlog is encoded, chained and written a slice at a time: one slice is written while
-# the next is encoded, and ~6 MB of rows stay in the CPU's caches between the three steps
-# (25,000-row slices ingested ~10% fewer rows a second).
-WRITE_MAX_ROWS: Final = 5_000  # rows per write when a flush has more ...
-WRITE_MAX_CHARS: Final = 8 * 1024 * 1024  # ... and listings per write (a backlog of big
-# listings must not be encoded all at once: 25,000 listings of 100 tools are 700 MB)
-_MAX_ITEMSETS: Final = 65_536  # item sets a writer remembers having claimed
-_RELOAD_RETRY_SECONDS: Final = 1.0  # how often a failing store is retried without traffic
-# close() waits this long for the spill file, which a load-back holds while the store's write
-# hangs; then it spills what is left to a file of its own (see `_spill_leftovers`)
-_CLOSE_SPILL_WAIT: Final = 1.0
 
 
 def resolve_audit(audit: Any = DEFAULT) -> AuditLog | None:
@@ -112,7 +93,7 @@ def resolve_audit(audit: Any = DEFAULT) -> AuditLog | None:
     )
 
 
-class AuditLog:
+class AuditLog(WriterThread):
     """Decision records for one process: queue, background writer, spill, chain.
 
     Args:
@@ -186,7 +167,7 @@ class AuditLog:
         self._stopping = False
         self._closed = False
         self._writer = self._new_writer()  # chains and segments, writer thread only
-        self._taken = _Slice([])  # what the writer thread took from the queue
+        self._taken = Slice([])  # what the writer thread took from the queue
         # close() and the writer thread agree on who lets go of the spill file
         self._handover = threading.Lock()
         self._finished = False  # the writer thread is past its last write
@@ -447,87 +428,6 @@ class AuditLog:
         # mid-write), and keeps the spill file locked until then (see `_spill_leftovers`)
         _process.forget(self)
 
-    def _spill_leftovers(self, stuck: bool) -> None:
-        """Spill what is queued and, when the writer thread is `stuck` in a write, the
-        rows it holds: the slice it took from the queue and has not handed over, and the
-        batches handed over whose write has not ended.
-
-        The stuck write may still complete, storing rows that are in the spill file now.
-        So the spill file is marked suspect (its rows are checked against the store before
-        they are loaded back) and stays locked until the writer thread is done: no other
-        writer adopts it while that write can still land; then the writer thread loads it
-        back itself (see `_run`), or, if the process ends first, the next writer adopts it,
-        and adopted rows are checked too.
-
-        A writer thread stuck loading spilled rows back holds the spill file: the rows it
-        is loading stay in it, and these go to a spill file of their own, let go of at
-        once for the next writer to adopt."""
-        items = []
-        while self._queue:
-            items.append(self._queue.popleft())
-        self._dequeued(items)
-        rows: list[tuple[str, str]] = []
-        ids: list[str] = []
-        if stuck:
-            batches = self._writer.unsettled()
-            self._given_up = {id(b) for b in batches}  # `_batch_failed` need not spill them
-            for batch in batches:
-                rows += [(batch.table, body) for body in batch.bodies]
-                ids += batch.ids
-            items[:0] = self._taken.not_handed(rows)
-        # rows the store and the spill file refused so far, retried at each flush: the
-        # spill file gets one more try (if the writer thread is stuck, it may still write
-        # them too; the spill is suspect then, so they are stored once)
-        unsaved = list(self._unsaved)
-        for table, bodies, batch_ids in unsaved:
-            rows += [(table, body) for body in bodies]
-            ids += batch_ids
-        if not stuck:
-            self._unsaved = []
-        if not rows and not items:
-            # a write it was making may still land next to what is spilled
-            if stuck and self._spill.lock.acquire(timeout=_CLOSE_SPILL_WAIT):
-                self._spill_suspect = True
-                self._spill.lock.release()
-            return
-        # The writer thread holds the spill file's lock while it loads spilled rows back,
-        # for as long as the store's write takes, which may be forever (a hung disk): do
-        # not wait for it. Those rows stay in that file; these go to one of their own.
-        spill, aside = self._spill, None
-        if not spill.lock.acquire(timeout=_CLOSE_SPILL_WAIT):
-            spill = aside = SpillFile(self._spill.directory, uuid7().replace("-", ""))
-        try:
-            all_rows = rows + self._item_rows(items)
-            spill.write(all_rows, fsync=True)
-            self._spilled += len(all_rows)
-            if stuck and aside is None:
-                self._spill_suspect = True
-        except Exception as exc:  # nothing else would keep them: counted, and said
-            self._last_error = repr(exc)
-            lost = len(rows) + len(items)
-            self._lost += lost
-            logger.error(  # (not their content: it may hold what redaction kept out)
-                "%d audit records lost at close: neither the store nor the spill file "
-                "took them (%r)", lost, exc,
-            )  # fmt: skip
-            return
-        finally:
-            if aside is None:
-                spill.lock.release()
-            else:  # let go of it: the next writer to start adopts it (checking its rows)
-                with contextlib.suppress(OSError):
-                    aside.close()
-        if aside is not None:
-            self._set_aside += aside.pending
-            logger.warning(
-                "audit writer busy loading spilled rows back at close: %d records spilled "
-                "to %s for the next writer to adopt", aside.pending, aside.path.name,
-            )  # fmt: skip
-        if self.durable:
-            ids += [i[1] for i in items if i[0] == DECISION]
-        if ids and self.durable:
-            self._resolve_durable(ids)
-
     def stats(self) -> dict[str, Any]:
         """Counters for metrics: queue depth (records), rows written / spilled / failed / reloaded,
         spilled lines that could not be loaded back (`spill_rejected`, set aside in a
@@ -586,7 +486,7 @@ class AuditLog:
         # reentrant: a SIGTERM handler's close() can run while this thread holds it
         self._durable_lock = threading.RLock()
         self._flush_waiters, self._pending, self._waiters, self._unsaved = [], set(), {}, []
-        self._taken = _Slice([])
+        self._taken = Slice([])
         self._handover = threading.Lock()
         self._finished = self._abandoned = False
         if self._writer.con is not None:
@@ -601,363 +501,3 @@ class AuditLog:
             target=self._run, name=f"mcp-guard-audit-{self.writer_id[-6:]}", daemon=True
         )
         self._thread.start()
-
-    # ------------------------------------------------------------------ writer thread
-
-    def _prepare_store(self) -> None:
-        try:
-            for sub in (*TABLES, "policies", "itemsets", "writers", "anchors"):
-                (self.path / sub).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            self._last_error = repr(exc)
-            logger.warning("audit store %s is not writable yet: %s", self.path, exc)
-
-    def _run(self) -> None:
-        while True:
-            if not self._stopping:
-                self._wake.wait(self._interval)
-            self._wake.clear()
-            stopping = self._stopping
-            with self._flush_lock:
-                waiters, self._flush_waiters = self._flush_waiters, []
-            try:
-                self._drain()
-            except Exception:  # the writer must outlive any single bad batch
-                logger.exception("audit writer failed a flush")
-            for done in waiters:
-                done.set()
-            if stopping and not self._queue:
-                self._last_reload = 0.0  # one last try to load spilled rows back
-                with contextlib.suppress(Exception):
-                    self._drain()
-                break
-        with self._handover:
-            self._finished = True
-            abandoned = self._abandoned
-        if abandoned:
-            # close() gave up waiting and spilled what this thread held, some of which
-            # its stuck write may have stored since: load the rest back (checked against
-            # the store), then let go of the spill file and the hot files, as close() would
-            self._last_reload = 0.0
-            with contextlib.suppress(Exception):
-                self._drain()
-            self._spill.close()
-            self._writer.close()
-
-    def _drain(self) -> None:
-        if self._policies_pending:
-            self._write_policies()
-        queue = self._queue
-        # Only what is queued now: rows arriving meanwhile wait for the next flush, so a
-        # busy server writes once per interval (or per batch_size rows), not once per
-        # write's duration.
-        left = len(queue)
-        while left:
-            n = min(left, WRITE_MAX_ROWS)
-            left -= n
-            # published before it is filled: close() spills it if this thread gets stuck
-            items: list[tuple[Any, ...]] = []
-            self._taken = taken = _Slice(items)
-            take, pop = items.append, queue.popleft
-            with contextlib.suppress(IndexError):  # close() gave up on us and took the rest
-                for _ in range(n):
-                    take(pop())
-            self._dequeued(items)
-            self._write_items(taken)
-        self._taken = _Slice([])
-        if self._unsaved:
-            unsaved, self._unsaved = self._unsaved, []
-            for table, bodies, ids in unsaved:
-                if table == "listings":
-                    self._claim_named(bodies)
-                self._writer.submit(table, bodies, ids)
-        # the last write's outcome first: a failed one is spilled before the spill is read
-        self._writer.settle()
-        if self._spill.pending and (
-            self._writer.store_ok or time.monotonic() - self._last_reload > _RELOAD_RETRY_SECONDS
-        ):
-            self._last_reload = time.monotonic()
-            self._reload_spill()
-        self._spill.sync()
-        self._writer.tick()
-
-    def _dequeued(self, items: list[tuple[Any, ...]]) -> None:
-        """`items` left the queue: their listings' components no longer count."""
-        if self._extra:
-            extra = sum(len(i[-1]) - 1 for i in items if i[0] == LISTING)  # [-1]: entries
-            with self._extra_lock:
-                self._extra -= extra
-
-    def _write_items(self, taken: _Slice) -> None:
-        # A batch allocates a string or two per row; the cyclic GC would rescan the whole
-        # queue many times over for garbage that cannot exist here, so pause it.
-        paused = gc.isenabled()
-        gc.disable()
-        try:
-            cache: dict[Any, Any] = {}
-            body, listing_row = self._rows.body, self._listing_row
-            decisions, outcomes, listings, ids = [], [], [], []
-            listing_chars = 0
-            durable = self.durable
-            items = taken.items
-            for n, item in enumerate(items):
-                if not n & 255:
-                    self._writer.yield_gil()
-                try:
-                    kind = item[0]
-                    if kind == DECISION:
-                        decisions.append(body(item, cache))
-                        if durable:  # only durable mode waits on decision ids
-                            ids.append(item[1])
-                    elif kind == OUTCOME:
-                        outcomes.append(outcome_body(item))
-                    else:
-                        listings.append(encoded := listing_row(item, cache))
-                        listing_chars += len(encoded)
-                        if listing_chars > WRITE_MAX_CHARS:  # a listing can be 30 KB
-                            self._writer.submit("listings", listings, [])
-                            taken.listings = n + 1
-                            listings, listing_chars = [], 0
-                except Exception:  # a record that cannot be encoded is counted, not hidden
-                    self._append_errors += 1
-                    logger.exception("decision record could not be encoded")
-            del cache
-            # (marked once handed over: the writer's `unsettled` has them from then on)
-            if decisions:
-                self._writer.submit("decisions", decisions, ids)
-            taken.handed.add(DECISION)
-            if outcomes:
-                self._writer.submit("outcomes", outcomes, [])
-            taken.handed.add(OUTCOME)
-            if listings:
-                self._writer.submit("listings", listings, [])
-            taken.listings = len(items)
-        finally:
-            if paused:
-                gc.enable()
-
-    def _listing_row(self, item: tuple[Any, ...], cache: dict[Any, Any]) -> str:
-        """A listing's row body, naming its item set when this writer claimed it within
-        `CLAIM_SECONDS` (claiming or filing it first otherwise); with its items inline when
-        the set cannot be claimed nor filed."""
-        head, items, evals, digest = self._rows.listing_parts(item, cache)
-        claimed = self._itemsets.get(digest)
-        if (
-            claimed is not None and time.monotonic() - claimed < CLAIM_SECONDS
-        ) or self._file_itemset(digest, items):
-            return f"{head},{set_reference(digest, evals)}"
-        return f"{head},{inline_items(items, evals)}"
-
-    def _file_itemset(self, digest: str, items: list[tuple[str, str]]) -> bool:
-        """Claim item set `digest` in `itemsets/` (retention then keeps it, see
-        `itemsets.py`), or write it there if it is not (once for all writers: the name is
-        the content's hash), durably: the rows naming it may outlive a crash. False if it
-        could be neither (or retention is deciding on it right now)."""
-        directory = self.path / "itemsets"
-        target = directory / f"{digest}.jsonl"
-        now = time.monotonic()
-        try:
-            state = claim(target, wait=False)
-            if state is None:
-                return False
-            # (one there now was filed since it was found missing: claimed by its writer)
-            if not state and not target.exists():
-                directory.mkdir(exist_ok=True)
-                write_atomic(target, itemset_line(set_items(items))[1], fsync=True)
-                fsync_dir(directory)
-        except OSError as exc:
-            self._last_error = repr(exc)
-            return False
-        self._claimed(digest, now)
-        return True
-
-    def _claimed(self, digest: str, when: float) -> None:
-        if len(self._itemsets) >= _MAX_ITEMSETS:
-            self._itemsets.clear()  # bounded; a set met again is claimed again
-        self._itemsets[digest] = when
-
-    def _claim_named(self, bodies: list[str]) -> None:
-        """Claim the item sets that `bodies` (listing rows encoded earlier: spilled, or
-        kept in memory) name, before they are written. A set deleted meanwhile cannot be
-        filed again (its items are not at hand): the rows are stored anyway, and `verify`
-        names them."""
-        now = time.monotonic()
-        for digest in named_in("\n".join(bodies).encode(errors="replace")):
-            claimed = self._itemsets.get(digest)
-            if claimed is not None and now - claimed < CLAIM_SECONDS:
-                continue
-            state = claim(self.path / "itemsets" / f"{digest}.jsonl", wait=True)
-            if state:
-                self._claimed(digest, now)
-            elif state is False:
-                logger.error("item set %s named by spilled listings is gone", digest[:12])
-
-    def _batch_written(self, batch: Batch) -> None:
-        if batch.ids and self.durable:
-            self._resolve_durable(batch.ids)
-
-    def _batch_failed(self, batch: Batch) -> None:
-        """A batch could not be written: its rows go to the spill file, else stay in
-        memory for the next flush; never dropped."""
-        if id(batch) in self._given_up:  # close() spilled it while its write was stuck
-            if batch.ids and self.durable:
-                self._resolve_durable(batch.ids)
-            return
-        try:
-            self._spill.write([(batch.table, b) for b in batch.bodies], fsync=True)
-        except OSError as exc:
-            self._spill_suspect = True  # part of the batch may be in the spill file
-            self._last_error = repr(exc)
-            logger.error(
-                "audit spill failed too (%s); %d rows kept in memory", exc, len(batch.bodies)
-            )
-            self._unsaved.append((batch.table, batch.bodies, batch.ids))
-            return
-        self._spilled += len(batch.bodies)
-        if batch.ids and self.durable:
-            self._resolve_durable(batch.ids)
-
-    def _spill_items(self, items: list[tuple[Any, ...]], *, fsync: bool) -> None:
-        rows = self._item_rows(items)
-        self._spill.write(rows, fsync=fsync)
-        self._spilled += len(rows)
-        if self.durable:
-            self._resolve_durable([i[1] for i in items if i[0] == DECISION])
-
-    def _item_rows(self, items: list[tuple[Any, ...]]) -> list[tuple[str, str]]:
-        """Queued records as (table, body) rows, their listings' items inline."""
-        return [
-            ("decisions", self._rows.body(i)) if i[0] == DECISION else
-            ("outcomes", outcome_body(i)) if i[0] == OUTCOME else
-            ("listings", self._rows.listing_body(i))
-            for i in items
-        ]  # fmt: skip
-
-    def _reload_spill(self) -> None:
-        """Load spilled rows back into the store, then rewrite the spill file without them.
-        A crash (or a failed rewrite) between the two leaves rows in the spill file that
-        the store already has: those are checked against the store before loading, so
-        each row is stored once."""
-        with self._spill.lock:
-            rows, bad = self._spill.read()
-            if self._spill_suspect:
-                try:
-                    rows = self._not_stored(rows)
-                except Exception as exc:  # cannot tell: keep them spilled, try again later
-                    self._last_error = repr(exc)
-                    logger.warning("spilled rows not loaded back yet: %s", exc)
-                    return
-            try:  # set aside before the file is rewritten without them
-                self._spill.reject(bad)
-            except OSError as exc:  # the file keeps them, and its rows, for next time
-                self._last_error = repr(exc)
-                logger.error("unreadable spilled lines could not be set aside (%s)", exc)
-                return
-            left: list[tuple[str, str]] = []
-            for table in TABLES:
-                batch = [b for t, b in rows if t == table]
-                if not batch:
-                    continue
-                if table == "listings":
-                    self._claim_named(batch)
-                written = self._writer.write_now(table, batch)
-                self._reloaded += written
-                left.extend((table, b) for b in batch[written:])
-            try:
-                self._spill.replace(left)
-            except OSError as exc:  # the loaded rows are still in the file: check next time
-                self._spill_suspect = True
-                self._last_error = repr(exc)
-                logger.error("spill file could not be rewritten (%s)", exc)
-                return
-            self._spill_suspect = False
-
-    def _not_stored(self, rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """`rows` without those the store already has, and each only once (by table and
-        decision id, unique in every table: a listing's row carries its listing id)."""
-        from guard.audit.store import TABLE_VIEWS, open_store
-
-        ids = [(table, json.loads(body + "}")["decision_id"]) for table, body in rows]
-        stored: set[tuple[str, str]] = set()
-        with open_store(self.path) as store:
-            for table in TABLES:
-                wanted = [i for t, i in ids if t == table]
-                if wanted:
-                    found = store.execute(
-                        f"SELECT DISTINCT decision_id FROM {TABLE_VIEWS[table]} "  # noqa: S608
-                        "WHERE decision_id IN (SELECT unnest(?::VARCHAR[]))",
-                        [wanted],
-                    ).fetchall()
-                    stored.update((table, i) for (i,) in found)
-        out = []
-        for key, row in zip(ids, rows, strict=True):
-            if key not in stored:
-                stored.add(key)  # a row adopted twice is loaded once
-                out.append(row)
-        if len(out) < len(rows):
-            logger.warning("%d spilled rows were stored already", len(rows) - len(out))
-        return out
-
-    def _write_policies(self) -> None:
-        with self._flush_lock:
-            pending, self._policies_pending = self._policies_pending, []
-        for i, (digest, data) in enumerate(pending):
-            target = self.path / "policies" / f"{digest}.jsonl"
-            try:
-                if not target.exists():
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    write_atomic(target, data)
-            except OSError as exc:
-                self._last_error = repr(exc)
-                with self._flush_lock:
-                    self._policies_pending[:0] = pending[i:]
-                return
-
-    def _resolve_durable(self, ids: list[str]) -> None:
-        if not ids:
-            return
-        with self._durable_lock:
-            if not self._pending:
-                return
-            for did in ids:
-                self._pending.discard(did)
-                waiter = self._waiters.pop(did, None)
-                if waiter is not None:
-                    loop, fut = waiter
-                    with contextlib.suppress(RuntimeError):  # its loop is closed
-                        loop.call_soon_threadsafe(_settle, fut)
-
-
-@dataclass(slots=True, eq=False)
-class _Slice:
-    """Records the writer thread took from the queue, and which of them it handed to its
-    `SegmentWriter` (whose `unsettled` batches hold them from then on)."""
-
-    items: list[tuple[Any, ...]]
-    handed: set[int] = field(default_factory=set)  # kinds handed over, all of them
-    listings: int = 0  # the listings among `items[:listings]` were handed over
-
-    def not_handed(self, held: list[tuple[str, str]]) -> list[tuple[Any, ...]]:
-        """The records not handed over yet, nor among the rows `held` (table, body) by
-        unsettled batches (read from another thread: it may just have handed some)."""
-        handed, listings = set(self.handed), self.listings
-        items = list(self.items)
-        tables = {DECISION: "decisions", OUTCOME: "outcomes", LISTING: "listings"}
-        seen = {(t, _row_id(b)) for t, b in held}
-        return [
-            i for n, i in enumerate(items)
-            if i[0] not in handed and not (i[0] == LISTING and n < listings)
-            and (tables[i[0]], i[1]) not in seen
-        ]  # fmt: skip
-
-
-def _row_id(body: str) -> Any:
-    """The `decision_id` of a row body (the listing id of a listing's row)."""
-    with contextlib.suppress(ValueError, TypeError, AttributeError):
-        return json.loads(body + "}").get("decision_id")
-    return None
-
-
-def _settle(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)

@@ -15,9 +15,8 @@ import pytest
 from audit_kit import event
 from click.testing import CliRunner
 
-from guard.audit import AuditLog, apply_retention, open_store, verify
+from guard.audit import AuditLog, _writing, apply_retention, open_store, verify
 from guard.audit import itemsets as itemsets_module
-from guard.audit import log as log_module
 from guard.cli import main
 from guard.policy.model import Resource
 
@@ -158,7 +157,7 @@ def test_a_live_writer_files_a_deleted_set_again(
 ) -> None:
     """A writer remembers the sets it filed; once its claim on one runs out, it claims it
     on disk again before naming it, and files it again when retention deleted it."""
-    monkeypatch.setattr(log_module, "CLAIM_SECONDS", 0.0)  # as if a minute had passed
+    monkeypatch.setattr(_writing, "CLAIM_SECONDS", 0.0)  # as if a minute had passed
     store = tmp_path / "s"
     log = AuditLog(store, flush_interval=3600, segment_rows=1)
     _list(log, "L0", "ab")
@@ -181,7 +180,7 @@ def test_a_set_named_while_retention_looks_for_names_is_kept(
 ) -> None:
     """A writer may name a set right after retention read the files naming it (and before
     it deletes the set): the writer's claim made the set new again, so it stays."""
-    monkeypatch.setattr(log_module, "CLAIM_SECONDS", 0.0)
+    monkeypatch.setattr(_writing, "CLAIM_SECONDS", 0.0)
     store = tmp_path / "s"
     log = AuditLog(store, flush_interval=3600, segment_rows=1)
     _list(log, "L0", "ab")

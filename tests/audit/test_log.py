@@ -361,9 +361,9 @@ def test_a_backlog_of_listings_is_written_in_slices(
 ) -> None:
     """Listings are big rows: a backlog of them is encoded and written a slice at a time,
     in order, so memory stays bounded."""
-    from guard.audit import log as log_module
+    from guard.audit import _writing
 
-    monkeypatch.setattr(log_module, "WRITE_MAX_CHARS", 10_000)
+    monkeypatch.setattr(_writing, "WRITE_MAX_CHARS", 10_000)
     log = inline_listings(AuditLog(tmp_path / "s", flush_interval=3600))  # rows of 30 KB
     for n in range(30):
         events = []
@@ -402,12 +402,12 @@ def test_an_item_set_that_cannot_be_written_leaves_no_partial_file(
     """A set whose write fails (a full disk) keeps its listing's items inline, and leaves
     nothing behind in `itemsets/`: each failed set would otherwise stay there, half
     written, for good (found in review)."""
-    log_module = sys.modules["guard.audit.log"]
+    writing = sys.modules["guard.audit._writing"]
 
     def disk_full(items_json: str) -> tuple[str, bytes]:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(log_module, "itemset_line", disk_full)
+    monkeypatch.setattr(writing, "itemset_line", disk_full)
     log = AuditLog(tmp_path / "s", flush_interval=3600)
     log.append_listing("L0", [_listed("a", "L0.1")])
     log.close()

@@ -1,0 +1,274 @@
+"""What an `AuditLog` does with rows the store does not take: they go to a local spill
+file (`spill.py`) and are loaded back, checked against the store when they may be there
+already, once it takes writes again; what `close()` cannot leave to a stuck writer thread
+is spilled too. Nothing is dropped without being counted (`AuditLog.stats`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from guard._ids import uuid7
+from guard.audit.rows import DECISION, LISTING, OUTCOME, outcome_body
+from guard.audit.schema import TABLES
+from guard.audit.spill import SpillFile
+
+if TYPE_CHECKING:
+    from collections import deque
+    from pathlib import Path
+
+    from guard.audit.rows import RowBuilder
+    from guard.audit.writer import Batch, SegmentWriter
+
+__all__ = ["Slice", "Spilling"]
+
+logger = logging.getLogger("guard.audit")
+
+# close() waits this long for the spill file, which a load-back holds while the store's write
+# hangs; then it spills what is left to a file of its own (see `_spill_leftovers`)
+_CLOSE_SPILL_WAIT: Final = 1.0
+
+
+class Spilling:
+    """`AuditLog`'s spilling, on its state (set up by `AuditLog.__init__`)."""
+
+    path: Path
+    durable: bool
+    _queue: deque[tuple[Any, ...]]
+    _writer: SegmentWriter
+    _spill: SpillFile
+    _spill_suspect: bool
+    _rows: RowBuilder
+    _taken: Slice
+    _given_up: set[int]
+    _unsaved: list[tuple[str, list[str], list[str]]]
+    _spilled: int
+    _reloaded: int
+    _set_aside: int
+    _lost: int
+    _last_error: str | None
+
+    if TYPE_CHECKING:  # the writer thread's (`_writing.WriterThread`)
+
+        def _dequeued(self, items: list[tuple[Any, ...]]) -> None: ...
+
+        def _claim_named(self, bodies: list[str]) -> None: ...
+
+        def _resolve_durable(self, ids: list[str]) -> None: ...
+
+    def _spill_leftovers(self, stuck: bool) -> None:
+        """Spill what is queued and, when the writer thread is `stuck` in a write, the
+        rows it holds: the slice it took from the queue and has not handed over, and the
+        batches handed over whose write has not ended.
+
+        The stuck write may still complete, storing rows that are in the spill file now.
+        So the spill file is marked suspect (its rows are checked against the store before
+        they are loaded back) and stays locked until the writer thread is done: no other
+        writer adopts it while that write can still land; then the writer thread loads it
+        back itself (see `_run`), or, if the process ends first, the next writer adopts it,
+        and adopted rows are checked too.
+
+        A writer thread stuck loading spilled rows back holds the spill file: the rows it
+        is loading stay in it, and these go to a spill file of their own, let go of at
+        once for the next writer to adopt."""
+        items = []
+        while self._queue:
+            items.append(self._queue.popleft())
+        self._dequeued(items)
+        rows: list[tuple[str, str]] = []
+        ids: list[str] = []
+        if stuck:
+            batches = self._writer.unsettled()
+            self._given_up = {id(b) for b in batches}  # `_batch_failed` need not spill them
+            for batch in batches:
+                rows += [(batch.table, body) for body in batch.bodies]
+                ids += batch.ids
+            items[:0] = self._taken.not_handed(rows)
+        # rows the store and the spill file refused so far, retried at each flush: the
+        # spill file gets one more try (if the writer thread is stuck, it may still write
+        # them too; the spill is suspect then, so they are stored once)
+        unsaved = list(self._unsaved)
+        for table, bodies, batch_ids in unsaved:
+            rows += [(table, body) for body in bodies]
+            ids += batch_ids
+        if not stuck:
+            self._unsaved = []
+        if not rows and not items:
+            # a write it was making may still land next to what is spilled
+            if stuck and self._spill.lock.acquire(timeout=_CLOSE_SPILL_WAIT):
+                self._spill_suspect = True
+                self._spill.lock.release()
+            return
+        # The writer thread holds the spill file's lock while it loads spilled rows back,
+        # for as long as the store's write takes, which may be forever (a hung disk): do
+        # not wait for it. Those rows stay in that file; these go to one of their own.
+        spill, aside = self._spill, None
+        if not spill.lock.acquire(timeout=_CLOSE_SPILL_WAIT):
+            spill = aside = SpillFile(self._spill.directory, uuid7().replace("-", ""))
+        try:
+            all_rows = rows + self._item_rows(items)
+            spill.write(all_rows, fsync=True)
+            self._spilled += len(all_rows)
+            if stuck and aside is None:
+                self._spill_suspect = True
+        except Exception as exc:  # nothing else would keep them: counted, and said
+            self._last_error = repr(exc)
+            lost = len(rows) + len(items)
+            self._lost += lost
+            logger.error(  # (not their content: it may hold what redaction kept out)
+                "%d audit records lost at close: neither the store nor the spill file "
+                "took them (%r)", lost, exc,
+            )  # fmt: skip
+            return
+        finally:
+            if aside is None:
+                spill.lock.release()
+            else:  # let go of it: the next writer to start adopts it (checking its rows)
+                with contextlib.suppress(OSError):
+                    aside.close()
+        if aside is not None:
+            self._set_aside += aside.pending
+            logger.warning(
+                "audit writer busy loading spilled rows back at close: %d records spilled "
+                "to %s for the next writer to adopt", aside.pending, aside.path.name,
+            )  # fmt: skip
+        if self.durable:
+            ids += [i[1] for i in items if i[0] == DECISION]
+        if ids and self.durable:
+            self._resolve_durable(ids)
+
+    def _batch_failed(self, batch: Batch) -> None:
+        """A batch could not be written: its rows go to the spill file, else stay in
+        memory for the next flush; never dropped."""
+        if id(batch) in self._given_up:  # close() spilled it while its write was stuck
+            if batch.ids and self.durable:
+                self._resolve_durable(batch.ids)
+            return
+        try:
+            self._spill.write([(batch.table, b) for b in batch.bodies], fsync=True)
+        except OSError as exc:
+            self._spill_suspect = True  # part of the batch may be in the spill file
+            self._last_error = repr(exc)
+            logger.error(
+                "audit spill failed too (%s); %d rows kept in memory", exc, len(batch.bodies)
+            )
+            self._unsaved.append((batch.table, batch.bodies, batch.ids))
+            return
+        self._spilled += len(batch.bodies)
+        if batch.ids and self.durable:
+            self._resolve_durable(batch.ids)
+
+    def _spill_items(self, items: list[tuple[Any, ...]], *, fsync: bool) -> None:
+        rows = self._item_rows(items)
+        self._spill.write(rows, fsync=fsync)
+        self._spilled += len(rows)
+        if self.durable:
+            self._resolve_durable([i[1] for i in items if i[0] == DECISION])
+
+    def _item_rows(self, items: list[tuple[Any, ...]]) -> list[tuple[str, str]]:
+        """Queued records as (table, body) rows, their listings' items inline."""
+        return [
+            ("decisions", self._rows.body(i)) if i[0] == DECISION else
+            ("outcomes", outcome_body(i)) if i[0] == OUTCOME else
+            ("listings", self._rows.listing_body(i))
+            for i in items
+        ]  # fmt: skip
+
+    def _reload_spill(self) -> None:
+        """Load spilled rows back into the store, then rewrite the spill file without them.
+        A crash (or a failed rewrite) between the two leaves rows in the spill file that
+        the store already has: those are checked against the store before loading, so
+        each row is stored once."""
+        with self._spill.lock:
+            rows, bad = self._spill.read()
+            if self._spill_suspect:
+                try:
+                    rows = self._not_stored(rows)
+                except Exception as exc:  # cannot tell: keep them spilled, try again later
+                    self._last_error = repr(exc)
+                    logger.warning("spilled rows not loaded back yet: %s", exc)
+                    return
+            try:  # set aside before the file is rewritten without them
+                self._spill.reject(bad)
+            except OSError as exc:  # the file keeps them, and its rows, for next time
+                self._last_error = repr(exc)
+                logger.error("unreadable spilled lines could not be set aside (%s)", exc)
+                return
+            left: list[tuple[str, str]] = []
+            for table in TABLES:
+                batch = [b for t, b in rows if t == table]
+                if not batch:
+                    continue
+                if table == "listings":
+                    self._claim_named(batch)
+                written = self._writer.write_now(table, batch)
+                self._reloaded += written
+                left.extend((table, b) for b in batch[written:])
+            try:
+                self._spill.replace(left)
+            except OSError as exc:  # the loaded rows are still in the file: check next time
+                self._spill_suspect = True
+                self._last_error = repr(exc)
+                logger.error("spill file could not be rewritten (%s)", exc)
+                return
+            self._spill_suspect = False
+
+    def _not_stored(self, rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """`rows` without those the store already has, and each only once (by table and
+        decision id, unique in every table: a listing's row carries its listing id)."""
+        from guard.audit.store import TABLE_VIEWS, open_store
+
+        ids = [(table, json.loads(body + "}")["decision_id"]) for table, body in rows]
+        stored: set[tuple[str, str]] = set()
+        with open_store(self.path) as store:
+            for table in TABLES:
+                wanted = [i for t, i in ids if t == table]
+                if wanted:
+                    found = store.execute(
+                        f"SELECT DISTINCT decision_id FROM {TABLE_VIEWS[table]} "  # noqa: S608
+                        "WHERE decision_id IN (SELECT unnest(?::VARCHAR[]))",
+                        [wanted],
+                    ).fetchall()
+                    stored.update((table, i) for (i,) in found)
+        out = []
+        for key, row in zip(ids, rows, strict=True):
+            if key not in stored:
+                stored.add(key)  # a row adopted twice is loaded once
+                out.append(row)
+        if len(out) < len(rows):
+            logger.warning("%d spilled rows were stored already", len(rows) - len(out))
+        return out
+
+
+@dataclass(slots=True, eq=False)
+class Slice:
+    """Records the writer thread took from the queue, and which of them it handed to its
+    `SegmentWriter` (whose `unsettled` batches hold them from then on)."""
+
+    items: list[tuple[Any, ...]]
+    handed: set[int] = field(default_factory=set)  # kinds handed over, all of them
+    listings: int = 0  # the listings among `items[:listings]` were handed over
+
+    def not_handed(self, held: list[tuple[str, str]]) -> list[tuple[Any, ...]]:
+        """The records not handed over yet, nor among the rows `held` (table, body) by
+        unsettled batches (read from another thread: it may just have handed some)."""
+        handed, listings = set(self.handed), self.listings
+        items = list(self.items)
+        tables = {DECISION: "decisions", OUTCOME: "outcomes", LISTING: "listings"}
+        seen = {(t, _row_id(b)) for t, b in held}
+        return [
+            i for n, i in enumerate(items)
+            if i[0] not in handed and not (i[0] == LISTING and n < listings)
+            and (tables[i[0]], i[1]) not in seen
+        ]  # fmt: skip
+
+
+def _row_id(body: str) -> Any:
+    """The `decision_id` of a row body (the listing id of a listing's row)."""
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        return json.loads(body + "}").get("decision_id")
+    return None

@@ -1,0 +1,294 @@
+"""The writer thread of an `AuditLog`: it takes what the request path queued, a slice at
+a time, turns it into rows (`rows.py`, naming item sets it files once: `itemsets.py`) and
+hands them to its `SegmentWriter` (`writer.py`); between flushes it loads spilled rows
+back (`_spilling.py`) and stores the texts of new policy sets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from guard.audit._spilling import Slice, Spilling
+from guard.audit.itemsets import CLAIM_SECONDS, claim, named_in
+from guard.audit.rows import (
+    DECISION,
+    LISTING,
+    OUTCOME,
+    inline_items,
+    outcome_body,
+    set_items,
+    set_reference,
+)
+from guard.audit.schema import TABLES, itemset_line
+from guard.audit.segments import fsync_dir, write_atomic
+
+if TYPE_CHECKING:
+    import threading
+
+    from guard.audit.writer import Batch
+
+__all__ = ["WRITE_MAX_CHARS", "WRITE_MAX_ROWS", "WriterThread"]
+
+logger = logging.getLogger("guard.audit")
+
+# A backlog is encoded, chained and written a slice at a time: one slice is written while
+# the next is encoded, and ~6 MB of rows stay in the CPU's caches between the three steps
+# (25,000-row slices ingested ~10% fewer rows a second).
+WRITE_MAX_ROWS: Final = 5_000  # rows per write when a flush has more ...
+WRITE_MAX_CHARS: Final = 8 * 1024 * 1024  # ... and listings per write (a backlog of big
+# listings must not be encoded all at once: 25,000 listings of 100 tools are 700 MB)
+_MAX_ITEMSETS: Final = 65_536  # item sets a writer remembers having claimed
+_RELOAD_RETRY_SECONDS: Final = 1.0  # how often a failing store is retried without traffic
+
+
+class WriterThread(Spilling):
+    """`AuditLog`'s writer thread (`_run`), on its state (set up by `AuditLog.__init__`)."""
+
+    _stopping: bool
+    _interval: float
+    _wake: threading.Event
+    _flush_lock: threading.Lock
+    _flush_waiters: list[threading.Event]
+    _handover: threading.Lock
+    _finished: bool
+    _abandoned: bool
+    _last_reload: float
+    _extra: int
+    _extra_lock: threading.Lock
+    _append_errors: int
+    _itemsets: dict[str, float]
+    _policies_pending: list[tuple[str, bytes]]
+    _pending: set[str]
+    _waiters: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]
+    _durable_lock: threading.RLock
+
+    def _prepare_store(self) -> None:
+        try:
+            for sub in (*TABLES, "policies", "itemsets", "writers", "anchors"):
+                (self.path / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self._last_error = repr(exc)
+            logger.warning("audit store %s is not writable yet: %s", self.path, exc)
+
+    def _run(self) -> None:
+        while True:
+            if not self._stopping:
+                self._wake.wait(self._interval)
+            self._wake.clear()
+            stopping = self._stopping
+            with self._flush_lock:
+                waiters, self._flush_waiters = self._flush_waiters, []
+            try:
+                self._drain()
+            except Exception:  # the writer must outlive any single bad batch
+                logger.exception("audit writer failed a flush")
+            for done in waiters:
+                done.set()
+            if stopping and not self._queue:
+                self._last_reload = 0.0  # one last try to load spilled rows back
+                with contextlib.suppress(Exception):
+                    self._drain()
+                break
+        with self._handover:
+            self._finished = True
+            abandoned = self._abandoned
+        if abandoned:
+            # close() gave up waiting and spilled what this thread held, some of which
+            # its stuck write may have stored since: load the rest back (checked against
+            # the store), then let go of the spill file and the hot files, as close() would
+            self._last_reload = 0.0
+            with contextlib.suppress(Exception):
+                self._drain()
+            self._spill.close()
+            self._writer.close()
+
+    def _drain(self) -> None:
+        if self._policies_pending:
+            self._write_policies()
+        queue = self._queue
+        # Only what is queued now: rows arriving meanwhile wait for the next flush, so a
+        # busy server writes once per interval (or per batch_size rows), not once per
+        # write's duration.
+        left = len(queue)
+        while left:
+            n = min(left, WRITE_MAX_ROWS)
+            left -= n
+            # published before it is filled: close() spills it if this thread gets stuck
+            items: list[tuple[Any, ...]] = []
+            self._taken = taken = Slice(items)
+            take, pop = items.append, queue.popleft
+            with contextlib.suppress(IndexError):  # close() gave up on us and took the rest
+                for _ in range(n):
+                    take(pop())
+            self._dequeued(items)
+            self._write_items(taken)
+        self._taken = Slice([])
+        if self._unsaved:
+            unsaved, self._unsaved = self._unsaved, []
+            for table, bodies, ids in unsaved:
+                if table == "listings":
+                    self._claim_named(bodies)
+                self._writer.submit(table, bodies, ids)
+        # the last write's outcome first: a failed one is spilled before the spill is read
+        self._writer.settle()
+        if self._spill.pending and (
+            self._writer.store_ok or time.monotonic() - self._last_reload > _RELOAD_RETRY_SECONDS
+        ):
+            self._last_reload = time.monotonic()
+            self._reload_spill()
+        self._spill.sync()
+        self._writer.tick()
+
+    def _dequeued(self, items: list[tuple[Any, ...]]) -> None:
+        """`items` left the queue: their listings' components no longer count."""
+        if self._extra:
+            extra = sum(len(i[-1]) - 1 for i in items if i[0] == LISTING)  # [-1]: entries
+            with self._extra_lock:
+                self._extra -= extra
+
+    def _write_items(self, taken: Slice) -> None:
+        # A batch allocates a string or two per row; the cyclic GC would rescan the whole
+        # queue many times over for garbage that cannot exist here, so pause it.
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            cache: dict[Any, Any] = {}
+            body, listing_row = self._rows.body, self._listing_row
+            decisions, outcomes, listings, ids = [], [], [], []
+            listing_chars = 0
+            durable = self.durable
+            items = taken.items
+            for n, item in enumerate(items):
+                if not n & 255:
+                    self._writer.yield_gil()
+                try:
+                    kind = item[0]
+                    if kind == DECISION:
+                        decisions.append(body(item, cache))
+                        if durable:  # only durable mode waits on decision ids
+                            ids.append(item[1])
+                    elif kind == OUTCOME:
+                        outcomes.append(outcome_body(item))
+                    else:
+                        listings.append(encoded := listing_row(item, cache))
+                        listing_chars += len(encoded)
+                        if listing_chars > WRITE_MAX_CHARS:  # a listing can be 30 KB
+                            self._writer.submit("listings", listings, [])
+                            taken.listings = n + 1
+                            listings, listing_chars = [], 0
+                except Exception:  # a record that cannot be encoded is counted, not hidden
+                    self._append_errors += 1
+                    logger.exception("decision record could not be encoded")
+            del cache
+            # (marked once handed over: the writer's `unsettled` has them from then on)
+            if decisions:
+                self._writer.submit("decisions", decisions, ids)
+            taken.handed.add(DECISION)
+            if outcomes:
+                self._writer.submit("outcomes", outcomes, [])
+            taken.handed.add(OUTCOME)
+            if listings:
+                self._writer.submit("listings", listings, [])
+            taken.listings = len(items)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _listing_row(self, item: tuple[Any, ...], cache: dict[Any, Any]) -> str:
+        """A listing's row body, naming its item set when this writer claimed it within
+        `CLAIM_SECONDS` (claiming or filing it first otherwise); with its items inline when
+        the set cannot be claimed nor filed."""
+        head, items, evals, digest = self._rows.listing_parts(item, cache)
+        claimed = self._itemsets.get(digest)
+        if (
+            claimed is not None and time.monotonic() - claimed < CLAIM_SECONDS
+        ) or self._file_itemset(digest, items):
+            return f"{head},{set_reference(digest, evals)}"
+        return f"{head},{inline_items(items, evals)}"
+
+    def _file_itemset(self, digest: str, items: list[tuple[str, str]]) -> bool:
+        """Claim item set `digest` in `itemsets/` (retention then keeps it, see
+        `itemsets.py`), or write it there if it is not (once for all writers: the name is
+        the content's hash), durably: the rows naming it may outlive a crash. False if it
+        could be neither (or retention is deciding on it right now)."""
+        directory = self.path / "itemsets"
+        target = directory / f"{digest}.jsonl"
+        now = time.monotonic()
+        try:
+            state = claim(target, wait=False)
+            if state is None:
+                return False
+            # (one there now was filed since it was found missing: claimed by its writer)
+            if not state and not target.exists():
+                directory.mkdir(exist_ok=True)
+                write_atomic(target, itemset_line(set_items(items))[1], fsync=True)
+                fsync_dir(directory)
+        except OSError as exc:
+            self._last_error = repr(exc)
+            return False
+        self._claimed(digest, now)
+        return True
+
+    def _claimed(self, digest: str, when: float) -> None:
+        if len(self._itemsets) >= _MAX_ITEMSETS:
+            self._itemsets.clear()  # bounded; a set met again is claimed again
+        self._itemsets[digest] = when
+
+    def _claim_named(self, bodies: list[str]) -> None:
+        """Claim the item sets that `bodies` (listing rows encoded earlier: spilled, or
+        kept in memory) name, before they are written. A set deleted meanwhile cannot be
+        filed again (its items are not at hand): the rows are stored anyway, and `verify`
+        names them."""
+        now = time.monotonic()
+        for digest in named_in("\n".join(bodies).encode(errors="replace")):
+            claimed = self._itemsets.get(digest)
+            if claimed is not None and now - claimed < CLAIM_SECONDS:
+                continue
+            state = claim(self.path / "itemsets" / f"{digest}.jsonl", wait=True)
+            if state:
+                self._claimed(digest, now)
+            elif state is False:
+                logger.error("item set %s named by spilled listings is gone", digest[:12])
+
+    def _batch_written(self, batch: Batch) -> None:
+        if batch.ids and self.durable:
+            self._resolve_durable(batch.ids)
+
+    def _write_policies(self) -> None:
+        with self._flush_lock:
+            pending, self._policies_pending = self._policies_pending, []
+        for i, (digest, data) in enumerate(pending):
+            target = self.path / "policies" / f"{digest}.jsonl"
+            try:
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    write_atomic(target, data)
+            except OSError as exc:
+                self._last_error = repr(exc)
+                with self._flush_lock:
+                    self._policies_pending[:0] = pending[i:]
+                return
+
+    def _resolve_durable(self, ids: list[str]) -> None:
+        if not ids:
+            return
+        with self._durable_lock:
+            if not self._pending:
+                return
+            for did in ids:
+                self._pending.discard(did)
+                waiter = self._waiters.pop(did, None)
+                if waiter is not None:
+                    loop, fut = waiter
+                    with contextlib.suppress(RuntimeError):  # its loop is closed
+                        loop.call_soon_threadsafe(_settle, fut)
+
+
+def _settle(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
