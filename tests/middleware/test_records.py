@@ -121,9 +121,9 @@ class SlowDisk:
 
 @pytest.fixture
 def slow_disk(monkeypatch: pytest.MonkeyPatch) -> SlowDisk:
-    import guard.middleware as middleware_module
+    import guard._deciding as deciding_module
 
-    monkeypatch.setattr(middleware_module, "_DURABLE_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(deciding_module, "_DURABLE_TIMEOUT_S", 0.2)
     return SlowDisk()
 
 

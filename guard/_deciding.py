@@ -1,0 +1,353 @@
+"""How `GuardMiddleware` decides one request: who is calling (`_begin`), the decision
+made, recorded and observed (`_decide`), and its enforcement (`_enforce`): a denial
+becomes an MCP error, an allowed call's outcome a record.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from fastmcp.exceptions import AuthorizationError, NotFoundError
+from fastmcp.server.middleware import CallNext, MiddlewareContext
+
+from guard._fastmcp import current_transport, request_info, session_of
+from guard._ids import uuid7
+from guard._request import NO_SPAN, Call, Listing, error_decision
+
+# shorter ASCII names cannot hold a credential's shape, nor be too long to show
+from guard.audit.redact import _MIN_SECRET_LEN as _SHORT_NAME
+from guard.audit.redact import SECRET_MARK, Redactor
+from guard.errors import AuthenticationError
+from guard.events import DecisionEvent
+from guard.policy.model import (
+    UNKNOWN_COMPONENT,
+    AccessRequest,
+    Decision,
+    Principal,
+    Reason,
+    Resource,
+)
+
+if TYPE_CHECKING:
+    from guard.audit.log import AuditLog
+    from guard.identity.base import Authenticator
+    from guard.reload import PolicyHolder
+    from guard.telemetry import Telemetry
+
+__all__ = ["Deciding", "UndurableDecision", "UnobservedDecision"]
+
+logger = logging.getLogger("guard.middleware")
+
+# A JSON-RPC id is the client's to choose: a string id longer than this is recorded (and
+# traced) as its length and digest.
+_MAX_REQUEST_ID_CHARS: Final = 256
+
+
+_DURABLE_TIMEOUT_S = 10.0  # how long a durable record may take before the call is denied
+
+
+class UnobservedDecision(Exception):
+    """The outcome of an allowed call the guard did not run: its decision could not be
+    observed (a `Telemetry` raised after the record was queued)."""
+
+
+class UndurableDecision(Exception):
+    """The outcome of an allowed call the guard did not run: in durable mode, its decision
+    record did not reach the disk in time."""
+
+
+class Deciding:
+    """`GuardMiddleware`'s decisions, on its state (set up by `GuardMiddleware.__init__`)."""
+
+    audit: AuditLog | None
+    explicit_denials: bool
+    server_name: str | None
+    _authenticator: Authenticator | None
+    _principal: Principal | None
+    _fixed: Principal
+    _auth_method: str
+    _telemetry: Telemetry
+    _session_shown: tuple[str, str]
+    _holder: PolicyHolder
+    _durable_calls: bool
+    _redactor: Redactor
+
+    def _guard_error(self, where: str) -> None:
+        self._quietly(self._telemetry.guard_error, where)
+
+    @staticmethod
+    def _quietly(count: Callable[..., Any], *args: Any) -> None:
+        """Count something on the telemetry; if that raises, the request goes on as it
+        was going (denied, and recorded): a counter must not turn a denial that looks
+        like absence into an internal error."""
+        try:
+            count(*args)
+        except Exception:
+            logger.warning("telemetry raised in %s", getattr(count, "__name__", "?"))
+
+    async def _begin(self, context: MiddlewareContext[Any]) -> Call:
+        now = datetime.now(UTC)  # one clock value for every decision of this request
+        transport = current_transport()
+        fctx = context.fastmcp_context
+        session_id = request_id = None
+        server = self.server_name
+        denial = None
+        principal = self._fixed
+        try:
+            if fctx is not None:
+                rc = fctx.request_context
+                if rc is not None:
+                    request_id = str(rc.request_id)
+                    # the client's own string: maybe anything (a digit string too: any length)
+                    if not (
+                        len(request_id) <= 20 and request_id.isascii() and request_id.isdigit()
+                    ):
+                        request_id = self._request_id(request_id)
+                    try:
+                        session_id = session_of(fctx, rc)
+                    except RuntimeError:
+                        session_id = None
+                    if session_id is not None:
+                        # FastMCP falls back to the client's `mcp-session-id` header, unchecked;
+                        # a session's requests repeat it: checked once while it repeats
+                        seen, shown = self._session_shown
+                        if session_id != seen:
+                            shown = self._request_id(session_id)
+                            self._session_shown = (session_id, shown)
+                        session_id = shown
+                if server is None:
+                    server = fctx.fastmcp.name
+            if self._authenticator is not None and (
+                self._principal is None or transport not in ("stdio", "memory")
+            ):
+                principal = await self._authenticator.authenticate(
+                    request_info(transport, session_id)
+                )
+                if not isinstance(principal, Principal):
+                    raise TypeError("authenticator returned a non-Principal")
+        except AuthenticationError as exc:
+            principal = Principal.anonymous(self._auth_method)
+            denial = Decision(allowed=False, reason=exc.reason, message="authentication failed")
+            self._quietly(self._telemetry.auth_failure, self._auth_method, exc.reason)
+        except Exception as exc:
+            principal = Principal.anonymous(self._auth_method)
+            denial = error_decision("authenticating")
+            self._guard_error("authenticate")
+            # the exception text may quote a credential: log its type only
+            logger.warning("authenticator raised %s; denying", type(exc).__name__)
+        holder = self._holder
+        return Call(
+            principal, denial, now, transport, session_id, request_id, server,
+            holder.live, holder.shadow,
+        )  # fmt: skip
+
+    def _request_id(self, request_id: str) -> str:
+        """A string request id as it may be recorded and traced: bounded, secret-free."""
+        try:
+            return self._redactor.text(request_id, _MAX_REQUEST_ID_CHARS)
+        except Exception:  # what cannot be cleaned is not shown
+            return SECRET_MARK
+
+    def _decide(
+        self,
+        call: Call,
+        resource: Resource,
+        action: str,
+        args: Mapping[str, Any],
+        method: str,
+        listing: Listing | None = None,
+        listing_handle: Any = None,
+    ) -> DecisionEvent:
+        """Decide, record and observe; a component of a `listing` is recorded and observed
+        with the whole listing (`_filter`), under its `listing_handle` (None: the listing
+        could not be observed)."""
+        telemetry = self._telemetry
+        policies = call.policies
+        shadow_set = call.shadow
+        observed = True
+        if listing is not None:
+            handle = NO_SPAN if listing_handle is None else listing_handle
+            observed = listing_handle is not None
+        else:
+            try:
+                handle = telemetry.start_decision(
+                    method, resource.name if resource.found else UNKNOWN_COMPONENT
+                )
+            except Exception:
+                handle, observed = NO_SPAN, False
+        # positional: keywords cost a third of a microsecond more per object, and a list
+        # of 100 tools makes 100 of each (order: see AccessRequest and DecisionEvent)
+        request = AccessRequest(
+            call.principal, resource, action, args, call.now, method, call.context
+        )
+        shadow = None
+        try:
+            if call.denial is not None:
+                decision = replace(call.denial, policy_hash=policies.hash)
+                if shadow_set is not None:
+                    shadow = replace(call.denial, policy_hash=shadow_set.hash)
+            else:
+                decision = policies.decide(request)
+        except Exception:
+            decision = replace(error_decision("deciding"), policy_hash=policies.hash)
+            self._guard_error("decide")
+        if shadow_set is not None and call.denial is None:
+            try:
+                shadow = shadow_set.decide(request)
+            except Exception:  # the draft never affects enforcement, even when it breaks
+                shadow = replace(error_decision("deciding"), policy_hash=shadow_set.hash)
+                self._guard_error("shadow")
+        hidden: tuple[str, ...] = ()
+        if resource.uri is not None:
+            # Observed and recorded without what the caller's URI may carry (a template
+            # parameter that is a token, `user:pass@`, `?token=`): decided on as sent.
+            shown = self._shown(resource, args)
+            if shown is not resource:
+                request = AccessRequest(
+                    call.principal, shown, action, args, call.now, method, call.context
+                )
+                hidden = Redactor.fields(resource, shown)
+        elif not resource.found and (
+            len(resource.name) >= _SHORT_NAME or not resource.name.isascii()
+        ):
+            # a component the server does not have: its name is the caller's text, shown
+            # (traced, logged, recorded) bounded and without what looks like a credential
+            shown = self._shown_name(resource)
+            if shown is not resource:
+                request = AccessRequest(
+                    call.principal, shown, action, args, call.now, method, call.context
+                )
+                hidden = Redactor.fields(resource, shown)
+        # a component of a listing: the listing's id and the component's position in it
+        decision_id = uuid7() if listing is None else f"{listing.id}.{len(listing.events) + 1}"
+        event = DecisionEvent(
+            decision_id, request, decision, shadow, call.server, call.transport,
+            call.session_id, call.request_id, method, handle.trace_id, handle.span_id, hidden,
+        )  # fmt: skip
+        if not observed:
+            # An unobservable decision is not enforced as an allow (fail closed), but it is
+            # still recorded.
+            event.decision = replace(error_decision("observing"), policy_hash=policies.hash)
+            self._guard_error("observe")
+        queued = False
+        if listing is not None:
+            listing.events.append(event)
+            return event
+        if self.audit is not None:
+            try:
+                queued = self.audit.append(event)  # queued before the handler runs
+            except Exception:  # `append` promises not to raise; if it does, deny
+                queued = False
+            if queued is False:  # a decision that cannot be recorded is not an allow
+                event.decision = replace(error_decision("recording"), policy_hash=policies.hash)
+                self._guard_error("record")
+        # Observed last, so the span and metrics carry the decision enforced (a call that
+        # could not be recorded counts as the denial it is).
+        if observed:
+            if queued and self._durable_calls and method == "tools/call" and event.decision.allowed:
+                # ... in durable mode, once the record is on disk: a call whose record
+                # does not get there in time is denied (`_await_durable`)
+                call.durable_span = handle
+                return event
+            try:
+                telemetry.end_decision(handle, event)
+            except Exception:
+                event.decision = replace(error_decision("observing"), policy_hash=policies.hash)
+                self._guard_error("observe")
+                if queued:  # its record says what was decided: say the call did not run
+                    self._outcome(event, time.perf_counter(), UnobservedDecision())
+        return event
+
+    def _shown_name(self, resource: Resource) -> Resource:
+        try:
+            name = self._redactor.text(resource.name)
+        except Exception:  # what cannot be cleaned is not shown
+            name = SECRET_MARK
+        return resource if name is resource.name else replace(resource, name=name)
+
+    def _shown(self, resource: Resource, args: Mapping[str, Any]) -> Resource:
+        try:
+            shown: Resource = self._redactor.resource(resource, args)
+        except Exception:  # what cannot be cleaned is not shown (nor recorded: append fails)
+            name = SECRET_MARK if resource.name == resource.uri else resource.name
+            shown = replace(resource, uri=SECRET_MARK, name=name)
+        return shown
+
+    def _denied(self, kind: str, name: str, decision: Decision) -> Exception:
+        if not self.explicit_denials:
+            # Exactly what FastMCP answers for a component that does not exist, so a
+            # denial does not confirm that a hidden component is there.
+            label = {"tool": "tool", "resource": "resource", "prompt": "prompt"}[kind]
+            return NotFoundError(f"Unknown {label}: {name!r}")
+        if decision.rule:
+            why = f" by rule {decision.rule!r}"
+        elif decision.reason == Reason.DEFAULT:
+            why = " by default"
+        else:  # authentication failed, guard error, no policy: the reason says it all
+            why = ""
+        if why and decision.policy:
+            why += f" of policy {decision.policy!r}"
+        return AuthorizationError(f"Access to {kind} {name!r} denied{why} ({decision.reason})")
+
+    def _outcome(self, event: DecisionEvent, t0: float, error: BaseException | None) -> None:
+        if self.audit is None:
+            return
+        duration_us = (time.perf_counter() - t0) * 1e6
+        try:
+            if error is None:
+                self.audit.append_outcome(event.decision_id, "ok", duration_us, None)
+            else:
+                self.audit.append_outcome(
+                    event.decision_id, "error", duration_us, type(error).__name__
+                )
+        except Exception:
+            self._guard_error("outcome")
+
+    async def _enforce(
+        self,
+        context: MiddlewareContext[Any],
+        call_next: CallNext[Any, Any],
+        event: DecisionEvent,
+        kind: str,
+        name: str,
+    ) -> Any:
+        if not event.decision.allowed:
+            raise self._denied(kind, name, event.decision)
+        t0 = time.perf_counter()
+        try:
+            result = await call_next(context)
+        except BaseException as exc:
+            self._outcome(event, t0, exc)
+            raise
+        self._outcome(event, t0, None)
+        return result
+
+    async def _await_durable(self, event: DecisionEvent, handle: Any) -> None:
+        """Durable mode: wait until the allowed call's record is on disk, then observe the
+        decision. A record that cannot be made durable in time is a guard failure: the
+        call is denied, and observed (span, metrics) as that denial."""
+        assert self.audit is not None  # a durable span is only kept for a queued record
+        policy_hash = event.decision.policy_hash
+        failure: Exception | None = None
+        try:
+            durable = await self.audit.wait_durable(event.decision_id, timeout=_DURABLE_TIMEOUT_S)
+        except BaseException:  # cancelled: the caller left, nothing ran; the span still ends
+            self._quietly(self._telemetry.end_decision, handle, event)
+            raise
+        if not durable:
+            event.decision = replace(error_decision("recording durably"), policy_hash=policy_hash)
+            self._guard_error("record")
+            failure = UndurableDecision()
+        try:
+            self._telemetry.end_decision(handle, event)
+        except Exception:
+            event.decision = replace(error_decision("observing"), policy_hash=policy_hash)
+            self._guard_error("observe")
+            failure = failure or UnobservedDecision()
+        if failure is not None:  # its record says allowed: the outcome says it did not run
+            self._outcome(event, time.perf_counter(), failure)

@@ -1,0 +1,226 @@
+"""`GuardMiddleware`'s hooks for one component: `tools/call`, `resources/read` and
+`prompts/get` are decided before their handler runs; `completion/complete` never names a
+denied prompt or template. (Listings: `_listing.py`.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from fastmcp.exceptions import AuthorizationError
+from fastmcp.resources.template import ResourceTemplate
+from fastmcp.server.middleware import CallNext, MiddlewareContext
+from fastmcp.server.middleware.authorization import _requested_version
+from fastmcp.server.providers.addressing import parse_hashed_backend_name
+
+from guard._deciding import Deciding
+from guard._fastmcp import reached_uri, read_target, visibility_scope
+from guard._request import EMPTY, error_decision
+from guard.events import DecisionEvent
+from guard.policy.model import Resource
+
+if TYPE_CHECKING:
+    from guard._fastmcp import LookupCache, ResourceCache
+
+__all__ = ["ComponentHooks"]
+
+# A completion reference no server can resolve (see `_on_complete`).
+_NO_COMPONENT: Final = "\x00mcp-guard: denied"
+
+
+def _versioned(resource: Resource, context: MiddlewareContext[Any]) -> Resource:
+    """`resource`, unless the caller asked for a version it does not carry.
+
+    A proxy's components carry no version (and the tags of the backend's newest) and pass
+    the caller's `_meta`, version included, on to the backend: what runs there is not the
+    component resolved here. Such a request is decided on the name and the version asked
+    for alone, so no tag or namespace of another version can allow it.
+    """
+    spec = _requested_version(context.message.meta)
+    if spec is None or (
+        resource.version is not None and spec.matches(resource.version, match_none=False)
+    ):
+        return resource
+    return Resource(resource.kind, resource.name, uri=resource.uri, version=spec.eq,
+                    template=resource.template)  # fmt: skip
+
+
+class ComponentHooks(Deciding):
+    """The hooks of `GuardMiddleware` for requests naming one component."""
+
+    _cache: ResourceCache
+    _lookups: LookupCache
+
+    async def on_call_tool(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        """Decide `tools/call` (action `call`) before the tool runs."""
+        call = await self._begin(context)
+        name = context.message.name
+        resource = None
+        try:
+            tool = await self._find_tool(context, name)
+            if tool is not None:
+                resource = _versioned(self._cache.get(tool), context)
+        except Exception:
+            call.denial = call.denial or error_decision("resolving the tool")
+            self._guard_error("resolve")
+        if resource is None:
+            resource = Resource(kind="tool", name=name, found=False)
+        args = context.message.arguments or EMPTY
+        event = self._decide(call, resource, "call", args, "tools/call")
+        if call.durable_span is not None:
+            await self._await_durable(event, call.durable_span)
+        return await self._enforce(context, call_next, event, "tool", name)
+
+    async def _find_tool(self, context: MiddlewareContext[Any], name: str) -> Any:
+        fctx = context.fastmcp_context
+        if fctx is None:
+            raise RuntimeError("no FastMCP context")
+        server = fctx.fastmcp
+        version = _requested_version(context.message.meta)
+        if version is None:
+            tool = await self._lookups.get(
+                server, visibility_scope(fctx), "tool", name, lambda: server.get_tool(name)
+            )
+        else:
+            tool = await server.get_tool(name, version=version)
+        if tool is None:
+            # Apps address some backend tools by a hashed name; authorize the same
+            # component FastMCP would run.
+            hashed = parse_hashed_backend_name(name)
+            if hashed is not None:
+                tool = await server.get_tool_by_hash(*hashed)
+        return tool
+
+    async def _read_event(self, context: MiddlewareContext[Any]) -> tuple[DecisionEvent, str]:
+        call = await self._begin(context)
+        uri = str(context.message.uri)
+        resource = Resource(kind="resource", name=uri, uri=uri, found=False)
+        args: Mapping[str, Any] = EMPTY
+        try:
+            fctx = context.fastmcp_context
+            if fctx is None:
+                raise RuntimeError("no FastMCP context")
+            server = fctx.fastmcp
+            version = _requested_version(context.message.meta)
+
+            async def lookup(target: str) -> Any:
+                found: Any = await server.get_resource(target, version=version)
+                if found is None:
+                    found = await server.get_resource_template(target, version=version)
+                return found
+
+            # Not remembered (unlike tool and prompt names): which component a URI reaches
+            # changes with visibility. A concrete resource enabled for a session shadows
+            # the template it matched a moment ago, and one disabled uncovers it.
+            target = uri
+            component = await lookup(target)
+            if isinstance(component, ResourceTemplate):
+                reached = reached_uri(component, uri)
+                if reached != uri:
+                    # Decided on the URI the read reaches, not on the text sent: a mount or
+                    # proxy forwards that form (where the server behind may hold a concrete
+                    # resource the policy denies), and the template's function gets its
+                    # decoded parameters (`%61dmin` is `admin` to it, and to a deny rule).
+                    target = reached
+                    component = await lookup(target) or component
+            if isinstance(component, ResourceTemplate):
+                args = component.matches(target) or EMPTY
+            if component is not None:
+                resource = _versioned(read_target(target, component), context)
+        except Exception:
+            call.denial = call.denial or error_decision("resolving the resource")
+            self._guard_error("resolve")
+        return self._decide(call, resource, "read", args, "resources/read"), uri
+
+    async def check_resource_access(self, context: MiddlewareContext[Any]) -> None:
+        """FastMCP's resource gate outside a read (extension metadata, such as the files of
+        a skill before it is advertised): same decision. FastMCP expects
+        `AuthorizationError` for "no" (any other error fails the whole source: every skill
+        would vanish for one denied file); the text still does not say the resource
+        exists, unless denials are explicit."""
+        event, uri = await self._read_event(context)
+        if not event.decision.allowed:
+            denied = self._denied("resource", uri, event.decision)
+            if not isinstance(denied, AuthorizationError):
+                denied = AuthorizationError(str(denied))
+            raise denied
+
+    async def on_read_resource(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        """Decide `resources/read` (action `read`), concrete or through a template."""
+        event, uri = await self._read_event(context)
+        return await self._enforce(context, call_next, event, "resource", uri)
+
+    async def on_get_prompt(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        """Decide `prompts/get` (action `get`) before the prompt renders."""
+        call = await self._begin(context)
+        name = context.message.name
+        resource = Resource(kind="prompt", name=name, found=False)
+        try:
+            fctx = context.fastmcp_context
+            if fctx is None:
+                raise RuntimeError("no FastMCP context")
+            server = fctx.fastmcp
+            version = _requested_version(context.message.meta)
+            if version is None:
+                prompt = await self._lookups.get(
+                    server, visibility_scope(fctx), "prompt", name,
+                    lambda: server.get_prompt(name),
+                )  # fmt: skip
+            else:
+                prompt = await server.get_prompt(name, version=version)
+            if prompt is not None:
+                resource = _versioned(self._cache.get(prompt), context)
+        except Exception:
+            call.denial = call.denial or error_decision("resolving the prompt")
+            self._guard_error("resolve")
+        args = context.message.arguments or EMPTY
+        event = self._decide(call, resource, "get", args, "prompts/get")
+        return await self._enforce(context, call_next, event, "prompt", name)
+
+    async def on_request(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        """Answer `completion/complete` for a denied prompt or template like an unknown one."""
+        if context.method != "completion/complete":
+            return await call_next(context)
+        return await self._on_complete(context, call_next)
+
+    async def _on_complete(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        message = context.message
+        ref = message.get("ref") if isinstance(message, Mapping) else None
+        fctx = context.fastmcp_context
+        if not isinstance(ref, Mapping) or fctx is None:
+            return await call_next(context)  # nothing named: nothing to leak
+        call = await self._begin(context)
+        ref_type = str(ref.get("type"))
+        key = str(ref.get("name") if ref_type == "ref/prompt" else ref.get("uri"))
+        try:
+            component = await fctx.fastmcp._completion_target(ref_type, key)
+            if component is None:
+                return await call_next(context)  # unknown: FastMCP answers empty
+            resource = self._cache.get(component)
+        except Exception:
+            call.denial = call.denial or error_decision("resolving the completion target")
+            self._guard_error("resolve")
+            resource = Resource(
+                kind="prompt" if ref_type == "ref/prompt" else "resource_template", name=key
+            )
+        action = "get" if resource.kind == "prompt" else "read"
+        event = self._decide(call, resource, action, EMPTY, "completion/complete")
+        if event.decision.allowed:
+            return await call_next(context)
+        # Denied: FastMCP answers as for a reference that names nothing (the same empty
+        # completion, in this protocol era's envelope), and the server's completion
+        # handler never runs for the denied component.
+        field = "name" if ref_type == "ref/prompt" else "uri"
+        unknown = {**message, "ref": {**ref, field: _NO_COMPONENT}}
+        return await call_next(context.copy(message=unknown))
