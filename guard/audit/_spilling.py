@@ -41,6 +41,7 @@ class Spilling:
     _queue: deque[tuple[Any, ...]]
     _writer: SegmentWriter
     _spill: SpillFile
+    _aside: SpillFile | None  # what close() spilled beside a stuck load-back, still held
     _spill_suspect: bool
     _rows: RowBuilder
     _taken: Slice
@@ -73,8 +74,11 @@ class Spilling:
         and adopted rows are checked too.
 
         A writer thread stuck loading spilled rows back holds the spill file: the rows it
-        is loading stay in it, and these go to a spill file of their own, let go of at
-        once for the next writer to adopt."""
+        is loading stay in it, and these go to a spill file of their own. The writer
+        thread may still store some of these too (those waiting in memory, retried at its
+        last flush), so that file stays locked as well until the thread is done (`_run`):
+        a writer adopting it checks its rows against the store only once, when it adopts
+        them."""
         items = []
         while self._queue:
             items.append(self._queue.popleft())
@@ -127,6 +131,8 @@ class Spilling:
         finally:
             if aside is None:
                 spill.lock.release()
+            elif stuck:  # the writer thread lets go of it once it can store nothing more
+                self._aside = aside
             else:  # let go of it: the next writer to start adopts it (checking its rows)
                 with contextlib.suppress(OSError):
                     aside.close()

@@ -102,10 +102,18 @@ class WriterThread(Spilling):
             # its stuck write may have stored since: load the rest back (checked against
             # the store), then let go of the spill file and the hot files, as close() would
             self._last_reload = 0.0
-            with contextlib.suppress(Exception):
-                self._drain()
-            self._spill.close()
-            self._writer.close()
+            try:
+                with contextlib.suppress(Exception):
+                    self._drain()
+                self._spill.close()
+                self._writer.close()
+            finally:
+                # nothing here can store the rows close() set aside any more: the next
+                # writer may adopt them (it checks them against the store then)
+                aside, self._aside = self._aside, None
+                if aside is not None:
+                    with contextlib.suppress(OSError):
+                        aside.close()
 
     def _drain(self) -> None:
         if self._policies_pending:

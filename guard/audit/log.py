@@ -193,6 +193,7 @@ class AuditLog(WriterThread):
         self._spilled = 0
         self._reloaded = 0
         self._set_aside = 0  # spilled by close() to a file of their own, for the next writer
+        self._aside: SpillFile | None = None
         self._append_errors = 0
         self._lost = 0  # records close() could neither store nor spill
         self._last_error: str | None = None
