@@ -24,7 +24,6 @@ one deletes the rest.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import re
@@ -89,10 +88,7 @@ def named_sets(con: Any, root: Path) -> set[str]:
     import duckdb
 
     # spilled rows first: a row loaded back is in its hot file before it leaves the spill
-    spilled: set[str] = set()
-    for path in sorted((root / "spill").glob("*.jsonl*")):
-        with contextlib.suppress(FileNotFoundError):  # loaded back and removed
-            spilled |= named_in(path.read_bytes())
+    spilled = _spilled(root / "spill")
     for attempt in range(_RESCANS):
         named = set(spilled)
         try:
@@ -118,6 +114,31 @@ def named_sets(con: Any, root: Path) -> set[str]:
             continue
         return named
     raise AssertionError("unreachable")
+
+
+def _spilled(directory: Path) -> set[str]:
+    """The sets named by the rows waiting in the spill files in `directory`.
+
+    A row leaves a spill file for its hot file (read after this), or for another spill
+    file: a writer that starts adopts a dead writer's rows, writing them to its own file
+    before it deletes the dead writer's. Its own file may be newer than the listing, so
+    while a file listed is found gone, the directory is listed and read again."""
+    named: set[str] = set()
+    for attempt in range(_RESCANS):
+        gone = False
+        for path in sorted(directory.glob("*.jsonl*")):
+            if path.name.startswith("."):
+                continue  # a rewrite's temporary file: its rows are in the file it replaces
+            try:
+                named |= named_in(path.read_bytes())
+            except FileNotFoundError:  # loaded back and removed, or adopted
+                gone = True
+        if not gone:
+            return named
+        if attempt == _RESCANS - 1:
+            break
+        time.sleep(0.01 * (attempt + 1))
+    raise FileNotFoundError(f"spill files in {directory} kept moving while being read")
 
 
 def sweep(con: Any, root: Path, grace: float = GRACE_SECONDS) -> int:

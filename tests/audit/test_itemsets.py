@@ -246,3 +246,67 @@ def test_a_set_spilled_rows_name_is_kept(tmp_path: Path, monkeypatch: pytest.Mon
     log.close()
     _verified(store)
     assert _components(store, "L0") == [("L0.1", "a"), ("L0.2", "b")]
+
+
+def test_a_set_named_by_rows_adopted_while_retention_reads_the_spill_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that starts adopts a dead writer's spilled rows: it copies them into its own
+    spill file, then deletes the dead writer's. Found in review: retention listed the spill
+    directory once, so a file it listed and then found gone (adopted meanwhile) hid rows
+    that had moved to a file it had not listed; it deleted their set, and the adopter
+    stored them naming a set that was gone."""
+    import subprocess
+
+    from audit_kit import PYTHON, subprocess_env
+
+    script = r"""
+import os, sys
+from audit_kit import event
+from guard.audit import AuditLog
+from guard.policy.model import Resource
+
+def hook(table, rows):
+    if table == "listings":
+        raise OSError("store refuses listings")
+
+log = AuditLog(sys.argv[1], write_hook=hook, flush_interval=3600)
+events = []
+for n, name in enumerate("ab", 1):
+    ev = event(n, resource=Resource("tool", name), method="tools/list", action="list")
+    ev.decision_id = f"L0.{n}"
+    events.append(ev)
+log.append_listing("L0", events)
+log.flush(10)
+assert log.stats()["spill_pending"] == 1
+os._exit(0)  # dies: its spilled listing waits for the next writer
+"""
+    store = tmp_path / "s"
+    proc = subprocess.run(
+        [PYTHON, "-c", script, str(store)], env=subprocess_env(),
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (orphan,) = (store / "spill").glob("*.jsonl")
+    (named,) = _sets(store)
+    _age(store)  # the writer died long ago
+    heirs: list[AuditLog] = []
+    starting = [False]
+    real_read = Path.read_bytes
+
+    def read_bytes(path: Path) -> bytes:
+        if path == orphan and not starting[0]:  # retention listed it; a writer starts now
+            starting[0] = True
+            heirs.append(AuditLog(store, flush_interval=3600))
+            assert not orphan.exists()  # adopted: its rows are in the heir's file
+        return real_read(path)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    result = apply_retention(store, days=180, now=FUTURE)
+    monkeypatch.setattr(Path, "read_bytes", real_read)
+    assert heirs
+    heirs[0].close()  # loads the adopted listing back
+    assert result["itemsets"] == 0
+    assert _sets(store) == {named}
+    assert _components(store, "L0") == [("L0.1", "a"), ("L0.2", "b")]
+    _verified(store)
