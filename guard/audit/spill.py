@@ -17,8 +17,8 @@ import json
 import logging
 import os
 import threading
+from io import FileIO
 from pathlib import Path
-from typing import BinaryIO
 
 from guard.audit.schema import TABLES, row_body
 from guard.audit.segments import fsync_dir
@@ -37,7 +37,7 @@ class SpillFile:
         self.path = directory / f"{writer_id}.jsonl"
         self._lock_path = directory / f"{writer_id}.lock"
         self._lock_fd: int | None = None
-        self._fh: BinaryIO | None = None
+        self._fh: FileIO | None = None
         self._dirty = False
         self._torn = False  # a write failed: the file may end part-way through a line
         self._entry_synced = True  # the file's directory entry is on disk (durable mode)
@@ -45,14 +45,17 @@ class SpillFile:
         self.rejected = 0  # lines moved to a `.rejected` file: not loaded back
         self.lock = threading.RLock()
 
-    def _open(self) -> BinaryIO:
+    def _open(self) -> FileIO:
         if self._fh is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             if self._lock_fd is None:
                 fd = os.open(self._lock_path, os.O_CREAT | os.O_RDWR, 0o600)
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 self._lock_fd = fd
-            self._fh = open(self.path, "ab")  # noqa: SIM115 - kept open for the writer's life
+            # Unbuffered: a write the disk refuses part-way must leave nothing in a buffer,
+            # to land later next to the copy of its rows kept elsewhere, or to fail again
+            # when the file is closed (and leave it closed for every later write).
+            self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 - kept open
             self._entry_synced = False
         return self._fh
 
@@ -64,8 +67,9 @@ class SpillFile:
                 data = b"\n" + data
             fh = self._open()
             self._torn = True
-            fh.write(data)
-            fh.flush()
+            view = memoryview(data)
+            while view:  # (a raw write may take part of it)
+                view = view[fh.write(view) :]
             self._torn = False
             self.pending += len(rows)
             self._dirty = True
@@ -126,9 +130,9 @@ class SpillFile:
     def replace(self, rows: list[tuple[str, str]]) -> None:
         """Atomically make `rows` the whole content (after some were loaded back)."""
         with self.lock:
-            if self._fh is not None:
-                self._fh.close()
-                self._fh = None
+            old, self._fh = self._fh, None
+            if old is not None:
+                old.close()
             tmp = self.path.with_name(f".{self.path.name}.tmp")
             with open(tmp, "wb") as fh:
                 fh.write(b"".join(_line(t, b) for t, b in rows))
@@ -189,8 +193,8 @@ class SpillFile:
         with self.lock:
             if self._fh is not None:
                 self.sync()
-                self._fh.close()
-                self._fh = None
+                fh, self._fh = self._fh, None
+                fh.close()
             empty = self.pending == 0
             if empty:
                 with contextlib.suppress(OSError):
