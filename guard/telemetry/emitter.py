@@ -95,6 +95,11 @@ class PolicyReporter:
         except Exception:
             self._telemetry._failed()
 
+    @property
+    def closed(self) -> bool:
+        """Whether the guard closed: `GuardMetrics.policy_reload` then ignores it."""
+        return self._closed
+
     def close(self) -> None:
         """Stop reporting; the set's series goes once no other guard has it in force."""
         self._closed = True

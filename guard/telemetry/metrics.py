@@ -289,6 +289,8 @@ class GuardMetrics:
             return
         labels = (str(getattr(policy_set, "hash", "") or ""), policy_version(policy_set))
         with self._policy_lock:
+            if getattr(reporter, "closed", False):
+                return  # released (a reload racing the guard's close): nothing in force
             left = self._policy_held.get(reporter)
             if labels == left:
                 return

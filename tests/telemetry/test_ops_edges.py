@@ -164,6 +164,22 @@ def test_a_closed_guard_no_longer_reports_its_policy_set(tmp_path: Path) -> None
     again.close()
 
 
+def test_a_reload_racing_close_leaves_no_policy_set_behind(tmp_path: Path) -> None:
+    """A reload on the watcher's thread may pass the reporter's closed check just before
+    the guard closes on another thread: what it reports after the release is dropped, so
+    the closed guard's set does not come back for good (found in review)."""
+    path = tmp_path / "a.yaml"
+    path.write_text(POLICY)
+    registry = CollectorRegistry()
+    telemetry = GuardTelemetry(registry=registry)
+    guard = GuardMiddleware(str(path), audit=None, telemetry=telemetry)
+    reporter, in_force = guard._policy_reload, guard.policy_set
+    guard.close()
+    assert _exposed_policies(registry) == []
+    telemetry.metrics.policy_reload("ok", in_force, reporter)  # past the check: too late
+    assert _exposed_policies(registry) == []
+
+
 def _store(tmp_path: Path) -> Path:
     """A real store with one guarded call in it."""
     import asyncio
