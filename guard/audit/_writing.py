@@ -262,6 +262,11 @@ class WriterThread(Spilling):
                 self._claimed(digest, now)
             elif state is False:
                 logger.error("item set %s named by spilled listings is gone", digest[:12])
+            else:  # stored anyway (nothing else would keep them), but said
+                logger.warning(
+                    "item set %s named by spilled listings could not be claimed: retention "
+                    "may delete it", digest[:12],
+                )  # fmt: skip
 
     def _batch_written(self, batch: Batch) -> None:
         if batch.ids and self.durable:

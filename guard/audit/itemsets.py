@@ -41,6 +41,7 @@ CLAIM_SECONDS: Final = 60.0  # a writer names a set this long after claiming it
 # and any write, and harmless to wait for (a set is small; rows live for months).
 GRACE_SECONDS: Final = 24 * 3600.0
 _RESCANS: Final = 10  # hot files converted while being read: list them again
+_CLAIM_WAIT_SECONDS: Final = 5.0  # a `claim(wait=True)` waits this long for a sweep
 
 # a set named in a row (`"items_sha256":"…"`), also as spill files hold rows (escaped)
 _NAMED: Final = re.compile(rb'items_sha256\\?":\\?"([0-9a-f]{64})')
@@ -52,7 +53,8 @@ _NAMING: Final = tuple(t for t, cols in TABLES.items() if "items_sha256" in dict
 def claim(path: Path, *, wait: bool) -> bool | None:
     """Claim the item set at `path` for `CLAIM_SECONDS`: True once its mtime is now; False
     if it is not on disk (file it again before naming it); None if that cannot be told now
-    (a sweep is deciding on it, and `wait` is False; or the store refuses): name it not."""
+    (a sweep is deciding on it, and `wait` is False or a few seconds went by; or the store
+    refuses): name it not."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -60,12 +62,17 @@ def claim(path: Path, *, wait: bool) -> bool | None:
     except OSError:
         return None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH if wait else fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return None
-        except OSError:
-            pass  # no locks on this filesystem: `sweep` deletes nothing there
+        deadline = time.monotonic() + (_CLAIM_WAIT_SECONDS if wait else 0.0)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:  # a sweep deciding on it (for a moment, unless stopped)
+                if time.monotonic() >= deadline:
+                    return None
+                time.sleep(0.01)
+            except OSError:
+                break  # no locks on this filesystem: `sweep` deletes nothing there
         if os.fstat(fd).st_nlink == 0:
             return False  # deleted by a sweep between our open and our lock
         os.utime(fd)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -310,3 +311,29 @@ os._exit(0)  # dies: its spilled listing waits for the next writer
     assert _sets(store) == {named}
     assert _components(store, "L0") == [("L0.1", "a"), ("L0.2", "b")]
     _verified(store)
+
+
+def test_a_claim_that_may_wait_waits_a_bounded_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spilled listings claim their sets waiting for a sweep deciding on one; a sweep
+    stopped while it holds its lock (SIGSTOP, a hung disk) must not hold the writer
+    thread forever (found in review): the claim gives up, and the set is named anyway."""
+    monkeypatch.setattr(itemsets_module, "_CLAIM_WAIT_SECONDS", 0.3)
+    target = tmp_path / f"{'a' * 64}.jsonl"
+    target.write_bytes(b"{}\n")
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a sweep between its lock and its delete
+        result: list[bool | None] = []
+        worker = threading.Thread(
+            target=lambda: result.append(itemsets_module.claim(target, wait=True))
+        )
+        started = time.monotonic()
+        worker.start()
+        worker.join(10)
+        assert not worker.is_alive() and result == [None]
+        assert 0.25 < time.monotonic() - started < 5
+    finally:
+        os.close(fd)
+    assert itemsets_module.claim(target, wait=True) is True  # the sweep is gone: claimed
