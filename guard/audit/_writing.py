@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, Final
 
 from guard.audit._spilling import Slice, Spilling
-from guard.audit.itemsets import CLAIM_SECONDS, claim, named_in
+from guard.audit.itemsets import CLAIM_SECONDS, claim, claim_clock, named_in
 from guard.audit.rows import (
     DECISION,
     LISTING,
@@ -213,9 +213,9 @@ class WriterThread(Spilling):
         the set cannot be claimed nor filed."""
         head, items, evals, digest = self._rows.listing_parts(item, cache)
         claimed = self._itemsets.get(digest)
-        if (
-            claimed is not None and time.monotonic() - claimed < CLAIM_SECONDS
-        ) or self._file_itemset(digest, items):
+        if (claimed is not None and claim_clock() - claimed < CLAIM_SECONDS) or self._file_itemset(
+            digest, items
+        ):
             return f"{head},{set_reference(digest, evals)}"
         return f"{head},{inline_items(items, evals)}"
 
@@ -226,7 +226,7 @@ class WriterThread(Spilling):
         could be neither (or retention is deciding on it right now)."""
         directory = self.path / "itemsets"
         target = directory / f"{digest}.jsonl"
-        now = time.monotonic()
+        now = claim_clock()
         try:
             state = claim(target, wait=False)
             if state is None:
@@ -252,7 +252,7 @@ class WriterThread(Spilling):
         kept in memory) name, before they are written. A set deleted meanwhile cannot be
         filed again (its items are not at hand): the rows are stored anyway, and `verify`
         names them."""
-        now = time.monotonic()
+        now = claim_clock()
         for digest in named_in("\n".join(bodies).encode(errors="replace")):
             claimed = self._itemsets.get(digest)
             if claimed is not None and now - claimed < CLAIM_SECONDS:

@@ -34,7 +34,9 @@ from typing import Any, Final
 from guard.audit.schema import TABLES
 from guard.audit.segments import scan_segments
 
-__all__ = ["CLAIM_SECONDS", "GRACE_SECONDS", "claim", "named_in", "named_sets", "sweep"]
+__all__ = [
+    "CLAIM_SECONDS", "GRACE_SECONDS", "claim", "claim_clock", "named_in", "named_sets", "sweep",
+]  # fmt: skip
 
 CLAIM_SECONDS: Final = 60.0  # a writer names a set this long after claiming it
 # A set no row names is deleted once unclaimed this long: far beyond `CLAIM_SECONDS`
@@ -48,6 +50,16 @@ _NAMED: Final = re.compile(rb'items_sha256\\?":\\?"([0-9a-f]{64})')
 _DIGEST: Final = re.compile(r"[0-9a-f]{64}")
 # the tables whose rows can name a set
 _NAMING: Final = tuple(t for t, cols in TABLES.items() if "items_sha256" in dict(cols))
+
+
+def claim_clock() -> float:
+    """Seconds on the clock a writer times its claims by: one that goes on while the
+    machine sleeps (a writer suspended for a day must not take its claims for fresh, as
+    `time.monotonic` would), and is not set back or forth like the wall clock."""
+    return time.clock_gettime(_BOOTTIME)
+
+
+_BOOTTIME: Final = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
 
 
 def claim(path: Path, *, wait: bool) -> bool | None:

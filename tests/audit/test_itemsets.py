@@ -337,3 +337,24 @@ def test_a_claim_that_may_wait_waits_a_bounded_time(
     finally:
         os.close(fd)
     assert itemsets_module.claim(target, wait=True) is True  # the sweep is gone: claimed
+
+
+def test_a_writer_that_slept_claims_its_sets_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer times its claims on a clock that goes on while the machine sleeps: after a
+    suspend longer than its claims last, it claims a set on disk again before naming it
+    (a monotonic clock stands still meanwhile, and the set may have aged past the grace)."""
+    store = tmp_path / "s"
+    log = AuditLog(store, flush_interval=3600)
+    _list(log, "L0", "ab")
+    log.flush()
+    _age(store)  # a day went by, the machine asleep
+    (path,) = (store / "itemsets").glob("*.jsonl")
+    woke = itemsets_module.claim_clock() + 86_400
+    monkeypatch.setattr(_writing, "claim_clock", lambda: woke)
+    _list(log, "L1", "ab")
+    log.flush()
+    assert time.time() - path.stat().st_mtime < 60  # claimed again: retention keeps it
+    log.close()
+    _verified(store)
