@@ -419,6 +419,7 @@ def _counter_key(event: DecisionEvent) -> tuple[Any, ...]:
     return (
         decision.allowed, decision.reason, resource.kind, request.action,
         resource.name if resource.found else UNKNOWN_COMPONENT, decision.rule or "",
+        decision.policy or "",
     )  # fmt: skip
 
 

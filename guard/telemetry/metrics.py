@@ -197,7 +197,7 @@ class GuardMetrics:
         self.decisions = Counter(
             "mcpguard_decisions",
             "Authorization decisions.",
-            ("decision", "reason", "kind", "action", "resource", "rule"),
+            ("decision", "reason", "kind", "action", "resource", "rule", "policy"),
             registry=reg,
         )
         self.duration = Histogram(
@@ -241,6 +241,7 @@ class GuardMetrics:
         self._resource = _Folder(max_resources)
         # one budget per label, so a flood of odd reasons cannot fold away auth methods
         self._reason = _Folder(_MAX_SMALL_LABEL)
+        self._policy = _Folder(_MAX_SMALL_LABEL)
         self._auth_method = _Folder(_MAX_SMALL_LABEL)
         self._auth_reason = _Folder(_MAX_SMALL_LABEL)
         self._where = _Folder(_MAX_SMALL_LABEL)
@@ -253,14 +254,23 @@ class GuardMetrics:
         self._policy_held: dict[object, tuple[str, str]] = {}
 
     def decision_child(
-        self, allowed: bool, reason: str, kind: str, action: str, resource: str, rule: str
+        self,
+        allowed: bool,
+        reason: str,
+        kind: str,
+        action: str,
+        resource: str,
+        rule: str,
+        policy: str = "",
     ) -> Any:
         """The counter child for one label combination, cached in `children` by its key.
 
         `labels()` costs more than the increment itself, so the hot path looks the child up
-        in `children` (keyed by these arguments) and calls this only on a miss.
+        in `children` (keyed by these arguments) and calls this only on a miss. `policy` is
+        the policy of the deciding rule (or whose default decided): rule names are only
+        unique within a policy.
         """
-        key = (allowed, reason, kind, action, resource, rule)
+        key = (allowed, reason, kind, action, resource, rule, policy)
         child = self.children.get(key)
         if child is None:
             child = self.decisions.labels(
@@ -270,6 +280,7 @@ class GuardMetrics:
                 action or "",
                 self._resource(resource or ""),
                 rule or "",
+                self._policy(policy or ""),
             )
             self.children[key] = child
         return child

@@ -41,7 +41,7 @@ def test_dashboard_covers_every_topic() -> None:
     exprs = " ".join(e for _, e in dashboard_exprs())
     for topic, metric in _REQUIRED_TOPICS.items():
         assert metric in exprs, topic
-    assert "topk(10, sum by (resource)" in exprs and "topk(10, sum by (rule" in exprs
+    assert "topk(10, sum by (resource)" in exprs and "topk(10, sum by (policy, rule" in exprs
 
 
 def test_latency_panel_links_exemplars_to_traces() -> None:

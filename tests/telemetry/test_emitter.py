@@ -114,6 +114,7 @@ def test_list_decisions_share_the_list_span_and_note_hidden_components(
                 "action": "list",
                 "resource": "t3",
                 "rule": "users-may-read",
+                "policy": "weather",
             },
         )
         == 1.0
@@ -143,7 +144,8 @@ def test_a_listing_observed_again_is_counted_and_noted_as_the_first(
         assert [(h["mcp_guard.resource.name"], h["mcp_guard.decision_id"]) for h in hidden] == [
             ("t0", f"{listing}.1"), ("t3", f"{listing}.4")
         ]  # fmt: skip
-    labels = {"reason": "rule", "kind": "tool", "action": "list", "rule": "users-may-read"}
+    labels = {"reason": "rule", "kind": "tool", "action": "list", "rule": "users-may-read",
+              "policy": "weather"}  # fmt: skip
     counted = registry.get_sample_value
     assert (
         counted("mcpguard_decisions_total", {**labels, "decision": "deny", "resource": "t3"}) == 2
@@ -178,6 +180,7 @@ def test_decision_metrics_and_exemplar_carry_the_trace_id(
         "action": "call",
         "resource": "get_weather",
         "rule": "users-may-read",
+        "policy": "weather",
     }
     assert registry.get_sample_value("mcpguard_decisions_total", labels) == 1.0
     assert (
@@ -417,3 +420,21 @@ def test_importing_guard_telemetry_stays_light() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_decisions_are_counted_by_the_policy_of_their_rule(
+    registry: CollectorRegistry, make_event: Any
+) -> None:
+    """Rule names are unique only within a policy: two policies' `allow_staff` rules are
+    two series, and a flood of policy names folds into `other` like component names."""
+    telemetry = GuardTelemetry(registry=registry)
+    for policy in ("billing", "billing", "support"):
+        _decide(telemetry, make_event(rule="allow_staff", policy=policy))
+    for n in range(100):  # more policies than the label keeps
+        _decide(telemetry, make_event(rule="allow_staff", policy=f"p{n}"))
+    labels = {"decision": "allow", "reason": "rule", "kind": "tool", "action": "call",
+              "resource": "get_weather", "rule": "allow_staff"}  # fmt: skip
+    counted = registry.get_sample_value
+    assert counted("mcpguard_decisions_total", {**labels, "policy": "billing"}) == 2.0
+    assert counted("mcpguard_decisions_total", {**labels, "policy": "support"}) == 1.0
+    assert counted("mcpguard_decisions_total", {**labels, "policy": "other"}) == 100 - 62

@@ -57,6 +57,7 @@ def test_two_workers_aggregate_into_one_scrape(
         "action": "call",
         "resource": "get_weather",
         "rule": "r",
+        "policy": "",
     }
     assert get("mcpguard_decisions_total", labels) == 8.0
     assert get("mcpguard_decision_duration_seconds_count") == 8.0

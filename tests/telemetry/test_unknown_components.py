@@ -38,7 +38,7 @@ async def test_made_up_names_leave_the_real_labels_and_no_secret() -> None:
         await client.call_tool("echo", {"text": "x"})
     sample = registry.get_sample_value
     labels = {"decision": "allow", "reason": "rule", "kind": "tool", "action": "call",
-              "resource": "echo", "rule": "user_safe_tools"}  # fmt: skip
+              "resource": "echo", "rule": "user_safe_tools", "policy": "demo"}  # fmt: skip
     assert sample("mcpguard_decisions_total", labels) == 1.0  # not folded into `other`
     probes = {**labels, "decision": "deny", "reason": "default", "resource": UNKNOWN_COMPONENT,
               "rule": ""}  # fmt: skip
