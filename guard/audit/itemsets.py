@@ -43,6 +43,8 @@ CLAIM_SECONDS: Final = 60.0  # a writer names a set this long after claiming it
 # and any write, and harmless to wait for (a set is small; rows live for months).
 GRACE_SECONDS: Final = 24 * 3600.0
 _RESCANS: Final = 10  # hot files converted while being read: list them again
+_CHUNK: Final = 8 * 1024 * 1024  # bytes of a spill or hot file read at a time
+_OVERLAP: Final = 128  # longer than a name as a row holds it (escaped: 81 bytes)
 _CLAIM_WAIT_SECONDS: Final = 5.0  # a `claim(wait=True)` waits this long for a sweep
 
 # a set named in a row (`"items_sha256":"…"`), also as spill files hold rows (escaped)
@@ -101,6 +103,19 @@ def named_in(data: bytes) -> set[str]:
     return {m.decode() for m in _NAMED.findall(data)}
 
 
+def named_in_file(path: Path) -> set[str]:
+    """`named_in` of the file at `path`, read a chunk at a time: a spill file after a long
+    outage can hold gigabytes. Raises `FileNotFoundError` if it is gone."""
+    named: set[str] = set()
+    with open(path, "rb") as fh:
+        tail = b""
+        while chunk := fh.read(_CHUNK):
+            data = tail + chunk
+            named |= named_in(data)
+            tail = data[-_OVERLAP:]  # a name cut by the chunk's end is whole in the next
+    return named
+
+
 def named_sets(con: Any, root: Path) -> set[str]:
     """Every set named by a row of the store at `root` that readers see (Parquet segments
     and hot files of the tables that name sets) or that waits in `spill/` to be loaded."""
@@ -124,7 +139,7 @@ def named_sets(con: Any, root: Path) -> set[str]:
                     ).fetchall()
                     named.update(str(d) for (d,) in rows)
                 for path in hot:
-                    named |= named_in(path.read_bytes())
+                    named |= named_in_file(path)
         except (FileNotFoundError, duckdb.IOException):
             # a hot file converted after it was listed: its segment has its rows now
             if attempt == _RESCANS - 1:
@@ -149,7 +164,7 @@ def _spilled(directory: Path) -> set[str]:
             if path.name.startswith("."):
                 continue  # a rewrite's temporary file: its rows are in the file it replaces
             try:
-                named |= named_in(path.read_bytes())
+                named |= named_in_file(path)
             except FileNotFoundError:  # loaded back and removed, or adopted
                 gone = True
         if not gone:

@@ -293,18 +293,18 @@ os._exit(0)  # dies: its spilled listing waits for the next writer
     _age(store)  # the writer died long ago
     heirs: list[AuditLog] = []
     starting = [False]
-    real_read = Path.read_bytes
+    real_read = itemsets_module.named_in_file
 
-    def read_bytes(path: Path) -> bytes:
+    def read(path: Path) -> set[str]:
         if path == orphan and not starting[0]:  # retention listed it; a writer starts now
             starting[0] = True
             heirs.append(AuditLog(store, flush_interval=3600))
             assert not orphan.exists()  # adopted: its rows are in the heir's file
         return real_read(path)
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(itemsets_module, "named_in_file", read)
     result = apply_retention(store, days=180, now=FUTURE)
-    monkeypatch.setattr(Path, "read_bytes", real_read)
+    monkeypatch.setattr(itemsets_module, "named_in_file", real_read)
     assert heirs
     heirs[0].close()  # loads the adopted listing back
     assert result["itemsets"] == 0
@@ -358,3 +358,25 @@ def test_a_writer_that_slept_claims_its_sets_again(
     assert time.time() - path.stat().st_mtime < 60  # claimed again: retention keeps it
     log.close()
     _verified(store)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 81, 82, 200, 4096])
+def test_retention_reads_spill_files_a_chunk_at_a_time_and_misses_no_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """A spill file after a long outage can hold gigabytes: retention reads it in chunks,
+    and a set's name cut by a chunk's end is still found."""
+    import hashlib
+    import json
+
+    digests = [hashlib.sha256(str(n).encode()).hexdigest() for n in range(40)]
+    # as spill lines hold listing rows: the body is a JSON string (quotes escaped)
+    lines = [
+        json.dumps({"t": "listings", "b": f'{{"decision_id":"L{n}","items_sha256":"{d}"'})
+        for n, d in enumerate(digests)
+    ]
+    path = tmp_path / "spill.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(itemsets_module, "_CHUNK", chunk)
+    assert itemsets_module.named_in_file(path) == set(digests)
+    assert itemsets_module.named_in(path.read_bytes()) == set(digests)
