@@ -20,6 +20,26 @@ BEARER = "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSIsImV4cCI6OTk5OTk5OTk5OX
 JWT_SECRET = "audit-test-hs256-secret-0123456789abcdef"
 
 
+# The start of a subprocess script (argv[1]: the store): the store's disk is full
+# (`failing[0]`), and its first 10 records went to the spill file; the script goes on to fill
+# the local disk too (`resource.setrlimit(resource.RLIMIT_FSIZE, ...)`).
+SPILLING_ON_A_FULL_DISK = r"""
+import errno, resource, sys, time
+from audit_kit import event
+from guard.audit import AuditLog
+
+failing = [True]
+def hook(table, rows):  # the store's disk is full
+    if failing[0]:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+log = AuditLog(sys.argv[1], write_hook=hook, flush_interval=3600)
+for i in range(10):
+    log.append(event(i))
+log.flush()  # 10 rows spilled
+"""
+
+
 def bearer_token(sub: str = "bob") -> str:
     """A real HS256 JWT the audit test server accepts."""
     import time

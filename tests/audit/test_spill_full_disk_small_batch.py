@@ -9,24 +9,13 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from audit_kit import PYTHON, subprocess_env
+from audit_kit import PYTHON, SPILLING_ON_A_FULL_DISK, subprocess_env
 
 from guard.audit import open_store, verify
 
-_SCRIPT = r"""
-import errno, resource, sys, time
-from audit_kit import event
-from guard.audit import AuditLog
-
-failing = [True]
-def hook(table, rows):  # the store's disk is full
-    if failing[0]:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-log = AuditLog(sys.argv[1], write_hook=hook, flush_interval=3600)
-for i in range(10):
-    log.append(event(i))
-log.flush()  # 10 rows spilled
+_SCRIPT = (
+    SPILLING_ON_A_FULL_DISK
+    + r"""
 size = log._spill.path.stat().st_size
 soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
 # the local disk fills up too, part-way through the next (small) spill write
@@ -46,6 +35,7 @@ log.close()
 stats = log.stats()
 print("closed", stats["unsaved"], stats["spill_pending"], stats["lost"], flush=True)
 """
+)
 
 
 def test_small_spill_writes_refused_part_way_lose_no_record(tmp_path: Path) -> None:

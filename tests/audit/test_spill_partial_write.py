@@ -7,24 +7,13 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from audit_kit import PYTHON, subprocess_env
+from audit_kit import PYTHON, SPILLING_ON_A_FULL_DISK, subprocess_env
 
 from guard.audit import open_store
 
-_SCRIPT = r"""
-import errno, resource, sys
-from audit_kit import event
-from guard.audit import AuditLog
-
-failing = [True]
-def hook(table, rows):  # the store's disk is full
-    if failing[0]:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-log = AuditLog(sys.argv[1], write_hook=hook, flush_interval=3600)
-for i in range(10):
-    log.append(event(i))
-log.flush()  # 10 rows spilled
+_SCRIPT = (
+    SPILLING_ON_A_FULL_DISK
+    + r"""
 assert log.stats()["spill_pending"] == 10, log.stats()
 size = log._spill.path.stat().st_size
 soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
@@ -39,6 +28,7 @@ failing[0] = False  # space is back
 log.close()
 print("closed", log.stats()["unsaved"], log.stats()["spill_pending"], flush=True)
 """
+)
 
 
 def test_a_spill_write_that_fails_part_way_stores_its_rows_once(tmp_path: Path) -> None:

@@ -10,24 +10,13 @@ import json
 import subprocess
 from pathlib import Path
 
-from audit_kit import PYTHON, event, subprocess_env
+from audit_kit import PYTHON, SPILLING_ON_A_FULL_DISK, event, subprocess_env
 
 from guard.audit import AuditLog, open_store, verify
 
-_SCRIPT = r"""
-import errno, resource, sys
-from audit_kit import event
-from guard.audit import AuditLog
-
-failing = [True]
-def hook(table, rows):  # the store's disk is full
-    if failing[0]:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-log = AuditLog(sys.argv[1], write_hook=hook, flush_interval=3600)
-for i in range(10):
-    log.append(event(i))
-log.flush()  # 10 rows spilled
+_SCRIPT = (
+    SPILLING_ON_A_FULL_DISK
+    + r"""
 size = log._spill.path.stat().st_size
 soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
 # the local disk fills up too, part-way through the first line of the next batch (EFBIG)
@@ -41,6 +30,7 @@ print("spilled", log.stats()["unsaved"], log.stats()["spill_pending"], flush=Tru
 failing[0] = False  # the store is back
 log.close()
 """
+)
 
 
 def test_a_spill_write_torn_by_a_full_disk_sets_aside_only_the_torn_piece(
