@@ -75,24 +75,30 @@ class ComponentHooks(Deciding):
         return await self._enforce(context, call_next, event, "tool", name)
 
     async def _find_tool(self, context: MiddlewareContext[Any], name: str) -> Any:
+        tool = await self._find(context, "tool", name)
         fctx = context.fastmcp_context
-        if fctx is None:
-            raise RuntimeError("no FastMCP context")
-        server = fctx.fastmcp
-        version = _requested_version(context.message.meta)
-        if version is None:
-            tool = await self._lookups.get(
-                server, visibility_scope(fctx), "tool", name, lambda: server.get_tool(name)
-            )
-        else:
-            tool = await server.get_tool(name, version=version)
-        if tool is None:
+        if tool is None and fctx is not None:
             # Apps address some backend tools by a hashed name; authorize the same
             # component FastMCP would run.
             hashed = parse_hashed_backend_name(name)
             if hashed is not None:
-                tool = await server.get_tool_by_hash(*hashed)
+                tool = await fctx.fastmcp.get_tool_by_hash(*hashed)
         return tool
+
+    async def _find(self, context: MiddlewareContext[Any], kind: str, name: str) -> Any:
+        """The tool or prompt (`kind`) `name` resolves to, the version asked for if any, as
+        FastMCP would run it; None if none does."""
+        fctx = context.fastmcp_context
+        if fctx is None:
+            raise RuntimeError("no FastMCP context")
+        server = fctx.fastmcp
+        get = server.get_tool if kind == "tool" else server.get_prompt
+        version = _requested_version(context.message.meta)
+        if version is not None:
+            return await get(name, version=version)
+        return await self._lookups.get(
+            server, visibility_scope(fctx), kind, name, lambda: get(name)
+        )
 
     async def _read_event(self, context: MiddlewareContext[Any]) -> tuple[DecisionEvent, str]:
         call = await self._begin(context)
@@ -163,18 +169,7 @@ class ComponentHooks(Deciding):
         name = context.message.name
         resource = Resource(kind="prompt", name=name, found=False)
         try:
-            fctx = context.fastmcp_context
-            if fctx is None:
-                raise RuntimeError("no FastMCP context")
-            server = fctx.fastmcp
-            version = _requested_version(context.message.meta)
-            if version is None:
-                prompt = await self._lookups.get(
-                    server, visibility_scope(fctx), "prompt", name,
-                    lambda: server.get_prompt(name),
-                )  # fmt: skip
-            else:
-                prompt = await server.get_prompt(name, version=version)
+            prompt = await self._find(context, "prompt", name)
             if prompt is not None:
                 resource = _versioned(self._cache.get(prompt), context)
         except Exception:
