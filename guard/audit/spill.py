@@ -104,10 +104,7 @@ class SpillFile:
         source = source or self.path
         target = source.with_name(f"{source.name}.rejected")
         with self.lock:
-            try:
-                kept = set(target.read_bytes().splitlines())
-            except FileNotFoundError:
-                kept = set()
+            kept = _kept_already(target, set(lines))
             fresh = []
             for line in lines:
                 if line not in kept:
@@ -236,6 +233,21 @@ def _read_lines(path: Path) -> tuple[list[tuple[str, str]], list[bytes]]:
         if row is not None:
             rows.append(row)
     return rows, bad
+
+
+def _kept_already(target: Path, lines: set[bytes]) -> set[bytes]:
+    """Which of `lines` the `.rejected` file `target` holds already, read a line at a time
+    (it may have grown large)."""
+    kept: set[bytes] = set()
+    try:
+        with open(target, "rb") as fh:
+            for line in fh:
+                line = line.rstrip(b"\n")
+                if line in lines:
+                    kept.add(line)
+    except FileNotFoundError:
+        pass
+    return kept
 
 
 _START = b'{"t":'
