@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
+from uuid import UUID
 
 from fastmcp.prompts.base import Prompt
 from fastmcp.resources.base import Resource as FastMCPResource
@@ -58,20 +59,29 @@ def current_transport() -> str:
 def session_of(fctx: Any, rc: Any) -> str | None:
     """The id of the MCP session request context `rc` belongs to, or None: there is none.
 
-    A 2026-07-28 connection has no session (FastMCP keys what would follow a client on the
-    user or the process instead), yet FastMCP's `Context.session_id` makes up a new random
-    id for each of its requests: recorded, such an id ties nothing together, and it costs a
-    uuid4 per request. Such a request has a session id only if its connection negotiated
-    one or the client sent an `mcp-session-id` header (taken as sent, as FastMCP does).
+    Only an id the transport checked is taken: a streamable HTTP session's negotiated id,
+    the session id an SSE post was routed by (in its canonical form), or on stdio and
+    in-memory connections FastMCP's id for the connection. An `mcp-session-id` header no
+    session stands behind is the client's text, which FastMCP's `Context.session_id` takes
+    unchecked (and keeps for the rest of an SSE connection): any caller could file its
+    requests under another caller's session. A 2026-07-28 request, or a handshake-era one
+    to a stateless HTTP server, has no session (FastMCP would make up a new random id for
+    each: recorded, such an id ties nothing together, and it costs a uuid4 a request).
     """
-    if getattr(rc, "protocol_version", None) in MODERN_PROTOCOL_VERSIONS:
-        sid = getattr(getattr(rc.session, "_connection", None), "session_id", None)
-        if sid is None:
-            request = rc.request
-            if request is not None:
-                sid = request.headers.get("mcp-session-id")
+    sid = getattr(getattr(rc.session, "_connection", None), "session_id", None)
+    if sid is not None:  # negotiated: the transport routes only that session's requests here
         return sid if isinstance(sid, str) else None
-    return str(fctx.session_id)
+    if getattr(rc, "protocol_version", None) in MODERN_PROTOCOL_VERSIONS:
+        return None
+    request = rc.request
+    if request is None:  # stdio, in-memory: one connection, one id FastMCP keeps for it
+        return str(fctx.session_id)
+    if _current_transport.get() == "sse":
+        try:  # the transport found the session by this parameter (else: 400 or 404)
+            return UUID(hex=request.query_params.get("session_id") or "").hex
+        except (TypeError, ValueError):
+            return None
+    return None  # stateless HTTP: every request its own connection
 
 
 def request_info(transport: str, session_id: str | None) -> RequestInfo:
