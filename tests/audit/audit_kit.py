@@ -92,6 +92,16 @@ def event(
     )  # fmt: skip
 
 
+def append_decisions(log: Any, first: int, n: int) -> set[str]:
+    """Queue `n` decisions on `log` (an `AuditLog`); return their ids."""
+    ids = set()
+    for i in range(first, first + n):
+        ev = event(i)
+        ids.add(ev.decision_id)
+        log.append(ev)
+    return ids
+
+
 def append_calls(log: Any, first: int, n: int) -> None:
     """Queue `n` allowed calls on `log` (an `AuditLog`): each a decision and its outcome."""
     for i in range(first, first + n):

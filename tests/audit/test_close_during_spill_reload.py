@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from audit_kit import event
+from audit_kit import append_decisions
 
 from guard.audit import AuditLog, open_store, verify
 
@@ -32,21 +32,14 @@ def test_close_while_a_spill_load_back_hangs_returns_and_keeps_every_record(
 
     store = tmp_path / "s"
     log = AuditLog(store, write_hook=hook, flush_interval=3600)
-    ids = set()
-    for i in range(20):
-        ev = event(i)
-        ids.add(ev.decision_id)
-        log.append(ev)
+    ids = append_decisions(log, 0, 20)
     assert log.flush(10)
     assert log.stats()["spill_pending"] == 20
     state["mode"] = "hang"
     time.sleep(1.1)  # past the retry interval of a store that failed
     log._wake.set()
     assert entered.wait(10)  # the writer thread loads the spill back, and hangs
-    for i in range(20, 30):  # queued meanwhile
-        ev = event(i)
-        ids.add(ev.decision_id)
-        log.append(ev)
+    ids |= append_decisions(log, 20, 10)  # queued meanwhile
     closing = threading.Thread(target=log.close, kwargs={"timeout": 0.5}, daemon=True)
     started = time.monotonic()
     with caplog.at_level("WARNING", logger="guard.audit"):

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from audit_kit import event
+from audit_kit import append_decisions
 
 from guard.audit import AuditLog, open_store, verify
 
@@ -33,11 +33,7 @@ def test_rows_set_aside_at_close_are_stored_once_though_the_stuck_writer_lives_o
 
     store, spill = tmp_path / "s", tmp_path / "spill"
     log = AuditLog(store, write_hook=hook, spill_dir=spill, flush_interval=3600)
-    ids = set()
-    for i in range(20):
-        ev = event(i)
-        ids.add(ev.decision_id)
-        log.append(ev)
+    ids = append_decisions(log, 0, 20)
     assert log.flush(10)
     assert log.stats()["spill_pending"] == 20
     refusing = [True]  # then the local disk refuses the spill file too
@@ -49,10 +45,7 @@ def test_rows_set_aside_at_close_are_stored_once_though_the_stuck_writer_lives_o
         own_write(rows, fsync=fsync)
 
     log._spill.write = spill_write  # type: ignore[method-assign]
-    for i in range(20, 25):
-        ev = event(i)
-        ids.add(ev.decision_id)
-        log.append(ev)
+    ids |= append_decisions(log, 20, 5)
     assert log.flush(10)
     assert log.stats()["unsaved"] == 5
     state["mode"] = "hang"

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from audit_kit import RAW_API_KEY, event
+from audit_kit import RAW_API_KEY, append_decisions, event
 
 from guard.audit import AuditLog, open_store, verify
 from guard.telemetry.metrics import AuditCollector
@@ -38,19 +38,13 @@ def test_close_with_a_stuck_write_spills_the_rows_waiting_in_memory(tmp_path: Pa
     store, spill = tmp_path / "s", tmp_path / "spill"
     spill.write_text("a file where the spill directory should be")
     log = AuditLog(store, write_hook=hook, spill_dir=spill, flush_interval=3600)
-    ids = set()
-    for i in range(20):
-        ev = event(i)
-        ids.add(ev.decision_id)
-        log.append(ev)
+    ids = append_decisions(log, 0, 20)
     assert log.flush(10)
     assert log.stats()["unsaved"] == 20  # neither the store nor the spill took them
     spill.unlink()
     spill.mkdir()  # the spill directory is back; the store now hangs
     state["mode"] = "hang"
-    ev = event(20)
-    ids.add(ev.decision_id)
-    log.append(ev)
+    ids |= append_decisions(log, 20, 1)
     log._wake.set()
     assert entered.wait(10)  # stuck writing that one row, the 20 still in memory
     try:
