@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from guard.audit.schema import TABLES
-from guard.audit.segments import scan_segments
+from guard.audit.segments import scan_segments, sql_paths
 
 __all__ = [
     "CLAIM_SECONDS", "GRACE_SECONDS", "claim", "claim_clock", "named_in", "named_sets", "sweep",
@@ -129,7 +129,7 @@ def named_sets(con: Any, root: Path) -> set[str]:
             for table in _NAMING:
                 files, hot = scan_segments(root / table)
                 if files:
-                    listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+                    listed = sql_paths(files)
                     rows = con.execute(
                         # (segments written before item sets lack the column: NULL)
                         "SELECT DISTINCT items_sha256 FROM (SELECT CAST(NULL AS VARCHAR) "  # noqa: S608

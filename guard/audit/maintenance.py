@@ -33,6 +33,7 @@ from guard.audit.segments import (
     read_json_file,
     remove_quietly,
     scan_segments,
+    sql_paths,
     write_json_atomic,
 )
 from guard.errors import AuditError
@@ -86,10 +87,6 @@ def maintenance_lock(root: Path, *, wait: bool = True) -> Iterator[bool]:
             os.close(fd)
 
 
-def _listed(files: list[Path]) -> str:
-    return ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-
-
 def replace_segments(
     con: Any, directory: Path, sources: list[Path], query: str, name: str | None = None
 ) -> Path:
@@ -99,7 +96,7 @@ def replace_segments(
     the switch still read them), then `collect_garbage` deletes them."""
     name = name or f"compact-{uuid7().replace('-', '')}{SEGMENT_SUFFIX}"
     final, tmp = directory / name, directory / f".{name}.tmp"
-    con.execute(f"COPY ({query}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
+    con.execute(f"COPY ({query}) TO {sql_paths([tmp])} (FORMAT parquet, COMPRESSION zstd)")
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     write_json_atomic(
@@ -220,7 +217,7 @@ def compact(
                     collect_garbage(root / table, grace)
                     continue
                 query = (
-                    f"SELECT * FROM read_parquet([{_listed(files)}], union_by_name=true) "  # noqa: S608
+                    f"SELECT * FROM read_parquet([{sql_paths(files)}], union_by_name=true) "  # noqa: S608
                     "ORDER BY writer_id, seq"
                 )
                 replace_segments(con, root / table, files, query)
@@ -278,7 +275,7 @@ def apply_retention(
                 files = live_segments(root / table)
                 if not files:
                     continue
-                source = f"read_parquet([{_listed(files)}], union_by_name=true)"
+                source = f"read_parquet([{sql_paths(files)}], union_by_name=true)"
                 # per chain: the first seq that is new enough; everything before it goes
                 cuts = con.execute(
                     f"SELECT writer_id, min(seq) FILTER (WHERE epoch_us(ts) >= {cutoff_us}), "  # noqa: S608

@@ -28,6 +28,7 @@ import contextlib
 import json
 import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
@@ -43,6 +44,7 @@ __all__ = [
     "live_segments",
     "read_json_file",
     "scan_segments",
+    "sql_paths",
     "write_atomic",
     "write_json_atomic",
 ]
@@ -88,10 +90,7 @@ def json_select(table: str, source: str | list[Path], *, hot: bool = False) -> s
         else:
             columns.append(f"'{name}': '{typ}'")
             parts.append(name)
-    if isinstance(source, str):
-        files = f"'{_sql_path(source)}'"
-    else:
-        files = "[" + ", ".join(f"'{_sql_path(f)}'" for f in source) + "]"
+    files = sql_paths([source]) if isinstance(source, str) else f"[{sql_paths(source)}]"
     return (
         f"SELECT {', '.join(parts)} FROM read_json({files}, "  # noqa: S608
         f"format = 'newline_delimited', columns = {{{', '.join(columns)}}}, "
@@ -102,8 +101,9 @@ def json_select(table: str, source: str | list[Path], *, hot: bool = False) -> s
     )
 
 
-def _sql_path(path: str | Path) -> str:
-    return str(path).replace("'", "''")
+def sql_paths(paths: Iterable[str | Path]) -> str:
+    """`paths` as SQL string literals, comma-separated: `read_parquet([{sql_paths(files)}])`."""
+    return ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
 
 
 def live_segments(directory: Path, cache: dict[str, Any] | None = None) -> list[Path]:
@@ -158,7 +158,7 @@ def convert_hot(con: Any, directory: Path, table: str, hot: Path, *, fsync: bool
     tmp = directory / f".{final.name}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
         con.execute(
-            f"COPY ({json_select(table, [hot], hot=True)}) TO '{_sql_path(str(tmp))}' "
+            f"COPY ({json_select(table, [hot], hot=True)}) TO {sql_paths([tmp])} "
             "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, ROW_GROUP_SIZE 100000)"
         )
         if fsync:

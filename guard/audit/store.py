@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from guard.audit.schema import LISTING_COLUMNS, TABLES, empty_args_sha256
-from guard.audit.segments import MAX_ROW_BYTES, json_select, live_segments, scan_segments
+from guard.audit.segments import (
+    MAX_ROW_BYTES,
+    json_select,
+    live_segments,
+    scan_segments,
+    sql_paths,
+)
 from guard.errors import AuditError
 
 __all__ = ["AuditStore", "open_store"]
@@ -78,10 +84,6 @@ TABLE_VIEWS: Final = {table: "decision_rows" if table == "decisions" else table 
 # A query meets a file that vanished after it was listed (a conversion, roll-up or
 # compaction replaced it) at most this many times in a row before the error is raised.
 _RETRIES: Final = 30
-
-
-def _quote(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _empty(columns: dict[str, str] | tuple[tuple[str, str], ...]) -> str:
@@ -147,7 +149,7 @@ class AuditStore:
             # a column was added (`ADDED_COLUMNS`) read it as NULL
             parts = [_empty(columns)]
             if files:
-                listed = ", ".join(_quote(f) for f in files)
+                listed = sql_paths(files)
                 parts.append(f"SELECT * FROM read_parquet([{listed}], union_by_name=true)")  # noqa: S608
             if hot:  # the writers' newest rows, read as they grow
                 rows = json_select(table, hot, hot=True)
@@ -168,7 +170,7 @@ class AuditStore:
             # one row per distinct set: a set filed by two writers at once is one file
             body = _empty(ITEMSET_COLUMNS)
             if set_files:
-                listed = ", ".join(_quote(f) for f in set_files)
+                listed = sql_paths(set_files)
                 cols = ", ".join(f"{k}: '{v}'" for k, v in ITEMSET_COLUMNS)
                 body += (
                     f" UNION ALL SELECT * FROM read_json([{listed}], "  # noqa: S608
@@ -184,7 +186,7 @@ class AuditStore:
         key = tuple(str(f) for f in policy_files)
         if force or self._listed.get("policies") != key:
             if policy_files:
-                listed = ", ".join(_quote(f) for f in policy_files)
+                listed = sql_paths(policy_files)
                 cols = ", ".join(f"{k}: '{v}'" for k, v in POLICY_COLUMNS.items())
                 body = (
                     f"SELECT * FROM read_json([{listed}], format='newline_delimited', "  # noqa: S608

@@ -28,7 +28,7 @@ from guard.audit.schema import (
     chain_hash,
     first_columns,
 )
-from guard.audit.segments import file_origin, read_json_file, scan_segments
+from guard.audit.segments import file_origin, read_json_file, scan_segments, sql_paths
 
 _RESCANS = 10  # files changed while they were being read: list them again
 
@@ -95,7 +95,7 @@ class VerifyReport:
 
 def _select(table: str, files: list[Path]) -> str:
     cols = [f"epoch_us({name})" if name in TIMESTAMP_COLUMNS else name for name, _ in TABLES[table]]
-    listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    listed = sql_paths(files)
     # every column, typed: segments written before a column was added read it as NULL
     typed = ", ".join(f"CAST(NULL AS {typ}) AS {name}" for name, typ in TABLES[table])
     return (
@@ -493,7 +493,7 @@ def _check_types(con: Any, table: str, files: list[Path], report: VerifyReport) 
     expected = _schema_types(con, TABLES[table])
     first = _schema_types(con, first_columns(table))  # segments older than ADDED_COLUMNS
     for path in files:
-        listed = "'" + str(path).replace("'", "''") + "'"
+        listed = sql_paths([path])
         stored = con.execute(f"DESCRIBE SELECT * FROM read_parquet({listed})").fetchall()  # noqa: S608
         wrong = sorted(
             f"{name} is {typ}" + (f", not {expected[name]}" if name in expected else " (unknown)")
@@ -515,7 +515,7 @@ def _schema_types(con: Any, schema: tuple[tuple[str, str], ...]) -> dict[str, st
 
 
 def _check_physical_order(con: Any, table: str, files: list[Path], report: VerifyReport) -> None:
-    listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    listed = sql_paths(files)
     rows = con.execute(
         "SELECT writer_id, seq, decision_id, filename, file_row_number FROM ("  # noqa: S608
         "SELECT *, lag(seq) OVER (PARTITION BY filename, writer_id ORDER BY file_row_number) "

@@ -39,6 +39,7 @@ from guard.audit.segments import (
     fsync_dir,
     live_segments,
     remove_quietly,
+    sql_paths,
     write_json_atomic,
 )
 
@@ -495,7 +496,7 @@ class SegmentWriter:
         if origin is None:  # pragma: no cover - this writer names its own files
             return
         name = f"{self.writer_id}-{origin[1]:012d}.L{level + 1}{SEGMENT_SUFFIX}"
-        listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in sources)
+        listed = sql_paths(sources)
         try:
             with maintenance_lock(self.path, wait=False) as locked:
                 if not locked:

@@ -174,3 +174,30 @@ def test_a_writer_never_rolls_up_segments_compact_already_merged(tmp_path: Path)
             40,
         )
     assert verify(store).ok
+
+
+def test_a_store_whose_path_holds_a_quote_is_written_read_verified_and_maintained(
+    tmp_path: Path,
+) -> None:
+    """Every query names files as SQL string literals (`segments.sql_paths`): a quote in
+    the store's path must not break (or inject into) any of them."""
+    from guard.policy.model import Resource
+
+    store = tmp_path / "it's the audit" / "s"
+    for batch in range(3):  # three segments per table, for compaction
+        log = AuditLog(store)
+        append_calls(log, batch * 10, 10)
+        listed = [event(n, resource=Resource("tool", f"t{n}"), method="tools/list",
+                        action="list") for n in range(3)]  # fmt: skip
+        for n, ev in enumerate(listed, 1):
+            ev.decision_id = f"L{batch}.{n}"
+        log.append_listing(f"L{batch}", listed)
+        log.close()
+    with open_store(store) as con:
+        assert con.execute("SELECT count(*) FROM decision_log").fetchone() == (39,)
+        assert con.execute("SELECT count(*) FROM listings").fetchone() == (3,)
+    assert verify(store).ok
+    assert compact(store)["decisions"] == 3
+    assert apply_retention(store, days=180)["decisions"] == 0
+    report = verify(store)
+    assert report.ok and report.rows == 30 + 30 + 3
