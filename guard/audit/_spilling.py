@@ -18,6 +18,7 @@ from guard.audit.schema import TABLES
 from guard.audit.spill import SpillFile
 
 if TYPE_CHECKING:
+    import threading
     from collections import deque
     from pathlib import Path
 
@@ -47,10 +48,13 @@ class Spilling:
     _taken: Slice
     _given_up: set[int]
     _unsaved: list[tuple[str, list[str], list[str]]]
+    _handover: threading.Lock  # close() and the writer thread agree on who does what
+    _abandoned: bool  # close() gave up waiting for the writer thread
     _spilled: int
     _reloaded: int
     _set_aside: int
     _lost: int
+    _lost_ids: set[tuple[str, Any]]  # (table, decision id) of those a stuck writer may keep
     _last_error: str | None
 
     if TYPE_CHECKING:  # the writer thread's (`_writing.WriterThread`)
@@ -123,6 +127,9 @@ class Spilling:
             self._last_error = repr(exc)
             lost = len(rows) + len(items)
             self._lost += lost
+            if stuck:  # its write may land yet, and it store what it holds (`_kept_after_all`)
+                self._lost_ids = {(t, _row_id(b)) for t, b in rows}
+                self._lost_ids.update((_TABLES[i[0]], i[1]) for i in items)
             logger.error(  # (not their content: it may hold what redaction kept out)
                 "%d audit records lost at close: neither the store nor the spill file "
                 "took them (%r)", lost, exc,
@@ -165,8 +172,27 @@ class Spilling:
             self._unsaved.append((batch.table, batch.bodies, batch.ids))
             return
         self._spilled += len(batch.bodies)
+        if self._abandoned:
+            self._kept_after_all(batch.table, batch.bodies)
         if batch.ids and self.durable:
             self._resolve_durable(batch.ids)
+
+    def _kept_after_all(self, table: str, bodies: list[str]) -> None:
+        """The writer thread stored or spilled `bodies` after close() gave up on it: those
+        close() counted as lost (it could keep them nowhere) are not lost after all."""
+        with self._handover:  # (close() may be counting them right now)
+            lost = self._lost_ids
+            if not lost:
+                return
+            found = 0
+            for body in bodies:
+                key = (table, _row_id(body))
+                if key in lost:
+                    lost.discard(key)
+                    found += 1
+            self._lost -= found
+        if found:
+            logger.warning("%d audit records counted lost at close were kept after all", found)
 
     def _spill_items(self, items: list[tuple[Any, ...]], *, fsync: bool) -> None:
         rows = self._item_rows(items)
@@ -264,13 +290,15 @@ class Slice:
         unsettled batches (read from another thread: it may just have handed some)."""
         handed, listings = set(self.handed), self.listings
         items = list(self.items)
-        tables = {DECISION: "decisions", OUTCOME: "outcomes", LISTING: "listings"}
         seen = {(t, _row_id(b)) for t, b in held}
         return [
             i for n, i in enumerate(items)
             if i[0] not in handed and not (i[0] == LISTING and n < listings)
-            and (tables[i[0]], i[1]) not in seen
+            and (_TABLES[i[0]], i[1]) not in seen
         ]  # fmt: skip
+
+
+_TABLES: Final = {DECISION: "decisions", OUTCOME: "outcomes", LISTING: "listings"}
 
 
 def _row_id(body: str) -> Any:

@@ -54,9 +54,7 @@ class WriterThread(Spilling):
     _wake: threading.Event
     _flush_lock: threading.Lock
     _flush_waiters: list[threading.Event]
-    _handover: threading.Lock
     _finished: bool
-    _abandoned: bool
     _last_reload: float
     _extra: int
     _extra_lock: threading.Lock
@@ -269,6 +267,8 @@ class WriterThread(Spilling):
                 )  # fmt: skip
 
     def _batch_written(self, batch: Batch) -> None:
+        if self._abandoned:
+            self._kept_after_all(batch.table, batch.bodies)
         if batch.ids and self.durable:
             self._resolve_durable(batch.ids)
 

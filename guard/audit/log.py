@@ -196,6 +196,7 @@ class AuditLog(WriterThread):
         self._aside: SpillFile | None = None
         self._append_errors = 0
         self._lost = 0  # records close() could neither store nor spill
+        self._lost_ids: set[tuple[str, Any]] = set()  # ... that a stuck writer may keep yet
         self._last_error: str | None = None
         self._spill = SpillFile(
             Path(spill_dir) if spill_dir else self.path / "spill", self.writer_id
