@@ -39,7 +39,7 @@ class SpillFile:
         self._lock_fd: int | None = None
         self._fh: FileIO | None = None
         self._dirty = False
-        self._torn = False  # a write failed: the file may end part-way through a line
+        self._torn = False  # a failed write not cut back: it may end part-way through a line
         self._entry_synced = True  # the file's directory entry is on disk (durable mode)
         self.pending = 0  # rows in the file not yet loaded back
         self.rejected = 0  # lines moved to a `.rejected` file: not loaded back
@@ -60,21 +60,31 @@ class SpillFile:
         return self._fh
 
     def write(self, rows: list[tuple[str, str]], *, fsync: bool) -> None:
-        """Append rows; raises `OSError` when even local disk refuses them."""
+        """Append rows, all or none; raises `OSError` when even local disk refuses them (or,
+        with `fsync`, will not sync them). A write that fails is cut back off the file: its
+        caller keeps its rows elsewhere, or `append` fails and the call it records is
+        denied, and a row loaded back would then say that call was allowed."""
         data = b"".join(_line(t, b) for t, b in rows)
         with self.lock:
             if self._torn:  # end the piece a failed write may have left: a line of its own
                 data = b"\n" + data
             fh = self._open()
-            self._torn = True
-            view = memoryview(data)
-            while view:  # (a raw write may take part of it)
-                view = view[fh.write(view) :]
+            size = os.fstat(fh.fileno()).st_size
+            torn, self._torn = self._torn, True
+            try:
+                view = memoryview(data)
+                while view:  # (a raw write may take part of it)
+                    view = view[fh.write(view) :]
+                self._dirty = True
+                if fsync:
+                    self.sync()
+            except OSError:
+                with contextlib.suppress(OSError):  # else it stays torn (see `_read_lines`)
+                    os.ftruncate(fh.fileno(), size)
+                    self._torn = torn
+                raise
             self._torn = False
             self.pending += len(rows)
-            self._dirty = True
-            if fsync:
-                self.sync()
 
     def sync(self) -> None:
         """fsync what was written since the last sync (group commit for spills)."""
