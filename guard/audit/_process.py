@@ -15,8 +15,6 @@ __all__ = ["pin", "register"]
 
 
 class _Log(Protocol):
-    _closed: bool
-
     def close(self) -> None: ...
 
     def _after_fork(self) -> None: ...
@@ -32,7 +30,7 @@ def register(log: _Log) -> None:
     _install_exit_hooks()
 
 
-def forget(log: _Log) -> None:
+def forget(log: object) -> None:
     _live.discard(log)
 
 
@@ -44,9 +42,8 @@ def pin(obj: Any) -> None:
 
 
 def _reinit_in_child() -> None:
-    for log in list(_live):
-        if not log._closed:
-            log._after_fork()
+    for log in list(_live):  # (closed ones too, until their writer thread is done)
+        log._after_fork()
     if _live:
         _flush_at_thread_shutdown()
 

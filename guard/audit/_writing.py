@@ -13,6 +13,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Final
 
+from guard.audit import _process
 from guard.audit._spilling import Slice, Spilling
 from guard.audit.itemsets import CLAIM_SECONDS, claim, claim_clock, named_in
 from guard.audit.rows import (
@@ -112,6 +113,7 @@ class WriterThread(Spilling):
                 if aside is not None:
                     with contextlib.suppress(OSError):
                         aside.close()
+                _process.forget(self)  # (a process forked from now on holds none of them)
 
     def _drain(self) -> None:
         if self._policies_pending:

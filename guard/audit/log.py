@@ -426,9 +426,10 @@ class AuditLog(WriterThread):
         if not stuck:
             self._spill.close()
             self._writer.close()
-        # else the writer thread does both once its write is done (DuckDB may be stuck
-        # mid-write), and keeps the spill file locked until then (see `_spill_leftovers`)
-        _process.forget(self)
+            _process.forget(self)
+        # else the writer thread does all three once its write is done (DuckDB may be stuck
+        # mid-write), and keeps the spill file locked until then (see `_spill_leftovers`):
+        # a process forked meanwhile lets go of its copies of those files (`_after_fork`)
 
     def stats(self) -> dict[str, Any]:
         """Counters for metrics: queue depth (records), rows written / spilled / failed / reloaded,
@@ -478,7 +479,22 @@ class AuditLog(WriterThread):
 
     def _after_fork(self) -> None:
         """In a forked child (pre-fork servers), become a new writer: the parent's thread
-        did not survive the fork, and two processes must never share a chain or a file."""
+        did not survive the fork, and two processes must never share a chain or a file.
+        A log closed while its writer thread was stuck only lets go of the files that thread
+        still holds: the child's copies would keep them locked after the parent's thread
+        let go, and no other writer could adopt their rows while the child lives."""
+        if self._writer.con is not None:
+            # DuckDB's threads did not survive the fork; finalizing the parent's connection
+            # here would crash, so it is deliberately never released in the child.
+            _process.pin(self._writer.con)
+        self._writer.forget()
+        self._spill.forget()
+        if self._closed:
+            aside, self._aside = self._aside, None
+            if aside is not None:
+                aside.forget()
+            _process.forget(self)  # nothing of it is left in this process
+            return
         self.writer_id = uuid7().replace("-", "")
         self._queue = deque()
         self._extra = 0
@@ -491,12 +507,6 @@ class AuditLog(WriterThread):
         self._taken = Slice([])
         self._handover = threading.Lock()
         self._finished = self._abandoned = False
-        if self._writer.con is not None:
-            # DuckDB's threads did not survive the fork; finalizing the parent's connection
-            # here would crash, so it is deliberately never released in the child.
-            _process.pin(self._writer.con)
-        self._writer.forget()
-        self._spill.forget()
         self._writer = self._new_writer()
         self._spill = SpillFile(self._spill.directory, self.writer_id)
         self._thread = threading.Thread(
