@@ -46,6 +46,15 @@ def _versioned(resource: Resource, context: MiddlewareContext[Any]) -> Resource:
                     template=resource.template)  # fmt: skip
 
 
+def _read_of(
+    uri: str, component: Any, context: MiddlewareContext[Any]
+) -> tuple[Resource, Mapping[str, Any]]:
+    """The `Resource` a read of `uri` through `component` is decided on, and its arguments
+    (a template's parameters)."""
+    args = (component.matches(uri) if isinstance(component, ResourceTemplate) else None) or EMPTY
+    return _versioned(read_target(uri, component), context), args
+
+
 class ComponentHooks(Deciding):
     """The hooks of `GuardMiddleware` for requests naming one component."""
 
@@ -105,6 +114,8 @@ class ComponentHooks(Deciding):
         uri = str(context.message.uri)
         resource = Resource(kind="resource", name=uri, uri=uri, found=False)
         args: Mapping[str, Any] = EMPTY
+        # the read of what the URI reached names, if not the template the text matched
+        reached_elsewhere: tuple[Resource, Mapping[str, Any]] | None = None
         try:
             fctx = context.fastmcp_context
             if fctx is None:
@@ -130,15 +141,25 @@ class ComponentHooks(Deciding):
                     # proxy forwards that form (where the server behind may hold a concrete
                     # resource the policy denies), and the template's function gets its
                     # decoded parameters (`%61dmin` is `admin` to it, and to a deny rule).
+                    # Both components are decided when that URI names another one: the
+                    # template the text matched runs here, and what the URI names runs
+                    # behind a mount or proxy (`users://%61dmin/payroll` runs `payroll`,
+                    # though `users://admin/payroll` names an earlier `users://admin/{f}`).
                     target = reached
-                    component = await lookup(target) or component
-            if isinstance(component, ResourceTemplate):
-                args = component.matches(target) or EMPTY
+                    elsewhere = await lookup(target)
+                    if elsewhere is not None and elsewhere.key != component.key:
+                        reached_elsewhere = _read_of(target, elsewhere, context)
             if component is not None:
-                resource = _versioned(read_target(target, component), context)
+                resource, args = _read_of(target, component, context)
         except Exception:
             call.denial = call.denial or error_decision("resolving the resource")
             self._guard_error("resolve")
+            reached_elsewhere = None
+        if reached_elsewhere is not None:
+            other, other_args = reached_elsewhere
+            event = self._decide(call, other, "read", other_args, "resources/read")
+            if not event.decision.allowed:
+                return event, uri
         return self._decide(call, resource, "read", args, "resources/read"), uri
 
     async def check_resource_access(self, context: MiddlewareContext[Any]) -> None:
