@@ -28,6 +28,7 @@ __all__ = [
     "LookupCache",
     "ResourceCache",
     "current_transport",
+    "forwarded_version",
     "request_info",
     "session_of",
     "to_resource",
@@ -167,6 +168,15 @@ def to_resource(component: Any) -> Resource:
     if isinstance(component, Prompt):
         return _resource(component, "prompt", None)
     raise TypeError(f"not a FastMCP component: {type(component).__name__}")
+
+
+def forwarded_version(resource: Resource) -> str | None:
+    """The version a proxy's component stands for at its backend: the newest there, which
+    the backend lists in the component's meta (`fastmcp.version`); None for a component
+    without one (unversioned here, and behind a proxy)."""
+    fastmcp_meta = resource.meta.get("fastmcp")
+    version = fastmcp_meta.get("version") if isinstance(fastmcp_meta, Mapping) else None
+    return version if isinstance(version, str) else None
 
 
 def reached_uri(template: Any, uri: str) -> str:

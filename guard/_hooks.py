@@ -6,6 +6,7 @@ denied prompt or template. (Listings: `_listing.py`.)
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
 from fastmcp.exceptions import AuthorizationError
@@ -15,7 +16,7 @@ from fastmcp.server.middleware.authorization import _requested_version
 from fastmcp.server.providers.addressing import parse_hashed_backend_name
 
 from guard._deciding import Deciding
-from guard._fastmcp import reached_uri, read_target, visibility_scope
+from guard._fastmcp import forwarded_version, reached_uri, read_target, visibility_scope
 from guard._request import EMPTY, error_decision
 from guard.events import DecisionEvent
 from guard.policy.model import Resource
@@ -30,20 +31,31 @@ _NO_COMPONENT: Final = "\x00mcp-guard: denied"
 
 
 def _versioned(resource: Resource, context: MiddlewareContext[Any]) -> Resource:
-    """`resource`, unless the caller asked for a version it does not carry.
+    """`resource` as the version the caller asked for (if any) runs.
 
-    A proxy's components carry no version (and the tags of the backend's newest) and pass
-    the caller's `_meta`, version included, on to the backend: what runs there is not the
-    component resolved here. Such a request is decided on the name and the version asked
-    for alone, so no tag or namespace of another version can allow it.
+    FastMCP runs an unversioned component whatever version is asked for, and a versioned
+    one only as that version: both are decided as resolved, tags and namespace included
+    (deciding them on the version alone let any caller that names a version slip past
+    deny rules on tags and namespaces). A proxy's components carry no version of their
+    own but the backend's newest (`forwarded_version`), and pass the caller's `_meta` on
+    to the backend: asked for that newest, the component resolved here is what runs
+    there. Asked for another version, what runs is not the component resolved here; it
+    is decided on its name, its namespace (the mount's, alike for every version) and the
+    version asked for alone, so no tag of another version can allow it.
     """
     spec = _requested_version(context.message.meta)
-    if spec is None or (
-        resource.version is not None and spec.matches(resource.version, match_none=False)
-    ):
+    if spec is None:
         return resource
-    return Resource(resource.kind, resource.name, uri=resource.uri, version=spec.eq,
-                    template=resource.template)  # fmt: skip
+    if resource.version is None:
+        behind = forwarded_version(resource)
+        if behind is None:  # unversioned here and behind: this very component runs
+            return resource
+        if spec.matches(behind, match_none=False):
+            return replace(resource, version=behind)
+    elif spec.matches(resource.version, match_none=False):
+        return resource
+    return Resource(resource.kind, resource.name, namespace=resource.namespace, uri=resource.uri,
+                    version=spec.eq, template=resource.template)  # fmt: skip
 
 
 def _read_of(
