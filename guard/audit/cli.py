@@ -61,7 +61,9 @@ def verify_command(store: Path, show_all: bool) -> None:
 @click.command("compact")
 @_STORE
 def compact_command(store: Path) -> None:
-    """Merge STORE's small segments into one file per table (safe while servers write).
+    """Merge STORE's small segments into one file per table (safe while servers write),
+    then delete the item sets no row names any more (once unclaimed by every writer for a
+    day), as `retention` does.
 
     Hot files left by writers that died (held open by no writer, untouched for 10
     minutes) are converted first; their rows were readable all along.
@@ -74,10 +76,13 @@ def compact_command(store: Path) -> None:
     from guard.audit.maintenance import compact
 
     _require(store)
-    for table, files in compact(store).items():
+    merged = compact(store)
+    removed = merged.pop("itemsets", 0)
+    for table, files in merged.items():
         click.echo(
             f"{table}: {files} segment(s) merged" if files > 1 else f"{table}: nothing to do"
         )
+    click.echo(_swept(removed))
 
 
 @click.command("retention")
@@ -106,7 +111,7 @@ def retention_command(store: Path, days: float) -> None:
     removed = dropped.pop("itemsets", 0)
     for table, rows in dropped.items():
         click.echo(f"{table}: {rows} row(s) older than {days:g} days deleted")
-    click.echo(f"itemsets: {removed} item set(s) no row names any more deleted")
+    click.echo(_swept(removed))
 
 
 @click.command("tail")
@@ -139,6 +144,11 @@ def tail_command(store: Path, limit: int) -> None:
         raise _unreadable(exc) from None
     for row in reversed(rows):
         click.echo(json.dumps(dict(zip(names, row, strict=True))))
+
+
+def _swept(removed: int) -> str:
+    """The line `compact` and `retention` end with: the item sets they deleted."""
+    return f"itemsets: {removed} item set(s) no row names any more deleted"
 
 
 def _unreadable(exc: Exception) -> click.ClickException:

@@ -1,5 +1,5 @@
 """Item sets (`itemsets/<sha256>.jsonl`) between the writers that name them and the
-retention that deletes them once no row does.
+maintenance (retention, compaction) that deletes them once no row does.
 
 A writer names a set in a row without looking at the disk, from memory, so "no row names
 it" is not enough to delete a set: a writer may name it again a moment later. The two

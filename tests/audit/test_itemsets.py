@@ -1,6 +1,6 @@
-"""Item sets go with the last row naming them: retention deletes the sets no remaining row
-names (segments, hot files, spilled rows) and no writer has claimed for a day, and a
-writer naming a set again after that files it again."""
+"""Item sets go with the last row naming them: retention (and compaction) deletes the sets no
+remaining row names (segments, hot files, spilled rows) and no writer has claimed for a day,
+and a writer naming a set again after that files it again."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from audit_kit import event
 from click.testing import CliRunner
 
-from guard.audit import AuditLog, _writing, apply_retention, open_store, verify
+from guard.audit import AuditLog, _writing, apply_retention, compact, open_store, verify
 from guard.audit import itemsets as itemsets_module
 from guard.cli import main
 from guard.policy.model import Resource
@@ -151,6 +151,50 @@ def test_an_unnamed_set_younger_than_the_grace_is_kept(tmp_path: Path) -> None:
     assert "itemsets: 1 item set(s) no row names any more deleted" in out.output
     assert _sets(store) == set()
     _verified(store)
+
+
+def test_compaction_deletes_the_sets_retention_had_to_keep(tmp_path: Path) -> None:
+    """A set no row names any more is kept for a day after its last claim, so the retention
+    run that dropped its rows leaves it. Found in review: only retention swept the sets, so
+    a store compacted daily but cut by retention rarely (or once, by hand) kept them until
+    retention ran again; compaction sweeps them as well, as safely."""
+    store = tmp_path / "s"
+    log = AuditLog(store, flush_interval=3600)
+    _list(log, "L0", "ab")
+    log.flush()
+    time.sleep(0.01)
+    _list(log, "L1", "c")
+    log.close()
+    dropped_set, kept_set = _named(store, "L0"), _named(store, "L1")
+    result = apply_retention(store, days=180, now=_ts(store, "L1") + timedelta(days=180))
+    assert result["listings"] == 1 and result["itemsets"] == 0  # claimed a moment ago
+    assert _sets(store) == {dropped_set, kept_set}
+    _age(store)  # a day later
+    out = CliRunner().invoke(main, ["compact", str(store)])
+    assert out.exit_code == 0, out.output
+    assert _sets(store) == {kept_set}  # still named by L1
+    assert "itemsets: 1 item set(s) no row names any more deleted" in out.output
+    assert compact(store) == {"decisions": 0, "outcomes": 0, "listings": 1, "itemsets": 0}
+    assert _components(store, "L1") == [("L1.1", "c")]
+    _verified(store)
+
+
+@pytest.mark.parametrize("maintain", [compact, apply_retention])
+def test_a_set_a_live_writers_hot_file_names_is_kept_by_either_sweep(
+    tmp_path: Path, maintain: Any
+) -> None:
+    """Compaction sweeps as retention does: a set only a live writer's hot file names stays."""
+    store = tmp_path / "s"
+    live = AuditLog(store, flush_interval=3600)  # its rows stay in its hot file (30 s)
+    _list(live, "L0", "ab")
+    live.flush()
+    (named,) = _sets(store)
+    _age(store)
+    assert maintain(store)["itemsets"] == 0
+    assert _sets(store) == {named}
+    live.close()
+    _verified(store)
+    assert _components(store, "L0") == [("L0.1", "a"), ("L0.2", "b")]
 
 
 def test_a_live_writer_files_a_deleted_set_again(

@@ -30,7 +30,7 @@ def test_compaction_merges_segments_and_keeps_every_row(tmp_path: Path) -> None:
     _fill(store, 12, 50).close()
     _fill(store, 3, 10).close()  # a second writer's chain
     assert len(list((store / "decisions").glob("*.parquet"))) == 15
-    assert compact(store) == {"decisions": 15, "outcomes": 15, "listings": 0}
+    assert compact(store) == {"decisions": 15, "outcomes": 15, "listings": 0, "itemsets": 0}
     with open_store(store) as con:
         assert len(con.files("decisions")) == 1
     # replaced files stay for queries already reading them, then go
