@@ -66,7 +66,9 @@ def compact_command(store: Path) -> None:
     day), as `retention` does.
 
     Hot files left by writers that died (held open by no writer, untouched for 10
-    minutes) are converted first; their rows were readable all along.
+    minutes) are converted first; their rows were readable all along. Temporary files
+    (`.<name>….tmp`) left by processes that died before renaming them go once untouched
+    for 10 minutes.
 
     \b
     Example:

@@ -6,6 +6,8 @@ sets no row names any more (`itemsets.sweep`).
 Both replace segments the same way, safe for readers and writers running meanwhile: write the
 new file under a temporary name, write a `<new>.replaces` marker naming the old files, rename
 the new file into place (from now on readers skip the old files), then delete the old files.
+Both first tidy up after processes that died: they convert their hot files
+(`convert_orphans`) and delete their temporary files (`remove_stale_temps`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from guard.audit.segments import (
     HOT_SUFFIX,
     MARKER_SUFFIX,
     SEGMENT_SUFFIX,
+    TEMP_SUFFIX,
     convert_hot,
     file_origin,
     live_segments,
@@ -45,7 +48,7 @@ DEFAULT_RETENTION_DAYS = 180
 GRACE_SECONDS = 120.0
 # a hot file nobody holds open and untouched this long belongs to a writer that died (a
 # live writer holds its hot files open until it has converted them, or has failed to for
-# `writer.HANDOVER_SECONDS`)
+# `writer.HANDOVER_SECONDS`); so does a temporary file (a write takes seconds at most)
 ORPHAN_SECONDS = 600.0
 
 
@@ -185,6 +188,43 @@ def convert_orphans(con: Any, root: Path, table: str, orphan_age: float) -> int:
     return converted
 
 
+def remove_stale_temps(root: Path) -> int:
+    """Delete the temporary files (`.<name>….tmp`) that processes which died before
+    renaming them left in the store at `root`, once untouched for `ORPHAN_SECONDS`: of item
+    sets, policy texts, heads, markers and anchors (`segments.temp_path`), conversions,
+    compactions, roll-ups and spill rewrites. Returns how many. Run under the maintenance
+    lock.
+
+    None a live process may still rename goes: compactions and roll-ups (their markers,
+    and anchors) are written under the maintenance lock; a writer holds a hot file locked
+    until its conversion of it is done, so that conversion's file stays however old. The
+    other writes take well under a second, and only their age protects them (hence not
+    `compact`'s `orphan_age`, which may be 0): a process stopped for longer between writing
+    one and renaming it finds it gone, and that write fails as one the disk refused (the
+    listing keeps its items inline, policy texts and the head are written again, the spill
+    file's rows are checked against the store at the next load)."""
+    cutoff = time.time() - ORPHAN_SECONDS
+    removed = 0
+    for directory in sorted(p for p in root.iterdir() if p.is_dir()):
+        for temp in sorted(directory.glob(f".*{TEMP_SUFFIX}")):
+            try:
+                if temp.stat().st_mtime > cutoff or _converting(temp):
+                    continue
+                temp.unlink()
+            except FileNotFoundError:
+                continue  # renamed or deleted meanwhile
+            removed += 1
+    return removed
+
+
+def _converting(temp: Path) -> bool:
+    """Whether `temp` is a conversion's temporary file (`.X.parquet.<pid>.<thread>.tmp`,
+    see `convert_hot`) whose hot file `X.jsonl` a writer holds locked: it may rename it."""
+    segment, found, _ = temp.name[1:].partition(f"{SEGMENT_SUFFIX}.")
+    hot = temp.with_name(f"{segment}{HOT_SUFFIX}")
+    return bool(found) and hot.exists() and _held_open(hot)
+
+
 def compact(
     path: str | Path,
     *,
@@ -213,6 +253,7 @@ def compact(
     root = Path(path)
     merged: dict[str, int] = {}
     with maintenance_lock(root):
+        remove_stale_temps(root)
         con = duckdb.connect()
         try:
             for table in TABLES:
@@ -274,6 +315,7 @@ def apply_retention(
     cutoff_us = (cutoff - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
     dropped: dict[str, int] = {}
     with maintenance_lock(root):
+        remove_stale_temps(root)
         con = duckdb.connect()
         try:
             for table in TABLES:

@@ -45,6 +45,7 @@ __all__ = [
     "read_json_file",
     "scan_segments",
     "sql_paths",
+    "temp_path",
     "write_atomic",
     "write_json_atomic",
 ]
@@ -52,6 +53,7 @@ __all__ = [
 SEGMENT_SUFFIX: Final = ".parquet"
 HOT_SUFFIX: Final = ".jsonl"
 MARKER_SUFFIX: Final = ".replaces"
+TEMP_SUFFIX: Final = ".tmp"
 MAX_ROW_BYTES: Final = 256 * 1024 * 1024  # redaction caps each value; this caps a row
 
 
@@ -64,6 +66,13 @@ def file_origin(name: str) -> tuple[str, int] | None:
     if wid and len(first) == 12 and first.isdigit() and after in ("", "."):
         return wid, int(first)
     return None
+
+
+def temp_path(path: Path) -> Path:
+    """Where `path` is written before it is renamed into place: a hidden name, which readers
+    skip, of this process and thread, so no two writes share one. A process that dies in
+    between leaves it; maintenance deletes it (`maintenance.remove_stale_temps`)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}{TEMP_SUFFIX}")
 
 
 def fsync_dir(directory: Path) -> None:
@@ -155,7 +164,7 @@ def convert_hot(con: Any, directory: Path, table: str, hot: Path, *, fsync: bool
     left incomplete by a crash is dropped), then delete it. Readers see the rows in one or
     the other throughout."""
     final = hot.with_suffix(SEGMENT_SUFFIX)
-    tmp = directory / f".{final.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    tmp = temp_path(final)
     try:
         con.execute(
             f"COPY ({json_select(table, [hot], hot=True)}) TO {sql_paths([tmp])} "
@@ -212,7 +221,7 @@ def write_atomic(path: Path, data: bytes, *, fsync: bool = False) -> None:
     """Replace `path` by `data` so readers see the old or the new file, never a mix; no
     half-written temporary file is left behind when writing fails. `fsync`: the file's
     bytes are on disk before its name is (its directory entry is the caller's to sync)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp = temp_path(path)
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
