@@ -31,6 +31,31 @@ def alert_rules() -> list[dict[str, Any]]:
     return [r for g in doc["groups"] for r in g["rules"] if "alert" in r]
 
 
+def exported_labels() -> dict[str, frozenset[str]]:
+    """The label names of every sample the guard exports, by sample name: a guard's
+    telemetry, after one of each thing it counts."""
+    from prometheus_client import CollectorRegistry
+
+    from guard.events import DecisionEvent
+    from guard.policy.model import AccessRequest, Decision, Principal, Resource
+    from guard.telemetry import GuardTelemetry
+
+    registry = CollectorRegistry()
+    telemetry = GuardTelemetry(registry=registry)
+    telemetry.add_audit_source(lambda: {"queue_depth": 0, "written": 1, "flush_seconds_count": 1})
+    telemetry.auth_failure("api_key", "invalid_api_key")
+    telemetry.guard_error("decide")
+    request = AccessRequest(Principal("u"), Resource("tool", "t"), "call", method="tools/call")
+    event = DecisionEvent("id", request, Decision(True, "rule"), method="tools/call")
+    telemetry.end_decision(telemetry.start_decision("tools/call", "t"), event)
+
+    class _Set:
+        hash, policies = "h", ()
+
+    telemetry.policy_reload("ok", _Set())
+    return {s.name: frozenset(s.labels) for m in registry.collect() for s in m.samples}
+
+
 def require_binary(name: str) -> str:
     """The path of a Debian prometheus binary. Missing, it skips a developer's ad-hoc run
     but fails under CI (`CI` set), where `scripts/test.sh` must have installed it."""

@@ -5,12 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from opsfiles import DASHBOARD, OPS, alert_rules, dashboard_exprs, load_yaml
-from prometheus_client import CollectorRegistry
-
-from guard.events import DecisionEvent
-from guard.policy.model import AccessRequest, Decision, Principal, Resource
-from guard.telemetry import GuardTelemetry
+from opsfiles import DASHBOARD, OPS, alert_rules, dashboard_exprs, exported_labels, load_yaml
 
 _REQUIRED_TOPICS = {
     "decisions": "mcpguard_decisions_total",
@@ -54,20 +49,7 @@ def test_latency_panel_links_exemplars_to_traces() -> None:
 
 
 def test_every_metric_queried_is_one_the_guard_exports() -> None:
-    registry = CollectorRegistry()
-    telemetry = GuardTelemetry(registry=registry)
-    telemetry.add_audit_source(lambda: {"queue_depth": 0, "written": 1, "flush_seconds_count": 1})
-    telemetry.auth_failure("api_key", "invalid_api_key")
-    telemetry.guard_error("decide")
-    request = AccessRequest(Principal("u"), Resource("tool", "t"), "call", method="tools/call")
-    event = DecisionEvent("id", request, Decision(True, "rule"), method="tools/call")
-    telemetry.end_decision(telemetry.start_decision("tools/call", "t"), event)
-
-    class _Set:
-        hash, policies = "h", ()
-
-    telemetry.policy_reload("ok", _Set())
-    exported = {s.name for m in registry.collect() for s in m.samples}
+    exported = set(exported_labels())
     queried = {
         name
         for expr in [e for _, e in dashboard_exprs()] + [r["expr"] for r in alert_rules()]

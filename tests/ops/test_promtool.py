@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from opsfiles import PROMETHEUS_DIR, alert_rules, load_yaml
+from opsfiles import PROMETHEUS_DIR, alert_rules, exported_labels, load_yaml
 
 pytestmark = pytest.mark.prometheus
 
@@ -60,6 +60,22 @@ def test_every_alert_has_a_firing_unit_test() -> None:
     }
     names = {r["alert"] for r in alert_rules()}
     assert names and names == firing
+
+
+def test_the_unit_tests_series_carry_the_labels_the_guard_exports() -> None:
+    """The alerts are tested on series like the ones a guard exports: a series missing a
+    label (found in review: the decision counters lacked `policy`, added since) would let
+    a rule matching or grouping by that label pass here on data no guard produces."""
+    exported = exported_labels()
+    tests = load_yaml(PROMETHEUS_DIR / "alerts_test.yml")["tests"]
+    checked = 0
+    for series in (s["series"] for t in tests for s in t["input_series"]):
+        name = series.partition("{")[0]
+        if name in exported:  # (not `up`: Prometheus's own)
+            labels = set(re.findall(r'(\w+)="', series)) - {"job", "instance"}
+            assert labels == exported[name], series
+            checked += 1
+    assert checked
 
 
 def test_every_alert_is_signal_compared_to_a_threshold() -> None:
