@@ -220,10 +220,10 @@ class WriterThread(Spilling):
         return f"{head},{inline_items(items, evals)}"
 
     def _file_itemset(self, digest: str, items: list[tuple[str, str]]) -> bool:
-        """Claim item set `digest` in `itemsets/` (retention then keeps it, see
+        """Claim item set `digest` in `itemsets/` (maintenance then keeps it, see
         `itemsets.py`), or write it there if it is not (once for all writers: the name is
         the content's hash), durably: the rows naming it may outlive a crash. False if it
-        could be neither (or retention is deciding on it right now)."""
+        could be neither (or a sweep is deciding on it right now)."""
         directory = self.path / "itemsets"
         target = directory / f"{digest}.jsonl"
         now = claim_clock()
@@ -264,8 +264,8 @@ class WriterThread(Spilling):
                 logger.error("item set %s named by spilled listings is gone", digest[:12])
             else:  # stored anyway (nothing else would keep them), but said
                 logger.warning(
-                    "item set %s named by spilled listings could not be claimed: retention "
-                    "may delete it", digest[:12],
+                    "item set %s named by spilled listings could not be claimed: a "
+                    "maintenance sweep may delete it", digest[:12],
                 )  # fmt: skip
 
     def _batch_written(self, batch: Batch) -> None:

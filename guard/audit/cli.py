@@ -75,10 +75,15 @@ def compact_command(store: Path) -> None:
         mcp-guard compact
         mcp-guard compact mcp-guard-audit.duckdb
     """
+    import duckdb
+
     from guard.audit.maintenance import compact
 
     _require(store)
-    merged = compact(store)
+    try:
+        merged = compact(store)
+    except (duckdb.Error, OSError) as exc:
+        raise _unreadable(exc) from None
     removed = merged.pop("itemsets", 0)
     for table, files in merged.items():
         click.echo(

@@ -45,6 +45,19 @@ def test_unreadable_segment_is_a_clear_error(tmp_path: Path, command: list[str])
     assert result.exit_code == 1
 
 
+def test_compacting_an_unreadable_segment_is_a_clear_error(tmp_path: Path) -> None:
+    """`compact` merges the segments of two writers, one of them damaged: it crashed with
+    a DuckDB traceback, and its store stays as it was."""
+    store = _store(_store(tmp_path / "s"))
+    first = sorted((store / "decisions").glob("*.parquet"))[0]
+    first.write_bytes(b"garbage")
+    result = CliRunner().invoke(main, ["compact", str(store)])
+    no_traceback(result)
+    assert result.exit_code == 1
+    assert "unreadable store" in result.output
+    assert len(list((store / "decisions").glob("*.parquet"))) == 2
+
+
 def test_default_store_follows_mcp_guard_audit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
