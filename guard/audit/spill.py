@@ -21,7 +21,7 @@ from io import FileIO
 from pathlib import Path
 
 from guard.audit.schema import TABLES, row_body
-from guard.audit.segments import fsync_dir
+from guard.audit.segments import fsync_dir, write_atomic
 
 __all__ = ["SpillFile"]
 
@@ -140,12 +140,7 @@ class SpillFile:
             old, self._fh = self._fh, None
             if old is not None:
                 old.close()
-            tmp = self.path.with_name(f".{self.path.name}.tmp")
-            with open(tmp, "wb") as fh:
-                fh.write(b"".join(_line(t, b) for t, b in rows))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
+            write_atomic(self.path, b"".join(_line(t, b) for t, b in rows), fsync=True)
             fsync_dir(self.directory)
             self._entry_synced = True
             self.pending = len(rows)
