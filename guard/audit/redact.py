@@ -27,12 +27,14 @@ __all__ = [
     "scrub",
 ]
 
-# argument names whose value is never recorded, at any depth (compared lower-cased)
+# argument names whose value is never recorded, at any depth (compared lower-cased), also
+# as the last words of a longer name (`db_password`, `accessToken`, `X-Auth-Token`)
 DEFAULT_SENSITIVE_NAMES: Final = frozenset(
     {
         "password", "passwd", "pwd", "secret", "client_secret", "token", "access_token",
         "refresh_token", "id_token", "api_key", "apikey", "x-api-key", "authorization",
-        "cookie", "set-cookie", "private_key", "credentials", "session_token",
+        "cookie", "set-cookie", "private_key", "credentials", "session_token", "secret_key",
+        "secret_access_key", "passphrase",
     }
 )  # fmt: skip
 
@@ -73,10 +75,21 @@ _MARKS: Final = re.compile(r"(<redacted:[^>]*>)")  # markers already in a text
 # a URI's password: `scheme://user:PASSWORD@host`, up to the authority's end
 _PASSWORD: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:)?(//[^/?#@:]*):([^/?#]*)@")
 _SEPARATORS: Final = re.compile(r"([&;])")
+# a name's words: split at camel case and at anything not a letter or digit
+_CAMEL: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_NOT_WORD: Final = re.compile(r"[\W_]+")
+_MAX_VERDICTS: Final = 4096  # names whose verdict a redactor remembers (callers invent names)
+_MAX_REMEMBERED_NAME: Final = 64  # longer names are judged each time, never kept
 PATH_MARK: Final = "<redacted:path>"
 _URI_FIELDS: Final = ("resource_uri",)
 _URI_NAME_FIELDS: Final = ("resource", "resource_uri")
 _NAME_FIELDS: Final = ("resource",)
+
+
+def _words(name: str) -> str:
+    """`name`'s words, lower-cased and joined by `_`: `accessToken` and `X-Access-Token`
+    are `access_token` and `x_access_token`."""
+    return _NOT_WORD.sub("_", _CAMEL.sub("_", name).lower()).strip("_")
 
 
 def _escaped(key: str) -> str:
@@ -195,7 +208,9 @@ class Redactor:
             that key at any depth; a dotted pattern (`headers.authorization`, `*.token`,
             `items.*.secret`) matches the full dotted path, `*` matching any text. List
             items are addressed by index (`items.0.token`).
-        names: sensitive key names matched at any depth (default `DEFAULT_SENSITIVE_NAMES`).
+        names: sensitive key names matched at any depth (default `DEFAULT_SENSITIVE_NAMES`),
+            also as the last words of a longer name: `password` matches `db_password` and
+            `newPassword`, `token` matches `X-Auth-Token` (not `max_tokens`, `token_count`).
         max_value_chars: strings longer than this are replaced by a marker carrying their
             length and SHA-256.
         detect_secrets: also redact values shaped like credentials (`SECRET_PATTERN`).
@@ -207,7 +222,7 @@ class Redactor:
     ```
     """
 
-    __slots__ = ("_detect", "_max", "_names", "_pattern")
+    __slots__ = ("_detect", "_max", "_names", "_pattern", "_verdicts", "_words")
 
     def __init__(
         self,
@@ -222,10 +237,35 @@ class Redactor:
         self._names = frozenset(n.lower() for n in names) | frozenset(
             p.lower() for p in paths if "." not in p
         )
+        self._words = frozenset(filter(None, map(_words, self._names)))
+        # name -> whether it is sensitive; the few names of a server's tools repeat
+        self._verdicts: dict[str, bool] = {}
         dotted = [translate(p.lower()) for p in paths if "." in p]
         self._pattern = re.compile("|".join(dotted)) if dotted else None
         self._max = max_value_chars
         self._detect = detect_secrets
+
+    def sensitive(self, name: str) -> bool:
+        """Whether the value under key `name` is never recorded: `name` is a sensitive name,
+        or ends with the words of one (`db_password`, `clientSecret`, `X-Auth-Token`).
+
+        ```python
+        assert Redactor().sensitive("accessToken") and not Redactor().sensitive("max_tokens")
+        ```
+        """
+        verdict = self._verdicts.get(name)
+        if verdict is None:
+            verdict = name.lower() in self._names
+            if not verdict and self._words:
+                words, names = _words(name), self._words
+                verdict = words in names or any(
+                    words[i + 1 :] in names for i, c in enumerate(words) if c == "_"
+                )
+            if len(name) <= _MAX_REMEMBERED_NAME:
+                if len(self._verdicts) >= _MAX_VERDICTS:
+                    self._verdicts.clear()  # callers inventing names: start over, bounded
+                self._verdicts[name] = verdict
+        return verdict
 
     def redact(
         self, args: Mapping[str, Any] | None
@@ -293,7 +333,7 @@ class Redactor:
         parts = _SEPARATORS.split(text)  # pairs at even places, separators between
         for i in range(0, len(parts), 2):
             name, eq, _ = parts[i].partition("=")
-            if eq and unquote_plus(name).lower() in self._names:
+            if eq and self.sensitive(unquote_plus(name)):
                 parts[i] = f"{name}={PATH_MARK}"
         return "".join(parts)
 
@@ -363,10 +403,14 @@ class Redactor:
         """`value` redacted; `prefix` is its path as patterns see it (keys joined by `.`),
         `listed` as `out` lists it (keys escaped), when the two differ."""
         changed: dict[str, Any] | None = None
-        names, plain = self._names, self._pattern is None
+        verdicts, plain = self._verdicts, self._pattern is None
         for key, item in value.items():
             # fast path: a short scalar under an ordinary name needs no path and no copy
-            if plain and type(key) is str and key.lower() not in names:
+            ordinary = False
+            if plain and type(key) is str:
+                known = verdicts.get(key)
+                ordinary = not (self.sensitive(key) if known is None else known)
+            if ordinary:
                 cls = type(item)
                 if (cls is str and len(item) < _MIN_SECRET_LEN and item.isascii()) or (
                     cls in _SCALARS
@@ -389,7 +433,7 @@ class Redactor:
     def _check(self, key: str, path: str, item: Any, out: list[str], shown: str | None) -> Any:
         """`item` under `key`, redacted; `path` as patterns see it, `shown` as listed (if
         it differs: a key on the way holds `.` or `\\`)."""
-        if key.lower() in self._names or (
+        if self.sensitive(key) or (
             self._pattern is not None and self._pattern.fullmatch(path.lower())
         ):
             out.append(path if shown is None else shown)
