@@ -43,9 +43,9 @@ __all__ = ["Deciding", "UndurableDecision", "UnobservedDecision"]
 
 logger = logging.getLogger("guard.middleware")
 
-# A JSON-RPC id is the client's to choose: a string id longer than this is recorded (and
-# traced) as its length and digest.
-_MAX_REQUEST_ID_CHARS: Final = 256
+# A JSON-RPC id (a session id, a declared agent id) is the client's to choose: a string
+# longer than this is recorded (and traced) as its length and digest.
+_MAX_CLIENT_TEXT_CHARS: Final = 256
 
 
 _DURABLE_TIMEOUT_S = 10.0  # how long a durable record may take before the call is denied
@@ -107,7 +107,7 @@ class Deciding:
                     if not (
                         len(request_id) <= 20 and request_id.isascii() and request_id.isdigit()
                     ):
-                        request_id = self._request_id(request_id)
+                        request_id = self._client_text(request_id)
                     try:
                         session_id = session_of(fctx, rc)
                     except RuntimeError:
@@ -117,7 +117,7 @@ class Deciding:
                         # a session's requests repeat it: checked once while it repeats
                         seen, shown = self._session_shown
                         if session_id != seen:
-                            shown = self._request_id(session_id)
+                            shown = self._client_text(session_id)
                             self._session_shown = (session_id, shown)
                         session_id = shown
                 if server is None:
@@ -130,6 +130,13 @@ class Deciding:
                 )
                 if not isinstance(principal, Principal):
                     raise TypeError("authenticator returned a non-Principal")
+                agent = principal.agent_id
+                if isinstance(agent, str) and (len(agent) >= _SHORT_NAME or not agent.isascii()):
+                    # maybe the caller's own text (`X-Agent-Id`, when nothing verified names
+                    # an agent): decided, recorded and traced bounded and secret-free
+                    shown = self._client_text(agent)
+                    if shown is not agent:
+                        principal = replace(principal, agent_id=shown)
         except AuthenticationError as exc:
             principal = Principal.anonymous(self._auth_method)
             denial = Decision(allowed=False, reason=exc.reason, message="authentication failed")
@@ -146,10 +153,11 @@ class Deciding:
             holder.live, holder.shadow,
         )  # fmt: skip
 
-    def _request_id(self, request_id: str) -> str:
-        """A string request id as it may be recorded and traced: bounded, secret-free."""
+    def _client_text(self, text: str) -> str:
+        """A string the client chose (a request, session or declared agent id) as it may be
+        recorded and traced: bounded, secret-free."""
         try:
-            return self._redactor.text(request_id, _MAX_REQUEST_ID_CHARS)
+            return self._redactor.text(text, _MAX_CLIENT_TEXT_CHARS)
         except Exception:  # what cannot be cleaned is not shown
             return SECRET_MARK
 
