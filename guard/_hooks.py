@@ -5,7 +5,7 @@ denied prompt or template. (Listings: `_listing.py`.)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
@@ -30,8 +30,12 @@ __all__ = ["ComponentHooks"]
 _NO_COMPONENT: Final = "\x00mcp-guard: denied"
 
 
-def _versioned(resource: Resource, context: MiddlewareContext[Any]) -> Resource:
-    """`resource` as the version the caller asked for (if any) runs.
+def _versioned(
+    resource: Resource, context: MiddlewareContext[Any], shown: Callable[[str], str]
+) -> Resource:
+    """`resource` as the version the caller asked for (if any) runs; a version no
+    component here holds is the caller's text, decided on (and recorded) as `shown`
+    makes it: bounded, without what looks like a credential.
 
     FastMCP runs an unversioned component whatever version is asked for, and a versioned
     one only as that version: both are decided as resolved, tags and namespace included
@@ -54,17 +58,18 @@ def _versioned(resource: Resource, context: MiddlewareContext[Any]) -> Resource:
             return replace(resource, version=behind)
     elif spec.matches(resource.version, match_none=False):
         return resource
+    asked = None if spec.eq is None else shown(spec.eq)
     return Resource(resource.kind, resource.name, namespace=resource.namespace, uri=resource.uri,
-                    version=spec.eq, template=resource.template)  # fmt: skip
+                    version=asked, template=resource.template)  # fmt: skip
 
 
 def _read_of(
-    uri: str, component: Any, context: MiddlewareContext[Any]
+    uri: str, component: Any, context: MiddlewareContext[Any], shown: Callable[[str], str]
 ) -> tuple[Resource, Mapping[str, Any]]:
     """The `Resource` a read of `uri` through `component` is decided on, and its arguments
     (a template's parameters)."""
     args = (component.matches(uri) if isinstance(component, ResourceTemplate) else None) or EMPTY
-    return _versioned(read_target(uri, component), context), args
+    return _versioned(read_target(uri, component), context, shown), args
 
 
 class ComponentHooks(Deciding):
@@ -83,7 +88,7 @@ class ComponentHooks(Deciding):
         try:
             tool = await self._find_tool(context, name)
             if tool is not None:
-                resource = _versioned(self._cache.get(tool), context)
+                resource = _versioned(self._cache.get(tool), context, self._client_text)
         except Exception:
             call.denial = call.denial or error_decision("resolving the tool")
             self._guard_error("resolve")
@@ -134,6 +139,7 @@ class ComponentHooks(Deciding):
                 raise RuntimeError("no FastMCP context")
             server = fctx.fastmcp
             version = _requested_version(context.message.meta)
+            shown = self._client_text
 
             async def lookup(target: str) -> Any:
                 found: Any = await server.get_resource(target, version=version)
@@ -160,9 +166,9 @@ class ComponentHooks(Deciding):
                     target = reached
                     elsewhere = await lookup(target)
                     if elsewhere is not None and elsewhere.key != component.key:
-                        reached_elsewhere = _read_of(target, elsewhere, context)
+                        reached_elsewhere = _read_of(target, elsewhere, context, shown)
             if component is not None:
-                resource, args = _read_of(target, component, context)
+                resource, args = _read_of(target, component, context, shown)
         except Exception:
             call.denial = call.denial or error_decision("resolving the resource")
             self._guard_error("resolve")
@@ -204,7 +210,7 @@ class ComponentHooks(Deciding):
         try:
             prompt = await self._find(context, "prompt", name)
             if prompt is not None:
-                resource = _versioned(self._cache.get(prompt), context)
+                resource = _versioned(self._cache.get(prompt), context, self._client_text)
         except Exception:
             call.denial = call.denial or error_decision("resolving the prompt")
             self._guard_error("resolve")
