@@ -252,6 +252,7 @@ class PolicyHolder:
             self.live: PolicySet = PolicySet.empty()
         else:
             self.live = load_policy_set(source)
+        self._loaded = self.live.hash  # the set last loaded from the source
         self.shadow: PolicySet | None = None if shadow is None else load_policy_set(shadow)
         self._on_change = on_change
         self._on_failure = on_failure
@@ -371,6 +372,11 @@ class PolicyHolder:
         """Load `source` (default: the current source) and put it in force, or raise
         `PolicyError` and keep the set in force. Policies put in force by `add` and not
         in the source are dropped, with a warning naming them."""
+        return self._reload(source)
+
+    def _reload(self, source: Any = None, *, changed_only: bool = False) -> PolicySet:
+        """`reload`; with `changed_only`, a source that loads to the set last loaded from
+        it changes nothing: what `add` and `remove` did since stays in force."""
         retired: PolicyWatcher | None = None
         with self._lock:
             src = self.source if source is None else source
@@ -387,6 +393,8 @@ class PolicyHolder:
                     watcher.stop()
                 self._failed("policy reload failed", exc)
                 raise
+            if changed_only and source is None and new.hash == self._loaded:
+                return self.live
             if source is not None:
                 self.source = source
                 if watcher is not self._watcher:
@@ -400,6 +408,7 @@ class PolicyHolder:
                     ", ".join(dropped),
                 )
             self._runtime.clear()
+            self._loaded = new.hash
             installed = self._install(new)
         if retired is not None:  # outside the lock: its thread may be waiting for it
             retired.stop()
@@ -433,8 +442,10 @@ class PolicyHolder:
         return new
 
     def _reload_quietly(self) -> None:
+        # The watcher saw the files change; an explicit `reload` may already have put that
+        # content in force, and runtime edits made since must not be undone by reloading it.
         try:
-            self.reload()
+            self._reload(changed_only=True)
         except PolicyError:
             pass  # logged and reported by `reload`; the old set stays in force
         except Exception:

@@ -392,3 +392,28 @@ async def test_set_shadow_moves_the_draft_watch(tmp_path: Path) -> None:
         assert not [t for t in threading.enumerate() if t.name.endswith((":old.yaml", ":new.yaml"))]
     finally:
         mw.close()
+
+
+async def test_the_watcher_does_not_reload_what_an_explicit_reload_put_in_force(
+    tmp_path: Path,
+) -> None:
+    # An operator edits the file and reloads at once, then blocks a tool during an
+    # incident. The watcher, seeing the edit settle a second later, must not reload the
+    # same content again: that would drop the incident block (and restore a policy
+    # removed at runtime) though nothing in the source changed.
+    path = tmp_path / "db.yaml"
+    path.write_text(_policy("db", "query"))
+    mw = GuardMiddleware(path, principal=BOB, audit=None, telemetry=False, watch=0.05)
+    try:
+        path.write_text(_policy("db2", "query"))
+        mw.reload_policies()
+        mw.add_policy(
+            policy("incident").add_rule(rule("block_query").for_tools("query").deny()
+                                        .with_priority(10_000)).build()
+        )  # fmt: skip
+        assert await _tools(mw) == []
+        time.sleep(1.5)  # longer than the edit takes to settle and be seen
+        assert mw.get_policy_names() == ["db2", "incident"]
+        assert await _tools(mw) == [], "the incident block was dropped by a reload of nothing"
+    finally:
+        mw.close()
