@@ -23,8 +23,10 @@ Fail closed
 Content hash
     `PolicySet.hash` is the SHA-256 (hex) of, for each policy in order, the UTF-8 bytes of
     `"{len(name)}:{name}\\n{len(text)}:{text}\\n"` where `text` is `PolicySpec.text` (the
-    canonical text the loader keeps; a spec built in Python without text contributes the
-    `repr` of its rules instead). The same policies in the same order give the same hash.
+    canonical text the loader keeps; a spec built in Python without text is given its
+    `guard.policy.dump.dump_spec` text, as a dict is, so the audit store can keep texts
+    that hash to the set and replay can load them). The same policies in the same order
+    give the same hash.
 
 Indexing
     Rules are bucketed by request variant (kind, and whether a resource came through a
@@ -185,9 +187,16 @@ class Explanation:
 
 
 def _content_hash(specs: Sequence[PolicySpec]) -> str:
-    return texts_hash(
-        (spec.name, spec.text or repr(replace(spec, text="", source=""))) for spec in specs
-    )
+    return texts_hash((spec.name, spec.text) for spec in specs)
+
+
+def _with_text(spec: PolicySpec) -> PolicySpec:
+    """`spec`, given its canonical text if it has none (built in Python, not loaded)."""
+    if spec.text:
+        return spec
+    from guard.policy.dump import dump_spec  # imported late: only hand-made specs need it
+
+    return replace(spec, text=dump_spec(spec))
 
 
 def texts_hash(named_texts: Iterable[tuple[str, str]]) -> str:
@@ -310,6 +319,7 @@ class PolicySet:
         if problems:
             raise PolicyError(problems)
         combining: Combining = stated.pop() if len(stated) == 1 else "first_match"
+        specs = tuple(map(_with_text, specs))
         self.policies = specs
         self.names = tuple(s.name for s in specs)
         self.rule_count = len(rules)

@@ -417,3 +417,26 @@ async def test_the_watcher_does_not_reload_what_an_explicit_reload_put_in_force(
         assert await _tools(mw) == [], "the incident block was dropped by a reload of nothing"
     finally:
         mw.close()
+
+
+async def test_a_policy_set_compiled_from_plain_specs_is_replayable(tmp_path: Path) -> None:
+    # `PolicySet.from_specs` with hand-made specs (its own docstring's example), live and
+    # in shadow: every hash a record carries has texts in the store that load to it.
+    from guard import PolicySet
+
+    store_path = tmp_path / "records.duckdb"
+    live = PolicySet.from_specs([PolicySpec("svc", rules=(RuleSpec("all", "allow"),))])
+    draft = PolicySet.from_specs([PolicySpec("draft", rules=(RuleSpec("none", "deny"),))])
+    mw = GuardMiddleware(live, principal=BOB, audit=str(store_path), telemetry=False,
+                         shadow=draft)  # fmt: skip
+    assert await _tools(mw) == ["drop_table", "query"]
+    mw.close()
+    with open_store(store_path) as store:
+        hashes = store.execute(
+            "SELECT DISTINCT policy_hash FROM decisions UNION "
+            "SELECT DISTINCT shadow_policy_hash FROM decisions"
+        ).fetchall()
+        assert len(hashes) == 2
+        for (decided,) in hashes:
+            texts = store.policy_texts(decided)  # raises: texts that do not hash to it
+            assert load_policies(texts).hash == decided
