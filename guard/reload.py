@@ -174,11 +174,20 @@ class PolicyWatcher:
 
 
 def load_policy_set(source: Any) -> PolicySet:
-    """`load_policies(source)`, passing through a compiled set (or one shaped like it)."""
+    """`load_policies(source)`, passing through a compiled set (or one shaped like it)
+    whose texts say what its policies hold."""
+    from guard.policy.loader import _text_matches, load_policies
+    from guard.policy.policyset import PolicySet
+
+    if isinstance(source, PolicySet):
+        if all(map(_text_matches, source.policies)):
+            return source
+        # Compiled from specs edited after loading (`dataclasses.replace` keeps the old
+        # text): its hash is that of the set it was edited from, which decides otherwise,
+        # and replay would load that one. Loaded again, each spec gets a text of its own.
+        return load_policies(list(source.policies))
     if callable(getattr(source, "decide", None)) and isinstance(getattr(source, "hash", None), str):
         return source  # type: ignore[no-any-return]
-    from guard.policy.loader import load_policies
-
     return load_policies(source)
 
 
@@ -186,7 +195,7 @@ def _specs(policy: Any) -> tuple[Any, ...]:
     """The validated specs of `policy` (any policy source), each with a text that says
     what it holds: the content hash and replay depend on it."""
     if callable(getattr(policy, "decide", None)) and isinstance(getattr(policy, "hash", None), str):
-        return tuple(policy.policies)  # a compiled set: its specs are already checked
+        return tuple(load_policy_set(policy).policies)
     from guard.policy.loader import parse_policies
 
     return tuple(parse_policies(policy))

@@ -440,3 +440,27 @@ async def test_a_policy_set_compiled_from_plain_specs_is_replayable(tmp_path: Pa
         for (decided,) in hashes:
             texts = store.policy_texts(decided)  # raises: texts that do not hash to it
             assert load_policies(texts).hash == decided
+
+
+async def test_a_policy_set_compiled_from_edited_specs_has_its_own_hash(tmp_path: Path) -> None:
+    # `dataclasses.replace` keeps a loaded spec's text: a set compiled from the edited
+    # spec, put in force or in shadow, must not carry the hash (and replay the texts) of
+    # the set it was edited from, which decides differently.
+    from guard import PolicySet
+
+    store_path = tmp_path / "records.duckdb"
+    base = load_policies(_policy("db", "query"))
+    opened = PolicySet.from_specs([dataclasses.replace(base.policies[0], default_effect="allow")])
+    mw = GuardMiddleware(base, principal=BOB, audit=str(store_path), telemetry=False,
+                         shadow=opened)  # fmt: skip
+    assert await _tools(mw) == ["query"]
+    mw.close()
+    with open_store(store_path) as store:
+        rows = store.execute(
+            "SELECT policy_hash, shadow_policy_hash, shadow_allowed FROM decisions "
+            "WHERE resource = 'drop_table'"
+        ).fetchall()
+        [(live_hash, shadow_hash, shadow_allowed)] = rows
+        assert shadow_allowed is True
+        assert shadow_hash != live_hash, "two sets that decide differently share one hash"
+        assert load_policies(store.policy_texts(shadow_hash)).default_allowed
