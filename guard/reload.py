@@ -392,8 +392,9 @@ class PolicyHolder:
             if src is None:
                 raise PolicyError("no policy source to reload from")
             watcher = self._watcher
-            if source is not None and watcher is not None:
-                # the new source's signature before loading it, as at construction
+            if source is not None and self._interval is not None:
+                # the new source's signature before loading it, as at construction (also
+                # when a reload to a source that is no path stopped the watch)
                 watcher = self._watcher_for(source)
             try:
                 new = load_policy_set(src)
@@ -429,11 +430,12 @@ class PolicyHolder:
         try:
             path = _watch_path(source)
         except ValueError:
-            logger.warning("policies are no longer watched: the new source is not a path")
+            if current is not None:
+                logger.warning("policies are no longer watched: the new source is not a path")
             return None
         if current is not None and current.path == path:
             return current
-        assert self._interval is not None  # a watcher exists
+        assert self._interval is not None  # policies are watched
         return PolicyWatcher(path, self._reload_quietly, self._interval)
 
     def _failed(self, what: str, exc: PolicyError) -> None:

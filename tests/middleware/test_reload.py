@@ -464,3 +464,21 @@ async def test_a_policy_set_compiled_from_edited_specs_has_its_own_hash(tmp_path
         assert shadow_allowed is True
         assert shadow_hash != live_hash, "two sets that decide differently share one hash"
         assert load_policies(store.policy_texts(shadow_hash)).default_allowed
+
+
+async def test_reload_back_to_a_path_watches_it_again(tmp_path: Path) -> None:
+    # `watch=` was asked for: a reload to inline text stops watching (nothing to poll),
+    # a later reload to a file is watched again, as any reload to a new path is.
+    path = tmp_path / "db.yaml"
+    path.write_text(_policy("db", "query"))
+    mw = GuardMiddleware(path, principal=BOB, audit=None, telemetry=False, watch=0.05)
+    try:
+        mw.reload_policies(_policy("inline", "query"))
+        mw.reload_policies(path)
+        assert mw.get_policy_names() == ["db"]
+        path.write_text(_policy("edited", "query"))
+        assert _wait_for(lambda: mw.get_policy_names() == ["edited"]), (
+            f"the path reloaded to is not watched: {mw.get_policy_names()}"
+        )
+    finally:
+        mw.close()
