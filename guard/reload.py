@@ -176,11 +176,11 @@ class PolicyWatcher:
 def load_policy_set(source: Any) -> PolicySet:
     """`load_policies(source)`, passing through a compiled set (or one shaped like it)
     whose texts say what its policies hold."""
-    from guard.policy.loader import _text_matches, load_policies
+    from guard.policy.loader import load_policies, text_matches
     from guard.policy.policyset import PolicySet
 
     if isinstance(source, PolicySet):
-        if all(map(_text_matches, source.policies)):
+        if all(map(text_matches, source.policies)):
             return source
         # Compiled from specs edited after loading (`dataclasses.replace` keeps the old
         # text): its hash is that of the set it was edited from, which decides otherwise,

@@ -24,7 +24,7 @@ from guard.policy.spec import PolicySpec, content_of
 if TYPE_CHECKING:
     from guard.policy.policyset import PolicySet
 
-__all__ = ["MAX_POLICY_BYTES", "PolicySource", "load_policies", "parse_policies"]
+__all__ = ["MAX_POLICY_BYTES", "PolicySource", "load_policies", "parse_policies", "text_matches"]
 
 MAX_POLICY_BYTES: Final = 5 * 1024 * 1024
 _SUFFIXES: Final = (".yaml", ".yml")
@@ -251,7 +251,7 @@ class _Loading:
         validator.policy(spec_to_dict(spec), "")
         self.problems.extend(validator.problems)
         if not validator.problems:
-            self._found(spec if _text_matches(spec) else replace(spec, text=_dump(spec)), {})
+            self._found(spec if text_matches(spec) else replace(spec, text=_dump(spec)), {})
 
     def _builder(self, source: Any) -> None:
         """The seed's object form (`PolicyConfig`) or a fluent `policy(...)` builder."""
@@ -344,7 +344,7 @@ def _is_policy_set(source: Any) -> bool:
     return isinstance(source, PolicySet)
 
 
-def _text_matches(spec: PolicySpec) -> bool:
+def text_matches(spec: PolicySpec) -> bool:
     """Whether `spec.text` still says what the spec holds. The content hash is computed
     over the text, and replay loads the text: a spec edited in Python after loading
     (`dataclasses.replace` keeps the old text) must not keep it."""
