@@ -24,11 +24,13 @@ if TYPE_CHECKING:
     from guard.events import DecisionEvent
     from guard.telemetry.emitter import GuardTelemetry
     from guard.telemetry.exposition import mount_metrics, scrape_registry, start_metrics_server
+    from guard.telemetry.scrubbing import ScrubbingSpanExporter
     from guard.telemetry.setup import configure
 
 __all__ = [
     "GuardTelemetry",
     "NoTelemetry",
+    "ScrubbingSpanExporter",
     "SpanHandle",
     "Telemetry",
     "configure",
@@ -41,6 +43,7 @@ __all__ = [
 # public name -> module that defines it (loaded on first use)
 _EXPORTS: dict[str, str] = {
     "GuardTelemetry": "guard.telemetry.emitter",
+    "ScrubbingSpanExporter": "guard.telemetry.scrubbing",
     "configure": "guard.telemetry.setup",
     "mount_metrics": "guard.telemetry.exposition",
     "scrape_registry": "guard.telemetry.exposition",

@@ -43,7 +43,8 @@ def configure(
         resource_attributes: more resource attributes (`deployment.environment`, ...).
         sample_ratio: fraction of new traces recorded (parent-based, so a sampled caller's
             trace is always followed).
-        set_global: install the provider globally, so FastMCP's own spans go there too.
+        set_global: install the provider globally, so FastMCP's own spans go there too
+            (every exported span has credentials masked: `ScrubbingSpanExporter`).
             If the application already installed an SDK `TracerProvider`, OpenTelemetry
             does not let it be replaced: the exporter joins that provider instead (its
             resource and sampler stay, with a warning), and it is what is returned.
@@ -78,8 +79,14 @@ def configure(
 
     if logs and not set_global:
         raise ValueError("logs=True installs a global LoggerProvider: it needs set_global=True")
-    exporter = OTLPSpanExporter(
-        endpoint=_signal_url(otlp_endpoint, "traces"), headers=dict(headers or {}) or None
+    from guard.telemetry.scrubbing import ScrubbingSpanExporter
+
+    # FastMCP's and the SDK's spans of the same requests carry what callers sent and what
+    # tools raised: credentials are masked on the way out (see `scrubbing.py`)
+    exporter = ScrubbingSpanExporter(
+        OTLPSpanExporter(
+            endpoint=_signal_url(otlp_endpoint, "traces"), headers=dict(headers or {}) or None
+        )
     )
     attributes: dict[str, Any] = {"service.name": service_name, **(resource_attributes or {})}
     provider = TracerProvider(

@@ -15,6 +15,9 @@ from guard import GuardMiddleware
 from guard.policy.model import Principal
 from guard.telemetry import GuardTelemetry, configure
 
+UPSTREAM_KEY = "sk-live-" + "0123456789abcdef" * 2  # what test_configure looks for
+CALLER_TOKEN = "ghp_" + "Z" * 36
+
 POLICY = {
     "name": "otlp",
     "default_effect": "deny",
@@ -23,9 +26,16 @@ POLICY = {
             "name": "users-weather",
             "effect": "allow",
             "agents": {"roles": ["user"]},
-            "tools": {"names": ["get_weather"]},
+            "tools": {"names": ["get_weather", "get_forecast"]},
             "actions": ["list", "call"],
-        }
+        },
+        {
+            "name": "users-vault",
+            "effect": "allow",
+            "agents": {"roles": ["user"]},
+            "resources": {"patterns": ["vault://*"]},
+            "actions": ["read"],
+        },
     ],
 }
 
@@ -44,6 +54,14 @@ async def main(endpoint: str) -> None:
     def delete_city(city: str) -> str:
         return city
 
+    @mcp.tool
+    def get_forecast(city: str) -> str:  # fails quoting the key it was given
+        raise ValueError(f"upstream refused key {UPSTREAM_KEY} for {city}")
+
+    @mcp.resource("vault://{name}")
+    def vault(name: str) -> str:
+        return name
+
     mcp.add_middleware(
         GuardMiddleware(
             POLICY,
@@ -58,6 +76,16 @@ async def main(endpoint: str) -> None:
             await client.call_tool("delete_city", {"city": "Oslo"})
         except Exception as exc:
             print("denied:", type(exc).__name__)
+        # what callers send and tools raise lands in FastMCP's own spans of these requests
+        for attempt in (
+            client.call_tool("get_forecast", {"city": "Oslo"}),
+            client.call_tool(CALLER_TOKEN, {}),
+            client.read_resource(f"vault://db?token={CALLER_TOKEN[4:]}"),
+        ):
+            try:
+                await attempt
+            except Exception as exc:
+                print("failed:", type(exc).__name__)
     provider.shutdown()  # flushes the batch processors
     from opentelemetry import _logs
 

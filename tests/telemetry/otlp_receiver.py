@@ -50,6 +50,7 @@ class Receiver:
     url: str
     spans: list[ReceivedSpan] = field(default_factory=list)
     logs: list[ReceivedLog] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)  # every export request, as received
     requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -81,6 +82,8 @@ def otlp_receiver() -> Iterator[Receiver]:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             if self.headers.get("content-encoding") == "gzip":
                 body = gzip.decompress(body)
+            with receiver.lock:
+                receiver.bodies.append(body)
             if self.path == "/v1/logs":
                 self._logs(body)
                 return

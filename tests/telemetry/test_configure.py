@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from otlp_client import CALLER_TOKEN, UPSTREAM_KEY
 from otlp_receiver import otlp_receiver
 
 from guard.telemetry import configure
@@ -31,8 +32,11 @@ def test_configure_exports_the_decision_span_and_its_parent() -> None:
         assert result.returncode == 0, result.stderr
         allowed = receiver.wait_for(lambda s: s.name == "authorize get_weather")[0]
         denied = receiver.wait_for(lambda s: s.name == "authorize delete_city")[0]
+        # FastMCP's spans of the three requests that carry credentials
+        receiver.wait_for(lambda s: s.name.startswith("resources/read") and s.kind == 2)
         spans = {s.span_id: s for s in receiver.spans}
         logs = list(receiver.logs)
+        sent = b"".join(receiver.bodies)
     assert allowed.service == "otlp-test"
     assert allowed.kind == 1  # SPAN_KIND_INTERNAL
     assert allowed.attributes["mcp_guard.decision"] == "allow"
@@ -58,6 +62,18 @@ def test_configure_exports_the_decision_span_and_its_parent() -> None:
     )
     assert denied_log.severity_text == "WARN" and denied_log.body.startswith("deny call")
     assert "Oslo" not in repr(logs)  # arguments never leave in a log record
+    # Credentials that reached FastMCP's own spans (a tool's error quoting its key, an
+    # unknown tool named like a token, a URI's `?token=`) are masked on the way out, and
+    # the rest of those spans is as FastMCP made it.
+    for secret in (UPSTREAM_KEY, CALLER_TOKEN, CALLER_TOKEN[4:]):
+        assert secret.encode() not in sent, secret
+    failed = next(s for s in spans.values() if s.name == "tools/call get_forecast" and s.kind == 2)
+    assert failed.status_message == (
+        "Error calling tool 'get_forecast': upstream refused key <redacted:secret> for Oslo"
+    )
+    read = next(s for s in spans.values() if "mcp.resource.uri" in s.attributes and s.kind == 2)
+    assert read.attributes["mcp.resource.uri"] == "vault://db?token=<redacted:path>"
+    assert b"<redacted:secret>" in sent and b"get_forecast" in sent
 
 
 def test_configure_rejects_bad_arguments() -> None:
