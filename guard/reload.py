@@ -59,7 +59,13 @@ def policy_files(path: Path) -> list[Path]:
 
 def _signature(path: Path) -> Signature:
     out = []
-    for file in policy_files(path):
+    files = policy_files(path)
+    if files != [path]:
+        # a directory: its own times too, which change when a file goes (the other files'
+        # say nothing of it, and a deletion would be loaded without settling: a deploy
+        # that replaces one file by another would run without its rules in between)
+        files = [path, *files]
+    for file in files:
         try:
             st = file.stat()
         except OSError:  # deleted between listing and stat: counts as a change

@@ -69,3 +69,19 @@ def test_a_change_stable_longer_than_settle_is_loaded_at_the_poll_that_sees_it(
     time.sleep(1.3)  # the file has now stayed the same for longer than `settle`
     assert watcher.check(), "a change settled for 1.3 s was not loaded by this poll"
     assert calls == [1]
+
+
+def test_a_deleted_policy_file_waits_to_settle_like_any_other_change(tmp_path: Path) -> None:
+    # A deploy that replaces `deny.yaml` by `deny-v2.yaml` deletes one and then writes the
+    # other. The remaining files' times are old, so the deletion was loaded at the first
+    # poll that saw it: the deny rules were out of force until the new file came.
+    (tmp_path / "base.yaml").write_text(_policy("base"))
+    (tmp_path / "deny.yaml").write_text(_policy("deny"))
+    time.sleep(1.2)  # the files' times (ctime cannot be set back) are now older than settle
+    calls: list[int] = []
+    watcher = PolicyWatcher(tmp_path, lambda: calls.append(1), interval=30, settle=1.0)
+    (tmp_path / "deny.yaml").unlink()
+    assert not watcher.check(), "a deletion was loaded before it had settled"
+    (tmp_path / "deny-v2.yaml").write_text(_policy("deny"))
+    time.sleep(1.3)
+    assert watcher.check() and calls == [1]  # one reload: the deploy as a whole
