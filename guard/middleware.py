@@ -155,6 +155,8 @@ class GuardMiddleware(ComponentHooks, ListingFilter, Middleware):
                 on_change=self._policies_changed,
                 on_failure=lambda kept: self._quietly(self._policy_reload, "error", kept),
                 on_shadow=self._record_policies,
+                # counted apart: a draft that stopped loading must not page like the live set
+                on_shadow_failure=lambda: self._quietly(self._policy_reload, "shadow_error", None),
                 watch=interval,
             )
         except BaseException:  # (the set may have been reported before the watch failed)

@@ -225,6 +225,7 @@ class PolicyHolder:
         on_change: called with each set put in force, the first one included.
         on_failure: called with the set kept in force when a reload fails.
         on_shadow: called with each shadow set decided from then on, the first included.
+        on_shadow_failure: called when a draft does not load (the shadow set stays).
         watch: poll interval in seconds for `source` (a file or directory), or `None`.
             `reload(new_source)` moves the watch to the new source (or stops it, with a
             warning, when the new source is not a file or directory). A shadow draft
@@ -247,6 +248,7 @@ class PolicyHolder:
         on_change: Callable[[PolicySet], object] | None = None,
         on_failure: Callable[[PolicySet], object] | None = None,
         on_shadow: Callable[[PolicySet], object] | None = None,
+        on_shadow_failure: Callable[[], object] | None = None,
         watch: float | None = None,
     ) -> None:
         self.source = source
@@ -259,6 +261,7 @@ class PolicyHolder:
         self._shadow_source = shadow
         self._shadow_watcher = self._shadow_watcher_for(shadow)
         self._on_shadow = on_shadow
+        self._on_shadow_failure = on_shadow_failure
         self._runtime: set[str] = set()  # policies put in force by `add`, not by the source
         self._closed = False
         if source is None:
@@ -332,6 +335,7 @@ class PolicyHolder:
                         "shadow policy load failed; keeping shadow set %s: %s",
                         kept, scrub(str(exc)),
                     )  # fmt: skip
+                    self._shadow_failed()
                     raise
                 logger.info("shadow policy set %s decided from now on", new.hash[:12])
             self.shadow = new  # one reference swap, as for the live set
@@ -377,11 +381,16 @@ class PolicyHolder:
                     "shadow policy reload failed; keeping shadow set %s: %s",
                     kept.hash[:12], scrub(str(exc)),
                 )  # fmt: skip
+                self._shadow_failed()
                 return
             self.shadow = new
             logger.info("shadow policy set %s decided from now on", new.hash[:12])
         if self._on_shadow is not None:
             self._on_shadow(new)
+
+    def _shadow_failed(self) -> None:
+        if self._on_shadow_failure is not None:
+            self._on_shadow_failure()
 
     def reload(self, source: Any = None) -> PolicySet:
         """Load `source` (default: the current source) and put it in force, or raise

@@ -90,7 +90,9 @@ class Telemetry(Protocol):
     def auth_failure(self, method: str, reason: str) -> None: ...
 
     def policy_reload(self, result: str, policy_set: Any) -> None:
-        """`result` is `ok` or `error`; `policy_set` is the set in force afterwards."""
+        """`result` is `ok` or `error` (the live set), or `shadow_error` (a draft decided in
+        shadow did not load); `policy_set` is the live set in force afterwards (None when
+        unchanged)."""
         ...
 
     def guard_error(self, where: str) -> None:

@@ -60,6 +60,9 @@ GUARD_ERROR_SITES: Final = (
     "resolve",
     "telemetry",
 )
+# `mcpguard_policy_reloads_total{result}`: the live set (ok / error), a shadow draft that
+# did not load (shadow_error)
+_RELOAD_RESULTS: Final = frozenset({"ok", "error", "shadow_error"})
 _MAX_SMALL_LABEL: Final = 64  # distinct auth methods / reasons / error sites kept before folding
 
 AuditStats = Callable[[], Mapping[str, Any]]
@@ -213,7 +216,10 @@ class GuardMetrics:
             registry=reg,
         )
         self.reloads = Counter(
-            "mcpguard_policy_reloads", "Policy (re)loads by result.", ("result",), registry=reg
+            "mcpguard_policy_reloads",
+            "Policy (re)loads by result (shadow_error: a draft that did not load).",
+            ("result",),
+            registry=reg,
         )
         # `liveall` keeps one series per live worker (with a pid label) in multiprocess mode;
         # an Info metric cannot be used there at all.
@@ -295,7 +301,7 @@ class GuardMetrics:
     def policy_reload(self, result: str, policy_set: Any, reporter: object = None) -> None:
         """Count a (re)load and show `policy_set` as in force for `reporter` (one per guard;
         `None` is the telemetry's own), in place of the set it reported before."""
-        self.reloads.labels("ok" if result == "ok" else "error").inc()
+        self.reloads.labels(result if result in _RELOAD_RESULTS else "error").inc()
         if policy_set is None:
             return
         labels = (str(getattr(policy_set, "hash", "") or ""), policy_version(policy_set))

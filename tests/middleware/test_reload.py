@@ -371,6 +371,39 @@ async def test_a_watched_shadow_draft_follows_its_file(
         assert load_policies(db.policy_texts(shadow_hash)).names == ("draft2",)
 
 
+async def test_a_draft_that_does_not_load_is_counted_apart_from_live_failures(
+    tmp_path: Path,
+) -> None:
+    """A broken draft (a watched edit, or `set_shadow`) was only logged: nothing told an
+    operator that shadow mode had stopped following the draft. It is counted as a
+    `shadow_error` reload, which the live reload alert (`result="error"`) leaves alone."""
+    from prometheus_client import CollectorRegistry
+
+    from guard.telemetry import GuardTelemetry
+
+    live, draft = tmp_path / "live.yaml", tmp_path / "draft.yaml"
+    live.write_text(_policy("live", "query"))
+    draft.write_text(_policy("draft", "query"))
+    registry = CollectorRegistry()
+    mw = GuardMiddleware(live, principal=BOB, audit=None, shadow=draft, watch=0.05,
+                         telemetry=GuardTelemetry(registry=registry))  # fmt: skip
+
+    def reloads(result: str) -> float:
+        value = registry.get_sample_value("mcpguard_policy_reloads_total", {"result": result})
+        return value or 0.0
+
+    try:
+        draft.write_text("name: broken\nrules: [oops")
+        assert _wait_for(lambda: reloads("shadow_error") == 1)
+        with pytest.raises(PolicyError):
+            mw.set_shadow({"name": "bad", "rules": [{"name": "r", "effect": "maybe"}]})
+        assert reloads("shadow_error") == 2
+        assert reloads("error") == 0
+        assert mw.shadow_set is not None and mw.shadow_set.names == ("draft",)
+    finally:
+        mw.close()
+
+
 async def test_set_shadow_moves_the_draft_watch(tmp_path: Path) -> None:
     live, old, new = tmp_path / "live.yaml", tmp_path / "old.yaml", tmp_path / "new.yaml"
     live.write_text(_policy("live", "query"))
