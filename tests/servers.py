@@ -30,7 +30,15 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 
-__all__ = ["REPO", "ServerProcess", "free_port", "running_server", "serve", "stdio_command"]
+__all__ = [
+    "REPO",
+    "ServerProcess",
+    "free_port",
+    "running_server",
+    "serve",
+    "serving_in_thread",
+    "stdio_command",
+]
 
 
 def free_port() -> int:
@@ -38,6 +46,31 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def serving_in_thread(app: Any) -> Iterator[int]:
+    """Serve the ASGI `app` (`mcp.http_app()`) with uvicorn on 127.0.0.1 in a thread of
+    this process (so a test can look at its guard, spans and metrics directly); yields the
+    port once it listens, and stops the server when the block ends."""
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def _env(extra: Mapping[str, str] | None) -> dict[str, str]:

@@ -8,21 +8,18 @@ by `request.context.session_id` conditions, under that other caller's session.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastmcp import FastMCP
 from mcp import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mw_support import Recorder
+from servers import serving_in_thread
 
 from guard import GuardMiddleware, Principal
 
@@ -41,21 +38,9 @@ def _serve(**app: Any) -> Iterator[tuple[str, Recorder]]:
         POLICY, principal=Principal("alice", ("user",)), audit=None, telemetry=recorder
     )
     mcp.add_middleware(guard)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(mcp.http_app(**app), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    path = "/sse" if app.get("transport") == "sse" else "/mcp"
-    yield f"http://127.0.0.1:{port}{path}", recorder
-    server.should_exit = True
-    thread.join(10)
+    with serving_in_thread(mcp.http_app(**app)) as port:
+        path = "/sse" if app.get("transport") == "sse" else "/mcp"
+        yield f"http://127.0.0.1:{port}{path}", recorder
     guard.close()
 
 

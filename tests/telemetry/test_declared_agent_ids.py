@@ -6,19 +6,16 @@ bounded and redacted."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastmcp import FastMCP
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
+from servers import serving_in_thread
 
 from guard import GuardMiddleware
 from guard.audit import AuditLog, open_store
@@ -47,20 +44,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, GuardMiddleware]]:
         telemetry=GuardTelemetry(registry=CollectorRegistry()),
     )
     mcp.add_middleware(mw)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(mcp.http_app(), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/mcp", mw
-    server.should_exit = True
-    thread.join(10)
+    with serving_in_thread(mcp.http_app()) as port:
+        yield f"http://127.0.0.1:{port}/mcp", mw
     mw.close()
 
 

@@ -4,18 +4,15 @@ whose trace ids are the decision spans captured in this same test."""
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastmcp import Client, FastMCP
 from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry
+from servers import serving_in_thread
 
 from guard import create_api_key_middleware
 from guard.telemetry import GuardTelemetry, mount_metrics, start_metrics_server
@@ -36,12 +33,6 @@ POLICY = {
 }
 TOKEN = "scrape-token-123"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -65,27 +56,8 @@ def served(registry: CollectorRegistry) -> Iterator[tuple[str, GuardTelemetry]]:
     )
     mcp.add_middleware(guard)
     mount_metrics(mcp, registry=registry, token=TOKEN)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            mcp.http_app(),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="on",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.02)
-    try:
+    with serving_in_thread(mcp.http_app()) as port:
         yield f"http://127.0.0.1:{port}", telemetry
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 async def _traffic(base: str) -> None:
