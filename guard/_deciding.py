@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
+from uuid import uuid4
 
 from fastmcp.exceptions import AuthorizationError, NotFoundError
 from fastmcp.server.middleware import CallNext, MiddlewareContext
@@ -92,13 +93,14 @@ class Deciding:
 
     async def _begin(self, context: MiddlewareContext[Any]) -> Call:
         now = datetime.now(UTC)  # one clock value for every decision of this request
-        transport = current_transport()
+        transport = "unknown"  # until known: never taken for a local caller
         fctx = context.fastmcp_context
         session_id = request_id = None
         server = self.server_name
         denial = None
         principal = self._fixed
         try:
+            transport = current_transport()
             if fctx is not None:
                 rc = fctx.request_context
                 if rc is not None:
@@ -152,6 +154,15 @@ class Deciding:
             principal, denial, now, transport, session_id, request_id, server,
             holder.live, holder.shadow,
         )  # fmt: skip
+
+    def _new_id(self) -> tuple[str, bool]:
+        """A new decision (or listing) id, and whether it is one: when `uuid7` fails, a
+        random UUID stands in, so that the denial this failure causes is still recorded."""
+        try:
+            return uuid7(), True
+        except Exception:
+            self._guard_error("record")
+            return str(uuid4()), False
 
     def _client_text(self, text: str) -> str:
         """A string the client chose (a request, session or declared agent id) as it may be
@@ -231,12 +242,17 @@ class Deciding:
                     call.principal, shown, action, args, call.now, method, call.context
                 )
                 hidden = Redactor.fields(resource, shown)
-        # a component of a listing: the listing's id and the component's position in it
-        decision_id = uuid7() if listing is None else f"{listing.id}.{len(listing.events) + 1}"
+        identified = True
+        if listing is None:
+            decision_id, identified = self._new_id()
+        else:  # a component of a listing: the listing's id and its position in it
+            decision_id = f"{listing.id}.{len(listing.events) + 1}"
         event = DecisionEvent(
             decision_id, request, decision, shadow, call.server, call.transport,
             call.session_id, call.request_id, method, handle.trace_id, handle.span_id, hidden,
         )  # fmt: skip
+        if not identified:  # recorded under a stand-in id, as the denial it is
+            event.decision = replace(error_decision("identifying"), policy_hash=policies.hash)
         if not observed:
             # An unobservable decision is not enforced as an allow (fail closed), but it is
             # still recorded.

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from fastmcp.server.middleware import CallNext, MiddlewareContext
 
-from guard._ids import uuid7
 from guard._request import EMPTY, Call, Listing, error_decision
 from guard.events import DecisionEvent
 from guard.policy.model import AccessRequest, Kind, Resource
@@ -73,6 +72,8 @@ class _Guard(Protocol):
 
     def _guard_error(self, where: str) -> None: ...
 
+    def _new_id(self) -> tuple[str, bool]: ...
+
     async def _filter(
         self, context: MiddlewareContext[Any], items: Sequence[Any], method: str
     ) -> list[Any]: ...
@@ -98,7 +99,9 @@ class ListingFilter:
     ) -> list[Any]:
         call = await self._begin(context)
         telemetry = self._telemetry
-        lid = uuid7()
+        lid, identified = self._new_id()
+        if not identified:  # recorded under a stand-in id: every component hidden
+            call.denial = call.denial or error_decision("identifying")
         try:  # one handle for the whole listing: its components share the list's span
             handle: Any = telemetry.start_decision(method, "")
         except Exception:

@@ -277,6 +277,10 @@ POINTS: dict[str, Point] = {
         guard={"authenticator": Admits(), "principal": None},
         inject=lambda mp, *_: mp.setattr(guard._deciding, "request_info", fail),
     ),
+    "transport": Point(
+        "authenticate",
+        inject=lambda mp, *_: mp.setattr(guard._deciding, "current_transport", fail),
+    ),
     "component conversion": Point("resolve", inject=_patch_conversion, per_component=True),
     "component lookup": Point("resolve", (*CALLS, *COMPLETIONS), inject=_patch_lookup),
     "lookup cache": Point(
@@ -292,6 +296,9 @@ POINTS: dict[str, Point] = {
     "policy set decides": Point("decide", guard={"policies": CrashingPolicySet()}),
     "policy set decides, guard_error raises": Point(
         "decide", guard={"policies": CrashingPolicySet()}, failing=("guard_error",)
+    ),
+    "decision id": Point(
+        "record", inject=lambda mp, *_: mp.setattr(guard._deciding, "uuid7", fail)
     ),
     "record raises": Point("record", inject=_appends(fail), recorded=False),
     "record refused": Point("record", inject=_appends(lambda *_: False), recorded=False),
