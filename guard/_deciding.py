@@ -192,13 +192,17 @@ class Deciding:
         if listing is not None:
             handle = NO_SPAN if listing_handle is None else listing_handle
             observed = listing_handle is not None
+            trace_id, span_id = handle.trace_id, handle.span_id
         else:
             try:
                 handle = telemetry.start_decision(
                     method, resource.name if resource.found else UNKNOWN_COMPONENT
                 )
+                # a handle without its ids (a `Telemetry` returning None) cannot be observed
+                trace_id, span_id = handle.trace_id, handle.span_id
             except Exception:
                 handle, observed = NO_SPAN, False
+                trace_id = span_id = ""
         # positional: keywords cost a third of a microsecond more per object, and a list
         # of 100 tools makes 100 of each (order: see AccessRequest and DecisionEvent)
         request = AccessRequest(
@@ -249,7 +253,7 @@ class Deciding:
             decision_id = f"{listing.id}.{len(listing.events) + 1}"
         event = DecisionEvent(
             decision_id, request, decision, shadow, call.server, call.transport,
-            call.session_id, call.request_id, method, handle.trace_id, handle.span_id, hidden,
+            call.session_id, call.request_id, method, trace_id, span_id, hidden,
         )  # fmt: skip
         if not identified:  # recorded under a stand-in id, as the denial it is
             event.decision = replace(error_decision("identifying"), policy_hash=policies.hash)

@@ -102,8 +102,11 @@ class ListingFilter:
         lid, identified = self._new_id()
         if not identified:  # recorded under a stand-in id: every component hidden
             call.denial = call.denial or error_decision("identifying")
+        trace_id = span_id = ""
         try:  # one handle for the whole listing: its components share the list's span
             handle: Any = telemetry.start_decision(method, "")
+            # a handle without its ids (a `Telemetry` returning None) cannot be observed
+            trace_id, span_id = handle.trace_id, handle.span_id
         except Exception:
             handle = None
         # The common listing: an authenticated caller, no draft, components without URIs.
@@ -126,7 +129,6 @@ class ListingFilter:
         if lean:
             decide = call.policies.decide
             principal, now, ctx = call.principal, call.now, call.context
-            trace_id, span_id = handle.trace_id, handle.span_id
             server, transport = call.server, call.transport
             session_id, request_id = call.session_id, call.request_id
         for n, item in enumerate(items, 1):
@@ -267,7 +269,11 @@ class ListingFilter:
                 self._observe_listing(handle, events)
                 return []
         if answered.observe is not None:
-            answered.observe(handle, lid)
+            try:
+                answered.observe(handle, lid)
+            except Exception:  # an unobservable decision is not an allow
+                self._guard_error("observe")
+                return []
         return [item for item, shown in zip(items, answered.shown, strict=True) if shown]
 
     async def on_list_tools(

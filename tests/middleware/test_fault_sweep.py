@@ -197,6 +197,8 @@ class FaultyTelemetry(Recorder):
     def start_decision(self, method: str, target: str) -> Any:
         if "start_decision" in self.failing:
             raise Fault("tracer down")
+        if "handle" in self.failing:
+            return None  # a `Telemetry` subclass that left the protocol's stub in place
         return super().start_decision(method, target)
 
     def end_decision(self, handle: Any, event: DecisionEvent) -> None:
@@ -306,6 +308,7 @@ POINTS: dict[str, Point] = {
         "record", inject=lambda mp, *_: mp.setattr(Redactor, "redact", fail), recorded=False
     ),
     "span start raises": Point("observe", failing=("start_decision",), observed=False),
+    "span handle without ids": Point("observe", failing=("handle",), observed=False),
     # observed after it is recorded: the record holds the decision made, the metrics the error
     "span end raises": Point("observe", failing=("end_decision",), recorded=False, observed=False),
     "span end and guard_error raise": Point(
@@ -422,7 +425,7 @@ async def test_policy_texts_that_cannot_be_recorded_stop_no_reload(
     assert telemetry.reloads[-1][0] == "ok" and telemetry.events[-1].shadow is not None
 
 
-@pytest.mark.parametrize("failing", ["record"])
+@pytest.mark.parametrize("failing", ["record", "observe"])
 @pytest.mark.parametrize("request_made", ["tools", "prompts"])
 async def test_a_listing_answered_again_that_throws_shows_nothing(
     request_made: str, failing: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
