@@ -364,6 +364,8 @@ class Deciding:
         failure: Exception | None = None
         try:
             durable = await self.audit.wait_durable(event.decision_id, timeout=_DURABLE_TIMEOUT_S)
+        except Exception:  # the wait broke: not known to be on disk
+            durable = False
         except BaseException:  # cancelled: the caller left, nothing ran; the span still ends
             self._quietly(self._telemetry.end_decision, handle, event)
             raise

@@ -425,6 +425,28 @@ async def test_policy_texts_that_cannot_be_recorded_stop_no_reload(
     assert telemetry.reloads[-1][0] == "ok" and telemetry.events[-1].shadow is not None
 
 
+async def test_a_durable_wait_that_throws_denies_the_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In durable mode a call runs once its record is on disk: a wait that breaks (not a
+    caller that left) leaves that unknown, so the call is denied and observed as denied;
+    its record, queued as allowed, gets the outcome that says it did not run."""
+    from guard.audit import open_store
+
+    telemetry = FaultyTelemetry()
+    log = AuditLog(tmp_path / "audit", durable=True)
+    monkeypatch.setattr(log, "wait_durable", fail_async)
+    mw = GuardMiddleware(ALLOW_ADMINS, principal=ROOT, audit=log, telemetry=telemetry)
+    ran: list[str] = []
+    assert await _answer(mw, ran, "call") == UNKNOWN["call"]
+    assert ran == [] and telemetry.errors == ["record"]
+    assert [e.decision.reason for e in telemetry.events] == ["error"]
+    with open_store(tmp_path / "audit") as db:
+        assert db.sql(
+            "SELECT allowed, status, error_class FROM decision_log WHERE method = 'tools/call'"
+        ).fetchall() == [(True, "error", "UndurableDecision")]
+
+
 @pytest.mark.parametrize("failing", ["record", "observe"])
 @pytest.mark.parametrize("request_made", ["tools", "prompts"])
 async def test_a_listing_answered_again_that_throws_shows_nothing(
