@@ -48,6 +48,7 @@ class Spilling:
     _taken: Slice
     _given_up: set[int]
     _unsaved: list[tuple[str, list[str], list[str]]]
+    _held: int  # rows in `_unsaved` at the end of the last flush
     _handover: threading.Lock  # close() and the writer thread agree on who does what
     _abandoned: bool  # close() gave up waiting for the writer thread
     _spilled: int
@@ -104,7 +105,7 @@ class Spilling:
             rows += [(table, body) for body in bodies]
             ids += batch_ids
         if not stuck:
-            self._unsaved = []
+            self._unsaved, self._held = [], 0
         if not rows and not items:
             # a write it was making may still land next to what is spilled
             if stuck and self._spill.lock.acquire(timeout=_CLOSE_SPILL_WAIT):
@@ -169,7 +170,7 @@ class Spilling:
             logger.error(
                 "audit spill failed too (%s); %d rows kept in memory", exc, len(batch.bodies)
             )
-            self._unsaved.append((batch.table, batch.bodies, batch.ids))
+            self._unsaved.append((batch.table, batch.bodies, batch.ids))  # (see `_held`)
             return
         self._spilled += len(batch.bodies)
         if self._abandoned:

@@ -144,6 +144,11 @@ class WriterThread(Spilling):
                 self._writer.submit(table, bodies, ids)
         # the last write's outcome first: a failed one is spilled before the spill is read
         self._writer.settle()
+        # Rows neither the store nor the spill file took wait in memory; they count toward
+        # `max_queue` as queued ones do (counted here, once they are back: meanwhile the old
+        # count stands), so memory stays bounded and, once the bound is reached, `append`
+        # spills on the request path, fails there too, and the call is denied.
+        self._held = sum(len(bodies) for _, bodies, _ in self._unsaved)
         if self._spill.pending and (
             self._writer.store_ok or time.monotonic() - self._last_reload > _RELOAD_RETRY_SECONDS
         ):

@@ -177,6 +177,7 @@ class AuditLog(WriterThread):
         # died while loading them back, or left by a rewrite that failed): checked first
         self._spill_suspect = False
         self._unsaved: list[tuple[str, list[str], list[str]]] = []
+        self._held = 0  # rows in `_unsaved` (see `_drain`): they count toward `max_queue`
         self._given_up: set[int] = set()  # ids of batches close() spilled mid-write
         self._policies_pending: list[tuple[str, bytes]] = []
         self._policies_seen: set[str] = set()
@@ -331,7 +332,7 @@ class AuditLog(WriterThread):
 
     def _put(self, item: tuple[Any, ...], records: int = 1) -> None:
         queue = self._queue
-        depth = len(queue) + self._extra
+        depth = len(queue) + self._extra + self._held
         if depth + records <= self._max_queue and not self._closed:
             if records > 1:  # listings only: calls never take the lock
                 with self._extra_lock:
@@ -445,7 +446,7 @@ class AuditLog(WriterThread):
             "written_outcomes": w.written["outcomes"],
             "spilled": self._spilled,
             "spill_pending": self._spill.pending + self._set_aside,
-            "unsaved": sum(len(rows) for _, rows, _ in self._unsaved),
+            "unsaved": self._held,
             "failed": w.failed,
             "append_errors": self._append_errors,
             "lost": self._lost,
@@ -504,6 +505,7 @@ class AuditLog(WriterThread):
         # reentrant: a SIGTERM handler's close() can run while this thread holds it
         self._durable_lock = threading.RLock()
         self._flush_waiters, self._pending, self._waiters, self._unsaved = [], set(), {}, []
+        self._held = 0
         self._taken = Slice([])
         self._handover = threading.Lock()
         self._finished = self._abandoned = False

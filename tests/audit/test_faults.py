@@ -275,6 +275,34 @@ def test_when_even_the_spill_fails_rows_wait_in_memory(tmp_path: Path) -> None:
     assert log.stats()["unsaved"] == 0 and _count(tmp_path / "s") == 20
 
 
+def test_rows_waiting_in_memory_count_toward_the_queue_bound(tmp_path: Path) -> None:
+    """Found in review: with the store and the spill file both refusing, the writer kept
+    taking rows off the queue into memory, without bound, and every call went on being
+    allowed with no record anywhere. Rows held in memory now count toward `max_queue`:
+    once it is reached, a record goes to the spill file on the request path, which
+    refuses it, so `append` fails and the call is denied (fail closed)."""
+    failing = {"on": True}
+
+    def hook(table: str, rows: int) -> None:
+        if failing["on"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    spill = tmp_path / "spill-dir"
+    spill.write_text("a file where the spill directory should be")
+    log = AuditLog(tmp_path / "s", write_hook=hook, spill_dir=spill, max_queue=50)
+    accepted = []
+    for i in range(200):
+        accepted.append(log.append(event(i)))
+        if i % 10 == 9:
+            log.flush()  # the writer takes what is queued, and keeps it in memory
+    assert accepted[:50] == [True] * 50
+    assert accepted.count(True) == 50, f"{accepted.count(True)} records accepted, bound 50"
+    assert log.stats()["unsaved"] == 50 and log.stats()["append_errors"] == 150
+    failing["on"] = False
+    log.close()
+    assert _count(tmp_path / "s") == 50
+
+
 def _distinct(store: Path) -> tuple[int, int]:
     with open_store(store) as con:
         row = con.execute("SELECT count(*), count(DISTINCT decision_id) FROM decisions").fetchone()
