@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from fastmcp.server.middleware import CallNext, MiddlewareContext
 
 from guard._request import EMPTY, Call, Listing, error_decision
+from guard.audit.redact import traceback_text
 from guard.events import DecisionEvent
 from guard.policy.model import AccessRequest, Kind, Resource
 from guard.telemetry import NoTelemetry
@@ -230,8 +231,8 @@ class ListingFilter:
                 policies, tuple(items), tuple(event.decision.allowed for event in events),
                 answers, observe,
             )  # fmt: skip
-        except Exception:  # only ever saves work
-            logger.warning("listing answers could not be kept", exc_info=True)
+        except Exception as exc:  # only ever saves work
+            logger.warning("listing answers could not be kept\n%s", traceback_text(exc))
 
     def _list_again(
         self: _Guard, call: Call, answered: Answered, lid: str, handle: Any, method: str, t0: int,

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from guard.audit.redact import scrub
+from guard.audit.redact import scrub, traceback_text
 from guard.errors import PolicyError
 
 if TYPE_CHECKING:
@@ -165,18 +165,20 @@ class PolicyWatcher:
         self._digest = digest
         try:
             self._on_change()
-        except Exception:
+        except Exception as exc:
             # The callback reports its own failures (a broken policy); this only keeps
             # the watcher alive whatever happens.
-            logger.debug("policy reload callback failed", exc_info=True)
+            logger.debug("policy reload callback failed\n%s", traceback_text(exc))
         return True
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
                 self.check()
-            except Exception:  # never let a filesystem hiccup kill hot reload
-                logger.warning("policy watcher poll failed for %s", self.path, exc_info=True)
+            except Exception as exc:  # never let a filesystem hiccup kill hot reload
+                logger.warning(
+                    "policy watcher poll failed for %s\n%s", self.path, traceback_text(exc)
+                )
 
 
 def load_policy_set(source: Any) -> PolicySet:
@@ -474,8 +476,10 @@ class PolicyHolder:
             self._reload(changed_only=True)
         except PolicyError:
             pass  # logged and reported by `reload`; the old set stays in force
-        except Exception:
-            logger.warning("policy reload failed; keeping the set in force", exc_info=True)
+        except Exception as exc:
+            logger.warning(
+                "policy reload failed; keeping the set in force\n%s", traceback_text(exc)
+            )
             if self._on_failure is not None:
                 self._on_failure(self.live)
 

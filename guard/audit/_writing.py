@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 from guard.audit import _process
 from guard.audit._spilling import Slice, Spilling
 from guard.audit.itemsets import CLAIM_SECONDS, claim, claim_clock, named_in
+from guard.audit.redact import traceback_text
 from guard.audit.rows import (
     DECISION,
     LISTING,
@@ -84,8 +85,8 @@ class WriterThread(Spilling):
                 waiters, self._flush_waiters = self._flush_waiters, []
             try:
                 self._drain()
-            except Exception:  # the writer must outlive any single bad batch
-                logger.exception("audit writer failed a flush")
+            except Exception as exc:  # the writer must outlive any single bad batch
+                logger.error("audit writer failed a flush\n%s", traceback_text(exc))
             for done in waiters:
                 done.set()
             if stopping and not self._queue:
@@ -194,9 +195,9 @@ class WriterThread(Spilling):
                             self._writer.submit("listings", listings, [])
                             taken.listings = n + 1
                             listings, listing_chars = [], 0
-                except Exception:  # a record that cannot be encoded is counted, not hidden
+                except Exception as exc:  # a record that cannot be encoded is counted, not hidden
                     self._append_errors += 1
-                    logger.exception("decision record could not be encoded")
+                    logger.error("decision record could not be encoded\n%s", traceback_text(exc))
             del cache
             # (marked once handed over: the writer's `unsettled` has them from then on)
             if decisions:

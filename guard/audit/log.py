@@ -30,7 +30,7 @@ from guard._ids import uuid7
 from guard.audit import _process
 from guard.audit._spilling import Slice
 from guard.audit._writing import WriterThread
-from guard.audit.redact import Redactor
+from guard.audit.redact import Redactor, traceback_text
 from guard.audit.rows import (
     DECISION,
     LISTING,
@@ -257,9 +257,9 @@ class AuditLog(WriterThread):
                 self._wake.set()  # group commit: the writer starts now, others join in
             else:
                 self._put(item)
-        except Exception:
+        except Exception as exc:
             self._append_errors += 1
-            logger.exception("decision record could not be queued")
+            logger.error("decision record could not be queued\n%s", traceback_text(exc))
             return False
         return True
 
@@ -273,9 +273,9 @@ class AuditLog(WriterThread):
             return True
         try:
             entries = [(e.decision_id, e.request.resource, e.decision, e.shadow) for e in events]
-        except Exception:
+        except Exception as exc:
             self._append_errors += 1
-            logger.exception("listing records could not be queued")
+            logger.error("listing records could not be queued\n%s", traceback_text(exc))
             return False
         return self._put_listing(listing_id, events[0], entries)
 
@@ -312,9 +312,9 @@ class AuditLog(WriterThread):
                 ),
                 len(entries),
             )  # fmt: skip
-        except Exception:
+        except Exception as exc:
             self._append_errors += 1
-            logger.exception("listing records could not be queued")
+            logger.error("listing records could not be queued\n%s", traceback_text(exc))
             return False
         return True
 
@@ -326,9 +326,9 @@ class AuditLog(WriterThread):
             self._put(
                 (OUTCOME, decision_id, time.time_ns() // 1000, status, duration_us, error_class)
             )
-        except Exception:
+        except Exception as exc:
             self._append_errors += 1
-            logger.exception("outcome record could not be queued")
+            logger.error("outcome record could not be queued\n%s", traceback_text(exc))
 
     def _put(self, item: tuple[Any, ...], records: int = 1) -> None:
         queue = self._queue

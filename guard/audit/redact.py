@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+import traceback
 from collections.abc import Iterable, Mapping
 from fnmatch import translate
 from typing import Any, Final
@@ -25,6 +26,7 @@ __all__ = [
     "looks_secret",
     "path_keys",
     "scrub",
+    "traceback_text",
 ]
 
 # argument names whose value is never recorded, at any depth (compared lower-cased), also
@@ -149,6 +151,20 @@ def scrub(text: str) -> str:
     ```
     """
     return SECRET_PATTERN.sub(SECRET_MARK, text) if looks_secret(text) else text
+
+
+def traceback_text(exc: BaseException) -> str:
+    """`exc`'s traceback as logging shows it, with each part shaped like a credential
+    masked (`scrub`): an exception's message may quote what it was handling.
+
+    ```python
+    try:
+        raise ValueError("rejected sk-live-0123456789abcdef")
+    except ValueError as exc:
+        assert traceback_text(exc).endswith("ValueError: rejected <redacted:secret>")
+    ```
+    """
+    return scrub("".join(traceback.format_exception(exc)).rstrip())
 
 
 def _search(text: str) -> bool:
