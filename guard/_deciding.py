@@ -271,7 +271,7 @@ class Deciding:
                 queued = self.audit.append(event)  # queued before the handler runs
             except Exception:  # `append` promises not to raise; if it does, deny
                 queued = False
-            if queued is False:  # a decision that cannot be recorded is not an allow
+            if queued is not True:  # a decision that cannot be recorded is not an allow
                 event.decision = replace(error_decision("recording"), policy_hash=policies.hash)
                 self._guard_error("record")
         # Observed last, so the span and metrics carry the decision enforced (a call that

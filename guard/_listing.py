@@ -165,7 +165,7 @@ class ListingFilter:
                 queued = self.audit.append_listing(lid, events)
             except Exception:  # `append_listing` promises not to raise; if it does, hide all
                 queued = False
-            if queued is False:  # what cannot be recorded is not shown
+            if queued is not True:  # what cannot be recorded is not shown
                 self._guard_error("record")
                 hidden = error_decision("recording")
                 for event in events:
@@ -257,7 +257,7 @@ class ListingFilter:
                 queued = self.audit.append_listing_again(lid, answers, eval_us, facts)
             except Exception:  # it promises not to raise; if it does, hide all
                 queued = False
-            if not queued:  # what cannot be recorded is not shown
+            if queued is not True:  # what cannot be recorded is not shown
                 self._guard_error("record")
                 hidden = error_decision("recording")
                 events = []

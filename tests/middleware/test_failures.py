@@ -296,6 +296,40 @@ async def test_a_listing_that_cannot_be_recorded_shows_nothing(
     mw.close()
 
 
+async def test_an_audit_log_that_answers_neither_yes_nor_no_is_taken_for_a_no(
+    tmp_path: Any, recorder: Recorder
+) -> None:
+    """Only `False` from `append`/`append_listing` denied: a subclass that forgot to
+    return (None) had every call allowed and every component shown, recorded or not."""
+    from guard.audit import AuditLog
+
+    class Forgetful(AuditLog):
+        def append(self, event: Any) -> Any:
+            super().append(event)
+
+        def append_listing(self, listing_id: str, events: Any) -> Any:
+            super().append_listing(listing_id, events)
+
+    ran: list[str] = []
+    log = Forgetful(tmp_path / "audit")
+    mw = GuardMiddleware(POLICY, principal=Principal("root", ("admin",)), audit=log,
+                         telemetry=recorder)  # fmt: skip
+    mcp = demo_server()
+
+    @mcp.tool(tags={"safe"})
+    def note(text: str) -> str:
+        ran.append(text)
+        return text
+
+    mcp.add_middleware(mw)
+    async with Client(mcp) as client:
+        assert await client.list_tools() == []
+        with pytest.raises(ToolError, match="Unknown tool"):
+            await client.call_tool("note", {"text": "x"})
+    assert ran == [] and recorder.errors.count("record") == 2
+    mw.close()
+
+
 class _Boom:
     """A `Telemetry` whose backend is down: each method named in `failing` raises."""
 
