@@ -3,7 +3,8 @@
 A chain is the rows of one writer in one table, ordered by `seq`. Each row's `hash` covers
 its content and the previous row's hash, so an edited row breaks its own hash, a deleted
 row leaves a gap in `seq`, a reordered or inserted row breaks `prev_hash`, and rows cut
-from the end are caught against the head the writer keeps in `writers/W.json`.
+from the end, or rewritten and chained again, are caught against the head (seq and hash)
+the writer keeps in `writers/W.json`.
 """
 
 from __future__ import annotations
@@ -394,6 +395,7 @@ def _check_rows(
     current: str | None = None
     expect_seq, expect_prev, last_seq = 1, GENESIS, 0
     anchor_seq, anchor_prev = 1, GENESIS
+    head_seq, head_hash = None, None  # where the writer's head says the chain ends
     # the last row before the retention cut: (seq, hash, decision id, file, row number)
     before: tuple[int, str, Any, Any, Any] | None = None
     unsound: set[Any] = set()  # item sets named and found missing or edited
@@ -412,15 +414,14 @@ def _check_rows(
 
     def close_chain() -> None:
         close_before()
-        head = _head_seq(heads, table, current)
-        if current is not None and head is not None and last_seq < head:
+        if current is not None and head_seq is not None and last_seq < head_seq:
             report.problems.append(
                 Problem(
                     table,
                     current,
                     last_seq + 1,
-                    f"rows {last_seq + 1}..{head} missing: the chain was truncated "
-                    f"(writer head says seq {head})",
+                    f"rows {last_seq + 1}..{head_seq} missing: the chain was truncated "
+                    f"(writer head says seq {head_seq})",
                 )
             )
 
@@ -434,6 +435,7 @@ def _check_rows(
             seen.add(wid)
             report.chains += 1
             anchor_seq, anchor_prev = expect_seq, expect_prev = _anchor(root, table, wid)
+            head_seq, head_hash = _head(heads, table, wid)
             last_seq = expect_seq - 1
         report.rows += 1
 
@@ -473,15 +475,22 @@ def _check_rows(
             bad("prev_hash does not match the previous row: rows reordered or replaced")
         elif chain_hash(table, values[:-1]) != stored_hash:
             bad("content does not match its hash: the row was edited")
+        if seq == head_seq and head_hash is not None and stored_hash != head_hash:
+            # each row may match its hash and link to the one before: all written again
+            bad("not the hash the writer's head recorded for this row: it, or rows before "
+                "it, were rewritten and chained again")  # fmt: skip
         expect_seq, expect_prev, last_seq = seq + 1, stored_hash, seq
     close_chain()
 
 
-def _head_seq(heads: dict[str, Any], table: str, wid: str | None) -> int | None:
+def _head(heads: dict[str, Any], table: str, wid: str | None) -> tuple[int | None, str | None]:
+    """`(seq, hash)` of the last row the writer recorded in `table`'s chain (None: no
+    evidence). A row with that seq must have that hash, however well it chains."""
     doc = heads.get(wid) if wid is not None else None
     if isinstance(doc, dict) and isinstance(doc.get(table), dict):
-        return int(doc[table]["seq"])
-    return None
+        head_hash = doc[table].get("hash")
+        return int(doc[table]["seq"]), head_hash if isinstance(head_hash, str) else None
+    return None, None
 
 
 def _check_types(con: Any, table: str, files: list[Path], report: VerifyReport) -> None:

@@ -327,3 +327,38 @@ def test_a_listing_naming_a_set_filed_while_verify_runs_verifies(
     finally:
         log.close()
     assert [str(p) for p in report.problems] == []
+
+
+def test_rows_rewritten_up_to_the_head_are_found(store: Path) -> None:
+    """An attacker edits row 15 and re-chains 15..20 (the hashes need no secret): every
+    row matches its hash and links to the one before. The writer's head file, which
+    `verify` trusts, holds the hash row 20 had when it was written (found in review:
+    only the head's seq was compared, so the rewrite verified)."""
+    from guard.audit.schema import TABLES, TIMESTAMP_COLUMNS, chain_hash
+
+    segment = _segments(store)[1]
+    names = [name for name, _ in TABLES["decisions"]]
+    cols = ", ".join(f"epoch_us({n})" if n in TIMESTAMP_COLUMNS else n for n in names)
+    con = duckdb.connect()
+    rows = con.execute(f"SELECT {cols} FROM read_parquet('{segment}') ORDER BY seq").fetchall()
+    con.close()
+    prev, relinked = None, []
+    for row in map(list, rows):
+        if row[-3] >= 15:
+            if row[-3] == 15:
+                row[names.index("user_id")] = "mallory"
+            row[-2] = prev or row[-2]
+            row[-1] = chain_hash("decisions", row[:-1])
+            relinked.append(f"({row[-3]}, '{row[-2]}', '{row[-1]}')")
+        prev = row[-1]
+    _rewrite(
+        segment,
+        "SELECT t.* REPLACE (CASE WHEN t.seq = 15 THEN 'mallory' ELSE t.user_id END AS user_id,"
+        " coalesce(v.p, t.prev_hash) AS prev_hash, coalesce(v.h, t.hash) AS hash) FROM {t} t"
+        f" LEFT JOIN (VALUES {', '.join(relinked)}) v(s, p, h) ON v.s = t.seq ORDER BY t.seq",
+    )
+    with open_store(store) as db:  # readers see the forgery
+        assert db.sql("SELECT user_id FROM decisions WHERE seq = 15").fetchall() == [("mallory",)]
+    first = verify(store).first
+    assert first is not None and (first.table, first.seq) == ("decisions", 20)
+    assert "head" in first.message
