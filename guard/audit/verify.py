@@ -29,7 +29,13 @@ from guard.audit.schema import (
     chain_hash,
     first_columns,
 )
-from guard.audit.segments import file_origin, read_json_file, scan_segments, sql_paths
+from guard.audit.segments import (
+    file_origin,
+    json_select,
+    read_json_file,
+    scan_segments,
+    sql_paths,
+)
 
 _RESCANS = 10  # files changed while they were being read: list them again
 
@@ -285,7 +291,7 @@ def _hot_rows(table: str, hot: list[Path], report: VerifyReport) -> list[tuple[A
         origin = file_origin(path.name)
         wid = path.name if origin is None else origin[0]
         last_seq = 0
-        if lines[-1] and _whole_row(lines[-1]):
+        if lines[-1] and (_whole_row(lines[-1]) or _shown_by_readers(table, lines[-1])):
             lines.append(b"")  # complete but for its newline: readers show it
         for number, line in enumerate(lines[:-1]):
             try:
@@ -328,6 +334,27 @@ def _whole_row(line: bytes) -> bool:
     except ValueError:
         return False
     return isinstance(doc, dict) and "hash" in doc
+
+
+def _shown_by_readers(table: str, line: bytes) -> bool:
+    """Whether readers show `line`, a hot file's last line without its newline, as a row.
+    A write in progress never parses; DuckDB's parser takes some lines Python's refuses
+    (a trailing comma), and those must not pass for a write in progress unchecked."""
+    import tempfile
+
+    import duckdb
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "line.jsonl"
+        path.write_bytes(line)
+        con = duckdb.connect()
+        try:
+            shown = con.execute(f"SELECT count(*) FROM ({json_select(table, [path], hot=True)})")  # noqa: S608
+            return shown.fetchone() != (0,)
+        except duckdb.Error:
+            return False
+        finally:
+            con.close()
 
 
 def _schema_items(values: tuple[Any, ...]) -> tuple[Any, ...]:

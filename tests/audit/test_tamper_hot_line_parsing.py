@@ -86,3 +86,21 @@ def test_an_unterminated_last_line_is_not_shown_unless_verified(tmp_path: Path) 
     assert not report.ok or all(r[0] != "FORGED" for r in shown), (
         f"verify ok ({report.rows} rows), readers show {shown[-1]}"
     )
+
+
+def test_an_unterminated_last_line_only_duckdb_can_parse_is_not_left_unchecked(
+    tmp_path: Path,
+) -> None:
+    """The same forged row, unterminated, with a trailing comma (`…,"hash":"0…0",}`):
+    Python's `json` rejects it, so `verify` took it for a write in progress and skipped
+    it; DuckDB's reader accepts trailing commas and shows it (found in review)."""
+    store, hot = _hot_store(tmp_path)
+    data = hot.read_bytes()
+    doc = json.loads(data.split(b"\n")[0])
+    doc.update(request_id="FORGED", user_id="mallory", seq=999, hash="0" * 64)
+    hot.write_bytes(data + json.dumps(doc).encode()[:-1] + b",}")
+    shown = _shown(store)
+    report = verify(store)
+    assert any(r[0] == "FORGED" for r in shown)  # what readers make of it
+    assert not report.ok, f"verify ok ({report.rows} rows), readers show {shown[-1]}"
+    assert report.first is not None and report.first.row == 5
