@@ -190,8 +190,15 @@ def _check_table(
         seen |= seen_now
         report.rows += found.rows
         report.chains += found.chains
-        report.problems.extend(found.problems)
+        # in chain order, whichever check found them: `report.first` is the first bad row
+        report.problems.extend(sorted(found.problems, key=_chain_position))
         return
+
+
+def _chain_position(problem: Problem) -> tuple[str, int]:
+    """Where a problem is in its table's chains (a whole file's, or a row's without a
+    seq, comes first in its writer's)."""
+    return problem.writer_id, -1 if problem.seq is None else problem.seq
 
 
 def _check_policies(root: Path, report: VerifyReport) -> None:

@@ -362,3 +362,16 @@ def test_rows_rewritten_up_to_the_head_are_found(store: Path) -> None:
     first = verify(store).first
     assert first is not None and (first.table, first.seq) == ("decisions", 20)
     assert "head" in first.message
+
+
+def test_the_first_bad_row_is_the_first_in_the_chain(store: Path) -> None:
+    """Rows 3 and 4 swapped in the first segment, row 15 edited in the second: the first
+    bad row is 3. (Found in review: problems came in the order of the checks, so the
+    edit at 15, found by the chain walk, was named before the swap, found after it.)"""
+    swapped = "CASE seq WHEN 3 THEN 4 WHEN 4 THEN 3 ELSE seq END"
+    _rewrite(_segments(store)[0], f"SELECT * FROM {{t}} ORDER BY {swapped}")
+    _set(_segments(store)[1], 15, "user_id", "'mallory'")
+    report = verify(store)
+    assert [p.seq for p in report.problems] == [3, 15]
+    first = CliRunner().invoke(main, ["verify", str(store)])
+    assert first.exit_code == 1 and "seq 3 " in first.output and "seq 15" not in first.output
