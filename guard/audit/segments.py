@@ -195,9 +195,10 @@ def marker_sources(
         sources = cache.get(key) if cache is not None else None
         if sources is None:
             doc = read_json_file(directory / marker)
-            if not isinstance(doc, dict):
-                continue  # vanished (collected) or half-written: ignore this round
-            sources = frozenset(doc.get("sources", ()))
+            listed = doc.get("sources", ()) if isinstance(doc, dict) else None
+            if not isinstance(listed, list | tuple) or not all(isinstance(s, str) for s in listed):
+                continue  # vanished (collected), half-written or no marker: ignore this round
+            sources = frozenset(listed)
             if cache is not None:
                 cache[key] = sources
         out[marker[: -len(MARKER_SUFFIX)]] = sources

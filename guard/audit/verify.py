@@ -39,6 +39,8 @@ from guard.audit.segments import (
 
 _RESCANS = 10  # files changed while they were being read: list them again
 
+Head = tuple[int, str | None]  # (seq, hash) of the last row a writer recorded in a chain
+
 __all__ = ["Cut", "Problem", "VerifyReport", "verify"]
 
 
@@ -126,28 +128,20 @@ def verify(path: str | Path) -> VerifyReport:
 
     root = Path(path)
     report = VerifyReport()
-    heads = {}
-    for doc_path in sorted((root / "writers").glob("*.json")):
-        doc = read_json_file(doc_path)
-        if isinstance(doc, dict):
-            heads[doc_path.stem] = doc
+    heads = _heads(root, report)
     _check_policies(root, report)
     sets = _check_itemsets(root, report)
-    report.cuts = _cuts(root)
+    report.cuts = _cuts(root, report)
     con = duckdb.connect()
     try:
         for table in TABLES:
             seen: set[str] = set()
             _check_table(con, table, root, report, seen, heads, sets)
-            for wid, head in heads.items():
-                if (
-                    wid not in seen
-                    and head.get(table, {}).get("seq", 0) > _anchor(root, table, wid)[0] - 1
-                ):
+            for wid, chains in heads.items():
+                head_seq = chains.get(table, (0, None))[0]
+                if wid not in seen and head_seq > _anchor(root, table, wid)[0] - 1:
                     report.problems.append(
-                        Problem(
-                            table, wid, None, f"all rows up to seq {head[table]['seq']} missing"
-                        )
+                        Problem(table, wid, None, f"all rows up to seq {head_seq} missing")
                     )
     finally:
         con.close()
@@ -160,7 +154,7 @@ def _check_table(
     root: Path,
     report: VerifyReport,
     seen: set[str],
-    heads: dict[str, Any],
+    heads: dict[str, dict[str, Head]],
     sets: dict[str, int],
 ) -> None:
     """The table's segments and hot files, as one sequence of rows per chain. A file
@@ -393,21 +387,80 @@ def _chain_order(table: str) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
     return key
 
 
-def _cuts(root: Path) -> list[Cut]:
+def _heads(root: Path, report: VerifyReport) -> dict[str, dict[str, Head]]:
+    """Each writer's head (`writers/W.json`): table -> `Head`. One that does not parse is
+    left out (the writer does not sync it: a crash may leave it so); one of another
+    shape was edited, and is reported."""
+    heads = {}
+    for path in sorted((root / "writers").glob("*.json")):
+        doc = read_json_file(path)
+        if doc is None:
+            continue
+        chains = _head_chains(doc)
+        if chains is None:
+            report.problems.append(
+                Problem("writers", path.stem, None,
+                        "head file malformed: edited (where its chains end is unknown)",
+                        None, str(path))
+            )  # fmt: skip
+        else:
+            heads[path.stem] = chains
+    return heads
+
+
+def _head_chains(doc: Any) -> dict[str, Head] | None:
+    if not isinstance(doc, dict):
+        return None
+    chains: dict[str, Head] = {}
+    for table in TABLES:
+        entry = doc.get(table)
+        if entry is None:  # a head written before the table existed
+            continue
+        if not isinstance(entry, dict) or not _is_seq(entry.get("seq")):
+            return None
+        head_hash = entry.get("hash")
+        if head_hash is not None and not isinstance(head_hash, str):
+            return None
+        chains[table] = (entry["seq"], head_hash)
+    return chains
+
+
+def _is_seq(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _anchor_start(doc: Any) -> tuple[int, str] | None:
+    """`(first seq, prev_hash)` of an anchor document, None if it is not one."""
+    if (
+        isinstance(doc, dict)
+        and _is_seq(doc.get("first_seq"))
+        and doc["first_seq"] >= 1
+        and isinstance(doc.get("prev_hash"), str)
+    ):
+        return doc["first_seq"], doc["prev_hash"]
+    return None
+
+
+def _cuts(root: Path, report: VerifyReport) -> list[Cut]:
+    """The retention cuts the anchors record; an anchor of another shape was edited (its
+    chain is then checked from seq 1)."""
     cuts = []
     for path in sorted((root / "anchors").glob("*.json")):
         doc = read_json_file(path)
         table, _, wid = path.stem.partition("-")
-        if isinstance(doc, dict) and "first_seq" in doc:
-            cuts.append(Cut(table, wid, int(doc["first_seq"]), str(doc.get("cut_at", "?"))))
+        start = _anchor_start(doc)
+        if start is not None:
+            cuts.append(Cut(table, wid, start[0], str(doc.get("cut_at", "?"))))
+        elif doc is not None:
+            report.problems.append(
+                Problem(table, wid, None, "retention anchor malformed: edited", None, str(path))
+            )
     return cuts
 
 
 def _anchor(root: Path, table: str, wid: str) -> tuple[int, str]:
-    doc = read_json_file(root / "anchors" / f"{table}-{wid}.json")
-    if isinstance(doc, dict):
-        return int(doc["first_seq"]), str(doc["prev_hash"])
-    return 1, GENESIS
+    start = _anchor_start(read_json_file(root / "anchors" / f"{table}-{wid}.json"))
+    return (1, GENESIS) if start is None else start
 
 
 def _check_rows(
@@ -416,7 +469,7 @@ def _check_rows(
     root: Path,
     report: VerifyReport,
     seen: set[str],
-    heads: dict[str, Any],
+    heads: dict[str, dict[str, Head]],
     sets: dict[str, int],
 ) -> None:
     """Each writer's rows, in seq order, against its chain. `heads` is the writers' head
@@ -469,7 +522,7 @@ def _check_rows(
             seen.add(wid)
             report.chains += 1
             anchor_seq, anchor_prev = expect_seq, expect_prev = _anchor(root, table, wid)
-            head_seq, head_hash = _head(heads, table, wid)
+            head_seq, head_hash = heads.get(wid, {}).get(table, (None, None))
             last_seq = expect_seq - 1
         report.rows += 1
 
@@ -515,16 +568,6 @@ def _check_rows(
                 "it, were rewritten and chained again")  # fmt: skip
         expect_seq, expect_prev, last_seq = seq + 1, stored_hash, seq
     close_chain()
-
-
-def _head(heads: dict[str, Any], table: str, wid: str | None) -> tuple[int | None, str | None]:
-    """`(seq, hash)` of the last row the writer recorded in `table`'s chain (None: no
-    evidence). A row with that seq must have that hash, however well it chains."""
-    doc = heads.get(wid) if wid is not None else None
-    if isinstance(doc, dict) and isinstance(doc.get(table), dict):
-        head_hash = doc[table].get("hash")
-        return int(doc[table]["seq"]), head_hash if isinstance(head_hash, str) else None
-    return None, None
 
 
 def _check_types(con: Any, table: str, files: list[Path], report: VerifyReport) -> None:

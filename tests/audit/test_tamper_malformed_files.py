@@ -1,0 +1,68 @@
+"""Files `verify` and readers trust, rewritten into JSON of another shape: a writer's head
+(`writers/W.json`), a retention anchor (`anchors/T-W.json`), a compaction marker
+(`T/M.parquet.replaces`). Their writers replace them atomically, so no crash leaves them
+so: they were edited. `verify` must say so (exit 1, naming the file), not die with a
+`KeyError` traceback; readers must keep reading."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from audit_kit import event
+from click.testing import CliRunner
+
+from guard.audit import AuditLog, open_store, verify
+from guard.cli import main
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    """20 decisions of one writer in two segments."""
+    path = tmp_path / "store"
+    log = AuditLog(path, segment_rows=10)
+    for i in range(20):
+        log.append(event(i))
+        if i == 9:
+            log.flush()
+    log.close()
+    assert verify(path).ok
+    return path
+
+
+def _writer(store: Path) -> str:
+    (head,) = (store / "writers").glob("*.json")
+    return head.stem
+
+
+def _refused(store: Path, file: Path) -> None:
+    report = verify(store)
+    assert not report.ok and any(p.file == str(file) for p in report.problems), report.problems
+    result = CliRunner().invoke(main, ["verify", str(store)])
+    assert result.exit_code == 1 and not isinstance(result.exception, LookupError | TypeError)
+    assert "TAMPERED" in result.output, result.output
+
+
+@pytest.mark.parametrize(
+    "doc", [{"decisions": {}}, {"decisions": 20}, {"decisions": {"seq": "20"}}, [20]]
+)
+def test_a_malformed_head_is_reported(store: Path, doc: object) -> None:
+    head = store / "writers" / f"{_writer(store)}.json"
+    head.write_text(json.dumps(doc))
+    _refused(store, head)
+
+
+@pytest.mark.parametrize("doc", [{"first_seq": 11}, {"prev_hash": "0" * 64}, {"first_seq": "x"}])
+def test_a_malformed_anchor_is_reported(store: Path, doc: object) -> None:
+    anchor = store / "anchors" / f"decisions-{_writer(store)}.json"
+    anchor.write_text(json.dumps(doc))
+    _refused(store, anchor)
+
+
+def test_a_malformed_marker_is_ignored_by_readers_and_verify(store: Path) -> None:
+    second = sorted((store / "decisions").glob("*.parquet"))[1]
+    (store / "decisions" / f"{second.name}.replaces").write_text('{"sources": 5}')
+    with open_store(store) as db:
+        assert db.sql("SELECT count(*) FROM decisions").fetchall() == [(20,)]
+    assert verify(store).ok
