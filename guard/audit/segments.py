@@ -196,13 +196,26 @@ def marker_sources(
         if sources is None:
             doc = read_json_file(directory / marker)
             listed = doc.get("sources", ()) if isinstance(doc, dict) else None
-            if not isinstance(listed, list | tuple) or not all(isinstance(s, str) for s in listed):
-                continue  # vanished (collected), half-written or no marker: ignore this round
+            if not isinstance(listed, list | tuple) or not all(map(_is_name, listed)):
+                # vanished (collected), half-written, or no marker of ours: `compact`
+                # deletes the sources, so a path elsewhere must never pass for one
+                continue
             sources = frozenset(listed)
             if cache is not None:
                 cache[key] = sources
         out[marker[: -len(MARKER_SUFFIX)]] = sources
     return out
+
+
+def _is_name(source: Any) -> bool:
+    """Whether `source` is the name of a file in the marker's own directory."""
+    return (
+        isinstance(source, str)
+        and source not in ("", ".", "..")
+        and "/" not in source
+        and os.sep not in source
+        and "\0" not in source
+    )
 
 
 def read_json_file(path: Path) -> Any:

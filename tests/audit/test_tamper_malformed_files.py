@@ -13,7 +13,7 @@ import pytest
 from audit_kit import event
 from click.testing import CliRunner
 
-from guard.audit import AuditLog, open_store, verify
+from guard.audit import AuditLog, compact, open_store, verify
 from guard.cli import main
 
 
@@ -65,4 +65,23 @@ def test_a_malformed_marker_is_ignored_by_readers_and_verify(store: Path) -> Non
     (store / "decisions" / f"{second.name}.replaces").write_text('{"sources": 5}')
     with open_store(store) as db:
         assert db.sql("SELECT count(*) FROM decisions").fetchall() == [(20,)]
+    assert verify(store).ok
+
+
+def test_a_marker_naming_files_outside_its_directory_deletes_nothing_there(
+    store: Path,
+) -> None:
+    """A marker's sources are names in its directory. Given a path instead (absolute, or
+    `../..`), `compact` deleted that file, wherever it was, once the grace period was
+    over: whoever can write the store could have a cron job's `compact` delete any file
+    it may (found in review)."""
+    outside = [store.parent / "kept.parquet", store.parent / "kept-too.jsonl"]
+    for path in outside:
+        path.write_text("not the store's")
+    second = sorted((store / "decisions").glob("*.parquet"))[1]
+    (store / "decisions" / f"{second.name}.replaces").write_text(
+        json.dumps({"sources": [str(outside[0]), "../../kept-too.parquet"], "replaced_at": 0})
+    )
+    compact(store, grace=0)
+    assert [p.exists() for p in outside] == [True, True]
     assert verify(store).ok
