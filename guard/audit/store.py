@@ -92,6 +92,16 @@ def _empty(columns: dict[str, str] | tuple[tuple[str, str], ...]) -> str:
     return f"SELECT {cols} WHERE false"
 
 
+def policies_select(files: list[Path]) -> str:
+    """SQL reading policy text files as the `policies` view does (`verify` checks what
+    readers read)."""
+    cols = ", ".join(f"{k}: '{v}'" for k, v in POLICY_COLUMNS.items())
+    return (
+        f"SELECT * FROM read_json([{sql_paths(files)}], format='newline_delimited', "  # noqa: S608
+        f"columns={{{cols}}})"
+    )
+
+
 class AuditStore:
     """A read-only view of a store, safe while servers write it.
 
@@ -185,15 +195,7 @@ class AuditStore:
         policy_files = sorted((self.path / "policies").glob("*.jsonl"))
         key = tuple(str(f) for f in policy_files)
         if force or self._listed.get("policies") != key:
-            if policy_files:
-                listed = sql_paths(policy_files)
-                cols = ", ".join(f"{k}: '{v}'" for k, v in POLICY_COLUMNS.items())
-                body = (
-                    f"SELECT * FROM read_json([{listed}], format='newline_delimited', "  # noqa: S608
-                    f"columns={{{cols}}})"
-                )
-            else:
-                body = _empty(POLICY_COLUMNS)
+            body = policies_select(policy_files) if policy_files else _empty(POLICY_COLUMNS)
             self.con.execute(f"CREATE OR REPLACE VIEW policies AS {body}")
             self._listed["policies"] = key
 

@@ -129,11 +129,11 @@ def verify(path: str | Path) -> VerifyReport:
     root = Path(path)
     report = VerifyReport()
     heads = _heads(root, report)
-    _check_policies(root, report)
-    sets = _check_itemsets(root, report)
-    report.cuts = _cuts(root, report)
     con = duckdb.connect()
     try:
+        _check_policies(con, root, report)
+        sets = _check_itemsets(root, report)
+        report.cuts = _cuts(root, report)
         for table in TABLES:
             seen: set[str] = set()
             _check_table(con, table, root, report, seen, heads, sets)
@@ -195,19 +195,26 @@ def _chain_position(problem: Problem) -> tuple[str, int]:
     return problem.writer_id, -1 if problem.seq is None else problem.seq
 
 
-def _check_policies(root: Path, report: VerifyReport) -> None:
+def _check_policies(con: Any, root: Path, report: VerifyReport) -> None:
     """Each recorded policy set's texts (`policies/<hash>.jsonl`) must hash to the content
-    hash they are filed under, which the decisions name: replay re-decides with them."""
+    hash they are filed under, which the decisions name: replay re-decides with them.
+    They are read as readers read them (DuckDB's parser, which may see another value than
+    Python's in a line rewritten, or none)."""
+    import duckdb
+
+    from guard.audit.store import policies_select
     from guard.policy.policyset import texts_hash
 
     for path in sorted((root / "policies").glob("*.jsonl")):
         expected = path.stem
         try:
-            docs = [json.loads(line) for line in path.read_bytes().splitlines() if line]
-            docs.sort(key=lambda d: int(d["position"]))
-            named = [(str(d["name"]), str(d["text"])) for d in docs]
-            hashes = {str(d["policy_hash"]) for d in docs}
-        except (ValueError, TypeError, KeyError, AttributeError):
+            docs = con.execute(
+                f"SELECT policy_hash, name, text FROM ({policies_select([path])}) "  # noqa: S608
+                "ORDER BY position"
+            ).fetchall()
+            named = [(str(name), str(text)) for _, name, text in docs]
+            hashes = {str(h) for h, _, _ in docs}
+        except duckdb.Error:
             report.problems.append(
                 Problem("policies", "-", None, "unreadable policy texts", None, str(path))
             )

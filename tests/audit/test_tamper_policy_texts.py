@@ -47,3 +47,28 @@ def test_edited_policy_text_is_detected(tmp_path: Path) -> None:
     assert not report.ok or texts is None or replayed == policies.hash, (
         f"verify ok, policy_texts({policies.hash[:12]}) gives a set hashing to {replayed[:12]}"
     )
+
+
+def test_a_policy_line_readers_cannot_read_is_detected(tmp_path: Path) -> None:
+    """A second `text` key put first in the line (`{"text":"<edited>", <original>}`):
+    Python's `json` keeps the last value (the original, which hashes right), so `verify`
+    said ok; DuckDB, which readers and `policy_texts` read the texts with, refuses the
+    line, and with it the whole `policies` view (found in review)."""
+    policies = load_policies(POLICY)
+    store = tmp_path / "store"
+    log = AuditLog(store)
+    log.record_policies(policies)
+    log.append(event(0))
+    log.close()
+    (stored,) = (store / "policies").glob("*.jsonl")
+    edited = json.dumps(POLICY.replace("effect: allow", "effect: deny")).encode()
+    stored.write_bytes(b'{"text":' + edited + b"," + stored.read_bytes()[1:])
+
+    report = verify(store)
+    try:
+        with open_store(store) as con:
+            replayed = load_policies(con.policy_texts(policies.hash)).hash
+    except Exception as exc:
+        replayed = repr(exc)
+    assert not report.ok or replayed == policies.hash, f"verify ok, replay: {replayed}"
+    assert report.first is not None and report.first.file == str(stored)
