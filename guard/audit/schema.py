@@ -221,7 +221,12 @@ def _content(table: str, names: Sequence[str], values: Sequence[Any]) -> dict[st
         if name in row and row[name] is None:
             del row[name]
     if table == "listings" and row["items"]:
-        row["items"] = [{k: v for k, v in item.items() if v is not None} for item in row["items"]]
+        row["items"] = [
+            # (a writer's items are objects; anything else, read from a file, is hashed
+            # as it is, so it is found out as an edit)
+            {k: v for k, v in item.items() if v is not None} if isinstance(item, dict) else item
+            for item in row["items"]
+        ]
     return row
 
 

@@ -375,3 +375,40 @@ def test_the_first_bad_row_is_the_first_in_the_chain(store: Path) -> None:
     assert [p.seq for p in report.problems] == [3, 15]
     first = CliRunner().invoke(main, ["verify", str(store)])
     assert first.exit_code == 1 and "seq 3 " in first.output and "seq 15" not in first.output
+
+
+def test_a_null_item_added_to_a_listing_is_an_edit(tmp_path: Path) -> None:
+    """A NULL item added to a listing shows readers one more component (every answer
+    NULL). verify died on it with AttributeError (found in review), in a segment and in
+    a hot file alike; it is an edited row."""
+    import shutil
+
+    path = tmp_path / "store"
+    _hidden_listings(inline_listings(AuditLog(path)))
+    segment = _segments(path, "listings")[0]
+    _rewrite(
+        segment,
+        "SELECT * REPLACE (CASE WHEN seq = 2 THEN list_concat(items, [NULL]) ELSE items END"
+        " AS items) FROM {t}",
+    )
+    with open_store(path) as db:
+        assert db.sql("SELECT count(*) FROM decisions WHERE decision_id = 'L1.5'").fetchall() == [
+            (1,)
+        ]
+    first = verify(path).first
+    assert first is not None and (first.table, first.seq) == ("listings", 2)
+    assert "edited" in first.message
+
+    live, killed = tmp_path / "live", tmp_path / "killed"
+    log = inline_listings(AuditLog(live, segment_age=3600))
+    try:
+        log.append_listing("L", [event(i, method="tools/list", action="list") for i in range(3)])
+        assert log.flush()
+        shutil.copytree(live, killed)  # the hot file as a kill -9 leaves it
+    finally:
+        log.close()
+    (hot,) = (killed / "listings").glob("*.jsonl")
+    hot.write_bytes(hot.read_bytes().replace(b'"items":[', b'"items":[null,', 1))
+    first = verify(killed).first
+    assert first is not None and (first.table, first.seq) == ("listings", 1)
+    assert "edited" in first.message
