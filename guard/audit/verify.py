@@ -103,7 +103,7 @@ class VerifyReport:
 
 
 def _select(table: str, files: list[Path]) -> str:
-    cols = [f"epoch_us({name})" if name in TIMESTAMP_COLUMNS else name for name, _ in TABLES[table]]
+    cols = [_selected(name, typ) for name, typ in TABLES[table]]
     listed = sql_paths(files)
     # every column, typed: segments written before a column was added read it as NULL
     typed = ", ".join(f"CAST(NULL AS {typ}) AS {name}" for name, typ in TABLES[table])
@@ -113,6 +113,16 @@ def _select(table: str, files: list[Path]) -> str:
         f"SELECT * FROM read_parquet([{listed}], union_by_name=true, filename=true, "
         "file_row_number=true)) ORDER BY writer_id, seq, filename, file_row_number"
     )
+
+
+def _selected(name: str, typ: str) -> str:
+    if name in TIMESTAMP_COLUMNS:
+        return f"epoch_us({name})"
+    if name in ("writer_id", "seq"):
+        # the chains are walked by these, whatever type a segment was rewritten with
+        # (`_check_types` names it): NULL if it cannot be read as the schema's type
+        return f"TRY_CAST({name} AS {typ}) AS {name}"
+    return name
 
 
 def verify(path: str | Path) -> VerifyReport:
@@ -305,7 +315,9 @@ def _hot_rows(table: str, hot: list[Path], report: VerifyReport) -> list[tuple[A
             try:
                 doc = json.loads(line)
                 values = tuple(doc.get(name) for name in names)
-                seq = int(doc["seq"])
+                seq = doc["seq"]
+                if not _is_chained(values[-4], seq):
+                    raise TypeError("writer_id and seq of other types")
             except (ValueError, TypeError, KeyError, AttributeError):
                 report.problems.append(
                     Problem(table, wid, None, "unreadable row", None, str(path), number)
@@ -334,6 +346,11 @@ def _hot_rows(table: str, hot: list[Path], report: VerifyReport) -> list[tuple[A
 _ITEMS_AT: Final = [name for name, _ in TABLES["listings"]].index("items")
 _SET_AT: Final = [name for name, _ in TABLES["listings"]].index("items_sha256")
 _ITEM_NAMES: Final = tuple(name for name, _ in LISTING_ITEM_COLUMNS)
+
+
+def _is_chained(wid: Any, seq: Any) -> bool:
+    """Whether a row has a writer and a seq to walk its chain by."""
+    return isinstance(wid, str) and isinstance(seq, int) and not isinstance(seq, bool)
 
 
 def _whole_row(line: bytes) -> bool:
@@ -523,6 +540,12 @@ def _check_rows(
         values = list(row[:width])
         filename, rownum = row[width], row[width + 1]
         wid, seq = values[wid_at], values[seq_at]
+        if not _is_chained(wid, seq):  # (a segment of other types: `_check_types`)
+            report.problems.append(
+                Problem(table, str(wid), None, "no writer_id or seq: unreadable row",
+                        values[0], filename, rownum)
+            )  # fmt: skip
+            continue
         if wid != current:
             close_chain()
             current = wid

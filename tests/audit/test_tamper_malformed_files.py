@@ -85,3 +85,39 @@ def test_a_marker_naming_files_outside_its_directory_deletes_nothing_there(
     compact(store, grace=0)
     assert [p.exists() for p in outside] == [True, True]
     assert verify(store).ok
+
+
+def test_a_seq_of_another_type_is_reported(store: Path, tmp_path: Path) -> None:
+    """`seq` rewritten as text, in a segment (VARCHAR) or a hot line (`"seq":"2"`):
+    readers cast it back and show the row; verify compared it with numbers and died
+    with TypeError (found in review)."""
+    import os
+    import shutil
+
+    import duckdb
+
+    segment = sorted((store / "decisions").glob("*.parquet"))[1]
+    tmp = segment.with_name("tampered.tmp")
+    con = duckdb.connect()
+    con.execute(
+        f"COPY (SELECT * REPLACE (CAST(seq AS VARCHAR) AS seq) FROM read_parquet('{segment}'))"
+        f" TO '{tmp}' (FORMAT parquet)"
+    )
+    con.close()
+    os.replace(tmp, segment)
+    _refused(store, segment)
+
+    live, killed = tmp_path / "live", tmp_path / "killed"
+    log = AuditLog(live, segment_age=3600)
+    try:
+        for i in range(3):
+            log.append(event(i))
+        assert log.flush()
+        shutil.copytree(live, killed)  # the hot file as a kill -9 leaves it
+    finally:
+        log.close()
+    (hot,) = (killed / "decisions").glob("*.jsonl")
+    hot.write_bytes(hot.read_bytes().replace(b'"seq":2,', b'"seq":"2",'))
+    with open_store(killed) as db:
+        assert db.sql("SELECT count(*) FROM decisions").fetchall() == [(3,)]
+    _refused(killed, hot)
