@@ -14,6 +14,7 @@ Failure reasons: `missing_credentials`, `token_too_large`, `malformed_token`,
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
@@ -22,8 +23,9 @@ from typing import Any, Final
 
 import jwt
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
 from guard.identity._common import LOG, MISSING_CREDENTIALS, bearer_token, fail, fingerprint
 from guard.identity.base import RequestInfo
@@ -87,12 +89,55 @@ def _load_pem(pem: str | bytes | Path) -> Any:
         return x509.load_pem_x509_certificate(raw).public_key()
     if b"PRIVATE KEY-----" in raw:
         raise ValueError("public_key= must be a public key or certificate, not a private key")
+    if b"-----BEGIN" not in raw:
+        der = _der_public_key(raw)
+        if der is not None:
+            return der
     return load_pem_public_key(raw)
 
 
+def _der_public_key(raw: bytes) -> Any:
+    """The public key `raw` holds in DER (a SubjectPublicKeyInfo or a certificate), else None."""
+    try:
+        return load_der_public_key(raw)
+    except (ValueError, UnsupportedAlgorithm):
+        pass
+    try:
+        return x509.load_der_x509_certificate(raw).public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return None
+
+
+_SSH_PREFIXES: Final = (
+    b"ssh-rsa",
+    b"ssh-dss",
+    b"ssh-ed25519",
+    b"ssh-ed448",
+    b"ecdsa-sha2-",
+    b"sk-ssh-ed25519@openssh.com",
+    b"sk-ecdsa-sha2-",
+)
+
+
 def _looks_like_key(secret: bytes) -> bool:
-    head = secret.lstrip()[:40]
-    return head.startswith((b"-----BEGIN", b"ssh-rsa", b"ssh-ed25519", b"ecdsa-sha2-"))
+    """Whether an HMAC `secret` is really a key, in any form keys travel in.
+
+    A public key is public: used as an HMAC secret, it lets anyone sign tokens. Checked
+    here, not left to pyjwt: pyjwt 2.10 (the floor is 2.8) takes a DER key or a JWK's
+    JSON text as an HMAC secret without a word. PEM is looked for anywhere (a BOM,
+    or `openssl x509 -text` output, often comes first).
+    """
+    if b"-----BEGIN" in secret:
+        return True
+    if secret.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(_SSH_PREFIXES):
+        return True
+    if _der_public_key(secret) is not None:
+        return True
+    try:
+        document = json.loads(secret.decode("utf-8-sig"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return False
+    return isinstance(document, dict) and ("kty" in document or "keys" in document)
 
 
 def _fits(alg: str, key_type: tuple[str, str | None]) -> bool:
@@ -103,8 +148,9 @@ def _fits(alg: str, key_type: tuple[str, str | None]) -> bool:
 class JWTAuthenticator:
     """Authenticates `Authorization: Bearer <JWT>` callers.
 
-    Exactly one key source: `secret` (HMAC), `public_key` (PEM public key or certificate,
-    text, bytes or a `Path`), `jwks` (a JWKS mapping), `jwks_file` or `jwks_url`.
+    Exactly one key source: `secret` (HMAC; a public key in any form is refused there),
+    `public_key` (a public key or certificate in PEM or DER: text, bytes or a `Path`),
+    `jwks` (a JWKS mapping), `jwks_file` or `jwks_url`.
 
     Args:
         algorithms: the allow-list; defaults to the one algorithm the key type implies
@@ -171,7 +217,10 @@ class JWTAuthenticator:
             self._static = secret.encode() if isinstance(secret, str) else secret
             if _looks_like_key(self._static):
                 # A public key used as an HMAC secret lets anyone who has it sign tokens.
-                raise ValueError("secret= looks like a PEM/SSH key; pass it as public_key=")
+                raise ValueError(
+                    "secret= looks like a public key (PEM, DER, SSH or JWK); pass it as "
+                    "public_key= (PEM, DER) or jwks= (JWK)"
+                )
         elif public_key is not None:
             self._static = _load_pem(public_key)
         else:
