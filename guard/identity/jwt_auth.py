@@ -258,6 +258,12 @@ class JWTAuthenticator:
             )
         self.audience = audience
         self.issuer = issuer
+        # Checked here, exactly: pyjwt 2.10.0 matched a str issuer as a substring (`iss: ""`
+        # passed), and 2.8/2.9 never matched a list; `pyproject.toml` allows all of them.
+        issuers = (issuer,) if isinstance(issuer, str) else issuer
+        if issuers is not None and not all(isinstance(i, str) for i in issuers):
+            raise ValueError("issuer must be a string or a list of strings")
+        self._issuers = frozenset(issuers) if issuers is not None else None
         self.leeway = leeway
         self.header = header.lower()
         self.agent_id_header = agent_id_header.lower() if agent_id_header else None
@@ -305,7 +311,6 @@ class JWTAuthenticator:
             key,
             algorithms=algorithms,
             audience=self.audience,
-            issuer=self.issuer,
             leeway=self.leeway,
             options=self._options,  # type: ignore[arg-type]
         )
@@ -349,6 +354,12 @@ class JWTAuthenticator:
                 else reason
             )
             raise fail(reason, f"token rejected: {detail}", key_id) from None
+        if self._issuers is not None:
+            iss = claims.get("iss")
+            if iss is None:
+                raise fail("missing_claim", "token rejected: missing the 'iss' claim", key_id)
+            if not isinstance(iss, str) or iss not in self._issuers:
+                raise fail("invalid_issuer", "token rejected: Invalid issuer", key_id)
         principal = Principal(
             user_id=self.mapping.user_of(claims),
             roles=self.mapping.roles_of(claims),
