@@ -123,7 +123,7 @@ def _looks_like_key(secret: bytes) -> bool:
     """Whether an HMAC `secret` is really a key, in any form keys travel in.
 
     A public key is public: used as an HMAC secret, it lets anyone sign tokens. Checked
-    here, not left to pyjwt: pyjwt 2.10 (the floor is 2.8) takes a DER key or a JWK's
+    here, not left to pyjwt: pyjwt 2.10 takes a DER key or a JWK's
     JSON text as an HMAC secret without a word. PEM is looked for anywhere (a BOM,
     or `openssl x509 -text` output, often comes first).
     """
@@ -259,7 +259,7 @@ class JWTAuthenticator:
         self.audience = audience
         self.issuer = issuer
         # Checked here, exactly: pyjwt 2.10.0 matched a str issuer as a substring (`iss: ""`
-        # passed), and 2.8/2.9 never matched a list; `pyproject.toml` allows all of them.
+        # passed), and 2.8/2.9 never matched a list: whatever pyjwt is installed, this holds.
         issuers = (issuer,) if isinstance(issuer, str) else issuer
         if issuers is not None and not all(isinstance(i, str) for i in issuers):
             raise ValueError("issuer must be a string or a list of strings")
