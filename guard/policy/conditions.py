@@ -161,9 +161,15 @@ def _instant(value: Any, zone: tzinfo | None) -> Any:
 
 
 def _field_value(cond: Condition, zone: tzinfo | None) -> Any:
-    """Field-specific normalisation of the condition's value (weekday names, instants)."""
+    """Field-specific normalisation of the condition's value (weekday names, instants,
+    tag lists)."""
     if cond.operator in ("exists", "not_exists"):
         return cond.value
+    if cond.field in _TAG_FIELDS:
+        if cond.operator in ("equals", "not_equals"):
+            return _tag_set(cond.value)
+        if cond.operator in ("in", "not_in") and isinstance(cond.value, list | tuple):
+            return [_tag_set(v) for v in cond.value]
     if cond.field == "request.time.weekday":
         return _weekday(cond.value)
     if cond.field == "request.time":
@@ -171,6 +177,18 @@ def _field_value(cond: Condition, zone: tzinfo | None) -> Any:
     if cond.field == "request.time.date":
         return _iso_dates(cond.value)
     return cond.value
+
+
+# A component's tags are a set, read as a sorted tuple; mcp-auth-guard compared them in the
+# order FastMCP's tag set happened to give. A list of tags written in a condition means the
+# set too, so `tool.tags equals [safe, danger]` holds whatever the order.
+_TAG_FIELDS: Final = frozenset({"tool.tags", "resource.tags"})
+
+
+def _tag_set(value: Any) -> Any:
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(sorted(set(value)))
+    return value
 
 
 def _iso_dates(value: Any) -> Any:
