@@ -67,3 +67,14 @@ def test_the_readme_states_them() -> None:
     assert "`tool.tags equals [safe, danger]`" in compat
     assert "with `contains` it raised there, and is unknown here" in compat
     assert "skips its\n`None` values" in compat
+
+
+def test_contains_on_a_list_argument_is_membership_search_the_mapping_instead() -> None:
+    def policy(field: str) -> list[dict[str, Any]]:
+        return _one("deny", {"field": field, "operator": "contains", "value": "DROP"})
+
+    sqls = _tool(sqls=["DROP TABLE t"])
+    assert _both(policy("tool.args.sqls"), sqls) == ((False, "r"), (True, None))
+    assert _both(policy("tool.args"), sqls) == ((False, "r"), (False, "r"))
+    readme = Path(__file__).resolve().parents[2].joinpath("README.md").read_text()
+    assert '`tool.args.sqls contains "DROP"` no longer finds' in readme
