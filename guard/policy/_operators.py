@@ -306,7 +306,17 @@ def _contains(actual: Any, expected: Any) -> bool:
         return expected in actual
     if isinstance(actual, list | tuple | frozenset | set):
         wanted = kind_of(expected)
-        return any(kind_of(item) == wanted and _norm(item) == expected for item in actual)
+        if any(kind_of(item) == wanted and _norm(item) == expected for item in actual):
+            return True
+        if isinstance(expected, str) and any(
+            isinstance(item, str) and expected in item for item in actual
+        ):
+            # Not an item, but in one's text, where mcp-auth-guard (comparing the list's
+            # text) found it: unknown, so neither reading opens anything. A deny rule
+            # `tool.args.sqls contains "DROP"` still fires on ["DROP TABLE t"], and an
+            # allow rule `user.roles contains admin` still does not grant `superadmin`.
+            raise Indeterminate(f"{expected!r} is within an item's text, not an item")
+        return False
     if isinstance(actual, Mapping):
         if expected in actual:
             return True

@@ -69,12 +69,22 @@ def test_the_readme_states_them() -> None:
     assert "skips its\n`None` values" in compat
 
 
-def test_contains_on_a_list_argument_is_membership_search_the_mapping_instead() -> None:
-    def policy(field: str) -> list[dict[str, Any]]:
-        return _one("deny", {"field": field, "operator": "contains", "value": "DROP"})
+def test_contains_on_a_list_finds_its_items_and_is_unknown_for_text_within_one() -> None:
+    """A deny rule `tool.args.sqls contains "DROP"` fired there on ["DROP TABLE t"] (the
+    list compared as text), and did not fire here once `contains` on a list meant
+    membership: a migrated deny rule stopped denying. The text within an item is now
+    unknown: such a deny rule fires again, and an allow rule `user.roles contains admin`
+    still does not grant `superadmin` (there it did)."""
+
+    def policy(effect: str, field: str, operator: str = "contains") -> list[dict[str, Any]]:
+        return _one(effect, {"field": field, "operator": operator, "value": "DROP"})
 
     sqls = _tool(sqls=["DROP TABLE t"])
-    assert _both(policy("tool.args.sqls"), sqls) == ((False, "r"), (True, None))
-    assert _both(policy("tool.args"), sqls) == ((False, "r"), (False, "r"))
+    assert _both(policy("deny", "tool.args.sqls"), sqls) == ((False, "r"), (False, "r"))
+    assert _both(policy("deny", "tool.args"), sqls) == ((False, "r"), (False, "r"))
+    # an allow rule on such a list grants nothing there (not_contains: the text is found)
+    # nor here (unknown)
+    allow = policy("allow", "tool.args.sqls", "not_contains")
+    assert _both(allow, sqls)[1][0] is False
     readme = Path(__file__).resolve().parents[2].joinpath("README.md").read_text()
-    assert '`tool.args.sqls contains "DROP"` no longer finds' in readme
+    assert "unknown when the text is within an item" in readme

@@ -61,7 +61,11 @@ def c(field: str, op: str, value: Any, tz: str | None = None) -> Condition:
         (c("tool.args.a", "in", [1, "1"]), {"a": True}, None),  # True is not 1
         (c("tool.args.a", "not_in", ["x"]), {"a": "y"}, True),
         (c("tool.args.a", "contains", "adm"), {"a": "badmin"}, True),
-        (c("tool.args.a", "contains", "adm"), {"a": ["badmin"]}, False),  # list: membership
+        # a list: membership; the text within an item but no item is unknown
+        (c("tool.args.a", "contains", "adm"), {"a": ["badmin"]}, None),
+        (c("tool.args.a", "not_contains", "adm"), {"a": ["badmin"]}, None),
+        (c("tool.args.a", "contains", "adm"), {"a": ["root", 3]}, False),
+        (c("tool.args.a", "not_contains", "adm"), {"a": ["root", 3]}, True),
         (c("tool.args.a", "contains", "adm"), {"a": ["adm", "x"]}, True),
         (c("tool.args.a", "not_contains", "rm"), {"a": "ls -l"}, True),
         (c("tool.args.a", "contains", "x"), {"a": 5}, None),
