@@ -9,6 +9,7 @@ hammer the identity provider by sending tokens with random `kid`s.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import time
@@ -32,6 +33,31 @@ class VerificationKey(NamedTuple):
 
     key: Any
     alg: str | None
+
+
+def _check_url(url: str) -> None:
+    """A key set comes over https, or plain http from this machine only: anyone on the
+    path of a plain-HTTP fetch could hand the server their own signing key."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "https" and parts.hostname:
+        return
+    if scheme == "http" and _is_local(parts.hostname):
+        return
+    raise ValueError(
+        f"JWKS url must be https (plain http only to this machine): {_redacted(url)!r}"
+    )
+
+
+def _is_local(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: only `localhost` is known to stay on this machine
+        return False
 
 
 def _redacted(url: str) -> str:
@@ -130,8 +156,8 @@ class JWKSKeys:
     ) -> None:
         if sum(x is not None for x in (url, path, jwks)) != 1:
             raise ValueError("JWKSKeys needs exactly one of url=, path= or jwks=")
-        if url is not None and not url.startswith(("https://", "http://")):
-            raise ValueError(f"JWKS url must be http(s): {url!r}")
+        if url is not None:
+            _check_url(url)
         self.url = url
         self.path = Path(path) if path is not None else None
         # what logs name: no query string or user info, which could carry a credential

@@ -213,3 +213,25 @@ async def test_kid_that_is_not_a_string(rsa_key: KeyPair) -> None:
 
 def test_logger_is_guard_identity() -> None:
     assert LOG.name == "guard.identity"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://idp.example.com/jwks.json", "http://10.0.0.5/jwks", "HTTP://idp.example.com/k",
+     "http://127.0.0.1.example.com/jwks", "http:///jwks"],
+)  # fmt: skip
+def test_a_key_set_over_plain_http_is_refused_unless_local(url: str) -> None:
+    """Anyone on the path of a plain-HTTP key set can hand the server their own signing
+    key, and then any token they sign passes: it was accepted like an https:// one."""
+    with pytest.raises(ValueError, match="https"):
+        JWKSKeys(url=url)
+    with pytest.raises(ValueError, match="https"):
+        JWTAuthenticator(jwks_url=url)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8080/jwks", "http://localhost/jwks", "http://[::1]:9/jwks",
+            "https://idp.example.com/jwks.json"],
+)  # fmt: skip
+def test_a_key_set_over_https_or_from_this_machine_is_taken(url: str) -> None:
+    assert JWKSKeys(url=url).url == url
