@@ -133,6 +133,9 @@ class JWKSKeys:
         jwks: a JWKS document already in memory.
         min_refresh_interval: fewest seconds between two fetches, whatever callers send.
         cache_ttl: seconds after which the set is fetched again on next use.
+        max_stale: seconds past `cache_ttl` that the cached keys still serve while the set
+            cannot be fetched; then callers are refused (`jwks_unavailable`): a key the
+            provider revoked must not verify tokens for as long as it stays unreachable.
         timeout: seconds allowed for one fetch.
 
     Example:
@@ -151,6 +154,7 @@ class JWKSKeys:
         jwks: Mapping[str, Any] | None = None,
         min_refresh_interval: float = 30.0,
         cache_ttl: float = 3600.0,
+        max_stale: float = 86400.0,
         timeout: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -166,6 +170,7 @@ class JWKSKeys:
             _hide_in_http_logs(url)
         self.min_refresh_interval = min_refresh_interval
         self.cache_ttl = cache_ttl
+        self.max_stale = max_stale
         self.timeout = timeout
         self._clock = clock
         self._lock = asyncio.Lock()
@@ -241,6 +246,9 @@ class JWKSKeys:
             self._fetched_at is None or self._clock() - self._fetched_at >= self.cache_ttl
         ):
             await self._refresh()
+            fetched = self._fetched_at
+            if fetched is not None and self._clock() - fetched >= self.cache_ttl + self.max_stale:
+                self._keys = {}  # too stale to trust: refused until a fetch succeeds
         found = self._lookup(kid)
         if found is None and refreshable:
             await self._refresh()

@@ -167,6 +167,9 @@ class JWTAuthenticator:
             another header may carry the bare token.
         agent_id_header: fallback for the agent id when no claim names one (self-declared).
         max_token_bytes: longer tokens are refused before parsing (`token_too_large`).
+        jwks_min_refresh_interval, jwks_cache_ttl, jwks_max_stale, jwks_timeout: a key
+            set URL's fetching (`JWKSKeys`' `min_refresh_interval`, `cache_ttl`,
+            `max_stale`, `timeout`).
 
     Example:
         ```python
@@ -201,6 +204,7 @@ class JWTAuthenticator:
         max_token_bytes: int = 8192,
         jwks_min_refresh_interval: float = 30.0,
         jwks_cache_ttl: float = 3600.0,
+        jwks_max_stale: float = 86400.0,
         jwks_timeout: float = 5.0,
     ) -> None:
         sources = [s for s in (secret, public_key, jwks, jwks_file, jwks_url) if s is not None]
@@ -230,6 +234,7 @@ class JWTAuthenticator:
                 jwks=jwks,
                 min_refresh_interval=jwks_min_refresh_interval,
                 cache_ttl=jwks_cache_ttl,
+                max_stale=jwks_max_stale,
                 timeout=jwks_timeout,
             )
         key_type = _key_type(self._static) if self._static is not None else None

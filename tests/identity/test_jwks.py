@@ -235,3 +235,26 @@ def test_a_key_set_over_plain_http_is_refused_unless_local(url: str) -> None:
 )  # fmt: skip
 def test_a_key_set_over_https_or_from_this_machine_is_taken(url: str) -> None:
     assert JWKSKeys(url=url).url == url
+
+
+async def test_cached_keys_stop_working_once_too_stale(
+    jwks_server: JWKSServer, rsa_key: KeyPair
+) -> None:
+    """While the key set could not be fetched, the cached keys were used for ever: a key
+    the provider revoked kept verifying tokens as long as the provider stayed unreachable.
+    They now serve `max_stale` seconds past their `cache_ttl`, then callers are refused."""
+    jwks_server.keys = [rsa_key.jwk]
+    clock = {"now": 0.0}
+    keys = JWKSKeys(url=jwks_server.url, cache_ttl=100, max_stale=50,
+                    clock=lambda: clock["now"])  # fmt: skip
+    assert await keys.key(rsa_key.kid)
+    jwks_server.status = 503  # the provider is down from now on
+    clock["now"] = 149.0  # stale, refresh fails: the cached key still serves
+    assert await keys.key(rsa_key.kid)
+    clock["now"] = 151.0
+    with pytest.raises(AuthenticationError) as refused:
+        await keys.key(rsa_key.kid)
+    assert refused.value.reason == "jwks_unavailable"
+    jwks_server.status = 200  # back: fetched again once the rate bound allows
+    clock["now"] = 200.0
+    assert await keys.key(rsa_key.kid)
