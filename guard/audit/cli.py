@@ -142,7 +142,11 @@ def tail_command(store: Path, limit: int) -> None:
             cur = con.execute(
                 "SELECT decision_id, ts::VARCHAR AS ts, method, resource, user_id, allowed, "
                 "reason, rule, policy, status, error_class FROM decision_log "
-                "ORDER BY ts DESC LIMIT ?",
+                # a listing's records share ts, writer and seq: its items' positions (the
+                # `.N` of their ids, as numbers: `.10` after `.9`) keep the listing's order
+                "ORDER BY ts DESC, writer_id DESC, seq DESC, "
+                r"TRY_CAST(regexp_extract(decision_id, '\.(\d+)$', 1) AS BIGINT) DESC "
+                "LIMIT ?",
                 [limit],
             )
             names = [d[0] for d in cur.description]
