@@ -249,7 +249,11 @@ def validate_condition(cond: ConditionNode, custom: Mapping[str, Any] | None = N
         known = _REGISTRY if custom is None else custom
         if cond.name not in known:
             names = ", ".join(sorted(known)) or "none registered"
-            return [f"unknown custom condition {cond.name!r} (known: {names})"]
+            return [
+                f"unknown custom condition {cond.name!r} (known: {names}); register it with"
+                " `register_condition` before loading (`mcp-guard`: `--import` the module"
+                " that does)"
+            ]
         return []
     if isinstance(cond, ConditionGroup):
         problems: list[str] = []
