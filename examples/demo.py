@@ -123,7 +123,8 @@ def main() -> int:
         print(f"  {verdict} {who:10} {method:12} {resource or '-':14} {reason:20} {rule}")
     report = verify(store)
     print(
-        f"\n== hash chain: {report.rows} records in {report.chains} chain(s), "
+        f"\n== hash chain: {report.rows} stored rows (a listing is one, an outcome another) "
+        f"in {report.chains} chain(s), "
         f"{'intact' if report.ok else 'BROKEN: ' + str(report.first)}"
     )
     print(f"   explore them: mcp-guard tail {store}")
