@@ -70,6 +70,8 @@ def compact_command(store: Path) -> None:
     (`.<name>….tmp`) left by processes that died before renaming them go once untouched
     for 10 minutes.
 
+    STORE defaults to the guard's default: $MCP_GUARD_AUDIT, else ./mcp-guard-audit.duckdb.
+
     \b
     Example:
         mcp-guard compact
@@ -100,6 +102,8 @@ def retention_command(store: Path, days: float) -> None:
     """Delete rows older than --days from STORE (the chains stay verifiable), then the
     item sets no row names any more (once unclaimed by every writer for a day).
 
+    STORE defaults to the guard's default: $MCP_GUARD_AUDIT, else ./mcp-guard-audit.duckdb.
+
     \b
     Example:
         mcp-guard retention --days 90
@@ -123,9 +127,12 @@ def retention_command(store: Path, days: float) -> None:
 
 @click.command("tail")
 @_STORE
-@click.option("-n", "limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("-n", "limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="How many decisions to print.")  # fmt: skip
 def tail_command(store: Path, limit: int) -> None:
     """Print the latest decisions of STORE as JSON lines, oldest first.
+
+    STORE defaults to the guard's default: $MCP_GUARD_AUDIT, else ./mcp-guard-audit.duckdb.
 
     \b
     Example:

@@ -33,8 +33,8 @@ def key() -> None:
 
 
 @key.command("new")
-@click.option("--user", help="user id the key stands for")
-@click.option("--role", "roles", multiple=True, help="role granted (repeatable)")
+@click.option("--user", help="user id the key stands for (default: api-key:<key_id>)")
+@click.option("--role", "roles", multiple=True, help="role granted (repeatable; default: api_user)")
 @click.option("--prefix", default="mcpg", show_default=True, help="readable key prefix")
 def new_key(user: str | None, roles: tuple[str, ...], prefix: str) -> None:
     """Make a random key: prints it once (stderr), and its config entry (stdout).
@@ -50,8 +50,8 @@ def new_key(user: str | None, roles: tuple[str, ...], prefix: str) -> None:
 
 
 @key.command("hash")
-@click.option("--user", help="user id the key stands for")
-@click.option("--role", "roles", multiple=True, help="role granted (repeatable)")
+@click.option("--user", help="user id the key stands for (default: api-key:<key_id>)")
+@click.option("--role", "roles", multiple=True, help="role granted (repeatable; default: api_user)")
 def hash_key(user: str | None, roles: tuple[str, ...]) -> None:
     """Print the config entry (digest) and key_id of an existing key read from stdin.
 

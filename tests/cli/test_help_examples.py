@@ -107,3 +107,11 @@ def test_help_example_runs(line: str, workdir: Path, tmp_path: Path) -> None:
     )  # fmt: skip
     expected = EXIT_STATUS.get(line, 0)
     assert result.returncode == expected, f"{line}\n{result.stdout}\n{result.stderr}"
+
+
+@pytest.mark.parametrize("path", sorted(COMMANDS))
+def test_every_option_says_what_it_does(path: str) -> None:
+    """`mcp-guard tail --help` listed `-n INTEGER RANGE` and nothing else: every option's
+    line in `--help` says what it is for."""
+    bare = [o.opts for o in COMMANDS[path].params if isinstance(o, click.Option) and not o.help]
+    assert not bare, f"{path}: options without help: {bare}"
