@@ -60,7 +60,7 @@ def _jsonable(value: Any) -> Any:
     "--request",
     "request_file",
     type=click.Path(dir_okay=False),
-    help="The request as a JSON or YAML file, in the form of a test-suite case.",
+    help="The request as a JSON or YAML file: a test-suite case without name and expect.",
 )
 @click.option("--user", help="Principal's user id.")
 @click.option("--role", "roles", multiple=True, help="A role of the principal (repeatable).")
