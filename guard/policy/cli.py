@@ -367,7 +367,8 @@ def format_policies(paths: tuple[str, ...], check: bool, write: bool, force: boo
     default=None,
     help="File to write (default: standard output).",
 )
-def convert(path: str, to: str, output: str | None) -> None:
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+def convert(path: str, to: str, output: str | None, force: bool) -> None:
     """Convert a policy file between YAML and JSON (both load with `load_policies`).
 
     \b
@@ -378,6 +379,9 @@ def convert(path: str, to: str, output: str | None) -> None:
     if output is None:
         click.echo(text, nl=False)
         return
+    # as `create` does: -o naming a hand-written policy would replace it, comments and all
+    if Path(output).exists() and not force:
+        raise click.ClickException(f"{output} exists; use --force to overwrite it")
     try:
         Path(output).write_text(text, encoding="utf-8")
     except OSError as exc:
