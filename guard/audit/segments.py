@@ -55,6 +55,7 @@ HOT_SUFFIX: Final = ".jsonl"
 MARKER_SUFFIX: Final = ".replaces"
 TEMP_SUFFIX: Final = ".tmp"
 MAX_ROW_BYTES: Final = 256 * 1024 * 1024  # redaction caps each value; this caps a row
+_LISTINGS: Final = 50  # a directory listed this many times without two agreeing: the last
 
 
 def file_origin(name: str) -> tuple[str, int] | None:
@@ -133,14 +134,13 @@ def scan_segments(
     `cache` (marker path -> sources) saves re-reading markers, which never change.
     """
     try:
-        entries = list(os.scandir(directory))
+        names = _snapshot(directory)
     except FileNotFoundError:
         return [], []
     files: set[str] = set()
     hot: list[str] = []
     markers: list[str] = []
-    for entry in entries:
-        name = entry.name
+    for name in names:
         if name.startswith("."):
             continue
         if name.endswith(SEGMENT_SUFFIX):
@@ -157,6 +157,22 @@ def scan_segments(
         if merged in files or merged in merged_away:
             files.difference_update(sources)
     return [directory / n for n in sorted(files)], [directory / n for n in sorted(hot)]
+
+
+def _snapshot(directory: Path) -> list[str]:
+    """The names in `directory` at one moment. A listing is read a few hundred entries at
+    a time (one `getdents` each), and a file renamed or deleted between two reads may be
+    missed in both its forms: a hot file converted meanwhile (its rows in neither), or a
+    marker missed while its merged file is seen (rows counted twice). So the directory is
+    listed again until two listings agree: a change while one was read shows as a
+    difference (a listing of 1,000 files takes ~0.5 ms here)."""
+    last = os.listdir(directory)
+    for _ in range(_LISTINGS):
+        names = os.listdir(directory)
+        if names == last:
+            break
+        last = names
+    return last
 
 
 def convert_hot(con: Any, directory: Path, table: str, hot: Path, *, fsync: bool) -> Path:
