@@ -14,8 +14,9 @@ STORE/                       the store path (e.g. ./mcp-guard-audit.duckdb) is a
 
 A writer appends each flush's rows (canonical JSON lines, one write) to its hot file, which
 readers read as JSON (a line still being written is skipped); it converts the hot file to an
-immutable Parquet segment of the same name, then deletes it. Readers ignore a hot file whose
-segment exists, so no row is counted twice, and never contend for a lock.
+immutable Parquet segment of the same name, and deletes it 30 s later (a query that listed
+it may open it meanwhile). Readers ignore a hot file whose segment exists, so no row is
+counted twice, and never contend for a lock.
 
 `compact` replaces many segments by one: it writes the merged file, then a
 `<merged>.replaces` marker naming its sources, then deletes them; readers skip the sources
@@ -175,10 +176,12 @@ def _snapshot(directory: Path) -> list[str]:
     return last
 
 
-def convert_hot(con: Any, directory: Path, table: str, hot: Path, *, fsync: bool) -> Path:
+def convert_hot(
+    con: Any, directory: Path, table: str, hot: Path, *, fsync: bool, keep: bool = False
+) -> Path:
     """Turn the hot file `X.jsonl` into the segment `X.parquet` (same rows; a last line
-    left incomplete by a crash is dropped), then delete it. Readers see the rows in one or
-    the other throughout."""
+    left incomplete by a crash is dropped), then delete it (`keep`: the caller deletes it
+    later). Readers see the rows in one or the other throughout."""
     final = hot.with_suffix(SEGMENT_SUFFIX)
     tmp = temp_path(final)
     try:
@@ -197,7 +200,8 @@ def convert_hot(con: Any, directory: Path, table: str, hot: Path, *, fsync: bool
         remove_quietly(tmp)
     if fsync:
         fsync_dir(directory)
-    remove_quietly(hot)
+    if not keep:
+        remove_quietly(hot)
     return final
 
 

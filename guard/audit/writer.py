@@ -44,6 +44,7 @@ from guard.audit.segments import (
 )
 
 __all__ = [
+    "CONVERTED_GRACE_SECONDS",
     "HOT_MAX_AGE",
     "HOT_MAX_BYTES",
     "HOT_MAX_ROWS",
@@ -64,6 +65,11 @@ ROLLUP_LEVELS: Final = 2  # ... twice over ...
 ROLLUP_MAX_ROWS: Final = 10_000  # ... if they are small: big ones are left to `compact`
 _RETRY_SECONDS: Final = 1.0  # a conversion that failed is tried again after this long
 _THREAD_MIN_BYTES: Final = 1 << 20  # smaller writes (durable group commits) stay inline
+# A converted hot file stays this long beside its segment (readers skip it) before the
+# writer deletes it: a relation (`store.sql(...)`) lists the files when it is made and
+# opens them when it is fetched, and must still find a hot file converted in between.
+# Hot rows take ~10 times the space of Parquet ones, hence less than `compact`'s 120 s.
+CONVERTED_GRACE_SECONDS: Final = 30.0
 # A sealed hot file whose conversion has failed this long is left to `compact` (the writer
 # lets go of its lock and goes on with its next files): half of `compact`'s orphan age.
 HANDOVER_SECONDS: Final = 300.0
@@ -151,6 +157,7 @@ class SegmentWriter:
         self.durable = durable
         self.hot_rows = hot_rows
         self.hot_age = hot_age
+        self.converted_grace = CONVERTED_GRACE_SECONDS
         self._on_written = on_written
         self._on_failed = on_failed
         self._write_hook = write_hook
@@ -160,6 +167,8 @@ class SegmentWriter:
         self._head = dict.fromkeys(TABLES, GENESIS)
         self._hot: dict[str, _Hot] = {}
         self._sealed: deque[tuple[str, _Hot]] = deque()  # waiting for conversion
+        # hot files converted (monotonic time, path), deleted once `converted_grace` passed
+        self._converted: deque[tuple[float, Path]] = deque()
         self._inflight: Batch | None = None  # the write on the write thread
         self._submitting: Batch | None = None  # chained, waiting for the write before
         self._converter: threading.Thread | None = None
@@ -228,9 +237,11 @@ class SegmentWriter:
         return [b for b in (self._inflight, self._submitting) if b is not None]
 
     def tick(self) -> None:
-        """After a flush: settle its last write; hot files old enough become segments."""
+        """After a flush: settle its last write; hot files old enough become segments,
+        and those converted long enough ago go."""
         self.settle()
         now = time.monotonic()
+        self._drop_converted(now - self.converted_grace)
         for table, hot in list(self._hot.items()):
             if now - hot.opened >= self.hot_age:
                 self._seal(table)
@@ -246,6 +257,7 @@ class SegmentWriter:
         self._convert(wait=True)
         for _, hot in self._sealed:  # not converted: `compact` may take them now
             _close(hot)
+        self._drop_converted(float("inf"))
         if self.con is not None:
             with contextlib.suppress(Exception):  # best effort at shutdown
                 self.con.close()
@@ -259,6 +271,12 @@ class SegmentWriter:
         converter = self._converter
         if converter is not None and converter.is_alive():
             time.sleep(0)
+
+    def _drop_converted(self, before: float) -> None:
+        """Delete the hot files converted before `before` (monotonic)."""
+        converted = self._converted
+        while converted and converted[0][0] <= before:
+            remove_quietly(converted.popleft()[1])
 
     def forget(self) -> None:
         """In a forked child: close the parent's hot files, sealed ones too, without
@@ -451,7 +469,9 @@ class SegmentWriter:
                     import duckdb
 
                     self.con = duckdb.connect(config={"threads": 1})
-                segment = convert_hot(self.con, path.parent, table, path, fsync=self.durable)
+                segment = convert_hot(
+                    self.con, path.parent, table, path, fsync=self.durable, keep=True
+                )
             except Exception as exc:  # the rows stay readable in the hot file: retry later
                 self.convert_failures += 1
                 self.last_error = repr(exc)
@@ -474,6 +494,7 @@ class SegmentWriter:
                 return
             _close(hot)
             self._sealed.popleft()
+            self._converted.append((time.monotonic(), path))
             self.segments += 1
             if rows < ROLLUP_MAX_ROWS:
                 self._own[(table, 0)].append((segment.name, rows))

@@ -253,6 +253,7 @@ def test_a_forked_child_lets_go_of_its_parents_hot_files(tmp_path: Path) -> None
 _DIE_BETWEEN_CONVERSION_STEPS = """
 import os, signal, sys
 import guard.audit.segments as segments
+import guard.audit.writer as writer
 from audit_kit import append_calls
 from guard.audit import AuditLog
 
@@ -261,7 +262,7 @@ def die(path):
     if path.suffix == ".jsonl":  # the segment is in place; its hot file not yet deleted
         os.kill(os.getpid(), signal.SIGKILL)
     remove(path)
-segments.remove_quietly = die
+segments.remove_quietly = writer.remove_quietly = die  # (the writer deletes it later)
 log = AuditLog(sys.argv[1], segment_rows=10, flush_interval=3600)
 append_calls(log, 0, 5)  # 10 rows: the hot file is full and converts
 log.close()

@@ -8,8 +8,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from audit_kit import PYTHON, subprocess_env
+from audit_kit import PYTHON, append_calls, subprocess_env
 
+from guard.audit import AuditLog, open_store, verify
 from guard.audit.segments import (
     HOT_SUFFIX,
     MARKER_SUFFIX,
@@ -85,3 +86,79 @@ def _rolled_up(directory: Path, segment: str) -> bool:
     markers = [p.name for p in directory.glob(f"*{MARKER_SUFFIX}")]
     merged = marker_sources(directory, markers)
     return any(segment in sources and (directory / m).exists() for m, sources in merged.items())
+
+
+def test_a_relation_fetched_after_its_hot_file_was_converted_still_reads(
+    tmp_path: Path,
+) -> None:
+    """`store.sql(q)` lists the files and returns a relation; DuckDB runs it when it is
+    fetched. A hot file converted in between was deleted at once, and `fetchall()` raised
+    `IOException: No files found` (the README's own `store.sql(...).fetchall()`)."""
+    store = tmp_path / "s"
+    log = AuditLog(store, flush_interval=3600)
+    append_calls(log, 0, 10)
+    log.flush()
+    reader = open_store(store)
+    relation = reader.sql("SELECT count(*) FROM decision_log")  # lists the hot files
+    log._writer.hot_age = 0.0  # as if 30 s had passed: converted at the next flush
+    log.flush()
+    deadline = time.monotonic() + 10
+    while log.stats()["segments"] < 2 and time.monotonic() < deadline:
+        log.flush()
+        time.sleep(0.02)
+    assert log.stats()["segments"] == 2  # decisions and outcomes
+    assert relation.fetchall() == [(10,)]
+    assert reader.sql("SELECT count(*) FROM decision_log").fetchall() == [(10,)]
+    log.close()  # and a converted hot file goes with its writer
+    assert not list((store / "decisions").glob("*.jsonl"))
+    assert reader.sql("SELECT count(*) FROM decision_log").fetchall() == [(10,)]
+    reader.close()
+    assert verify(store).ok
+
+
+def test_a_converted_hot_file_goes_once_its_grace_is_over(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    log = AuditLog(store, flush_interval=3600, segment_rows=10)
+    append_calls(log, 0, 10)  # 10 rows a table: both convert
+    log.flush()
+    deadline = time.monotonic() + 10
+    while log.stats()["segments"] < 2 and time.monotonic() < deadline:
+        log.flush()
+        time.sleep(0.02)
+    (kept,) = (store / "decisions").glob("*.jsonl")  # beside its segment, hidden
+    with open_store(store) as con:
+        assert con.execute("SELECT count(*) FROM decision_log").fetchone() == (10,)
+    log._writer.converted_grace = 0.0  # as if the grace had passed
+    log.flush()
+    assert not kept.exists()
+    log.close()
+
+
+def test_relations_fetched_while_a_writer_converts_never_fail(tmp_path: Path) -> None:
+    """A writer in another process converts a hot file every few flushes; a reader
+    builds relations and fetches them, as the README does. Before the fix about 2 % of
+    the fetches raised (a hot file listed, converted and deleted before it was read)."""
+    store = tmp_path / "s"
+    proc = _busy_writer(store)
+    try:
+        reader = open_store(store)
+        errors: list[str] = []
+        fetched, seen = 0, 0
+        end = time.monotonic() + 6
+        while time.monotonic() < end:
+            try:
+                ((n,),) = reader.sql("SELECT count(*) FROM decision_log").fetchall()
+                ((m,),) = reader.table("decisions").aggregate("count(*)").fetchall()
+            except Exception as exc:  # what the test is looking for
+                errors.append(repr(exc)[:160])
+                continue
+            fetched += 1
+            assert m >= n >= seen  # never backwards (the second query runs later)
+            seen = n
+        reader.close()
+    finally:
+        proc.kill()
+        proc.wait(30)
+    print(f"{fetched} fetches, {len(errors)} errors, last count {seen}")
+    assert fetched > 50 and seen > 1000
+    assert not errors, f"{len(errors)} of {fetched + len(errors)} fetches failed: {errors[:3]}"
