@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,6 +117,19 @@ def subprocess_env() -> dict[str, str]:
         p for p in (str(REPO), str(Path(__file__).parent), env.get("PYTHONPATH", "")) if p
     )
     return env
+
+
+def run_script(
+    script: str, *args: str | Path, returncode: int = 0, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the Python `script` with `args` in a process of its own (this checkout's
+    `guard`, and this directory on its path); fail unless it exits with `returncode`."""
+    proc = subprocess.run(
+        [PYTHON, "-c", script, *map(str, args)], env=subprocess_env(),
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    assert proc.returncode == returncode, f"exit {proc.returncode}\n{proc.stdout}{proc.stderr}"
+    return proc
 
 
 def scan_for(root: Path, needles: list[bytes]) -> list[str]:

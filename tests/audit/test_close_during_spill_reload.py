@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from audit_kit import append_decisions
+from audit_kit import append_decisions, run_script
 
 from guard.audit import AuditLog, open_store, verify
 
@@ -67,9 +67,6 @@ def test_close_while_a_load_back_hangs_until_the_process_ends_loses_nothing(
 ) -> None:
     """As above, but the hung write never ends (the process exits meanwhile): what the
     heir finds in the spill directory is every record, the 20 being loaded back too."""
-    import subprocess
-
-    from audit_kit import PYTHON, subprocess_env
 
     script = r"""
 import errno, os, sys, threading, time
@@ -99,11 +96,8 @@ print("closed", flush=True)
 os._exit(0)
 """
     store = tmp_path / "s"
-    proc = subprocess.run(
-        [PYTHON, "-c", script, str(store)], env=subprocess_env(),
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0 and "closed" in proc.stdout, proc.stderr
+    proc = run_script(script, str(store), timeout=60)
+    assert "closed" in proc.stdout, proc.stdout
     heir = AuditLog(store)
     heir.close()
     with open_store(store) as con:

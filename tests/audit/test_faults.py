@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import json
 import shutil
-import subprocess
 import threading
 import time
 from dataclasses import replace
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_kit import event
+from audit_kit import event, run_script
 
 from guard.audit import AuditLog, open_store, verify
 from guard.events import DecisionEvent
@@ -335,13 +334,8 @@ log.flush()
 
 def _killed_while_reloading(store: Path) -> Path:
     """`store` of a writer killed while loading its 30 spilled rows back (all stored)."""
-    from audit_kit import PYTHON, subprocess_env
 
-    proc = subprocess.run(
-        [PYTHON, "-c", _DIE_WHILE_RELOADING, str(store)], env=subprocess_env(),
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert proc.returncode == -9, proc.stderr
+    run_script(_DIE_WHILE_RELOADING, str(store), returncode=-9)
     return store
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_kit import event
+from audit_kit import event, run_script
 from click.testing import CliRunner
 
 from guard.audit import AuditLog, _writing, apply_retention, compact, open_store, verify
@@ -303,9 +303,6 @@ def test_a_set_named_by_rows_adopted_while_retention_reads_the_spill_is_kept(
     directory once, so a file it listed and then found gone (adopted meanwhile) hid rows
     that had moved to a file it had not listed; it deleted their set, and the adopter
     stored them naming a set that was gone."""
-    import subprocess
-
-    from audit_kit import PYTHON, subprocess_env
 
     script = r"""
 import os, sys
@@ -329,11 +326,7 @@ assert log.stats()["spill_pending"] == 1
 os._exit(0)  # dies: its spilled listing waits for the next writer
 """
     store = tmp_path / "s"
-    proc = subprocess.run(
-        [PYTHON, "-c", script, str(store)], env=subprocess_env(),
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    run_script(script, str(store), timeout=60)
     (orphan,) = (store / "spill").glob("*.jsonl")
     (named,) = _sets(store)
     _age(store)  # the writer died long ago

@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from audit_kit import PYTHON, append_calls, subprocess_env
+from audit_kit import PYTHON, append_calls, run_script, subprocess_env
 
 from guard.audit import AuditLog, compact, open_store, verify
 
@@ -277,11 +277,7 @@ def test_a_writer_killed_mid_conversion_never_has_its_rows_counted_twice(tmp_pat
     other = AuditLog(store, segment_rows=10)  # another writer's segment: compact merges
     append_calls(other, 100, 5)
     other.close()
-    proc = subprocess.run(
-        [PYTHON, "-c", _DIE_BETWEEN_CONVERSION_STEPS, str(store)], env=subprocess_env(),
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    run_script(_DIE_BETWEEN_CONVERSION_STEPS, str(store), returncode=-signal.SIGKILL)
     assert len(list((store / "decisions").glob("*.jsonl"))) == 1  # left beside its segment
     compact(store, grace=0)  # merges, then collects the merged segments at once
     with open_store(store) as con:

@@ -6,10 +6,9 @@ batches that failed next were neither spilled nor kept in memory: lost, uncounte
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from audit_kit import PYTHON, SPILLING_ON_A_FULL_DISK, subprocess_env
+from audit_kit import SPILLING_ON_A_FULL_DISK, run_script
 
 from guard.audit import open_store, verify
 
@@ -40,11 +39,7 @@ print("closed", stats["unsaved"], stats["spill_pending"], stats["lost"], flush=T
 
 def test_small_spill_writes_refused_part_way_lose_no_record(tmp_path: Path) -> None:
     store = tmp_path / "s"
-    proc = subprocess.run(
-        [PYTHON, "-c", _SCRIPT, str(store)], env=subprocess_env(),
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    proc = run_script(_SCRIPT, str(store))
     assert "audit writer failed a flush" not in proc.stderr, proc.stderr
     assert "closed 0 0 0" in proc.stdout, proc.stdout
     with open_store(store) as con:

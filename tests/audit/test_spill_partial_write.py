@@ -4,10 +4,9 @@ once the store is back, both copies are loaded and the rows are stored twice."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from audit_kit import PYTHON, SPILLING_ON_A_FULL_DISK, subprocess_env
+from audit_kit import SPILLING_ON_A_FULL_DISK, run_script
 
 from guard.audit import open_store
 
@@ -33,11 +32,7 @@ print("closed", log.stats()["unsaved"], log.stats()["spill_pending"], flush=True
 
 def test_a_spill_write_that_fails_part_way_stores_its_rows_once(tmp_path: Path) -> None:
     store = tmp_path / "s"
-    proc = subprocess.run(
-        [PYTHON, "-c", _SCRIPT, str(store)], env=subprocess_env(),
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    proc = run_script(_SCRIPT, str(store))
     assert "after 20 10" in proc.stdout, proc.stdout  # the batch waited in memory
     with open_store(store) as con:
         total, distinct = con.execute(

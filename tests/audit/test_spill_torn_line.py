@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import errno
 import json
-import subprocess
 from pathlib import Path
 
-from audit_kit import PYTHON, SPILLING_ON_A_FULL_DISK, event, subprocess_env
+from audit_kit import SPILLING_ON_A_FULL_DISK, event, run_script
 
 from guard.audit import AuditLog, open_store, verify
 
@@ -38,11 +37,7 @@ def test_a_spill_write_torn_by_a_full_disk_is_cut_back_and_its_rows_stored_once(
     tmp_path: Path,
 ) -> None:
     store = tmp_path / "s"
-    proc = subprocess.run(
-        [PYTHON, "-c", _SCRIPT, str(store)], env=subprocess_env(),
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    proc = run_script(_SCRIPT, str(store))
     assert "spilled 0 30" in proc.stdout, proc.stdout
     with open_store(store) as con:
         total, distinct = con.execute(

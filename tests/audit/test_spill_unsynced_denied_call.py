@@ -5,10 +5,9 @@ nothing said it never ran."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from audit_kit import PYTHON, subprocess_env
+from audit_kit import run_script
 
 from guard.audit import open_store
 
@@ -49,11 +48,7 @@ log.close()
 
 def test_a_spilled_record_that_cannot_be_synced_is_not_stored(tmp_path: Path) -> None:
     store = tmp_path / "s"
-    proc = subprocess.run(
-        [PYTHON, "-c", _SCRIPT, str(store)], env=subprocess_env(),
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    proc = run_script(_SCRIPT, str(store))
     _, queued, denied = proc.stdout.split()
     assert queued == "False", proc.stdout  # the middleware denies that call
     with open_store(store) as con:

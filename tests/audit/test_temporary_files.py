@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import fcntl
 import os
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_kit import PYTHON, subprocess_env
+from audit_kit import run_script
 
 from guard.audit import AuditLog, apply_retention, compact, open_store, verify
 from guard.audit.maintenance import ORPHAN_SECONDS
@@ -81,11 +80,7 @@ CRASHES = {
 def _crash(store: Path, directory: str, doing: str) -> list[Path]:
     """Run a writer that dies before renaming a temporary file into `directory`; return
     the temporary files it left."""
-    proc = subprocess.run(
-        [PYTHON, "-c", DIES_BEFORE_A_RENAME, str(store), directory, doing],
-        env=subprocess_env(), capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 9, proc.stderr
+    run_script(DIES_BEFORE_A_RENAME, store, directory, doing, returncode=9)
     left = _temporary(store)
     assert left and all(p.parent.name == directory for p in left), left
     return left
@@ -167,10 +162,7 @@ def test_a_spill_rewrite_the_disk_refuses_leaves_the_file_as_it_was(tmp_path: Pa
     """The spill file's rewrite (after part of it was loaded back) wrote its own temporary
     file, and left it behind, half-written, when the write failed."""
     directory = tmp_path / "spill"
-    done = subprocess.run(
-        [PYTHON, "-c", REWRITE_TOO_BIG, str(directory)],
-        env=subprocess_env(), capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+    done = run_script(REWRITE_TOO_BIG, directory, timeout=60)
     assert done.stdout.startswith("refused"), done.stdout + done.stderr
     assert sorted(p.name for p in directory.iterdir()) == ["w1.jsonl", "w1.lock"]
     assert (directory / "w1.jsonl").read_bytes().count(b"d1") == 1
