@@ -34,6 +34,7 @@ __all__ = [
     "REPO",
     "ServerProcess",
     "free_port",
+    "raw_tool_call",
     "running_server",
     "serve",
     "serving_in_thread",
@@ -71,6 +72,34 @@ def serving_in_thread(app: Any) -> Iterator[int]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def raw_tool_call(
+    url: str,
+    name: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    request_id: Any = 1,
+    version: str = "2026-07-28",
+) -> Any:
+    """POST one JSON-RPC `tools/call` of `name` (argument `text="y"`) to a streamable HTTP
+    `url`, as a client of protocol `version` would, with extra `headers` (ids the client
+    chooses, credentials): what fastmcp's `Client` would not let a test send. Returns the
+    `httpx.Response`."""
+    import httpx
+
+    params: dict[str, Any] = {"name": name, "arguments": {"text": "y"}}
+    if version == "2026-07-28":
+        params["_meta"] = {
+            "io.modelcontextprotocol/protocolVersion": version,
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }
+    body = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+    base = {
+        "accept": "application/json, text/event-stream", "content-type": "application/json",
+        "mcp-protocol-version": version, "mcp-method": "tools/call", "mcp-name": name,
+    }  # fmt: skip
+    return httpx.post(url, json=body, headers={**base, **(headers or {})}, timeout=20)
 
 
 def _env(extra: Mapping[str, str] | None) -> dict[str, str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from fastmcp import FastMCP
 from mcp import ClientSession
@@ -19,7 +18,7 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mw_support import Recorder
-from servers import serving_in_thread
+from servers import raw_tool_call, serving_in_thread
 
 from guard import GuardMiddleware, Principal
 
@@ -60,18 +59,7 @@ def sse_server() -> Iterator[tuple[str, Recorder]]:
 
 
 def _post(url: str, version: str, headers: dict[str, str], request_id: int = 1) -> None:
-    params: dict[str, Any] = {"name": "echo", "arguments": {"text": "y"}}
-    if version == "2026-07-28":
-        params["_meta"] = {
-            "io.modelcontextprotocol/protocolVersion": version,
-            "io.modelcontextprotocol/clientCapabilities": {},
-        }
-    body = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
-    base = {
-        "accept": "application/json, text/event-stream", "content-type": "application/json",
-        "mcp-protocol-version": version, "mcp-method": "tools/call", "mcp-name": "echo",
-    }  # fmt: skip
-    response = httpx.post(url, json=body, headers={**base, **headers}, timeout=20)
+    response = raw_tool_call(url, "echo", headers, request_id=request_id, version=version)
     assert response.status_code == 200, response.text
 
 

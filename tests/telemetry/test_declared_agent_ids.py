@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from fastmcp import FastMCP
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
-from servers import serving_in_thread
+from servers import raw_tool_call, serving_in_thread
 
 from guard import GuardMiddleware
 from guard.audit import AuditLog, open_store
@@ -24,7 +22,6 @@ from guard.telemetry import GuardTelemetry
 
 KEY = "agent-test-api-key-0001"
 SECRET = "sk-live-DECLAREDabcdefghijklmnop1234"
-PV = "2026-07-28"
 
 
 @pytest.fixture
@@ -49,20 +46,6 @@ def served(tmp_path: Path) -> Iterator[tuple[str, GuardMiddleware]]:
     mw.close()
 
 
-def _call(url: str, headers: dict[str, str]) -> httpx.Response:
-    body: dict[str, Any] = {
-        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {"name": "echo", "arguments": {"text": "y"},
-                   "_meta": {"io.modelcontextprotocol/protocolVersion": PV,
-                             "io.modelcontextprotocol/clientCapabilities": {}}},
-    }  # fmt: skip
-    base = {
-        "accept": "application/json, text/event-stream", "content-type": "application/json",
-        "mcp-protocol-version": PV, "mcp-method": "tools/call", "mcp-name": "echo",
-    }  # fmt: skip
-    return httpx.post(url, json=body, headers={**base, **headers}, timeout=20)
-
-
 def test_a_declared_agent_id_is_recorded_and_traced_bounded_and_secret_free(
     served: tuple[str, GuardMiddleware], spans: InMemorySpanExporter, tmp_path: Path
 ) -> None:
@@ -73,7 +56,7 @@ def test_a_declared_agent_id_is_recorded_and_traced_bounded_and_secret_free(
         {"x-agent-id": "a" * 5000},
         {"x-agent-id": "claude-desktop-1.2"},  # an ordinary agent id stays as it is
     ):
-        response = _call(url, headers)
+        response = raw_tool_call(url, "echo", headers)
         assert response.status_code == 200, response.text
     ours = [dict(s.attributes or {}) for s in spans.get_finished_spans()]
     agents = [a.get("gen_ai.agent.id") for a in ours if "mcp_guard.decision" in a]
