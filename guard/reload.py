@@ -77,15 +77,17 @@ def _signature(path: Path) -> Signature:
 
 
 def _digest(path: Path) -> str:
+    from guard.policy.loader import read_policy_file
+
     h = hashlib.sha256()
     for file in policy_files(path):
         try:
             h.update(str(file).encode())
             h.update(b"\0")
-            h.update(file.read_bytes())
+            h.update(read_policy_file(file))
             h.update(b"\0")
-        except OSError:
-            h.update(b"<missing>")
+        except OSError:  # (a FIFO or a device named like a policy, too: never read)
+            h.update(b"<unreadable>")
     return h.hexdigest()
 
 

@@ -8,8 +8,10 @@ dropping a deny rule opens access.
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
@@ -24,7 +26,14 @@ from guard.policy.spec import PolicySpec, content_of
 if TYPE_CHECKING:
     from guard.policy.policyset import PolicySet
 
-__all__ = ["MAX_POLICY_BYTES", "PolicySource", "load_policies", "parse_policies", "text_matches"]
+__all__ = [
+    "MAX_POLICY_BYTES",
+    "PolicySource",
+    "load_policies",
+    "parse_policies",
+    "read_policy_file",
+    "text_matches",
+]
 
 MAX_POLICY_BYTES: Final = 5 * 1024 * 1024
 _SUFFIXES: Final = (".yaml", ".yml")
@@ -93,6 +102,39 @@ def directory_files(path: Path) -> list[Path]:
         ),
         key=lambda p: p.name,
     )
+
+
+class _TooLarge(OSError):
+    def __init__(self, size: int) -> None:
+        super().__init__(errno.EFBIG, "file too large")
+        self.size = size
+
+
+def read_policy_file(path: Path) -> bytes:
+    """A policy file's bytes, at most `MAX_POLICY_BYTES` of them. Only a regular file is
+    read: a FIFO named like a policy would block the reader (a reload, the watcher) until
+    something writes to it, and a device such as `/dev/zero` would never end. Opened
+    without blocking and checked on the open descriptor, so a file swapped for one of
+    those between a check and the read is refused too. Raises `OSError` (its `strerror`
+    says why)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        if st.st_size > MAX_POLICY_BYTES:
+            raise _TooLarge(st.st_size)
+        chunks = []
+        left = MAX_POLICY_BYTES + 1  # (a file growing while read is cut: then too large)
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > MAX_POLICY_BYTES:
+        raise _TooLarge(len(data))
+    return data
 
 
 # -- sources -------------------------------------------------------------------------------
@@ -176,18 +218,17 @@ class _Loading:
     def _file(self, path: Path) -> None:
         source = str(path)
         try:
-            size = path.stat().st_size
-            if size > MAX_POLICY_BYTES:
-                self._problem(
-                    "too_large",
-                    f"policy file is {size:,} bytes; the limit is {MAX_POLICY_BYTES:,}",
-                    source,
-                    hint="split it into several files in one directory",
-                )
-                return
-            data = path.read_bytes()
+            data = read_policy_file(path)
         except FileNotFoundError:
             self._problem("unreadable", f"no such policy file: {path}", source)
+            return
+        except _TooLarge as exc:
+            self._problem(
+                "too_large",
+                f"policy file is {exc.size:,} bytes; the limit is {MAX_POLICY_BYTES:,}",
+                source,
+                hint="split it into several files in one directory",
+            )
             return
         except OSError as exc:
             self._problem("unreadable", f"cannot read {path}: {exc.strerror}", source)
