@@ -83,6 +83,11 @@ _NOT_WORD: Final = re.compile(r"[\W_]+")
 _MAX_VERDICTS: Final = 4096  # names whose verdict a redactor remembers (callers invent names)
 _MAX_REMEMBERED_NAME: Final = 64  # longer names are judged each time, never kept
 PATH_MARK: Final = "<redacted:path>"
+# what stands for a mapping or list nested deeper than `MAX_DEPTH` levels: a walk down to
+# where a hostile caller's nesting ends would exhaust Python's recursion limit (an MCP
+# server's JSON parser accepts ~990 levels), and the record would be lost with the error
+DEEP_MARK: Final = "<redacted:too-deep>"
+MAX_DEPTH: Final = 100
 _URI_FIELDS: Final = ("resource_uri",)
 _URI_NAME_FIELDS: Final = ("resource", "resource_uri")
 _NAME_FIELDS: Final = ("resource",)
@@ -414,10 +419,16 @@ class Redactor:
         return text
 
     def _map(
-        self, value: Mapping[Any, Any], prefix: str, out: list[str], listed: str | None = None
+        self,
+        value: Mapping[Any, Any],
+        prefix: str,
+        out: list[str],
+        listed: str | None = None,
+        depth: int = 1,
     ) -> Mapping[str, Any]:
         """`value` redacted; `prefix` is its path as patterns see it (keys joined by `.`),
-        `listed` as `out` lists it (keys escaped), when the two differ."""
+        `listed` as `out` lists it (keys escaped), when the two differ; `depth`: how many
+        mappings and lists hold it."""
         changed: dict[str, Any] | None = None
         verdicts, plain = self._verdicts, self._pattern is None
         for key, item in value.items():
@@ -437,7 +448,7 @@ class Redactor:
             shown = None
             if listed is not None or "." in skey or "\\" in skey:
                 shown = (prefix if listed is None else listed) + _escaped(skey)
-            new = self._check(skey, path, item, out, shown)
+            new = self._check(skey, path, item, out, shown, depth)
             if new is not item or skey is not key:
                 if changed is None:
                     changed = dict(value)
@@ -446,9 +457,11 @@ class Redactor:
                 changed[skey] = new
         return value if changed is None else changed
 
-    def _check(self, key: str, path: str, item: Any, out: list[str], shown: str | None) -> Any:
-        """`item` under `key`, redacted; `path` as patterns see it, `shown` as listed (if
-        it differs: a key on the way holds `.` or `\\`)."""
+    def _check(
+        self, key: str, path: str, item: Any, out: list[str], shown: str | None, depth: int
+    ) -> Any:
+        """`item` under `key`, `depth` levels down, redacted; `path` as patterns see it,
+        `shown` as listed (if it differs: a key on the way holds `.` or `\\`)."""
         if self.sensitive(key) or (
             self._pattern is not None and self._pattern.fullmatch(path.lower())
         ):
@@ -463,13 +476,19 @@ class Redactor:
         if cls is int or cls is float or cls is bool or item is None:
             return item
         if isinstance(item, Mapping):
-            return self._map(item, path + ".", out, None if shown is None else shown + ".")
+            if depth >= MAX_DEPTH:
+                out.append(path if shown is None else shown)
+                return DEEP_MARK
+            listed = None if shown is None else shown + "."
+            return self._map(item, path + ".", out, listed, depth + 1)
         if isinstance(item, list | tuple):
+            if depth >= MAX_DEPTH:
+                out.append(path if shown is None else shown)
+                return DEEP_MARK
             changed: list[Any] | None = None
             for i, sub in enumerate(item):
-                new = self._check(
-                    str(i), f"{path}.{i}", sub, out, None if shown is None else f"{shown}.{i}"
-                )
+                listed = None if shown is None else f"{shown}.{i}"
+                new = self._check(str(i), f"{path}.{i}", sub, out, listed, depth + 1)
                 if new is not sub:
                     if changed is None:
                         changed = list(item)
@@ -485,7 +504,7 @@ class Redactor:
                 plain = int.__index__(item)
             else:
                 plain = float.__float__(item)
-            return self._check(key, path, plain, out, shown)
+            return self._check(key, path, plain, out, shown, depth)
         # not JSON: keep a bounded, redacted description; replay treats it as unknown
         out.append(path if shown is None else shown)
         text = _safe_repr(item)
