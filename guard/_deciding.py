@@ -49,6 +49,11 @@ logger = logging.getLogger("guard.middleware")
 _MAX_CLIENT_TEXT_CHARS: Final = 256
 
 
+# the cacheable MCP results (SEP-2549) whose content the guard decides per caller
+_PER_CALLER: Final = (
+    "tools/list", "resources/list", "resources/templates/list", "prompts/list", "resources/read",
+)  # fmt: skip
+
 _DURABLE_TIMEOUT_S = 10.0  # how long a durable record may take before the call is denied
 
 
@@ -74,9 +79,33 @@ class Deciding:
     _auth_method: str
     _telemetry: Telemetry
     _session_shown: tuple[str, str]
+    _cached_for: Any  # the server whose cache hints were last made private
     _holder: PolicyHolder
     _durable_calls: bool
     _redactor: Redactor
+
+    def _cache_privately(self, server: Any) -> None:
+        """Serve `server`'s cacheable results that the guard answers per caller as
+        `private`. MCP 2026-07-28 results carry caching hints: `FastMCP(cache_ttl=...,
+        cache_scope="public")` marks them shareable across callers, and a shared cache (a
+        gateway) may then serve one caller's listing, or a read the guard allowed for one
+        caller, to another. The operator's TTL stands. (A guard on a mounted server cannot
+        reach its parent's hints: the parent's server answers on the wire.)"""
+        self._cached_for = server
+        try:
+            hints = server._mcp_server.cache_hints
+            public = [m for m in _PER_CALLER if getattr(hints.get(m), "scope", "") == "public"]
+            for method in public:
+                hints[method] = replace(hints[method], scope="private")
+        except Exception as exc:  # FastMCP's internals moved: nothing known to change
+            logger.debug("cache hints of %r not checked: %r", server, exc)
+            return
+        if public:
+            logger.warning(
+                "server %r marks %s results cacheable across callers (cache_scope=\"public\"); "
+                "the guard answers them per caller, so they are served as private",
+                getattr(server, "name", "?"), ", ".join(public),
+            )  # fmt: skip
 
     def _guard_error(self, where: str) -> None:
         self._quietly(self._telemetry.guard_error, where)
@@ -122,6 +151,8 @@ class Deciding:
                             shown = self._client_text(session_id)
                             self._session_shown = (session_id, shown)
                         session_id = shown
+                if fctx.fastmcp is not self._cached_for:
+                    self._cache_privately(fctx.fastmcp)
                 if server is None:
                     server = fctx.fastmcp.name
             if self._authenticator is not None and (

@@ -120,6 +120,7 @@ class GuardMiddleware(ComponentHooks, ListingFilter, Middleware):
         self._answered: dict[tuple[Any, ...], Answered] = {}  # see `ListingFilter`
         self._seen: dict[tuple[Any, ...], None] = {}  # listings met once
         self._session_shown: tuple[str, str] = ("", "")  # last session id and how it is shown
+        self._cached_for: Any = None  # the server whose cache hints were made private
         self._lookups = LookupCache(lookup_ttl)
         self._typed_hooks: dict[str | None, Callable[..., Awaitable[Any]]] = {
             "tools/call": self.on_call_tool,
