@@ -84,7 +84,7 @@ def _digest(path: Path) -> str:
         try:
             h.update(str(file).encode())
             h.update(b"\0")
-            h.update(read_policy_file(file))
+            h.update(read_policy_file(file, regular_only=True))
             h.update(b"\0")
         except OSError:  # (a FIFO or a device named like a policy, too: never read)
             h.update(b"<unreadable>")

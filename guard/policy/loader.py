@@ -105,22 +105,24 @@ def directory_files(path: Path) -> list[Path]:
 
 
 class _TooLarge(OSError):
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int | None) -> None:
         super().__init__(errno.EFBIG, "file too large")
-        self.size = size
+        self.size = size  # None: more than the limit (read from something without a size)
 
 
-def read_policy_file(path: Path) -> bytes:
-    """A policy file's bytes, at most `MAX_POLICY_BYTES` of them. Only a regular file is
-    read: a FIFO named like a policy would block the reader (a reload, the watcher) until
-    something writes to it, and a device such as `/dev/zero` would never end. Opened
-    without blocking and checked on the open descriptor, so a file swapped for one of
-    those between a check and the read is refused too. Raises `OSError` (its `strerror`
-    says why)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+def read_policy_file(path: Path, *, regular_only: bool = False) -> bytes:
+    """A policy file's bytes, at most `MAX_POLICY_BYTES` of them (a pipe or a device has
+    no size to check first: `/dev/zero` would be read until memory ran out). With
+    `regular_only`, anything but a regular file is refused: a FIFO that happens to sit in
+    a policy directory would block a reload, or the watcher, until something wrote to it.
+    (A path named explicitly may be one: `<(generate-policy)`.) Opened without blocking
+    and checked on the open descriptor, so a file swapped for a FIFO between a check and
+    the read is refused too. Raises `OSError` (its `strerror` says why)."""
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags | os.O_NONBLOCK if regular_only else flags)
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
+        if regular_only and not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file")
         if st.st_size > MAX_POLICY_BYTES:
             raise _TooLarge(st.st_size)
@@ -133,7 +135,7 @@ def read_policy_file(path: Path) -> bytes:
         os.close(fd)
     data = b"".join(chunks)
     if len(data) > MAX_POLICY_BYTES:
-        raise _TooLarge(len(data))
+        raise _TooLarge(None)
     return data
 
 
@@ -213,19 +215,21 @@ class _Loading:
                 hint="policy files end in .yaml or .yml (subdirectories are not searched)",
             )
         for file in files:
-            self._file(file)
+            self._file(file, listed=True)
 
-    def _file(self, path: Path) -> None:
+    def _file(self, path: Path, *, listed: bool = False) -> None:
+        """Load the file `path`; `listed`: found in a directory listing (not named)."""
         source = str(path)
         try:
-            data = read_policy_file(path)
+            data = read_policy_file(path, regular_only=listed)
         except FileNotFoundError:
             self._problem("unreadable", f"no such policy file: {path}", source)
             return
         except _TooLarge as exc:
+            size = "over the limit of" if exc.size is None else f"{exc.size:,} bytes; the limit is"
             self._problem(
                 "too_large",
-                f"policy file is {exc.size:,} bytes; the limit is {MAX_POLICY_BYTES:,}",
+                f"policy file is {size} {MAX_POLICY_BYTES:,} bytes",
                 source,
                 hint="split it into several files in one directory",
             )

@@ -1,6 +1,8 @@
-"""A policy path that is not a regular file (a FIFO, a device, a symlink to one) is an
-unreadable policy with a clear problem: reading it would block forever (a FIFO with no
-writer: the watcher thread and every reload hang) or never end (`/dev/zero`)."""
+"""Policy paths that are not regular files. In a policy directory, a FIFO or a device (or
+a symlink to one) is an unreadable policy with a clear problem: reading it would block
+(a FIFO with no writer: the watcher thread and every reload hang) or never end
+(`/dev/zero`). Named explicitly, one is read (`<(generate-policy)`), but never past the
+size limit."""
 
 from __future__ import annotations
 
@@ -48,11 +50,28 @@ def test_a_fifo_named_like_a_policy_is_a_problem_not_a_hang(tmp_path: Path) -> N
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
-def test_a_symlink_to_an_endless_device_is_a_problem(tmp_path: Path) -> None:
+def test_a_symlink_to_an_endless_device_in_a_directory_is_a_problem(tmp_path: Path) -> None:
     (tmp_path / "zero.yaml").symlink_to("/dev/zero")
-    exc = _load_within(tmp_path / "zero.yaml")
+    exc = _load_within(tmp_path)
     assert isinstance(exc, PolicyError)
     assert "not a regular file" in exc.problems[0].message
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_an_endless_device_named_explicitly_is_read_up_to_the_limit() -> None:
+    exc = _load_within(Path("/dev/zero"))
+    assert isinstance(exc, PolicyError)
+    [problem] = exc.problems
+    assert problem.code == "too_large" and "over the limit" in problem.message
+
+
+def test_a_fifo_named_explicitly_is_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "generated.yaml"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_text, args=(GOOD,), daemon=True)
+    writer.start()
+    assert _load_within(fifo) is None
+    writer.join(5)
 
 
 def test_the_watcher_starts_and_sees_changes_beside_a_fifo(tmp_path: Path) -> None:
