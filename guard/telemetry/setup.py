@@ -93,7 +93,7 @@ def configure(
         resource=Resource.create(attributes),
         sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
     )
-    processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
+    wired = False  # a provider of its own is new: it has no exporter yet
     if set_global:
         current = trace.get_tracer_provider()
         if isinstance(current, TracerProvider):
@@ -107,9 +107,14 @@ def configure(
             provider = current
         else:
             trace.set_tracer_provider(provider)
-    key = (id(provider), "traces", _signal_url(otlp_endpoint, "traces"))
-    if key not in _EXPORTING:  # a second configure() must not export every span twice
+        # A second configure() must not export every span twice. Only the global provider
+        # is remembered: it lives as long as the process, so its id stays its own (one
+        # built with set_global=False may be collected, and the next one built where it was)
+        key = (id(provider), "traces", _signal_url(otlp_endpoint, "traces"))
+        wired = key in _EXPORTING
         _EXPORTING.add(key)
+    if not wired:
+        processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
         provider.add_span_processor(processor)
     if logs:
         _configure_logs(provider.resource, otlp_endpoint, headers, batch)

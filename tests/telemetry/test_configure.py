@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -95,6 +96,27 @@ def test_configure_without_global_returns_a_working_provider() -> None:
         (span,) = receiver.wait_for(lambda s: s.name == "hello")
         provider.shutdown()
     assert span.service == "local"
+
+
+def test_configure_without_global_exports_from_every_provider_it_returns() -> None:
+    """Providers built with set_global=False were remembered by id() to avoid adding an
+    exporter twice: once one was collected, a new provider at the same address was taken
+    for it and returned with no exporter at all, so its spans went nowhere, silently."""
+    with otlp_receiver() as receiver:
+        for n in range(60):
+            provider = configure(
+                service_name="local",
+                otlp_endpoint=receiver.url,
+                set_global=False,
+                batch=False,
+            )
+            provider.get_tracer("t").start_span(f"span {n}").end()
+            provider.shutdown()
+            del provider
+            gc.collect()  # its address is free for the next one
+        got = {s.name for s in receiver.spans}  # exported synchronously (batch=False)
+    missing = [n for n in range(60) if f"span {n}" not in got]
+    assert not missing, f"providers {missing} exported nothing"
 
 
 _ALREADY_TRACING = """
