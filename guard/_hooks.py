@@ -245,9 +245,12 @@ class ComponentHooks(Deciding):
         except Exception:
             call.denial = call.denial or error_decision("resolving the completion target")
             self._guard_error("resolve")
-            resource = Resource(
-                kind="prompt" if ref_type == "ref/prompt" else "resource_template", name=key
-            )
+            # not found: the reference is the caller's text, shown (traced, counted,
+            # recorded) as an unknown component's, never as a name or label of its own
+            if ref_type == "ref/prompt":
+                resource = Resource(kind="prompt", name=key, found=False)
+            else:
+                resource = Resource(kind="resource_template", name=key, uri=key, found=False)
         action = "get" if resource.kind == "prompt" else "read"
         event = self._decide(call, resource, action, EMPTY, "completion/complete")
         if event.decision.allowed:
