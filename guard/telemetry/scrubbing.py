@@ -7,9 +7,10 @@ tool raised (an exception's message and stack trace, which may quote a key the t
 given). A span processor cannot change a span once it has ended, and FastMCP sets some of
 these after the span started, so they are cleaned where spans leave: in the exporter. Every
 string of a span from another instrumentation scope (its name, attributes, status text,
-events' attributes) has each part shaped like a credential masked (`redact.scrub`), and an
-attribute whose value is a URI also loses its password and the values of sensitive query
-parameters (`Redactor.uri`). It runs on the export thread, never on the request path.
+events' attributes) has each part shaped like a credential masked (`redact.scrub`), and a
+URI (an attribute's value, or quoted in a text such as a denial's message) also loses its
+password and the values of sensitive query parameters (`Redactor.uri`). It runs on the
+export thread, never on the request path.
 
 `configure()` wraps its OTLP exporter in one. An application with its own pipeline wraps its
 exporter the same way:
@@ -51,6 +52,9 @@ _CLEAN_SCOPE: Final = "mcp_guard"  # the guard's own spans: cleaned when they ar
 # a value that is a URI (not a text quoting one, such as a stack trace: `Redactor.uri`
 # would replace a long one whole)
 _URI: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
+# a URI quoted in a text (a denial's or an exception's message: `'vault://db?token=x'`),
+# cleaned on its own
+_QUOTED_URI: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"`<>]+")
 
 
 class ScrubbingSpanExporter(SpanExporter):
@@ -83,10 +87,10 @@ class ScrubbingSpanExporter(SpanExporter):
         # (each property read makes a new view: read once, compared by identity below)
         original, old_events, old_status = span.attributes, span.events, span.status
         status = old_status
-        name = scrub(span.name)
+        name = self._text(span.name)
         attributes = self._attributes(original)
         if status.description:
-            description = scrub(status.description)
+            description = self._text(status.description)
             if description != status.description:
                 status = Status(status.status_code, description)
         events = [self._event(event) for event in old_events]
@@ -137,10 +141,20 @@ class ScrubbingSpanExporter(SpanExporter):
             if _URI.fullmatch(value):  # `mcp.resource.uri`, a resource's component key
                 clean = self._redactor.uri(value, None, None, ())
             else:
-                clean = scrub(value)
+                clean = self._text(value)
             return value if clean == value else clean
         if isinstance(value, Sequence) and not isinstance(value, bytes):
             items = [self._value(key, item) for item in value]
             if any(new is not old for new, old in zip(items, value, strict=True)):
                 return tuple(items)
         return value
+
+    def _text(self, text: str) -> str:
+        """`text` with each part shaped like a credential masked, and each URI it quotes
+        without its password and the values of its sensitive query parameters (the guard
+        denies a read quoting the URI as sent, and FastMCP's span keeps that message)."""
+        text = scrub(text)
+        if "://" not in text:
+            return text
+        uri = self._redactor.uri
+        return _QUOTED_URI.sub(lambda m: uri(m[0], None, None, ()), text)
