@@ -79,8 +79,12 @@ def _local_only(registry: Any) -> list[Collector]:
 
 
 def render(registry: Any, accept: str | None) -> tuple[bytes, str]:
-    """Encode `registry` as the scraper asked (`Accept`): OpenMetrics or Prometheus text."""
-    encoder, content_type = choose_encoder(accept or "")
+    """Encode `registry` as the scraper asked (`Accept`): OpenMetrics or Prometheus text
+    (also for an `Accept` that cannot be read)."""
+    try:
+        encoder, content_type = choose_encoder(accept or "")
+    except Exception:  # prometheus-client raises on `version=x`: not a reason for a 500
+        encoder, content_type = choose_encoder("")
     return encoder(registry), content_type
 
 

@@ -131,3 +131,18 @@ def test_metrics_on_their_own_port(registry: CollectorRegistry) -> None:
         server.server_close()
     expected = 'mcpguard_auth_failures_total{method="api_key",reason="missing_credentials"} 1.0'
     assert expected in body
+
+
+async def test_a_malformed_accept_header_gets_the_classic_format(
+    served: tuple[str, GuardTelemetry],
+) -> None:
+    """prometheus-client's negotiation raises on an OpenMetrics version that is not a
+    number: /metrics answered any scraper (or prober) sending one with a 500 and a
+    traceback in the server's log."""
+    base, _ = served
+    headers = {"Authorization": f"Bearer {TOKEN}", "Accept": OPENMETRICS.replace("1.0.0", "x")}
+    async with httpx.AsyncClient() as http:
+        response = await http.get(f"{base}/metrics", headers=headers)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "mcpguard_decisions_total" in response.text
