@@ -26,6 +26,7 @@ __all__ = [
     "looks_secret",
     "path_keys",
     "scrub",
+    "scrub_uris",
     "traceback_text",
 ]
 
@@ -83,6 +84,8 @@ _NOT_WORD: Final = re.compile(r"[\W_]+")
 _MAX_VERDICTS: Final = 4096  # names whose verdict a redactor remembers (callers invent names)
 _MAX_REMEMBERED_NAME: Final = 64  # longer names are judged each time, never kept
 PATH_MARK: Final = "<redacted:path>"
+# a URI quoted in a text (a denial's or an exception's message: `'vault://db?token=x'`)
+QUOTED_URI: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"`<>]+")
 # what stands for a mapping or list nested deeper than `MAX_DEPTH` levels: a walk down to
 # where a hostile caller's nesting ends would exhaust Python's recursion limit (an MCP
 # server's JSON parser accepts ~990 levels), and the record would be lost with the error
@@ -158,9 +161,35 @@ def scrub(text: str) -> str:
     return SECRET_PATTERN.sub(SECRET_MARK, text) if looks_secret(text) else text
 
 
+def scrub_uris(text: str, redactor: Redactor | None = None) -> str:
+    """`text` with each URI it quotes cleaned by `redactor.uri` (default: a `Redactor()`):
+    without a password or the values of sensitive query and fragment parameters. For a
+    message quoting a URI as someone sent it (a denial, an exception).
+
+    ```python
+    assert scrub_uris("no 'db://u:pw@h/x'") == "no 'db://u:<redacted:path>@h/x'"
+    ```
+    """
+    if "://" not in text:
+        return text
+    uri = (redactor or _default_redactor()).uri
+    return QUOTED_URI.sub(lambda m: uri(m[0], None, None, ()), text)
+
+
+def _default_redactor() -> Redactor:
+    global _DEFAULT_REDACTOR
+    if _DEFAULT_REDACTOR is None:
+        _DEFAULT_REDACTOR = Redactor()
+    return _DEFAULT_REDACTOR
+
+
+_DEFAULT_REDACTOR: Redactor | None = None
+
+
 def traceback_text(exc: BaseException) -> str:
     """`exc`'s traceback as logging shows it, with each part shaped like a credential
-    masked (`scrub`): an exception's message may quote what it was handling.
+    masked (`scrub`) and each URI it quotes cleaned (`scrub_uris`): an exception's message
+    may quote what it was handling.
 
     ```python
     try:
@@ -169,7 +198,7 @@ def traceback_text(exc: BaseException) -> str:
         assert traceback_text(exc).endswith("ValueError: rejected <redacted:secret>")
     ```
     """
-    return scrub("".join(traceback.format_exception(exc)).rstrip())
+    return scrub_uris(scrub("".join(traceback.format_exception(exc)).rstrip()))
 
 
 def _search(text: str) -> bool:

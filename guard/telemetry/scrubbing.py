@@ -44,7 +44,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
-from guard.audit.redact import Redactor, scrub
+from guard.audit.redact import Redactor, scrub, scrub_uris
 
 __all__ = ["ScrubbingSpanExporter"]
 
@@ -52,9 +52,6 @@ _CLEAN_SCOPE: Final = "mcp_guard"  # the guard's own spans: cleaned when they ar
 # a value that is a URI (not a text quoting one, such as a stack trace: `Redactor.uri`
 # would replace a long one whole)
 _URI: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
-# a URI quoted in a text (a denial's or an exception's message: `'vault://db?token=x'`),
-# cleaned on its own
-_QUOTED_URI: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"`<>]+")
 
 
 class ScrubbingSpanExporter(SpanExporter):
@@ -153,8 +150,4 @@ class ScrubbingSpanExporter(SpanExporter):
         """`text` with each part shaped like a credential masked, and each URI it quotes
         without its password and the values of its sensitive query parameters (the guard
         denies a read quoting the URI as sent, and FastMCP's span keeps that message)."""
-        text = scrub(text)
-        if "://" not in text:
-            return text
-        uri = self._redactor.uri
-        return _QUOTED_URI.sub(lambda m: uri(m[0], None, None, ()), text)
+        return scrub_uris(scrub(text), self._redactor)

@@ -63,3 +63,18 @@ def test_a_watched_reload_that_breaks_is_logged_without_the_credential(
         holder._reload_quietly()
     holder.close()
     assert KEY not in caplog.text and "ValueError: cannot handle <redacted:secret>" in caplog.text
+
+
+def test_a_uri_quoted_in_a_logged_traceback_keeps_no_password_or_sensitive_value() -> None:
+    from guard.audit.redact import traceback_text
+
+    secret = "hunter2hunter2"
+    try:
+        raise ValueError(
+            f"cannot read 'vault://db/x?password={secret}&v=1' from https://ops:{secret}@db.local/"
+        )
+    except ValueError as exc:
+        text = traceback_text(exc)
+    assert secret not in text
+    assert "vault://db/x?password=<redacted:path>&v=1" in text
+    assert "https://ops:<redacted:path>@db.local/" in text
