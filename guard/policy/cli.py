@@ -289,12 +289,20 @@ def create(
 # --------------------------------------------------------------------------- format / convert
 
 
+# Characters JSON writes raw but YAML, which reads every policy file (JSON too), cannot:
+# DEL and the C1 controls it refuses, NEL it folds into a space inside quotes; and, to be
+# safe, line separators, byte order marks, surrogates and non-characters. Written as
+# `\uXXXX` escapes, they read back the same in JSON and in YAML.
+_RAW_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
+
+
 def _render(specs: Sequence[PolicySpec], to: str) -> str:
     from guard.policy.dump import dump_spec, spec_to_dict
 
     if to == "json":
         data = [spec_to_dict(s) for s in specs]
-        return json.dumps(data[0] if len(data) == 1 else data, indent=2, ensure_ascii=False) + "\n"
+        text = json.dumps(data[0] if len(data) == 1 else data, indent=2, ensure_ascii=False)
+        return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
     docs = [dump_spec(s) for s in specs]
     return "---\n".join(d if d.endswith("\n") else d + "\n" for d in docs)
 
