@@ -18,6 +18,7 @@ __all__ = [
     "LineLoader",
     "LineMap",
     "Problems",
+    "load_yaml",
     "parse_request",
     "parse_request_node",
     "parse_time",
@@ -316,6 +317,16 @@ def _construct_map(loader: LineLoader, node: yaml.MappingNode) -> LineMap:
 
 
 LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
+
+
+def load_yaml(text: str) -> Any:
+    """`yaml.load` with `LineLoader`. Raises `yaml.YAMLError`, also for nesting deeper than
+    PyYAML's recursive composer and constructor can follow (a few hundred levels), which
+    would otherwise escape as `RecursionError`."""
+    try:
+        return yaml.load(text, Loader=LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise yaml.YAMLError("nested too deeply") from None
 
 
 def to_map(value: Any, memo: dict[int, Any] | None = None) -> Any:

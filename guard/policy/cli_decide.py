@@ -183,11 +183,11 @@ def _read_request(path: str, output_format: str) -> dict[str, Any]:
     """A request file, read as strictly as a test case (a key written twice is refused)."""
     import yaml
 
-    from guard.policy._request_form import LineLoader, LineMap
+    from guard.policy._request_form import LineMap, load_yaml
 
     try:
         text = Path(path).read_text(encoding="utf-8")
-        data = yaml.load(text, Loader=LineLoader)  # noqa: S506 - a SafeLoader subclass
+        data = load_yaml(text)
     except (OSError, UnicodeDecodeError) as exc:
         why = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else exc.strerror or exc
         problem = PolicyProblem(f"cannot read request: {why}", path, code="unreadable")

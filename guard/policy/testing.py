@@ -39,9 +39,9 @@ import yaml
 from guard.errors import PolicyError, PolicyProblem
 from guard.policy._request_form import (
     REQUEST_KEYS,
-    LineLoader,
     LineMap,
     Problems,
+    load_yaml,
     parse_request,
     parse_request_node,
     parse_time,
@@ -275,7 +275,7 @@ def load_suite(path: str | Path) -> Suite:
         out.add(f"cannot read suite: {why}", code="unreadable")
         raise PolicyError(out) from None
     try:
-        data = yaml.load(text, Loader=LineLoader)  # noqa: S506 - a SafeLoader subclass
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

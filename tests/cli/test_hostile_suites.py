@@ -1,0 +1,45 @@
+"""Suites and request files that would exhaust the process are reported, not crashed on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from guard.cli import main
+
+POLICY = "name: p\nrules:\n  - {name: r, effect: allow, tools: {names: [t]}}\n"
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_deeply_nested_suite_and_request_are_reported(tmp_path: Path) -> None:
+    """PyYAML's Python composer recurses once per level: a few hundred levels of `[[[`
+    raised RecursionError through `mcp-guard test` (ending the whole run, other suites
+    unreported) and `mcp-guard explain --request`, with a traceback."""
+    (tmp_path / "p.yaml").write_text(POLICY)
+    deep = tmp_path / "deep.test.yaml"
+    deep.write_text(
+        "policies: p.yaml\ncases:\n  - name: deep\n    principal: u\n    tool: t\n"
+        f"    args: {{a: {_nested(5000)}}}\n    expect: allow\n"
+    )
+    good = tmp_path / "good.test.yaml"
+    good.write_text(
+        "policies: p.yaml\ncases:\n  - {name: ok, principal: u, tool: t, expect: allow}\n"
+    )
+    runner = CliRunner()
+    result = runner.invoke(main, ["test", str(tmp_path)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert result.exit_code == 1
+    assert f"ERROR {deep}" in result.output and "nested too deeply" in result.output
+    assert "1 passed, 0 failed, 1 broken in 2 suites" in result.output
+    request = tmp_path / "request.yaml"
+    request.write_text(f"principal: u\ntool: t\nargs: {{a: {_nested(5000)}}}\n")
+    explained = runner.invoke(
+        main, ["explain", str(tmp_path / "p.yaml"), "--request", str(request)]
+    )
+    assert isinstance(explained.exception, SystemExit), explained.output
+    assert explained.exit_code == 1
+    assert "nested too deeply" in explained.output
