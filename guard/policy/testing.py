@@ -47,6 +47,7 @@ from guard.policy._request_form import (
     parse_time,
     plain,
 )
+from guard.policy._yaml import MAX_ALIAS_NODES
 from guard.policy.model import AccessRequest, Decision
 
 if TYPE_CHECKING:
@@ -333,6 +334,14 @@ def _load_policy_set(data: LineMap, suite_path: Path, out: Problems) -> PolicySe
                 continue
             source: Any = target
         elif isinstance(item, LineMap):
+            memo: dict[int, int] = {}
+            if _expanded_size(item, memo) - len(memo) > MAX_ALIAS_NODES:
+                # the policy loader bounds aliases in YAML text, but validating a dict
+                # copies every shared part: a few lines could expand to billions of nodes
+                msg = f"YAML aliases in this policy expand beyond {MAX_ALIAS_NODES:,} nodes"
+                hint = "this looks like an alias bomb ('billion laughs'); write the data out"
+                out.add(msg, data, "policies", where, hint, "yaml_alias")
+                continue
             source = plain(item)
         else:
             out.add(
@@ -352,6 +361,17 @@ def _load_policy_set(data: LineMap, suite_path: Path, out: Problems) -> PolicySe
     except PolicyError as exc:  # problems across policies (duplicate names, ...)
         out.extend(exc.problems)
         return None
+
+
+def _expanded_size(value: Any, memo: dict[int, int]) -> int:
+    """Nodes in `value` once YAML aliases (shared objects) are expanded, in linear time;
+    `memo` ends up holding each distinct node once."""
+    key = id(value)
+    if key not in memo:
+        children = value.values() if isinstance(value, dict) else value
+        nested = isinstance(value, dict | list)
+        memo[key] = 1 + (sum(_expanded_size(v, memo) for v in children) if nested else 0)
+    return memo[key]
 
 
 def _relocate(p: PolicyProblem, item: Any, where: str, source: str) -> PolicyProblem:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from guard.cli import main
@@ -43,3 +44,23 @@ def test_deeply_nested_suite_and_request_are_reported(tmp_path: Path) -> None:
     assert isinstance(explained.exception, SystemExit), explained.output
     assert explained.exit_code == 1
     assert "nested too deeply" in explained.output
+
+
+@pytest.mark.timeout(30)
+def test_alias_bomb_in_an_inline_policy_is_refused(tmp_path: Path) -> None:
+    """The policy loader bounds what YAML aliases expand to, but an inline policy reached
+    it as a dict, which validation copies in full: a 1 kB suite whose condition value
+    expands to 10**9 strings ran for minutes and exhausted memory."""
+    levels = ['  a0: &a0 ["x","x","x","x","x","x","x","x","x","x"]']
+    for i in range(1, 9):
+        levels.append(f"  a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 10)}]")
+    suite = tmp_path / "bomb.test.yaml"
+    suite.write_text(
+        "cases:\n  - name: c\n    principal: u\n    tool: t\n    expect: allow\n    args:\n"
+        + "\n".join("    " + line for line in levels)
+        + "\npolicies:\n  name: p\n  rules:\n    - name: r\n      effect: allow\n"
+        "      conditions: [{field: tool.args.a, operator: in, value: *a8}]\n"
+    )
+    result = CliRunner().invoke(main, ["test", str(suite)])
+    assert result.exit_code == 1, result.output
+    assert f"ERROR {suite}:" in result.output and "alias" in result.output
