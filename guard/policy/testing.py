@@ -301,6 +301,9 @@ def load_suite(path: str | Path) -> Suite:
     raw_cases = data.get("cases")
     if "cases" in data and not isinstance(raw_cases, list):
         out.add("`cases` must be a list", data, "cases")
+    elif raw_cases == []:  # a suite that decides nothing would pass, whatever the policy
+        hint = "e.g. `- {name: ..., principal: alice, tool: get_weather, expect: allow}`"
+        out.add("`cases` lists no case", data, "cases", "cases", hint, "missing_key")
     elif isinstance(raw_cases, list):
         first_seen: dict[str, int | None] = {}
         for i, raw in enumerate(raw_cases):

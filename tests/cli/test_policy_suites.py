@@ -335,3 +335,11 @@ cases:
     assert result.uncovered == ("shop/no_big_refunds", "shop/staff_refund")
     (case,) = suite.cases
     assert suite.run_case(case).decision.rule == "staff_sell"
+
+
+def test_a_suite_without_cases_is_malformed(tmp_path: Path) -> None:
+    """`cases: []` passed, and `mcp-guard test` exited 0 having decided nothing: a suite
+    emptied by mistake kept CI green. It is refused as `policies` naming no policy is."""
+    path = _suite(tmp_path, "policies: shop.yaml\ncases: []\n")
+    (problem,) = _problems(path)
+    assert problem.startswith(f"{path}:2: cases: `cases` lists no case")
