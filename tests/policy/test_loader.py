@@ -274,6 +274,35 @@ def test_file_over_the_size_limit(tmp_path: Path) -> None:
     assert problem.code == "too_large" and "split it" in (problem.hint or "")
 
 
+@pytest.mark.timeout(60)
+def test_a_file_without_end_is_read_only_up_to_the_size_limit(tmp_path: Path) -> None:
+    """The limit was checked on `stat()`'s size, then the whole file read: a pipe, a
+    device (`mcp-guard validate /dev/zero`) or a file still growing has no size there,
+    so loading read until memory ran out. Here a pipe offers 8 times the limit."""
+    import threading
+
+    pipe = tmp_path / "endless.yaml"
+    os.mkfifo(pipe)
+    offered = 8 * MAX_POLICY_BYTES
+    written = 0
+
+    def write() -> None:
+        nonlocal written
+        with open(pipe, "wb", buffering=0) as f:
+            try:
+                while written < offered:
+                    written += f.write(b"#" * 65536)
+            except BrokenPipeError:  # the reader has had enough
+                pass
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    [problem] = _problems(pipe)
+    writer.join()
+    assert problem.code == "too_large"
+    assert written < 2 * MAX_POLICY_BYTES
+
+
 def test_file_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "latin1.yaml"
     path.write_bytes("name: caf\xe9\nrules: []\n".encode("latin-1"))
