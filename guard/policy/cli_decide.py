@@ -4,6 +4,7 @@ why. `explain` exits 2 when the request is denied, so scripts can branch on the 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
@@ -320,6 +321,18 @@ def run_tests(
     sys.exit(1 if failed or broken else 0)
 
 
+# characters XML 1.0 cannot carry at all, even escaped
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(text: str) -> str:
+    """`text` with the characters XML cannot carry shown as escapes (`\\x07`): written
+    raw, CI's parser would reject the whole report."""
+    return _NOT_XML.sub(
+        lambda m: f"\\x{ord(m[0]):02x}" if m[0] < " " else f"\\u{ord(m[0]):04x}", text
+    )
+
+
 def _junit_xml(report: list[dict[str, Any]]) -> str:
     """JUnit XML, the report format CI systems display: one testsuite per suite file."""
     from xml.etree import ElementTree as ET
@@ -351,4 +364,8 @@ def _junit_xml(report: list[dict[str, Any]]) -> str:
             if not c["passed"]:
                 lines = [str(Mismatch(**m)) for m in c["mismatches"]]
                 ET.SubElement(case, "failure", message=lines[0]).text = "\n".join(lines)
+    for element in root.iter():  # names and messages may quote anything a suite held
+        element.attrib.update({k: _xml_text(v) for k, v in element.attrib.items()})
+        if element.text:
+            element.text = _xml_text(element.text)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

@@ -480,3 +480,24 @@ def test_usage_errors_of_every_command_exit_1_not_explains_denied(argv: list[str
     (found in review: only the policy commands mapped usage errors to 1)."""
     result = run(*argv)
     assert result.exit_code == 1, result.output
+
+
+def test_junit_xml_stays_parseable_with_control_characters_in_names(tmp_path: Path) -> None:
+    """A case name (or a mismatch quoting a value) may hold characters XML 1.0 cannot
+    carry at all (`\\x07`, `\\x1b`): written raw, CI's parser rejects the whole report."""
+    from xml.etree import ElementTree as ET
+
+    policy = tmp_path / "p.yaml"
+    policy.write_text("name: p\nrules: []\n")
+    suite = tmp_path / "bell.test.yaml"
+    suite.write_text(
+        'policies: p.yaml\ncases:\n  - name: "ring \\a the \\e[31m bell"\n'
+        "    principal: {user_id: alice}\n    tool: t\n    expect: {allowed: true}\n"
+    )
+    report = tmp_path / "junit.xml"
+    result = run("test", suite, "--junit-xml", report)
+    assert result.exit_code == 1
+    root = ET.fromstring(report.read_bytes())
+    (case,) = root.iter("testcase")
+    assert case.get("name") == "ring \\x07 the \\x1b[31m bell"
+    assert next(case.iter("failure")) is not None
