@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 from uuid import uuid4
 
-from fastmcp.exceptions import AuthorizationError, NotFoundError
+from fastmcp.exceptions import AuthorizationError, FastMCPError, NotFoundError
 from fastmcp.server.middleware import CallNext, MiddlewareContext
 
 from guard._fastmcp import current_transport, request_info, session_of
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from guard.reload import PolicyHolder
     from guard.telemetry import Telemetry
 
-__all__ = ["Deciding", "UndurableDecision", "UnobservedDecision"]
+__all__ = ["Absent", "Deciding", "UndurableDecision", "UnobservedDecision"]
 
 logger = logging.getLogger("guard.middleware")
 
@@ -65,6 +65,19 @@ class UnobservedDecision(Exception):
 class UndurableDecision(Exception):
     """The outcome of an allowed call the guard did not run: in durable mode, its decision
     record did not reach the disk in time."""
+
+
+class Absent(NotFoundError, FastMCPError):
+    """A denial answered as absence: FastMCP's "not found", which its wire handlers word
+    exactly as for a component that does not exist. Also a `FastMCPError`, which FastMCP
+    passes through a component as it is: behind a mount (a guarded server mounted into
+    another), a bare `NotFoundError` from the child's guard became the parent's "Error
+    calling tool 'ns_x': Unknown tool: 'x'" (-32603 for reads and prompts), which names
+    the component a missing one would not. Logged like a missing component: not at all.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, log_level=logging.DEBUG)
 
 
 class Deciding:
@@ -342,7 +355,7 @@ class Deciding:
             # Exactly what FastMCP answers for a component that does not exist, so a
             # denial does not confirm that a hidden component is there.
             label = {"tool": "tool", "resource": "resource", "prompt": "prompt"}[kind]
-            return NotFoundError(f"Unknown {label}: {name!r}")
+            return Absent(f"Unknown {label}: {name!r}")
         if decision.rule:
             why = f" by rule {decision.rule!r}"
         elif decision.reason == Reason.DEFAULT:
