@@ -182,12 +182,17 @@ def forwarded_version(resource: Resource) -> str | None:
 def reached_uri(template: Any, uri: str) -> str:
     """The URI a read of `uri` through `template` really reaches: its parameters decoded
     and encoded again, no fragment, no empty query (FastMCP's `forward_uri`, what a mount
-    or proxy sends on, and what the template's function is given). `users://%61dmin/x`
+    or proxy sends on, and what the template's function is given), and no query at all
+    when the template takes none: it changes nothing read, and a deny rule on
+    `users://*/payroll` must not miss `users://7/payroll?x=1`. `users://%61dmin/x?y`
     reaches `users://admin/x`."""
     params = template.matches(uri)
     if params is None:
         return uri
-    return str(forward_uri(template.uri_template, dict(params), uri))
+    reached = str(forward_uri(template.uri_template, dict(params), uri))
+    if "?" in reached and "?" not in template.uri_template and "{&" not in template.uri_template:
+        reached = reached.partition("?")[0]
+    return reached
 
 
 def read_target(uri: str, component: Any) -> Resource:
