@@ -237,20 +237,20 @@ class ComponentHooks(Deciding):
         call = await self._begin(context)
         ref_type = str(ref.get("type"))
         key = str(ref.get("name") if ref_type == "ref/prompt" else ref.get("uri"))
+        # not found: the reference is the caller's text, shown (traced, counted, recorded)
+        # as an unknown component's, never as a name or label of its own; decided all the
+        # same (a caller refused by authentication is denied, and every request recorded)
+        if ref_type == "ref/prompt":
+            resource = Resource(kind="prompt", name=key, found=False)
+        else:
+            resource = Resource(kind="resource_template", name=key, uri=key, found=False)
         try:
             component = await fctx.fastmcp._completion_target(ref_type, key)
-            if component is None:
-                return await call_next(context)  # unknown: FastMCP answers empty
-            resource = self._cache.get(component)
+            if component is not None:
+                resource = self._cache.get(component)
         except Exception:
             call.denial = call.denial or error_decision("resolving the completion target")
             self._guard_error("resolve")
-            # not found: the reference is the caller's text, shown (traced, counted,
-            # recorded) as an unknown component's, never as a name or label of its own
-            if ref_type == "ref/prompt":
-                resource = Resource(kind="prompt", name=key, found=False)
-            else:
-                resource = Resource(kind="resource_template", name=key, uri=key, found=False)
         action = "get" if resource.kind == "prompt" else "read"
         event = self._decide(call, resource, action, EMPTY, "completion/complete")
         if event.decision.allowed:

@@ -129,7 +129,35 @@ async def test_completion_does_not_leak_denied_prompts_or_templates(recorder: Re
     assert denied.values == [] and denied == missing
     assert template.values == []
     completions = [e for e in recorder.events if e.method == "completion/complete"]
-    assert [e.decision.allowed for e in completions] == [True, False, False]
+    # the unknown prompt is decided and recorded too, as an unknown component
+    assert [e.decision.allowed for e in completions] == [True, False, False, False]
+    assert not completions[2].request.resource.found
+
+
+async def test_completion_by_a_caller_who_fails_authentication_is_denied_and_recorded(
+    recorder: Recorder,
+) -> None:
+    """Every request is decided once its caller is known, whatever it names: a completion
+    naming no component was passed on undecided, so a refused caller left no record."""
+    from guard.errors import AuthenticationError
+
+    class Refuse:
+        async def authenticate(self, info: Any) -> Principal:
+            raise AuthenticationError("invalid_api_key", "no such key")
+
+    mcp = demo_server()
+    mcp.add_middleware(GuardMiddleware(POLICY, authenticator=Refuse(), telemetry=recorder,
+                                       audit=None))  # fmt: skip
+    async with Client(mcp) as client:
+        for name in ("greet", "nothing"):
+            done = await client.complete(
+                {"type": "ref/prompt", "name": name}, {"name": "name", "value": "a"}
+            )
+            assert done.values == []
+    completions = [e for e in recorder.events if e.method == "completion/complete"]
+    assert [(e.decision.allowed, e.decision.reason) for e in completions] == [
+        (False, "invalid_api_key"), (False, "invalid_api_key"),
+    ]  # fmt: skip
 
 
 # completion/complete runs the server's completion handler for a denied prompt and
