@@ -31,10 +31,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 
 __all__ = [
+    "PROTOCOL",
     "REPO",
     "ServerProcess",
     "free_port",
+    "raw_request",
     "raw_tool_call",
+    "rpc_headers",
+    "rpc_meta",
     "running_server",
     "serve",
     "serving_in_thread",
@@ -74,32 +78,64 @@ def serving_in_thread(app: Any) -> Iterator[int]:
         thread.join(10)
 
 
+PROTOCOL = "2026-07-28"  # the protocol era whose requests carry their own `_meta`
+
+
+def rpc_meta(version: str = PROTOCOL) -> dict[str, Any]:
+    """The `_meta` a client of protocol `version` (2026-07-28 on) puts in each request."""
+    return {
+        "io.modelcontextprotocol/protocolVersion": version,
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+
+
+def rpc_headers(method: str, name: str | None = None, version: str = PROTOCOL) -> dict[str, str]:
+    """The HTTP headers of a streamable HTTP request for `method` (naming `name`)."""
+    headers = {
+        "accept": "application/json, text/event-stream", "content-type": "application/json",
+        "mcp-protocol-version": version, "mcp-method": method,
+    }  # fmt: skip
+    if name is not None:
+        headers["mcp-name"] = name
+    return headers
+
+
+def raw_request(
+    url: str,
+    method: str,
+    params: Mapping[str, Any],
+    *,
+    name: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    request_id: Any = 1,
+    version: str = PROTOCOL,
+) -> Any:
+    """POST one JSON-RPC request to a streamable HTTP `url`, as a client of protocol
+    `version` would (`_meta` added from 2026-07-28 on), with extra `headers`: what
+    fastmcp's `Client` would not let a test send. Returns the `httpx.Response`."""
+    import httpx
+
+    params = {**params, "_meta": rpc_meta(version)} if version == PROTOCOL else dict(params)
+    body = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+    sent = {**rpc_headers(method, name, version), **(headers or {})}
+    return httpx.post(url, json=body, headers=sent, timeout=20)
+
+
 def raw_tool_call(
     url: str,
     name: str,
     headers: Mapping[str, str] | None = None,
     *,
     request_id: Any = 1,
-    version: str = "2026-07-28",
+    version: str = PROTOCOL,
 ) -> Any:
-    """POST one JSON-RPC `tools/call` of `name` (argument `text="y"`) to a streamable HTTP
-    `url`, as a client of protocol `version` would, with extra `headers` (ids the client
-    chooses, credentials): what fastmcp's `Client` would not let a test send. Returns the
-    `httpx.Response`."""
-    import httpx
-
-    params: dict[str, Any] = {"name": name, "arguments": {"text": "y"}}
-    if version == "2026-07-28":
-        params["_meta"] = {
-            "io.modelcontextprotocol/protocolVersion": version,
-            "io.modelcontextprotocol/clientCapabilities": {},
-        }
-    body = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
-    base = {
-        "accept": "application/json, text/event-stream", "content-type": "application/json",
-        "mcp-protocol-version": version, "mcp-method": "tools/call", "mcp-name": name,
-    }  # fmt: skip
-    return httpx.post(url, json=body, headers={**base, **(headers or {})}, timeout=20)
+    """`raw_request` of a `tools/call` of `name` (argument `text="y"`), with the ids the
+    client chooses or credentials in `headers`."""
+    params = {"name": name, "arguments": {"text": "y"}}
+    return raw_request(
+        url, "tools/call", params, name=name, headers=headers, request_id=request_id,
+        version=version,
+    )  # fmt: skip
 
 
 def _env(extra: Mapping[str, str] | None) -> dict[str, str]:

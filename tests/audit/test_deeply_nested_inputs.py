@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from audit_kit import ALICE, event
 from fastmcp import FastMCP
-from servers import serving_in_thread
+from servers import rpc_headers, rpc_meta, serving_in_thread
 
 from guard import GuardMiddleware, Principal
 from guard.audit import AuditLog, open_store
@@ -84,18 +84,13 @@ async def test_a_guarded_call_with_deep_arguments_runs_and_is_recorded(tmp_path:
               "tools": {"patterns": ["*"]}, "actions": ["list", "call"]}]}  # fmt: skip
     guard = GuardMiddleware(policy, principal=Principal("alice"), audit=tmp_path / "store")
     app.add_middleware(guard)
-    version = "2026-07-28"
-    meta = {"io.modelcontextprotocol/protocolVersion": version,
-            "io.modelcontextprotocol/clientCapabilities": {}}  # fmt: skip
-    depth = 500  # built as text: json.dumps itself stops short of this in a test thread
+    depth = 500  # built as text: json.dumps would recurse 500 levels on top of the test
     arguments = '{"x":' + '{"a":' * depth + '"leaf"' + "}" * depth + "}"
     body = (
         '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo",'
-        f'"arguments":{arguments},"_meta":{json.dumps(meta)}}}}}'
+        f'"arguments":{arguments},"_meta":{json.dumps(rpc_meta())}}}}}'
     )
-    headers = {"accept": "application/json, text/event-stream",
-               "content-type": "application/json", "mcp-protocol-version": version,
-               "mcp-method": "tools/call", "mcp-name": "echo"}  # fmt: skip
+    headers = rpc_headers("tools/call", "echo")
     with serving_in_thread(app.http_app()) as port:
         async with httpx.AsyncClient(timeout=30) as client:
             reply = await client.post(f"http://127.0.0.1:{port}/mcp", content=body, headers=headers)

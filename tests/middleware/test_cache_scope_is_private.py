@@ -9,14 +9,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import httpx
 import pytest
 from fastmcp import FastMCP
-from servers import serving_in_thread
+from servers import raw_request, serving_in_thread
 
 from guard import GuardMiddleware, Principal
 
-VERSION = "2026-07-28"
 POLICY = {
     "name": "p",
     "rules": [
@@ -45,15 +43,7 @@ def _app(**hints: Any) -> FastMCP:
 
 
 def _post(port: int, method: str, params: dict[str, Any], name: str | None = None) -> Any:
-    meta = {"io.modelcontextprotocol/protocolVersion": VERSION,
-            "io.modelcontextprotocol/clientCapabilities": {}}  # fmt: skip
-    headers = {"accept": "application/json, text/event-stream",
-               "content-type": "application/json", "mcp-protocol-version": VERSION,
-               "mcp-method": method}  # fmt: skip
-    if name is not None:
-        headers["mcp-name"] = name
-    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": {**params, "_meta": meta}}
-    reply = httpx.post(f"http://127.0.0.1:{port}/mcp", json=body, headers=headers, timeout=20)
+    reply = raw_request(f"http://127.0.0.1:{port}/mcp", method, params, name=name)
     assert reply.status_code == 200, reply.text
     return reply.json()["result"]
 

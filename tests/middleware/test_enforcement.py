@@ -9,6 +9,7 @@ from fastmcp import Client, FastMCP
 from fastmcp.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
 from mw_support import POLICY, Recorder, demo_server
+from servers import rpc_meta
 
 from guard import GuardMiddleware, Principal
 
@@ -278,10 +279,7 @@ async def test_component_lookups_see_runtime_changes(recorder: Recorder) -> None
 
 
 async def test_malformed_requests_fail_exactly_as_without_the_guard(recorder: Recorder) -> None:
-    meta = {
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-    }
+    meta = rpc_meta()
     bad = [{"name": 5, "_meta": meta}, {"name": "echo", "arguments": "x", "_meta": meta}]
 
     async def errors(mcp: FastMCP[Any]) -> list[str]:
