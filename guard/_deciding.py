@@ -164,10 +164,11 @@ class Deciding:
                             shown = self._client_text(session_id)
                             self._session_shown = (session_id, shown)
                         session_id = shown
-                if fctx.fastmcp is not self._cached_for:
-                    self._cache_privately(fctx.fastmcp)
+                fastmcp = fctx.fastmcp
+                if fastmcp is not self._cached_for:
+                    self._cache_privately(fastmcp)
                 if server is None:
-                    server = fctx.fastmcp.name
+                    server = fastmcp.name
             if self._authenticator is not None and (
                 self._principal is None or transport not in ("stdio", "memory")
             ):
