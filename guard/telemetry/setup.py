@@ -142,15 +142,16 @@ def _configure_logs(
     exporter = OTLPLogExporter(
         endpoint=_signal_url(endpoint, "logs"), headers=dict(headers or {}) or None
     )
-    processor = BatchLogRecordProcessor(exporter) if batch else SimpleLogRecordProcessor(exporter)
+    # (built only when added: a batch processor starts its export thread at once)
+    kind = BatchLogRecordProcessor if batch else SimpleLogRecordProcessor
     current = _logs.get_logger_provider()
     if isinstance(current, LoggerProvider):  # installed already: join it, as for spans
         key = (id(current), "logs", _signal_url(endpoint, "logs"))
         if key not in _EXPORTING:
             _EXPORTING.add(key)
-            current.add_log_record_processor(processor)
+            current.add_log_record_processor(kind(exporter))
         return
     provider = LoggerProvider(resource=resource)
-    provider.add_log_record_processor(processor)
+    provider.add_log_record_processor(kind(exporter))
     _EXPORTING.add((id(provider), "logs", _signal_url(endpoint, "logs")))
     _logs.set_logger_provider(provider)

@@ -183,3 +183,22 @@ def test_configure_called_twice_exports_each_span_once() -> None:
         time.sleep(0.5)  # a second copy would have arrived by now
         got = [s for s in receiver.spans if s.name == "authorize get_weather"]
     assert len(got) == 1, f"exported {len(got)} times"
+
+
+_LOGS_THRICE = """
+import sys, threading
+from guard.telemetry import configure
+
+for _ in range(3):
+    configure(service_name="svc", otlp_endpoint=sys.argv[1], logs=True)
+workers = [t for t in threading.enumerate() if "LogRecordProcessor" in t.name]
+print(len(workers))
+"""
+
+
+def test_configure_called_again_starts_no_log_export_thread_it_drops() -> None:
+    """A second configure(logs=True) joined the installed logger provider and dropped the
+    log processor it had built: each call left one more export thread running."""
+    with otlp_receiver() as receiver:
+        result = _run(_LOGS_THRICE, receiver.url)
+    assert result.stdout.strip() == "1"
