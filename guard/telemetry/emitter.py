@@ -7,8 +7,9 @@ gets its own INTERNAL span `authorize {target}`, a child of FastMCP's server spa
 request (`tools/list`, ...) makes one decision per component; opening a hundred spans to
 filter a listing would dwarf the listing itself, so those decisions share FastMCP's
 `tools/list` server span (their records carry its ids); with `list_events=True` each
-hidden component is noted on it as an `mcp_guard.hidden` event. List decisions are counted
-in `mcpguard_decisions_total` but kept out of the latency histogram.
+hidden component is noted on it as an `mcp_guard.hidden` event, and in shadow mode each
+component the draft answers otherwise as an `mcp_guard.shadow.disagreement` event. List
+decisions are counted in `mcpguard_decisions_total` but kept out of the latency histogram.
 
 ```python
 from prometheus_client import CollectorRegistry
@@ -212,7 +213,7 @@ class GuardTelemetry:
         if not ctx.is_valid:
             return _NO_LIST_HANDLE
         return _Handle(
-            span if span.is_recording() and self._list_events else None,
+            span if span.is_recording() else None,
             format(ctx.trace_id, "032x"),
             format(ctx.span_id, "016x"),
             listing=True,
@@ -232,8 +233,13 @@ class GuardTelemetry:
             if handle.listing:
                 # The histogram is for single-component decisions: a listing would add one
                 # observation per component and drown them.
-                if not allowed and handle.span is not None:
-                    handle.span.add_event("mcp_guard.hidden", _hidden_attributes(event))
+                span = handle.span
+                if span is not None:
+                    if not allowed and self._list_events:
+                        span.add_event("mcp_guard.hidden", _hidden_attributes(event))
+                    shadow = event.shadow
+                    if shadow is not None and shadow.allowed != allowed:
+                        span.add_event("mcp_guard.shadow.disagreement", _disagreement(event))
                 if self._logs is not None:
                     self._logs.emit(
                         handle.trace_id,
@@ -421,6 +427,18 @@ def _counter_key(event: DecisionEvent) -> tuple[Any, ...]:
         resource.name if resource.found else UNKNOWN_COMPONENT, decision.rule or "",
         decision.policy or "",
     )  # fmt: skip
+
+
+def _disagreement(event: DecisionEvent) -> dict[str, Any]:
+    """A listed component the shadow (draft) policy answers otherwise than the live one."""
+    shadow = event.shadow
+    attrs = _hidden_attributes(event)
+    attrs["mcp_guard.decision"] = "allow" if event.decision.allowed else "deny"
+    if shadow is not None:
+        attrs["mcp_guard.shadow.decision"] = "allow" if shadow.allowed else "deny"
+        if shadow.rule:
+            attrs["mcp_guard.shadow.rule"] = shadow.rule
+    return attrs
 
 
 def _hidden_attributes(event: DecisionEvent) -> dict[str, Any]:
