@@ -45,14 +45,16 @@ def current_transport() -> str:
 
     FastMCP names the transport in its own HTTP middleware; an application serving
     FastMCP's routes from its own Starlette app skips that. A request that came over HTTP
-    is `http` whatever the label says: `memory` is trusted as local (a fixed `principal=`
-    applies there without authenticating), so it must never be a network caller."""
+    is `http` whatever the label says: `memory` and `stdio` are trusted as local (a fixed
+    `principal=` applies there without authenticating), so neither may be a network caller.
+    The label is a context variable, which tasks inherit: routes served over HTTP from
+    inside a stdio server's run (its lifespan, a tool) carry `stdio` into every request."""
     value = _current_transport.get()
-    if value is None:
+    if value is None or value == "stdio":
         try:
             get_http_request()
         except RuntimeError:
-            return "memory"
+            return "memory" if value is None else "stdio"
         return "http"
     return _TRANSPORTS.get(value, value)
 
