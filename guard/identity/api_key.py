@@ -153,6 +153,11 @@ class ApiKeyAuthenticator:
         # `where` names the position, never the key: configuration errors get logged.
         if not isinstance(key, str) or not key.strip():
             raise ValueError(f"{where}: an API key must be a non-empty string")
+        if key != key.strip():
+            # HTTP strips it from a header value, and so does `_presented`: never matched
+            raise ValueError(
+                f"{where}: an API key must not begin or end with whitespace (read from a file?)"
+            )
         m = _DIGEST.match(key)
         digest = bytes.fromhex(m.group(1)) if m else hashlib.sha256(key.encode()).digest()
         key_id = digest_fingerprint(digest, self._secret)

@@ -80,6 +80,11 @@ class HeaderAuthenticator:
             raise ValueError(f"trusted_proxies: {exc}") from None
         if shared_secret is not None and len(shared_secret) < 16:
             raise ValueError("shared_secret must be at least 16 characters")
+        if shared_secret is not None and shared_secret != shared_secret.strip():
+            # no header value carries it (HTTP strips it): the proxy would never be trusted
+            raise ValueError(
+                "shared_secret must not begin or end with whitespace (read from a file?)"
+            )
         self._secret = shared_secret.encode() if shared_secret else None
         self.secret_header = secret_header.lower()
         self.roles_separator = roles_separator

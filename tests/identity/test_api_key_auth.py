@@ -143,3 +143,21 @@ def test_configuration_errors(tmp_path: Path) -> None:
     bad.write_text("keys: [unclosed")
     with pytest.raises(ValueError, match="not valid YAML"):
         ApiKeyAuthenticator(file=bad)
+
+
+@pytest.mark.parametrize(
+    "padded", [USER_KEY + "\n", " " + USER_KEY, USER_KEY + "\t"], ids=["newline", "space", "tab"]
+)
+def test_a_key_with_surrounding_whitespace_is_refused_at_load(padded: str, tmp_path: Path) -> None:
+    # HTTP strips a header value's surrounding whitespace, and so does the authenticator:
+    # such a key (`open("key").read()` keeps the newline) could never match, and every
+    # caller would be told `invalid_api_key`, with nothing to say why.
+    with pytest.raises(ValueError, match="whitespace") as caught:
+        ApiKeyAuthenticator({padded: ["user"]})
+    assert USER_KEY not in str(caught.value)  # errors name the position, never the key
+    with pytest.raises(ValueError, match="whitespace"):
+        ApiKeyAuthenticator([padded])
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({padded: ["user"]}))
+    with pytest.raises(ValueError, match="whitespace"):
+        ApiKeyAuthenticator(file=keys)

@@ -76,3 +76,14 @@ def test_configuration_errors() -> None:
         HeaderAuthenticator(trusted_proxies=["10.0.0.0/33"])
     with pytest.raises(ValueError, match="16"):
         HeaderAuthenticator(shared_secret="short")
+
+
+def test_a_shared_secret_with_surrounding_whitespace_is_refused() -> None:
+    # `open("/run/secrets/proxy").read()` keeps the newline, which no HTTP header value
+    # can carry: the proxy's requests would never be trusted, all refused `untrusted_proxy`.
+    secret = remember("proxy-shared-secret-0123456789")
+    with pytest.raises(ValueError, match="whitespace") as caught:
+        HeaderAuthenticator(MAPPING, shared_secret=secret + "\n")
+    assert secret not in str(caught.value)
+    with pytest.raises(ValueError, match="whitespace"):
+        HeaderAuthenticator(MAPPING, shared_secret=" " + secret)
