@@ -90,6 +90,8 @@ class ApiKeyAuthenticator:
         header: the one header read. A key sent anywhere else (`Authorization: Bearer ...`)
             is not looked at (`missing_credentials`), unless `accept_bearer=True`.
         key_id_secret: makes `key_id` an HMAC, so weak keys cannot be guessed from it.
+        agent_id_header: where the agent id comes from when the key's entry names none:
+            the caller's own claim (self-declared, as in mcp-auth-guard); None ignores it.
 
     Example:
         ```python
