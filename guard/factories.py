@@ -7,6 +7,7 @@ the authenticator it builds, and passes every other keyword (`audit`, `shadow`,
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,8 @@ __all__ = [
     "create_jwt_middleware",
     "create_no_auth_middleware",
 ]
+
+logger = logging.getLogger("guard.factories")
 
 
 def _middleware(
@@ -124,7 +127,8 @@ def create_api_key_middleware(
     """A `GuardMiddleware` that authenticates API keys (`ApiKeyAuthenticator`).
 
     `api_key_roles` maps each key (or its `sha256:<hex>` digest) to roles or to
-    `{"user_id", "roles", "agent_id"}`; `api_keys` lists keys given the role `api_user`.
+    `{"user_id", "roles", "agent_id"}`; `api_keys` lists keys given the role `api_user`,
+    used only when `api_key_roles` is not given (as in mcp-auth-guard 1.0.0).
 
     Example:
         ```python
@@ -144,6 +148,13 @@ def create_api_key_middleware(
     if isinstance(api_keys, str | bytes):
         # a string is a sequence of one-character keys: every letter would let callers in
         raise TypeError("api_keys must be a list of keys, not one string")
+    if api_key_roles and api_keys:
+        # as mcp-auth-guard 1.0.0: the roles mapping is the keys; the list is a fallback
+        logger.warning(
+            "api_keys is ignored because api_key_roles is given (as in mcp-auth-guard): "
+            "put every key in api_key_roles"
+        )
+        api_keys = None
     keys: dict[str, Any] = {k: None for k in api_keys or ()}
     keys.update(api_key_roles or {})
     auth = ApiKeyAuthenticator(

@@ -92,6 +92,29 @@ async def test_api_keys_list_header_and_file(tmp_path: Path) -> None:
         create_api_key_middleware(POLICY, audit=None)
 
 
+async def test_api_key_roles_given_make_api_keys_ignored_as_in_the_seed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """mcp-auth-guard 1.0.0 takes `api_key_roles` as the keys when given, and ignores
+    `api_keys` then: accepting both let in keys the seed refused, as `api_user`."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="guard"):
+        mw = create_api_key_middleware(
+            POLICY,
+            api_key_roles={remember("role-key-00000001"): ["user"]},
+            api_keys=[remember("listed-key-000001")],
+            audit=None,
+            telemetry=False,
+        )
+    auth = authenticator_of(mw)
+    assert (await auth.authenticate(http({"X-API-Key": "role-key-00000001"}))).roles == ("user",)
+    with pytest.raises(AuthenticationError) as refused:
+        await auth.authenticate(http({"X-API-Key": "listed-key-000001"}))
+    assert refused.value.reason == "invalid_api_key"
+    assert "api_keys is ignored" in caplog.text and "listed-key" not in caplog.text
+
+
 def test_api_keys_as_one_string_is_refused() -> None:
     """`api_keys=os.environ["API_KEY"]` type-checks (a str is a Sequence[str]), and would
     make every character of the key a key of its own: refused."""
