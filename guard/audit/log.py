@@ -102,7 +102,8 @@ class AuditLog(WriterThread):
         redact_paths: extra sensitive argument paths (see `Redactor`).
         redactor: a configured `Redactor` (overrides `redact_paths`).
         claims: allow-list of token claim names to record (default: what the
-            authenticator already allow-listed into `Principal.claims`).
+            authenticator already allowed into `Principal.claims`); another claim the
+            decision saw is recorded as a marker, listed in `inputs_redacted`.
         durable: commit each `tools/call` decision (fsync) before the tool runs; the
             middleware awaits `wait_durable(decision_id)`. Concurrent requests share fsyncs.
         batch_size: records that trigger a flush before the interval is up.

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from typing import Any, Final
 
-from guard.audit.redact import Redactor
+from guard.audit.redact import PATH_MARK, Redactor, _escaped
 from guard.audit.schema import itemset_line, json_encoder
 
 __all__ = [
@@ -277,9 +277,19 @@ class RowBuilder:
         claims = p.claims
         redacted: tuple[str, ...] = ()
         if claims:
+            left_out: list[str] = []
             if self.claims is not None:
-                claims = {k: v for k, v in claims.items() if k in self.claims}
+                kept = self.claims
+                left_out = [str(k) for k in claims if k not in kept]
+                claims = {k: v for k, v in claims.items() if k in kept}
             claims, redacted = self.redactor.redact(claims)
+            if left_out:
+                # A claim the decision saw but the record may not keep is a marker, listed:
+                # replay treats it as unknown, not as absent (`exists` would differ).
+                claims = dict(claims or {})
+                left_out = [k for k in left_out if k not in claims]
+                claims.update(dict.fromkeys(left_out, PATH_MARK))
+                redacted += tuple(map(_escaped, left_out))
         values = [
             _text(p.user_id), _text(p.agent_id), [str(x) for x in p.roles], _text(p.auth_method),
             bool(p.authenticated), _text(p.key_id), _dumps_sorted(claims) if claims else None,

@@ -275,8 +275,14 @@ def test_claims_allow_list_and_secret_claims(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "s", claims=["team", "note"])
     log.append(event(1, principal=principal))
     log.close()
-    (claims,) = _rows(tmp_path / "s", "SELECT claims FROM decisions")[0]
-    assert json.loads(claims) == {"team": "x", "note": "<redacted:secret>"}
+    (claims, inputs) = _rows(tmp_path / "s", "SELECT claims, inputs_redacted FROM decisions")[0]
+    # the claim left out is not recorded, but its place is: replay treats it as unknown
+    assert json.loads(claims) == {
+        "team": "x",
+        "note": "<redacted:secret>",
+        "email": "<redacted:path>",
+    }
+    assert inputs == ["claims.note", "claims.email"]
 
 
 def test_resolve_audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
