@@ -417,11 +417,20 @@ def _len(actual: Any) -> int:
     raise Indeterminate(f"a {kind_of(actual)} has no length")
 
 
+def _as_json(value: Any) -> Any:
+    """A read-only mapping (the request context, a tool's meta, kept claims) is the JSON
+    object it holds, as its record gives it back to replay; nothing else is JSON."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"a {kind_of(value)} is not JSON")
+
+
 def _size(actual: Any) -> int:
     try:
         text = json.dumps(
-            actual, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
+            actual, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+            allow_nan=False, default=_as_json,
+        )  # fmt: skip
     except (TypeError, ValueError) as exc:
         raise Indeterminate(f"value is not JSON: {exc}") from None
     return len(text.encode())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -130,6 +131,13 @@ def test_every_operator_is_exercised_above() -> None:
     source = inspect.getsource(inspect.getmodule(test_operator))  # type: ignore[arg-type]
     missing = [op for op in OPERATORS if f'"{op}"' not in source]
     assert missing == []
+
+
+def test_size_of_a_read_only_mapping_is_the_json_it_holds() -> None:
+    # the request context, a tool's meta, kept claims: read-only, recorded as JSON objects
+    nested = MappingProxyType({"a": MappingProxyType({"b": 1})})  # {"a":{"b":1}}: 13 bytes
+    assert check(c("tool.args", "size_lte", 13), nested) is True
+    assert check(c("tool.args", "size_lte", 12), nested) is False
 
 
 def test_missing_field_and_redacted_value_are_unknown() -> None:
