@@ -331,26 +331,28 @@ _TEXT_SEARCH_NODES: Final = 10_000  # keys and values looked at in one mapping, 
 
 def _text_within(mapping: Mapping[Any, Any], text: str) -> bool:
     """Whether `text` occurs in a key or a value of `mapping`, at any depth (scalars as
-    their text). A mapping too big to search is unknown (fail closed either way)."""
+    their text). A mapping too big to search is unknown (fail closed either way), even
+    when the part looked at holds the text: which part that is would depend on the order
+    of its keys, which JSON does not keep (nor the record replay decides on)."""
     stack: list[Any] = [mapping]
     budget = _TEXT_SEARCH_NODES
+    found = False
     while stack:
         value = stack.pop()
         budget -= 1
         if budget < 0:
             raise Indeterminate("the mapping is too big to search for text")
         if isinstance(value, str):
-            if text in value:
-                return True
+            found = found or text in value
         elif isinstance(value, Mapping):
             for key, item in value.items():
                 stack.append(key)
                 stack.append(item)
         elif isinstance(value, list | tuple | set | frozenset):
             stack.extend(value)
-        elif value is not None and text in str(value):
-            return True
-    return False
+        elif not found and value is not None and text in str(value):
+            found = True
+    return found
 
 
 def _to_order(actual: Any, expected: Any) -> Any:

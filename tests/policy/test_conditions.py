@@ -140,6 +140,14 @@ def test_size_of_a_read_only_mapping_is_the_json_it_holds() -> None:
     assert check(c("tool.args", "size_lte", 12), nested) is False
 
 
+def test_text_in_a_mapping_too_big_to_search_is_unknown_in_any_key_order() -> None:
+    big = {f"k{i:04}": "x" for i in range(6000)}
+    first, last = {"a": "DROP", **big}, {**big, "a": "DROP"}
+    assert check(c("tool.args.m", "contains", "DROP"), {"m": first}) is None
+    assert check(c("tool.args.m", "contains", "DROP"), {"m": last}) is None
+    assert check(c("tool.args.m", "contains", "DROP"), {"m": {"a": "DROP", "b": "x"}}) is True
+
+
 def test_missing_field_and_redacted_value_are_unknown() -> None:
     assert check(c("tool.args.a", "equals", 1), {}) is None
     assert check(c("tool.args.a", "equals", 1), {"a": UNKNOWN}) is None
