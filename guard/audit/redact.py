@@ -72,6 +72,9 @@ _MARKERS: Final = (
 )  # fmt: skip
 
 _SCALARS: Final = frozenset({int, float, bool, type(None)})
+# An integer this far from 0 has more digits (3,600) than a record should hold, and near
+# Python's limit on turning one into text (4,300 digits): its record could not be written.
+_HUGE_INT: Final = 1 << 12_000
 
 SECRET_MARK: Final = "<redacted:secret>"  # noqa: S105 - the marker, not a secret
 _MARKS: Final = re.compile(r"(<redacted:[^>]*>)")  # markers already in a text
@@ -469,7 +472,7 @@ class Redactor:
             if ordinary:
                 cls = type(item)
                 if (cls is str and len(item) < _MIN_SECRET_LEN and item.isascii()) or (
-                    cls in _SCALARS
+                    cls in _SCALARS and (cls is not int or -_HUGE_INT < item < _HUGE_INT)
                 ):
                     continue
             skey = key if isinstance(key, str) else str(key)
@@ -502,7 +505,12 @@ class Redactor:
             if clean is not item:
                 out.append(path if shown is None else shown)
             return clean
-        if cls is int or cls is float or cls is bool or item is None:
+        if cls is int:
+            if -_HUGE_INT < item < _HUGE_INT:
+                return item
+            out.append(path if shown is None else shown)
+            return f"<redacted:oversized bits={item.bit_length()}>"
+        if cls is float or cls is bool or item is None:
             return item
         if isinstance(item, Mapping):
             if depth >= MAX_DEPTH:
