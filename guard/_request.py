@@ -105,4 +105,7 @@ class Listing:
 
 
 def error_decision(where: str) -> Decision:
-    return Decision(allowed=False, reason=Reason.ERROR, message=f"guard error while {where}")
+    """A denial for an error inside the guard while `where`; the record's `errors` says
+    where (a policy's own errors are a condition's text), never the exception's text."""
+    text = f"guard error while {where}"
+    return Decision(allowed=False, reason=Reason.ERROR, errors=(text,), message=text)

@@ -87,6 +87,8 @@ async def test_authenticator_crash_denies_with_reason_error(
             await client.call_tool("echo", {"text": "x"})
     event = recorder.events[-1]
     assert event.decision.reason == "error" and not event.decision.allowed
+    # the record says where the guard failed (replay tells it from a policy's error)
+    assert event.decision.errors == ("guard error while authenticating",)
     assert "authenticate" in recorder.errors
     assert auth.seen[0].transport == "memory"
     assert "secret-token-abc" not in caplog.text  # the exception text may hold a secret
