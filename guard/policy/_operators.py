@@ -308,13 +308,13 @@ def _contains(actual: Any, expected: Any) -> bool:
         wanted = kind_of(expected)
         if any(kind_of(item) == wanted and _norm(item) == expected for item in actual):
             return True
-        if isinstance(expected, str) and any(
-            isinstance(item, str) and expected in item for item in actual
-        ):
+        if isinstance(expected, str) and _text_within(actual, expected):
             # Not an item, but in one's text, where mcp-auth-guard (comparing the list's
             # text) found it: unknown, so neither reading opens anything. A deny rule
-            # `tool.args.sqls contains "DROP"` still fires on ["DROP TABLE t"], and an
-            # allow rule `user.roles contains admin` still does not grant `superadmin`.
+            # `tool.args.sqls contains "DROP"` still fires on ["DROP TABLE t"], and on
+            # [{"sql": "DROP TABLE t"}], [["DROP TABLE t"]] (items are searched at any
+            # depth, as a mapping is); an allow rule `user.roles contains admin` still
+            # does not grant `superadmin`.
             raise Indeterminate(f"{expected!r} is within an item's text, not an item")
         return False
     if isinstance(actual, Mapping):
@@ -329,12 +329,12 @@ def _contains(actual: Any, expected: Any) -> bool:
 _TEXT_SEARCH_NODES: Final = 10_000  # keys and values looked at in one mapping, at most
 
 
-def _text_within(mapping: Mapping[Any, Any], text: str) -> bool:
-    """Whether `text` occurs in a key or a value of `mapping`, at any depth (scalars as
-    their text). A mapping too big to search is unknown (fail closed either way), even
-    when the part looked at holds the text: which part that is would depend on the order
-    of its keys, which JSON does not keep (nor the record replay decides on)."""
-    stack: list[Any] = [mapping]
+def _text_within(value: Any, text: str) -> bool:
+    """Whether `text` occurs in a key or a value of a mapping or list, at any depth
+    (scalars as their text). One too big to search is unknown (fail closed either way),
+    even when the part looked at holds the text: which part that is would depend on the
+    order of its keys, which JSON does not keep (nor the record replay decides on)."""
+    stack: list[Any] = [value]
     budget = _TEXT_SEARCH_NODES
     found = False
     while stack:

@@ -88,3 +88,15 @@ def test_contains_on_a_list_finds_its_items_and_is_unknown_for_text_within_one()
     assert _both(allow, sqls)[1][0] is False
     readme = Path(__file__).resolve().parents[2].joinpath("README.md").read_text()
     assert "unknown when the text is within an item" in readme
+
+
+@pytest.mark.parametrize(
+    "sqls,value",
+    [([{"sql": "DROP TABLE t"}], "DROP"), ([["DROP TABLE t"]], "DROP"), ([7, 17], "7")],
+)
+def test_contains_finds_text_within_items_that_are_not_strings(sqls: Any, value: str) -> None:
+    """The text within a list's item is unknown whatever the item: a deny rule `tool.args.
+    sqls contains "DROP"` fired there on [{"sql": "DROP TABLE t"}] and [["DROP TABLE t"]]
+    (the list's text), and was skipped here, where only string items were searched."""
+    policy = _one("deny", {"field": "tool.args.sqls", "operator": "contains", "value": value})
+    assert _both(policy, _tool(sqls=sqls)) == ((False, "r"), (False, "r"))
