@@ -42,6 +42,7 @@ import posixpath
 import re
 import socket
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from fnmatch import translate
@@ -53,6 +54,15 @@ __all__ = ["OPERATORS", "Indeterminate", "Operator", "kind_of"]
 
 class Indeterminate(Exception):
     """The operator could not compare these values; the condition is unknown."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Object:
+    """A mapping's normal form (`_norm`): equal only to another mapping's, never to the
+    list of its pairs, and still an object to `kind_of` once a condition's value is
+    prepared."""
+
+    items: tuple[tuple[str, Any], ...]
 
 
 def kind_of(value: Any) -> str:
@@ -71,17 +81,18 @@ def kind_of(value: Any) -> str:
         return "date"
     if isinstance(value, list | tuple | frozenset | set):
         return "list"
-    if isinstance(value, Mapping):
+    if isinstance(value, Mapping | _Object):
         return "object"
     return type(value).__name__
 
 
 def _norm(value: Any) -> Any:
-    """Hashable, order-preserving form: lists become tuples, mappings sorted item tuples."""
+    """Hashable, order-preserving form: lists become tuples, mappings `_Object`s of sorted
+    items. Normal forms are their own."""
     if isinstance(value, list | tuple):
         return tuple(_norm(v) for v in value)
     if isinstance(value, Mapping):
-        return tuple(sorted((str(k), _norm(v)) for k, v in value.items()))
+        return _Object(tuple(sorted((str(k), _norm(v)) for k, v in value.items())))
     if isinstance(value, set | frozenset):
         return tuple(sorted(_norm(v) for v in value))
     return value
