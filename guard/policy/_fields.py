@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, tzinfo
+from difflib import SequenceMatcher
 from typing import Any, Final
 
 from guard.policy.model import AccessRequest
@@ -28,6 +29,7 @@ __all__ = [
     "Resolver",
     "compile_field",
     "is_time_field",
+    "known_field",
 ]
 
 
@@ -224,3 +226,18 @@ def compile_field(name: str, zone: tzinfo | None = None) -> Resolver:
 
             return deep
     return _missing
+
+
+def known_field(name: str) -> tuple[bool, str | None]:
+    """Whether a resolver knows `name` (else it is always `MISSING`), and if not, the
+    field probably meant (`tool.arg.path` -> `tool.args.path`), if one is close."""
+    if compile_field(name) is not _missing:
+        return True, None
+    parts = name.split(".")
+    meant, best = None, 0.6  # difflib's cut-off for "close"
+    for known in (*_TIME_PARTS, *_SCALARS, *_MAPPINGS):
+        head = ".".join(parts[: known.count(".") + 1])  # as many parts as the known name
+        ratio = SequenceMatcher(None, head, known).ratio()
+        if head != known and ratio > best:
+            meant, best = known + name[len(head) :], ratio
+    return False, meant

@@ -40,6 +40,7 @@ from guard.policy._fields import (
     Evaluation,
     compile_field,
     is_time_field,
+    known_field,
     resource_type,
 )
 from guard.policy._operators import OPERATORS, OPERATORS_TABLE, Indeterminate
@@ -216,6 +217,13 @@ def _prepare(cond: Condition) -> tuple[Any, tzinfo | None]:
     op = OPERATORS_TABLE.get(cond.operator)
     if op is None:
         raise ValueError(f"unknown operator {cond.operator!r}")
+    if cond.operator in ("exists", "not_exists"):
+        # Other operators make a field no resolver knows unknown (fail closed); presence
+        # has no unknown: `exists` would never hold and `not_exists` always would.
+        known, meant = known_field(cond.field)
+        if not known:
+            hint = f" (did you mean {meant!r}?)" if meant else ""
+            raise ValueError(f"unknown field {cond.field!r}: it is never present{hint}")
     zone = _zone(cond.timezone)
     if zone is not None and not is_time_field(cond.field):
         raise ValueError("timezone applies only to request.time fields")

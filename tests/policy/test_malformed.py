@@ -166,6 +166,23 @@ def test_exists_with_a_value_is_rejected() -> None:
     assert [(p.code, p.line) for p in err.value.problems] == [("bad_value", 6)]
 
 
+@pytest.mark.parametrize("operator", ["exists", "not_exists"])
+def test_exists_on_a_field_no_resolver_knows_is_rejected(operator: str) -> None:
+    # `tool.arg.password` (for `tool.args.password`) is never present: a deny rule
+    # `exists` on it never fired, an allow rule `not_exists` on it always held. Other
+    # operators make such a field unknown (fail closed); presence has no unknown.
+    text = (
+        f"name: p\nrules:\n  - name: r\n    effect: deny\n    conditions:\n"
+        f"      - {{field: tool.arg.password, operator: {operator}}}\n"
+    )
+    with pytest.raises(PolicyError) as err:
+        load_policies(text)
+    [problem] = err.value.problems
+    assert (problem.code, problem.line) == ("bad_value", 6)
+    assert "unknown field 'tool.arg.password'" in problem.message
+    assert "tool.args." in problem.message  # the hint names what was meant
+
+
 # --- 5. loader: an unknown custom condition is reported on the rule's line, undocumented code
 
 
