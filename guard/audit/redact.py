@@ -75,6 +75,7 @@ _SCALARS: Final = frozenset({int, float, bool, type(None)})
 # An integer this far from 0 has more digits (3,600) than a record should hold, and near
 # Python's limit on turning one into text (4,300 digits): its record could not be written.
 _HUGE_INT: Final = 1 << 12_000
+_LEAST_INT: Final = -_HUGE_INT  # (negated once here: each negation makes a 1.5 KB int)
 
 SECRET_MARK: Final = "<redacted:secret>"  # noqa: S105 - the marker, not a secret
 _MARKS: Final = re.compile(r"(<redacted:[^>]*>)")  # markers already in a text
@@ -472,7 +473,7 @@ class Redactor:
             if ordinary:
                 cls = type(item)
                 if (cls is str and len(item) < _MIN_SECRET_LEN and item.isascii()) or (
-                    cls in _SCALARS and (cls is not int or -_HUGE_INT < item < _HUGE_INT)
+                    cls in _SCALARS and (cls is not int or _LEAST_INT < item < _HUGE_INT)
                 ):
                     continue
             skey = key if isinstance(key, str) else str(key)
@@ -506,7 +507,7 @@ class Redactor:
                 out.append(path if shown is None else shown)
             return clean
         if cls is int:
-            if -_HUGE_INT < item < _HUGE_INT:
+            if _LEAST_INT < item < _HUGE_INT:
                 return item
             out.append(path if shown is None else shown)
             return f"<redacted:oversized bits={item.bit_length()}>"
