@@ -72,6 +72,8 @@ class Principal:
 
     def __post_init__(self) -> None:
         if not isinstance(self.roles, tuple):
+            if isinstance(self.roles, str | bytes):  # its letters would be the roles
+                raise TypeError(f"roles must be a sequence of names, not {self.roles!r}")
             object.__setattr__(self, "roles", tuple(self.roles))
 
     @classmethod
@@ -109,6 +111,8 @@ class Resource:
 
     def __post_init__(self) -> None:
         if not isinstance(self.tags, frozenset):
+            if isinstance(self.tags, str | bytes):  # its letters would be the tags
+                raise TypeError(f"tags must be a collection of names, not {self.tags!r}")
             object.__setattr__(self, "tags", frozenset(self.tags))
 
 

@@ -467,3 +467,15 @@ def test_requests_and_decisions_stay_frozen_values_with_their_signatures() -> No
         decision.allowed = False  # type: ignore[misc]
     with pytest.raises(TypeError):
         AccessRequest(ALICE, resource)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("one", ["admin", b"admin"])
+def test_one_string_for_roles_or_tags_is_refused_not_split_into_letters(one: Any) -> None:
+    """`Principal("alice", "admin")` type-checks nowhere but runs: a string is a sequence
+    of characters, so the caller had the roles a, d, m, i, n (and a tool the tags)."""
+    with pytest.raises(TypeError, match="roles"):
+        Principal("alice", one)
+    with pytest.raises(TypeError, match="tags"):
+        Resource("tool", "t", tags=one)
+    assert Principal("alice", ["admin"]).roles == ("admin",)
+    assert Resource("tool", "t", tags=["a"]).tags == frozenset({"a"})
