@@ -289,6 +289,7 @@ class WriterThread(Spilling):
                 if not target.exists():
                     target.parent.mkdir(parents=True, exist_ok=True)
                     write_atomic(target, data)
+                self._writer.policies.add(digest)
             except OSError as exc:
                 self._last_error = repr(exc)
                 with self._flush_lock:

@@ -49,6 +49,12 @@ def verify_command(store: Path, show_all: bool) -> None:
         raise SystemExit(1) from None
     for cut in report.cuts:  # trusted like the heads: compare with a copy kept elsewhere
         click.echo(f"retention cut: {cut}")
+    if report.unfiled:
+        click.echo(
+            f"note: decisions name {len(report.unfiled)} policy set(s) whose texts were never "
+            f"filed ({', '.join(h[:12] for h in report.unfiled)}): not replayable "
+            "(recorded without AuditLog.record_policies)"
+        )
     if report.ok:
         click.echo(f"ok: {report.rows} rows in {report.chains} chains verified")
         return

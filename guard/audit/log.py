@@ -510,7 +510,9 @@ class AuditLog(WriterThread):
         self._taken = Slice([])
         self._handover = threading.Lock()
         self._finished = self._abandoned = False
+        filed = self._writer.policies  # the parent filed them; this writer's rows name them
         self._writer = self._new_writer()
+        self._writer.policies |= filed
         self._spill = SpillFile(self._spill.directory, self.writer_id)
         self._thread = threading.Thread(
             target=self._run, name=f"mcp-guard-audit-{self.writer_id[-6:]}", daemon=True

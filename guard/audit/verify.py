@@ -86,12 +86,16 @@ class Cut:
 @dataclass(slots=True)
 class VerifyReport:
     """What `verify` found: `ok`, rows and chains checked, every problem, the first one,
-    and the retention cuts it accepted (`cuts`)."""
+    the retention cuts it accepted (`cuts`), and the policy sets named whose texts were
+    never filed (`unfiled`)."""
 
     rows: int = 0
     chains: int = 0
     problems: list[Problem] = field(default_factory=list)
     cuts: list[Cut] = field(default_factory=list)
+    # policy sets decisions name whose texts no writer ever filed (records appended by
+    # hand without `AuditLog.record_policies`): not replayable, but not tampering either
+    unfiled: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -155,7 +159,63 @@ def verify(path: str | Path) -> VerifyReport:
                     )
     finally:
         con.close()
+    _check_named_policies(root, report)
     return report
+
+
+def _check_named_policies(root: Path, report: VerifyReport) -> None:
+    """Every policy set a decision names (a call's, a listed component's, a shadow
+    decision's) must have its texts in the store: replay re-decides with them, and
+    deleting them touches no chain. A set a writer's head says it filed and that is gone
+    was deleted; one no writer filed (an `AuditLog` fed by hand) is noted in `unfiled`.
+    Listed after the rows are read: a writer files a set's texts before the rows naming
+    it, so a set put in force meanwhile is not missed. (Only content hashes: a log fed by
+    hand may name sets by other ids.)"""
+    from guard.audit.store import open_store
+
+    with open_store(root) as store:
+        named = store.execute(
+            "SELECT DISTINCT h FROM (SELECT policy_hash AS h FROM decisions UNION ALL "
+            "SELECT shadow_policy_hash FROM decisions) WHERE h IS NOT NULL ORDER BY h"
+        ).fetchall()
+    stored = {f.stem for f in (root / "policies").glob("*.jsonl")}
+    filed = _filed_policies(root, report)
+    for (digest,) in named:
+        if len(digest) != 64 or digest in stored or not _is_hex(digest):
+            continue
+        if digest in filed:
+            report.problems.append(
+                Problem("policies", "-", None,
+                        f"the texts of policy set {digest[:12]}, which decisions name, are "
+                        "gone: deleted (replay cannot re-decide them)")
+            )  # fmt: skip
+        else:
+            report.unfiled.append(digest)
+
+
+def _filed_policies(root: Path, report: VerifyReport) -> set[str]:
+    """The policy sets the writers' heads say they filed."""
+    filed: set[str] = set()
+    for path in sorted((root / "writers").glob("*.json")):
+        doc = read_json_file(path)
+        listed = doc.get("policies", []) if isinstance(doc, dict) else []
+        if not isinstance(listed, list) or not all(isinstance(h, str) for h in listed):
+            report.problems.append(
+                Problem("writers", path.stem, None,
+                        "head file malformed: its filed policy sets are not a list of hashes",
+                        None, str(path))
+            )  # fmt: skip
+            continue
+        filed.update(listed)
+    return filed
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_table(

@@ -174,6 +174,9 @@ class SegmentWriter:
         self._converter: threading.Thread | None = None
         self._retry_at = 0.0
         self._own: defaultdict[tuple[str, int], list[tuple[str, int]]] = defaultdict(list)
+        # the policy sets whose texts this writer filed (or found filed): its head lists
+        # them, so `verify` tells texts deleted from texts never filed
+        self.policies: set[str] = set()
         # counters, read by `AuditLog.stats()`
         self.written = dict.fromkeys(TABLES, 0)
         self.segments = 0
@@ -408,13 +411,13 @@ class SegmentWriter:
             # on disk, so a crash can leave it behind them or unreadable (`verify` then
             # has less evidence) but never ahead of them, and a durable commit pays one
             # fsync, not two.
-            write_json_atomic(
-                self.path / "writers" / f"{self.writer_id}.json",
-                {
-                    "writer_id": self.writer_id, "host": self._host, "pid": os.getpid(),
-                    **{t: {"seq": self._seq[t], "hash": self._head[t]} for t in TABLES},
-                },
-            )  # fmt: skip
+            head: dict[str, Any] = {
+                "writer_id": self.writer_id, "host": self._host, "pid": os.getpid(),
+                **{t: {"seq": self._seq[t], "hash": self._head[t]} for t in TABLES},
+            }  # fmt: skip
+            if self.policies:
+                head["policies"] = sorted(self.policies)
+            write_json_atomic(self.path / "writers" / f"{self.writer_id}.json", head)
         except OSError as exc:  # the rows are safe; only truncation evidence lags
             self.last_error = repr(exc)
         elapsed = time.perf_counter() - batch.started

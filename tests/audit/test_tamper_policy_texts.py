@@ -72,3 +72,53 @@ def test_a_policy_line_readers_cannot_read_is_detected(tmp_path: Path) -> None:
         replayed = repr(exc)
     assert not report.ok or replayed == policies.hash, f"verify ok, replay: {replayed}"
     assert report.first is not None and report.first.file == str(stored)
+
+
+async def test_a_deleted_policy_text_is_detected(tmp_path: Path) -> None:
+    """The texts replay re-decides against can be deleted without touching a chain:
+    `verify` said ok. Every policy set a decision (or a listing's component, or a shadow
+    decision) names must have its texts in the store."""
+    from fastmcp import Client, FastMCP
+
+    from guard import GuardMiddleware, Principal
+
+    store = tmp_path / "store"
+    app = FastMCP("weather")
+
+    @app.tool
+    def get_weather() -> str:
+        return "sun"
+
+    draft = POLICY.replace("name: weather", "name: draft").replace("allow", "deny")
+    guard = GuardMiddleware(POLICY, shadow=draft, principal=Principal("u", roles=("user",)),
+                            audit=store)  # fmt: skip
+    app.add_middleware(guard)
+    async with Client(app) as client:
+        await client.list_tools()
+        await client.call_tool("get_weather", {})
+    guard.close()
+    assert verify(store).ok
+    live, shadow = load_policies(POLICY).hash, load_policies(draft).hash
+    for gone in (shadow, live):
+        (store / "policies" / f"{gone}.jsonl").unlink()
+        report = verify(store)
+        assert not report.ok
+        assert any(gone[:12] in p.message and p.table == "policies" for p in report.problems)
+
+
+def test_texts_never_filed_are_noted_not_taken_for_tampering(tmp_path: Path) -> None:
+    """Records appended by hand, without `record_policies`, name sets whose texts no writer
+    filed: not replayable, which `verify` notes, but nothing was deleted."""
+    from click.testing import CliRunner
+
+    from guard.cli import main
+
+    policies = load_policies(POLICY)
+    store = tmp_path / "store"
+    log = AuditLog(store)
+    log.append(event(0, decision=policies.decide(event(0).request)))
+    log.close()
+    report = verify(store)
+    assert report.ok and report.unfiled == [policies.hash]
+    shown = CliRunner().invoke(main, ["verify", str(store)])
+    assert shown.exit_code == 0 and f"never filed ({policies.hash[:12]})" in shown.output
