@@ -305,7 +305,18 @@ def _in(actual: Any, sets: dict[str, frozenset[Any]]) -> bool:
         if kind == "null" or not sets:
             return False
         raise Indeterminate(f"a {kind} cannot be in a list of {', '.join(sorted(sets))}")
-    return _norm(actual) in bucket
+    if _norm(actual) in bucket:
+        return True
+    other = _LOOSELY_EQUAL.get(kind)
+    if other is not None and actual in sets.get(other, ()):
+        # `1 in [true, 5]`: mcp-auth-guard (Python's `1 == True`) said yes; unknown here,
+        # as other mismatches of kind are
+        raise Indeterminate(f"a {kind} is only loosely equal to a {other} of the list")
+    return False
+
+
+# the kinds Python's `==` takes for one another (`1 == True`, `0.0 == False`)
+_LOOSELY_EQUAL: Final = {"number": "bool", "bool": "number"}
 
 
 def _contains(actual: Any, expected: Any) -> bool:

@@ -100,3 +100,21 @@ def test_contains_finds_text_within_items_that_are_not_strings(sqls: Any, value:
     (the list's text), and was skipped here, where only string items were searched."""
     policy = _one("deny", {"field": "tool.args.sqls", "operator": "contains", "value": value})
     assert _both(policy, _tool(sqls=sqls)) == ((False, "r"), (False, "r"))
+
+
+@pytest.mark.parametrize(
+    "value,given",
+    [([True, 5], 1), ([False, "x"], 0), ([1, "x"], True), ([0.0], False)],
+)
+def test_in_a_list_mixing_booleans_and_numbers_is_unknown_not_false(
+    value: list[Any], given: Any
+) -> None:
+    """`1 in [true, 5]` was false here and true there (Python's `1 == True`): a deny rule
+    there fired, here it was skipped. As the README says of other mismatches: unknown,
+    so a deny rule applies and an allow rule does not."""
+    deny = _one("deny", {"field": "tool.args.x", "operator": "in", "value": value})
+    theirs, ours = _both(deny, _tool(x=given))
+    assert theirs == (False, "r")
+    assert ours == (False, "r")
+    allow = _one("allow", {"field": "tool.args.x", "operator": "in", "value": value})
+    assert _both(allow, _tool(x=given))[1] == (False, None)
