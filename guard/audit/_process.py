@@ -9,6 +9,7 @@ import os
 import signal
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any, Protocol
 
 __all__ = ["pin", "register"]
@@ -73,9 +74,25 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _closing_before(handler: Callable[[int, Any], Any]) -> Callable[[int, Any], Any]:
+    """A SIGTERM handler that closes the logs, then hands the signal to `handler`."""
+
+    def on_sigterm(signum: int, frame: Any) -> Any:
+        _close_all()
+        return handler(signum, frame)
+
+    return on_sigterm
+
+
 def _install_exit_hooks() -> None:
-    """Flush at interpreter exit, and on SIGTERM when nobody else handles it (servers such
-    as uvicorn install their own handler and end the lifespan, which closes the log)."""
+    """Flush at interpreter exit, and on SIGTERM.
+
+    A server that took SIGTERM over before the first log was made (uvicorn imports the
+    app inside its signal capture with `--workers` or `--reload`) keeps its handler, after
+    the logs are closed: at shutdown uvicorn puts back the handler it found (the default)
+    and raises SIGTERM again, which ends the process with no `atexit` and nothing of
+    what was queued. Records of requests still running then are spilled, for the next
+    writer to adopt."""
     global _hooks_installed
     if _hooks_installed:
         return
@@ -84,5 +101,8 @@ def _install_exit_hooks() -> None:
     _flush_at_thread_shutdown()
     if threading.current_thread() is threading.main_thread():
         with contextlib.suppress(ValueError, OSError):
-            if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            current = signal.getsignal(signal.SIGTERM)
+            if current is signal.SIG_DFL:
                 signal.signal(signal.SIGTERM, _on_sigterm)
+            elif callable(current):
+                signal.signal(signal.SIGTERM, _closing_before(current))
