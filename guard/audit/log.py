@@ -339,12 +339,27 @@ class AuditLog(WriterThread):
                 with self._extra_lock:
                     self._extra += records - 1
             queue.append(item)
-            if depth < self._batch <= depth + records:
+            if self._closed:  # close() drained the queue between the check and the append
+                self._queued_after_close()
+            elif depth < self._batch <= depth + records:
                 self._wake.set()
             return
         # Full (or closed): keep memory bounded by writing this row to local disk now.
         self._wake.set()
         self._spill_items([item], fsync=self.durable)
+
+    def _queued_after_close(self) -> None:
+        """Spill what reached the queue after `close()` drained it (an `append` that found
+        the log open, then lost the GIL to `close()`): nothing reads the queue any more.
+        Under the hand-over lock `close()` spills its leftovers with, so each record is
+        spilled once."""
+        with self._handover:
+            items = []
+            while self._queue:
+                items.append(self._queue.popleft())
+        if items:
+            self._dequeued(items)
+            self._spill_items(items, fsync=self.durable)
 
     async def wait_durable(self, decision_id: str, timeout: float | None = None) -> bool:
         """In durable mode, return once the decision's record is on disk (store or spill,
