@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from guard.policy.spec import Condition, ConditionGroup, CustomCondition, RuleSpec
@@ -107,6 +108,13 @@ def custom(name_or_condition: Any, params: Any = None) -> CustomCondition:
     from guard.policy.compat import register_custom
 
     return CustomCondition(register_custom(name_or_condition), params)
+
+
+def _values(method: str, values: Any) -> list[Any]:
+    # list("prod") is its letters: a deny rule `when_in(field, "prod")` would never fire
+    if isinstance(values, str | bytes | Mapping):
+        raise TypeError(f"{method}(field, values) takes a list of values, not {values!r}")
+    return list(values)
 
 
 def snake_case(name: str) -> str:
@@ -305,10 +313,10 @@ class RuleBuilder:
         return self.when(field, ConditionOperator.NOT_EQUALS, value)
 
     def when_in(self, field: str, values: list[Any]) -> RuleBuilder:
-        return self.when(field, ConditionOperator.IN, list(values))
+        return self.when(field, ConditionOperator.IN, _values("when_in", values))
 
     def when_not_in(self, field: str, values: list[Any]) -> RuleBuilder:
-        return self.when(field, ConditionOperator.NOT_IN, list(values))
+        return self.when(field, ConditionOperator.NOT_IN, _values("when_not_in", values))
 
     def when_contains(self, field: str, value: Any) -> RuleBuilder:
         return self.when(field, ConditionOperator.CONTAINS, value)

@@ -287,3 +287,12 @@ def test_add_rule_accepts_built_rules_and_specs() -> None:
 def test_bad_input_is_a_clear_error(call: object, error: type[Exception]) -> None:
     with pytest.raises(error):
         call()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("method", ["when_in", "when_not_in"])
+@pytest.mark.parametrize("values", ["prod", b"prod", {"prod": 1}])
+def test_in_with_one_string_is_refused_not_split_into_letters(method: str, values: object) -> None:
+    # list("prod") was ['p', 'r', 'o', 'd']: a deny rule `when_in("tool.args.env", "prod")`
+    # never fired (mcp-auth-guard's builder denied: "prod" in "prod"); YAML refuses it at load
+    with pytest.raises(TypeError, match="a list of values"):
+        getattr(rule("r"), method)("tool.args.env", values)
