@@ -88,6 +88,12 @@ def _strings(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]
     return (value,) if isinstance(value, str) else tuple(value)
 
 
+def _items(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    # one string is one item: tuple("call") is its letters, and a deny rule given
+    # `actions="call"` matched no action at all
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 def _listed(value: tuple[str, ...] | None) -> list[str] | None:
     return None if value is None else list(value)
 
@@ -262,7 +268,7 @@ class PolicyRule:
                 None if self.resource_templates is None else self.resource_templates.to_spec()
             ),
             prompts=None if self.prompts is None else self.prompts.to_spec(),
-            actions=tuple(self.actions),
+            actions=_items(self.actions),
             conditions=tuple(_condition_spec(c) for c in self.conditions),
         )
 
@@ -362,7 +368,7 @@ class PolicyConfig:
             version=str(self.version),
             default_effect=_effect(self.default_effect),
             combining=self.combining,
-            tags=tuple(self.tags),
+            tags=_items(self.tags),
             created_by=self.created_by,
             source="<builder>" if origin is None else origin.source,
         )

@@ -247,3 +247,17 @@ def test_effects_are_validated() -> None:
         cfg.to_spec()
     cfg2 = PolicyConfig(name="p", rules=[], default_effect="ALLOW")
     assert cfg2.to_spec().default_effect == "allow"
+
+
+def test_one_string_for_actions_or_tags_is_one_item_not_its_letters() -> None:
+    # tuple("call") was ("c", "a", "l", "l"): a deny rule written `actions="call"` matched no
+    # action at all, so it never denied
+    from guard import AccessRequest, Principal, Resource, load_policies
+
+    deny = ours.PolicyRule(name="no_calls", effect="deny", actions="call")  # type: ignore[arg-type]
+    cfg = PolicyConfig(name="p", rules=[deny], default_effect="allow", tags="prod")  # type: ignore[arg-type]
+    spec = cfg.to_spec()
+    assert (spec.rules[0].actions, spec.tags) == (("call",), ("prod",))
+    request = AccessRequest(Principal("u", ["user"]), Resource("tool", "t"), "call")
+    decision = load_policies(cfg).decide(request)
+    assert (decision.allowed, decision.rule) == (False, "no_calls")
