@@ -131,6 +131,14 @@ def _configs(policies: Iterable[PolicyLike]) -> list[Any]:
     return out
 
 
+def _compile(policies: list[Any]) -> PolicySet:
+    # through the loader, which checks a built policy as if written in YAML (duplicate rule
+    # names, empty groups, ...): compiling the specs directly skipped those checks
+    from guard.policy.loader import load_policies
+
+    return load_policies([to_spec(p) for p in policies])
+
+
 def _one(specs: list[PolicySpec], where: object) -> PolicyConfig:
     if len(specs) != 1:
         raise ValueError(
@@ -242,12 +250,7 @@ class PolicyEngine:
 
     def __init__(self, policies: Iterable[PolicyLike] = ()) -> None:
         self.policies: list[Any] = _configs(policies)
-        self._set = self._compile()
-
-    def _compile(self) -> PolicySet:
-        from guard.policy.policyset import PolicySet
-
-        return PolicySet.from_specs([to_spec(p) for p in self.policies])
+        self._set = _compile(self.policies)
 
     @property
     def policy_set(self) -> PolicySet:
@@ -294,15 +297,16 @@ class PolicyEngine:
         """
         added = _configs([policy])
         names = {p.name for p in added}
-        self.policies = [p for p in self.policies if p.name not in names] + added
-        self._set = self._compile()
+        policies = [p for p in self.policies if p.name not in names] + added
+        self._set = _compile(policies)  # a policy that does not load leaves the engine as it was
+        self.policies = policies
 
     def remove_policy(self, policy_name: str) -> bool:
         """Remove the first policy named `policy_name`; whether one was removed."""
         for i, p in enumerate(self.policies):
             if p.name == policy_name:
                 del self.policies[i]
-                self._set = self._compile()
+                self._set = _compile(self.policies)
                 return True
         return False
 

@@ -119,3 +119,31 @@ def test_model_validate_and_dump_round_trip() -> None:
     data = cfg.model_dump()
     assert data["rules"][0]["tools"] == {"names": ["t"]}
     assert PolicyConfig.model_validate(data).to_spec().rules == cfg.to_spec().rules
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        # an empty `any` holds for nothing: this deny rule never denied
+        pytest.param(
+            policy("p").allow_by_default().add_rule(rule("d").when_any().deny()), id="empty-any"
+        ),
+        pytest.param(policy("p").add_rule(rule("a").deny()).add_rule(rule("a")), id="dup-rule"),
+        pytest.param(policy("p").add_rule(rule("")), id="empty-rule-name"),
+        pytest.param(policy("p").add_rule(rule("r").for_roles(None)), id="null-role"),  # type: ignore[arg-type]
+    ],
+)
+def test_engine_refuses_a_built_policy_load_policies_refuses(bad: object) -> None:
+    # the engine compiled built policies itself, skipping the checks every other entry
+    # point makes: what `load_policies` refuses was decided here
+    from guard import PolicyError
+
+    config = bad.build()  # type: ignore[attr-defined]
+    with pytest.raises(PolicyError):
+        load_policies(config)
+    with pytest.raises(PolicyError):
+        PolicyEngine([config])
+    engine = PolicyEngine([])
+    with pytest.raises(PolicyError):
+        engine.add_policy(config)
+    assert engine.list_policies() == []
