@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
+from datetime import date
 from typing import Any, Final, cast
 
 from guard.errors import PolicyProblem
@@ -417,6 +418,8 @@ class Validator:
         if form == "custom":
             self._keys(c, ("custom", "params"), path, "a custom condition")
             name = self._str(c, "custom", path + ".custom", required=True)
+            if self._unwritable(c.get("params"), path + ".params", line):
+                return None
             return None if name is None else CustomCondition(name, _freeze(c.get("params")), line)
         self._keys(c, (form,), path, f"an `{form}` condition")
         items = c[form]
@@ -479,6 +482,7 @@ class Validator:
                 _suggest(operator, sorted(self._ops))
                 or f"operators: {', '.join(sorted(self._ops))}",
             )
+        self._unwritable(c.get("value"), path + ".value", line)
         if len(self.problems) > before or field is None or operator is None:
             return None
         value = _freeze(c.get("value"))
@@ -495,6 +499,33 @@ class Validator:
             if messages:
                 return None
         return cond
+
+    def _unwritable(self, value: Any, path: str, line: int | None) -> bool:
+        """Report a value YAML cannot carry (dicts and builders only: YAML text cannot hold
+        one); True if found. The policy's canonical text is what the content hash covers and
+        replay reloads, so it must load back to the same policy."""
+        if isinstance(value, _YAML_SCALARS):
+            return False
+        if isinstance(value, list | tuple | set | frozenset):
+            return any(self._unwritable(v, f"{path}[{i}]", line) for i, v in enumerate(value))
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                if not isinstance(k, str):
+                    self.problem(
+                        "bad_value",
+                        f"key {k!r} is not a string",
+                        path,
+                        line,
+                        f'policy text has string keys only: "{k}"',
+                    )
+                    return True
+                if self._unwritable(v, f"{path}.{k}", line):
+                    return True
+            return False
+        message = f"{_type_name(value)} cannot be written in a policy"
+        hint = "use strings, numbers, booleans, null, lists and mappings"
+        self.problem("bad_value", message, path, line, hint)
+        return True
 
     def _regexes(self, c: Mapping[str, Any], path: str, value: Any) -> bool:
         """Report invalid or catastrophic regexes; True if any."""
@@ -520,6 +551,8 @@ class Validator:
 
 # an integer as text, `5.0` too (as pydantic read it), of a sane size: `int()` of anything
 # `isdigit()` accepts would raise on `²` or on 5,000 digits
+# what the YAML reader builds from a scalar (`_yaml._SCALAR_KINDS`)
+_YAML_SCALARS: Final = (str, int, float, bool, type(None), bytes, date)
 MAX_CONDITION_DEPTH: Final = 64  # condition groups inside groups; real policies use a few
 _INTEGER_TEXT: Final = re.compile(r"[+-]?[0-9]{1,18}(?:\.0*)?")
 

@@ -417,6 +417,11 @@ class PolicyConfig:
 
 
 def _canonical_text(spec: PolicySpec) -> str:
-    from guard.policy.dump import dump_spec  # yaml: loaded only when a config is converted
+    import yaml  # loaded only when a config is converted
 
-    return dump_spec(spec)
+    from guard.policy.dump import dump_spec
+
+    try:
+        return dump_spec(spec)
+    except yaml.YAMLError:  # a value YAML cannot write: the loader names it
+        return ""

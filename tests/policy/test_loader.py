@@ -609,3 +609,35 @@ def test_policy_error_is_a_guard_error() -> None:
 
     with pytest.raises(GuardError):
         load_policies("name: [")
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"field": "tool.args.x", "operator": "equals", "value": {1: "a"}},
+        {"field": "tool.args.x", "operator": "equals", "value": [{"k": {("t",): 1}}]},
+        {"custom": "c", "params": {2: "b"}},
+        {"field": "tool.args.x", "operator": "equals", "value": object()},
+        {"custom": "c", "params": [1.5, {"k": object()}]},
+    ],
+)
+def test_a_value_yaml_cannot_carry_is_refused_in_every_source(condition: dict[str, Any]) -> None:
+    # the policy's canonical text is what the hash covers and replay reloads: a key that
+    # is not a string loaded from a dict, then its text did not load back ("key 1 is not a
+    # string"); an object YAML cannot write escaped as yaml's RepresenterError
+    from guard.policy import PolicyCondition, policy, register_condition, rule
+
+    class Always(PolicyCondition):
+        def evaluate(self, context: Any) -> bool:
+            return True
+
+    register_condition("c", Always())
+    data = {"name": "p", "rules": [{"name": "r", "effect": "allow", "conditions": [condition]}]}
+    if "custom" in condition:
+        built = policy("p").add_rule(rule("r").when_custom("c", condition["params"]))
+    else:
+        built = policy("p").add_rule(rule("r").when_equals("tool.args.x", condition["value"]))
+    for source in (data, built, built.build()):
+        with pytest.raises(PolicyError) as caught:
+            load_policies(source)
+        assert [p.code for p in caught.value.problems] == ["bad_value"], source
