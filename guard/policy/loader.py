@@ -293,10 +293,15 @@ class _Loading:
         from guard.policy.dump import spec_to_dict
 
         validator = Validator(spec.source)
-        validator.policy(spec_to_dict(spec), "")
+        checked = validator.policy(spec_to_dict(spec), "")
         self.problems.extend(validator.problems)
-        if not validator.problems:
-            self._found(spec if text_matches(spec) else replace(spec, text=_dump(spec)), {})
+        if checked is None or validator.problems:
+            return
+        if content_of(checked) != content_of(spec):
+            # what the text reads back as (`priority: "5"` is 5, a value's lists are
+            # tuples): the spec compiled live must be the one replay reloads
+            spec = replace(checked, source=spec.source, line=spec.line)
+        self._found(spec if text_matches(spec) else replace(spec, text=_dump(spec)), {})
 
     def _builder(self, source: Any) -> None:
         """The seed's object form (`PolicyConfig`) or a fluent `policy(...)` builder."""

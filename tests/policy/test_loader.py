@@ -25,6 +25,7 @@ from guard.policy.spec import (
     RuleSpec,
     TemplateMatch,
     ToolMatch,
+    content_of,
 )
 
 # shared/ lies beside the checkout (here and in CI)
@@ -641,3 +642,25 @@ def test_a_value_yaml_cannot_carry_is_refused_in_every_source(condition: dict[st
         with pytest.raises(PolicyError) as caught:
             load_policies(source)
         assert [p.code for p in caught.value.problems] == ["bad_value"], source
+
+
+def test_a_hand_made_spec_compiles_as_its_text_reads() -> None:
+    # the loader checked a spec's written form, then compiled the spec itself: a priority
+    # given as "5" (which YAML, as mcp-auth-guard, reads as 5) crashed the compiler with a
+    # TypeError, and a value's inner lists stayed lists where the reloaded text has tuples
+    from guard.policy import policy, rule
+    from guard.schemas import PolicyConfig, PolicyRule
+
+    config = PolicyConfig(
+        name="p",
+        rules=[
+            PolicyRule(name="low", effect="allow", priority="5"),  # type: ignore[arg-type]
+            PolicyRule(name="high", effect="deny", priority=10),
+        ],
+    )
+    [spec] = parse_policies(config)
+    assert [(r.name, r.priority) for r in spec.rules] == [("low", 5), ("high", 10)]
+    assert content_of(spec) == content_of(parse_policies(spec.text)[0])
+    built = policy("q").add_rule(rule("r").when_equals("tool.args.x", {"k": ["a"]}))
+    [spec] = parse_policies(built)
+    assert content_of(spec) == content_of(parse_policies(spec.text)[0])
