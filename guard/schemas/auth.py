@@ -69,6 +69,8 @@ class AuthContext:
     def to_principal(self) -> Principal:
         """The same caller as the guard's immutable `Principal`."""
         method = self.auth_method
+        if isinstance(self.roles, str | bytes):  # tuple() of it would be its letters
+            raise TypeError(f"roles must be a list of names, not {self.roles!r}")
         return Principal(
             user_id=self.user_id,
             roles=tuple(self.roles),

@@ -93,6 +93,8 @@ class ResourceContext:
         """The component as the guard's immutable `Resource`."""
         res = self.resource
         kind = self.kind
+        if isinstance(res.tags, str | bytes):  # frozenset() of it would be its letters
+            raise TypeError(f"tags must be a list of names, not {res.tags!r}")
         uri = None
         if kind in ("resource", "resource_template"):
             uri = res.metadata.get("uri") or res.name

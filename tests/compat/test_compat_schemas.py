@@ -261,3 +261,19 @@ def test_one_string_for_actions_or_tags_is_one_item_not_its_letters() -> None:
     request = AccessRequest(Principal("u", ["user"]), Resource("tool", "t"), "call")
     decision = load_policies(cfg).decide(request)
     assert (decision.allowed, decision.rule) == (False, "no_calls")
+
+
+def test_one_string_for_roles_or_tags_is_refused_not_split_into_letters() -> None:
+    # tuple("admin") and frozenset("safe") were handed to Principal and Resource already
+    # split, past their own refusal of one string: the caller had roles a, d, m, i, n
+    with pytest.raises(TypeError, match="roles"):
+        AuthContext(user_id="u", roles="admin", authenticated=True).to_principal()  # type: ignore[arg-type]
+    ctx = ResourceContext(
+        resource_type="tool",
+        resource=ToolResource(name="t", tags="safe"),  # type: ignore[arg-type]
+        action="call",
+        method="tools/call",
+    )
+    with pytest.raises(TypeError, match="tags"):
+        ctx.to_resource()
+    assert AuthContext(roles=["admin"]).to_principal().roles == ("admin",)
