@@ -9,7 +9,8 @@ clock fields `request.time[.hour|.minute|.weekday|.date]` are additions.
 A field that is not there resolves to `MISSING` (a key absent from args, claims, meta or
 context, or a name no resolver knows): conditions on it come out *unknown*. An attribute
 the model always has but which is `None` (e.g. `user.agent_id` without an agent) resolves
-to `None`, which `equals`/`in` compare like any value.
+to `None`, which `equals`/`in` compare like any value; `exists` counts it as absent (a key
+given with a null value, in args or claims, is present).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "Evaluation",
     "Resolver",
     "compile_field",
+    "is_attribute",
     "is_time_field",
     "known_field",
 ]
@@ -182,6 +184,12 @@ _TIME_PARTS: Final[dict[str, Callable[[datetime], Any]]] = {
 def is_time_field(name: str) -> bool:
     """Whether `name` is one of the clock fields (which honour a condition's `timezone`)."""
     return name in _TIME_PARTS
+
+
+def is_attribute(name: str) -> bool:
+    """Whether `name` is an attribute every request has (`user.agent_id`, `resource.uri`),
+    whose `None` says the request has none: for `exists`, it is present only with a value."""
+    return name in _SCALARS
 
 
 def _missing(ev: Evaluation) -> Any:

@@ -39,6 +39,7 @@ from guard.policy._fields import (
     WEEKDAYS,
     Evaluation,
     compile_field,
+    is_attribute,
     is_time_field,
     known_field,
     resource_type,
@@ -345,16 +346,22 @@ class _Leaf(CompiledCondition):
 
 
 class _Exists(CompiledCondition):
-    __slots__ = ("present", "resolve")
+    __slots__ = ("attribute", "present", "resolve")
 
     def __init__(self, cond: Condition) -> None:
         super().__init__(describe(cond))
         self.resolve = compile_field(cond.field, _zone(cond.timezone))
         self.present = cond.operator == "exists"
+        # Every request has `user.agent_id`, `resource.template`, ...: `None` there means it
+        # has none. Counted as there, `exists` held for every request (an allow rule "only
+        # agents" admitted everyone). A key sent as null in args or claims is there.
+        self.attribute = is_attribute(cond.field)
 
     def evaluate(self, ev: Evaluation) -> bool | None:
         # A redacted value was there: presence is known even though the value is not.
-        return (self.resolve(ev) is not MISSING) is self.present
+        value = self.resolve(ev)
+        there = value is not MISSING and not (value is None and self.attribute)
+        return there is self.present
 
 
 def _view(value: Mapping[str, Any]) -> Mapping[str, Any]:
