@@ -9,8 +9,9 @@ clock fields `request.time[.hour|.minute|.weekday|.date]` are additions.
 A field that is not there resolves to `MISSING` (a key absent from args, claims, meta or
 context, or a name no resolver knows): conditions on it come out *unknown*. An attribute
 the model always has but which is `None` (e.g. `user.agent_id` without an agent) resolves
-to `None`, which `equals`/`in` compare like any value; `exists` counts it as absent (a key
-given with a null value, in args or claims, is present).
+to `None`, which `equals`/`in` compare like any value; `exists` counts it as absent, as it
+does a request context's `None` (`session_id` without a session). A key the caller gave
+with a null value, in args or claims, is present.
 """
 
 from __future__ import annotations
@@ -187,9 +188,10 @@ def is_time_field(name: str) -> bool:
 
 
 def is_attribute(name: str) -> bool:
-    """Whether `name` is an attribute every request has (`user.agent_id`, `resource.uri`),
-    whose `None` says the request has none: for `exists`, it is present only with a value."""
-    return name in _SCALARS
+    """Whether `name` is a fact the guard states for every request (`user.agent_id`,
+    `resource.uri`, `request.context.session_id`), whose `None` says the request has none:
+    for `exists`, it is present only with a value."""
+    return name in _SCALARS or name.startswith("request.context.")
 
 
 def _missing(ev: Evaluation) -> Any:

@@ -352,9 +352,10 @@ class _Exists(CompiledCondition):
         super().__init__(describe(cond))
         self.resolve = compile_field(cond.field, _zone(cond.timezone))
         self.present = cond.operator == "exists"
-        # Every request has `user.agent_id`, `resource.template`, ...: `None` there means it
-        # has none. Counted as there, `exists` held for every request (an allow rule "only
-        # agents" admitted everyone). A key sent as null in args or claims is there.
+        # Every request has `user.agent_id`, `resource.template`, a context's `session_id`:
+        # `None` there means it has none. Counted as there, `exists` held for every request
+        # (an allow rule "only agents" admitted everyone). A key sent as null in args or
+        # claims is there.
         self.attribute = is_attribute(cond.field)
 
     def evaluate(self, ev: Evaluation) -> bool | None:

@@ -46,6 +46,14 @@ def test_an_attribute_without_a_value_is_not_present(
     assert _policy(field, "not_exists").decide(ask).allowed is not present
 
 
+def test_a_context_fact_without_a_value_is_not_present() -> None:
+    no_session = {"transport": "http", "session_id": None, "server": "s"}
+    ask = AccessRequest(_NOBODY, _TOOL, "call", context=no_session)
+    assert not _policy("request.context.session_id").decide(ask).allowed
+    assert _policy("request.context.session_id", "not_exists").decide(ask).allowed
+    assert _policy("request.context.transport").decide(ask).allowed
+
+
 def test_a_key_sent_with_a_null_value_is_still_present() -> None:
     ask = AccessRequest(Principal("u"), Resource("tool", "t"), "call", args={"q": None})
     assert _policy("tool.args.q").decide(ask).allowed
