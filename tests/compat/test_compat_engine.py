@@ -147,3 +147,23 @@ def test_engine_refuses_a_built_policy_load_policies_refuses(bad: object) -> Non
     with pytest.raises(PolicyError):
         engine.add_policy(config)
     assert engine.list_policies() == []
+
+
+@pytest.mark.parametrize("spelling", ["tool", "tools"])
+def test_request_resource_type_is_the_method_prefix_whatever_the_spelling(spelling: str) -> None:
+    """The README: `request.resource_type` is the method's prefix, as both middlewares set
+    it live; mcp-auth-guard's engine read the `resource_type` given (`tool` on the page)."""
+    engine = PolicyEngine(
+        [
+            {"name": "p", "rules": [{
+                "name": "by_type", "effect": "allow", "conditions": [
+                    {"field": "request.resource_type", "operator": "equals", "value": "tools"}
+                ],
+            }]},
+        ]
+    )  # fmt: skip
+    context = ResourceContext(
+        resource_type=spelling, resource=ToolResource(name="t"), action="call",
+        method="tools/call",
+    )  # fmt: skip
+    assert engine.evaluate_sync(ALICE, context).matched_rule == "by_type"
