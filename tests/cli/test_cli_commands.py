@@ -329,7 +329,7 @@ def test_explain_bad_input_exits_1(tmp_path: Path, examples: Path) -> None:
 def test_test_passes_on_the_examples(examples: Path) -> None:
     result = run("test", examples)
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines()[-1] == "14 passed, 0 failed, 0 broken in 2 suites"
+    assert result.output.splitlines()[-1] == "15 passed, 0 failed, 0 broken in 2 suites"
     verbose = run("test", examples / "tests" / "seed.test.yaml", "-v")
     assert verbose.output.count("PASS ") == 5
 
@@ -348,7 +348,7 @@ def test_test_reports_a_failing_case_with_a_diff(examples: Path) -> None:
     assert f"FAIL {suite}:16 user cannot delete" in out
     assert "  allowed: expected true, got false" in out
     assert '  rule:    expected "users_read_weather", got "nobody_else_deletes"' in out
-    assert "13 passed, 1 failed, 0 broken in 2 suites" in out
+    assert "14 passed, 1 failed, 0 broken in 2 suites" in out
     data = json.loads(run("test", suite, "--format", "json").stdout)
     assert data["failed"] == 1
     (case,) = [c for s in data["suites"] for c in s["cases"] if not c["passed"]]

@@ -23,7 +23,7 @@ def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
 def test_console_script_tests_explains_and_validates(examples: Path) -> None:
     tested = _run("test", examples)
     assert tested.returncode == 0, tested.stdout + tested.stderr
-    assert "14 passed, 0 failed" in tested.stdout
+    assert "15 passed, 0 failed" in tested.stdout
     denied = _run(
         "explain",
         examples / "weather.yaml",

@@ -47,6 +47,10 @@ async def _allowed_live(mcp: FastMCP, case: SuiteCase) -> bool:
     request = case.request
     async with Client(mcp) as client:
         try:
+            if request.action == "list":  # shown in the caller's listing
+                kind = request.resource.kind
+                listed = await (client.list_tools() if kind == "tool" else client.list_resources())
+                return any(getattr(c, "name", None) == request.resource.name for c in listed)
             if request.resource.kind == "tool":
                 await client.call_tool(request.resource.name, dict(request.args))
             else:
