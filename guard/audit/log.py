@@ -209,7 +209,7 @@ class AuditLog(WriterThread):
             adopted = self._spill.adopt_orphans()
             self._spill_suspect = adopted > 0
             if adopted:
-                logger.warning("adopted %d spilled rows of writers that died", adopted)
+                logger.warning("adopted %d spilled rows of writers gone or closed", adopted)
         # DuckDB (for the converter) imported here, not on a thread: a process forked while
         # another thread held the import lock would hang on its own first conversion
         import duckdb  # noqa: F401

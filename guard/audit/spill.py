@@ -2,7 +2,9 @@
 
 One append-only JSON-lines file per writer (`W.jsonl`), owned through an exclusive `flock`
 on `W.lock` for the writer's lifetime. A writer that finds another writer's lock free (its
-process is gone) adopts that writer's spilled rows, so a crash never strands them.
+process is gone, or its log closed) adopts that writer's spilled rows, so a crash never
+strands them. A closed log that still spills (a request finishing after `close()`) takes
+the lock for each such write only, and syncs the rows before letting go.
 
 A line that cannot be loaded back (torn by a crash, garbage, a row of a table this version
 does not know, a row without its `decision_id`) is moved, as it is, to `<file>.rejected`
@@ -17,8 +19,10 @@ import json
 import logging
 import os
 import threading
+import time
 from io import FileIO
 from pathlib import Path
+from typing import Final
 
 from guard.audit.schema import TABLES, row_body
 from guard.audit.segments import fsync_dir, write_atomic
@@ -26,6 +30,8 @@ from guard.audit.segments import fsync_dir, write_atomic
 __all__ = ["SpillFile"]
 
 logger = logging.getLogger("guard.audit")
+
+_ADOPTION_WAIT: Final = 1.0  # seconds a closed writer's late spill waits for an adopter
 
 
 class SpillFile:
@@ -43,15 +49,17 @@ class SpillFile:
         self._entry_synced = True  # the file's directory entry is on disk (durable mode)
         self.pending = 0  # rows in the file not yet loaded back
         self.rejected = 0  # lines moved to a `.rejected` file: not loaded back
+        self._released = False  # closed: a write takes the file for itself only
         self.lock = threading.RLock()
 
     def _open(self) -> FileIO:
         if self._fh is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             if self._lock_fd is None:
-                fd = os.open(self._lock_path, os.O_CREAT | os.O_RDWR, 0o600)
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self._lock_fd = fd
+                # once let go of, only a writer adopting the file holds it, briefly: wait
+                # (bounded: a process forked while it was held keeps the lock it inherited)
+                wait = _ADOPTION_WAIT if self._released else 0.0
+                self._lock_fd = _lock(self._lock_path, wait=wait)
             # Unbuffered: a write the disk refuses part-way must leave nothing in a buffer,
             # to land later next to the copy of its rows kept elsewhere, or to fail again
             # when the file is closed (and leave it closed for every later write).
@@ -63,7 +71,21 @@ class SpillFile:
         """Append rows, all or none; raises `OSError` when even local disk refuses them (or,
         with `fsync`, will not sync them). A write that fails is cut back off the file: its
         caller keeps its rows elsewhere, or `append` fails and the call it records is
-        denied, and a row loaded back would then say that call was allowed."""
+        denied, and a row loaded back would then say that call was allowed.
+
+        After `close()`, each write syncs its rows and lets go of the file again: nothing
+        would sync them later, and the next writer on the store (in this process or
+        another) must be able to adopt them."""
+        with self.lock:
+            if not self._released:
+                self._write(rows, fsync=fsync)
+                return
+            try:
+                self._write(rows, fsync=True)
+            finally:
+                self.close()
+
+    def _write(self, rows: list[tuple[str, str]], *, fsync: bool) -> None:
         data = b"".join(_line(t, b) for t, b in rows)
         with self.lock:
             if self._torn:  # end the piece a failed write may have left: a line of its own
@@ -147,7 +169,7 @@ class SpillFile:
             self._dirty = self._torn = False
 
     def adopt_orphans(self) -> int:
-        """Move rows spilled by writers that died into this file; return how many."""
+        """Move rows spilled by writers gone (or closed) into this file; return how many."""
         adopted = 0
         try:
             locks = sorted(self.directory.glob("*.lock"))
@@ -192,21 +214,57 @@ class SpillFile:
             self._lock_fd = None
 
     def close(self) -> None:
+        """Sync the file and let go of it (and delete it if it holds no row): the next
+        writer to start may adopt its rows. Raises `OSError` if they cannot be synced; the
+        file is let go of all the same."""
         with self.lock:
-            if self._fh is not None:
-                self.sync()
+            self._released = True
+            try:
+                if self._fh is not None:
+                    self.sync()
+            finally:
                 fh, self._fh = self._fh, None
-                fh.close()
-            empty = self.pending == 0
-            if empty:
-                with contextlib.suppress(OSError):
-                    self.path.unlink()
-            if self._lock_fd is not None:
+                if fh is not None:
+                    with contextlib.suppress(OSError):
+                        fh.close()
+                empty = self.pending == 0
                 if empty:
                     with contextlib.suppress(OSError):
-                        self._lock_path.unlink()
-                os.close(self._lock_fd)
-                self._lock_fd = None
+                        self.path.unlink()
+                if self._lock_fd is not None:
+                    if empty:
+                        with contextlib.suppress(OSError):
+                            self._lock_path.unlink()
+                    os.close(self._lock_fd)
+                    self._lock_fd = None
+
+
+def _lock(path: Path, *, wait: float = 0.0) -> int:
+    """An open descriptor of lock file `path`, locked (exclusive); raises `OSError` (also
+    `BlockingIOError` when another writer still holds it after `wait` seconds). A writer
+    adopting a file deletes it, the lock file last, before it lets go, and so does
+    `close()` for an empty one: a lock taken on a lock file deleted meanwhile guards
+    nothing, so it is taken again on a new one."""
+    deadline = time.monotonic() + wait
+    while True:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held, named = os.fstat(fd), os.stat(path)
+            if (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino):
+                return fd
+        except FileNotFoundError:
+            pass
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
+            continue
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
 
 
 def _line(table: str, body: str) -> bytes:
