@@ -63,6 +63,7 @@ class WriterThread(Spilling):
     _append_errors: int
     _itemsets: dict[str, float]
     _policies_pending: list[tuple[str, bytes]]
+    _policies_direct: bool
     _pending: set[str]
     _waiters: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]
     _durable_lock: threading.RLock
@@ -94,6 +95,17 @@ class WriterThread(Spilling):
                 with contextlib.suppress(Exception):
                     self._drain()
                 break
+        # No flush follows: policy texts recorded from now on are stored by
+        # `record_policies` itself, those recorded since the last flush here.
+        with self._flush_lock:
+            self._policies_direct = True
+        if self._policies_pending:
+            self._write_policies()
+            if self._policies_pending:
+                logger.error(
+                    "texts of %d policy sets could not be stored at close: their records are "
+                    "not replayable", len(self._policies_pending),
+                )  # fmt: skip
         with self._handover:
             self._finished = True
             abandoned = self._abandoned
@@ -284,17 +296,24 @@ class WriterThread(Spilling):
         with self._flush_lock:
             pending, self._policies_pending = self._policies_pending, []
         for i, (digest, data) in enumerate(pending):
-            target = self.path / "policies" / f"{digest}.jsonl"
             try:
-                if not target.exists():
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    write_atomic(target, data)
+                self._store_policies(digest, data)
                 self._writer.policies.add(digest)
             except OSError as exc:
                 self._last_error = repr(exc)
                 with self._flush_lock:
                     self._policies_pending[:0] = pending[i:]
                 return
+
+    def _store_policies(self, digest: str, data: bytes, *, fsync: bool = False) -> None:
+        """Write the texts of policy set `digest` to `policies/`, unless they are there (the
+        file's name is its content's hash: writers storing it at once write the same)."""
+        target = self.path / "policies" / f"{digest}.jsonl"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(target, data, fsync=fsync)
+            if fsync:
+                fsync_dir(target.parent)
 
     def _resolve_durable(self, ids: list[str]) -> None:
         if not ids:

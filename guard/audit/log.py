@@ -182,6 +182,8 @@ class AuditLog(WriterThread):
         self._given_up: set[int] = set()  # ids of batches close() spilled mid-write
         self._policies_pending: list[tuple[str, bytes]] = []
         self._policies_seen: set[str] = set()
+        # the writer thread wrote its last policy texts: `record_policies` writes them now
+        self._policies_direct = False
         # item sets claimed (`itemsets/`), with the monotonic time of the claim, writer
         # thread only: a listing whose items are one of them names it instead of holding
         # its items (see `schema.LISTING_COLUMNS`), for `CLAIM_SECONDS` after the claim
@@ -390,7 +392,9 @@ class AuditLog(WriterThread):
 
     def record_policies(self, policy_set: Any) -> None:
         """Store the texts of a policy set once per content hash (table `policies`), so any
-        record can be replayed against the exact set that decided it."""
+        record can be replayed against the exact set that decided it. The writer thread
+        stores them; after `close()`, this call does (synced), as records that reach a
+        closed log are spilled for the next writer and name this set."""
         digest = str(policy_set.hash)
         if digest in self._policies_seen:
             return
@@ -410,9 +414,23 @@ class AuditLog(WriterThread):
             }
             lines.append(json.dumps(doc, ensure_ascii=False).encode() + b"\n")
         self._policies_seen.add(digest)
-        with self._flush_lock:
-            self._policies_pending.append((digest, b"".join(lines)))
-        self._wake.set()
+        data = b"".join(lines)
+        with self._flush_lock:  # (the writer thread turns `_policies_direct` on under it)
+            direct = self._policies_direct
+            if not direct:
+                self._policies_pending.append((digest, data))
+        if not direct:
+            self._wake.set()
+            return
+        try:
+            self._store_policies(digest, data, fsync=True)
+        except OSError as exc:
+            self._policies_seen.discard(digest)  # a later call tries again
+            self._last_error = repr(exc)
+            logger.error(
+                "texts of policy set %s could not be stored after close (%s): its records "
+                "are not replayable", digest[:12], exc,
+            )  # fmt: skip
 
     def flush(self, timeout: float | None = None) -> bool:
         """Write everything queued so far; return whether it finished within `timeout`."""
@@ -524,7 +542,7 @@ class AuditLog(WriterThread):
         self._held = 0
         self._taken = Slice([])
         self._handover = threading.Lock()
-        self._finished = self._abandoned = False
+        self._finished = self._abandoned = self._policies_direct = False
         filed = self._writer.policies  # the parent filed them; this writer's rows name them
         self._writer = self._new_writer()
         self._writer.policies |= filed
