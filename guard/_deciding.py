@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from guard.reload import PolicyHolder
     from guard.telemetry import Telemetry
 
-__all__ = ["Absent", "Deciding", "UndurableDecision", "UnobservedDecision"]
+__all__ = ["Absent", "CancelledBeforeRun", "Deciding", "UndurableDecision", "UnobservedDecision"]
 
 logger = logging.getLogger("guard.middleware")
 
@@ -65,6 +65,11 @@ class UnobservedDecision(Exception):
 class UndurableDecision(Exception):
     """The outcome of an allowed call the guard did not run: in durable mode, its decision
     record did not reach the disk in time."""
+
+
+class CancelledBeforeRun(Exception):
+    """The outcome of an allowed call the guard did not run: in durable mode, its caller
+    cancelled it while its decision record was being made durable."""
 
 
 class Absent(NotFoundError, FastMCPError):
@@ -411,8 +416,11 @@ class Deciding:
             durable = await self.audit.wait_durable(event.decision_id, timeout=_DURABLE_TIMEOUT_S)
         except Exception:  # the wait broke: not known to be on disk
             durable = False
-        except BaseException:  # cancelled: the caller left, nothing ran; the span still ends
+        except BaseException as exc:  # cancelled: the caller left, nothing ran
             self._quietly(self._telemetry.end_decision, handle, event)
+            # its record says allowed: without an outcome it would read as a call that
+            # was running when the server died
+            self._outcome(event, time.perf_counter(), CancelledBeforeRun(type(exc).__name__))
             raise
         if not durable:
             event.decision = replace(error_decision("recording durably"), policy_hash=policy_hash)
