@@ -11,6 +11,7 @@ from dataclasses import dataclass
 __all__ = [
     "AuditError",
     "AuthenticationError",
+    "GuardClosedError",
     "GuardError",
     "PolicyError",
     "PolicyProblem",
@@ -71,6 +72,11 @@ class AuthenticationError(GuardError):
     def __init__(self, reason: str, message: str | None = None) -> None:
         self.reason = reason
         super().__init__(message or reason)
+
+
+class GuardClosedError(GuardError, RuntimeError):
+    """A closed guard was asked to change its policies: after `close()` they stay as they
+    were (its watcher stopped, its policy set no longer reported)."""
 
 
 class AuditError(GuardError):

@@ -243,7 +243,9 @@ class GuardMiddleware(ComponentHooks, ListingFilter, Middleware):
                 logger.warning("could not record policy set %s", policy_set.hash[:12])
 
     def close(self) -> None:
-        """Stop watching policies and flush decision records. Idempotent."""
+        """Stop watching policies and flush decision records. Idempotent. The policies no
+        longer change after it: `reload_policies`, `add_policy`, `remove_policy` and
+        `set_shadow` raise `GuardClosedError`."""
         self._holder.close()
         self._stop_reporting()
         if self.audit is not None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from guard.audit.redact import scrub, traceback_text
-from guard.errors import PolicyError
+from guard.errors import GuardClosedError, PolicyError
 
 if TYPE_CHECKING:
     from guard.policy.policyset import PolicySet
@@ -236,6 +236,9 @@ class PolicyHolder:
             that is a file or directory is watched too (and `set_shadow` moves that watch):
             an edit that does not load keeps the draft decided so far.
 
+    After `close()` the policy sets stay as they are: `add`, `remove`, `reload` and
+    `set_shadow` raise `GuardClosedError`, and a watcher poll still running changes nothing.
+
     Example:
         ```python
         holder = PolicyHolder("policies.yaml", watch=1.0)
@@ -292,6 +295,7 @@ class PolicyHolder:
         from guard.policy.policyset import PolicySet
 
         with self._lock:
+            self._check_open("add a policy")
             try:
                 specs = _specs(policy)
                 names = {s.name for s in specs}
@@ -308,6 +312,7 @@ class PolicyHolder:
         from guard.policy.policyset import PolicySet
 
         with self._lock:
+            self._check_open(f"remove policy {name!r}")
             kept = [p for p in self.live.policies if p.name != name]
             if len(kept) == len(self.live.policies):
                 return False
@@ -327,6 +332,7 @@ class PolicyHolder:
         new: PolicySet | None = None
         retired = started = None
         with self._lock:
+            self._check_open("change the shadow draft")
             current = self._shadow_watcher
             # the new path's signature before loading it, as for the live source
             watcher = None if source is None else self._shadow_watcher_for(source, current)
@@ -376,7 +382,7 @@ class PolicyHolder:
         decided so far if it does not load (logged)."""
         with self._lock:
             source, kept = self._shadow_source, self.shadow
-            if source is None or kept is None:
+            if source is None or kept is None or self._closed:  # (a poll running at close)
                 return
             try:
                 new = load_policy_set(source)
@@ -407,6 +413,7 @@ class PolicyHolder:
         it changes nothing: what `add` and `remove` did since stays in force."""
         retired: PolicyWatcher | None = None
         with self._lock:
+            self._check_open("reload policies")
             src = self.source if source is None else source
             if src is None:
                 raise PolicyError("no policy source to reload from")
@@ -457,6 +464,13 @@ class PolicyHolder:
         assert self._interval is not None  # policies are watched
         return PolicyWatcher(path, self._reload_quietly, self._interval)
 
+    def _check_open(self, what: str) -> None:
+        """Raise `GuardClosedError` once closed: the server is stopping, its watchers are
+        stopped and its set is no longer reported, so a set put in force now would decide
+        requests unreported (and unwatched)."""
+        if self._closed:
+            raise GuardClosedError(f"cannot {what}: the guard is closed")
+
     def _failed(self, what: str, exc: PolicyError) -> None:
         # the error may quote a value of the policy file: no credential in a log line
         shown = scrub(str(exc))
@@ -476,6 +490,8 @@ class PolicyHolder:
         # content in force, and runtime edits made since must not be undone by reloading it.
         try:
             self._reload(changed_only=True)
+        except GuardClosedError:
+            pass  # a poll that was running when the guard closed
         except PolicyError:
             pass  # logged and reported by `reload`; the old set stays in force
         except Exception as exc:
@@ -486,7 +502,7 @@ class PolicyHolder:
                 self._on_failure(self.live)
 
     def close(self) -> None:
-        """Stop watching. Idempotent."""
+        """Stop watching; the policy sets no longer change. Idempotent."""
         with self._lock:  # a reload moving the watch finishes first, or starts none
             self._closed = True
             watchers = (self._watcher, self._shadow_watcher)
