@@ -297,7 +297,7 @@ class WriterThread(Spilling):
             pending, self._policies_pending = self._policies_pending, []
         for i, (digest, data) in enumerate(pending):
             try:
-                self._store_policies(digest, data)
+                self._store_policies(digest, data, fsync=self.durable)
                 self._writer.policies.add(digest)
             except OSError as exc:
                 self._last_error = repr(exc)

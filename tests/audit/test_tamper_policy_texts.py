@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from audit_kit import event
 
@@ -122,3 +123,30 @@ def test_texts_never_filed_are_noted_not_taken_for_tampering(tmp_path: Path) -> 
     assert report.ok and report.unfiled == [policies.hash]
     shown = CliRunner().invoke(main, ["verify", str(store)])
     assert shown.exit_code == 0 and f"never filed ({policies.hash[:12]})" in shown.output
+
+
+def test_durable_mode_syncs_policy_texts_before_the_records_naming_them(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A durable record survives a power loss; the texts it names, written without a sync,
+    might not: replay could not re-decide it."""
+    import os
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    policies = load_policies(POLICY)
+    store = tmp_path / "store"
+    log = AuditLog(store, durable=True)
+    log.record_policies(policies)
+    log.append(event(0))
+    log.flush()
+    text = store / "policies" / f"{policies.hash}.jsonl"
+    assert text.stat().st_ino in synced
+    assert (store / "policies").stat().st_ino in synced  # its name too
+    log.close()
