@@ -200,6 +200,7 @@ class SegmentWriter:
             batch.first, batch.prev = self._seq[table], self._head[table]
             self._chain(batch)
         self._seq[table], self._head[table] = batch.seq, batch.head  # undone if it fails
+        self._make_room(batch)
         self._inflight, self._submitting = batch, None
         if len(batch.data) < _THREAD_MIN_BYTES:  # a thread costs more than it would save
             self._write_batch(batch)
@@ -210,15 +211,40 @@ class SegmentWriter:
         batch.thread.start()
 
     def write_now(self, table: str, bodies: list[str]) -> int:
-        """Chain and write `bodies` in this thread (spill reload). Returns how many were
-        written: all, or on failure none (the chain is as it was) or, rarely, a first few
-        (see `_write`); the caller still has the rest."""
+        """Chain and write `bodies` in this thread (spill reload), `hot_rows` at a time (a
+        long outage spills far more than a hot file holds). Returns how many were written:
+        all, or on failure the slices before it and, rarely, a first few of its own (see
+        `_write`); the caller still has the rest."""
         self.settle()
-        batch = Batch(table, bodies, [], self._seq[table], self._head[table])
-        self._chain(batch)
-        self._seq[table], self._head[table] = batch.seq, batch.head
-        self._write_batch(batch)
-        return len(bodies) if self._account(batch) else batch.kept
+        written = 0
+        for start in range(0, len(bodies), self.hot_rows):
+            part = bodies[start : start + self.hot_rows]
+            batch = Batch(table, part, [], self._seq[table], self._head[table])
+            self._chain(batch)
+            self._seq[table], self._head[table] = batch.seq, batch.head
+            self._make_room(batch)
+            self._write_batch(batch)
+            if not self._account(batch):
+                return written + batch.kept
+            written += len(part)
+        return written
+
+    def _make_room(self, batch: Batch) -> None:
+        """Seal the table's hot file if `batch` would take it past `hot_rows` rows or
+        `HOT_MAX_BYTES`: the batch starts the next one, so a hot file (and its segment)
+        never holds more than that, unless one batch does on its own. (Sealed after the
+        write instead, a file of 24,999 rows took a whole batch more.)"""
+        hot = self._hot.get(batch.table)
+        if (
+            hot is not None
+            and hot.rows
+            and (
+                hot.rows + len(batch.bodies) > self.hot_rows
+                or hot.size + len(batch.data) > HOT_MAX_BYTES
+            )
+        ):
+            self._seal(batch.table)
+            self._convert(wait=False)
 
     def settle(self) -> None:
         """Wait for the write in flight, if any; `on_written` or `on_failed` runs for it."""

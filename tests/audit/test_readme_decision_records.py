@@ -1,0 +1,60 @@
+"""The README's decision-record sections, claim by claim, against real files (and, for
+the commands, a real `mcp-guard` process)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+from audit_kit import event
+
+from guard.audit import AuditLog
+
+
+def _segment_rows(store: Path, table: str = "decisions") -> list[int]:
+    files = sorted((store / table).glob("*.parquet"))
+    con = duckdb.connect()
+    try:
+        return [con.execute("SELECT count(*) FROM read_parquet(?)", [str(f)]).fetchone()[0]
+                for f in files]  # fmt: skip
+    finally:
+        con.close()
+
+
+def test_a_segment_holds_at_most_segment_rows(tmp_path: Path) -> None:
+    """ "`<writer>-<first seq>.parquet` the same rows, converted (≤ 25,000)": a hot file was
+    converted once a write took it to 25,000 rows or more, so flushes of 3,000 rows made a
+    segment of 27,000. It is now sealed before a write that would take it past the limit."""
+    store = tmp_path / "s"
+    log = AuditLog(store, flush_interval=3600, segment_rows=250)
+    for _ in range(9):  # 9 flushes of 30 rows: 270 rows
+        for i in range(30):
+            log.append(event(i))
+        log.flush()
+    log.close()
+    rows = _segment_rows(store)
+    assert sum(rows) == 270 and max(rows) <= 250, rows
+
+
+def test_rows_loaded_back_from_the_spill_file_make_segments_of_at_most_segment_rows(
+    tmp_path: Path,
+) -> None:
+    """Rows spilled while the store refused writes were loaded back in one write, into one
+    hot file (and segment) however many there were."""
+    store = tmp_path / "s"
+    failing = [True]
+
+    def hook(table: str, rows: int) -> None:
+        if failing[0]:
+            raise OSError(28, "No space left on device")
+
+    log = AuditLog(store, flush_interval=3600, segment_rows=100, write_hook=hook)
+    for i in range(350):
+        log.append(event(i))
+    log.flush()
+    assert log.stats()["spill_pending"] == 350
+    failing[0] = False
+    log.flush()
+    log.close()
+    rows = _segment_rows(store)
+    assert sum(rows) == 350 and max(rows) <= 100, rows
