@@ -72,9 +72,10 @@ _MARKERS: Final = (
 )  # fmt: skip
 
 _SCALARS: Final = frozenset({int, float, bool, type(None)})
-# An integer this far from 0 has more digits (3,600) than a record should hold, and near
-# Python's limit on turning one into text (4,300 digits): its record could not be written.
-_HUGE_INT: Final = 1 << 12_000
+# An integer this far from 0 has more digits (over 3,600) than a record should hold, and
+# near Python's limit on turning one into text (4,300 digits): its record could not be
+# written. (A power of ten: the README's bound is in digits; 2**12000 let 3,612 through.)
+_HUGE_INT: Final = 10**3600
 _LEAST_INT: Final = -_HUGE_INT  # (negated once here: each negation makes a 1.5 KB int)
 
 SECRET_MARK: Final = "<redacted:secret>"  # noqa: S105 - the marker, not a secret

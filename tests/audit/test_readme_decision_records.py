@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 from audit_kit import event
 
-from guard.audit import AuditLog
+from guard.audit import AuditLog, open_store
 
 
 def _segment_rows(store: Path, table: str = "decisions") -> list[int]:
@@ -58,3 +58,18 @@ def test_rows_loaded_back_from_the_spill_file_make_segments_of_at_most_segment_r
     log.close()
     rows = _segment_rows(store)
     assert sum(rows) == 350 and max(rows) <= 100, rows
+
+
+def test_integers_of_more_than_3600_digits_are_recorded_as_oversized(tmp_path: Path) -> None:
+    """ "integers of more than 3,600 digits ... become `<redacted:oversized bits=N>`": the
+    bound was 2**12000, so integers of 3,601 to 3,612 digits were recorded whole."""
+    store = tmp_path / "s"
+    log = AuditLog(store)
+    log.append(event(args={"kept": 10**3600 - 1, "cut": 10**3600, "neg": -(10**3600)}))
+    log.close()
+    with open_store(store) as con:
+        args, redacted = con.execute("SELECT args, args_redacted FROM decisions").fetchone()
+    assert sorted(redacted) == ["cut", "neg"]
+    bits = (10**3600).bit_length()
+    assert f'"cut":"<redacted:oversized bits={bits}>"' in args
+    assert f'"kept":{"9" * 3600}' in args
