@@ -23,7 +23,6 @@ from guard.audit.schema import LISTING_COLUMNS, TABLES, empty_args_sha256
 from guard.audit.segments import (
     MAX_ROW_BYTES,
     json_select,
-    live_segments,
     scan_segments,
     sql_paths,
 )
@@ -145,8 +144,10 @@ class AuditStore:
         self.con.close()
 
     def files(self, table: str) -> list[Path]:
-        """The segment files of `table` a query would read now."""
-        return live_segments(self.path / table)
+        """The files of `table` a query would read now: its Parquet segments, then the
+        writers' hot files not yet converted (where a running server's newest rows are)."""
+        segments, hot = scan_segments(self.path / table, self._markers)
+        return [*segments, *hot]
 
     def _refresh(self, force: bool = False) -> None:
         views = []

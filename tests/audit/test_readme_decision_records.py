@@ -73,3 +73,20 @@ def test_integers_of_more_than_3600_digits_are_recorded_as_oversized(tmp_path: P
     bits = (10**3600).bit_length()
     assert f'"cut":"<redacted:oversized bits={bits}>"' in args
     assert f'"kept":{"9" * 3600}' in args
+
+
+def test_files_lists_what_a_query_reads_while_a_writer_is_running(tmp_path: Path) -> None:
+    """ "`store.files("decisions")` lists the segments a query reads": while a server runs,
+    its rows are read from its hot file, and `files` listed only Parquet segments: none,
+    for a store whose rows a query did show."""
+    store = tmp_path / "s"
+    log = AuditLog(store, flush_interval=3600)
+    log.append(event(1))
+    log.flush()
+    with open_store(store) as con:
+        assert con.execute("SELECT count(*) FROM decisions").fetchone() == (1,)
+        [hot] = con.files("decisions")
+        assert hot.suffix == ".jsonl" and hot.parent == store / "decisions"
+        log.close()  # converted: the segment, and no longer the hot file beside it
+        [segment] = con.files("decisions")
+        assert segment == hot.with_suffix(".parquet")
