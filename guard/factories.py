@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +51,7 @@ def create_jwt_middleware(
     jwks_url: str | None = None,
     jwks_file: str | Path | None = None,
     jwks: Mapping[str, Any] | None = None,
-    jwt_leeway: float = 30.0,
+    jwt_leeway: float | timedelta = 30.0,
     require_exp: bool = True,
     user_id_claim: str = "sub",
     roles_claim: str | Sequence[str] = "roles",

@@ -18,6 +18,7 @@ import json
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -27,6 +28,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
+from guard._settings import seconds, whole
 from guard.identity._common import LOG, MISSING_CREDENTIALS, bearer_token, fail, fingerprint
 from guard.identity.base import RequestInfo
 from guard.identity.claims import DEFAULT_CLAIMS, ClaimMapping
@@ -157,7 +159,8 @@ class JWTAuthenticator:
             (`HS256`, `RS256`, `ES256`, `EdDSA`; RS256/PS256/ES256/EdDSA for a JWKS).
         audience: accepted `aud` value(s). A token carrying `aud` is refused when none is set.
         issuer: accepted `iss` value(s).
-        leeway: seconds of clock skew tolerated for `exp`, `nbf` and `iat`.
+        leeway: seconds (or a `timedelta`) of clock skew tolerated for `exp`, `nbf` and
+            `iat`: a finite number `>= 0` (NaN or infinity would let expired tokens in).
         required_claims: claims every token must carry (`exp` is required unless
             `require_exp=False`).
         user_id_claim, roles_claim, agent_id_claims: where the principal's fields come from
@@ -192,7 +195,7 @@ class JWTAuthenticator:
         algorithms: Sequence[str] | None = None,
         audience: str | Sequence[str] | None = None,
         issuer: str | Sequence[str] | None = None,
-        leeway: float = 30.0,
+        leeway: float | timedelta = 30.0,
         required_claims: Sequence[str] = (),
         require_exp: bool = True,
         user_id_claim: str = "sub",
@@ -269,10 +272,13 @@ class JWTAuthenticator:
         if issuers is not None and not all(isinstance(i, str) for i in issuers):
             raise ValueError("issuer must be a string or a list of strings")
         self._issuers = frozenset(issuers) if issuers is not None else None
-        self.leeway = leeway
+        # pyjwt compares `exp <= now - leeway`: NaN or infinity would expire nothing
+        self.leeway = seconds(
+            "leeway", leeway.total_seconds() if isinstance(leeway, timedelta) else leeway
+        )
         self.header = header.lower()
         self.agent_id_header = agent_id_header.lower() if agent_id_header else None
-        self.max_token_bytes = max_token_bytes
+        self.max_token_bytes = whole("max_token_bytes", max_token_bytes)
         required = tuple(dict.fromkeys([*(["exp"] if require_exp else []), *required_claims]))
         self._options: dict[str, Any] = {"require": list(required)}
         self.mapping = ClaimMapping(
