@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import jwt
 
+from guard._settings import seconds
 from guard.identity._common import LOG, fail
 
 __all__ = ["JWKSKeys", "VerificationKey"]
@@ -138,6 +139,8 @@ class JWKSKeys:
             provider revoked must not verify tokens for as long as it stays unreachable.
         timeout: seconds allowed for one fetch.
 
+    Each time is a finite number of seconds, `>= 0` (`timeout`: `> 0`).
+
     Example:
         ```python
         from guard.identity import JWKSKeys
@@ -168,10 +171,11 @@ class JWKSKeys:
         self._where = str(self.path) if self.path is not None else _redacted(url or "jwks")
         if url is not None:
             _hide_in_http_logs(url)
-        self.min_refresh_interval = min_refresh_interval
-        self.cache_ttl = cache_ttl
-        self.max_stale = max_stale
-        self.timeout = timeout
+        # NaN or infinity compares False: no rate limit, keys never refreshed or dropped
+        self.min_refresh_interval = seconds("min_refresh_interval", min_refresh_interval)
+        self.cache_ttl = seconds("cache_ttl", cache_ttl)
+        self.max_stale = seconds("max_stale", max_stale)
+        self.timeout = seconds("timeout", timeout, positive=True)
         self._clock = clock
         self._lock = asyncio.Lock()
         self._keys: dict[str | None, VerificationKey] = {}
