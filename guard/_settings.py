@@ -36,7 +36,8 @@ def seconds(
     if not math.isfinite(number):
         raise ValueError(f"{name} must be a finite number of seconds, got {number}")
     if number < 0 or (positive and number == 0):
-        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {number}")
+        wanted = "positive" if positive else ">= 0"
+        raise ValueError(f"{name} must be {wanted}, got {number}")
     if maximum is not None and number > maximum:
         raise ValueError(f"{name} must be at most {maximum:g} seconds, got {number:g}")
     return number
@@ -47,7 +48,8 @@ def whole(name: str, value: object, *, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
     if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+        wanted = "positive" if minimum == 1 else f"at least {minimum}"
+        raise ValueError(f"{name} must be {wanted}, got {value}")
     return int(value)
 
 

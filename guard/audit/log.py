@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from guard._ids import uuid7
+from guard._settings import MAX_WAIT, seconds, whole
 from guard.audit import _process
 from guard.audit._spilling import Slice
 from guard.audit._writing import WriterThread
@@ -118,6 +119,9 @@ class AuditLog(WriterThread):
         segment_age: ... or seconds after its first row (and at `close`). Readers parse hot
             rows as JSON, so smaller files read faster; bigger ones cost less to write.
 
+    Counts are positive integers, times positive finite seconds (`flush_interval` at most
+    `threading.TIMEOUT_MAX`); anything else raises `TypeError` / `ValueError`.
+
     ```python
     log = AuditLog("records.duckdb")
     log.append(event)  # from the middleware, once per decision
@@ -142,13 +146,12 @@ class AuditLog(WriterThread):
         segment_rows: int = HOT_MAX_ROWS,
         segment_age: float = HOT_MAX_AGE,
     ) -> None:
-        if min(batch_size, max_queue, flush_interval, segment_rows, segment_age) <= 0:
-            raise ValueError(
-                "batch_size, max_queue, flush_interval, segment_rows and segment_age must "
-                "be positive"
-            )
-        self._segment_rows = segment_rows
-        self._segment_age = segment_age
+        # NaN bounds nothing, and the writer thread dies waiting longer than a thread can
+        batch_size = whole("batch_size", batch_size)
+        max_queue = whole("max_queue", max_queue)
+        flush_interval = seconds("flush_interval", flush_interval, positive=True, maximum=MAX_WAIT)
+        self._segment_rows = whole("segment_rows", segment_rows)
+        self._segment_age = seconds("segment_age", segment_age, positive=True)
         self.path = Path(path).absolute()  # the process may change directory later
         self.writer_id = uuid7().replace("-", "")
         self.durable = durable
