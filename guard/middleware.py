@@ -19,6 +19,7 @@ from fastmcp.server.middleware.middleware import _dispatch_phase
 from guard._fastmcp import LookupCache, ResourceCache
 from guard._hooks import ComponentHooks
 from guard._listing import Answered, ListingFilter
+from guard._settings import MAX_WAIT, seconds
 from guard.audit.log import DEFAULT, resolve_audit
 from guard.audit.redact import Redactor
 from guard.policy.model import Principal
@@ -147,8 +148,10 @@ class GuardMiddleware(ComponentHooks, ListingFilter, Middleware):
             reporter() if reporter is not None else self._telemetry.policy_reload
         )
         interval = None
-        if watch is not False and watch is not None and watch != 0:
-            interval = _DEFAULT_WATCH_INTERVAL if watch is True else float(watch)
+        if watch is True:
+            interval = _DEFAULT_WATCH_INTERVAL
+        elif watch is not False and watch is not None and watch != 0:
+            interval = seconds("watch", watch, positive=True, maximum=MAX_WAIT)
         try:
             self._holder = PolicyHolder(
                 policies,

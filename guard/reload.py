@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from guard._settings import MAX_WAIT, seconds
 from guard.audit.redact import scrub, traceback_text
 from guard.errors import GuardClosedError, PolicyError
 
@@ -118,10 +119,9 @@ class PolicyWatcher:
         *,
         settle: float = SETTLE_SECONDS,
     ) -> None:
-        if interval <= 0:
-            raise ValueError(f"watch interval must be positive, got {interval!r}")
         self.path = path
-        self.interval = interval
+        # the thread dies at its first wait on NaN, infinity or more than it can wait
+        self.interval = seconds("watch interval", interval, positive=True, maximum=MAX_WAIT)
         self.settle = settle
         self._on_change = on_change
         self._stop = threading.Event()

@@ -1,0 +1,48 @@
+"""GuardMiddleware refuses, at construction and naming the parameter, a setting that would
+fail later or silently."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from guard import GuardMiddleware
+from guard.reload import PolicyWatcher
+
+POLICY = "name: p\ndefault_effect: allow\nrules: []\n"
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path) -> Path:
+    path = tmp_path / "policies.yaml"
+    path.write_text(POLICY)
+    return path
+
+
+@pytest.mark.parametrize("watch", [float("nan"), float("inf"), threading.TIMEOUT_MAX * 2, -1])
+def test_a_watch_interval_no_thread_can_wait_is_refused(policy_file: Path, watch: float) -> None:
+    # the watcher thread died at its first wait: edits were never picked up, without a word
+    with pytest.raises(ValueError, match="watch"):
+        GuardMiddleware(policy_file, audit=None, telemetry=False, watch=watch)
+    with pytest.raises(ValueError, match="watch"):
+        PolicyWatcher(policy_file, lambda: None, interval=watch)
+
+
+@pytest.mark.parametrize("watch", ["yes", "1", [1]])
+def test_a_watch_interval_that_is_not_a_number_is_refused(policy_file: Path, watch: object) -> None:
+    with pytest.raises(TypeError, match="watch"):
+        GuardMiddleware(policy_file, audit=None, telemetry=False, watch=watch)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("watch", [False, None, 0, True, 0.5])
+def test_documented_watch_values_still_work(policy_file: Path, watch: object) -> None:
+    guard = GuardMiddleware(policy_file, audit=None, telemetry=False, watch=watch)  # type: ignore[arg-type]
+    try:
+        watcher = guard._holder._watcher
+        assert (watcher is None) == (watch in (False, None, 0))
+        if watcher is not None:
+            assert watcher.interval == (1.0 if watch is True else watch)
+    finally:
+        guard.close()
