@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from guard._ids import uuid7
-from guard._settings import MAX_WAIT, seconds, whole
+from guard._settings import MAX_WAIT, names, seconds, whole
 from guard.audit import _process
 from guard.audit._spilling import Slice
 from guard.audit._writing import WriterThread
@@ -155,7 +155,7 @@ class AuditLog(WriterThread):
         self.path = Path(path).absolute()  # the process may change directory later
         self.writer_id = uuid7().replace("-", "")
         self.durable = durable
-        self._redactor = redactor or Redactor(redact_paths)
+        self._redactor = redactor or Redactor(names("redact_paths", redact_paths))
         self._rows = RowBuilder(self._redactor, claims)
         self._batch = batch_size
         self._interval = flush_interval

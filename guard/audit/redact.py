@@ -19,6 +19,9 @@ from fnmatch import translate
 from typing import Any, Final
 from urllib.parse import quote, unquote, unquote_plus
 
+from guard._settings import names as names_of
+from guard._settings import whole
+
 __all__ = [
     "DEFAULT_SENSITIVE_NAMES",
     "SECRET_PATTERN",
@@ -287,8 +290,10 @@ class Redactor:
         max_value_chars: int = 4096,
         detect_secrets: bool = True,
     ) -> None:
-        if max_value_chars < 16:
-            raise ValueError(f"max_value_chars must be at least 16, got {max_value_chars}")
+        max_value_chars = whole("max_value_chars", max_value_chars, minimum=16)
+        # one string is its letters: "ssn" would redact keys "s" and "n", not "ssn"
+        paths = names_of("paths", paths)
+        names = names_of("names", names)
         self._names = frozenset(n.lower() for n in names) | frozenset(
             p.lower() for p in paths if "." not in p
         )
