@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable
 from typing import Final
 
-__all__ = ["MAX_WAIT", "names", "seconds", "whole"]
+__all__ = ["MAX_WAIT", "names", "one_or_more", "seconds", "whole"]
 
 MAX_WAIT: Final = float(threading.TIMEOUT_MAX)
 """The longest interval a thread can wait on (`threading.Event.wait`)."""
@@ -63,3 +63,9 @@ def names(name: str, value: Iterable[str]) -> tuple[str, ...]:
         if not isinstance(item, str):
             raise TypeError(f"{name} must be a list of strings, not of {type(item).__name__}")
     return items
+
+
+def one_or_more(name: str, value: str | Iterable[str]) -> tuple[str, ...]:
+    """`value` as a tuple of strings, one string being one item (where that can mean
+    nothing else, as a claim name); an item that is not a string is a `TypeError`."""
+    return (value,) if isinstance(value, str) else names(name, value)

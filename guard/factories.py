@@ -45,7 +45,7 @@ def create_jwt_middleware(
     jwt_algorithm: str | Sequence[str] | None = None,
     jwt_audience: str | Sequence[str] | None = None,
     jwt_issuer: str | Sequence[str] | None = None,
-    required_claims: Sequence[str] | None = None,
+    required_claims: str | Sequence[str] | None = None,
     *,
     jwt_public_key: str | bytes | Path | None = None,
     jwks_url: str | None = None,
@@ -56,7 +56,7 @@ def create_jwt_middleware(
     user_id_claim: str = "sub",
     roles_claim: str | Sequence[str] = "roles",
     agent_id_claims: str | Sequence[str] = ("azp", "client_id", "agent_id"),
-    claims: Sequence[str] | None = None,
+    claims: str | Sequence[str] | None = None,
     token_header: str = "authorization",  # noqa: S107 - a header name
     max_token_bytes: int = 8192,
     **kwargs: Any,

@@ -136,7 +136,7 @@ class AuditLog(WriterThread):
         *,
         redact_paths: Iterable[str] = (),
         redactor: Redactor | None = None,
-        claims: Iterable[str] | None = None,
+        claims: str | Iterable[str] | None = None,
         durable: bool = False,
         batch_size: int = 5000,
         flush_interval: float = 0.5,

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from typing import Any, Final
 
+from guard._settings import one_or_more
 from guard.audit.redact import PATH_MARK, Redactor, _escaped
 from guard.audit.schema import itemset_line, json_encoder
 
@@ -110,9 +111,10 @@ class RowBuilder:
 
     __slots__ = ("claims", "redactor")
 
-    def __init__(self, redactor: Redactor, claims: Iterable[str] | None) -> None:
+    def __init__(self, redactor: Redactor, claims: str | Iterable[str] | None) -> None:
         self.redactor = redactor
-        self.claims = None if claims is None else frozenset(claims)
+        # one string is one claim name, not its letters
+        self.claims = None if claims is None else frozenset(one_or_more("claims", claims))
 
     def body(self, item: tuple[Any, ...], cache: dict[Any, Any] | None = None) -> str:
         """The row's body (see the module docstring) for a queued decision: what

@@ -28,7 +28,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
-from guard._settings import seconds, whole
+from guard._settings import one_or_more, seconds, whole
 from guard.identity._common import LOG, MISSING_CREDENTIALS, bearer_token, fail, fingerprint
 from guard.identity.base import RequestInfo
 from guard.identity.claims import DEFAULT_CLAIMS, ClaimMapping
@@ -196,12 +196,12 @@ class JWTAuthenticator:
         audience: str | Sequence[str] | None = None,
         issuer: str | Sequence[str] | None = None,
         leeway: float | timedelta = 30.0,
-        required_claims: Sequence[str] = (),
+        required_claims: str | Sequence[str] = (),
         require_exp: bool = True,
         user_id_claim: str = "sub",
         roles_claim: str | Sequence[str] = "roles",
         agent_id_claims: str | Sequence[str] = ("azp", "client_id", "agent_id"),
-        claims: Sequence[str] = DEFAULT_CLAIMS,
+        claims: str | Sequence[str] = DEFAULT_CLAIMS,
         header: str = "authorization",
         agent_id_header: str | None = "x-agent-id",
         max_token_bytes: int = 8192,
@@ -279,6 +279,9 @@ class JWTAuthenticator:
         self.header = header.lower()
         self.agent_id_header = agent_id_header.lower() if agent_id_header else None
         self.max_token_bytes = whole("max_token_bytes", max_token_bytes)
+        # one string is one claim (as `ClaimMapping(keep=)`), not its letters
+        required_claims = one_or_more("required_claims", required_claims)
+        claims = one_or_more("claims", claims)
         required = tuple(dict.fromkeys([*(["exp"] if require_exp else []), *required_claims]))
         self._options: dict[str, Any] = {"require": list(required)}
         self.mapping = ClaimMapping(
