@@ -75,7 +75,7 @@ class GuardMiddleware(ComponentHooks, ListingFilter, Middleware):
         server_name: the name records carry; default: the FastMCP server's name.
         lookup_ttl: seconds to remember which component a name or URI resolved to (the
             lookup costs more than deciding); a component re-registered with new tags is
-            decided on its old ones for at most this long. `0` looks up every time.
+            decided on its old ones for at most this long (finite). `0` looks up every time.
 
     Example:
         ```python
@@ -122,7 +122,8 @@ class GuardMiddleware(ComponentHooks, ListingFilter, Middleware):
         self._seen: dict[tuple[Any, ...], None] = {}  # listings met once
         self._session_shown: tuple[str, str] = ("", "")  # last session id and how it is shown
         self._cached_for: Any = None  # the server whose cache hints were made private
-        self._lookups = LookupCache(lookup_ttl)
+        # finite: "decided on its old tags for at most this long" must bound something
+        self._lookups = LookupCache(seconds("lookup_ttl", lookup_ttl))
         self._typed_hooks: dict[str | None, Callable[..., Awaitable[Any]]] = {
             "tools/call": self.on_call_tool,
             "resources/read": self.on_read_resource,

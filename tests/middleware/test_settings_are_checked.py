@@ -46,3 +46,16 @@ def test_documented_watch_values_still_work(policy_file: Path, watch: object) ->
             assert watcher.interval == (1.0 if watch is True else watch)
     finally:
         guard.close()
+
+
+@pytest.mark.parametrize("ttl", [float("nan"), float("inf"), -1])
+def test_a_lookup_ttl_that_bounds_nothing_is_refused(ttl: float) -> None:
+    # infinity: a component re-registered with new tags was decided on its old ones forever
+    with pytest.raises(ValueError, match="lookup_ttl"):
+        GuardMiddleware(POLICY, audit=None, telemetry=False, lookup_ttl=ttl)
+
+
+@pytest.mark.parametrize("ttl", ["1", None, True])
+def test_a_lookup_ttl_that_is_not_a_number_is_refused(ttl: object) -> None:
+    with pytest.raises(TypeError, match="lookup_ttl"):
+        GuardMiddleware(POLICY, audit=None, telemetry=False, lookup_ttl=ttl)  # type: ignore[arg-type]
