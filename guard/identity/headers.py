@@ -37,7 +37,8 @@ class HeaderAuthenticator:
     Args:
         header_mapping: header -> attribute, as in mcp-auth-guard: `user_id`, `roles`
             (comma-separated), `agent_id`; any other attribute becomes a claim.
-        trusted_proxies: CIDR networks whose connections may assert identity headers.
+        trusted_proxies: CIDR networks whose connections may assert identity headers
+            (empty only with a `shared_secret`: otherwise no sender would be trusted).
         shared_secret: if set, a request carrying it in `secret_header` is trusted whatever
             its address (for proxies whose address is not fixed). Compared in constant time.
         secret_header: the header carrying the shared secret.
@@ -85,6 +86,14 @@ class HeaderAuthenticator:
             raise ValueError(
                 "shared_secret must not begin or end with whitespace (read from a file?)"
             )
+        if not self._networks and shared_secret is None:
+            # nobody could ever be authenticated: say so now, not as every caller's refusal
+            raise ValueError(
+                "trusted_proxies is empty and no shared_secret is set: no sender is trusted"
+            )
+        if not isinstance(roles_separator, str) or not roles_separator:
+            # str.split("") raises: every request carrying roles would fail
+            raise ValueError("roles_separator must be a non-empty string")
         self._secret = shared_secret.encode() if shared_secret else None
         self.secret_header = secret_header.lower()
         self.roles_separator = roles_separator
