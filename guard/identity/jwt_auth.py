@@ -264,6 +264,13 @@ class JWTAuthenticator:
                 "JWT secret is shorter than RFC 7518 recommends for %s",
                 ", ".join(sorted(self.algorithms)),
             )
+        for name, accepted in (("audience", audience), ("issuer", issuer)):
+            values = (accepted,) if isinstance(accepted, str) else accepted
+            if values is not None and (
+                not values or any(isinstance(v, str) and not v.strip() for v in values)
+            ):
+                # an unset variable, most likely: it would refuse every token, or take `""`
+                raise ValueError(f"{name} must name at least one value, none of them empty")
         self.audience = audience
         self.issuer = issuer
         # Checked here, exactly: pyjwt 2.10.0 matched a str issuer as a substring (`iss: ""`
