@@ -109,6 +109,10 @@ class GuardMiddleware(ComponentHooks, ListingFilter, Middleware):
         self._principal = principal
         self._fixed = principal if principal is not None else NO_AUTH_PRINCIPAL
         self._auth_method = getattr(authenticator, "method", None) or "none"
+        if not isinstance(explicit_denials, bool):  # "no" is truthy: it would name hidden rules
+            raise TypeError(
+                f"explicit_denials must be True or False, not {type(explicit_denials).__name__}"
+            )
         self.explicit_denials = explicit_denials
         self.server_name = server_name
         if telemetry is None or telemetry is True:

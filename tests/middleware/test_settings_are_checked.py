@@ -59,3 +59,11 @@ def test_a_lookup_ttl_that_bounds_nothing_is_refused(ttl: float) -> None:
 def test_a_lookup_ttl_that_is_not_a_number_is_refused(ttl: object) -> None:
     with pytest.raises(TypeError, match="lookup_ttl"):
         GuardMiddleware(POLICY, audit=None, telemetry=False, lookup_ttl=ttl)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", ["no", "false", 0, None])
+def test_explicit_denials_must_be_a_bool(value: object) -> None:
+    """`explicit_denials="no"` is truthy: denials would name the rule, and so say that the
+    hidden component exists. Only `True` turns that on."""
+    with pytest.raises(TypeError, match="explicit_denials"):
+        GuardMiddleware(POLICY, explicit_denials=value, audit=None, telemetry=False)  # type: ignore[arg-type]
