@@ -161,3 +161,17 @@ def stored_items(store: Path, row: dict[str, Any]) -> list[dict[str, Any]]:
         return list(row["items"])
     line = (store / "itemsets" / f"{row['items_sha256']}.jsonl").read_text()
     return list(json.loads(line)["items"])
+
+
+def fsync_spy(monkeypatch: Any) -> list[int]:
+    """From now on, the inode of every file `os.fsync` syncs (the sync still happens):
+    `path.stat().st_ino in synced` says a file (or a directory entry) reached the disk."""
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return synced

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from audit_kit import PYTHON, event, subprocess_env
+from audit_kit import PYTHON, event, fsync_spy, subprocess_env
 
 from guard.audit import AuditLog, open_store, verify
 
@@ -45,14 +45,7 @@ def test_a_record_after_close_is_on_disk_when_append_returns(
     log = AuditLog(tmp_path / "store")
     log.close()
     spill = log._spill.path
-    synced: list[int] = []
-    real_fsync = os.fsync
-
-    def fsync(fd: int) -> None:
-        synced.append(os.fstat(fd).st_ino)
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    synced = fsync_spy(monkeypatch)
     assert log.append(event(1)) is True
     assert spill.stat().st_ino in synced
 

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from audit_kit import event
+from audit_kit import event, fsync_spy
 
 from guard import load_policies
 from guard.audit import AuditLog, open_store, verify
@@ -130,16 +130,7 @@ def test_durable_mode_syncs_policy_texts_before_the_records_naming_them(
 ) -> None:
     """A durable record survives a power loss; the texts it names, written without a sync,
     might not: replay could not re-decide it."""
-    import os
-
-    synced: list[int] = []
-    real_fsync = os.fsync
-
-    def fsync(fd: int) -> None:
-        synced.append(os.fstat(fd).st_ino)
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    synced = fsync_spy(monkeypatch)
     policies = load_policies(POLICY)
     store = tmp_path / "store"
     log = AuditLog(store, durable=True)
