@@ -11,6 +11,7 @@ replay treats them as unknown, never as empty.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import re
 import traceback
@@ -184,14 +185,9 @@ def scrub_uris(text: str, redactor: Redactor | None = None) -> str:
     return QUOTED_URI.sub(lambda m: uri(m[0], None, None, ()), text)
 
 
+@functools.cache
 def _default_redactor() -> Redactor:
-    global _DEFAULT_REDACTOR
-    if _DEFAULT_REDACTOR is None:
-        _DEFAULT_REDACTOR = Redactor()
-    return _DEFAULT_REDACTOR
-
-
-_DEFAULT_REDACTOR: Redactor | None = None
+    return Redactor()
 
 
 def traceback_text(exc: BaseException) -> str:
