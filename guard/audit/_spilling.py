@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -57,6 +58,7 @@ class Spilling:
     _lost: int
     _lost_ids: set[tuple[str, Any]]  # (table, decision id) of those a stuck writer may keep
     _last_error: str | None
+    _last_adoption: float  # monotonic time of the last look for other writers' spills
 
     if TYPE_CHECKING:  # the writer thread's (`_writing.WriterThread`)
 
@@ -65,6 +67,22 @@ class Spilling:
         def _claim_named(self, bodies: list[str]) -> None: ...
 
         def _resolve_durable(self, ids: list[str]) -> None: ...
+
+    def _adopt_orphans(self) -> None:
+        """Take the spilled rows of writers gone (or closed) into this writer's spill file,
+        to be loaded back with its own. A writer does this when it starts and, on its
+        thread, every `ADOPT_SECONDS`: a worker killed beside it leaves rows nobody else
+        would load back until a writer starts. They may be in the store already (their
+        writer died loading them back): the spill file is checked before its next load."""
+        self._last_adoption = time.monotonic()
+        try:
+            adopted = self._spill.adopt_orphans()
+        except OSError as exc:  # the spill directory is unreadable: tried again later
+            self._last_error = repr(exc)
+            return
+        if adopted:
+            self._spill_suspect = True
+            logger.warning("adopted %d spilled rows of writers gone or closed", adopted)
 
     def _spill_leftovers(self, stuck: bool) -> None:
         """Spill what is queued and, when the writer thread is `stuck` in a write, the

@@ -46,6 +46,9 @@ WRITE_MAX_CHARS: Final = 8 * 1024 * 1024  # ... and listings per write (a backlo
 # listings must not be encoded all at once: 25,000 listings of 100 tools are 700 MB)
 _MAX_ITEMSETS: Final = 65_536  # item sets a writer remembers having claimed
 _RELOAD_RETRY_SECONDS: Final = 1.0  # how often a failing store is retried without traffic
+# How often a running writer looks for the spill files of writers gone since it started (a
+# killed worker's): a glob of the spill directory and a lock attempt per file found.
+ADOPT_SECONDS: Final = 10.0
 
 
 class WriterThread(Spilling):
@@ -58,6 +61,7 @@ class WriterThread(Spilling):
     _flush_waiters: list[threading.Event]
     _finished: bool
     _last_reload: float
+    _last_adoption: float
     _extra: int
     _extra_lock: threading.Lock
     _append_errors: int
@@ -162,6 +166,8 @@ class WriterThread(Spilling):
         # count stands), so memory stays bounded and, once the bound is reached, `append`
         # spills on the request path, fails there too, and the call is denied.
         self._held = sum(len(bodies) for _, bodies, _ in self._unsaved)
+        if not self._stopping and time.monotonic() - self._last_adoption > ADOPT_SECONDS:
+            self._adopt_orphans()
         if self._spill.pending and (
             self._writer.store_ok or time.monotonic() - self._last_reload > _RELOAD_RETRY_SECONDS
         ):

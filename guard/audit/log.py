@@ -209,12 +209,10 @@ class AuditLog(WriterThread):
             Path(spill_dir) if spill_dir else self.path / "spill", self.writer_id
         )
         self._prepare_store()
+        self._last_adoption = 0.0
         with contextlib.suppress(OSError):
             self._spill._open()
-            adopted = self._spill.adopt_orphans()
-            self._spill_suspect = adopted > 0
-            if adopted:
-                logger.warning("adopted %d spilled rows of writers gone or closed", adopted)
+            self._adopt_orphans()
         # DuckDB (for the converter) imported here, not on a thread: a process forked while
         # another thread held the import lock would hang on its own first conversion
         import duckdb  # noqa: F401
