@@ -185,9 +185,10 @@ def _read_request(path: str, output_format: str) -> dict[str, Any]:
     import yaml
 
     from guard.policy._request_form import LineMap, load_yaml
+    from guard.policy.loader import read_input_text
 
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_input_text(path)
         data = load_yaml(text)
     except (OSError, UnicodeDecodeError) as exc:
         why = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else exc.strerror or exc

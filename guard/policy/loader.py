@@ -106,8 +106,10 @@ def directory_files(path: Path) -> list[Path]:
 
 class _TooLarge(OSError):
     def __init__(self, size: int | None) -> None:
-        super().__init__(errno.EFBIG, "file too large")
-        self.size = size  # None: more than the limit (read from something without a size)
+        # size None: more than the limit (read from something without a size)
+        over = "over the limit of" if size is None else f"{size:,} bytes; the limit is"
+        self.why = f"{over} {MAX_POLICY_BYTES:,} bytes"
+        super().__init__(errno.EFBIG, f"file too large: {self.why}")
 
 
 def read_policy_file(path: Path, *, regular_only: bool = False) -> bytes:
@@ -137,6 +139,14 @@ def read_policy_file(path: Path, *, regular_only: bool = False) -> bytes:
     if len(data) > MAX_POLICY_BYTES:
         raise _TooLarge(None)
     return data
+
+
+def read_input_text(path: str | Path) -> str:
+    """The text of a file the CLI reads beside policies (a suite, a request), read as a
+    policy file is: at most `MAX_POLICY_BYTES` (`mcp-guard test /dev/zero` stops there).
+    Raises `OSError` (its `strerror` says why, the limit included) or
+    `UnicodeDecodeError`."""
+    return read_policy_file(Path(path)).decode("utf-8")
 
 
 # -- sources -------------------------------------------------------------------------------
@@ -226,10 +236,9 @@ class _Loading:
             self._problem("unreadable", f"no such policy file: {path}", source)
             return
         except _TooLarge as exc:
-            size = "over the limit of" if exc.size is None else f"{exc.size:,} bytes; the limit is"
             self._problem(
                 "too_large",
-                f"policy file is {size} {MAX_POLICY_BYTES:,} bytes",
+                f"policy file is {exc.why}",
                 source,
                 hint="split it into several files in one directory",
             )

@@ -267,10 +267,12 @@ def run_suite(path: str | Path) -> SuiteResult:
 
 def load_suite(path: str | Path) -> Suite:
     """Read and validate a suite file and load the policies it names (see `run_suite`)."""
+    from guard.policy.loader import read_input_text
+
     suite_path = Path(path)
     out = Problems(str(suite_path))
     try:
-        text = suite_path.read_text(encoding="utf-8")
+        text = read_input_text(suite_path)
     except (OSError, UnicodeDecodeError) as exc:
         why = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else exc.strerror or exc
         out.add(f"cannot read suite: {why}", code="unreadable")
