@@ -108,13 +108,16 @@ def parse_request_node(
     if len(out) > before or principal is None or resource is None:
         return None
     act = action or _DEFAULT_ACTION[resource.kind]
+    prefix = _METHOD_PREFIX[resource.kind]
+    if resource.kind == "resource_template" and act != "list":
+        prefix = "resources"  # a read through a template is a `resources/read` live
     return AccessRequest(
         principal=principal,
         resource=resource,
         action=act,
         args=plain(raw.get("args", {})),
         time=when or default_time,
-        method=f"{_METHOD_PREFIX[resource.kind]}/{act}",
+        method=f"{prefix}/{act}",
         context=plain(raw.get("context", {})),
     )
 
