@@ -94,6 +94,7 @@ def request_info(transport: str, session_id: str | None) -> RequestInfo:
     helper drops `authorization` and `cookie`, which authenticators need.
     """
     headers: Mapping[str, str] = _NO_HEADERS
+    repeated: frozenset[str] = frozenset()
     client_host = None
     if transport in ("http", "sse"):
         try:
@@ -101,8 +102,12 @@ def request_info(transport: str, session_id: str | None) -> RequestInfo:
         except RuntimeError:
             request = None
         if request is not None:
-            # Starlette already lower-cases names; repeated headers keep the last value.
-            headers = {k.lower(): v for k, v in request.headers.items()}
+            # Starlette already lower-cases names; repeated headers keep the last value,
+            # and are named, so that authenticators refuse an ambiguous credential.
+            items = request.headers.items()
+            headers = {k.lower(): v for k, v in items}
+            if len(headers) != len(items):
+                repeated = _repeated(items)
             client_host = request.client.host if request.client else None
     try:
         token = get_access_token()
@@ -114,7 +119,17 @@ def request_info(transport: str, session_id: str | None) -> RequestInfo:
         client_host=client_host,
         session_id=session_id,
         access_token=token,
+        repeated=repeated,
     )
+
+
+def _repeated(items: list[tuple[str, str]]) -> frozenset[str]:
+    seen: set[str] = set()
+    twice: set[str] = set()
+    for name, _ in items:
+        name = name.lower()
+        (twice if name in seen else seen).add(name)
+    return frozenset(twice)
 
 
 def _namespace(component: Any, meta: Mapping[str, Any]) -> str | None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from typing import Final
 
 from guard.errors import AuthenticationError
 
 __all__ = [
+    "AMBIGUOUS_CREDENTIALS",
     "LOG",
     "MISSING_CREDENTIALS",
     "UNTRUSTED_PROXY",
@@ -22,11 +23,13 @@ __all__ = [
     "digest_fingerprint",
     "fail",
     "fingerprint",
+    "refuse_repeated",
     "specificity",
 ]
 
 LOG: Final = logging.getLogger("guard.identity")
 
+AMBIGUOUS_CREDENTIALS: Final = "ambiguous_credentials"
 MISSING_CREDENTIALS: Final = "missing_credentials"
 UNTRUSTED_PROXY: Final = "untrusted_proxy"
 
@@ -84,6 +87,18 @@ def fail(reason: str, message: str, key_id: str | None = None) -> Authentication
     if LOG.isEnabledFor(logging.DEBUG):
         LOG.debug("authentication failed: reason=%s key_id=%s", reason, key_id or "-")
     return AuthenticationError(reason, message)
+
+
+def refuse_repeated(repeated: Set[str], read: Set[str]) -> None:
+    """Refuse a request that carried one of the headers an authenticator `read`s twice.
+
+    Nothing tells a client's copy from a proxy's: believing either one (a dict keeps the
+    last, Starlette's `Headers.get` and FastMCP's bearer check take the first) would let a
+    client pick its own identity behind a proxy that appends instead of replacing.
+    """
+    if repeated and not repeated.isdisjoint(read):
+        names = ", ".join(sorted(repeated & read))
+        raise fail(AMBIGUOUS_CREDENTIALS, f"header sent more than once: {names}")
 
 
 _RANK: Final = {MISSING_CREDENTIALS: 0, UNTRUSTED_PROXY: 1, "disallowed_algorithm": 2}

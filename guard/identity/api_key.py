@@ -28,6 +28,7 @@ from guard.identity._common import (
     bearer_token,
     digest_fingerprint,
     fail,
+    refuse_repeated,
 )
 from guard.identity.base import RequestInfo
 from guard.policy.model import Principal
@@ -120,6 +121,8 @@ class ApiKeyAuthenticator:
         self.header = header.lower()
         self.accept_bearer = accept_bearer
         self.agent_id_header = agent_id_header.lower() if agent_id_header else None
+        read = (self.header, self.agent_id_header, "authorization" if accept_bearer else None)
+        self._read = frozenset(h for h in read if h)
         self._secret = key_id_secret.encode() if isinstance(key_id_secret, str) else key_id_secret
         entries: list[_Entry] = []
         if keys is not None:
@@ -193,9 +196,10 @@ class ApiKeyAuthenticator:
         """Map the presented key to its principal.
 
         Raises:
-            AuthenticationError: `missing_credentials` (no key in the configured header) or
-                `invalid_api_key`.
+            AuthenticationError: `missing_credentials` (no key in the configured header),
+                `ambiguous_credentials` (a header read sent twice) or `invalid_api_key`.
         """
+        refuse_repeated(info.repeated, self._read)
         key = self._presented(info)
         if key is None:
             raise fail(MISSING_CREDENTIALS, f"no API key in {self.header}")

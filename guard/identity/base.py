@@ -20,10 +20,15 @@ class RequestInfo:
         transport: `stdio`, `http`, `sse` or `memory`.
         headers: HTTP headers with lower-cased names, *including* `authorization`
             (FastMCP's `get_http_headers()` strips it by default; the middleware does not).
-            Empty for stdio and in-memory transports.
+            Empty for stdio and in-memory transports. A repeated header keeps its last value
+            here and is named in `repeated`.
         client_host: the peer address of the HTTP connection, when known.
         session_id: the MCP session id, when known.
         access_token: FastMCP's verified `AccessToken` when the server has an auth provider.
+        repeated: the (lower-cased) names of headers the request carried more than once.
+            Which copy of a credential to believe is anybody's guess (a proxy that appends
+            its header leaves the client's copy first): authenticators refuse the request
+            when one of the headers they read is here (`ambiguous_credentials`).
     """
 
     transport: str
@@ -31,6 +36,7 @@ class RequestInfo:
     client_host: str | None = None
     session_id: str | None = None
     access_token: Any = None
+    repeated: frozenset[str] = frozenset()
 
 
 @runtime_checkable

@@ -9,14 +9,17 @@ the verified `AccessToken` (claims, scopes, client id) instead.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
-from guard.identity._common import MISSING_CREDENTIALS, fail, fingerprint
+from guard.identity._common import MISSING_CREDENTIALS, fail, fingerprint, refuse_repeated
 from guard.identity.base import RequestInfo
 from guard.identity.claims import DEFAULT_CLAIMS, ClaimMapping, claim_at
 from guard.policy.model import Principal
 
 __all__ = ["FastMCPTokenAuthenticator"]
+
+# FastMCP verifies the first `Authorization` header; a second one says the token is in doubt.
+_READ: Final = frozenset({"authorization"})
 
 
 class FastMCPTokenAuthenticator:
@@ -52,8 +55,10 @@ class FastMCPTokenAuthenticator:
 
         Raises:
             AuthenticationError: `missing_credentials` when FastMCP verified no token;
-                `invalid_claims` when a roles claim has the wrong type.
+                `ambiguous_credentials` when the request carried two `Authorization`
+                headers; `invalid_claims` when a roles claim has the wrong type.
         """
+        refuse_repeated(info.repeated, _READ)
         token: Any = info.access_token
         if token is None:
             raise fail(MISSING_CREDENTIALS, "FastMCP verified no access token")

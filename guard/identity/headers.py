@@ -17,7 +17,13 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Final
 
-from guard.identity._common import LOG, MISSING_CREDENTIALS, UNTRUSTED_PROXY, fail
+from guard.identity._common import (
+    LOG,
+    MISSING_CREDENTIALS,
+    UNTRUSTED_PROXY,
+    fail,
+    refuse_repeated,
+)
 from guard.identity.base import RequestInfo
 from guard.policy.model import Principal
 
@@ -97,6 +103,8 @@ class HeaderAuthenticator:
         self._secret = shared_secret.encode() if shared_secret else None
         self.secret_header = secret_header.lower()
         self.roles_separator = roles_separator
+        secret_read = (self.secret_header,) if self._secret is not None else ()
+        self._read = frozenset((*self.header_mapping, *secret_read))
 
     def _trusted(self, info: RequestInfo) -> bool:
         if self._secret is not None:
@@ -118,8 +126,10 @@ class HeaderAuthenticator:
 
         Raises:
             AuthenticationError: `untrusted_proxy` (identity headers from an untrusted
-                sender) or `missing_credentials` (no user id header).
+                sender), `ambiguous_credentials` (one of them, or the shared secret, sent
+                twice) or `missing_credentials` (no user id header).
         """
+        refuse_repeated(info.repeated, self._read)
         values = {
             attr: value
             for header, attr in self.header_mapping.items()

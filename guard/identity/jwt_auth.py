@@ -6,10 +6,10 @@ attacks: `alg: none`, and an HS256 token "signed" with the server's RSA public k
 HMAC secret (the key confusion that broke many JWT libraries). Likewise keys come only from
 configuration: a token's `jku`, `x5u` or `jwk` header is never followed or trusted.
 
-Failure reasons: `missing_credentials`, `token_too_large`, `malformed_token`,
-`disallowed_algorithm`, `unknown_kid`, `jwks_unavailable`, `invalid_signature`, `expired`,
-`not_yet_valid`, `invalid_audience`, `invalid_issuer`, `missing_claim`, `invalid_claims`,
-`invalid_token` (anything else pyjwt refuses).
+Failure reasons: `missing_credentials`, `ambiguous_credentials`, `token_too_large`,
+`malformed_token`, `disallowed_algorithm`, `unknown_kid`, `jwks_unavailable`,
+`invalid_signature`, `expired`, `not_yet_valid`, `invalid_audience`, `invalid_issuer`,
+`missing_claim`, `invalid_claims`, `invalid_token` (anything else pyjwt refuses).
 """
 
 from __future__ import annotations
@@ -29,7 +29,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
 from guard._settings import one_or_more, seconds, whole
-from guard.identity._common import LOG, MISSING_CREDENTIALS, bearer_token, fail, fingerprint
+from guard.identity._common import (
+    LOG,
+    MISSING_CREDENTIALS,
+    bearer_token,
+    fail,
+    fingerprint,
+    refuse_repeated,
+)
 from guard.identity.base import RequestInfo
 from guard.identity.claims import DEFAULT_CLAIMS, ClaimMapping
 from guard.identity.jwks import JWKSKeys, VerificationKey
@@ -285,6 +292,7 @@ class JWTAuthenticator:
         )
         self.header = header.lower()
         self.agent_id_header = agent_id_header.lower() if agent_id_header else None
+        self._read = frozenset(h for h in (self.header, self.agent_id_header) if h)
         self.max_token_bytes = whole("max_token_bytes", max_token_bytes)
         # one string is one claim (as `ClaimMapping(keep=)`), not its letters
         required_claims = one_or_more("required_claims", required_claims)
@@ -356,6 +364,7 @@ class JWTAuthenticator:
         Raises:
             AuthenticationError: with one of the failure reasons listed in the module docs.
         """
+        refuse_repeated(info.repeated, self._read)
         token = self._token(info)
         key_id = fingerprint(token)
         key, algorithms = await self._key_and_algorithms(token, key_id)

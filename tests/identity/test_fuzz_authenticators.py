@@ -38,6 +38,7 @@ REASONS = {
     "token_too_large",
     "invalid_api_key",
     "untrusted_proxy",
+    "ambiguous_credentials",
 }
 
 CHAIN = ChainAuthenticator(
