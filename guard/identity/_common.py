@@ -23,6 +23,7 @@ __all__ = [
     "digest_fingerprint",
     "fail",
     "fingerprint",
+    "header_text",
     "refuse_repeated",
     "specificity",
 ]
@@ -80,6 +81,16 @@ def bearer_token(headers: Mapping[str, str], header: str = "authorization") -> s
         return None
     token = token.strip()
     return token or None
+
+
+def header_text(secret: str) -> bool:
+    """Whether `secret` can be compared with a header value: printable ASCII only.
+
+    HTTP carries header values as bytes that Starlette decodes as latin-1, while a secret
+    is configured as text: a non-ASCII one would match only clients that send latin-1 (a
+    UTF-8 client never), and control characters do not travel at all.
+    """
+    return secret.isascii() and secret.isprintable()
 
 
 def fail(reason: str, message: str, key_id: str | None = None) -> AuthenticationError:

@@ -28,6 +28,7 @@ from guard.identity._common import (
     bearer_token,
     digest_fingerprint,
     fail,
+    header_text,
     refuse_repeated,
 )
 from guard.identity.base import RequestInfo
@@ -38,6 +39,10 @@ __all__ = ["ApiKeyAuthenticator", "hash_api_key"]
 _DIGEST: Final = re.compile(r"^sha256:([0-9a-fA-F]{64})$")
 _MAX_KEY_BYTES: Final = 1024
 _DEFAULT_ROLES: Final = ("api_user",)  # mcp-auth-guard's role for a key with no mapping
+_NOT_HEADER_TEXT: Final = (
+    "an API key must be printable ASCII: HTTP header values are bytes, and a key with "
+    "other characters matches only the clients that happen to encode it as latin-1"
+)
 
 
 def hash_api_key(key: str) -> str:
@@ -49,7 +54,12 @@ def hash_api_key(key: str) -> str:
 
         assert hash_api_key("user-key-123").startswith("sha256:")
         ```
+
+    Raises:
+        ValueError: the key is not printable ASCII (no header could carry it reliably).
     """
+    if not header_text(key):
+        raise ValueError(_NOT_HEADER_TEXT)
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -83,6 +93,8 @@ class ApiKeyAuthenticator:
     - a file may also wrap any of them as `{"keys": ...}`.
 
     A key may be written as `sha256:<hex>` (see `hash_api_key`) instead of in plain text.
+    A key is printable ASCII: header values travel as bytes, and any other character would
+    match only the clients that happen to encode it as the server decodes it (latin-1).
     A key without a user id is named after its fingerprint: `api-key:<key_id>`.
     A request costs one SHA-256 and one lookup, whatever the number of keys
     (`benchmarks/bench_identity.py`).
@@ -163,6 +175,8 @@ class ApiKeyAuthenticator:
             raise ValueError(
                 f"{where}: an API key must not begin or end with whitespace (read from a file?)"
             )
+        if not header_text(key):
+            raise ValueError(f"{where}: {_NOT_HEADER_TEXT}")
         m = _DIGEST.match(key)
         digest = bytes.fromhex(m.group(1)) if m else hashlib.sha256(key.encode()).digest()
         key_id = digest_fingerprint(digest, self._secret)

@@ -15,7 +15,7 @@ import sys
 import click
 import yaml
 
-from guard.identity._common import fingerprint
+from guard.identity._common import fingerprint, header_text
 from guard.identity.api_key import hash_api_key
 
 __all__ = ["COMMANDS", "key"]
@@ -103,6 +103,8 @@ def hash_key(user: str | None, roles: tuple[str, ...], secret_env: str | None) -
         value = sys.stdin.read().strip()
     if not value:
         raise click.UsageError("no key on standard input")
+    if not header_text(value):
+        raise click.UsageError("the key must be printable ASCII: no header carries it reliably")
     click.echo(f"# key_id {fingerprint(value, secret)}")
     click.echo(_entry(value, user, roles))
 

@@ -22,6 +22,7 @@ from guard.identity._common import (
     MISSING_CREDENTIALS,
     UNTRUSTED_PROXY,
     fail,
+    header_text,
     refuse_repeated,
 )
 from guard.identity.base import RequestInfo
@@ -92,6 +93,9 @@ class HeaderAuthenticator:
             raise ValueError(
                 "shared_secret must not begin or end with whitespace (read from a file?)"
             )
+        if shared_secret is not None and not header_text(shared_secret):
+            # header values arrive as latin-1 text: a UTF-8 proxy's copy would never match
+            raise ValueError("shared_secret must be printable ASCII (it travels in a header)")
         if not self._networks and shared_secret is None:
             # nobody could ever be authenticated: say so now, not as every caller's refusal
             raise ValueError(
