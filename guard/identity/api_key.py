@@ -90,7 +90,8 @@ class ApiKeyAuthenticator:
     - `{key: [roles]}`: mcp-auth-guard's `api_key_roles`;
     - `{key: {"user_id": ..., "roles": [...], "agent_id": ...}}`;
     - `[key, ...]`: mcp-auth-guard's `api_keys` (roles `["api_user"]`);
-    - a file may also wrap any of them as `{"keys": ...}`.
+    - a file or a variable may also wrap any of them as `{"keys": ...}` (a mapping given
+      as `keys` never is: `{"keys": ["admin"]}` there is the key `keys`, role admin).
 
     A key may be written as `sha256:<hex>` (see `hash_api_key`) instead of in plain text.
     A key is printable ASCII: header values travel as bytes, and any other character would
@@ -138,7 +139,7 @@ class ApiKeyAuthenticator:
         self._secret = key_id_secret.encode() if isinstance(key_id_secret, str) else key_id_secret
         entries: list[_Entry] = []
         if keys is not None:
-            entries += self._entries(keys, "keys")
+            entries += self._entries(keys, "keys", wrapped=False)
         if file is not None:
             path = Path(file)
             entries += self._entries(_load_text(path.read_text(), str(path)), str(path))
@@ -155,8 +156,10 @@ class ApiKeyAuthenticator:
         self._entries_t: tuple[_Entry, ...] = tuple(entries)
         self._by_digest: dict[bytes, _Entry] = {e.digest: e for e in entries}
 
-    def _entries(self, source: Any, origin: str) -> list[_Entry]:
-        if isinstance(source, Mapping) and set(source) == {"keys"}:
+    def _entries(self, source: Any, origin: str, *, wrapped: bool = True) -> list[_Entry]:
+        # only a file or a variable may wrap its keys: in code, `{"keys": [...]}` is the
+        # key `keys` and its roles (unwrapped, its roles would become guessable keys)
+        if wrapped and isinstance(source, Mapping) and set(source) == {"keys"}:
             source = source["keys"]
         if isinstance(source, Mapping):
             items = list(source.items())
