@@ -68,13 +68,17 @@ class Spilling:
 
         def _resolve_durable(self, ids: list[str]) -> None: ...
 
+        def _file_spilled_policies(self) -> None: ...
+
     def _adopt_orphans(self) -> None:
         """Take the spilled rows of writers gone (or closed) into this writer's spill file,
-        to be loaded back with its own. A writer does this when it starts and, on its
-        thread, every `ADOPT_SECONDS`: a worker killed beside it leaves rows nobody else
-        would load back until a writer starts. They may be in the store already (their
-        writer died loading them back): the spill file is checked before its next load."""
+        to be loaded back with its own, and file the policy texts spilled beside them. A
+        writer does this when it starts and, on its thread, every `ADOPT_SECONDS`: a worker
+        killed beside it leaves rows nobody else would load back until a writer starts.
+        They may be in the store already (their writer died loading them back): the spill
+        file is checked before its next load."""
         self._last_adoption = time.monotonic()
+        self._file_spilled_policies()
         try:
             adopted = self._spill.adopt_orphans()
         except OSError as exc:  # the spill directory is unreadable: tried again later

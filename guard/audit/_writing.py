@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import re
 import time
 from typing import TYPE_CHECKING, Any, Final
 
@@ -27,10 +28,11 @@ from guard.audit.rows import (
     set_reference,
 )
 from guard.audit.schema import TABLES, itemset_line
-from guard.audit.segments import fsync_dir, write_atomic
+from guard.audit.segments import fsync_dir, remove_quietly, write_atomic
 
 if TYPE_CHECKING:
     import threading
+    from pathlib import Path
 
     from guard.audit.writer import Batch
 
@@ -49,6 +51,7 @@ _RELOAD_RETRY_SECONDS: Final = 1.0  # how often a failing store is retried witho
 # How often a running writer looks for the spill files of writers gone since it started (a
 # killed worker's): a glob of the spill directory and a lock attempt per file found.
 ADOPT_SECONDS: Final = 10.0
+_HEX_DIGEST: Final = re.compile(r"[0-9a-f]{64}")  # a policy set's hash: a spilled file's name
 
 
 class WriterThread(Spilling):
@@ -68,6 +71,7 @@ class WriterThread(Spilling):
     _itemsets: dict[str, float]
     _policies_pending: list[tuple[str, bytes]]
     _policies_direct: bool
+    _policies_spilled: set[str]  # hashes of sets whose texts this writer spilled
     _pending: set[str]
     _waiters: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]
     _durable_lock: threading.RLock
@@ -105,10 +109,16 @@ class WriterThread(Spilling):
             self._policies_direct = True
         if self._policies_pending:
             self._write_policies()
-            if self._policies_pending:
+            lost = [d for d, _ in self._policies_pending if d not in self._policies_spilled]
+            if self._policies_pending and not lost:
+                logger.warning(
+                    "texts of %d policy sets could not be stored at close: spilled, for the "
+                    "next writer to file", len(self._policies_pending),
+                )  # fmt: skip
+            elif lost:
                 logger.error(
-                    "texts of %d policy sets could not be stored at close: their records are "
-                    "not replayable", len(self._policies_pending),
+                    "texts of %d policy sets could be neither stored nor spilled at close: "
+                    "their records are not replayable", len(lost),
                 )  # fmt: skip
         with self._handover:
             self._finished = True
@@ -307,9 +317,66 @@ class WriterThread(Spilling):
                 self._writer.policies.add(digest)
             except OSError as exc:
                 self._last_error = repr(exc)
+                # retried at each flush; meanwhile beside the spilled rows, which outlive
+                # this process (`kill -9`, or a store still refusing at close)
+                self._spill_policies(pending[i:])
                 with self._flush_lock:
                     self._policies_pending[:0] = pending[i:]
                 return
+            if digest in self._policies_spilled:
+                self._policies_spilled.discard(digest)
+                remove_quietly(self._spilled_policies_path(digest))
+
+    def _spilled_policies_path(self, digest: str) -> Path:
+        return self._spill.directory / "policies" / f"{digest}.jsonl"
+
+    def _spill_policies(self, texts: list[tuple[str, bytes]]) -> None:
+        """Keep the texts of policy sets the store refused in the spill directory (synced):
+        the next writer to start, or a running one within `ADOPT_SECONDS`, files them
+        (`_file_spilled_policies`)."""
+        for digest, data in texts:
+            if digest in self._policies_spilled:
+                continue
+            target = self._spilled_policies_path(digest)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(target, data, fsync=True)
+                fsync_dir(target.parent)
+                fsync_dir(target.parent.parent)  # (the `policies` directory may be new)
+            except OSError as exc:
+                self._last_error = repr(exc)
+                logger.error(
+                    "texts of policy set %s could be neither stored nor spilled (%s)",
+                    digest[:12], exc,
+                )  # fmt: skip
+                continue
+            self._policies_spilled.add(digest)
+            logger.warning(
+                "texts of policy set %s refused by the store: spilled, for the next writer "
+                "to file", digest[:12],
+            )  # fmt: skip
+
+    def _file_spilled_policies(self) -> None:
+        """Store the policy texts other writers spilled (see `_spill_policies`), then delete
+        their spilled copies. A file's name is its set's hash, as in the store: any writer
+        may file it, once or twice, with the same result."""
+        try:
+            spilled = sorted((self._spill.directory / "policies").glob("*.jsonl"))
+        except OSError:
+            return
+        for path in spilled:
+            digest = path.stem
+            if digest in self._policies_spilled or not _HEX_DIGEST.fullmatch(digest):
+                continue  # this writer's own, still retried; or no file of ours
+            try:
+                self._store_policies(digest, path.read_bytes(), fsync=True)
+            except FileNotFoundError:
+                continue  # filed by another writer meanwhile
+            except OSError as exc:  # the store still refuses: left for a later try
+                self._last_error = repr(exc)
+                return
+            self._writer.policies.add(digest)
+            remove_quietly(path)
 
     def _store_policies(self, digest: str, data: bytes, *, fsync: bool = False) -> None:
         """Write the texts of policy set `digest` to `policies/`, unless they are there (the

@@ -185,6 +185,7 @@ class AuditLog(WriterThread):
         self._given_up: set[int] = set()  # ids of batches close() spilled mid-write
         self._policies_pending: list[tuple[str, bytes]] = []
         self._policies_seen: set[str] = set()
+        self._policies_spilled: set[str] = set()
         # the writer thread wrote its last policy texts: `record_policies` writes them now
         self._policies_direct = False
         # item sets claimed (`itemsets/`), with the monotonic time of the claim, writer
@@ -395,7 +396,9 @@ class AuditLog(WriterThread):
         """Store the texts of a policy set once per content hash (table `policies`), so any
         record can be replayed against the exact set that decided it. The writer thread
         stores them; after `close()`, this call does (synced), as records that reach a
-        closed log are spilled for the next writer and name this set."""
+        closed log are spilled for the next writer and name this set. Texts the store
+        refuses are spilled too (the spill directory's `policies/`, synced), and filed by
+        the next writer to start or by a running one, as spilled rows are."""
         digest = str(policy_set.hash)
         if digest in self._policies_seen:
             return
@@ -426,12 +429,10 @@ class AuditLog(WriterThread):
         try:
             self._store_policies(digest, data, fsync=True)
         except OSError as exc:
-            self._policies_seen.discard(digest)  # a later call tries again
             self._last_error = repr(exc)
-            logger.error(
-                "texts of policy set %s could not be stored after close (%s): its records "
-                "are not replayable", digest[:12], exc,
-            )  # fmt: skip
+            self._spill_policies([(digest, data)])  # for the next writer, as the records
+            if digest not in self._policies_spilled:
+                self._policies_seen.discard(digest)  # a later call tries again
 
     def flush(self, timeout: float | None = None) -> bool:
         """Write everything queued so far; return whether it finished within `timeout`."""

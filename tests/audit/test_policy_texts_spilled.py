@@ -1,0 +1,101 @@
+"""Policy texts the store refuses are spilled beside the records that name them, and the
+next writer on the store files them. Found in review: texts the store refused stayed in
+memory only, retried at each flush; at `close()` (or on `kill -9`) they were dropped with
+an error line, so the records of that set, stored or spilled, could never be replayed."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import pytest
+from audit_kit import event, run_script
+
+from guard import load_policies
+from guard.audit import AuditLog, open_store, verify
+from guard.policy.model import Decision
+
+POLICIES = load_policies("name: refused\ndefault_effect: allow\nrules: []\n")
+ALLOWED = Decision(True, "default", policy_hash=POLICIES.hash)
+
+
+def refuse_texts(log: AuditLog) -> None:
+    def full(digest: str, data: bytes, *, fsync: bool = False) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    log._store_policies = full  # type: ignore[method-assign]
+
+
+def filed(store: Path) -> set[str]:
+    with open_store(store) as con:
+        return {h for (h,) in con.execute("SELECT DISTINCT policy_hash FROM policies").fetchall()}
+
+
+def spilled_texts(spill: Path) -> list[Path]:
+    return sorted((spill / "policies").glob("*.jsonl")) if (spill / "policies").exists() else []
+
+
+@pytest.mark.parametrize("spill_elsewhere", [False, True])
+def test_texts_refused_until_close_are_filed_by_the_next_writer(
+    tmp_path: Path, spill_elsewhere: bool
+) -> None:
+    store = tmp_path / "store"
+    spill = tmp_path / "local-spill" if spill_elsewhere else store / "spill"
+    log = AuditLog(store, spill_dir=spill if spill_elsewhere else None)
+    refuse_texts(log)
+    log.record_policies(POLICIES)
+    log.append(event(1, decision=ALLOWED))
+    assert log.flush(10)
+    log.close()
+    assert POLICIES.hash not in filed(store)
+    assert [p.name for p in spilled_texts(spill)] == [f"{POLICIES.hash}.jsonl"]
+    AuditLog(store, spill_dir=spill if spill_elsewhere else None).close()
+    assert filed(store) == {POLICIES.hash}
+    assert spilled_texts(spill) == []
+    with open_store(store) as con:
+        (text,) = con.execute("SELECT text FROM policies").fetchone()
+    assert "name: refused" in text
+    report = verify(store)
+    assert report.ok and report.unfiled == []
+
+
+def test_texts_refused_after_close_are_filed_by_the_next_writer(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    log = AuditLog(store)
+    log.close()
+    refuse_texts(log)
+    log.record_policies(POLICIES)  # a reload after close
+    assert log.append(event(1, decision=ALLOWED)) is True  # spilled
+    AuditLog(store).close()
+    assert filed(store) == {POLICIES.hash}
+    assert verify(store).ok
+
+
+KILLED_WHILE_TEXTS_ARE_REFUSED = r"""
+import errno, os, sys
+from audit_kit import event
+from guard import load_policies
+from guard.audit import AuditLog
+from guard.policy.model import Decision
+
+policies = load_policies("name: refused\ndefault_effect: allow\nrules: []\n")
+log = AuditLog(sys.argv[1])
+def full(digest, data, *, fsync=False):
+    raise OSError(errno.ENOSPC, "No space left on device")
+log._store_policies = full
+log.record_policies(policies)
+log.append(event(1, decision=Decision(True, "default", policy_hash=policies.hash)))
+log.flush()
+os.kill(os.getpid(), 9)
+"""
+
+
+def test_texts_refused_when_the_writer_is_killed_are_filed_by_the_next(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    run_script(KILLED_WHILE_TEXTS_ARE_REFUSED, store, returncode=-9)
+    AuditLog(store).close()
+    assert filed(store) == {POLICIES.hash}
+    with open_store(store) as con:
+        (n,) = con.execute("SELECT count(*) FROM decisions").fetchone()
+    assert n == 1
+    assert verify(store).ok
