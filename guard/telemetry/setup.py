@@ -51,7 +51,9 @@ def configure(
         batch: export in the background (`False`: synchronously per span, for scripts).
         logs: also export OpenTelemetry logs over OTLP/HTTP (`/v1/logs`), installing a
             global `LoggerProvider` (needs `set_global`): what `GuardTelemetry(decision_logs=
-            True)` emits decision records through. It is flushed at interpreter exit, or
+            True)` emits decision records through (an SDK `LoggerProvider` the application
+            installed is joined instead, with a warning, as for spans). It is flushed at
+            interpreter exit, or
             by `opentelemetry._logs.get_logger_provider().shutdown()`.
 
     Returns:
@@ -148,6 +150,11 @@ def _configure_logs(
     if isinstance(current, LoggerProvider):  # installed already: join it, as for spans
         key = (id(current), "logs", _signal_url(endpoint, "logs"))
         if key not in _EXPORTING:
+            if not any(k[0] == id(current) for k in _EXPORTING):  # not one configure made
+                logger.warning(
+                    "a LoggerProvider is already installed: the OTLP log exporter joins it "
+                    "(its resource stays; service_name is not used for logs)"
+                )
             _EXPORTING.add(key)
             current.add_log_record_processor(kind(exporter))
         return

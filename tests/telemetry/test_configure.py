@@ -202,3 +202,29 @@ def test_configure_called_again_starts_no_log_export_thread_it_drops() -> None:
     with otlp_receiver() as receiver:
         result = _run(_LOGS_THRICE, receiver.url)
     assert result.stdout.strip() == "1"
+
+
+_ALREADY_LOGGING = """
+import logging, sys
+from opentelemetry import _logs
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.resources import Resource
+from guard.telemetry import configure
+
+logging.basicConfig(level=logging.WARNING)
+app = LoggerProvider(resource=Resource.create({"service.name": "the-app"}))
+_logs.set_logger_provider(app)  # the application exports logs already
+configure(service_name="ignored", otlp_endpoint=sys.argv[1], batch=False, logs=True)
+assert _logs.get_logger_provider() is app
+configure(service_name="ignored", otlp_endpoint=sys.argv[1], batch=False, logs=True)
+app.shutdown()
+"""
+
+
+def test_configure_says_it_joins_a_logger_provider_the_application_installed() -> None:
+    """The README promises a warning when configure() joins a provider the application
+    installed (its resource stays, so `service_name` does not reach the decision logs);
+    for a LoggerProvider it joined silently. Said once: a second call adds nothing."""
+    with otlp_receiver() as receiver:
+        result = _run(_ALREADY_LOGGING, receiver.url)
+    assert result.stderr.count("LoggerProvider is already installed") == 1, result.stderr
