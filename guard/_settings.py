@@ -2,7 +2,8 @@
 
 A setting that is not a number, or NaN or infinite, compares False with everything: as a
 bound it bounds nothing (a token leeway of NaN let expired tokens in), as an interval it
-stops the thread that waits on it. One string where a list is expected is its letters.
+stops the thread that waits on it. One string where a list is expected is its letters, and
+a string where a switch is expected is on, `"no"` and `"false"` included.
 Such values are refused at construction, with the parameter's name and never its value
 when it could be a secret (these checks only see numbers and names).
 """
@@ -15,7 +16,7 @@ import threading
 from collections.abc import Iterable
 from typing import Final
 
-__all__ = ["MAX_WAIT", "names", "one_or_more", "seconds", "whole"]
+__all__ = ["MAX_WAIT", "flag", "names", "one_or_more", "seconds", "whole"]
 
 MAX_WAIT: Final = float(threading.TIMEOUT_MAX)
 """The longest interval a thread can wait on (`threading.Event.wait`)."""
@@ -41,6 +42,14 @@ def seconds(
     if maximum is not None and number > maximum:
         raise ValueError(f"{name} must be at most {maximum:g} seconds, got {number:g}")
     return number
+
+
+def flag(name: str, value: object) -> bool:
+    """`value` if it is `True` or `False`, else a `TypeError` naming `name` (`"no"` is
+    truthy, `""` falsy: a switch read from configuration text means what it does not say)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, not {type(value).__name__}")
+    return value
 
 
 def whole(name: str, value: object, *, minimum: int = 1) -> int:

@@ -19,7 +19,7 @@ from fastmcp.server.middleware.middleware import _dispatch_phase
 from guard._fastmcp import LookupCache, ResourceCache
 from guard._hooks import ComponentHooks
 from guard._listing import Answered, ListingFilter
-from guard._settings import MAX_WAIT, seconds
+from guard._settings import MAX_WAIT, flag, seconds
 from guard.audit.log import DEFAULT, resolve_audit
 from guard.audit.redact import Redactor
 from guard.policy.model import Principal
@@ -109,11 +109,8 @@ class GuardMiddleware(ComponentHooks, ListingFilter, Middleware):
         self._principal = principal
         self._fixed = principal if principal is not None else NO_AUTH_PRINCIPAL
         self._auth_method = getattr(authenticator, "method", None) or "none"
-        if not isinstance(explicit_denials, bool):  # "no" is truthy: it would name hidden rules
-            raise TypeError(
-                f"explicit_denials must be True or False, not {type(explicit_denials).__name__}"
-            )
-        self.explicit_denials = explicit_denials
+        # "no" is truthy: it would name the rules hiding components
+        self.explicit_denials = flag("explicit_denials", explicit_denials)
         self.server_name = server_name
         if telemetry is None or telemetry is True:
             self._telemetry: Telemetry = _default_telemetry()

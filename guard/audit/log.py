@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from guard._ids import uuid7
-from guard._settings import MAX_WAIT, names, seconds, whole
+from guard._settings import MAX_WAIT, flag, names, seconds, whole
 from guard.audit import _process
 from guard.audit._spilling import Slice
 from guard.audit._writing import WriterThread
@@ -120,7 +120,8 @@ class AuditLog(WriterThread):
             rows as JSON, so smaller files read faster; bigger ones cost less to write.
 
     Counts are positive integers, times positive finite seconds (`flush_interval` at most
-    `threading.TIMEOUT_MAX`); anything else raises `TypeError` / `ValueError`.
+    `threading.TIMEOUT_MAX`), `durable` `True` or `False`; anything else raises
+    `TypeError` / `ValueError`.
 
     ```python
     log = AuditLog("records.duckdb")
@@ -154,7 +155,7 @@ class AuditLog(WriterThread):
         self._segment_age = seconds("segment_age", segment_age, positive=True)
         self.path = Path(path).absolute()  # the process may change directory later
         self.writer_id = uuid7().replace("-", "")
-        self.durable = durable
+        self.durable = flag("durable", durable)  # "no" would fsync every call
         self._redactor = redactor or Redactor(names("redact_paths", redact_paths))
         self._rows = RowBuilder(self._redactor, claims)
         self._batch = batch_size

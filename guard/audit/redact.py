@@ -20,8 +20,8 @@ from fnmatch import translate
 from typing import Any, Final
 from urllib.parse import quote, unquote, unquote_plus
 
+from guard._settings import flag, whole
 from guard._settings import names as names_of
-from guard._settings import whole
 
 __all__ = [
     "DEFAULT_SENSITIVE_NAMES",
@@ -299,7 +299,8 @@ class Redactor:
         dotted = [translate(p.lower()) for p in paths if "." in p]
         self._pattern = re.compile("|".join(dotted)) if dotted else None
         self._max = max_value_chars
-        self._detect = detect_secrets
+        # `detect_secrets=""` would let credential-shaped values into the records
+        self._detect = flag("detect_secrets", detect_secrets)
 
     def sensitive(self, name: str) -> bool:
         """Whether the value under key `name` is never recorded: `name` is a sensitive name,

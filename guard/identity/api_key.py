@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from guard._settings import flag
 from guard.identity._common import (
     LOG,
     MISSING_CREDENTIALS,
@@ -132,7 +133,7 @@ class ApiKeyAuthenticator:
         agent_id_header: str | None = "x-agent-id",
     ) -> None:
         self.header = header.lower()
-        self.accept_bearer = accept_bearer
+        self.accept_bearer = flag("accept_bearer", accept_bearer)
         self.agent_id_header = agent_id_header.lower() if agent_id_header else None
         read = (self.header, self.agent_id_header, "authorization" if accept_bearer else None)
         self._read = frozenset(h for h in read if h)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from guard._settings import flag
 from guard.identity._common import MISSING_CREDENTIALS, fail, fingerprint, refuse_repeated
 from guard.identity.base import RequestInfo
 from guard.identity.claims import DEFAULT_CLAIMS, ClaimMapping, claim_at
@@ -47,7 +48,7 @@ class FastMCPTokenAuthenticator:
         include_scopes: bool = True,
         claims: Sequence[str] = DEFAULT_CLAIMS,
     ) -> None:
-        self.include_scopes = include_scopes
+        self.include_scopes = flag("include_scopes", include_scopes)
         self.mapping = ClaimMapping(user_id=user_id_claim, roles=roles_claim, keep=claims)
 
     async def authenticate(self, info: RequestInfo) -> Principal:

@@ -28,7 +28,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
-from guard._settings import one_or_more, seconds, whole
+from guard._settings import flag, one_or_more, seconds, whole
 from guard.identity._common import (
     LOG,
     MISSING_CREDENTIALS,
@@ -297,6 +297,8 @@ class JWTAuthenticator:
         # one string is one claim (as `ClaimMapping(keep=)`), not its letters
         required_claims = one_or_more("required_claims", required_claims)
         claims = one_or_more("claims", claims)
+        # `require_exp=""` (an unset variable) would let tokens that never expire in
+        require_exp = flag("require_exp", require_exp)
         required = tuple(dict.fromkeys([*(["exp"] if require_exp else []), *required_claims]))
         self._options: dict[str, Any] = {"require": list(required)}
         self.mapping = ClaimMapping(

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from guard._settings import flag
 from guard.policy.model import UNKNOWN_COMPONENT, Reason
 from guard.telemetry.metrics import GuardMetrics
 
@@ -146,6 +147,14 @@ class GuardTelemetry:
         list_events: bool = False,
         decision_logs: Any = False,
     ) -> None:
+        # checked before the metrics take their names on the registry
+        record_principal = flag("record_principal", record_principal)
+        list_events = flag("list_events", list_events)
+        if isinstance(decision_logs, str | int) and not isinstance(decision_logs, bool):
+            raise TypeError(
+                "decision_logs must be True, False or a LoggerProvider, "
+                f"not {type(decision_logs).__name__}"
+            )
         try:
             self.metrics = GuardMetrics(registry, max_resources=max_resources)
         except ValueError as exc:

@@ -16,6 +16,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from guard._settings import flag
+
 __all__ = ["configure"]
 
 logger = logging.getLogger("guard.telemetry")
@@ -61,10 +63,14 @@ def configure(
 
     Raises:
         ImportError: the `otlp` extra is not installed.
+        TypeError: a switch that is not `True` or `False`.
         ValueError: bad `service_name` or `sample_ratio`.
     """
     if not service_name or not isinstance(service_name, str):
         raise ValueError("service_name must be a non-empty string")
+    # "no" is truthy: `batch="no"` would batch, `logs="false"` export logs
+    set_global, batch = flag("set_global", set_global), flag("batch", batch)
+    logs = flag("logs", logs)
     if not 0.0 <= sample_ratio <= 1.0:
         raise ValueError(f"sample_ratio must be within [0, 1], got {sample_ratio}")
     try:
