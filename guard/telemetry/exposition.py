@@ -163,4 +163,21 @@ def start_metrics_server(
     from prometheus_client import start_http_server
 
     server, _thread = start_http_server(port, addr, registry=scrape_registry(registry))
+    server.set_app(_readable_accept(server.get_app()))
     return server
+
+
+def _readable_accept(app: Any) -> Any:
+    """prometheus-client's WSGI `app`, given no `Accept` rather than one its negotiation
+    raises on (`version=x`): that answered 500, as `render` explains."""
+
+    def metrics_app(environ: dict[str, Any], start_response: Any) -> Any:
+        accept = environ.get("HTTP_ACCEPT")
+        if accept:
+            try:
+                choose_encoder(accept)
+            except Exception:
+                environ = {k: v for k, v in environ.items() if k != "HTTP_ACCEPT"}
+        return app(environ, start_response)
+
+    return metrics_app

@@ -146,3 +146,23 @@ async def test_a_malformed_accept_header_gets_the_classic_format(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     assert "mcpguard_decisions_total" in response.text
+
+
+def test_a_malformed_accept_header_on_the_metrics_port_gets_the_classic_format(
+    registry: CollectorRegistry,
+) -> None:
+    """The same scraper against `start_metrics_server` (stdio servers): prometheus-client's
+    own app raised there too, answering 500."""
+    GuardTelemetry(registry=registry).auth_failure("api_key", "missing_credentials")
+    server = start_metrics_server(0, registry=registry)
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        response = httpx.get(url, headers={"Accept": OPENMETRICS.replace("1.0.0", "x")})
+        negotiated = httpx.get(url, headers={"Accept": OPENMETRICS})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "mcpguard_auth_failures_total" in response.text
+    assert negotiated.headers["content-type"].startswith("application/openmetrics-text")
