@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 from collections.abc import Mapping, Set
 from typing import Final
 
@@ -23,6 +24,7 @@ __all__ = [
     "digest_fingerprint",
     "fail",
     "fingerprint",
+    "header_name",
     "header_text",
     "refuse_repeated",
     "specificity",
@@ -34,6 +36,7 @@ AMBIGUOUS_CREDENTIALS: Final = "ambiguous_credentials"
 MISSING_CREDENTIALS: Final = "missing_credentials"
 UNTRUSTED_PROXY: Final = "untrusted_proxy"
 
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 field name
 _KEY_ID_DOMAIN: Final = b"mcp-guard key_id v1\x00"
 _KEY_ID_HEX: Final = 12
 
@@ -65,6 +68,17 @@ def fingerprint(credential: str | bytes, secret: bytes | None = None) -> str:
     """
     raw = credential.encode() if isinstance(credential, str) else credential
     return digest_fingerprint(hashlib.sha256(raw).digest(), secret)
+
+
+def header_name(name: str, value: object) -> str:
+    """`value` as the lower-case name of the header an authenticator reads; `""` (an unset
+    variable) or a name with spaces or a colon is no header a request carries, so every
+    caller would be refused: a `TypeError` / `ValueError` naming `name` instead."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a header name, not {type(value).__name__}")
+    if not _TOKEN.fullmatch(value):
+        raise ValueError(f"{name} must be a header name: not empty, no spaces or colons")
+    return value.lower()
 
 
 def bearer_token(headers: Mapping[str, str], header: str = "authorization") -> str | None:

@@ -29,6 +29,7 @@ from guard.identity._common import (
     bearer_token,
     digest_fingerprint,
     fail,
+    header_name,
     header_text,
     refuse_repeated,
 )
@@ -132,7 +133,7 @@ class ApiKeyAuthenticator:
         key_id_secret: str | bytes | None = None,
         agent_id_header: str | None = "x-agent-id",
     ) -> None:
-        self.header = header.lower()
+        self.header = header_name("header", header)
         self.accept_bearer = flag("accept_bearer", accept_bearer)
         self.agent_id_header = agent_id_header.lower() if agent_id_header else None
         read = (self.header, self.agent_id_header, "authorization" if accept_bearer else None)

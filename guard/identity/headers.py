@@ -22,6 +22,7 @@ from guard.identity._common import (
     MISSING_CREDENTIALS,
     UNTRUSTED_PROXY,
     fail,
+    header_name,
     header_text,
     refuse_repeated,
 )
@@ -105,7 +106,7 @@ class HeaderAuthenticator:
             # str.split("") raises: every request carrying roles would fail
             raise ValueError("roles_separator must be a non-empty string")
         self._secret = shared_secret.encode() if shared_secret else None
-        self.secret_header = secret_header.lower()
+        self.secret_header = header_name("secret_header", secret_header)
         self.roles_separator = roles_separator
         secret_read = (self.secret_header,) if self._secret is not None else ()
         self._read = frozenset((*self.header_mapping, *secret_read))

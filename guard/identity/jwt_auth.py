@@ -35,6 +35,7 @@ from guard.identity._common import (
     bearer_token,
     fail,
     fingerprint,
+    header_name,
     refuse_repeated,
 )
 from guard.identity.base import RequestInfo
@@ -290,7 +291,7 @@ class JWTAuthenticator:
         self.leeway = seconds(
             "leeway", leeway.total_seconds() if isinstance(leeway, timedelta) else leeway
         )
-        self.header = header.lower()
+        self.header = header_name("header", header)
         self.agent_id_header = agent_id_header.lower() if agent_id_header else None
         self._read = frozenset(h for h in (self.header, self.agent_id_header) if h)
         self.max_token_bytes = whole("max_token_bytes", max_token_bytes)
