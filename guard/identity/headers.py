@@ -87,6 +87,9 @@ class HeaderAuthenticator:
             )
         except ValueError as exc:
             raise ValueError(f"trusted_proxies: {exc}") from None
+        if shared_secret is not None and not isinstance(shared_secret, str):
+            # compared with a header's text; named by type only, as it is a secret
+            raise TypeError(f"shared_secret must be a string, not {type(shared_secret).__name__}")
         if shared_secret is not None and len(shared_secret) < 16:
             raise ValueError("shared_secret must be at least 16 characters")
         if shared_secret is not None and shared_secret != shared_secret.strip():

@@ -37,3 +37,12 @@ async def test_a_shared_secret_alone_still_works() -> None:
     semi = HeaderAuthenticator(MAPPING, roles_separator=";")
     p = await semi.authenticate(http(headers, host="127.0.0.1"))
     assert p.roles == ("a", "b")
+
+
+@pytest.mark.parametrize("secret", [b"proxy-secret-as-bytes-0001", 12345678901234567890])
+def test_a_shared_secret_that_is_not_text_is_refused_by_name(secret: object) -> None:
+    """A `bytes` secret failed with `AttributeError: 'bytes' object has no attribute
+    'encode'`, an int with `object of type 'int' has no len()`: neither says which setting."""
+    with pytest.raises(TypeError, match="shared_secret") as caught:
+        HeaderAuthenticator(MAPPING, shared_secret=secret)  # type: ignore[arg-type]
+    assert "proxy-secret" not in str(caught.value) and "1234" not in str(caught.value)
