@@ -46,7 +46,9 @@ class HeaderAuthenticator:
         header_mapping: header -> attribute, as in mcp-auth-guard: `user_id`, `roles`
             (comma-separated), `agent_id`; any other attribute becomes a claim.
         trusted_proxies: CIDR networks whose connections may assert identity headers
-            (empty only with a `shared_secret`: otherwise no sender would be trusted).
+            (empty only with a `shared_secret`: otherwise no sender would be trusted). A
+            network of every address (`0.0.0.0/0`, `::/0`) is refused: it would believe
+            identity headers from any client, shared secret or not.
         shared_secret: if set, a request carrying it in `secret_header` is trusted whatever
             its address (for proxies whose address is not fixed). Compared in constant time.
         secret_header: the header carrying the shared secret.
@@ -87,6 +89,12 @@ class HeaderAuthenticator:
             )
         except ValueError as exc:
             raise ValueError(f"trusted_proxies: {exc}") from None
+        if any(net.prefixlen == 0 for net in self._networks):
+            # every client would be a proxy: `X-User-Roles: admin` believed from anyone
+            raise ValueError(
+                "trusted_proxies must not cover every address (0.0.0.0/0, ::/0): name the "
+                "proxies' networks, or use shared_secret for a proxy whose address varies"
+            )
         if shared_secret is not None and not isinstance(shared_secret, str):
             # compared with a header's text; named by type only, as it is a secret
             raise TypeError(f"shared_secret must be a string, not {type(shared_secret).__name__}")

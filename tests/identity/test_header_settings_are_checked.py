@@ -46,3 +46,20 @@ def test_a_shared_secret_that_is_not_text_is_refused_by_name(secret: object) -> 
     with pytest.raises(TypeError, match="shared_secret") as caught:
         HeaderAuthenticator(MAPPING, shared_secret=secret)  # type: ignore[arg-type]
     assert "proxy-secret" not in str(caught.value) and "1234" not in str(caught.value)
+
+
+@pytest.mark.parametrize("network", ["0.0.0.0/0", "::/0", "10.1.2.3/0"])
+@pytest.mark.parametrize("secret", [None, "s" * 32])
+async def test_trusting_every_address_is_refused(network: str, secret: str | None) -> None:
+    """`0.0.0.0/0` believed `X-User-Roles: admin` from any client, the hole this
+    authenticator exists to close; next to a shared secret it made the secret pointless."""
+    with pytest.raises(ValueError, match="trusted_proxies"):
+        HeaderAuthenticator(MAPPING, trusted_proxies=["10.0.0.0/8", network], shared_secret=secret)
+    with pytest.raises(ValueError, match="trusted_proxies"):
+        create_header_middleware({"name": "p"}, MAPPING, trusted_proxies=network, audit=None)
+
+
+async def test_wide_private_networks_are_still_trusted() -> None:
+    auth = HeaderAuthenticator(MAPPING, trusted_proxies=["10.0.0.0/8", "fc00::/7", "0.0.0.0/1"])
+    p = await auth.authenticate(http({"x-user-id": "alice"}, host="10.9.8.7"))
+    assert p.user_id == "alice"
