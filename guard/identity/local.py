@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from typing import Final
 
+from guard._settings import names
 from guard.identity._common import MISSING_CREDENTIALS, fail
 from guard.identity.base import RequestInfo
 from guard.policy.model import Principal
@@ -53,13 +54,15 @@ class StdioAuthenticator:
         user = user_id or os.environ.get(user_env) or None
         if roles is None:
             roles = [r.strip() for r in os.environ.get(roles_env, "").split(",") if r.strip()]
-        if isinstance(roles, str):
-            raise ValueError("roles must be a list of strings, not one string")
-        self.transports = frozenset(transports)
+        roles = names("roles", roles)
+        # one string is its letters: `"stdio"` would have refused the stdio transport
+        self.transports = frozenset(names("transports", transports))
+        if not self.transports:
+            raise ValueError("transports must name at least one transport")
         self._principal = (
             Principal(
                 user_id=user,
-                roles=tuple(roles),
+                roles=roles,
                 agent_id=agent_id or os.environ.get(agent_env) or None,
                 authenticated=True,
                 auth_method=self.method,
