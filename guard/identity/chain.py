@@ -33,12 +33,16 @@ class ChainAuthenticator:
     """
 
     def __init__(self, authenticators: Sequence[Authenticator]) -> None:
-        if not authenticators:
+        if isinstance(authenticators, Authenticator):
+            raise TypeError("authenticators must be a list of authenticators, not one")
+        # a tuple first: a generator would pass the checks, used up, and leave no one
+        chain = tuple(authenticators)
+        if not chain:
             raise ValueError("ChainAuthenticator needs at least one authenticator")
-        for auth in authenticators:
+        for auth in chain:
             if not isinstance(auth, Authenticator):
                 raise TypeError(f"{auth!r} is not an Authenticator (method + authenticate)")
-        self.authenticators = tuple(authenticators)
+        self.authenticators = chain
         self.method = "+".join(a.method for a in self.authenticators)
 
     async def authenticate(self, info: RequestInfo) -> Principal:
