@@ -58,14 +58,20 @@ def create_jwt_middleware(
     agent_id_claims: str | Sequence[str] = ("azp", "client_id", "agent_id"),
     claims: str | Sequence[str] | None = None,
     token_header: str = "authorization",  # noqa: S107 - a header name
+    agent_id_header: str | None = "x-agent-id",
     max_token_bytes: int = 8192,
+    jwks_min_refresh_interval: float = 30.0,
+    jwks_cache_ttl: float = 3600.0,
+    jwks_max_stale: float = 86400.0,
+    jwks_timeout: float = 5.0,
     **kwargs: Any,
 ) -> GuardMiddleware:
     """A `GuardMiddleware` that authenticates bearer JWTs (`JWTAuthenticator`).
 
     Give one key: `jwt_secret` (HMAC), `jwt_public_key` (PEM), `jwks_url`, `jwks_file`
     or `jwks`. `jwt_algorithm` is the allow-list (one name or several); by default the
-    algorithm the key implies (`HS256` for a secret, as in mcp-auth-guard).
+    algorithm the key implies (`HS256` for a secret, as in mcp-auth-guard). The other
+    keywords are `JWTAuthenticator`'s (`token_header` is its `header`), `jwks_*` included.
 
     Example:
         ```python
@@ -108,7 +114,12 @@ def create_jwt_middleware(
         agent_id_claims=agent_id_claims,
         claims=DEFAULT_CLAIMS if claims is None else claims,
         header=token_header,
+        agent_id_header=agent_id_header,
         max_token_bytes=max_token_bytes,
+        jwks_min_refresh_interval=jwks_min_refresh_interval,
+        jwks_cache_ttl=jwks_cache_ttl,
+        jwks_max_stale=jwks_max_stale,
+        jwks_timeout=jwks_timeout,
     )
     return _middleware(policies, auth, kwargs)
 
@@ -123,6 +134,7 @@ def create_api_key_middleware(
     api_keys_env: str | None = None,
     accept_bearer: bool = False,
     key_id_secret: str | bytes | None = None,
+    agent_id_header: str | None = "x-agent-id",
     **kwargs: Any,
 ) -> GuardMiddleware:
     """A `GuardMiddleware` that authenticates API keys (`ApiKeyAuthenticator`).
@@ -165,6 +177,7 @@ def create_api_key_middleware(
         header=api_key_header,
         accept_bearer=accept_bearer,
         key_id_secret=key_id_secret,
+        agent_id_header=agent_id_header,
     )
     return _middleware(policies, auth, kwargs)
 
@@ -176,6 +189,7 @@ def create_header_middleware(
     trusted_proxies: Sequence[str] = ("127.0.0.0/8", "::1/128"),
     shared_secret: str | None = None,
     secret_header: str = "x-guard-proxy-secret",  # noqa: S107 - a header name
+    roles_separator: str = ",",
     **kwargs: Any,
 ) -> GuardMiddleware:
     """A `GuardMiddleware` that believes identity headers from trusted proxies only.
@@ -199,6 +213,7 @@ def create_header_middleware(
         trusted_proxies=trusted_proxies,
         shared_secret=shared_secret,
         secret_header=secret_header,
+        roles_separator=roles_separator,
     )
     return _middleware(policies, auth, kwargs)
 

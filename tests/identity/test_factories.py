@@ -3,6 +3,7 @@ everything else passed through to `GuardMiddleware`."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -215,3 +216,65 @@ def test_enable_audit_logging_false_means_no_records(tmp_path: Path) -> None:
     mw = create_no_auth_middleware(POLICY, enable_audit_logging=False, telemetry=False)
     assert mw.audit is None
     assert not list(tmp_path.iterdir())  # no default store created in the working directory
+
+
+# factory parameter -> authenticator parameter, where the factory keeps mcp-auth-guard's name
+RENAMED = {
+    "jwt_secret": "secret",
+    "jwt_public_key": "public_key",
+    "jwt_algorithm": "algorithms",
+    "jwt_audience": "audience",
+    "jwt_issuer": "issuer",
+    "jwt_leeway": "leeway",
+    "token_header": "header",
+    "api_key_roles": "keys",
+    "api_keys_file": "file",
+    "api_keys_env": "env",
+    "api_key_header": "header",
+}
+
+
+@pytest.mark.parametrize(
+    ("factory", "authenticator"),
+    [
+        (create_jwt_middleware, JWTAuthenticator),
+        (create_api_key_middleware, ApiKeyAuthenticator),
+        (create_header_middleware, HeaderAuthenticator),
+    ],
+)
+def test_each_factory_takes_every_option_of_its_authenticator(
+    factory: Any, authenticator: type
+) -> None:
+    """As the module says: a JWKS URL's timeout or cache times could not be set through
+    `create_jwt_middleware` (they went on to GuardMiddleware, which refused them)."""
+    offered = {RENAMED.get(n, n) for n in inspect.signature(factory).parameters}
+    wanted = set(inspect.signature(authenticator).parameters)
+    assert wanted - offered == set()
+
+
+def test_jwt_factory_passes_the_jwks_settings_on() -> None:
+    jwks = {
+        "keys": [{"kty": "oct", "kid": "k1", "k": "c2VjcmV0LW9mLWF0LWxlYXN0LTMyLWJ5dGVzLWxvbmc"}]
+    }
+    middleware = create_jwt_middleware(
+        jwks=jwks,
+        jwt_algorithm="HS256",
+        policies=POLICY,
+        jwks_timeout=2.0,
+        jwks_cache_ttl=60.0,
+        jwks_max_stale=0.0,
+        jwks_min_refresh_interval=5.0,
+        agent_id_header=None,
+        audit=None,
+    )
+    auth = authenticator_of(middleware)
+    keys = auth._jwks
+    assert (keys.timeout, keys.cache_ttl, keys.max_stale, keys.min_refresh_interval) == (
+        2.0,
+        60.0,
+        0.0,
+        5.0,
+    )
+    assert auth.agent_id_header is None
+    with pytest.raises(ValueError, match="timeout"):
+        create_jwt_middleware(jwks=jwks, policies=POLICY, jwks_timeout=0, audit=None)
