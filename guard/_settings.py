@@ -16,10 +16,14 @@ import threading
 from collections.abc import Iterable
 from typing import Final
 
-__all__ = ["MAX_WAIT", "flag", "names", "one_or_more", "seconds", "whole"]
+__all__ = ["MAX_WAIT", "MIN_WAIT", "flag", "names", "one_or_more", "seconds", "whole"]
 
 MAX_WAIT: Final = float(threading.TIMEOUT_MAX)
 """The longest interval a thread can wait on (`threading.Event.wait`)."""
+
+MIN_WAIT: Final = 0.001
+"""The shortest interval a thread polls at: at 1e-9 s an idle one spins, taking a third of
+a core (and the GIL) from the requests."""
 
 
 def seconds(
@@ -27,10 +31,11 @@ def seconds(
     value: object,
     *,
     positive: bool = False,
+    minimum: float | None = None,
     maximum: float | None = None,
 ) -> float:
-    """`value` as a finite number of seconds `>= 0` (`> 0` if `positive`), else
-    `TypeError` / `ValueError` naming `name`."""
+    """`value` as a finite number of seconds `>= 0` (`> 0` if `positive`), within
+    `minimum` and `maximum` if given, else `TypeError` / `ValueError` naming `name`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
     number = float(value)
@@ -39,6 +44,8 @@ def seconds(
     if number < 0 or (positive and number == 0):
         wanted = "positive" if positive else ">= 0"
         raise ValueError(f"{name} must be {wanted}, got {number}")
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{name} must be at least {minimum:g} seconds, got {number:g}")
     if maximum is not None and number > maximum:
         raise ValueError(f"{name} must be at most {maximum:g} seconds, got {number:g}")
     return number

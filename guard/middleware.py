@@ -19,7 +19,7 @@ from fastmcp.server.middleware.middleware import _dispatch_phase
 from guard._fastmcp import LookupCache, ResourceCache
 from guard._hooks import ComponentHooks
 from guard._listing import Answered, ListingFilter
-from guard._settings import MAX_WAIT, flag, seconds
+from guard._settings import MAX_WAIT, MIN_WAIT, flag, seconds
 from guard.audit.log import DEFAULT, resolve_audit
 from guard.audit.redact import Redactor
 from guard.policy.model import Principal
@@ -69,8 +69,8 @@ class GuardMiddleware(ComponentHooks, ListingFilter, Middleware):
             `False` switches telemetry off.
         explicit_denials: say "denied by rule X (reason)" instead of answering a denied
             component exactly like a missing one. For debugging: it reveals what exists.
-        watch: `True` (every second) or a poll interval in seconds: reload the policy
-            file or directory when it changes (and the shadow draft, if it is a file or
+        watch: `True` (every second) or a poll interval in seconds (from 1 ms): reload the
+            policy file or directory when it changes (and the shadow draft, if it is a file or
             directory). A broken edit keeps the old set in force (or the old draft).
         server_name: the name records carry; default: the FastMCP server's name.
         lookup_ttl: seconds to remember which component a name or URI resolved to (the
@@ -153,7 +153,7 @@ class GuardMiddleware(ComponentHooks, ListingFilter, Middleware):
         if watch is True:
             interval = _DEFAULT_WATCH_INTERVAL
         elif watch is not False and watch is not None and watch != 0:
-            interval = seconds("watch", watch, positive=True, maximum=MAX_WAIT)
+            interval = seconds("watch", watch, positive=True, minimum=MIN_WAIT, maximum=MAX_WAIT)
         try:
             self._holder = PolicyHolder(
                 policies,

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from guard._settings import MAX_WAIT, seconds
+from guard._settings import MAX_WAIT, MIN_WAIT, seconds
 from guard.audit.redact import scrub, traceback_text
 from guard.errors import GuardClosedError, PolicyError
 
@@ -120,8 +120,11 @@ class PolicyWatcher:
         settle: float = SETTLE_SECONDS,
     ) -> None:
         self.path = path
-        # the thread dies at its first wait on NaN, infinity or more than it can wait
-        self.interval = seconds("watch interval", interval, positive=True, maximum=MAX_WAIT)
+        # the thread dies at its first wait on NaN, infinity or more than it can wait, and
+        # spins below a millisecond
+        self.interval = seconds(
+            "watch interval", interval, positive=True, minimum=MIN_WAIT, maximum=MAX_WAIT
+        )
         self.settle = settle
         self._on_change = on_change
         self._stop = threading.Event()

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from guard._ids import uuid7
-from guard._settings import MAX_WAIT, flag, names, seconds, whole
+from guard._settings import MAX_WAIT, MIN_WAIT, flag, names, seconds, whole
 from guard.audit import _process
 from guard.audit._spilling import Slice
 from guard.audit._writing import WriterThread
@@ -119,9 +119,9 @@ class AuditLog(WriterThread):
         segment_age: ... or seconds after its first row (and at `close`). Readers parse hot
             rows as JSON, so smaller files read faster; bigger ones cost less to write.
 
-    Counts are positive integers, times positive finite seconds (`flush_interval` at most
-    `threading.TIMEOUT_MAX`), `durable` `True` or `False`; anything else raises
-    `TypeError` / `ValueError`.
+    Counts are positive integers, times positive finite seconds (`flush_interval` from
+    1 ms, which keeps the idle writer from spinning, to `threading.TIMEOUT_MAX`),
+    `durable` `True` or `False`; anything else raises `TypeError` / `ValueError`.
 
     ```python
     log = AuditLog("records.duckdb")
@@ -150,7 +150,9 @@ class AuditLog(WriterThread):
         # NaN bounds nothing, and the writer thread dies waiting longer than a thread can
         batch_size = whole("batch_size", batch_size)
         max_queue = whole("max_queue", max_queue)
-        flush_interval = seconds("flush_interval", flush_interval, positive=True, maximum=MAX_WAIT)
+        flush_interval = seconds(
+            "flush_interval", flush_interval, positive=True, minimum=MIN_WAIT, maximum=MAX_WAIT
+        )
         self._segment_rows = whole("segment_rows", segment_rows)
         self._segment_age = seconds("segment_age", segment_age, positive=True)
         self.path = Path(path).absolute()  # the process may change directory later

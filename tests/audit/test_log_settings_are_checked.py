@@ -45,3 +45,13 @@ def test_a_flush_interval_no_thread_can_wait_is_refused(tmp_path: Path) -> None:
         assert log._thread.is_alive()
     finally:
         log.close()
+
+
+@pytest.mark.parametrize("interval", [1e-9, 1e-6, 0.0009])
+def test_a_flush_interval_that_would_spin_the_writer_is_refused(
+    tmp_path: Path, interval: float
+) -> None:
+    # 1e-9 s: the idle writer thread woke without end, about a third of a core doing nothing
+    with pytest.raises(ValueError, match="flush_interval"):
+        AuditLog(tmp_path / "s", flush_interval=interval)
+    AuditLog(tmp_path / "s", flush_interval=0.001).close()  # a millisecond still works

@@ -67,3 +67,14 @@ def test_explicit_denials_must_be_a_bool(value: object) -> None:
     hidden component exists. Only `True` turns that on."""
     with pytest.raises(TypeError, match="explicit_denials"):
         GuardMiddleware(POLICY, explicit_denials=value, audit=None, telemetry=False)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("watch", [1e-9, 0.0009])
+def test_a_watch_interval_that_would_spin_the_watcher_is_refused(
+    policy_file: Path, watch: float
+) -> None:
+    # 1e-9 s: the watcher thread polled without pause, stat after stat
+    with pytest.raises(ValueError, match="watch"):
+        GuardMiddleware(policy_file, audit=None, telemetry=False, watch=watch)
+    with pytest.raises(ValueError, match="watch"):
+        PolicyWatcher(policy_file, lambda: None, interval=watch)
