@@ -138,6 +138,13 @@ class ApiKeyAuthenticator:
         self.agent_id_header = agent_id_header.lower() if agent_id_header else None
         read = (self.header, self.agent_id_header, "authorization" if accept_bearer else None)
         self._read = frozenset(h for h in read if h)
+        if key_id_secret is not None and not isinstance(key_id_secret, str | bytes):
+            raise TypeError(
+                f"key_id_secret must be a string or bytes, not {type(key_id_secret).__name__}"
+            )
+        if key_id_secret is not None and not key_id_secret:
+            # an HMAC keyed with nothing is one anyone computes: key_ids would be guessable
+            raise ValueError("key_id_secret must not be empty (or None for no secret)")
         self._secret = key_id_secret.encode() if isinstance(key_id_secret, str) else key_id_secret
         entries: list[_Entry] = []
         if keys is not None:

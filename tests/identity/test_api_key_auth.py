@@ -161,3 +161,13 @@ def test_a_key_with_surrounding_whitespace_is_refused_at_load(padded: str, tmp_p
     keys.write_text(json.dumps({padded: ["user"]}))
     with pytest.raises(ValueError, match="whitespace"):
         ApiKeyAuthenticator(file=keys)
+
+
+@pytest.mark.parametrize("secret", ["", b"", 12345, ["k"]])
+def test_a_key_id_secret_that_keys_nothing_is_refused_by_name(secret: object) -> None:
+    """`key_id_secret=""` (an unset variable) was taken: an HMAC with an empty key, which
+    anyone can compute, so weak keys could be guessed from their key_id after all; an int
+    failed inside hmac without naming the setting."""
+    with pytest.raises((TypeError, ValueError), match="key_id_secret") as caught:
+        ApiKeyAuthenticator({"user-key-123": ["user"]}, key_id_secret=secret)  # type: ignore[arg-type]
+    assert "12345" not in str(caught.value)
