@@ -75,10 +75,19 @@ class HeaderAuthenticator:
         secret_header: str = "x-guard-proxy-secret",  # noqa: S107 - a header name
         roles_separator: str = ",",
     ) -> None:
-        mapping = dict(header_mapping or DEFAULT_HEADER_MAPPING)
-        self.header_mapping: Mapping[str, str] = MappingProxyType(
-            {h.lower(): a for h, a in mapping.items()}
-        )
+        checked: dict[str, str] = {}
+        for header, attribute in (header_mapping or DEFAULT_HEADER_MAPPING).items():
+            # a header no request carries is never read; one mapped twice (in two cases)
+            # or two headers for one attribute leave who the caller is to dict order
+            name = header_name("header_mapping key", header)
+            if not isinstance(attribute, str) or not attribute:
+                raise TypeError("header_mapping values must be attribute names (strings)")
+            if name in checked:
+                raise ValueError(f"header_mapping names header {name!r} twice")
+            if attribute in checked.values():
+                raise ValueError(f"header_mapping maps two headers to {attribute!r}")
+            checked[name] = attribute
+        self.header_mapping: Mapping[str, str] = MappingProxyType(checked)
         if "user_id" not in self.header_mapping.values():
             raise ValueError("header_mapping must map one header to 'user_id'")
         if isinstance(trusted_proxies, str):

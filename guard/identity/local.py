@@ -51,6 +51,9 @@ class StdioAuthenticator:
         agent_env: str = "MCP_GUARD_AGENT",
         transports: Sequence[str] = _LOCAL_TRANSPORTS,
     ) -> None:
+        for name, value in (("user_id", user_id), ("agent_id", agent_id)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a string, not {type(value).__name__}")
         user = user_id or os.environ.get(user_env) or None
         if roles is None:
             roles = [r.strip() for r in os.environ.get(roles_env, "").split(",") if r.strip()]
