@@ -30,6 +30,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from guard._settings import whole
+
 __all__ = ["DURATION_BUCKETS", "OTHER", "AuditCollector", "GuardMetrics", "multiprocess_mode"]
 
 OTHER: Final = "other"
@@ -192,8 +194,8 @@ class GuardMetrics:
             from prometheus_client import REGISTRY
 
             registry = REGISTRY
-        if max_resources < 1:
-            raise ValueError(f"max_resources must be >= 1, got {max_resources}")
+        # the bound on label values: infinity (or a fraction) would be none
+        max_resources = whole("max_resources", max_resources)
         self.registry = registry
         self.multiprocess = multiprocess_mode()
         reg = registry

@@ -13,6 +13,7 @@ configure(service_name="weather-mcp", otlp_endpoint="http://127.0.0.1:4318")
 from __future__ import annotations
 
 import logging
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,7 +51,9 @@ def configure(
             If the application already installed an SDK `TracerProvider`, OpenTelemetry
             does not let it be replaced: the exporter joins that provider instead (its
             resource and sampler stay, with a warning), and it is what is returned.
-        batch: export in the background (`False`: synchronously per span, for scripts).
+        batch: export in the background (`False`: synchronously per span, for scripts:
+            in a server, each request would wait for the exporter, up to its timeout
+            when the collector is down).
         logs: also export OpenTelemetry logs over OTLP/HTTP (`/v1/logs`), installing a
             global `LoggerProvider` (needs `set_global`): what `GuardTelemetry(decision_logs=
             True)` emits decision records through (an SDK `LoggerProvider` the application
@@ -71,6 +74,8 @@ def configure(
     # "no" is truthy: `batch="no"` would batch, `logs="false"` export logs
     set_global, batch = flag("set_global", set_global), flag("batch", batch)
     logs = flag("logs", logs)
+    if isinstance(sample_ratio, bool) or not isinstance(sample_ratio, numbers.Real):
+        raise TypeError(f"sample_ratio must be a number, not {type(sample_ratio).__name__}")
     if not 0.0 <= sample_ratio <= 1.0:
         raise ValueError(f"sample_ratio must be within [0, 1], got {sample_ratio}")
     try:
