@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import threading
 import time
 from collections import deque
@@ -156,6 +157,9 @@ class AuditLog(WriterThread):
         self._segment_rows = whole("segment_rows", segment_rows)
         self._segment_age = seconds("segment_age", segment_age, positive=True)
         self.path = Path(path).absolute()  # the process may change directory later
+        _directory_or_absent("path", self.path)
+        if spill_dir is not None:
+            _directory_or_absent("spill_dir", Path(spill_dir))
         self.writer_id = uuid7().replace("-", "")
         self.durable = flag("durable", durable)  # "no" would fsync every call
         self._redactor = redactor or Redactor(names("redact_paths", redact_paths))
@@ -556,3 +560,21 @@ class AuditLog(WriterThread):
             target=self._run, name=f"mcp-guard-audit-{self.writer_id[-6:]}", daemon=True
         )
         self._thread.start()
+
+
+def _directory_or_absent(name: str, path: Path) -> None:
+    """Refuse a store or spill path that is a file, or lies under one: no record could
+    ever be written or spilled there, and `close()` would lose them all. A missing
+    directory is created later; one not writable yet (permissions, a mount) is retried."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        raise ValueError(f"AuditLog {name} {path} lies under a file, not a directory") from None
+    except OSError:
+        return  # not readable yet: said when the writer tries it
+    if not stat.S_ISDIR(st.st_mode):
+        raise ValueError(
+            f"AuditLog {name} {path} is not a directory (a store is a directory of segments)"
+        )
