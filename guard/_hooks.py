@@ -253,8 +253,8 @@ class ComponentHooks(Deciding):
             self._guard_error("resolve")
         action = "get" if resource.kind == "prompt" else "read"
         event = self._decide(call, resource, action, EMPTY, "completion/complete")
-        if event.decision.allowed:
-            return await call_next(context)
+        if event.decision.allowed:  # the server's completion handler runs: its outcome too
+            return await self._enforce(context, call_next, event, resource.kind, key)
         # Denied: FastMCP answers as for a reference that names nothing (the same empty
         # completion, in this protocol era's envelope), and the server's completion
         # handler never runs for the denied component.
