@@ -40,7 +40,10 @@ if TYPE_CHECKING:
     from guard.reload import PolicyHolder
     from guard.telemetry import Telemetry
 
-__all__ = ["Absent", "CancelledBeforeRun", "Deciding", "UndurableDecision", "UnobservedDecision"]
+__all__ = [
+    "Absent", "CancelledBeforeRun", "Deciding", "DeniedByAnother", "UndurableDecision",
+    "UnobservedDecision",
+]  # fmt: skip
 
 logger = logging.getLogger("guard.middleware")
 
@@ -70,6 +73,11 @@ class UndurableDecision(Exception):
 class CancelledBeforeRun(Exception):
     """The outcome of an allowed call the guard did not run: in durable mode, its caller
     cancelled it while its decision record was being made durable."""
+
+
+class DeniedByAnother(Exception):
+    """The outcome of an allowed decision whose request did not run: another decision of
+    the same request denied it (a read decided on two components, see `_read_event`)."""
 
 
 class Absent(NotFoundError, FastMCPError):
@@ -393,16 +401,25 @@ class Deciding:
         event: DecisionEvent,
         kind: str,
         name: str,
+        also: DecisionEvent | None = None,
     ) -> Any:
+        """Deny, or run the handler and record its outcome for `event` (and for `also`, an
+        allowed decision of the same request made before it)."""
         if not event.decision.allowed:
+            if also is not None:  # its record says allowed: say the request did not run
+                self._outcome(also, time.perf_counter(), DeniedByAnother())
             raise self._denied(kind, name, event.decision)
         t0 = time.perf_counter()
         try:
             result = await call_next(context)
         except BaseException as exc:
             self._outcome(event, t0, exc)
+            if also is not None:
+                self._outcome(also, t0, exc)
             raise
         self._outcome(event, t0, None)
+        if also is not None:
+            self._outcome(also, t0, None)
         return result
 
     async def _await_durable(self, event: DecisionEvent, handle: Any) -> None:

@@ -126,7 +126,11 @@ class ComponentHooks(Deciding):
             server, visibility_scope(fctx), kind, name, lambda: get(name)
         )
 
-    async def _read_event(self, context: MiddlewareContext[Any]) -> tuple[DecisionEvent, str]:
+    async def _read_event(
+        self, context: MiddlewareContext[Any]
+    ) -> tuple[DecisionEvent, str, DecisionEvent | None]:
+        """The decision enforced on a read of the URI, the URI, and the decision made
+        before it and allowed, if the read was decided twice (see below)."""
         call = await self._begin(context)
         uri = str(context.message.uri)
         resource = Resource(kind="resource", name=uri, uri=uri, found=False)
@@ -173,12 +177,13 @@ class ComponentHooks(Deciding):
             call.denial = call.denial or error_decision("resolving the resource")
             self._guard_error("resolve")
             reached_elsewhere = None
+        earlier = None
         if reached_elsewhere is not None:
             other, other_args = reached_elsewhere
-            event = self._decide(call, other, "read", other_args, "resources/read")
-            if not event.decision.allowed:
-                return event, uri
-        return self._decide(call, resource, "read", args, "resources/read"), uri
+            earlier = self._decide(call, other, "read", other_args, "resources/read")
+            if not earlier.decision.allowed:
+                return earlier, uri, None
+        return self._decide(call, resource, "read", args, "resources/read"), uri, earlier
 
     async def check_resource_access(self, context: MiddlewareContext[Any]) -> None:
         """FastMCP's resource gate outside a read (extension metadata, such as the files of
@@ -186,7 +191,7 @@ class ComponentHooks(Deciding):
         `AuthorizationError` for "no" (any other error fails the whole source: every skill
         would vanish for one denied file); the text still does not say the resource
         exists, unless denials are explicit."""
-        event, uri = await self._read_event(context)
+        event, uri, _ = await self._read_event(context)
         if not event.decision.allowed:
             denied = self._denied("resource", uri, event.decision)
             if not isinstance(denied, AuthorizationError):
@@ -197,8 +202,9 @@ class ComponentHooks(Deciding):
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
     ) -> Any:
         """Decide `resources/read` (action `read`), concrete or through a template."""
-        event, uri = await self._read_event(context)
-        return await self._enforce(context, call_next, event, "resource", uri)
+        event, uri, earlier = await self._read_event(context)
+        # both decisions of a read decided twice are about this one read: both get its outcome
+        return await self._enforce(context, call_next, event, "resource", uri, earlier)
 
     async def on_get_prompt(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
