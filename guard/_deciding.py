@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 from uuid import uuid4
 
-from fastmcp.exceptions import AuthorizationError, FastMCPError, NotFoundError
+from fastmcp.exceptions import AuthorizationError, FastMCPError, NotFoundError, ToolError
 from fastmcp.server.middleware import CallNext, MiddlewareContext
 
 from guard._fastmcp import current_transport, request_info, session_of
@@ -388,8 +388,11 @@ class Deciding:
             if error is None:
                 self.audit.append_outcome(event.decision_id, "ok", duration_us, None)
             else:
+                # FastMCP wraps what a tool raises in `ToolError`: the tool's own class says
+                # more (a `ToolError` the tool raised itself has no cause, and stays one)
+                cause = error.__cause__ if isinstance(error, ToolError) else None
                 self.audit.append_outcome(
-                    event.decision_id, "error", duration_us, type(error).__name__
+                    event.decision_id, "error", duration_us, type(cause or error).__name__
                 )
         except Exception:
             self._guard_error("outcome")

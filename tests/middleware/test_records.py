@@ -52,7 +52,7 @@ async def test_every_decision_and_outcome_is_recorded(tmp_path: Path) -> None:
         hashes = {h for (h,) in db.sql("SELECT policy_hash FROM policies").fetchall()}
     assert [(c[0], c[1], c[2], c[3]) for c in calls] == [
         ("login", True, "ok", None),
-        ("fail", True, "error", "ToolError"),
+        ("fail", True, "error", "ValueError"),
         ("drop_table", False, None, None),
     ]
     assert {c[4] for c in calls} == {mw.policy_set.hash}

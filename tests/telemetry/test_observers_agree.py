@@ -208,4 +208,4 @@ async def test_records_spans_and_metrics_agree_on_every_decision(
         assert (r["status"] is not None) == r["allowed"], r
     failed = Counter(r["error_class"] for r in single if r["status"] == "error")
     # `boom`, allowed twice in each of three workloads; `slow`, cancelled while it ran
-    assert failed == Counter({"ToolError": 6, "CancelledError": 1})
+    assert failed == Counter({"ValueError": 6, "CancelledError": 1})
