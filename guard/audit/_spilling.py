@@ -81,7 +81,9 @@ class Spilling:
         self._file_spilled_policies()
         try:
             adopted = self._spill.adopt_orphans()
-        except OSError as exc:  # the spill directory is unreadable: tried again later
+        except OSError as exc:  # an orphan could not be read or moved: tried again later
+            # (the files adopted before it are in this writer's file now, unchecked)
+            self._spill_suspect = True
             self._last_error = repr(exc)
             return
         if adopted:

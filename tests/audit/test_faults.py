@@ -464,3 +464,32 @@ def test_a_failed_write_that_cannot_be_cut_back_keeps_its_landed_rows_once(
     assert _distinct(store) == (20, 20)
     report = verify(store)
     assert report.ok, report.first
+
+
+def test_rows_adopted_before_another_orphan_fails_are_checked_against_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in review: when one orphan's rows could not be moved (the spill disk full),
+    the rows of those adopted before it, maybe stored already by their dead writer, were
+    loaded back unchecked: stored twice."""
+    from guard.audit import spill
+
+    store = _killed_while_reloading(tmp_path / "s")
+    directory = store / "spill"
+    (orphan,) = [p for p in directory.glob("*.jsonl") if p.stat().st_size]
+    # a second dead writer's file, listed after the first
+    shutil.copyfile(orphan, directory / "zzzz-second-writer.jsonl")
+    (directory / "zzzz-second-writer.lock").touch()
+    write, calls = spill.SpillFile.write, [0]
+
+    def second_fails(self: Any, rows: list[tuple[str, str]], *, fsync: bool) -> None:
+        calls[0] += 1
+        if calls[0] == 2:  # the disk fills up while the second orphan is moved
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write(self, rows, fsync=fsync)
+
+    monkeypatch.setattr(spill.SpillFile, "write", second_fails)
+    heir = AuditLog(store)
+    heir.close()
+    assert _distinct(store) == (30, 30)
+    assert verify(store).ok
