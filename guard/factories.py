@@ -218,7 +218,9 @@ def create_header_middleware(
     return _middleware(policies, auth, kwargs)
 
 
-def create_no_auth_middleware(policies: Any = None, **kwargs: Any) -> GuardMiddleware:
+def create_no_auth_middleware(
+    policies: Any = None, *, agent_id_header: str | None = "x-agent-id", **kwargs: Any
+) -> GuardMiddleware:
     """A `GuardMiddleware` where every caller is `anonymous`; policies still decide.
 
     Example:
@@ -230,4 +232,4 @@ def create_no_auth_middleware(policies: Any = None, **kwargs: Any) -> GuardMiddl
     """
     from guard.identity.local import NoAuthenticator
 
-    return _middleware(policies, NoAuthenticator(), kwargs)
+    return _middleware(policies, NoAuthenticator(agent_id_header=agent_id_header), kwargs)

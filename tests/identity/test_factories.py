@@ -240,6 +240,7 @@ RENAMED = {
         (create_jwt_middleware, JWTAuthenticator),
         (create_api_key_middleware, ApiKeyAuthenticator),
         (create_header_middleware, HeaderAuthenticator),
+        (create_no_auth_middleware, NoAuthenticator),
     ],
 )
 def test_each_factory_takes_every_option_of_its_authenticator(
@@ -278,3 +279,10 @@ def test_jwt_factory_passes_the_jwks_settings_on() -> None:
     assert auth.agent_id_header is None
     with pytest.raises(ValueError, match="timeout"):
         create_jwt_middleware(jwks=jwks, policies=POLICY, jwks_timeout=0, audit=None)
+
+
+def test_no_auth_factory_passes_the_agent_header_on() -> None:
+    """`create_no_auth_middleware(agent_id_header=None)` went on to GuardMiddleware, which
+    refused it: a server could not stop believing the self-declared agent header."""
+    middleware = create_no_auth_middleware(POLICY, agent_id_header=None, audit=None)
+    assert authenticator_of(middleware).agent_id_header is None
