@@ -73,8 +73,10 @@ class Spilling:
     def _adopt_orphans(self) -> None:
         """Take the spilled rows of writers gone (or closed) into this writer's spill file,
         to be loaded back with its own, and file the policy texts spilled beside them. A
-        writer does this when it starts and, on its thread, every `ADOPT_SECONDS`: a worker
-        killed beside it leaves rows nobody else would load back until a writer starts.
+        writer does this when it starts and, on its thread, at its first flush
+        `ADOPT_SECONDS` after the last look (every `flush_interval`, when that is longer):
+        a worker killed beside it leaves rows nobody else would load back until a writer
+        starts.
         They may be in the store already (their writer died loading them back): the spill
         file is checked before its next load."""
         self._last_adoption = time.monotonic()
