@@ -98,7 +98,11 @@ class HeaderAuthenticator:
             )
         except ValueError as exc:
             raise ValueError(f"trusted_proxies: {exc}") from None
-        if any(net.prefixlen == 0 for net in self._networks):
+        covered: list[_Network] = [
+            *ipaddress.collapse_addresses(n for n in self._networks if n.version == 4),
+            *ipaddress.collapse_addresses(n for n in self._networks if n.version == 6),
+        ]
+        if any(net.prefixlen == 0 for net in covered):  # one network, or several together
             # every client would be a proxy: `X-User-Roles: admin` believed from anyone
             raise ValueError(
                 "trusted_proxies must not cover every address (0.0.0.0/0, ::/0): name the "
@@ -127,6 +131,9 @@ class HeaderAuthenticator:
             raise ValueError("roles_separator must be a non-empty string")
         self._secret = shared_secret.encode() if shared_secret else None
         self.secret_header = header_name("secret_header", secret_header)
+        if self.secret_header in self.header_mapping:
+            # the shared secret would be copied into every principal's claims
+            raise ValueError("header_mapping must not map the secret_header")
         self.roles_separator = roles_separator
         secret_read = (self.secret_header,) if self._secret is not None else ()
         self._read = frozenset((*self.header_mapping, *secret_read))
