@@ -158,8 +158,8 @@ class AuditLog(WriterThread):
         self._segment_age = seconds("segment_age", segment_age, positive=True)
         self.path = Path(path).absolute()  # the process may change directory later
         _directory_or_absent("path", self.path)
-        if spill_dir is not None:
-            _directory_or_absent("spill_dir", Path(spill_dir))
+        spill = Path(spill_dir).absolute() if spill_dir else self.path / "spill"  # (as path)
+        _directory_or_absent("spill_dir", spill)
         self.writer_id = uuid7().replace("-", "")
         self.durable = flag("durable", durable)  # "no" would fsync every call
         self._redactor = redactor or Redactor(names("redact_paths", redact_paths))
@@ -193,6 +193,7 @@ class AuditLog(WriterThread):
         self._policies_pending: list[tuple[str, bytes]] = []
         self._policies_seen: set[str] = set()
         self._policies_spilled: set[str] = set()
+        self._policies_unspilled: set[str] = set()
         # the writer thread wrote its last policy texts: `record_policies` writes them now
         self._policies_direct = False
         # item sets claimed (`itemsets/`), with the monotonic time of the claim, writer
@@ -213,9 +214,7 @@ class AuditLog(WriterThread):
         self._lost = 0  # records close() could neither store nor spill
         self._lost_ids: set[tuple[str, Any]] = set()  # ... that a stuck writer may keep yet
         self._last_error: str | None = None
-        self._spill = SpillFile(
-            Path(spill_dir) if spill_dir else self.path / "spill", self.writer_id
-        )
+        self._spill = SpillFile(spill, self.writer_id)
         self._prepare_store()
         self._last_adoption = 0.0
         with contextlib.suppress(OSError):
