@@ -72,6 +72,7 @@ class WriterThread(Spilling):
     _policies_pending: list[tuple[str, bytes]]
     _policies_direct: bool
     _policies_spilled: set[str]  # hashes of sets whose texts this writer spilled
+    _policies_unspilled: set[str]  # ... or failed to spill (reported once)
     _pending: set[str]
     _waiters: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]
     _durable_lock: threading.RLock
@@ -345,10 +346,12 @@ class WriterThread(Spilling):
                 fsync_dir(target.parent.parent)  # (the `policies` directory may be new)
             except OSError as exc:
                 self._last_error = repr(exc)
-                logger.error(
-                    "texts of policy set %s could be neither stored nor spilled (%s)",
-                    digest[:12], exc,
-                )  # fmt: skip
+                if digest not in self._policies_unspilled:  # once, not at every flush
+                    self._policies_unspilled.add(digest)
+                    logger.error(
+                        "texts of policy set %s could be neither stored nor spilled (%s)",
+                        digest[:12], exc,
+                    )  # fmt: skip
                 continue
             self._policies_spilled.add(digest)
             logger.warning(

@@ -191,9 +191,9 @@ def convert_orphans(con: Any, root: Path, table: str, orphan_age: float) -> int:
 def remove_stale_temps(root: Path) -> int:
     """Delete the temporary files (`.<name>….tmp`) that processes which died before
     renaming them left in the store at `root`, once untouched for `ORPHAN_SECONDS`: of item
-    sets, policy texts, heads, markers and anchors (`segments.temp_path`), conversions,
-    compactions, roll-ups and spill rewrites. Returns how many. Run under the maintenance
-    lock.
+    sets, policy texts (spilled ones too), heads, markers and anchors
+    (`segments.temp_path`), conversions, compactions, roll-ups and spill rewrites. Returns
+    how many. Run under the maintenance lock.
 
     None a live process may still rename goes: compactions and roll-ups (their markers,
     and anchors) are written under the maintenance lock; a writer holds a hot file locked
@@ -205,7 +205,11 @@ def remove_stale_temps(root: Path) -> int:
     file's rows are checked against the store at the next load)."""
     cutoff = time.time() - ORPHAN_SECONDS
     removed = 0
-    for directory in sorted(p for p in root.iterdir() if p.is_dir()):
+    directories = sorted(p for p in root.iterdir() if p.is_dir())
+    spilled_texts = root / "spill" / "policies"  # (a `spill_dir` elsewhere is not seen)
+    if spilled_texts.is_dir():
+        directories.append(spilled_texts)
+    for directory in directories:
         for temp in sorted(directory.glob(f".*{TEMP_SUFFIX}")):
             try:
                 if temp.stat().st_mtime > cutoff or _converting(temp):

@@ -99,3 +99,21 @@ def test_texts_refused_when_the_writer_is_killed_are_filed_by_the_next(tmp_path:
         (n,) = con.execute("SELECT count(*) FROM decisions").fetchone()
     assert n == 1
     assert verify(store).ok
+
+
+def test_texts_neither_stored_nor_spilled_are_reported_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found in review: with both disks refusing, the error came again at every flush
+    (every 0.5 s by default), for every policy set."""
+    log = AuditLog(tmp_path / "store", flush_interval=3600)
+    refuse_texts(log)
+    log._spill.directory = tmp_path / "file"  # the spill's directory refuses too
+    (tmp_path / "file").write_text("x")
+    log.record_policies(POLICIES)
+    for _ in range(5):
+        assert log.flush(10)
+    errors = [r for r in caplog.records if "neither stored nor spilled" in r.getMessage()]
+    assert len(errors) == 1
+    log._spill.directory = tmp_path / "store" / "spill"
+    log.close()

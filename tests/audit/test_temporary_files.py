@@ -60,6 +60,14 @@ elif doing == "reloading":  # rewrites its spill file once the rows are loaded b
     failing[0] = False
     log.flush()
     log.flush()
+elif doing == "spilling texts":  # the store refuses a policy set's texts: spilled
+    from guard import load_policies
+    log = AuditLog(store, flush_interval=3600)
+    def full(digest, data, *, fsync=False):
+        raise OSError(28, "No space left on device")
+    log._store_policies = full
+    log.record_policies(load_policies("name: p\ndefault_effect: allow\nrules: []\n"))
+    log.flush()
 else:  # "flushing": writes its head file, then converts its hot files at close
     log = AuditLog(store, flush_interval=3600)
     append_calls(log, 0, 10)
@@ -74,6 +82,7 @@ CRASHES = {
     "conversion": ("decisions", "flushing", 10),
     "compaction and its marker": ("decisions", "compacting", 20),
     "spill rewrite": ("spill", "reloading", 10),
+    "spilled policy texts": ("policies", "spilling texts", 0),
 }
 
 
