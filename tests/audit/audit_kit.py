@@ -175,3 +175,23 @@ def fsync_spy(monkeypatch: Any) -> list[int]:
 
     monkeypatch.setattr(os, "fsync", fsync)
     return synced
+
+
+def spill_dir_gone(log: Any) -> Path:
+    """The spill directory of `log` (an `AuditLog`) becomes unusable after the log started
+    (its disk gone): a file stands where it was, and the log's open spill file is let go
+    of, so that every spill from now on fails. Returns the directory's path. (A spill
+    directory that is a file already is refused when the log is made.)"""
+    import shutil
+
+    spill = log._spill
+    with spill.lock:
+        if spill._fh is not None:
+            spill._fh.close()
+            spill._fh = None
+        if spill._lock_fd is not None:
+            os.close(spill._lock_fd)
+            spill._lock_fd = None
+        shutil.rmtree(spill.directory)
+        spill.directory.write_text("a file where the spill directory should be")
+    return Path(spill.directory)

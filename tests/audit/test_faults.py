@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_kit import event, run_script
+from audit_kit import event, run_script, spill_dir_gone
 
 from guard.audit import AuditLog, open_store, verify
 from guard.events import DecisionEvent
@@ -255,18 +255,6 @@ def test_spilled_lines_that_cannot_be_loaded_back_are_set_aside_and_counted(
     assert failed == 3
 
 
-def _refuse_spills(log: AuditLog, failing: dict[str, bool]) -> None:
-    """The local disk refuses the spill file too, while `failing["on"]`."""
-    own = log._spill.write
-
-    def write(rows: list[tuple[str, str]], *, fsync: bool) -> None:
-        if failing["on"]:
-            raise OSError(errno.EROFS, "Read-only file system")
-        own(rows, fsync=fsync)
-
-    log._spill.write = write  # type: ignore[method-assign]
-
-
 def test_when_even_the_spill_fails_rows_wait_in_memory(tmp_path: Path) -> None:
     failing = {"on": True}
 
@@ -275,7 +263,7 @@ def test_when_even_the_spill_fails_rows_wait_in_memory(tmp_path: Path) -> None:
             raise OSError(errno.ENOSPC, "No space left on device")
 
     log = AuditLog(tmp_path / "s", write_hook=hook)
-    _refuse_spills(log, failing)
+    spill_dir_gone(log)
     for i in range(20):
         log.append(event(i))
     log.flush()
@@ -298,7 +286,7 @@ def test_rows_waiting_in_memory_count_toward_the_queue_bound(tmp_path: Path) -> 
             raise OSError(errno.ENOSPC, "No space left on device")
 
     log = AuditLog(tmp_path / "s", write_hook=hook, max_queue=50)
-    _refuse_spills(log, failing)
+    spill_dir_gone(log)
     accepted = []
     for i in range(200):
         accepted.append(log.append(event(i)))

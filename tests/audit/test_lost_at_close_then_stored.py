@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from audit_kit import append_calls
+from audit_kit import append_calls, spill_dir_gone
 
 from guard.audit import AuditLog, open_store
 
@@ -20,9 +20,9 @@ def test_records_a_stuck_write_stores_after_close_are_not_counted_lost(tmp_path:
         entered.set()
         release.wait(30)
 
-    store, spill = tmp_path / "s", tmp_path / "spill"
-    spill.write_text("a file where the spill directory should be")  # nothing spills
-    log = AuditLog(store, write_hook=hook, spill_dir=spill, flush_interval=3600)
+    store = tmp_path / "s"
+    log = AuditLog(store, write_hook=hook, spill_dir=tmp_path / "spill", flush_interval=3600)
+    spill_dir_gone(log)  # nothing spills
     append_calls(log, 0, 10)  # 10 decisions and their outcomes
     log._wake.set()
     assert entered.wait(10)  # stuck writing the decisions; the outcomes not handed over yet

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from audit_kit import RAW_API_KEY, append_decisions, event
+from audit_kit import RAW_API_KEY, append_decisions, event, spill_dir_gone
 
 from guard.audit import AuditLog, open_store, verify
 from guard.telemetry.metrics import AuditCollector
@@ -35,9 +35,9 @@ def test_close_with_a_stuck_write_spills_the_rows_waiting_in_memory(tmp_path: Pa
         entered.set()
         release.wait(30)
 
-    store, spill = tmp_path / "s", tmp_path / "spill"
-    spill.write_text("a file where the spill directory should be")
-    log = AuditLog(store, write_hook=hook, spill_dir=spill, flush_interval=3600)
+    store = tmp_path / "s"
+    log = AuditLog(store, write_hook=hook, spill_dir=tmp_path / "spill", flush_interval=3600)
+    spill = spill_dir_gone(log)
     ids = append_decisions(log, 0, 20)
     assert log.flush(10)
     assert log.stats()["unsaved"] == 20  # neither the store nor the spill took them
@@ -70,9 +70,10 @@ def test_rows_nothing_would_take_at_close_are_counted_and_logged(
     def hook(table: str, rows: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    spill = tmp_path / "spill"
-    spill.write_text("a file where the spill directory should be")
-    log = AuditLog(tmp_path / "s", write_hook=hook, spill_dir=spill, flush_interval=3600)
+    log = AuditLog(
+        tmp_path / "s", write_hook=hook, spill_dir=tmp_path / "spill", flush_interval=3600
+    )
+    spill_dir_gone(log)
     for i in range(20):
         log.append(event(i, args={"api_key": RAW_API_KEY, "i": i}))
     assert log.flush(10)
