@@ -1,13 +1,27 @@
-"""Shared pieces for the middleware tests: a demo server and a telemetry that remembers."""
+"""Shared pieces for the middleware tests: a demo server, a telemetry that remembers, and
+the decisions a store holds with their outcomes."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastmcp import FastMCP
 
+from guard.audit import open_store
 from guard.events import DecisionEvent
 from guard.telemetry import NoTelemetry, SpanHandle
+
+# every `user` may do anything: the outcome tests' policy
+USERS_ALLOWED = """
+name: p
+default_effect: deny
+rules:
+  - name: users
+    effect: allow
+    agents: {roles: [user]}
+    actions: ["*"]
+"""
 
 POLICY = """
 name: demo
@@ -126,3 +140,14 @@ def demo_server(name: str = "demo") -> FastMCP[Any]:
         return ["alpha", "beta"]
 
     return mcp
+
+
+def outcomes(store: Path, method: str) -> list[tuple[Any, ...]]:
+    """(resource, allowed, status, error_class) of each decision of `method` in `store`,
+    oldest first: `status` None for a decision without an outcome."""
+    with open_store(store) as db:
+        return db.sql(
+            "SELECT resource, allowed, status, error_class FROM decision_log"
+            " WHERE method = ? ORDER BY decision_id",
+            params=[method],
+        ).fetchall()

@@ -11,30 +11,14 @@ from typing import Any
 import pytest
 from fastmcp import Client, FastMCP
 from mcp.shared.exceptions import MCPError
+from mw_support import USERS_ALLOWED, outcomes
 
 from guard import GuardMiddleware, Principal
-from guard.audit import AuditLog, open_store
+from guard.audit import AuditLog
 
 ALICE = Principal("alice", roles=("user",), auth_method="test")
 
-POLICY = """
-name: p
-default_effect: deny
-rules:
-  - name: users
-    effect: allow
-    agents: {roles: [user]}
-    actions: ["*"]
-"""
-
-
-def _outcomes(store: Path, method: str) -> list[tuple[Any, ...]]:
-    with open_store(store) as db:
-        return db.sql(
-            "SELECT resource, allowed, status, error_class FROM decision_log"
-            " WHERE method = ? ORDER BY decision_id",
-            params=[method],
-        ).fetchall()
+POLICY = USERS_ALLOWED
 
 
 async def test_an_allowed_completion_has_the_outcome_of_its_handler(tmp_path: Path) -> None:
@@ -59,7 +43,7 @@ async def test_an_allowed_completion_has_the_outcome_of_its_handler(tmp_path: Pa
         with pytest.raises(MCPError):
             await client.complete(ref, {"name": "name", "value": "boom"})
     mw.close()
-    assert _outcomes(store, "completion/complete") == [
+    assert outcomes(store, "completion/complete") == [
         ("greet", True, "ok", None),
         ("greet", True, "error", "ValueError"),
     ]

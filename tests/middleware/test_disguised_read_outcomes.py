@@ -12,30 +12,14 @@ from typing import Any
 import pytest
 from fastmcp import Client, FastMCP
 from mcp.shared.exceptions import MCPError
+from mw_support import USERS_ALLOWED, outcomes
 
 from guard import GuardMiddleware, Principal
-from guard.audit import AuditLog, open_store
+from guard.audit import AuditLog
 
 ALICE = Principal("alice", roles=("user",), auth_method="test")
 
-POLICY = """
-name: p
-default_effect: deny
-rules:
-  - name: users
-    effect: allow
-    agents: {roles: [user]}
-    actions: ["*"]
-"""
-
-
-def _outcomes(store: Path, method: str) -> list[tuple[Any, ...]]:
-    with open_store(store) as db:
-        return db.sql(
-            "SELECT resource, allowed, status, error_class FROM decision_log"
-            " WHERE method = ? ORDER BY decision_id",
-            params=[method],
-        ).fetchall()
+POLICY = USERS_ALLOWED
 
 
 async def test_both_allowed_decisions_of_a_disguised_read_have_its_outcome(
@@ -60,7 +44,7 @@ async def test_both_allowed_decisions_of_a_disguised_read_have_its_outcome(
         )
     mw.close()
     # what the URI names (decided first), then the template that ran: one read, both ran it
-    assert _outcomes(store, "resources/read") == [
+    assert outcomes(store, "resources/read") == [
         ("admin_docs", True, "ok", None),
         ("payroll", True, "ok", None),
     ]
@@ -89,7 +73,7 @@ async def test_an_allowed_decision_of_a_disguised_read_another_denies_says_it_di
         with pytest.raises(MCPError, match="Resource not found"):
             await client.read_resource("users://%61dmin/payroll")
     mw.close()
-    assert _outcomes(store, "resources/read") == [
+    assert outcomes(store, "resources/read") == [
         ("admin_docs", True, "error", "DeniedByAnother"),
         ("payroll", False, None, None),
     ]
