@@ -276,7 +276,7 @@ class Redactor:
     ```
     """
 
-    __slots__ = ("_detect", "_max", "_names", "_pattern", "_verdicts", "_words")
+    __slots__ = ("_detect", "_longest", "_max", "_names", "_pattern", "_verdicts", "_words")
 
     def __init__(
         self,
@@ -294,6 +294,7 @@ class Redactor:
             p.lower() for p in paths if "." not in p
         )
         self._words = frozenset(filter(None, map(_words, self._names)))
+        self._longest = max(map(len, self._words), default=0)
         # name -> whether it is sensitive; the few names of a server's tools repeat
         self._verdicts: dict[str, bool] = {}
         dotted = [translate(p.lower()) for p in paths if "." in p]
@@ -315,8 +316,11 @@ class Redactor:
             verdict = name.lower() in self._names
             if not verdict and self._words:
                 words, names = _words(name), self._words
+                # only a tail as long as a name can be one: copying every tail of a
+                # caller's `a_a_a_...` key was quadratic (200 KB of it took 2 s)
+                tail = words[-self._longest - 1 :]
                 verdict = words in names or any(
-                    words[i + 1 :] in names for i, c in enumerate(words) if c == "_"
+                    tail[i + 1 :] in names for i, c in enumerate(tail) if c == "_"
                 )
             if len(name) <= _MAX_REMEMBERED_NAME:
                 if len(self._verdicts) >= _MAX_VERDICTS:
