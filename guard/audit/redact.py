@@ -100,9 +100,30 @@ QUOTED_URI: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"`<>]+")
 # server's JSON parser accepts ~990 levels), and the record would be lost with the error
 DEEP_MARK: Final = "<redacted:too-deep>"
 MAX_DEPTH: Final = 100
+# Characters of paths one redaction may build. A path spells out every key above it, so a
+# caller's long keys, repeated in the path of each value below them, turned a 100 KB
+# request into 117 MB of listed paths (gigabytes from a 1 MB one). Past the bound, every
+# argument is recorded as `TOO_BIG_MARK`: work and record stay within the bound and the
+# input's own size.
+MAX_PATH_CHARS: Final = 4 * 1024 * 1024
+TOO_BIG_MARK: Final = "<redacted:too-big>"
 _URI_FIELDS: Final = ("resource_uri",)
 _URI_NAME_FIELDS: Final = ("resource", "resource_uri")
 _NAME_FIELDS: Final = ("resource",)
+
+
+class _Paths(list[str]):
+    """The paths a redaction lists, and how many more characters of paths it may build."""
+
+    __slots__ = ("room",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.room = MAX_PATH_CHARS
+
+
+class _TooManyPaths(Exception):
+    """A redaction built more than `MAX_PATH_CHARS` of paths."""
 
 
 def _words(name: str) -> str:
@@ -341,8 +362,12 @@ class Redactor:
         """
         if not args:
             return args, ()
-        out: list[str] = []
-        clean = self._map(args, "", out)
+        out = _Paths()
+        try:
+            clean = self._map(args, "", out)
+        except _TooManyPaths:
+            keys = [key if isinstance(key, str) else str(key) for key in args]
+            return dict.fromkeys(keys, TOO_BIG_MARK), tuple(map(_escaped, keys))
         return clean, tuple(out)
 
     def uri(
@@ -462,7 +487,7 @@ class Redactor:
         self,
         value: Mapping[Any, Any],
         prefix: str,
-        out: list[str],
+        out: _Paths,
         listed: str | None = None,
         depth: int = 1,
     ) -> Mapping[str, Any]:
@@ -498,10 +523,13 @@ class Redactor:
         return value if changed is None else changed
 
     def _check(
-        self, key: str, path: str, item: Any, out: list[str], shown: str | None, depth: int
+        self, key: str, path: str, item: Any, out: _Paths, shown: str | None, depth: int
     ) -> Any:
         """`item` under `key`, `depth` levels down, redacted; `path` as patterns see it,
         `shown` as listed (if it differs: a key on the way holds `.` or `\\`)."""
+        out.room -= len(path) if shown is None else len(path) + len(shown)
+        if out.room < 0:
+            raise _TooManyPaths
         if self.sensitive(key) or (
             self._pattern is not None and self._pattern.fullmatch(path.lower())
         ):

@@ -3,9 +3,14 @@ inside `AuditLog.append`, so its work must grow no faster than the arguments do.
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
-from guard.audit.redact import Redactor, _words
+from audit_kit import event
+
+from guard.audit import AuditLog, open_store
+from guard.audit.redact import MAX_PATH_CHARS, TOO_BIG_MARK, Redactor, _words
 
 
 def test_a_long_key_is_judged_in_linear_time() -> None:
@@ -26,3 +31,50 @@ def test_a_long_key_is_judged_in_linear_time() -> None:
     assert redactor.redact({long: "x"}) == ({long: "<redacted:path>"}, (long,))
     assert redactor.sensitive("x_" * 1000 + "XAuthToken")
     assert not redactor.sensitive("x_" * 1000 + "max_tokens")
+
+
+def _under_long_keys(levels: int, key_chars: int, leaves: dict[str, object]) -> dict[str, object]:
+    value: dict[str, object] = leaves
+    for level in range(levels):
+        value = {f"{level:04d}".ljust(key_chars, "k"): value}
+    return value
+
+
+def test_paths_below_long_keys_are_bounded() -> None:
+    """Found in review: each redacted value's path spells out every key above it, so 1,500
+    sensitive keys under 60 levels of 1,300-character keys (a 100 KB request) listed
+    117 MB of paths (a 1 MB request, gigabytes: the server ran out of memory; the row,
+    over the readers' 256 MiB limit, stopped every conversion of the store). Past
+    `MAX_PATH_CHARS` of paths, every argument is recorded as a marker instead."""
+    leaves = {f"k{i}_token": "x" for i in range(1_500)}
+    args = {"city": "Paris", "doc": _under_long_keys(60, 1_300, leaves)}
+    clean, redacted = Redactor().redact(args)
+    assert sum(map(len, redacted)) <= MAX_PATH_CHARS
+    assert clean == {"city": TOO_BIG_MARK, "doc": TOO_BIG_MARK}
+    assert redacted == ("city", "doc")
+    json.dumps(clean)
+
+
+def test_paths_built_and_not_listed_count_too() -> None:
+    # long values under long keys are not listed, but each one's path was built (and
+    # matched against dotted patterns): the same quadratic work, without the memory
+    leaves = {f"k{i}": "a value of twenty chars" for i in range(2_000)}
+    args = {"doc": _under_long_keys(60, 1_300, leaves)}
+    assert Redactor(paths=["*.pin"]).redact(args) == ({"doc": TOO_BIG_MARK}, ("doc",))
+
+
+def test_ordinary_big_arguments_keep_their_paths() -> None:
+    rows = [{"id": f"row-{i:010d}-abcdef", "api_key": "k"} for i in range(20_000)]
+    clean, redacted = Redactor().redact({"rows": rows})
+    assert len(redacted) == 20_000 and redacted[0] == "rows.0.api_key"
+    assert clean is not None and clean["rows"][1]["api_key"] == "<redacted:path>"
+
+
+def test_a_record_with_too_many_paths_is_written_and_readable(tmp_path: Path) -> None:
+    leaves = {f"k{i}_token": "x" for i in range(1_500)}
+    log = AuditLog(tmp_path / "store")
+    log.append(event(1, args={"doc": _under_long_keys(60, 1_300, leaves)}))
+    log.close()
+    with open_store(tmp_path / "store") as store:
+        [(args, paths)] = store.execute("SELECT args, args_redacted FROM decisions").fetchall()
+    assert json.loads(args) == {"doc": TOO_BIG_MARK} and paths == ["doc"]
