@@ -297,7 +297,10 @@ class Redactor:
     ```
     """
 
-    __slots__ = ("_detect", "_longest", "_max", "_names", "_pattern", "_verdicts", "_words")
+    __slots__ = (
+        "_detect", "_longest", "_max", "_names", "_pattern", "_plain_items", "_verdicts",
+        "_words",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -320,6 +323,11 @@ class Redactor:
         self._verdicts: dict[str, bool] = {}
         dotted = [translate(p.lower()) for p in paths if "." in p]
         self._pattern = re.compile("|".join(dotted)) if dotted else None
+        # whether no list index (`0`, `1`, ...) can be sensitive: then short items of a
+        # list take the fast path short values of a mapping take
+        self._plain_items = self._pattern is None and not any(
+            name.isdigit() for name in self._names | self._words
+        )
         self._max = max_value_chars
         # `detect_secrets=""` would let credential-shaped values into the records
         self._detect = flag("detect_secrets", detect_secrets)
@@ -559,7 +567,14 @@ class Redactor:
                 out.append(path if shown is None else shown)
                 return DEEP_MARK
             changed: list[Any] | None = None
+            short_items = self._plain_items
             for i, sub in enumerate(item):
+                if short_items:  # fast path, as in `_map`: no path, no name to judge
+                    sub_cls = type(sub)
+                    if (sub_cls is str and len(sub) < _MIN_SECRET_LEN and sub.isascii()) or (
+                        sub_cls in _SCALARS and (sub_cls is not int or _LEAST_INT < sub < _HUGE_INT)
+                    ):
+                        continue
                 listed = None if shown is None else f"{shown}.{i}"
                 new = self._check(str(i), f"{path}.{i}", sub, out, listed, depth + 1)
                 if new is not sub:
