@@ -132,7 +132,8 @@ def scan_segments(
     as `M` is visible, or once `M` itself was merged into another file; they stay on disk
     for a grace period (see `collect_garbage`) so queries already reading them finish.
     A hot file `X.jsonl` is hidden once its segment `X.parquet` exists (or was merged).
-    `cache` (marker path -> sources) saves re-reading markers, which never change.
+    `cache` (marker path -> sources), one per directory, saves re-reading markers, which
+    never change; it keeps only the markers listed now.
     """
     try:
         names = _snapshot(directory)
@@ -208,7 +209,7 @@ def convert_hot(
 def marker_sources(
     directory: Path, markers: list[str], cache: dict[str, Any] | None = None
 ) -> dict[str, frozenset[str]]:
-    """merged file name -> the source names its marker lists."""
+    """merged file name -> the source names its marker lists (`cache`: see `scan_segments`)."""
     out: dict[str, frozenset[str]] = {}
     for marker in markers:
         key = str(directory / marker)
@@ -224,6 +225,12 @@ def marker_sources(
             if cache is not None:
                 cache[key] = sources
         out[marker[: -len(MARKER_SUFFIX)]] = sources
+    if cache is not None and len(cache) > len(markers):
+        # a marker is collected once its grace is over, never to come back: a reader that
+        # runs for weeks would otherwise keep one entry per roll-up it ever saw
+        listed_now = {str(directory / marker) for marker in markers}
+        for key in [k for k in cache if k not in listed_now]:
+            del cache[key]
     return out
 
 

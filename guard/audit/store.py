@@ -127,7 +127,8 @@ class AuditStore:
             )
         self.con = duckdb.connect()
         self._listed: dict[str, tuple[str, ...]] = {}
-        self._markers: dict[str, Any] = {}  # marker name -> sources (markers never change)
+        # per table: marker path -> sources (markers never change; collected ones forgotten)
+        self._markers: dict[str, dict[str, Any]] = {table: {} for table in TABLES}
         # (retried like any query: a hot file listed may be converted before it is read)
         self._retry(lambda: (self.con.execute(_DECISIONS), self.con.execute(_DECISION_LOG)))
 
@@ -146,13 +147,13 @@ class AuditStore:
     def files(self, table: str) -> list[Path]:
         """The files of `table` a query would read now: its Parquet segments, then the
         writers' hot files not yet converted (where a running server's newest rows are)."""
-        segments, hot = scan_segments(self.path / table, self._markers)
+        segments, hot = scan_segments(self.path / table, self._markers.get(table))
         return [*segments, *hot]
 
     def _refresh(self, force: bool = False) -> None:
         views = []
         for table, columns in TABLES.items():
-            files, hot = scan_segments(self.path / table, self._markers)
+            files, hot = scan_segments(self.path / table, self._markers[table])
             key = tuple(str(f) for f in (*files, *hot))
             if not force and self._listed.get(table) == key:
                 continue
