@@ -17,6 +17,7 @@ from guard._request import EMPTY, Call, Listing, error_decision
 from guard.audit.redact import traceback_text
 from guard.events import DecisionEvent
 from guard.policy.model import AccessRequest, Kind, Resource
+from guard.policy.policyset import MEMO_SIZE
 from guard.telemetry import NoTelemetry
 
 if TYPE_CHECKING:
@@ -38,7 +39,11 @@ LIST_KINDS: Final[dict[str, Kind]] = {
 }
 
 
-MAX_ANSWERED: Final = 256  # listings whose answers a guard keeps to give again
+MAX_ANSWERED: Final = 256  # listings whose answers a guard keeps to give again ...
+# ... holding this many components' answers at most: each listing holds all of its own, and
+# a caller can make 256 of them (one per agent id it declares), 256,000 decisions and their
+# records' JSON for a server of 1,000 tools, where the policy memo keeps `MEMO_SIZE`
+MAX_ANSWERED_COMPONENTS: Final = 2 * MEMO_SIZE
 
 
 @dataclass(slots=True, eq=False)
@@ -62,7 +67,7 @@ class _Guard(Protocol):
     _telemetry: Telemetry
     _cache: ResourceCache
     _answered: dict[tuple[Any, ...], Answered]
-    _seen: dict[tuple[Any, ...], None]
+    _seen: dict[int, None]
 
     async def _begin(self, context: MiddlewareContext[Any]) -> Call: ...
 
@@ -177,14 +182,16 @@ class ListingFilter:
         if key is not None and events:
             # kept from the second identical listing on: a proxy's or a mounted server's
             # components are new objects each time, and their answers would never be used
-            seen = self._seen
-            if key in seen:
-                del seen[key]
+            # remembered by the key's hash (the key holds an id per component): one that
+            # collides is only kept from its first listing on
+            seen, fingerprint = self._seen, hash(key)
+            if fingerprint in seen:
+                del seen[fingerprint]
                 self._remember(key, call.policies, items, events)
             else:
                 if len(seen) >= MAX_ANSWERED:
                     seen.clear()
-                seen[key] = None
+                seen[fingerprint] = None
         return [item for item, event in zip(items, events, strict=True) if event.decision.allowed]
 
     def _observe_listing(self: _Guard, handle: Any, events: list[DecisionEvent]) -> bool:
@@ -225,7 +232,11 @@ class ListingFilter:
                 if answers is None:  # it records each listing its own way
                     return
             answered = self._answered
-            if len(answered) >= MAX_ANSWERED:
+            if (
+                len(answered) >= MAX_ANSWERED
+                or len(items) + sum(len(kept.shown) for kept in answered.values())
+                > MAX_ANSWERED_COMPONENTS
+            ):
                 answered.clear()
             answered[key] = Answered(
                 policies, tuple(items), tuple(event.decision.allowed for event in events),

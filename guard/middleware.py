@@ -120,7 +120,7 @@ class GuardMiddleware(ComponentHooks, ListingFilter, Middleware):
             self._telemetry = telemetry
         self._cache = ResourceCache()
         self._answered: dict[tuple[Any, ...], Answered] = {}  # see `ListingFilter`
-        self._seen: dict[tuple[Any, ...], None] = {}  # listings met once
+        self._seen: dict[int, None] = {}  # listings met once (their keys' hashes)
         self._session_shown: tuple[str, str] = ("", "")  # last session id and how it is shown
         self._cached_for: Any = None  # the server whose cache hints were made private
         # finite: "decided on its old tags for at most this long" must bound something
