@@ -113,13 +113,11 @@ _NAME_FIELDS: Final = ("resource",)
 
 
 class _Paths(list[str]):
-    """The paths a redaction lists, and how many more characters of paths it may build."""
+    """The paths a redaction lists, and how many more characters of paths it may build
+    (the class's `room` until the first path is built: no `__init__` to run for the many
+    redactions that build none)."""
 
-    __slots__ = ("room",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.room = MAX_PATH_CHARS
+    room: int = MAX_PATH_CHARS
 
 
 class _TooManyPaths(Exception):
