@@ -566,7 +566,7 @@ class SegmentWriter:
             own.clear()
             return
         own.clear()
-        if rows < ROLLUP_MAX_ROWS:
+        if rows < ROLLUP_MAX_ROWS and level + 1 < ROLLUP_LEVELS:  # (the top is never merged)
             self._own[(table, level + 1)].append((name, rows))
             self._roll_up(table, level + 1)
 
