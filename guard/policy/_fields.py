@@ -30,6 +30,7 @@ __all__ = [
     "Evaluation",
     "Resolver",
     "compile_field",
+    "field_depth",
     "is_attribute",
     "is_time_field",
     "known_field",
@@ -236,6 +237,15 @@ def compile_field(name: str, zone: tzinfo | None = None) -> Resolver:
 
             return deep
     return _missing
+
+
+def field_depth(name: str) -> int:
+    """How many keys below the arguments, claims, meta or context a field reads (their
+    records count levels from there): `tool.args.city` 1, `tool.args` 0, `user.id` 0."""
+    for prefix in _MAPPINGS:
+        if name.startswith(prefix + "."):
+            return name.count(".") - prefix.count(".")
+    return 0
 
 
 def known_field(name: str) -> tuple[bool, str | None]:

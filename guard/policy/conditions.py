@@ -39,6 +39,7 @@ from guard.policy._fields import (
     WEEKDAYS,
     Evaluation,
     compile_field,
+    field_depth,
     is_attribute,
     is_time_field,
     known_field,
@@ -289,14 +290,43 @@ def describe(cond: ConditionNode) -> str:
     return f"{cond.op}({inner})"
 
 
-def _deep_unknown(value: Any) -> bool:
-    if value is UNKNOWN:
-        return True
-    if isinstance(value, Mapping):
-        return any(_deep_unknown(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(_deep_unknown(v) for v in value)
-    return False
+# How far a condition looks into a value, at most. Deeper than records keep values (a
+# mapping or list `MAX_DEPTH` keys below the arguments, claims, meta or context is
+# recorded as a marker: guard.audit.redact), a value is unknown, as replay reads the
+# marker; the walk to find out stops there too: a hostile caller's `{"a": {"a": ...}}`
+# 500 levels deep raised RecursionError (a denial for `error`, where replay decided by
+# the rules), and one argument of a million keys cost every condition on it ~0.2 s.
+MAX_DEPTH: Final = 100
+MAX_ITEMS: Final = 10_000  # items of mappings and lists a condition's value may hold
+
+
+def _unknown_within(value: Any, room: int) -> str | None:
+    """Why a mapping or list is unknown to conditions (it holds `UNKNOWN`, nests `room`
+    levels or more, or holds more than `MAX_ITEMS` items at any depth), or None. A room
+    below 0 leaves no room even for a scalar: it lies below a cut mapping."""
+    if room < 0:
+        return "is nested too deep (unknown)"
+    budget = MAX_ITEMS
+    stack: list[tuple[Any, int]] = [(value, room)]
+    while stack:
+        value, room = stack.pop()
+        if isinstance(value, Mapping):
+            items: Any = value.values()
+        elif isinstance(value, list | tuple):
+            items = value
+        else:
+            continue
+        if room <= 0:
+            return "is nested too deep (unknown)"
+        budget -= len(value)
+        if budget < 0:
+            return f"holds more than {MAX_ITEMS} items (unknown)"
+        for item in items:
+            if item is UNKNOWN:
+                return "is redacted (unknown)"
+            if type(item) not in _SCALARS:
+                stack.append((item, room - 1))
+    return None
 
 
 class CompiledCondition:
@@ -318,7 +348,7 @@ _SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 
 
 class _Leaf(CompiledCondition):
-    __slots__ = ("expected", "field", "resolve", "test")
+    __slots__ = ("expected", "field", "resolve", "room", "test")
 
     def __init__(self, cond: Condition) -> None:
         super().__init__(describe(cond))
@@ -327,15 +357,22 @@ class _Leaf(CompiledCondition):
         self.resolve = compile_field(cond.field, zone)
         self.test = OPERATORS_TABLE[cond.operator].test
         self.expected = expected
+        # levels a value under this field may nest before it is too deep
+        self.room = MAX_DEPTH - field_depth(cond.field)
 
     def evaluate(self, ev: Evaluation) -> bool | None:
         actual = self.resolve(ev)
         if actual is MISSING:
             ev.why = f"`{self.text}`: field {self.field} is missing"
             return None
-        if type(actual) not in _SCALARS and _deep_unknown(actual):
+        if actual is UNKNOWN:
             ev.why = f"`{self.text}`: {self.field} is redacted (unknown)"
             return None
+        if type(actual) not in _SCALARS or self.room < 0:
+            why = _unknown_within(actual, self.room)
+            if why is not None:
+                ev.why = f"`{self.text}`: {self.field} {why}"
+                return None
         try:
             return self.test(actual, self.expected)
         except Indeterminate as exc:
