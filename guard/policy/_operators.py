@@ -377,8 +377,20 @@ def _text_within(value: Any, text: str) -> bool:
     return found
 
 
+# An integer this far from 0 (more than 3,600 digits: only an in-process caller can send
+# one) was converted to a Decimal to be compared with a decimal bound, quadratic in its
+# digits (a million digits took 18 s). Beyond every bound of fewer digits, it orders as
+# this power of ten of its sign does.
+_HUGE_INT: Final = 10**3600
+_HUGE: Final = Decimal(_HUGE_INT)
+
+
 def _to_order(actual: Any, expected: Any) -> Any:
     if isinstance(expected, Decimal):
+        if isinstance(actual, int) and not -_HUGE_INT < actual < _HUGE_INT:
+            if expected.copy_abs() < _HUGE:
+                return _HUGE if actual > 0 else -_HUGE
+            raise Indeterminate("an integer of more than 3,600 digits against a bound as long")
         kind = type(actual)
         if kind is int or (kind is float and actual - actual == 0):  # finite: exact compare
             return actual
