@@ -266,6 +266,17 @@ def _oversized(text: str) -> str:
     return f"<redacted:oversized chars={len(text)} sha256={digest}>"
 
 
+def _key_mark(n: int, value: Mapping[Any, Any], changed: Mapping[Any, Any] | None) -> str:
+    """The marker of a mapping's `n`th key shaped like a credential, or the next one
+    that is no key of `value` or `changed`: two such keys stay two keys, and a caller's
+    own key spelled like a marker is kept."""
+    while True:
+        mark = f"<redacted:key {n}>"
+        if mark not in value and (changed is None or mark not in changed):
+            return mark
+        n += 1
+
+
 def _safe_repr(value: Any) -> str:
     try:
         return repr(value)
@@ -332,7 +343,8 @@ class Redactor:
 
     def sensitive(self, name: str) -> bool:
         """Whether the value under key `name` is never recorded: `name` is a sensitive name,
-        or ends with the words of one (`db_password`, `clientSecret`, `X-Auth-Token`).
+        or ends with the words of one (`db_password`, `clientSecret`, `X-Auth-Token`), or
+        (with `detect_secrets`) is shaped like a credential itself.
 
         ```python
         assert Redactor().sensitive("accessToken") and not Redactor().sensitive("max_tokens")
@@ -349,6 +361,10 @@ class Redactor:
                 verdict = words in names or any(
                     tail[i + 1 :] in names for i, c in enumerate(tail) if c == "_"
                 )
+            if not verdict and self._detect and len(name) >= _MIN_SECRET_LEN:
+                # a name shaped like a credential is one: no value under it is recorded
+                # (and `redact` records a marker in its place)
+                verdict = _search(name)
             if len(name) <= _MAX_REMEMBERED_NAME:
                 if len(self._verdicts) >= _MAX_VERDICTS:
                     self._verdicts.clear()  # callers inventing names: start over, bounded
@@ -372,7 +388,7 @@ class Redactor:
         try:
             clean = self._map(args, "", out)
         except _TooManyPaths:
-            keys = [key if isinstance(key, str) else str(key) for key in args]
+            keys = self.recorded_keys(args, args)
             return dict.fromkeys(keys, TOO_BIG_MARK), tuple(map(_escaped, keys))
         return clean, tuple(out)
 
@@ -500,7 +516,8 @@ class Redactor:
         """`value` redacted; `prefix` is its path as patterns see it (keys joined by `.`),
         `listed` as `out` lists it (keys escaped), when the two differ; `depth`: how many
         mappings and lists hold it."""
-        changed: dict[str, Any] | None = None
+        changed: dict[Any, Any] | None = None
+        marks = 0  # keys shaped like credentials met
         verdicts, plain = self._verdicts, self._pattern is None
         for key, item in value.items():
             # fast path: a short scalar under an ordinary name needs no path and no copy
@@ -515,18 +532,60 @@ class Redactor:
                 ):
                     continue
             skey = key if isinstance(key, str) else str(key)
+            secret = self._secret_key(skey)
+            if secret:
+                # neither a key shaped like a credential nor its value is recorded: a
+                # marker apart from the mapping's other keys stands for them, listed
+                marks += 1
+                skey = _key_mark(marks, value, changed)
             path = prefix + skey
             shown = None
             if listed is not None or "." in skey or "\\" in skey:
                 shown = (prefix if listed is None else listed) + _escaped(skey)
-            new = self._check(skey, path, item, out, shown, depth)
+            if secret:
+                new = self._listed(SECRET_MARK, path, out, shown)
+            else:
+                new = self._check(skey, path, item, out, shown, depth)
             if new is not item or skey is not key:
                 if changed is None:
                     changed = dict(value)
-                    if skey is not key:
-                        changed = {str(k): v for k, v in value.items()}
+                if skey is not key:  # not text, or a credential: the key as sent goes
+                    del changed[key]
                 changed[skey] = new
         return value if changed is None else changed
+
+    def recorded_keys(self, keys: Iterable[Any], taken: Mapping[Any, Any]) -> list[str]:
+        """`keys` as they may be recorded: as text, each shaped like a credential as a
+        marker (`<redacted:key 1>`) that is no other of them and no key of `taken`.
+
+        ```python
+        assert Redactor().recorded_keys(["a", "sk-live-0123456789abcdef"], {}) == [
+            "a", "<redacted:key 1>"]
+        ```
+        """
+        recorded: dict[str, None] = {}
+        marks = 0
+        for key in keys:
+            skey = key if isinstance(key, str) else str(key)
+            if self._secret_key(skey):
+                marks += 1
+                skey = _key_mark(marks, taken, recorded)
+            recorded[skey] = None
+        return list(recorded)
+
+    def _secret_key(self, key: str) -> bool:
+        """Whether `key` is shaped like a credential (`sensitive` says so first, and
+        remembers it: an ordinary key costs nothing more)."""
+        return len(key) >= _MIN_SECRET_LEN and self._detect and self.sensitive(key) and _search(key)
+
+    @staticmethod
+    def _listed(mark: str, path: str, out: _Paths, shown: str | None) -> str:
+        """`mark`, with the path it stands at listed (and counted, as `_check` does)."""
+        out.room -= len(path) if shown is None else len(path) + len(shown)
+        if out.room < 0:
+            raise _TooManyPaths
+        out.append(path if shown is None else shown)
+        return mark
 
     def _check(
         self, key: str, path: str, item: Any, out: _Paths, shown: str | None, depth: int

@@ -290,6 +290,7 @@ class RowBuilder:
                 # replay treats it as unknown, not as absent (`exists` would differ).
                 claims = dict(claims or {})
                 left_out = [k for k in left_out if k not in claims]
+                left_out = self.redactor.recorded_keys(left_out, claims)  # no credential
                 claims.update(dict.fromkeys(left_out, PATH_MARK))
                 redacted += tuple(map(_escaped, left_out))
         values = [
