@@ -14,11 +14,12 @@ import re
 import time
 from typing import TYPE_CHECKING, Any, Final
 
-from guard.audit import _process
+from guard.audit import _process, segments
 from guard.audit._spilling import Slice, Spilling
 from guard.audit.itemsets import CLAIM_SECONDS, claim, claim_clock, named_in
 from guard.audit.redact import traceback_text
 from guard.audit.rows import (
+    CHAIN_BYTES,
     DECISION,
     LISTING,
     OUTCOME,
@@ -201,7 +202,11 @@ class WriterThread(Spilling):
         gc.disable()
         try:
             cache: dict[Any, Any] = {}
-            body, listing_row = self._rows.body, self._listing_row
+            body, listing_row, within = self._rows.body, self._listing_row, self._rows.within
+            # a body of up to `short` characters is a row within the readers' limit (UTF-8
+            # takes at most 4 bytes a character); a longer one is measured
+            limit = segments.MAX_ROW_BYTES
+            short = (limit - CHAIN_BYTES) // 4
             decisions, outcomes, listings, ids = [], [], [], []
             listing_chars = 0
             durable = self.durable
@@ -212,7 +217,10 @@ class WriterThread(Spilling):
                 try:
                     kind = item[0]
                     if kind == DECISION:
-                        decisions.append(body(item, cache))
+                        encoded = body(item, cache)
+                        if len(encoded) > short:
+                            encoded = within(encoded, item, cache, limit)
+                        decisions.append(encoded)
                         if durable:  # only durable mode waits on decision ids
                             ids.append(item[1])
                     elif kind == OUTCOME:

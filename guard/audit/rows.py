@@ -24,7 +24,7 @@ from json.encoder import encode_basestring
 from typing import Any, Final
 
 from guard._settings import one_or_more
-from guard.audit.redact import PATH_MARK, Redactor, _escaped
+from guard.audit.redact import PATH_MARK, TOO_BIG_MARK, Redactor, _escaped
 from guard.audit.schema import itemset_line, json_encoder
 
 __all__ = [
@@ -43,6 +43,9 @@ LISTING: Final = 2
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US: Final = datetime.resolution
 _EMPTY_JSON_SHA: Final = hashlib.sha256(b"{}").hexdigest()
+# what the writer adds to a body at most: `,"writer_id":…,"seq":…,"prev_hash":…,"hash":…}`
+# and the newline (~180 bytes)
+CHAIN_BYTES: Final = 256
 # kinds of caller (paths redacted from claims and context) whose JSON a listing's answers
 # keep: callers are few kinds, and a hostile one may invent a kind per request
 MAX_ENCODINGS: Final = 8
@@ -142,6 +145,27 @@ class RowBuilder:
         if inputs or meta_redacted or claims_redacted:
             uri, in_context = inputs or ((), ())
             body += _inputs_json(uri, meta_redacted, claims_redacted, in_context)
+        return body
+
+    def within(self, body: str, item: tuple[Any, ...], cache: dict[Any, Any], limit: int) -> str:
+        """`body`, the body of queued decision `item`, if its row fits in `limit` bytes (the
+        readers' largest JSON object, `segments.MAX_ROW_BYTES`); else the body with each
+        argument `<redacted:too-big>`, listed, as redaction records them past its path
+        budget. Redaction caps each value, not their sum, and nothing bounds an in-process
+        or stdio caller's: a row over the limit could not be read, nor its hot file
+        converted. Raises `ValueError` (the record is counted as not encoded) if even that
+        row is over the limit."""
+        if _row_bytes(body) <= limit:
+            return body
+        args = item[8] or {}
+        keys = self.redactor.recorded_keys(args, args)
+        cut = (*item[:8], dict.fromkeys(keys, TOO_BIG_MARK), tuple(map(_escaped, keys)),
+               *item[10:])  # fmt: skip
+        body = self.body(cut, cache)
+        size = _row_bytes(body)
+        if size > limit:
+            raise ValueError(f"a decision row of {size} bytes, without its arguments, is over"
+                             f" the readers' limit of {limit}")  # fmt: skip
         return body
 
     def listing_body(self, item: tuple[Any, ...], cache: dict[Any, Any] | None = None) -> str:
@@ -298,6 +322,12 @@ class RowBuilder:
             bool(p.authenticated), _text(p.key_id), _dumps_sorted(claims) if claims else None,
         ]  # fmt: skip
         return values, tuple(f"claims.{path}" for path in redacted)
+
+
+def _row_bytes(body: str) -> int:
+    """The most bytes the row of `body` can take once chained (lone surrogates counted as
+    UTF-8 would write them)."""
+    return len(body.encode(errors="surrogatepass")) + CHAIN_BYTES
 
 
 def _request_json(
