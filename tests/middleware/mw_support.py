@@ -151,3 +151,20 @@ def outcomes(store: Path, method: str) -> list[tuple[Any, ...]]:
             " WHERE method = ? ORDER BY decision_id",
             params=[method],
         ).fetchall()
+
+
+def disguise_server() -> FastMCP[Any]:
+    """Two templates a disguised URI plays against each other: `users://%61dmin/payroll`
+    matches `payroll` as sent and names `admin_docs` once decoded."""
+    mcp: FastMCP[Any] = FastMCP("s")
+
+    # registered first: FastMCP tries it first, for the text sent as for the URI reached
+    @mcp.resource("users://admin/{file}", name="admin_docs")
+    def admin_docs(file: str) -> str:
+        return f"doc {file}"
+
+    @mcp.resource("users://{uid}/payroll", name="payroll")
+    def payroll(uid: str) -> str:
+        return f"PAYROLL OF {uid}"
+
+    return mcp

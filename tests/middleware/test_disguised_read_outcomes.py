@@ -7,12 +7,11 @@ running, or cut short by a crash (see `CancelledBeforeRun`)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
-from fastmcp import Client, FastMCP
+from fastmcp import Client
 from mcp.shared.exceptions import MCPError
-from mw_support import USERS_ALLOWED, outcomes
+from mw_support import USERS_ALLOWED, disguise_server, outcomes
 
 from guard import GuardMiddleware, Principal
 from guard.audit import AuditLog
@@ -25,15 +24,7 @@ POLICY = USERS_ALLOWED
 async def test_both_allowed_decisions_of_a_disguised_read_have_its_outcome(
     tmp_path: Path,
 ) -> None:
-    mcp: FastMCP[Any] = FastMCP("s")
-
-    @mcp.resource("users://admin/{file}", name="admin_docs")
-    def admin_docs(file: str) -> str:
-        return f"doc {file}"
-
-    @mcp.resource("users://{uid}/payroll", name="payroll")
-    def payroll(uid: str) -> str:
-        return f"PAYROLL OF {uid}"
+    mcp = disguise_server()
 
     store = tmp_path / "audit"
     mw = GuardMiddleware(POLICY, principal=ALICE, audit=AuditLog(store), telemetry=False)
@@ -55,15 +46,7 @@ async def test_an_allowed_decision_of_a_disguised_read_another_denies_says_it_di
 ) -> None:
     """The disguise's own shape: what the URI names is allowed, the template that would run
     is not. The read is denied; the allowed record's outcome says the read did not run."""
-    mcp: FastMCP[Any] = FastMCP("s")
-
-    @mcp.resource("users://admin/{file}", name="admin_docs")
-    def admin_docs(file: str) -> str:
-        return f"doc {file}"
-
-    @mcp.resource("users://{uid}/payroll", name="payroll")
-    def payroll(uid: str) -> str:
-        return f"PAYROLL OF {uid}"
+    mcp = disguise_server()
 
     docs_only = POLICY.replace('actions: ["*"]', "resource_templates: {names: [admin_docs]}")
     store = tmp_path / "audit"

@@ -7,12 +7,10 @@ does not match `%61dmin`), FastMCP ran `payroll("admin")`, and the guard had dec
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from fastmcp import Client, FastMCP
+from fastmcp import Client
 from mcp.shared.exceptions import MCPError
-from mw_support import Recorder
+from mw_support import Recorder, disguise_server
 
 from guard import GuardMiddleware, Principal
 
@@ -30,26 +28,11 @@ rules:
 """
 
 
-def _server() -> FastMCP[Any]:
-    mcp: FastMCP[Any] = FastMCP("s")
-
-    # registered first: FastMCP tries it first, for the text sent as for the URI reached
-    @mcp.resource("users://admin/{file}", name="admin_docs")
-    def admin_docs(file: str) -> str:
-        return f"doc {file}"
-
-    @mcp.resource("users://{uid}/payroll", name="payroll")
-    def payroll(uid: str) -> str:
-        return f"PAYROLL OF {uid}"
-
-    return mcp
-
-
 @pytest.mark.parametrize("uri", ["users://%61dmin/payroll", "users://%61%64%6d%69%6e/payroll"])
 async def test_a_disguised_uri_is_decided_on_the_template_that_runs(
     recorder: Recorder, uri: str
 ) -> None:
-    mcp = _server()
+    mcp = disguise_server()
     mcp.add_middleware(GuardMiddleware(DOCS_ONLY, principal=ALICE, audit=None, telemetry=recorder))
     async with Client(mcp) as client:
         assert (await client.read_resource("users://admin/payroll"))[0].text == "doc payroll"
@@ -64,7 +47,7 @@ async def test_a_disguised_uri_is_decided_on_the_template_that_runs(
 
 async def test_a_disguised_uri_both_templates_allow_is_read(recorder: Recorder) -> None:
     both = DOCS_ONLY.replace("names: [admin_docs]", "names: [admin_docs, payroll]")
-    mcp = _server()
+    mcp = disguise_server()
     mcp.add_middleware(GuardMiddleware(both, principal=ALICE, audit=None, telemetry=recorder))
     async with Client(mcp) as client:
         text = (await client.read_resource("users://%61dmin/payroll"))[0].text
