@@ -388,9 +388,14 @@ class Redactor:
         try:
             clean = self._map(args, "", out)
         except _TooManyPaths:
-            keys = self.recorded_keys(args, args)
-            return dict.fromkeys(keys, TOO_BIG_MARK), tuple(map(_escaped, keys))
+            return self.too_big(args)
         return clean, tuple(out)
+
+    def too_big(self, args: Mapping[Any, Any]) -> tuple[dict[str, str], tuple[str, ...]]:
+        """`args` as recorded when they are too big to record: each argument
+        `TOO_BIG_MARK` (its key as `recorded_keys` gives it), and the paths of them all."""
+        keys = self.recorded_keys(args, args)
+        return dict.fromkeys(keys, TOO_BIG_MARK), tuple(map(_escaped, keys))
 
     def uri(
         self,

@@ -24,7 +24,7 @@ from json.encoder import encode_basestring
 from typing import Any, Final
 
 from guard._settings import one_or_more
-from guard.audit.redact import PATH_MARK, TOO_BIG_MARK, Redactor, _escaped
+from guard.audit.redact import PATH_MARK, Redactor, _escaped
 from guard.audit.schema import itemset_line, json_encoder
 
 __all__ = [
@@ -157,10 +157,7 @@ class RowBuilder:
         row is over the limit."""
         if _row_bytes(body) <= limit:
             return body
-        args = item[8] or {}
-        keys = self.redactor.recorded_keys(args, args)
-        cut = (*item[:8], dict.fromkeys(keys, TOO_BIG_MARK), tuple(map(_escaped, keys)),
-               *item[10:])  # fmt: skip
+        cut = (*item[:8], *self.redactor.too_big(item[8] or {}), *item[10:])
         body = self.body(cut, cache)
         size = _row_bytes(body)
         if size > limit:
