@@ -20,6 +20,7 @@ from fnmatch import translate
 from typing import Any, Final
 from urllib.parse import quote, unquote, unquote_plus
 
+from guard._limits import HUGE_INT, LEAST_INT, MAX_DEPTH
 from guard._settings import flag, whole
 from guard._settings import names as names_of
 
@@ -76,11 +77,9 @@ _MARKERS: Final = (
 )  # fmt: skip
 
 _SCALARS: Final = frozenset({int, float, bool, type(None)})
-# An integer this far from 0 has more digits (over 3,600) than a record should hold, and
-# near Python's limit on turning one into text (4,300 digits): its record could not be
-# written. (A power of ten: the README's bound is in digits; 2**12000 let 3,612 through.)
-_HUGE_INT: Final = 10**3600
-_LEAST_INT: Final = -_HUGE_INT  # (negated once here: each negation makes a 1.5 KB int)
+# an integer beyond these (over 3,600 digits) is cut: its record could not be written
+_HUGE_INT: Final = HUGE_INT
+_LEAST_INT: Final = LEAST_INT
 
 SECRET_MARK: Final = "<redacted:secret>"  # noqa: S105 - the marker, not a secret
 _MARKS: Final = re.compile(r"(<redacted:[^>]*>)")  # markers already in a text
@@ -99,7 +98,6 @@ QUOTED_URI: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"`<>]+")
 # where a hostile caller's nesting ends would exhaust Python's recursion limit (an MCP
 # server's JSON parser accepts ~990 levels), and the record would be lost with the error
 DEEP_MARK: Final = "<redacted:too-deep>"
-MAX_DEPTH: Final = 100
 # Characters of paths one redaction may build. A path spells out every key above it, so a
 # caller's long keys, repeated in the path of each value below them, turned a 100 KB
 # request into 117 MB of listed paths (gigabytes from a 1 MB one). Past the bound, every

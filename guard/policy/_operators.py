@@ -49,6 +49,8 @@ from fnmatch import translate
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from guard._limits import HUGE_INT, LEAST_INT
+
 __all__ = ["OPERATORS", "Indeterminate", "Operator", "kind_of"]
 
 
@@ -381,13 +383,12 @@ def _text_within(value: Any, text: str) -> bool:
 # one) was converted to a Decimal to be compared with a decimal bound, quadratic in its
 # digits (a million digits took 18 s). Beyond every bound of fewer digits, it orders as
 # this power of ten of its sign does.
-_HUGE_INT: Final = 10**3600
-_HUGE: Final = Decimal(_HUGE_INT)
+_HUGE: Final = Decimal(HUGE_INT)
 
 
 def _to_order(actual: Any, expected: Any) -> Any:
     if isinstance(expected, Decimal):
-        if isinstance(actual, int) and not -_HUGE_INT < actual < _HUGE_INT:
+        if isinstance(actual, int) and not LEAST_INT < actual < HUGE_INT:
             if expected.copy_abs() < _HUGE:
                 return _HUGE if actual > 0 else -_HUGE
             raise Indeterminate("an integer of more than 3,600 digits against a bound as long")

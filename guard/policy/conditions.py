@@ -32,6 +32,7 @@ from types import MappingProxyType
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from guard._limits import MAX_DEPTH
 from guard.errors import PolicyError, PolicyProblem
 from guard.policy._fields import (
     MISSING,
@@ -296,7 +297,7 @@ def describe(cond: ConditionNode) -> str:
 # marker; the walk to find out stops there too: a hostile caller's `{"a": {"a": ...}}`
 # 500 levels deep raised RecursionError (a denial for `error`, where replay decided by
 # the rules), and one argument of a million keys cost every condition on it ~0.2 s.
-MAX_DEPTH: Final = 100
+# (`MAX_DEPTH`: guard._limits, shared with the records.)
 MAX_ITEMS: Final = 10_000  # items of mappings and lists a condition's value may hold
 
 
