@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from guard._settings import names
-from guard.identity._common import MISSING_CREDENTIALS, fail
+from guard.identity._common import MISSING_CREDENTIALS, fail, refuse_repeated
 from guard.identity.base import RequestInfo
 from guard.policy.model import Principal
 
@@ -106,10 +106,13 @@ class NoAuthenticator:
 
     def __init__(self, *, agent_id_header: str | None = "x-agent-id") -> None:
         self.agent_id_header = agent_id_header.lower() if agent_id_header else None
+        self._read = frozenset((self.agent_id_header,) if self.agent_id_header else ())
         self._anonymous = Principal(user_id="anonymous", authenticated=True, auth_method="none")
 
     async def authenticate(self, info: RequestInfo) -> Principal:
-        """Return the anonymous principal, with the declared agent id if any."""
+        """Return the anonymous principal, with the declared agent id if any; a request
+        declaring two agent ids is refused (`ambiguous_credentials`)."""
+        refuse_repeated(info.repeated, self._read)
         agent = info.headers.get(self.agent_id_header) if self.agent_id_header else None
         if not agent:
             return self._anonymous

@@ -28,6 +28,7 @@ from guard.identity import (
     FastMCPTokenAuthenticator,
     HeaderAuthenticator,
     JWTAuthenticator,
+    NoAuthenticator,
 )
 
 POLICY = {"name": "p", "rules": [{"name": "anyone", "effect": "allow", "tools": {"names": ["echo"]},
@@ -120,4 +121,14 @@ def test_a_repeated_token_fastmcp_verified_is_refused(
         [("Authorization", f"Bearer {t}") for t in tokens],
     ], tmp_path / "f.duckdb", auth=verifier)  # fmt: skip
     assert rows[0][:3] == ("alice", True, "rule")
+    assert _refused(rows) == ["ambiguous_credentials"]
+
+
+def test_a_repeated_agent_header_without_authentication_is_refused(tmp_path: Path) -> None:
+    # the agent id is self-declared here, but a proxy in front may be the one declaring it
+    rows = _decide(NoAuthenticator(), [
+        [("X-Agent-Id", "a1")],
+        [("X-Agent-Id", "a1"), ("X-Agent-Id", "a2")],
+    ], tmp_path / "n.duckdb")  # fmt: skip
+    assert rows[0][:3] == ("anonymous", True, "rule")
     assert _refused(rows) == ["ambiguous_credentials"]
