@@ -13,6 +13,7 @@ import pytest
 
 from guard import load_policies
 from guard.errors import PolicyError
+from guard.policy._operators import url_host
 from guard.policy.conditions import (
     OPERATORS,
     UNKNOWN,
@@ -411,6 +412,16 @@ def test_url_host_deny_rule_sees_the_real_ip(url: str) -> None:
     req = AccessRequest(ALICE, Resource("tool", "fetch"), "call", args={"url": url})
     decision = ps.decide(req)
     assert not decision.allowed and decision.rule == "no_cloud_metadata", (url, decision)
+
+
+def test_url_host_refuses_exactly_controls_space_and_backslash() -> None:
+    refused = set()
+    for code in range(0x80):
+        try:
+            url_host(f"http://ex.com/a{chr(code)}b")
+        except ValueError:
+            refused.add(code)
+    assert refused == {*range(0x21), ord("\\")}
 
 
 def test_resource_type_without_a_method_is_the_kinds_plural() -> None:
