@@ -56,6 +56,7 @@ class Spilling:
     _reloaded: int
     _set_aside: int
     _lost: int
+    _spill_failed: int  # rows the spill file refused after the store did (retries included)
     _lost_ids: set[tuple[str, Any]]  # (table, decision id) of those a stuck writer may keep
     _last_error: str | None
     _last_adoption: float  # monotonic time of the last look for other writers' spills
@@ -193,6 +194,7 @@ class Spilling:
         except OSError as exc:
             self._spill_suspect = True  # part of the batch may be in the spill file
             self._last_error = repr(exc)
+            self._spill_failed += len(batch.bodies)
             logger.error(
                 "audit spill failed too (%s); %d rows kept in memory", exc, len(batch.bodies)
             )

@@ -212,6 +212,7 @@ class AuditLog(WriterThread):
         self._aside: SpillFile | None = None
         self._append_errors = 0
         self._lost = 0  # records close() could neither store nor spill
+        self._spill_failed = 0  # rows neither the store nor the spill file took, retries included
         self._lost_ids: set[tuple[str, Any]] = set()  # ... that a stuck writer may keep yet
         self._last_error: str | None = None
         self._spill = SpillFile(spill, self.writer_id)
@@ -478,7 +479,8 @@ class AuditLog(WriterThread):
         """Counters for metrics: queue depth (records), rows written / spilled / failed / reloaded,
         spilled lines that could not be loaded back (`spill_rejected`, set aside in a
         `.rejected` file), records that close() could neither store nor spill (`lost`;
-        `unsaved`: refused by both so far, retried at each flush), flush latency (sum,
+        `unsaved`: refused by both so far, retried at each flush; `spill_failed`: rows the
+        spill file refused after the store did, retries included), flush latency (sum,
         count, last), writes, and segments converted."""
         w = self._writer
         return {
@@ -489,6 +491,7 @@ class AuditLog(WriterThread):
             "spilled": self._spilled,
             "spill_pending": self._spill.pending + self._set_aside,
             "unsaved": self._held,
+            "spill_failed": self._spill_failed,
             "failed": w.failed,
             "append_errors": self._append_errors,
             "lost": self._lost,

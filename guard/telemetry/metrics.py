@@ -98,11 +98,15 @@ class _Folder:
 class AuditCollector(Collector):
     """Audit writer health, read from `AuditLog.stats()` callables at scrape time.
 
-    Keys read: `queue_depth`, `written`, `spilled`, `failed` (plus `append_errors`:
-    records that could not be queued or encoded, `spill_rejected`: spilled lines that
-    could not be loaded back, set aside, and `lost`: records neither stored nor spilled at
-    close; lost to the store as well), `flush_seconds_sum`,
-    `flush_seconds_count`, `flush_seconds_last` (missing keys count as 0).
+    Keys read: `queue_depth`, `written`, `spilled`, and as rows failed, the records the
+    store is missing or may miss: `append_errors` (not queued or encoded), `spill_failed`
+    (refused by the store and the spill file alike: in memory only), `spill_rejected`
+    (spilled lines that could not be loaded back, set aside) and `lost` (neither stored
+    nor spilled at close); `flush_seconds_sum`, `flush_seconds_count`,
+    `flush_seconds_last` (missing keys count as 0). `failed`, rows whose store write
+    failed, is not read: they went to the spill file (`spilled`), or count in
+    `spill_failed`, and the critical alert on failed rows must not page for a store that
+    refused writes while the spill file kept every record.
 
     Sources are summed, so several guarded servers in one process report one total. A
     source that raises is skipped: a scrape must never fail because the writer is sick.
@@ -125,9 +129,11 @@ class AuditCollector(Collector):
             self._sources.append(lambda: source)
 
     def collect(self) -> Iterator[Metric]:
-        totals = {"queue_depth": 0.0, "written": 0.0, "spilled": 0.0, "failed": 0.0}
-        # records the store will not get: not queued or encoded, or spilled unreadable
-        lost = ("append_errors", "spill_rejected", "lost")
+        totals = {"queue_depth": 0.0, "written": 0.0, "spilled": 0.0}
+        # records the store will not get, or may not: not queued or encoded, kept only in
+        # memory, spilled unreadable, or neither stored nor spilled at close
+        lost = ("append_errors", "spill_failed", "spill_rejected", "lost")
+        failed = 0.0
         flush_sum = flush_count = flush_last = 0.0
         seen = 0
         for ref in list(self._sources):
@@ -144,7 +150,7 @@ class AuditCollector(Collector):
             for key in totals:
                 totals[key] += float(stats.get(key) or 0)
             for key in lost:
-                totals["failed"] += float(stats.get(key) or 0)
+                failed += float(stats.get(key) or 0)
             flush_sum += float(stats.get("flush_seconds_sum") or 0)
             flush_count += float(stats.get("flush_seconds_count") or 0)
             flush_last = max(flush_last, float(stats.get("flush_seconds_last") or 0))
@@ -158,9 +164,13 @@ class AuditCollector(Collector):
         for key, text in (
             ("written", "Decision records written to the store."),
             ("spilled", "Decision records spilled to the overflow file instead of the store."),
-            ("failed", "Decision records lost: not queued, encoded, written nor spilled."),
         ):
             yield CounterMetricFamily(f"mcpguard_audit_rows_{key}", text, value=totals[key])
+        yield CounterMetricFamily(
+            "mcpguard_audit_rows_failed",
+            "Decision records lost or at risk: not queued, encoded, written nor spilled.",
+            value=failed,
+        )
         yield CounterMetricFamily(
             "mcpguard_audit_flush_seconds",
             "Time spent flushing batches to the store.",

@@ -267,13 +267,14 @@ def test_audit_sources_are_summed_and_a_failing_source_is_skipped(
         "queue_depth": 3,
         "written": 10,
         "spilled": 1,
-        "failed": 0,
+        "failed": 3,  # store writes the spill file absorbed: nothing lost
+        "spill_failed": 1,
         "flush_seconds_sum": 0.5,
         "flush_seconds_count": 2,
     }
     telemetry.add_audit_source(lambda: stats)
     telemetry.add_audit_source(broken)
-    telemetry.add_audit_source(lambda: {"queue_depth": 1, "written": 5, "failed": 2})
+    telemetry.add_audit_source(lambda: {"queue_depth": 1, "written": 5, "failed": 2, "lost": 1})
     get = registry.get_sample_value
     assert get("mcpguard_audit_queue_depth") == 4.0
     assert get("mcpguard_audit_rows_written_total") == 15.0
