@@ -91,6 +91,10 @@ def main() -> int:
     store = out / "audit.duckdb"
     port = _free_port()
     env = dict(os.environ, MCP_GUARD_AUDIT=str(store), FASTMCP_SHOW_SERVER_BANNER="false")
+    # The demo's callers use the default keys and read /metrics without a token: settings
+    # of ops_server.py left in the shell (see its docstring) would refuse them.
+    for setting in ("USER_API_KEY", "ADMIN_API_KEY", "METRICS_TOKEN"):
+        env.pop(setting, None)
     env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), env.get("PYTHONPATH", "")])
     print(f"== starting a guarded server on http://127.0.0.1:{port}/mcp (records: {store})")
     proc = subprocess.Popen(

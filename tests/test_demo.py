@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
+# Settings examples/ops_server.py reads, as an operator who followed its docstring has
+# them exported in the shell: found in review, the demo inherited them, its readiness probe
+# got 401 from /metrics and it gave up ("server did not become ready"), and its callers'
+# keys were no longer the server's.
+OPERATOR_SHELL = {"METRICS_TOKEN": "scrape-secret", "USER_API_KEY": "k1", "ADMIN_API_KEY": "k2"}
 
 
-def test_demo_runs_and_leaves_verified_records(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shell", [{}, OPERATOR_SHELL], ids=["clean", "operator-shell"])
+def test_demo_runs_and_leaves_verified_records(tmp_path: Path, shell: dict[str, str]) -> None:
     out = tmp_path / "demo-out"
     done = subprocess.run(
         [sys.executable, str(REPO / "examples" / "demo.py"), "--out", str(out)],
@@ -17,6 +26,7 @@ def test_demo_runs_and_leaves_verified_records(tmp_path: Path) -> None:
         text=True,
         timeout=180,
         cwd=REPO,
+        env={**os.environ, **shell},
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
