@@ -15,6 +15,7 @@ from uuid import uuid4
 
 from fastmcp.exceptions import AuthorizationError, FastMCPError, NotFoundError, ToolError
 from fastmcp.server.middleware import CallNext, MiddlewareContext
+from fastmcp.server.middleware.authorization import _requested_version
 
 from guard._fastmcp import current_transport, request_info, session_of
 from guard._ids import uuid7
@@ -364,12 +365,19 @@ class Deciding:
             shown = replace(resource, uri=SECRET_MARK, name=name)
         return shown
 
-    def _denied(self, kind: str, name: str, decision: Decision) -> Exception:
+    def _denied(
+        self, kind: str, name: str, decision: Decision, meta: Mapping[str, Any] | None = None
+    ) -> Exception:
         if not self.explicit_denials:
             # Exactly what FastMCP answers for a component that does not exist, so a
             # denial does not confirm that a hidden component is there.
             label = {"tool": "tool", "resource": "resource", "prompt": "prompt"}[kind]
-            return Absent(f"Unknown {label}: {name!r}")
+            # ... down to a read of a version (the request's `meta` asks for it): FastMCP
+            # names the version a resource is missing in. Its wire handler rewords both,
+            # but a middleware outside the guard and an in-process caller see this text.
+            version = _requested_version(meta) if kind == "resource" else None
+            asked = "" if version is None else f" version {version!r}"
+            return Absent(f"Unknown {label}: {name!r}{asked}")
         if decision.rule:
             why = f" by rule {decision.rule!r}"
         elif decision.reason == Reason.DEFAULT:
@@ -411,7 +419,7 @@ class Deciding:
         if not event.decision.allowed:
             if also is not None:  # its record says allowed: say the request did not run
                 self._outcome(also, time.perf_counter(), DeniedByAnother())
-            raise self._denied(kind, name, event.decision)
+            raise self._denied(kind, name, event.decision, getattr(context.message, "meta", None))
         t0 = time.perf_counter()
         try:
             result = await call_next(context)

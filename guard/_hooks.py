@@ -193,7 +193,7 @@ class ComponentHooks(Deciding):
         exists, unless denials are explicit."""
         event, uri, _ = await self._read_event(context)
         if not event.decision.allowed:
-            denied = self._denied("resource", uri, event.decision)
+            denied = self._denied("resource", uri, event.decision, context.message.meta)
             if not isinstance(denied, AuthorizationError):
                 denied = AuthorizationError(str(denied))
             raise denied
