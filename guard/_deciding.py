@@ -15,9 +15,8 @@ from uuid import uuid4
 
 from fastmcp.exceptions import AuthorizationError, FastMCPError, NotFoundError, ToolError
 from fastmcp.server.middleware import CallNext, MiddlewareContext
-from fastmcp.server.middleware.authorization import _requested_version
 
-from guard._fastmcp import current_transport, request_info, session_of
+from guard._fastmcp import current_transport, request_info, requested_version, session_of
 from guard._ids import uuid7
 from guard._request import NO_SPAN, Call, Listing, error_decision
 
@@ -375,7 +374,7 @@ class Deciding:
             # ... down to a read of a version (the request's `meta` asks for it): FastMCP
             # names the version a resource is missing in. Its wire handler rewords both,
             # but a middleware outside the guard and an in-process caller see this text.
-            version = _requested_version(meta) if kind == "resource" else None
+            version = requested_version(meta) if kind == "resource" else None
             asked = "" if version is None else f" version {version!r}"
             return Absent(f"Unknown {label}: {name!r}{asked}")
         if decision.rule:

@@ -17,6 +17,7 @@ from fastmcp.resources.base import Resource as FastMCPResource
 from fastmcp.resources.template import ResourceTemplate, forward_uri
 from fastmcp.server.context import _current_transport
 from fastmcp.server.dependencies import get_access_token, get_http_request
+from fastmcp.server.middleware.authorization import _requested_version as requested_version
 from fastmcp.server.providers.addressing import parse_hashed_backend_name
 from fastmcp.tools.base import Tool
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -30,6 +31,7 @@ __all__ = [
     "current_transport",
     "forwarded_version",
     "request_info",
+    "requested_version",
     "session_of",
     "to_resource",
 ]
