@@ -110,62 +110,63 @@ class AuditCollector(Collector):
 
     Sources are summed, so several guarded servers in one process report one total. A
     source that raises is skipped: a scrape must never fail because the writer is sick.
+    The counters never go down: a source that raises counts with what it last reported,
+    and one whose writer is gone keeps counting that (Prometheus would read a drop as a
+    counter reset, and `increase()` as a burst of spills or failures).
     """
 
     def __init__(self) -> None:
-        self._sources: list[Callable[[], AuditStats | None]] = []
+        # each source, and the counters it last reported (by `_COUNTED` position)
+        self._sources: list[tuple[Callable[[], AuditStats | None], list[float]]] = []
+        self._retired = [0.0] * len(_COUNTED)  # what sources now gone last reported
+        self._lock = threading.Lock()  # scrapes may run in several threads at once
 
     def add(self, source: AuditStats) -> None:
         """Register a zero-argument callable returning the writer's stats mapping.
 
         A bound method (`log.stats`) is held weakly: a writer dropped by its owner stops
-        being reported instead of being kept alive by the process-wide telemetry.
+        being reported (its counters stay as it last reported them) instead of being kept
+        alive by the process-wide telemetry.
         """
         if not callable(source):
             raise TypeError(f"audit stats source must be callable, got {type(source).__name__}")
-        if inspect.ismethod(source):
-            self._sources.append(weakref.WeakMethod(source))
-        else:
-            self._sources.append(lambda: source)
+        ref = weakref.WeakMethod(source) if inspect.ismethod(source) else (lambda: source)
+        with self._lock:
+            self._sources.append((ref, [0.0] * len(_COUNTED)))
 
     def collect(self) -> Iterator[Metric]:
-        totals = {"queue_depth": 0.0, "written": 0.0, "spilled": 0.0}
-        # records the store will not get, or may not: not queued or encoded, kept only in
-        # memory, spilled unreadable, or neither stored nor spilled at close
-        lost = ("append_errors", "spill_failed", "spill_rejected", "lost")
-        failed = 0.0
-        flush_sum = flush_count = flush_last = 0.0
-        seen = 0
-        for ref in list(self._sources):
-            source = ref()
-            if source is None:  # its writer is gone
-                with contextlib.suppress(ValueError):
-                    self._sources.remove(ref)
-                continue
-            try:
-                stats = source()
-            except Exception:  # noqa: S112 - a sick writer must not break the scrape
-                continue
-            seen += 1
-            for key in totals:
-                totals[key] += float(stats.get(key) or 0)
-            for key in lost:
-                failed += float(stats.get(key) or 0)
-            flush_sum += float(stats.get("flush_seconds_sum") or 0)
-            flush_count += float(stats.get("flush_seconds_count") or 0)
-            flush_last = max(flush_last, float(stats.get("flush_seconds_last") or 0))
-        if not seen:
-            return
+        with self._lock:
+            if not self._sources and not any(self._retired):
+                return
+            counted = list(self._retired)
+            queue_depth = flush_last = 0.0
+            for entry in list(self._sources):
+                ref, last = entry
+                source = ref()
+                if source is None:  # its writer is gone: what it reported stays counted
+                    self._sources.remove(entry)
+                    self._retired = [a + b for a, b in zip(self._retired, last, strict=True)]
+                elif (stats := _stats_of(source)) is not None:
+                    queue_depth += float(stats.get("queue_depth") or 0)
+                    flush_last = max(flush_last, float(stats.get("flush_seconds_last") or 0))
+                    # (a writer's counters only grow; max() keeps a confused one from
+                    # pulling the total down)
+                    last[:] = map(max, last, _counters(stats))
+                counted = [a + b for a, b in zip(counted, last, strict=True)]
+        written, spilled, failed, flush_sum, flush_count = counted
         yield GaugeMetricFamily(
             "mcpguard_audit_queue_depth",
             "Decision records waiting for the writer.",
-            value=totals["queue_depth"],
+            value=queue_depth,
         )
-        for key, text in (
-            ("written", "Decision records written to the store."),
-            ("spilled", "Decision records spilled to the overflow file instead of the store."),
-        ):
-            yield CounterMetricFamily(f"mcpguard_audit_rows_{key}", text, value=totals[key])
+        yield CounterMetricFamily(
+            "mcpguard_audit_rows_written", "Decision records written to the store.", value=written
+        )
+        yield CounterMetricFamily(
+            "mcpguard_audit_rows_spilled",
+            "Decision records spilled to the overflow file instead of the store.",
+            value=spilled,
+        )
         yield CounterMetricFamily(
             "mcpguard_audit_rows_failed",
             "Decision records lost or at risk: not queued, encoded, written nor spilled.",
@@ -184,6 +185,33 @@ class AuditCollector(Collector):
             "Duration of the latest flush.",
             value=flush_last,
         )
+
+
+# The counters AuditCollector reports, in the order it keeps them.
+_COUNTED: Final = ("written", "spilled", "failed", "flush_seconds_sum", "flush_seconds_count")
+# records the store will not get, or may not: not queued or encoded, kept only in memory,
+# spilled unreadable, or neither stored nor spilled at close
+_LOST: Final = ("append_errors", "spill_failed", "spill_rejected", "lost")
+
+
+def _stats_of(source: AuditStats) -> Mapping[str, Any] | None:
+    try:
+        return source()
+    except Exception:  # a sick writer must not break the scrape
+        return None
+
+
+def _counters(stats: Mapping[str, Any]) -> list[float]:
+    def read(key: str) -> float:
+        return float(stats.get(key) or 0)
+
+    return [
+        read("written"),
+        read("spilled"),
+        sum(read(key) for key in _LOST),
+        read("flush_seconds_sum"),
+        read("flush_seconds_count"),
+    ]
 
 
 class GuardMetrics:

@@ -325,20 +325,44 @@ def test_untraced_decision_has_empty_ids_and_no_exemplar(make_event: Any) -> Non
     assert registry.get_sample_value("mcpguard_decision_duration_seconds_count") == 1.0
 
 
-def test_a_dropped_audit_log_stops_being_reported(registry: CollectorRegistry) -> None:
+def test_a_dropped_audit_log_stops_being_reported_but_stays_counted(
+    registry: CollectorRegistry,
+) -> None:
     import gc
 
     class _Log:
+        def __init__(self, written: int) -> None:
+            self.written = written
+            self.sick = False
+
         def stats(self) -> dict[str, float]:
-            return {"queue_depth": 2, "written": 1}
+            if self.sick:
+                raise RuntimeError("writer is sick")
+            return {"queue_depth": 2, "written": self.written, "lost": 1}
 
     telemetry = GuardTelemetry(registry=registry)
-    log = _Log()
-    telemetry.add_audit_source(log.stats)
-    assert registry.get_sample_value("mcpguard_audit_queue_depth") == 2.0
-    del log
+    gone, stays = _Log(5), _Log(3)
+    telemetry.add_audit_source(gone.stats)
+    telemetry.add_audit_source(stays.stats)
+    get = registry.get_sample_value
+    assert get("mcpguard_audit_queue_depth") == 4.0
+    assert get("mcpguard_audit_rows_written_total") == 8.0
+    gone.written = 7  # counted up after the last scrape...
+    assert get("mcpguard_audit_rows_written_total") == 10.0
+    del gone  # ... then dropped: what it last reported stays counted (no counter reset)
     gc.collect()
-    assert registry.get_sample_value("mcpguard_audit_queue_depth") is None
+    assert get("mcpguard_audit_queue_depth") == 2.0
+    assert get("mcpguard_audit_rows_written_total") == 10.0
+    assert get("mcpguard_audit_rows_failed_total") == 2.0
+    stays.sick = True  # a source that raises counts with what it last reported
+    assert get("mcpguard_audit_rows_written_total") == 10.0
+    assert get("mcpguard_audit_queue_depth") == 0.0
+    stays.sick, stays.written = False, 4
+    assert get("mcpguard_audit_rows_written_total") == 11.0
+    del stays
+    gc.collect()
+    assert get("mcpguard_audit_queue_depth") == 0.0  # no writer: nothing waits
+    assert get("mcpguard_audit_rows_written_total") == 11.0
 
 
 def test_odd_label_values_fold_per_label(registry: CollectorRegistry) -> None:
