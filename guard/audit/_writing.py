@@ -53,6 +53,9 @@ _RELOAD_RETRY_SECONDS: Final = 1.0  # how often a failing store is retried witho
 # killed worker's): a glob of the spill directory and a lock attempt per file found.
 ADOPT_SECONDS: Final = 10.0
 _HEX_DIGEST: Final = re.compile(r"[0-9a-f]{64}")  # a policy set's hash: a spilled file's name
+# Durable mode: decision ids whose record will never be on disk, kept for a `wait_durable`
+# still to come (the middleware asks right after `append`: it finds them well within this)
+_MAX_UNDURABLE: Final = 65_536
 
 
 class WriterThread(Spilling):
@@ -75,7 +78,8 @@ class WriterThread(Spilling):
     _policies_spilled: set[str]  # hashes of sets whose texts this writer spilled
     _policies_unspilled: set[str]  # ... or failed to spill (reported once)
     _pending: set[str]
-    _waiters: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]
+    _undurable: dict[str, None]  # ids never to be durable, in order, until asked
+    _waiters: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[bool]]]
     _durable_lock: threading.RLock
 
     def _prepare_store(self) -> None:
@@ -207,7 +211,7 @@ class WriterThread(Spilling):
             # takes at most 4 bytes a character); a longer one is measured
             limit = segments.MAX_ROW_BYTES
             short = (limit - CHAIN_BYTES) // 4
-            decisions, outcomes, listings, ids = [], [], [], []
+            decisions, outcomes, listings, ids, unencoded = [], [], [], [], []
             listing_chars = 0
             durable = self.durable
             items = taken.items
@@ -235,7 +239,11 @@ class WriterThread(Spilling):
                 except Exception as exc:  # a record that cannot be encoded is counted, not hidden
                     self._append_errors += 1
                     logger.error("decision record could not be encoded\n%s", traceback_text(exc))
+                    if durable and item[0] == DECISION:  # its waiter is told now, not at timeout
+                        unencoded.append(item[1])
             del cache
+            if unencoded:
+                self._resolve_durable(unencoded, durable=False)
             # (marked once handed over: the writer's `unsettled` has them from then on)
             if decisions:
                 self._writer.submit("decisions", decisions, ids)
@@ -399,21 +407,31 @@ class WriterThread(Spilling):
             if fsync:
                 fsync_dir(target.parent)
 
-    def _resolve_durable(self, ids: list[str]) -> None:
+    def _resolve_durable(self, ids: list[str], *, durable: bool = True) -> None:
+        """The records of decisions `ids` are on disk (`durable`), or never will be: their
+        waiters are told, and so is a wait that starts later."""
         if not ids:
             return
         with self._durable_lock:
-            if not self._pending:
+            pending = self._pending
+            if not pending:
                 return
             for did in ids:
-                self._pending.discard(did)
+                if did not in pending:
+                    continue
+                pending.discard(did)
+                if not durable:  # a wait that comes later (again) is told too
+                    undurable = self._undurable
+                    if len(undurable) >= _MAX_UNDURABLE:
+                        del undurable[next(iter(undurable))]
+                    undurable[did] = None
                 waiter = self._waiters.pop(did, None)
                 if waiter is not None:
                     loop, fut = waiter
                     with contextlib.suppress(RuntimeError):  # its loop is closed
-                        loop.call_soon_threadsafe(_settle, fut)
+                        loop.call_soon_threadsafe(_settle, fut, durable)
 
 
-def _settle(fut: asyncio.Future[None]) -> None:
+def _settle(fut: asyncio.Future[bool], durable: bool) -> None:
     if not fut.done():
-        fut.set_result(None)
+        fut.set_result(durable)

@@ -202,7 +202,8 @@ class AuditLog(WriterThread):
         self._itemsets: dict[str, float] = {}
         # durable mode: decision ids whose record is not yet on disk, and who waits for them
         self._pending: set[str] = set()
-        self._waiters: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = {}
+        self._undurable: dict[str, None] = {}  # ... and those that never will be
+        self._waiters: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[bool]]] = {}
         # reentrant: a SIGTERM handler's close() can run while this thread holds it
         self._durable_lock = threading.RLock()
         # counters (read by stats(); telemetry turns them into metrics at scrape time)
@@ -373,8 +374,10 @@ class AuditLog(WriterThread):
             self._spill_items(items, fsync=self.durable)
 
     async def wait_durable(self, decision_id: str, timeout: float | None = None) -> bool:
-        """In durable mode, return once the decision's record is on disk (store or spill,
-        fsync'd). Returns at once otherwise, or when the record is already durable.
+        """In durable mode, return True once the decision's record is on disk (store or
+        spill, fsync'd); False after `timeout`, or as soon as the record is known never to
+        get there (the writer could not encode it). Returns True at once otherwise, or when
+        the record is already durable.
 
         ```python
         audit.append(event)
@@ -386,16 +389,15 @@ class AuditLog(WriterThread):
         loop = asyncio.get_running_loop()
         with self._durable_lock:
             if decision_id not in self._pending:
-                return True
+                return decision_id not in self._undurable
             waiter = self._waiters.get(decision_id)
             if waiter is None:
                 waiter = (loop, loop.create_future())
                 self._waiters[decision_id] = waiter
         try:
-            await asyncio.wait_for(asyncio.shield(waiter[1]), timeout)
+            return await asyncio.wait_for(asyncio.shield(waiter[1]), timeout)
         except TimeoutError:
             return False
-        return True
 
     # ------------------------------------------------------------------ control
 
@@ -550,6 +552,7 @@ class AuditLog(WriterThread):
         # reentrant: a SIGTERM handler's close() can run while this thread holds it
         self._durable_lock = threading.RLock()
         self._flush_waiters, self._pending, self._waiters, self._unsaved = [], set(), {}, []
+        self._undurable = {}
         self._held = 0
         self._taken = Slice([])
         self._handover = threading.Lock()
