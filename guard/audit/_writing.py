@@ -323,7 +323,7 @@ class WriterThread(Spilling):
         if self._abandoned:
             self._kept_after_all(batch.table, batch.bodies)
         if batch.ids and self.durable:
-            self._resolve_durable(batch.ids)
+            self._resolve_durable(batch.ids, durable=batch.synced)
 
     def _write_policies(self) -> None:
         with self._flush_lock:

@@ -96,6 +96,8 @@ class Batch:
     # lines it left there (they are stored), and the hash of the last of them
     kept: int = 0
     kept_head: str = ""
+    # durable mode: its rows were fsync'd (not so the lines a failed write kept)
+    synced: bool = True
 
 
 @dataclass(slots=True, eq=False)
@@ -368,6 +370,7 @@ class SegmentWriter:
                 n = batch.kept
                 kept = Batch(table, batch.bodies[:n], batch.ids[:n], batch.first, batch.prev)
                 kept.seq, kept.head = batch.first + n, batch.kept_head
+                kept.synced = False  # the write or its fsync failed: stored, not durable
                 self._seq[table], self._head[table] = kept.seq, kept.head
                 self._written(kept)  # (head file too)
                 self._on_written(kept)
