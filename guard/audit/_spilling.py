@@ -67,7 +67,7 @@ class Spilling:
 
         def _claim_named(self, bodies: list[str]) -> None: ...
 
-        def _resolve_durable(self, ids: list[str]) -> None: ...
+        def _resolve_durable(self, ids: list[str], *, durable: bool = True) -> None: ...
 
         def _file_spilled_policies(self) -> None: ...
 
@@ -162,6 +162,9 @@ class Spilling:
                 "%d audit records lost at close: neither the store nor the spill file "
                 "took them (%r)", lost, exc,
             )  # fmt: skip
+            if self.durable:  # their waiters are told now, not at their timeout
+                ids += [i[1] for i in items if i[0] == DECISION]
+                self._resolve_durable(ids, durable=False)
             return
         finally:
             if aside is None:
