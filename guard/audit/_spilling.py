@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from guard._ids import uuid7
+from guard.audit.redact import traceback_text
 from guard.audit.rows import DECISION, LISTING, OUTCOME, outcome_body
 from guard.audit.schema import TABLES
 from guard.audit.spill import SpillFile
@@ -57,6 +58,7 @@ class Spilling:
     _set_aside: int
     _lost: int
     _spill_failed: int  # rows the spill file refused after the store did (retries included)
+    _append_errors: int
     _lost_ids: set[tuple[str, Any]]  # (table, decision id) of those a stuck writer may keep
     _last_error: str | None
     _last_adoption: float  # monotonic time of the last look for other writers' spills
@@ -146,7 +148,7 @@ class Spilling:
         if not spill.lock.acquire(timeout=_CLOSE_SPILL_WAIT):
             spill = aside = SpillFile(self._spill.directory, uuid7().replace("-", ""))
         try:
-            all_rows = rows + self._item_rows(items)
+            all_rows = rows + self._item_rows(items, leftovers=True)
             spill.write(all_rows, fsync=True)
             self._spilled += len(all_rows)
             if stuck and aside is None:
@@ -233,14 +235,36 @@ class Spilling:
         if self.durable:
             self._resolve_durable([i[1] for i in items if i[0] == DECISION])
 
-    def _item_rows(self, items: list[tuple[Any, ...]]) -> list[tuple[str, str]]:
-        """Queued records as (table, body) rows, their listings' items inline."""
-        return [
-            ("decisions", self._rows.body(i)) if i[0] == DECISION else
-            ("outcomes", outcome_body(i)) if i[0] == OUTCOME else
-            ("listings", self._rows.listing_body(i))
-            for i in items
-        ]  # fmt: skip
+    def _item_rows(
+        self, items: list[tuple[Any, ...]], *, leftovers: bool = False
+    ) -> list[tuple[str, str]]:
+        """Queued records as (table, body) rows, their listings' items inline. A record
+        that cannot be encoded raises, unless these are `close()`'s `leftovers`, which
+        must not all be lost with it: it is then counted (`append_errors`) and taken out
+        of `items`, as the writer thread does, and its waiter is told."""
+        if not leftovers:
+            return [self._item_row(i) for i in items]
+        rows, unencoded = [], []
+        for item in items:
+            try:
+                rows.append(self._item_row(item))
+            except Exception as exc:
+                self._append_errors += 1
+                logger.error("decision record could not be encoded\n%s", traceback_text(exc))
+                unencoded.append(item)
+        if unencoded:
+            bad = {id(i) for i in unencoded}
+            items[:] = [i for i in items if id(i) not in bad]
+            if self.durable:
+                self._resolve_durable([i[1] for i in unencoded if i[0] == DECISION], durable=False)
+        return rows
+
+    def _item_row(self, item: tuple[Any, ...]) -> tuple[str, str]:
+        if item[0] == DECISION:
+            return "decisions", self._rows.body(item)
+        if item[0] == OUTCOME:
+            return "outcomes", outcome_body(item)
+        return "listings", self._rows.listing_body(item)
 
     def _reload_spill(self) -> None:
         """Load spilled rows back into the store, then rewrite the spill file without them.
