@@ -266,7 +266,11 @@ class AuditLog(WriterThread):
             if self.durable and event.method == "tools/call":
                 with self._durable_lock:
                     self._pending.add(event.decision_id)
-                self._put(item)
+                try:
+                    self._put(item)
+                except Exception:  # never to be durable: not left pending for good
+                    self._resolve_durable([event.decision_id], durable=False)
+                    raise
                 self._wake.set()  # group commit: the writer starts now, others join in
             else:
                 self._put(item)

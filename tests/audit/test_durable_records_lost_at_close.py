@@ -1,4 +1,6 @@
-"""Durable mode: `close()` gives up on a writer stuck in a write and spills what it holds;
+"""Durable mode: records that will never be on disk, around `close()`, are said so at once.
+
+`close()` gives up on a writer stuck in a write and spills what it holds;
 when the spill directory refuses them too, those records are lost (counted). Found in
 review: their waiters were not told, and sat out their timeout (the middleware's 10 s)
 before the calls were denied; they now learn it as soon as `close()` does."""
@@ -39,3 +41,18 @@ async def test_waiters_learn_at_close_that_their_records_were_lost(tmp_path: Pat
         assert time.monotonic() - t0 < 5  # at close, not at the waiters' timeout
     finally:
         disk_back.set()
+
+
+async def test_a_record_append_could_not_keep_is_not_left_pending(tmp_path: Path) -> None:
+    """After `close()`, `append` spills on the request path; when the spill directory
+    refuses it, `append` fails (the call is denied). Its id was left pending for good: a
+    wait on it sat out its timeout, and every such call of an outage stayed in memory."""
+    log = AuditLog(tmp_path / "s", durable=True)
+    log.close()
+    spill_dir_gone(log)
+    late = event(1)
+    assert not log.append(late)
+    t0 = time.monotonic()
+    assert not await log.wait_durable(late.decision_id, timeout=30)
+    assert time.monotonic() - t0 < 5
+    assert not log._pending and not log._waiters
