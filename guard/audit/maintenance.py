@@ -31,6 +31,7 @@ from guard.audit.segments import (
     TEMP_SUFFIX,
     convert_hot,
     file_origin,
+    fsync_dir,
     live_segments,
     marker_sources,
     read_json_file,
@@ -108,6 +109,7 @@ def replace_segments(
         fsync=True,
     )
     os.replace(tmp, final)  # readers now see `final` and skip `sources`
+    fsync_dir(directory)  # its name is on disk before any source can be deleted
     collect_garbage(directory)
     return final
 

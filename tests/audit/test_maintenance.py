@@ -4,11 +4,14 @@ and the chains still verify afterwards."""
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 from audit_kit import append_calls, event
 from click.testing import CliRunner
 
@@ -207,3 +210,37 @@ def test_a_store_whose_path_holds_a_quote_is_written_read_verified_and_maintaine
     assert apply_retention(store, days=180)["decisions"] == 0
     report = verify(store)
     assert report.ok and report.rows == 30 + 30 + 3
+
+
+def test_compaction_syncs_the_merged_entry_before_deleting_what_it_replaces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A power loss must not keep the sources' deletion and lose the merged file's name.
+    store = tmp_path / "s"
+    _fill(store, 3, 10).close()
+    steps: list[str] = []
+    real_fsync, real_replace, real_unlink = os.fsync, os.replace, Path.unlink
+    directory = os.path.realpath(store / "decisions")
+
+    def fsync(fd: int) -> None:
+        real_fsync(fd)
+        if os.path.realpath(f"/proc/self/fd/{fd}") == directory:
+            steps.append("sync dir")
+
+    def replace(src: Any, dst: Any) -> None:
+        real_replace(src, dst)
+        if str(dst).endswith(".parquet"):
+            steps.append("merged")
+
+    def unlink(path: Path, missing_ok: bool = False) -> None:
+        real_unlink(path, missing_ok)
+        if path.suffix == ".parquet" and os.path.realpath(path.parent) == directory:
+            steps.append("deleted")
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(Path, "unlink", unlink)
+    compact(store, grace=0)
+    assert "merged" in steps and "deleted" in steps, steps
+    merged, deleted = steps.index("merged"), steps.index("deleted")
+    assert "sync dir" in steps[merged:deleted], steps
