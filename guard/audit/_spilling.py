@@ -34,6 +34,8 @@ logger = logging.getLogger("guard.audit")
 # close() waits this long for the spill file, which a load-back holds while the store's write
 # hangs; then it spills what is left to a file of its own (see `_spill_leftovers`)
 _CLOSE_SPILL_WAIT: Final = 1.0
+# ... and an `append` that finds the queue full this long: it runs on the event loop
+_APPEND_SPILL_WAIT: Final = 0.05
 
 
 class Spilling:
@@ -45,6 +47,8 @@ class Spilling:
     _writer: SegmentWriter
     _spill: SpillFile
     _aside: SpillFile | None  # what close() spilled beside a stuck load-back, still held
+    _beside: SpillFile | None  # what appends spilled beside a load-back, until it ends
+    _beside_lock: threading.Lock
     _spill_suspect: bool
     _rows: RowBuilder
     _taken: Slice
@@ -230,7 +234,20 @@ class Spilling:
 
     def _spill_items(self, items: list[tuple[Any, ...]], *, fsync: bool) -> None:
         rows = self._item_rows(items)
-        self._spill.write(rows, fsync=fsync)
+        spill = self._spill
+        # The writer thread holds the spill file while it loads spilled rows back, for as
+        # long as the store's write takes (forever on a hung disk); an `append` runs on the
+        # event loop, which must not wait that long: it spills to a file of its own then.
+        if spill.lock.acquire(timeout=_APPEND_SPILL_WAIT):
+            try:
+                spill.write(rows, fsync=fsync)
+            finally:
+                spill.lock.release()
+        else:
+            with self._beside_lock:
+                if self._beside is None:
+                    self._beside = SpillFile(spill.directory, uuid7().replace("-", ""))
+                self._beside.write(rows, fsync=fsync)
         self._spilled += len(rows)
         if self.durable:
             self._resolve_durable([i[1] for i in items if i[0] == DECISION])
@@ -304,6 +321,21 @@ class Spilling:
                 logger.error("spill file could not be rewritten (%s)", exc)
                 return
             self._spill_suspect = False
+
+    def _let_go_beside(self) -> None:
+        """Let go of the file appends spilled to while a load-back held the spill file
+        (synced; deleted if empty): this writer adopts its rows within `ADOPT_SECONDS`,
+        or the next one does."""
+        with self._beside_lock:
+            beside, self._beside = self._beside, None
+            if beside is not None:
+                try:
+                    beside.close()
+                except OSError as exc:  # kept on disk, maybe unsynced: adopted all the same
+                    self._last_error = repr(exc)
+                    logger.error(
+                        "audit spill file %s could not be synced (%s)", beside.path.name, exc
+                    )
 
     def _not_stored(self, rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """`rows` without those the store already has, and each only once (by table and

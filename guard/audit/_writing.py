@@ -188,7 +188,10 @@ class WriterThread(Spilling):
             self._writer.store_ok or time.monotonic() - self._last_reload > _RELOAD_RETRY_SECONDS
         ):
             self._last_reload = time.monotonic()
-            self._reload_spill()
+            try:
+                self._reload_spill()
+            finally:
+                self._let_go_beside()
         self._spill.sync()
         self._writer.tick()
 

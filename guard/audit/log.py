@@ -211,6 +211,8 @@ class AuditLog(WriterThread):
         self._reloaded = 0
         self._set_aside = 0  # spilled by close() to a file of their own, for the next writer
         self._aside: SpillFile | None = None
+        self._beside: SpillFile | None = None
+        self._beside_lock = threading.Lock()
         self._append_errors = 0
         self._lost = 0  # records close() could neither store nor spill
         self._spill_failed = 0  # rows neither the store nor the spill file took, retries included
@@ -473,6 +475,7 @@ class AuditLog(WriterThread):
             if stuck or self._queue or self._unsaved:
                 # the writer is stuck: keep the rest on local disk rather than lose it
                 self._spill_leftovers(stuck)
+        self._let_go_beside()  # (appends after close may spill beside again: see `_put`)
         if not stuck:
             self._spill.close()
             self._writer.close()
@@ -488,14 +491,16 @@ class AuditLog(WriterThread):
         `unsaved`: refused by both so far, retried at each flush; `spill_failed`: rows the
         spill file refused after the store did, retries included), flush latency (sum,
         count, last), writes, and segments converted."""
-        w = self._writer
+        w, beside = self._writer, self._beside
         return {
             "queue_depth": len(self._queue) + self._extra,
             "written": sum(w.written.values()),
             "written_decisions": w.written["decisions"],
             "written_outcomes": w.written["outcomes"],
             "spilled": self._spilled,
-            "spill_pending": self._spill.pending + self._set_aside,
+            "spill_pending": self._spill.pending
+            + self._set_aside
+            + (beside.pending if beside else 0),
             "unsaved": self._held,
             "spill_failed": self._spill_failed,
             "failed": w.failed,
@@ -541,6 +546,9 @@ class AuditLog(WriterThread):
             _process.pin(self._writer.con)
         self._writer.forget()
         self._spill.forget()
+        beside, self._beside, self._beside_lock = self._beside, None, threading.Lock()
+        if beside is not None:
+            beside.forget()
         if self._closed:
             aside, self._aside = self._aside, None
             if aside is not None:
