@@ -450,6 +450,10 @@ class Deciding:
             self._outcome(event, time.perf_counter(), CancelledBeforeRun(type(exc).__name__))
             raise
         if not durable:
+            logger.warning(
+                "decision %s: its record is not on disk (durable mode); the call is denied",
+                event.decision_id,
+            )
             event.decision = replace(error_decision("recording durably"), policy_hash=policy_hash)
             self._guard_error("record")
             failure = UndurableDecision()

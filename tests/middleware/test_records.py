@@ -158,15 +158,23 @@ def _transfer_records(store: Path) -> list[tuple[Any, ...]]:
 
 
 async def test_a_decision_not_durable_in_time_denies_and_its_record_says_the_call_did_not_run(
-    tmp_path: Path, slow_disk: SlowDisk
+    tmp_path: Path, slow_disk: SlowDisk, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Durable mode: the decision was recorded as allowed, then the call was denied because
-    that record did not reach the disk in time; the outcome row says so."""
+    that record did not reach the disk in time; the outcome row says so, and so does a log
+    line (with telemetry off, the only sign an operator sees at once)."""
     store = tmp_path / "audit"
     audit = AuditLog(store, durable=True, write_hook=slow_disk)
     mw = GuardMiddleware(POLICY, principal=ALICE, audit=audit, telemetry=False)
-    assert await _transfer_twice(mw, slow_disk) == ["transfer"]
+    with caplog.at_level("WARNING", logger="guard.middleware"):
+        assert await _transfer_twice(mw, slow_disk) == ["transfer"]
     assert _transfer_records(store) == [(True, "error", "UndurableDecision"), (True, "ok", None)]
+    (denied,) = [r for r in caplog.records if "not on disk" in r.getMessage()]
+    with open_store(store) as db:
+        ((first,),) = db.sql(
+            "SELECT decision_id FROM decision_log WHERE status = 'error'"
+        ).fetchall()
+    assert first in denied.getMessage()
 
 
 async def test_a_decision_not_durable_in_time_is_counted_and_traced_as_the_denial_it_is(
