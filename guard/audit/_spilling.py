@@ -237,8 +237,9 @@ class Spilling:
         spill = self._spill
         # The writer thread holds the spill file while it loads spilled rows back, for as
         # long as the store's write takes (forever on a hung disk); an `append` runs on the
-        # event loop, which must not wait that long: it spills to a file of its own then.
-        if spill.lock.acquire(timeout=_APPEND_SPILL_WAIT):
+        # event loop, which must not wait that long: it spills to a file of its own then,
+        # and so do the appends after it, at once, until the writer thread lets go of it.
+        if self._beside is None and spill.lock.acquire(timeout=_APPEND_SPILL_WAIT):
             try:
                 spill.write(rows, fsync=fsync)
             finally:
