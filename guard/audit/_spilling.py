@@ -57,6 +57,7 @@ class Spilling:
     _held: int  # rows in `_unsaved` at the end of the last flush
     _handover: threading.Lock  # close() and the writer thread agree on who does what
     _abandoned: bool  # close() gave up waiting for the writer thread
+    _closed: bool
     _spilled: int
     _reloaded: int
     _set_aside: int
@@ -245,10 +246,14 @@ class Spilling:
             finally:
                 spill.lock.release()
         else:
-            with self._beside_lock:
-                if self._beside is None:
-                    self._beside = SpillFile(spill.directory, uuid7().replace("-", ""))
-                self._beside.write(rows, fsync=fsync)
+            try:
+                with self._beside_lock:
+                    if self._beside is None:
+                        self._beside = SpillFile(spill.directory, uuid7().replace("-", ""))
+                    self._beside.write(rows, fsync=fsync)
+            finally:
+                if self._closed:  # no flush will let go of it now: synced and let go at once
+                    self._let_go_beside()
         self._spilled += len(rows)
         if self.durable:
             self._resolve_durable([i[1] for i in items if i[0] == DECISION])

@@ -184,13 +184,17 @@ class WriterThread(Spilling):
         self._held = sum(len(bodies) for _, bodies, _ in self._unsaved)
         if not self._stopping and time.monotonic() - self._last_adoption > ADOPT_SECONDS:
             self._adopt_orphans()
-        if self._spill.pending and (
-            self._writer.store_ok or time.monotonic() - self._last_reload > _RELOAD_RETRY_SECONDS
-        ):
-            self._last_reload = time.monotonic()
-            try:
+        try:
+            if self._spill.pending and (
+                self._writer.store_ok
+                or time.monotonic() - self._last_reload > _RELOAD_RETRY_SECONDS
+            ):
+                self._last_reload = time.monotonic()
                 self._reload_spill()
-            finally:
+        finally:
+            # appends spilled beside the spill file while this thread held it (loading it
+            # back, or spilling a failed write), or while it was just letting go of it
+            if self._beside is not None:
                 self._let_go_beside()
         self._spill.sync()
         self._writer.tick()
