@@ -126,13 +126,15 @@ class AuditCollector(Collector):
 
         A bound method (`log.stats`) is held weakly: a writer dropped by its owner stops
         being reported (its counters stay as it last reported them) instead of being kept
-        alive by the process-wide telemetry.
+        alive by the process-wide telemetry. A source added again (one writer shared by
+        two guards) is counted once.
         """
         if not callable(source):
             raise TypeError(f"audit stats source must be callable, got {type(source).__name__}")
         ref = weakref.WeakMethod(source) if inspect.ismethod(source) else (lambda: source)
         with self._lock:
-            self._sources.append((ref, [0.0] * len(_COUNTED)))
+            if not any(known() == source for known, _ in self._sources):
+                self._sources.append((ref, [0.0] * len(_COUNTED)))
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
