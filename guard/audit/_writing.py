@@ -78,7 +78,7 @@ class WriterThread(Spilling):
     _policies_spilled: set[str]  # hashes of sets whose texts this writer spilled
     _policies_unspilled: set[str]  # ... or failed to spill (reported once)
     _pending: set[str]
-    _undurable: dict[str, None]  # ids never to be durable, in order, until asked
+    _undurable: dict[str, None]  # ids never to be durable, oldest first (bounded)
     _waiters: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[bool]]]
     _durable_lock: threading.RLock
 

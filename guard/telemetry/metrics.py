@@ -18,6 +18,7 @@ metrics.auth_failure("api_key", "invalid_key")
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import os
 import threading
@@ -120,6 +121,14 @@ class AuditCollector(Collector):
         self._sources: list[tuple[Callable[[], AuditStats | None], list[float]]] = []
         self._retired = [0.0] * len(_COUNTED)  # what sources now gone last reported
         self._lock = threading.Lock()  # scrapes may run in several threads at once
+        # A forked child is a new process to Prometheus: its counters start from its own
+        # writers' (which restart theirs), not from what the parent last reported.
+        os.register_at_fork(after_in_child=functools.partial(_collector_forked, weakref.ref(self)))
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()  # (a parent's scrape may have held it)
+        self._retired = [0.0] * len(_COUNTED)
+        self._sources = [(source, [0.0] * len(_COUNTED)) for source, _ in self._sources]
 
     def add(self, source: AuditStats) -> None:
         """Register a zero-argument callable returning the writer's stats mapping.
@@ -194,6 +203,12 @@ _COUNTED: Final = ("written", "spilled", "failed", "flush_seconds_sum", "flush_s
 # records the store will not get, or may not: not queued or encoded, kept only in memory,
 # spilled unreadable, or neither stored nor spilled at close
 _LOST: Final = ("append_errors", "spill_failed", "spill_rejected", "lost")
+
+
+def _collector_forked(ref: weakref.ref[AuditCollector]) -> None:
+    collector = ref()
+    if collector is not None:
+        collector._after_fork()
 
 
 def _stats_of(source: AuditStats) -> Mapping[str, Any] | None:
