@@ -207,10 +207,15 @@ class SegmentWriter:
         if len(batch.data) < _THREAD_MIN_BYTES:  # a thread costs more than it would save
             self._write_batch(batch)
             return
-        batch.thread = threading.Thread(
+        thread = threading.Thread(
             target=self._write_batch, args=(batch,), name="mcp-guard-write", daemon=True
         )
-        batch.thread.start()
+        try:
+            thread.start()
+        except RuntimeError:  # at the process's thread limit: written here, not lost
+            self._write_batch(batch)  # (an unstarted thread in flight could not be joined)
+            return
+        batch.thread = thread
 
     def write_now(self, table: str, bodies: list[str]) -> int:
         """Chain and write `bodies` in this thread (spill reload), `hot_rows` at a time (a
@@ -482,10 +487,19 @@ class SegmentWriter:
         if wait:
             self._convert_sealed()
             return
-        self._converter = threading.Thread(
+        converter = threading.Thread(
             target=self._convert_sealed, name="mcp-guard-convert", daemon=True
         )
-        self._converter.start()
+        try:
+            converter.start()
+        except RuntimeError as exc:  # at the process's thread limit: retried later, as a
+            # failed conversion is (an unstarted thread kept here could never be joined)
+            self.convert_failures += 1
+            self.last_error = repr(exc)
+            self._retry_at = time.monotonic() + _RETRY_SECONDS
+            logger.warning("audit segment conversion not started (%s); will retry", exc)
+            return
+        self._converter = converter
 
     def _convert_sealed(self) -> None:
         """Converter thread: each sealed hot file becomes a segment, in order."""

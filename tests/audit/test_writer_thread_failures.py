@@ -1,0 +1,83 @@
+"""The writer thread meets an error it did not expect (a thread that cannot start, a
+callback that raises): the records it held are written, spilled or counted, never silently
+dropped, and the writer goes on working."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from audit_kit import append_decisions, event
+
+from guard.audit import AuditLog, open_store, verify
+
+
+def _stored(store: Path) -> list[str]:
+    with open_store(store) as con:
+        return [i for (i,) in con.execute("SELECT decision_id FROM decisions").fetchall()]
+
+
+def _fail_thread_start_once(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
+    """The next thread named `name` cannot start ("can't start new thread": the process
+    is at its thread limit); later ones start. Returns the names of those refused."""
+    refused: list[str] = []
+    real_start = threading.Thread.start
+
+    def start(self: threading.Thread) -> None:
+        if self.name == name and not refused:
+            refused.append(self.name)
+            raise RuntimeError("can't start new thread")
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    return refused
+
+
+def test_a_write_thread_that_cannot_start_loses_no_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in review: a batch over 1 MiB is written on a thread of its own; when that
+    thread could not start, the batch stayed "in flight" unstarted, its rows were neither
+    written nor spilled nor counted, and every later flush failed joining it."""
+    store = tmp_path / "s"
+    log = AuditLog(store, flush_interval=3600)
+    big = {"blob": "x" * 4000}  # 400 rows of ~4 KB: one write over 1 MiB
+    ids = set()
+    for i in range(400):
+        ev = event(i, args={**big, "i": i})
+        ids.add(ev.decision_id)
+        log.append(ev)
+    refused = _fail_thread_start_once(monkeypatch, "mcp-guard-write")
+    assert log.flush(10)
+    assert refused  # the write thread was refused once
+    ids |= append_decisions(log, 1000, 10)  # the writer goes on working
+    assert log.flush(10)
+    log.close()
+    stats = log.stats()
+    assert stats["lost"] == 0 and stats["spill_pending"] == 0
+    assert sorted(_stored(store)) == sorted(ids)
+    assert verify(store).ok
+
+
+def test_a_converter_thread_that_cannot_start_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hot file full enough to become a segment is converted on a thread of its own; when
+    that thread could not start, every later conversion (and with it every flush) failed
+    joining it, and the rows of later flushes were lost."""
+    store = tmp_path / "s"
+    log = AuditLog(store, flush_interval=3600, segment_rows=10)
+    refused = _fail_thread_start_once(monkeypatch, "mcp-guard-convert")
+    ids = append_decisions(log, 0, 10)
+    assert log.flush(10)
+    assert refused
+    for n in range(3):  # more hot files fill up and are converted
+        ids |= append_decisions(log, 100 * (n + 1), 10)
+        assert log.flush(10)
+    log.close()
+    stats = log.stats()
+    assert stats["lost"] == 0 and stats["spill_pending"] == 0
+    assert sorted(_stored(store)) == sorted(ids)
+    assert verify(store).ok
+    assert list((store / "decisions").glob("*.parquet"))
