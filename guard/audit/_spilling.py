@@ -378,6 +378,7 @@ class Slice:
     items: list[tuple[Any, ...]]
     handed: set[int] = field(default_factory=set)  # kinds handed over, all of them
     listings: int = 0  # the listings among `items[:listings]` were handed over
+    unencodable: set[int] = field(default_factory=set)  # positions counted in append_errors
 
     def not_handed(self, held: list[tuple[str, str]]) -> list[tuple[Any, ...]]:
         """The records not handed over yet, nor among the rows `held` (table, body) by

@@ -167,14 +167,21 @@ class WriterThread(Spilling):
                 for _ in range(n):
                     take(pop())
             self._dequeued(items)
-            self._write_items(taken)
+            try:
+                self._write_items(taken)
+            except Exception as exc:  # not lost with the flush: retried just below
+                self._slice_failed(taken, exc)
         self._taken = Slice([])
         if self._unsaved:
             unsaved, self._unsaved = self._unsaved, []
-            for table, bodies, ids in unsaved:
-                if table == "listings":
-                    self._claim_named(bodies)
-                self._writer.submit(table, bodies, ids)
+            for n, (table, bodies, ids) in enumerate(unsaved):
+                try:
+                    if table == "listings":
+                        self._claim_named(bodies)
+                    self._writer.submit(table, bodies, ids)
+                except Exception:  # those not handed over wait for the next flush
+                    self._unsaved[:0] = unsaved[n:]
+                    raise
         # the last write's outcome first: a failed one is spilled before the spill is read
         self._writer.settle()
         # Rows neither the store nor the spill file took wait in memory; they count toward
@@ -239,15 +246,17 @@ class WriterThread(Spilling):
                     else:
                         listings.append(encoded := listing_row(item, cache))
                         listing_chars += len(encoded)
-                        if listing_chars > WRITE_MAX_CHARS:  # a listing can be 30 KB
-                            self._writer.submit("listings", listings, [])
-                            taken.listings = n + 1
-                            listings, listing_chars = [], 0
                 except Exception as exc:  # a record that cannot be encoded is counted, not hidden
                     self._append_errors += 1
+                    taken.unencodable.add(n)
                     logger.error("decision record could not be encoded\n%s", traceback_text(exc))
                     if durable and item[0] == DECISION:  # its waiter is told now, not at timeout
                         unencoded.append(item[1])
+                    continue
+                if listing_chars > WRITE_MAX_CHARS:  # a listing can be 30 KB
+                    self._writer.submit("listings", listings, [])
+                    taken.listings = n + 1
+                    listings, listing_chars = [], 0
             del cache
             if unencoded:
                 self._resolve_durable(unencoded, durable=False)
@@ -264,6 +273,28 @@ class WriterThread(Spilling):
         finally:
             if paused:
                 gc.enable()
+
+    def _slice_failed(self, taken: Slice, exc: Exception) -> None:
+        """`_write_items` failed part-way through `taken` on an error it does not expect
+        (memory, a bug): the records it had not handed over are encoded again here and
+        wait with the rows the store refused (`_unsaved`), submitted at the end of this
+        flush (spilled if the store refuses them). One that cannot be encoded counts in
+        `append_errors`, once: nothing taken from the queue is dropped uncounted."""
+        self._last_error = repr(exc)
+        logger.error(
+            "audit writer failed a write; its records are retried\n%s", traceback_text(exc)
+        )
+        # those in the write in flight are its (written or spilled when it settles)
+        held = [(b.table, body) for b in self._writer.unsettled() for body in b.bodies]
+        counted = {id(taken.items[n]) for n in taken.unencodable}
+        items = [i for i in taken.not_handed(held) if id(i) not in counted]
+        rows = self._item_rows(items, leftovers=True)  # (takes out of `items` what fails)
+        durable = self.durable
+        for table in TABLES:
+            bodies = [body for t, body in rows if t == table]
+            if bodies:
+                ids = [i[1] for i in items if i[0] == DECISION] if table == "decisions" else []
+                self._unsaved.append((table, bodies, ids if durable else []))
 
     def _listing_row(self, item: tuple[Any, ...], cache: dict[Any, Any]) -> str:
         """A listing's row body, naming its item set when this writer claimed it within

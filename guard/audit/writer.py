@@ -196,13 +196,17 @@ class SegmentWriter:
         is settled first: `on_written` or `on_failed` runs for it."""
         batch = Batch(table, bodies, ids, self._seq[table], self._head[table])
         self._submitting = batch
-        self._chain(batch)
-        self.settle()
-        if batch.prev != self._head[table]:  # the write before failed: chain again
-            batch.first, batch.prev = self._seq[table], self._head[table]
+        try:
             self._chain(batch)
+            self.settle()
+            if batch.prev != self._head[table]:  # the write before failed: chain again
+                batch.first, batch.prev = self._seq[table], self._head[table]
+                self._chain(batch)
+            self._make_room(batch)
+        except BaseException:  # not handed over (nor chained): the caller keeps its rows
+            self._submitting = None
+            raise
         self._seq[table], self._head[table] = batch.seq, batch.head  # undone if it fails
-        self._make_room(batch)
         self._inflight, self._submitting = batch, None
         if len(batch.data) < _THREAD_MIN_BYTES:  # a thread costs more than it would save
             self._write_batch(batch)
