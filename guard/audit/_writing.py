@@ -65,7 +65,7 @@ class WriterThread(Spilling):
     _interval: float
     _wake: threading.Event
     _flush_lock: threading.Lock
-    _flush_waiters: list[threading.Event]
+    _flush_waiters: list[tuple[threading.Event, list[bool]]]
     _finished: bool
     _last_reload: float
     _last_adoption: float
@@ -98,11 +98,15 @@ class WriterThread(Spilling):
             stopping = self._stopping
             with self._flush_lock:
                 waiters, self._flush_waiters = self._flush_waiters, []
+            ok = True
             try:
                 self._drain()
             except Exception as exc:  # the writer must outlive any single bad batch
+                ok = False
+                self._last_error = repr(exc)
                 logger.error("audit writer failed a flush\n%s", traceback_text(exc))
-            for done in waiters:
+            for done, result in waiters:
+                result[0] = ok
                 done.set()
             if stopping and not self._queue:
                 self._last_reload = 0.0  # one last try to load spilled rows back

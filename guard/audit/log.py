@@ -173,7 +173,8 @@ class AuditLog(WriterThread):
         self._extra = 0
         self._extra_lock = threading.Lock()
         self._wake = threading.Event()
-        self._flush_waiters: list[threading.Event] = []
+        # each flush() waiting: told when the next flush ends, and whether it succeeded
+        self._flush_waiters: list[tuple[threading.Event, list[bool]]] = []
         self._flush_lock = threading.Lock()
         self._stopping = False
         self._closed = False
@@ -450,14 +451,15 @@ class AuditLog(WriterThread):
                 self._policies_seen.discard(digest)  # a later call tries again
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Write everything queued so far; return whether it finished within `timeout`."""
+        """Write everything queued so far; return whether it finished within `timeout`
+        (False too if the flush failed: what it held is tried again at the next one)."""
         if not self._thread.is_alive():
             return not self._queue
-        done = threading.Event()
+        done, ok = threading.Event(), [False]
         with self._flush_lock:
-            self._flush_waiters.append(done)
+            self._flush_waiters.append((done, ok))
         self._wake.set()
-        return done.wait(timeout)
+        return done.wait(timeout) and ok[0]
 
     def close(self, timeout: float = 30.0) -> None:
         """Flush everything and stop the writer. Idempotent; also runs at exit and SIGTERM.

@@ -138,3 +138,28 @@ def test_records_taken_from_the_queue_survive_an_unexpected_error(
     assert sorted(_stored(store)) == sorted(ids | more)
     assert sorted(_outcomes(store)) == sorted(ids)
     assert verify(store).ok
+
+
+def test_a_flush_that_failed_says_so(tmp_path: Path) -> None:
+    """Found in review: `flush()` returned True after a flush that failed, with records
+    still only in memory; it now returns False, and the next flush writes them."""
+    store = tmp_path / "s"
+    log = AuditLog(store, flush_interval=3600)
+    writer = log._writer
+    real_submit = writer.submit
+    refusals = [2]  # the slice's write, then its retry at the end of the flush
+
+    def submit(table: str, bodies: list[str], ids: list[str]) -> None:
+        if refusals[0]:
+            refusals[0] -= 1
+            raise MemoryError
+        real_submit(table, bodies, ids)
+
+    writer.submit = submit  # type: ignore[method-assign]
+    ids = append_decisions(log, 0, 10)
+    assert not log.flush(10)  # held in memory: not written
+    assert log.stats()["lost"] == 0
+    assert log.flush(10)
+    assert sorted(_stored(store)) == sorted(ids)
+    log.close()
+    assert sorted(_stored(store)) == sorted(ids) and verify(store).ok
