@@ -374,7 +374,7 @@ class WriterThread(Spilling):
             try:
                 self._store_policies(digest, data, fsync=self.durable)
                 self._writer.policies.add(digest)
-            except OSError as exc:
+            except Exception as exc:  # (OSError, or one not foreseen: never dropped)
                 self._last_error = repr(exc)
                 # retried at each flush; meanwhile beside the spilled rows, which outlive
                 # this process (`kill -9`, or a store still refusing at close)

@@ -117,3 +117,26 @@ def test_texts_neither_stored_nor_spilled_are_reported_once(
     assert len(errors) == 1
     log._spill.directory = tmp_path / "store" / "spill"
     log.close()
+
+
+def test_texts_whose_storing_raises_unexpectedly_are_retried_not_dropped(tmp_path: Path) -> None:
+    # Found in review: only OSError was expected; any other error dropped the texts taken
+    # for this flush, and their set was marked seen, so its records could never be replayed.
+    store = tmp_path / "store"
+    log = AuditLog(store)
+    real = log._store_policies
+    failures = [RuntimeError("a bug, or memory")]
+
+    def flaky(digest: str, data: bytes, *, fsync: bool = False) -> None:
+        if failures:
+            raise failures.pop()
+        real(digest, data, fsync=fsync)
+
+    log._store_policies = flaky  # type: ignore[method-assign]
+    log.record_policies(POLICIES)
+    log.append(event(1, decision=ALLOWED))
+    log.flush(10)
+    assert log.flush(10)  # the next flush tries again
+    log.close()
+    assert filed(store) == {POLICIES.hash}
+    assert verify(store).ok
