@@ -29,6 +29,7 @@ from guard.audit.segments import (
     MARKER_SUFFIX,
     SEGMENT_SUFFIX,
     TEMP_SUFFIX,
+    connect,
     convert_hot,
     file_origin,
     fsync_dir,
@@ -254,13 +255,12 @@ def compact(
     # {"decisions": 118, "outcomes": 97, "listings": 12, "itemsets": 0}
     ```
     """
-    import duckdb
 
     root = Path(path)
     merged: dict[str, int] = {}
     with maintenance_lock(root):
         remove_stale_temps(root)
-        con = duckdb.connect()
+        con = connect()
         try:
             for table in TABLES:
                 convert_orphans(con, root, table, orphan_age)
@@ -309,7 +309,6 @@ def apply_retention(
     # {"decisions": 5120, "outcomes": 4800, "listings": 310, "itemsets": 12}
     ```
     """
-    import duckdb
 
     if not days > 0:  # also refuses NaN
         raise ValueError(f"retention days must be positive, got {days}")
@@ -322,7 +321,7 @@ def apply_retention(
     dropped: dict[str, int] = {}
     with maintenance_lock(root):
         remove_stale_temps(root)
-        con = duckdb.connect()
+        con = connect()
         try:
             for table in TABLES:
                 dropped[table] = 0

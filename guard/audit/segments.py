@@ -31,13 +31,17 @@ import os
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from guard.audit.schema import TABLES, TIMESTAMP_COLUMNS
+
+if TYPE_CHECKING:
+    import duckdb
 
 __all__ = [
     "HOT_SUFFIX",
     "SEGMENT_SUFFIX",
+    "connect",
     "convert_hot",
     "file_origin",
     "fsync_dir",
@@ -57,6 +61,24 @@ MARKER_SUFFIX: Final = ".replaces"
 TEMP_SUFFIX: Final = ".tmp"
 MAX_ROW_BYTES: Final = 256 * 1024 * 1024  # redaction caps each value; this caps a row
 _LISTINGS: Final = 50  # a directory listed this many times without two agreeing: the last
+
+
+def connect(**config: Any) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection (`config` as `duckdb.connect` takes it) that never prints.
+
+    DuckDB draws a progress bar on stdout, pipe or not, for any query slower than 2 s; in a
+    stdio MCP server stdout is the protocol channel, and the CLI's output is read by
+    scripts. Switching the printing off (not the bar) also holds if the bar is asked for
+    later on the same connection (`SET progress_bar_time` switches the bar back on)."""
+    import duckdb
+
+    con = duckdb.connect(config=config)
+    try:
+        con.execute("SET enable_progress_bar_print = false").fetchall()
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def file_origin(name: str) -> tuple[str, int] | None:

@@ -22,6 +22,7 @@ from typing import Any, Final
 from guard.audit.schema import LISTING_COLUMNS, TABLES, empty_args_sha256
 from guard.audit.segments import (
     MAX_ROW_BYTES,
+    connect,
     json_select,
     scan_segments,
     sql_paths,
@@ -117,7 +118,6 @@ class AuditStore:
     """
 
     def __init__(self, path: str | Path) -> None:
-        import duckdb
 
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
@@ -125,7 +125,7 @@ class AuditStore:
                 f"{self.path} is a file, not an MCP Guard store (a store is a directory of "
                 "Parquet segments; see the README's audit section)"
             )
-        self.con = duckdb.connect()
+        self.con = connect()
         self._listed: dict[str, tuple[str, ...]] = {}
         # per table: marker path -> sources (markers never change; collected ones forgotten)
         self._markers: dict[str, dict[str, Any]] = {table: {} for table in TABLES}

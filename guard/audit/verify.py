@@ -30,6 +30,7 @@ from guard.audit.schema import (
     first_columns,
 )
 from guard.audit.segments import (
+    connect,
     file_origin,
     json_select,
     read_json_file,
@@ -138,12 +139,11 @@ def verify(path: str | Path) -> VerifyReport:
         print(report.first)  # names the table, writer, seq, file and row
     ```
     """
-    import duckdb
 
     root = Path(path)
     report = VerifyReport()
     heads = _heads(root, report)
-    con = duckdb.connect()
+    con = connect()
     try:
         _check_policies(con, root, report)
         sets = _check_itemsets(root, report)
@@ -432,7 +432,7 @@ def _shown_by_readers(table: str, line: bytes) -> bool:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "line.jsonl"
         path.write_bytes(line)
-        con = duckdb.connect()
+        con = connect()
         try:
             shown = con.execute(f"SELECT count(*) FROM ({json_select(table, [path], hot=True)})")  # noqa: S608
             return shown.fetchone() != (0,)

@@ -34,6 +34,7 @@ from guard.audit.schema import GENESIS, TABLES
 from guard.audit.segments import (
     HOT_SUFFIX,
     SEGMENT_SUFFIX,
+    connect,
     convert_hot,
     file_origin,
     fsync_dir,
@@ -516,9 +517,7 @@ class SegmentWriter:
                 continue
             try:
                 if self.con is None:
-                    import duckdb
-
-                    self.con = duckdb.connect(config={"threads": 1})
+                    self.con = connect(threads=1)
                 segment = convert_hot(
                     self.con, path.parent, table, path, fsync=self.durable, keep=True
                 )
