@@ -43,6 +43,7 @@ from guard.audit.rows import (
 )
 from guard.audit.spill import SpillFile
 from guard.audit.writer import HOT_MAX_AGE, HOT_MAX_ROWS, SegmentWriter
+from guard.errors import AuditError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -87,12 +88,29 @@ def resolve_audit(audit: Any = DEFAULT) -> AuditLog | None:
         env = os.environ.get(ENV_VAR, "").strip()
         if env.lower() in {"off", "none", "0", "false"}:
             return None
-        return AuditLog(env or DEFAULT_PATH)
+        return AuditLog(env) if env else AuditLog(_default_store())
     if isinstance(audit, str | os.PathLike):
         return AuditLog(audit)
     raise TypeError(
         f"audit= takes a path, an AuditLog, None or DEFAULT, not {type(audit).__name__}"
     )
+
+
+def _default_store() -> Path:
+    """`./mcp-guard-audit.duckdb`, created now: a working directory nobody chose for it (a
+    desktop client starts a stdio server in `/` or wherever it runs) that cannot hold it
+    would let every call run while its record waits in memory, to be lost at exit."""
+    path = Path(DEFAULT_PATH).absolute()
+    try:
+        path.mkdir(exist_ok=True)
+    except FileExistsError:  # a file: `AuditLog` refuses it, saying so
+        pass
+    except OSError as exc:
+        raise AuditError(
+            f"cannot create the default decision store {path} ({exc.strerror or exc}): set "
+            f"{ENV_VAR} to a writable store path (or `off`), or pass audit= to the guard"
+        ) from exc
+    return path
 
 
 class AuditLog(WriterThread):
