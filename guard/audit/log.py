@@ -88,7 +88,8 @@ def resolve_audit(audit: Any = DEFAULT) -> AuditLog | None:
         env = os.environ.get(ENV_VAR, "").strip()
         if env.lower() in {"off", "none", "0", "false"}:
             return None
-        return AuditLog(env) if env else AuditLog(_default_store())
+        # (a desktop client passes its configuration's env as written: no shell expands `~`)
+        return AuditLog(os.path.expanduser(env)) if env else AuditLog(_default_store())
     if isinstance(audit, str | os.PathLike):
         return AuditLog(audit)
     raise TypeError(

@@ -297,6 +297,12 @@ def test_resolve_audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from_env = resolve_audit()
     assert from_env is not None and from_env.path == tmp_path / "env"
     from_env.close()
+    # desktop clients pass their configuration's env as written: `~` is the home directory
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MCP_GUARD_AUDIT", "~/records.duckdb")
+    from_home = resolve_audit()
+    assert from_home is not None and from_home.path == tmp_path / "home" / "records.duckdb"
+    from_home.close()
     monkeypatch.setenv("MCP_GUARD_AUDIT", "off")
     assert resolve_audit() is None
     by_path = resolve_audit(str(tmp_path / "p"))
