@@ -209,7 +209,7 @@ def compile_field(name: str, zone: tzinfo | None = None) -> Resolver:
     """
     part = _TIME_PARTS.get(name)
     if part is not None:
-        if zone is None:
+        if zone is None or name == "request.time":  # an instant: compared in UTC, as its value
             return lambda ev: part(ev.clock.astimezone(UTC))
         target = zone
         return lambda ev: part(ev.clock.astimezone(target))

@@ -161,7 +161,11 @@ def _instant(value: Any, zone: tzinfo | None) -> Any:
         raise ValueError(f"expected an ISO date-time, got {value!r}")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone or UTC)
-    return moment
+    # In UTC, as the clock is read (`compile_field`): Python compares two datetimes that
+    # share a tzinfo by their wall clocks, so in the zone the second 02:15 of a night that
+    # falls back would come before the first 02:30, and a time in a skipped hour after
+    # instants it precedes.
+    return moment.astimezone(UTC)
 
 
 def _field_value(cond: Condition, zone: tzinfo | None) -> Any:

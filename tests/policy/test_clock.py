@@ -1,0 +1,67 @@
+"""Clock conditions at the edges of the calendar: daylight-saving transitions, dates."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from guard.policy.conditions import Evaluation, compile_condition
+from guard.policy.model import AccessRequest, Principal, Resource
+from guard.policy.spec import Condition
+
+
+def check(cond: Condition, when: datetime) -> bool | None:
+    request = AccessRequest(Principal("alice", ("user",)), Resource("tool", "t"), "call", time=when)
+    return compile_condition(cond).evaluate(Evaluation(request))
+
+
+def at(value: Any, op: str, zone: str) -> Condition:
+    return Condition("request.time", op, value, timezone=zone)
+
+
+# A naive instant in a zone is read at the offset in force before a transition (Python's
+# fold=0): 02:30 on 2025-10-26 in Paris is the first 02:30 (00:30 UTC); 02:30 on 2025-03-30,
+# an hour Paris skips, is 01:30 UTC. The clock must be compared as an instant with it, not
+# as a wall-clock reading in the same zone (Python compares two datetimes sharing a tzinfo
+# by their wall clocks, ignoring fold and gaps).
+def utc(month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(2025, month, day, hour, minute, tzinfo=UTC)
+
+
+PARIS, NEW_YORK = "Europe/Paris", "America/New_York"
+
+
+@pytest.mark.parametrize(
+    "cond,when,expected",
+    [
+        # fall back: 01:15 UTC is the second 02:15 in Paris, after the first 02:30
+        (at("2025-10-26T02:30:00", "gt", PARIS), utc(10, 26, 1, 15), True),
+        (at("2025-10-26T02:30:00", "lt", PARIS), utc(10, 26, 1, 15), False),
+        (at("2025-10-26T02:30:00", "equals", PARIS), utc(10, 26, 1, 30), False),
+        (at("2025-10-26T02:30:00", "equals", PARIS), utc(10, 26, 0, 30), True),
+        # spring forward: 01:10 UTC (03:10 in Paris) is before the skipped 02:30 (01:30 UTC)
+        (at("2025-03-30T02:30:00", "lt", PARIS), utc(3, 30, 1, 10), True),
+        (at("2025-03-30T02:30:00", "gte", PARIS), utc(3, 30, 1, 10), False),
+        (
+            at(["2025-03-30T02:00:00", "2025-03-30T02:59:00"], "between", PARIS),
+            utc(3, 30, 1, 30),
+            True,
+        ),
+        # New York: 01:30 on 2025-11-02 is the first, EDT (05:30 UTC); 06:10 UTC the second 01:10
+        (at("2025-11-02T01:30:00", "gt", NEW_YORK), utc(11, 2, 6, 10), True),
+        (at("2025-03-09T02:30:00", "lt", NEW_YORK), utc(3, 9, 7, 10), True),
+        # the caller's clock in that zone, second occurrence (fold=1), is the same instant
+        (
+            at("2025-10-26T02:30:00", "gt", PARIS),
+            datetime(2025, 10, 26, 2, 15, fold=1, tzinfo=ZoneInfo(PARIS)),
+            True,
+        ),
+    ],
+)
+def test_instants_compare_as_instants_across_daylight_saving(
+    cond: Condition, when: datetime, expected: bool
+) -> None:
+    assert check(cond, when) is expected
