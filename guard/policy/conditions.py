@@ -182,7 +182,7 @@ def _field_value(cond: Condition, zone: tzinfo | None) -> Any:
         return _weekday(cond.value)
     if cond.field == "request.time":
         return _instant(cond.value, zone)
-    if cond.field == "request.time.date":
+    if cond.field == "request.time.date" and cond.operator in _DATE_COMPARISONS:
         return _iso_dates(cond.value)
     return cond.value
 
@@ -199,13 +199,27 @@ def _tag_set(value: Any) -> Any:
     return value
 
 
+# The operators that compare `request.time.date` (ISO text) with a value as a whole. Text
+# compares as a date only in one form: `2025-1-5` would order after `2025-01-06` and
+# equal no date, so such a value is refused; text operators (`starts_with`, `glob`) see
+# the field's text.
+_DATE_COMPARISONS: Final = frozenset(
+    {"equals", "not_equals", "in", "not_in", "gt", "lt", "gte", "lte", "between"}
+)
+
+
 def _iso_dates(value: Any) -> Any:
-    """YAML reads an unquoted `2024-12-24` as a date; the field is ISO text."""
+    """A date's ISO text `YYYY-MM-DD` (YAML reads an unquoted `2024-12-24` as a date)."""
     if isinstance(value, list | tuple):
         return [_iso_dates(v) for v in value]
     if isinstance(value, datetime):
         raise ValueError("request.time.date compares with dates, not date-times")
-    return value.isoformat() if isinstance(value, date) else value
+    if isinstance(value, date):
+        return value.isoformat()
+    try:
+        return date.fromisoformat(value.strip()).isoformat()
+    except (AttributeError, ValueError):
+        raise ValueError(f"request.time.date compares with ISO dates, got {value!r}") from None
 
 
 def _regex_problem(pattern: str) -> str | None:

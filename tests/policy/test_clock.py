@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from guard.policy.conditions import Evaluation, compile_condition
+from guard.policy.conditions import Evaluation, compile_condition, validate_condition
 from guard.policy.model import AccessRequest, Principal, Resource
 from guard.policy.spec import Condition
 
@@ -65,3 +65,20 @@ def test_instants_compare_as_instants_across_daylight_saving(
     cond: Condition, when: datetime, expected: bool
 ) -> None:
     assert check(cond, when) is expected
+
+
+@pytest.mark.parametrize("value", ["2025-1-5", "yesterday", "2025-02-30", 20250105, "05/01/2025"])
+@pytest.mark.parametrize("op", ["gt", "lte", "equals", "in", "between"])
+def test_a_date_compared_must_be_an_iso_date(op: str, value: Any) -> None:
+    # as text, "2025-1-5" would order after "2025-01-06" and equal no date ever
+    value = [value, "2026-01-01"] if op in ("in", "between") else value
+    problems = validate_condition(Condition("request.time.date", op, value))
+    assert problems and "ISO date" in " ".join(problems), problems
+
+
+def test_dates_compare_as_dates_whatever_iso_form_they_take() -> None:
+    jan9 = datetime(2025, 1, 9, 12, tzinfo=UTC)
+    assert check(Condition("request.time.date", "gt", "20250105"), jan9) is True
+    assert check(Condition("request.time.date", "equals", "20250109"), jan9) is True
+    # text operators still see the field's text
+    assert check(Condition("request.time.date", "starts_with", "2025-01"), jan9) is True
