@@ -127,7 +127,7 @@ def _zone(name: str | None) -> tzinfo | None:
         raise ValueError("timezone must be a string such as 'Europe/Paris'")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder (`Europe`)
         raise ValueError(f"unknown timezone {name!r}") from None
 
 

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from guard import load_policies
+from guard.errors import PolicyError
 from guard.policy.conditions import Evaluation, compile_condition, validate_condition
 from guard.policy.model import AccessRequest, Principal, Resource
 from guard.policy.spec import Condition
@@ -82,3 +84,35 @@ def test_dates_compare_as_dates_whatever_iso_form_they_take() -> None:
     assert check(Condition("request.time.date", "equals", "20250109"), jan9) is True
     # text operators still see the field's text
     assert check(Condition("request.time.date", "starts_with", "2025-01"), jan9) is True
+
+
+@pytest.mark.parametrize("zone", ["Europe", "Etc", "America"])
+def test_a_folder_of_zones_is_an_unknown_timezone(zone: str) -> None:
+    # ZoneInfo raised IsADirectoryError, which the loader reported as "could not be
+    # checked" with the path of the zone database, and compile_condition let out raw
+    problems = validate_condition(Condition("request.time.hour", "gt", 9, timezone=zone))
+    assert problems == [f"request.time.hour gt: unknown timezone {zone!r}"]
+    with pytest.raises(PolicyError, match="unknown timezone"):
+        compile_condition(Condition("request.time.hour", "gt", 9, timezone=zone))
+    with pytest.raises(PolicyError) as err:
+        load_policies(
+            {
+                "name": "p",
+                "rules": [
+                    {
+                        "name": "r",
+                        "effect": "allow",
+                        "conditions": [
+                            {
+                                "field": "request.time.hour",
+                                "operator": "gt",
+                                "value": 9,
+                                "timezone": zone,
+                            }
+                        ],
+                    }
+                ],
+            }
+        )
+    assert [p.code for p in err.value.problems] == ["bad_value"]
+    assert "unknown timezone" in str(err.value) and "zoneinfo" not in str(err.value)
