@@ -325,3 +325,9 @@ class _Builder:
         except (yaml.YAMLError, ValueError) as exc:
             self._problem("yaml_syntax", f"invalid YAML value: {exc}", line)
             return node.value
+        except (AttributeError, KeyError, TypeError):
+            # an explicit tag (`!!timestamp 'x'`, `!!bool 'x'`) skips the resolver's check
+            # of the text, and PyYAML's constructor then fails on it in its own way
+            kind = node.tag.rsplit(":", 1)[-1]
+            self._problem("yaml_syntax", f"invalid YAML value: not a {kind}", line)
+            return node.value

@@ -116,3 +116,19 @@ def test_a_folder_of_zones_is_an_unknown_timezone(zone: str) -> None:
         )
     assert [p.code for p in err.value.problems] == ["bad_value"]
     assert "unknown timezone" in str(err.value) and "zoneinfo" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "value", ["!!timestamp 'garbage'", "!!timestamp '2025-1-1x'", "!!bool 'x'"]
+)
+def test_a_scalar_tag_on_text_it_cannot_read_is_a_policy_error(value: str) -> None:
+    # PyYAML's constructors raised AttributeError and KeyError out of load_policies
+    text = (
+        "name: p\nrules:\n  - name: r\n    effect: allow\n    conditions:\n"
+        f"      - {{field: request.time, operator: gt, value: {value}}}\n"
+    )
+    with pytest.raises(PolicyError) as err:
+        load_policies(text)
+    assert err.value.problems[0].code == "yaml_syntax"
+    assert err.value.problems[0].line == 6
+
