@@ -9,6 +9,7 @@ text (same spec, same bytes) that loads back to an equal spec; `mcp-guard format
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import yaml
@@ -94,6 +95,18 @@ def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
 
 
 _Dumper.add_representer(str, _represent_str)
+
+
+def _represent_datetime(dumper: yaml.SafeDumper, data: datetime) -> yaml.Node:
+    offset = data.utcoffset()
+    if offset is not None and offset % timedelta(minutes=1):
+        # a YAML timestamp's offset is hours and minutes: Paris before 1911 (+00:09:21)
+        # would be written as text that does not load back; the same instant in UTC does
+        data = data.astimezone(UTC)
+    return dumper.represent_datetime(data)
+
+
+_Dumper.add_representer(datetime, _represent_datetime)
 
 
 def _rule(rule: RuleSpec) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -132,3 +132,17 @@ def test_a_scalar_tag_on_text_it_cannot_read_is_a_policy_error(value: str) -> No
     assert err.value.problems[0].code == "yaml_syntax"
     assert err.value.problems[0].line == 6
 
+
+def test_an_instant_at_an_offset_of_seconds_replays_from_its_text() -> None:
+    # Paris before 1911 was 9 min 21 s ahead of UTC: YAML writes that offset as
+    # +00:09:21, which no YAML timestamp carries, so the stored text did not load back
+    paris_1900 = datetime(1900, 1, 1, 12, tzinfo=ZoneInfo(PARIS))
+    cond = {"field": "request.time", "operator": "gt", "value": paris_1900}
+    policies = load_policies(
+        {"name": "p", "rules": [{"name": "r", "effect": "allow", "conditions": [cond]}]}
+    )
+    again = load_policies([spec.text for spec in policies.policies])
+    assert again.hash == policies.hash
+    for seconds in (-1, 0, 1):
+        when = paris_1900 + timedelta(seconds=seconds)
+        assert check(again.policies[0].rules[0].conditions[0], when) is (seconds > 0)
