@@ -297,6 +297,19 @@ class LineMap(dict[Any, Any]):
 class LineLoader(yaml.SafeLoader):
     """SafeLoader whose mappings are `LineMap`s, so errors can name the line they are on."""
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, AttributeError, KeyError, TypeError):
+            # a date the calendar refuses (`2025-02-30`) or an explicit tag on text its
+            # constructor cannot read (`!!timestamp 'x'`): bad YAML, at its line
+            what = node.tag.rsplit(":", 1)[-1]
+            if isinstance(node, yaml.ScalarNode):
+                what = f"{what} {node.value[:80]!r}"
+            raise yaml.constructor.ConstructorError(
+                None, None, f"invalid {what}", node.start_mark
+            ) from None
+
 
 def _construct_map(loader: LineLoader, node: yaml.MappingNode) -> LineMap:
     # keys written in this mapping, as opposed to those a `<<` merge brings in: a merged key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,6 +14,7 @@ from guard.errors import PolicyError
 from guard.policy.conditions import Evaluation, compile_condition, validate_condition
 from guard.policy.model import AccessRequest, Principal, Resource
 from guard.policy.spec import Condition
+from guard.policy.testing import load_suite
 
 
 def check(cond: Condition, when: datetime) -> bool | None:
@@ -146,3 +148,24 @@ def test_an_instant_at_an_offset_of_seconds_replays_from_its_text() -> None:
     for seconds in (-1, 0, 1):
         when = paris_1900 + timedelta(seconds=seconds)
         assert check(again.policies[0].rules[0].conditions[0], when) is (seconds > 0)
+
+
+@pytest.mark.parametrize(
+    "time,line",
+    [("2025-02-30", 4), ("!!timestamp 'nope'", 4), ("2025-06-02T25:00:00Z", 4), ("{}", None)],
+)
+def test_a_suite_time_that_is_no_date_is_a_policy_error(
+    tmp_path: Path, time: str, line: int | None
+) -> None:
+    # a date YAML reads as one but the calendar refuses (February 30th) raised ValueError
+    # out of `mcp-guard test`, with a traceback
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        "policies:\n  - name: p\n    rules: [{name: r, effect: allow}]\n"
+        f"time: {time}\ncases:\n  - {{name: a, tool: x, allowed: true}}\n"
+    )
+    with pytest.raises(PolicyError) as err:
+        load_suite(suite)
+    assert err.value.problems[0].code in ("yaml_syntax", "bad_value")
+    if line is not None:
+        assert err.value.problems[0].line == line
