@@ -144,8 +144,10 @@ def test_relations_fetched_while_a_writer_converts_never_fail(tmp_path: Path) ->
         reader = open_store(store)
         errors: list[str] = []
         fetched, seen = 0, 0
-        end = time.monotonic() + 6
-        while time.monotonic() < end:
+        # enough fetches racing enough conversions, however slow the machine is today
+        # (a fixed 6 s window made 40 fetches on a busy CI machine, 50 wanted)
+        end = time.monotonic() + 120
+        while (fetched < 60 or seen < 1000) and time.monotonic() < end:
             try:
                 ((n,),) = reader.sql("SELECT count(*) FROM decision_log").fetchall()
                 ((m,),) = reader.table("decisions").aggregate("count(*)").fetchall()
@@ -160,5 +162,5 @@ def test_relations_fetched_while_a_writer_converts_never_fail(tmp_path: Path) ->
         proc.kill()
         proc.wait(30)
     print(f"{fetched} fetches, {len(errors)} errors, last count {seen}")
-    assert fetched > 50 and seen > 1000
+    assert fetched >= 60 and seen >= 1000, (fetched, seen)
     assert not errors, f"{len(errors)} of {fetched + len(errors)} fetches failed: {errors[:3]}"
