@@ -62,8 +62,8 @@ def test_a_big_table_directory_is_listed_as_one_snapshot(tmp_path: Path) -> None
     lost: list[str] = []
     listings, before = 0, set[str]()
     try:
-        end = time.monotonic() + 6
-        while time.monotonic() < end and len(lost) < 5:
+        end = time.monotonic() + 120  # (a count, not a window: a busy machine lists slower)
+        while listings < 1500 and time.monotonic() < end and len(lost) < 5:
             files, hot = scan_segments(directory)
             listings += 1
             now = {p.name for p in (*files, *hot)}
@@ -76,7 +76,7 @@ def test_a_big_table_directory_is_listed_as_one_snapshot(tmp_path: Path) -> None
         proc.kill()
         proc.wait(30)
     print(f"{listings} listings: {lost}")
-    assert listings > 1000
+    assert listings >= 1500 or lost, listings
     assert not lost
 
 
