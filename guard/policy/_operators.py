@@ -180,7 +180,10 @@ def _bounds(value: Any) -> tuple[Any, Any]:
     if kind_of(low) != kind_of(high):
         raise ValueError("low and high must be of the same type")
     if low > high:
-        raise ValueError("low must not exceed high")
+        raise ValueError(
+            "low must not exceed high (a window that wraps around, such as hours 22 to 6 or"
+            " fri to mon, is an `any` group of two conditions: `gte` its start, `lte` its end)"
+        )
     return low, high
 
 
