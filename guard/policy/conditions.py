@@ -182,9 +182,24 @@ def _field_value(cond: Condition, zone: tzinfo | None) -> Any:
         return _weekday(cond.value)
     if cond.field == "request.time":
         return _instant(cond.value, zone)
+    if cond.field in _CLOCK_RANGES and cond.operator in _EQUALITIES:
+        _check_range(cond.field, cond.value)
     if cond.field == "request.time.date" and cond.operator in _DATE_COMPARISONS:
         return _iso_dates(cond.value)
     return cond.value
+
+
+# An hour or a minute no clock shows: a condition that can never hold (or always holds) is a
+# mistake; the ordering operators are left alone (`hour lt 24` is a clumsy "always").
+_CLOCK_RANGES: Final = {"request.time.hour": 23, "request.time.minute": 59}
+_EQUALITIES: Final = frozenset({"equals", "not_equals", "in", "not_in"})
+
+
+def _check_range(field: str, value: Any) -> None:
+    top = _CLOCK_RANGES[field]
+    for v in value if isinstance(value, list | tuple) else (value,):
+        if isinstance(v, int) and not isinstance(v, bool) and not 0 <= v <= top:
+            raise ValueError(f"{field} is 0 to {top}, never {v}")
 
 
 # A component's tags are a set, read as a sorted tuple; mcp-auth-guard compared them in the
