@@ -125,6 +125,10 @@ def _zone(name: str | None) -> tzinfo | None:
         return None
     if not isinstance(name, str):
         raise ValueError("timezone must be a string such as 'Europe/Paris'")
+    if name == "localtime" or name.startswith(("right/", "posix/")):
+        # the host's own zone, or the zone database's variants: a decision (and its
+        # replay on another machine) would depend on how that machine is set up
+        raise ValueError(f"timezone {name!r} depends on the machine: name the zone itself")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder (`Europe`)
