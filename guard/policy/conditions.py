@@ -444,21 +444,42 @@ def _view(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
 
 
+def _copied(value: Any, room: int = MAX_DEPTH) -> Any:
+    """A copy of `value` (the arguments, claims, meta or context) for custom conditions,
+    of the same shape (dicts and lists: a condition may `json.dumps` it). Handed the
+    request's own objects, a condition that changed them changed what the tool runs
+    with, what is recorded, the component cached for later requests, and what the other
+    policy set (live or shadow) decides on. Deeper than records keep values, a value is
+    `UNKNOWN`, as replay reads it."""
+    if isinstance(value, Mapping):
+        if room <= 0:
+            return UNKNOWN
+        return {k: _copied(v, room - 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        if room <= 0:
+            return UNKNOWN
+        items = [_copied(v, room - 1) for v in value]
+        return items if isinstance(value, list) else tuple(items)
+    return value
+
+
 def evaluation_context(ev: Evaluation) -> Mapping[str, Any]:
-    """The read-only nested mapping custom conditions receive (built once per decision)."""
+    """The read-only nested mapping custom conditions receive (built once per decision):
+    its arguments, claims, meta and context are copies (`_copied`)."""
     context: Mapping[str, Any] | None = getattr(ev, "context", None)
     if context is None:
         req = ev.request
         p, r = req.principal, req.resource
         tags = tuple(sorted(r.tags))
         clock = ev.clock.astimezone(UTC)
+        args, meta = _copied(req.args), _copied(r.meta)
         user = {
             "id": p.user_id,
             "roles": p.roles,
             "agent_id": p.agent_id,
             "authenticated": p.authenticated,
             "auth_method": p.auth_method,
-            "claims": p.claims,
+            "claims": _copied(p.claims),
         }
         ev.context = MappingProxyType(
             {
@@ -470,8 +491,8 @@ def evaluation_context(ev: Evaluation) -> Mapping[str, Any]:
                         "namespace": r.namespace,
                         "version": r.version,
                         "tags": tags,
-                        "args": req.args,
-                        "metadata": r.meta,
+                        "args": args,
+                        "metadata": meta,
                     }
                 ),
                 "resource": _view(
@@ -483,7 +504,7 @@ def evaluation_context(ev: Evaluation) -> Mapping[str, Any]:
                         "tags": tags,
                         "namespace": r.namespace,
                         "version": r.version,
-                        "meta": r.meta,
+                        "meta": meta,
                     }
                 ),
                 "request": _view(
@@ -493,8 +514,8 @@ def evaluation_context(ev: Evaluation) -> Mapping[str, Any]:
                         "resource_type": resource_type(req),
                         "timestamp": clock.timestamp(),
                         "time": clock,
-                        "args": req.args,
-                        "context": req.context,
+                        "args": args,
+                        "context": _copied(req.context),
                     }
                 ),
             }
