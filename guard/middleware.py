@@ -160,7 +160,7 @@ class GuardMiddleware(ComponentHooks, ListingFilter, Middleware):
                 shadow=shadow,
                 on_change=self._policies_changed,
                 on_failure=lambda kept: self._quietly(self._policy_reload, "error", kept),
-                on_shadow=self._record_policies,
+                on_loaded=self._record_policies,
                 # counted apart: a draft that stopped loading must not page like the live set
                 on_shadow_failure=lambda: self._quietly(self._policy_reload, "shadow_error", None),
                 watch=interval,
@@ -237,7 +237,6 @@ class GuardMiddleware(ComponentHooks, ListingFilter, Middleware):
 
     def _policies_changed(self, new: PolicySet) -> None:
         self._answered.clear()  # answers of the old set (not given again: only a memo)
-        self._record_policies(new)
         self._quietly(self._policy_reload, "ok", new)
 
     def _record_policies(self, policy_set: PolicySet) -> None:

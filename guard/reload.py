@@ -231,7 +231,8 @@ class PolicyHolder:
         shadow: a draft source decided next to the live set, never enforced.
         on_change: called with each set put in force, the first one included.
         on_failure: called with the set kept in force when a reload fails.
-        on_shadow: called with each shadow set decided from then on, the first included.
+        on_loaded: called with each set, live or shadow, the first ones included, before
+            it decides anything (so its texts are recorded before any record names it).
         on_shadow_failure: called when a draft does not load (the shadow set stays).
         watch: poll interval in seconds for `source` (a file or directory), or `None`.
             `reload(new_source)` moves the watch to the new source (or stops it, with a
@@ -257,7 +258,7 @@ class PolicyHolder:
         shadow: Any = None,
         on_change: Callable[[PolicySet], object] | None = None,
         on_failure: Callable[[PolicySet], object] | None = None,
-        on_shadow: Callable[[PolicySet], object] | None = None,
+        on_loaded: Callable[[PolicySet], object] | None = None,
         on_shadow_failure: Callable[[], object] | None = None,
         watch: float | None = None,
     ) -> None:
@@ -270,7 +271,7 @@ class PolicyHolder:
             self._watcher = PolicyWatcher(_watch_path(source), self._reload_quietly, watch)
         self._shadow_source = shadow
         self._shadow_watcher = self._shadow_watcher_for(shadow)
-        self._on_shadow = on_shadow
+        self._on_loaded = on_loaded
         self._on_shadow_failure = on_shadow_failure
         self._runtime: set[str] = set()  # policies put in force by `add`, not by the source
         self._closed = False
@@ -285,10 +286,12 @@ class PolicyHolder:
         self._on_change = on_change
         self._on_failure = on_failure
         self._lock = threading.Lock()  # serializes edits; requests only read `live`
+        if on_loaded is not None:
+            on_loaded(self.live)
+            if self.shadow is not None:
+                on_loaded(self.shadow)
         if on_change is not None:
             on_change(self.live)
-        if self.shadow is not None and on_shadow is not None:
-            on_shadow(self.shadow)
         for watcher in (self._watcher, self._shadow_watcher):
             if watcher is not None:
                 watcher.start()
@@ -351,6 +354,7 @@ class PolicyHolder:
                     self._shadow_failed()
                     raise
                 logger.info("shadow policy set %s decided from now on", new.hash[:12])
+                self._loaded_now(new)
             self.shadow = new  # one reference swap, as for the live set
             self._shadow_source = source
             if watcher is not current:
@@ -361,8 +365,6 @@ class PolicyHolder:
             started.start()
         if retired is not None:  # outside the lock: its thread may be waiting for it
             retired.stop()
-        if new is not None and self._on_shadow is not None:
-            self._on_shadow(new)
         return new
 
     def _shadow_watcher_for(
@@ -396,10 +398,9 @@ class PolicyHolder:
                 )  # fmt: skip
                 self._shadow_failed()
                 return
+            self._loaded_now(new)
             self.shadow = new
             logger.info("shadow policy set %s decided from now on", new.hash[:12])
-        if self._on_shadow is not None:
-            self._on_shadow(new)
 
     def _shadow_failed(self) -> None:
         if self._on_shadow_failure is not None:
@@ -481,7 +482,13 @@ class PolicyHolder:
         if self._on_failure is not None:
             self._on_failure(self.live)
 
+    def _loaded_now(self, new: PolicySet) -> None:
+        """`new` is about to decide: its texts are recorded first (`on_loaded`)."""
+        if self._on_loaded is not None:
+            self._on_loaded(new)
+
     def _install(self, new: PolicySet) -> PolicySet:
+        self._loaded_now(new)
         self.live = new  # one reference swap: a request sees the old set or the new one
         logger.info("policy set %s in force (%d policies)", new.hash[:12], len(new.policies))
         if self._on_change is not None:
