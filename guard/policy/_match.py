@@ -77,6 +77,22 @@ def literal_affix(pattern: str) -> tuple[str, str]:
     return pattern[:first], suffix
 
 
+# RFC 3986 section 3.1: a letter, then letters, digits, `+`, `-` or `.`, ended by `:`
+_SCHEME: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def scheme_of(uri: str) -> str:
+    """The scheme `resources.schemes` matches: the text before a URI's first `:`, with or
+    without `//` after it (`urn:acme:payroll` is a `urn` URI that FastMCP serves; taking
+    only the text before `://` left it without a scheme, out of reach of a deny rule on
+    `urn`). Text that no scheme starts keeps mcp-auth-guard's reading, the part before
+    `://` (`my_app://x` is `my_app`); without `://` it has none (`config`)."""
+    head = _SCHEME.match(uri)
+    if head is not None:
+        return head.group(1)
+    return uri.split("://", 1)[0] if "://" in uri else ""
+
+
 def _given(values: tuple[str, ...] | None) -> tuple[str, ...] | None:
     return values if values else None  # `[]` means "not given", as in mcp-auth-guard
 
@@ -193,10 +209,8 @@ class ResourceMatcher:
             return False
         if self.patterns is not None and self.patterns.match(uri) is None:
             return False
-        if self.schemes is not None:
-            scheme = uri.split("://", 1)[0] if "://" in uri else ""
-            if scheme not in self.schemes:
-                return False
+        if self.schemes is not None and scheme_of(uri) not in self.schemes:
+            return False
         return self.tags is None or not self.tags.isdisjoint(r.tags)
 
     def keys(self) -> list[IndexKey] | None:
@@ -206,7 +220,7 @@ class ResourceMatcher:
         if _given(s.patterns):
             return _pattern_keys("uri", s.patterns or ())
         if _given(s.schemes) and "" not in (s.schemes or ()):
-            return [(("pre", "uri"), f"{x}://") for x in s.schemes or ()]
+            return [(("pre", "uri"), f"{x}:") for x in s.schemes or ()]
         if _given(s.tags):
             return [(("tag",), t) for t in s.tags or ()]
         return None

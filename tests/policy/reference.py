@@ -111,7 +111,16 @@ def resource_matches(rule: RuleSpec, r: Resource) -> bool:
     if m.patterns and not any_glob(uri, m.patterns):
         return False
     if m.schemes:
-        scheme = uri.split("://")[0] if "://" in uri else ""
+        colon = uri.find(":")
+        head = uri[:colon] if colon > 0 else ""
+        if (
+            head[:1].isascii()
+            and head[:1].isalpha()
+            and all(c.isascii() and (c.isalnum() or c in "+-.") for c in head)
+        ):
+            scheme = head
+        else:
+            scheme = uri.split("://")[0] if "://" in uri else ""
         if scheme not in m.schemes:
             return False
     return not (m.tags and not set(m.tags) & r.tags)
