@@ -415,7 +415,8 @@ class Redactor:
             value = args.get(path) if args and "." not in path else None
             if isinstance(value, str) and value:
                 mark = str(clean.get(path, PATH_MARK)) if clean else PATH_MARK
-                for form in {value, quote(value, safe="")}:
+                # as sent, encoded whole, or as FastMCP encodes a `{name*}` (its `/` kept)
+                for form in {value, quote(value, safe=""), quote(value, safe="/")}:
                     uri = _replace_unmarked(uri, form, mark)
         if "@" in uri or "=" in uri:
             uri = self._uri_credentials(uri)

@@ -96,3 +96,34 @@ async def test_record_and_span_show_the_same_uri_for_a_short_redacted_value(
     [event] = [e for e in recorder.events if e.request.method == "resources/read"]
     assert event.request.resource.uri == "vault://<redacted:path>/data"
     assert recorded == event.request.resource.uri, recorded
+
+
+@pytest.mark.parametrize("uri", ["vault://hunter2 pw/sub/data", "vault://hunter2/sub%20dir/data",
+                                 "vault://%E2%82%ACuro-hunter2/ab/data"])  # fmt: skip
+async def test_a_redacted_wildcard_parameter_leaves_the_recorded_uri(
+    tmp_path: Path, uri: str
+) -> None:
+    # Found in review: a `{name*}` parameter spans segments, and FastMCP encodes it with
+    # its `/` kept (`hunter2%20pw/sub`): neither the value as sent nor fully encoded
+    # (`%2F`) is that text, so a redacted value holding `/` and a character to encode
+    # was recorded and traced in the URI while its argument said `<redacted:path>`.
+    mcp: FastMCP[Any] = FastMCP("v")
+
+    @mcp.resource("vault://{secret*}/data", name="vault")
+    def vault(secret: str) -> str:
+        return "ok"
+
+    recorder = Recorder()
+    mw = GuardMiddleware(ALLOW_ALL, principal=ALICE, audit=AuditLog(tmp_path / "a"),
+                         telemetry=recorder)  # fmt: skip
+    mcp.add_middleware(mw)
+    async with Client(mcp) as client:
+        await client.session.read_resource(uri)
+    mw.close()
+    with open_store(tmp_path / "a") as db:
+        [(recorded, args)] = db.execute(
+            "SELECT resource_uri, args FROM decisions WHERE method = 'resources/read'"
+        ).fetchall()
+    [event] = [e for e in recorder.events if e.request.method == "resources/read"]
+    assert "hunter2" not in recorded and "hunter2" not in str(args), (recorded, args)
+    assert recorded == event.request.resource.uri == "vault://<redacted:path>/data"
