@@ -214,6 +214,19 @@ def reached_uri(template: Any, uri: str) -> str:
     return reached
 
 
+def query_in_fragment(template: Any, uri: str) -> bool:
+    """Whether `uri` writes the query of a template that takes one inside its fragment
+    (`reports://hr#?scope=public`): FastMCP reads that two ways. The template's function
+    gets the URI without its fragment (`scope` at its default), while a mount or proxy
+    forwards the text after the fragment's `?` as the query (`forward_uri` splits at the
+    first `?`), so no one decision is about what runs."""
+    head, hash_, fragment = uri.partition("#")
+    if not hash_ or "?" not in fragment or "?" in head:
+        return False
+    spelled = template.uri_template
+    return "#" not in spelled and ("{?" in spelled or "{&" in spelled)
+
+
 def read_target(uri: str, component: Any) -> Resource:
     """The `Resource` for reading `uri`: concrete, or through a template.
 

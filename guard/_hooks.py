@@ -16,7 +16,13 @@ from fastmcp.server.middleware.authorization import _requested_version
 from fastmcp.server.providers.addressing import parse_hashed_backend_name
 
 from guard._deciding import Deciding
-from guard._fastmcp import forwarded_version, reached_uri, read_target, visibility_scope
+from guard._fastmcp import (
+    forwarded_version,
+    query_in_fragment,
+    reached_uri,
+    read_target,
+    visibility_scope,
+)
 from guard._request import EMPTY, error_decision
 from guard.events import DecisionEvent
 from guard.policy.model import Resource
@@ -156,6 +162,10 @@ class ComponentHooks(Deciding):
             # the template it matched a moment ago, and one disabled uncovers it.
             target = uri
             component = await lookup(target)
+            if isinstance(component, ResourceTemplate) and query_in_fragment(component, uri):
+                # the template's function and a mount or proxy read different queries:
+                # refused (recorded as the template's read), whichever would run
+                call.denial = call.denial or error_decision("reading a query in the fragment")
             if isinstance(component, ResourceTemplate):
                 reached = reached_uri(component, uri)
                 if reached != uri:
