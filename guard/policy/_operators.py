@@ -492,6 +492,12 @@ def _pattern_text(actual: Any) -> str:
     return text
 
 
+def _matches(actual: Any, pattern: re.Pattern[str]) -> bool:
+    # no value, no text: not even a regex that matches the empty text holds (an allow rule
+    # `regex "[a-z]*"` must not admit a null argument)
+    return actual is not None and pattern.fullmatch(_pattern_text(actual)) is not None
+
+
 def _starts(actual: Any, prefixes: tuple[str, ...]) -> bool:
     return _text(actual).startswith(prefixes)
 
@@ -534,7 +540,7 @@ OPERATORS_TABLE: Final[dict[str, Operator]] = {
         _op("not_contains", _any, lambda a, e: not _contains(a, e)),
         _op("starts_with", _strings, _starts),
         _op("ends_with", _strings, _ends),
-        _op("regex", _regex, lambda a, e: e.fullmatch(_pattern_text(a)) is not None),
+        _op("regex", _regex, _matches),
         _op("glob", _globs, lambda a, e: e.fullmatch(_text(a)) is not None),
         _op("gt", _orderable, lambda a, e: _to_order(a, e) > e),
         _op("lt", _orderable, lambda a, e: _to_order(a, e) < e),

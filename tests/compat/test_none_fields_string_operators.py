@@ -44,3 +44,24 @@ def test_deny_rule_on_a_none_attribute(field: str, op: str, value: str) -> None:
     theirs, ours = _both(policy, _tool(), {**USER, "agent_id": None})
     assert theirs == (True, None)
     assert ours == theirs, "a caller without an agent / a tool without a namespace is denied"
+
+
+@pytest.mark.parametrize(
+    "pattern,theirs_allowed",
+    [("^$", False), ("^[a-z0-9_]*$", False), ("[a-z0-9_]*", True), ("(admin)?", True)],
+)
+def test_a_regex_matching_the_empty_text_is_false_on_a_none_attribute(
+    pattern: str, theirs_allowed: bool
+) -> None:
+    """The README: a `regex` on an attribute present without a value is false. A regex
+    that matches the empty text held here, so an allow rule `tool.args.label regex
+    "^[a-z0-9_]*$"` admitted `{"label": null}`, which 1.0.0 refused (`None` is not
+    lower-case; its unanchored `re.match` found an empty prefix in other patterns)."""
+    condition = {"field": "tool.args.label", "operator": "regex", "value": pattern}
+    policy = [{"name": "p", "rules": [{"name": "r", "effect": "allow", "conditions": [condition]}]}]
+    theirs, ours = _both(policy, _tool(label=None))
+    assert theirs[0] is theirs_allowed
+    assert ours == (False, None)
+    agent = {**condition, "field": "user.agent_id"}
+    policy = [{"name": "p", "rules": [{"name": "r", "effect": "allow", "conditions": [agent]}]}]
+    assert _both(policy, _tool(), {**USER, "agent_id": None})[1] == (False, None)
