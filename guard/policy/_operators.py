@@ -335,13 +335,15 @@ def _contains(actual: Any, expected: Any) -> bool:
         wanted = kind_of(expected)
         if any(kind_of(item) == wanted and _norm(item) == expected for item in actual):
             return True
-        if isinstance(expected, str) and _text_within(actual, expected):
+        text = _number_text(expected)
+        if isinstance(text, str) and _text_within(actual, text):
             # Not an item, but in one's text, where mcp-auth-guard (comparing the list's
             # text) found it: unknown, so neither reading opens anything. A deny rule
             # `tool.args.sqls contains "DROP"` still fires on ["DROP TABLE t"], and on
             # [{"sql": "DROP TABLE t"}], [["DROP TABLE t"]] (items are searched at any
             # depth, as a mapping is); an allow rule `user.roles contains admin` still
-            # does not grant `superadmin`.
+            # does not grant `superadmin`. A number (`contains 22`, which raised there)
+            # within an item's text (["22"]) is unknown too.
             raise Indeterminate(f"{expected!r} is within an item's text, not an item")
         return False
     if isinstance(actual, Mapping):
@@ -349,7 +351,13 @@ def _contains(actual: Any, expected: Any) -> bool:
             return True
         # mcp-auth-guard looked for the text in the mapping's text: a deny rule
         # `tool.args contains "DROP TABLE"` must still fire on {"sql": "DROP TABLE x"}
-        return isinstance(expected, str) and _text_within(actual, expected)
+        if isinstance(expected, str):
+            return _text_within(actual, expected)
+        text = _number_text(expected)
+        if isinstance(text, str) and _text_within(actual, text):
+            # a number raised there; its text within a key or value is unknown here
+            raise Indeterminate(f"{expected!r} is within the mapping's text, not a key")
+        return False
     raise Indeterminate(f"a {kind_of(actual)} contains nothing")
 
 

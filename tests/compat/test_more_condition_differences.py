@@ -118,3 +118,36 @@ def test_in_a_list_mixing_booleans_and_numbers_is_unknown_not_false(
     assert ours == (False, "r")
     allow = _one("allow", {"field": "tool.args.x", "operator": "in", "value": value})
     assert _both(allow, _tool(x=given))[1] == (False, None)
+
+
+@pytest.mark.parametrize(
+    "field,args",
+    [
+        ("tool.args.ports", {"ports": ["22", "80"]}),  # arguments arrive as strings
+        ("tool.args.ports", {"ports": [{"port": 22}]}),
+        ("tool.args", {"port": 22}),
+        ("tool.args", {"port": "22"}),
+    ],
+)
+def test_a_number_with_contains_is_unknown_in_lists_and_mappings_too(
+    field: str, args: dict[str, Any]
+) -> None:
+    """The README: a number as the value of `contains` raised there and is unknown here.
+    In a list or a mapping that holds it only as text (or deeper), it was false: an allow
+    rule `not_contains 22` admitted what 1.0.0 refused, and a deny rule `contains 22`
+    was skipped on `["22"]`."""
+    allow = _one("allow", {"field": field, "operator": "not_contains", "value": 22})
+    theirs, ours = _both(allow, _tool(**args))
+    assert theirs == (False, None)  # `22 in "..."` raised there: the allow rule was skipped
+    assert ours == (False, None)
+    deny = _one("deny", {"field": field, "operator": "contains", "value": 22})
+    assert _both(deny, _tool(**args))[1] == (False, "r")
+
+
+def test_a_number_with_contains_is_still_membership_in_a_list() -> None:
+    for effect, op, ports, decided in [
+        ("deny", "contains", [22, 80], (False, "r")),
+        ("allow", "not_contains", [80, 443], (True, "r")),
+    ]:
+        policy = _one(effect, {"field": "tool.args.ports", "operator": op, "value": 22})
+        assert _both(policy, _tool(ports=ports))[1] == decided
