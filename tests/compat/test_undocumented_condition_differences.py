@@ -54,3 +54,20 @@ def test_the_differences_table_lists_both() -> None:
     table = readme[readme.index("### Behaviour differences from mcp-auth-guard 1.0.0") :]
     assert "`starts_with` / `ends_with` with a list" in table
     assert "A list index in a field" in table
+
+
+def test_a_context_without_a_timestamp_is_decided_at_the_current_time() -> None:
+    """`request.timestamp` of a `ResourceContext` without one: `None` in 1.0.0's engine (a
+    comparison raised, so the rule never applied), the decision's clock here. Its live
+    middleware always set one, so only direct engine calls differ; the fields list said
+    so, the differences table did not."""
+    condition = {"field": "request.timestamp", "operator": "gt", "value": 1_000_000_000}
+    policy = [{"name": "p", "rules": [{"name": "r", "effect": "allow", "conditions": [condition]}]}]
+    theirs, ours = _both(policy, _tool())
+    assert theirs == (False, None)
+    assert ours == (True, "r")
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[2].joinpath("README.md").read_text()
+    table = readme[readme.index("### Behaviour differences from mcp-auth-guard 1.0.0") :]
+    assert "`ResourceContext` without a `timestamp`" in table
