@@ -501,9 +501,14 @@ def _pattern_text(actual: Any) -> str:
 
 
 def _matches(actual: Any, pattern: re.Pattern[str]) -> bool:
-    # no value, no text: not even a regex that matches the empty text holds (an allow rule
-    # `regex "[a-z]*"` must not admit a null argument)
-    return actual is not None and pattern.fullmatch(_pattern_text(actual)) is not None
+    if actual is None:
+        # No value, no text. A pattern the empty text (or mcp-auth-guard's text for it,
+        # `None`) would satisfy is unknown: an allow rule `regex "[a-z]*"` must not admit
+        # a null argument, and a deny rule `regex ".*"` still fires, as it did there.
+        if pattern.fullmatch("") is not None or pattern.fullmatch("None") is not None:
+            raise Indeterminate("no value to match the pattern against")
+        return False
+    return pattern.fullmatch(_pattern_text(actual)) is not None
 
 
 def _starts(actual: Any, prefixes: tuple[str, ...]) -> bool:

@@ -65,3 +65,21 @@ def test_a_regex_matching_the_empty_text_is_false_on_a_none_attribute(
     agent = {**condition, "field": "user.agent_id"}
     policy = [{"name": "p", "rules": [{"name": "r", "effect": "allow", "conditions": [agent]}]}]
     assert _both(policy, _tool(), {**USER, "agent_id": None})[1] == (False, None)
+
+
+@pytest.mark.parametrize("pattern", [".*", "N.*", "[a-z]*"])
+def test_a_deny_rule_whose_regex_a_null_could_satisfy_still_fires(pattern: str) -> None:
+    """A null is unknown to such a pattern, not false: a deny rule `user.agent_id regex
+    ".*"` still refuses a caller without an agent, as 1.0.0 did (its `re.match` found
+    `None` or an empty prefix), instead of a null slipping past a deny rule."""
+    condition = {"field": "user.agent_id", "operator": "regex", "value": pattern}
+    policy = [
+        {
+            "name": "p",
+            "default_effect": "allow",
+            "rules": [{"name": "d", "effect": "deny", "conditions": [condition]}],
+        }
+    ]
+    theirs, ours = _both(policy, _tool(), {**USER, "agent_id": None})
+    assert theirs == (False, "d")
+    assert ours == theirs
