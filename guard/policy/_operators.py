@@ -326,7 +326,9 @@ _LOOSELY_EQUAL: Final = {"number": "bool", "bool": "number"}
 
 def _contains(actual: Any, expected: Any) -> bool:
     if actual is None:  # no text, no items: a deny rule aimed at some agents spares none-agents
-        return bool(expected == "")
+        if not isinstance(expected, str):  # (mcp-auth-guard raised: unknown, as elsewhere)
+            raise Indeterminate(f"cannot look for a {kind_of(expected)} in no value")
+        return expected == ""
     if isinstance(actual, str):
         if not isinstance(expected, str):
             raise Indeterminate(f"cannot look for a {kind_of(expected)} in a string")
@@ -347,6 +349,8 @@ def _contains(actual: Any, expected: Any) -> bool:
             raise Indeterminate(f"{expected!r} is within an item's text, not an item")
         return False
     if isinstance(actual, Mapping):
+        if isinstance(expected, list | tuple | Mapping):  # keys are text (raised there)
+            raise Indeterminate(f"a mapping's keys are never a {kind_of(expected)}")
         if expected in actual:
             return True
         # mcp-auth-guard looked for the text in the mapping's text: a deny rule

@@ -151,3 +151,25 @@ def test_a_number_with_contains_is_still_membership_in_a_list() -> None:
     ]:
         policy = _one(effect, {"field": "tool.args.ports", "operator": op, "value": 22})
         assert _both(policy, _tool(ports=ports))[1] == decided
+
+
+@pytest.mark.parametrize(
+    "field,value,args,agent_id",
+    [
+        ("tool.args", ["a", "b"], {"x": "a"}, "bot"),  # a list in a mapping: keys are text
+        ("user.agent_id", 22, {}, None),  # a number in no value
+    ],
+)
+def test_not_contains_that_raised_there_is_unknown_here(
+    field: str, value: Any, args: dict[str, Any], agent_id: str | None
+) -> None:
+    """Found in review: these were definitely true here (`not_contains`), where 1.0.0
+    raised and skipped the rule: an allow rule `tool.args not_contains [a, b]` admitted
+    the call. Unknown skips the allow rule and applies a deny rule."""
+    user = {**USER, "agent_id": agent_id}
+    allow = _one("allow", {"field": field, "operator": "not_contains", "value": value})
+    theirs, ours = _both(allow, _tool(**args), user)
+    assert theirs == (False, None)
+    assert ours == (False, None)
+    deny = _one("deny", {"field": field, "operator": "contains", "value": value})
+    assert _both(deny, _tool(**args), user)[1] == (False, "r")

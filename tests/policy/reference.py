@@ -242,8 +242,8 @@ def evaluate(cond: ConditionNode, request: AccessRequest) -> bool | None:
             return None
         return a > b if cond.operator == "gt" else a < b
     if cond.operator == "contains":
-        if actual is None:  # present without a value: no text, no items
-            return cond.value == ""
+        if actual is None:  # present without a value: no text, no items (nor numbers)
+            return cond.value == "" if isinstance(cond.value, str) else None
         if isinstance(actual, tuple):
             return cond.value in actual
         if isinstance(actual, str) and isinstance(cond.value, str):
