@@ -62,14 +62,65 @@ IMPORT = click.option(
 
 
 class Command(click.Command):
-    """A command whose usage errors exit 1, keeping exit 2 free to mean "denied"."""
+    """A command whose usage errors exit 1, keeping exit 2 free to mean "denied".
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    With `--format json`, every error (click's own usage errors included) is printed as the
+    JSON document invalid policies get, so stdout always parses for the script reading it.
+    """
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        words = list(args)  # click's parser consumes the list it parses
         try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as exc:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as exc:
+            # the options did not parse: read --format from the words themselves
+            self._fail(exc, self._has_format() and _asks_for_json(words))
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            self._fail(exc, ctx.params.get("output_format") == "json")
+
+    def _has_format(self) -> bool:
+        return any(p.name == "output_format" for p in self.params)
+
+    @staticmethod
+    def _fail(exc: click.ClickException, as_json: bool) -> NoReturn:
+        if isinstance(exc, click.UsageError):
             exc.exit_code = 1
-            raise
+        if not as_json:
+            raise exc
+        field = None  # the option or argument at fault, as the command line spells it
+        if isinstance(exc, click.BadParameter) and isinstance(exc.param, click.Option):
+            field = next((o for o in exc.param.opts if o.startswith("--")), exc.param.opts[0])
+        elif isinstance(exc, click.BadParameter) and exc.param is not None:
+            field = exc.param.human_readable_name  # an argument: its metavar, `PATH...`
+        elif isinstance(exc, click.BadOptionUsage | click.NoSuchOption):
+            field = exc.option_name
+        code = "usage" if isinstance(exc, click.UsageError) else "error"
+        problem = PolicyProblem(exc.format_message(), "<command line>", field=field, code=code)
+        emit_json({"valid": False, "problems": [problem_dict(problem)]})
+        raise click.exceptions.Exit(1) from None
+
+
+def _asks_for_json(args: Sequence[str]) -> bool:
+    """Whether the command line says `--format json` (the last `--format` wins)."""
+    value = None
+    for i, word in enumerate(args):
+        if word == "--":
+            break
+        if word == "--format" and i + 1 < len(args):
+            value = args[i + 1]
+        elif word.startswith("--format="):
+            value = word.partition("=")[2]
+    return value == "json"
 
 
 def emit_json(data: Any) -> None:
