@@ -153,7 +153,10 @@ def tail_command(store: Path, limit: int) -> None:
     try:
         with open_store(store) as con:
             cur = con.execute(
-                "SELECT decision_id, ts::VARCHAR AS ts, method, resource, user_id, allowed, "
+                # in UTC, as recorded: ts::VARCHAR shows the machine's zone, so the same
+                # store tailed on two machines printed two different times
+                "SELECT decision_id, strftime(ts AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ') "
+                "AS ts, method, resource, user_id, allowed, "
                 "reason, rule, policy, status, error_class FROM decision_log "
                 # a listing's records share ts, writer and seq: its items' positions (the
                 # `.N` of their ids, as numbers: `.10` after `.9`) keep the listing's order
