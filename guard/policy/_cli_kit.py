@@ -167,7 +167,9 @@ def parse_file(path: str, output_format: str = "text") -> list[PolicySpec]:
 
 def find_files(paths: Iterable[str], suffixes: tuple[str, ...], *, recursive: bool) -> list[Path]:
     """Files as given, and the matching files in each directory, sorted; dotfiles in a
-    directory are left out, as loading a directory of policies does."""
+    directory are left out, as loading a directory of policies does. Not `is_file()`,
+    as there too: a dangling symlink named like a suite is a suite that cannot be read
+    (reported, exit 1), not one to skip while the run passes."""
     out: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -177,7 +179,7 @@ def find_files(paths: Iterable[str], suffixes: tuple[str, ...], *, recursive: bo
                 sorted(
                     p
                     for p in found
-                    if p.name.endswith(suffixes) and not p.name.startswith(".") and p.is_file()
+                    if p.name.endswith(suffixes) and not p.name.startswith(".") and not p.is_dir()
                 )
             )
         else:

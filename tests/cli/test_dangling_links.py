@@ -1,0 +1,41 @@
+"""A dangling symlink named like a suite or a policy is a file that cannot be read, as
+`load_policies` treats it, not something to skip: `mcp-guard test` silently left such a
+suite out and passed, so CI stayed green without running it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from guard.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
+
+
+def test_a_dangling_suite_in_a_directory_is_broken(tmp_path: Path) -> None:
+    suites = tmp_path / "tests"
+    suites.mkdir()
+    shutil.copy(EXAMPLES / "tests" / "weather.test.yaml", suites)
+    (suites / "weather.test.yaml").write_text(
+        (suites / "weather.test.yaml")
+        .read_text()
+        .replace("../weather.yaml", str(EXAMPLES / "weather.yaml"))
+    )
+    (suites / "gone.test.yaml").symlink_to(tmp_path / "moved.test.yaml")
+    result = CliRunner().invoke(main, ["test", str(suites), "--format", "json"])
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    assert data["errors"] == 1 and data["failed"] == 0
+    assert [s["suite"] for s in data["suites"] if "problems" in s] == [
+        str(suites / "gone.test.yaml")
+    ]
+
+
+def test_format_check_names_a_dangling_policy(tmp_path: Path) -> None:
+    (tmp_path / "gone.yaml").symlink_to(tmp_path / "moved.yaml")
+    result = CliRunner().invoke(main, ["format", str(tmp_path), "--check"])
+    assert result.exit_code == 1
+    assert "gone.yaml" in result.stderr
