@@ -169,21 +169,26 @@ def find_files(paths: Iterable[str], suffixes: tuple[str, ...], *, recursive: bo
     """Files as given, and the matching files in each directory, sorted; dotfiles in a
     directory are left out, as loading a directory of policies does. Not `is_file()`,
     as there too: a dangling symlink named like a suite is a suite that cannot be read
-    (reported, exit 1), not one to skip while the run passes."""
+    (reported, exit 1), not one to skip while the run passes. A pipe, socket or device in
+    a directory is refused (`ClickException`): reading it would block."""
     out: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             found = path.rglob("*") if recursive else path.iterdir()
-            out.extend(
-                sorted(
-                    p
-                    for p in found
-                    if p.name.endswith(suffixes) and not p.name.startswith(".") and not p.is_dir()
-                )
+            listed = sorted(
+                p
+                for p in found
+                if p.name.endswith(suffixes) and not p.name.startswith(".") and not p.is_dir()
             )
+            for p in listed:
+                if p.exists() and not p.is_file():  # reading it would wait for a writer
+                    raise click.ClickException(
+                        f"{p} is not a regular file (a pipe, socket or device)"
+                    )
+            out.extend(listed)
         else:
-            out.append(path)
+            out.append(path)  # named: may be a pipe (`<(generate-suite)`)
     return out
 
 

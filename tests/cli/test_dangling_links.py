@@ -39,3 +39,21 @@ def test_format_check_names_a_dangling_policy(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["format", str(tmp_path), "--check"])
     assert result.exit_code == 1
     assert "gone.yaml" in result.stderr
+
+
+def test_a_pipe_in_a_directory_is_refused_not_waited_on(tmp_path: Path) -> None:
+    # with special files no longer skipped, reading a FIFO found in a directory would
+    # block the run until something wrote to it (found in review)
+    import os
+    import subprocess
+    import sys
+
+    os.mkfifo(tmp_path / "stuck.test.yaml")
+    os.mkfifo(tmp_path / "stuck.yaml")
+    for args in (["test", str(tmp_path)], ["format", str(tmp_path), "--check"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "guard.cli", *args],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 1, (args, done.stderr)
+        assert "not a regular file" in done.stderr
