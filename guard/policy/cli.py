@@ -332,6 +332,8 @@ def format_policies(paths: tuple[str, ...], check: bool, write: bool, force: boo
     if check and write:
         raise click.ClickException("use either --check or --write")
     files = find_files(paths, POLICY_SUFFIXES, recursive=False)
+    if not files:  # (an empty directory must not pass a CI check having checked nothing)
+        raise click.ClickException("no policy files (*.yaml, *.yml) found")
     changed: list[Path] = []
     printed: list[str] = []  # without --check / --write: every file, in order, as one stream
     for path in files:

@@ -57,3 +57,10 @@ def test_a_pipe_in_a_directory_is_refused_not_waited_on(tmp_path: Path) -> None:
         )  # fmt: skip
         assert done.returncode == 1, (args, done.stderr)
         assert "not a regular file" in done.stderr
+
+
+def test_format_check_of_an_empty_directory_fails(tmp_path: Path) -> None:
+    # found in review: "0 of 0 files would be reformatted", exit 0, checking nothing
+    result = CliRunner().invoke(main, ["format", str(tmp_path), "--check"])
+    assert result.exit_code == 1
+    assert "no policy files" in result.stderr
