@@ -64,6 +64,8 @@ ALGORITHMS: Final[Mapping[str, tuple[str, str | None]]] = {
 _DEFAULT_FOR: Final = {"oct": ("HS256",), "RSA": ("RS256",), "EC": ("ES256",), "OKP": ("EdDSA",)}
 _JWKS_DEFAULT: Final = ("RS256", "PS256", "ES256", "EdDSA")
 _HMAC_MIN_BYTES: Final = {"HS256": 32, "HS384": 48, "HS512": 64}  # RFC 7518 section 3.2
+# pyjwt warns of a short HMAC secret on every decode from 2.11.0 on; 2.10 has no such warning
+_SHORT_KEY_WARNING: Final[type[Warning] | None] = getattr(jwt, "InsecureKeyLengthWarning", None)
 
 # pyjwt's exceptions, most specific first (InvalidSignatureError is a DecodeError).
 _REASONS: Final[tuple[tuple[type[Exception], str], ...]] = (
@@ -372,9 +374,9 @@ class JWTAuthenticator:
         key_id = fingerprint(token)
         key, algorithms = await self._key_and_algorithms(token, key_id)
         try:
-            if self._short_secret:
+            if self._short_secret and _SHORT_KEY_WARNING is not None:
                 with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
+                    warnings.simplefilter("ignore", _SHORT_KEY_WARNING)
                     claims = self._decode(token, key, algorithms)
             else:
                 claims = self._decode(token, key, algorithms)
