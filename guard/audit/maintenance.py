@@ -165,28 +165,39 @@ def _held_open(path: Path) -> bool:
     return False
 
 
-def convert_orphans(con: Any, root: Path, table: str, orphan_age: float) -> int:
+def convert_orphans(
+    con: Any, root: Path, table: str, orphan_age: float, grace: float | None = None
+) -> int:
     """Convert the hot files of `table` that no writer holds open and none has touched
     for `orphan_age` seconds (their writer died, e.g. `kill -9`, or left a sealed file it
     could not convert): their rows were readable all along and now join the segments
-    `compact` and retention work on. A hot file whose rows already are in a segment (its
-    writer died between the two) is deleted. Returns how many files were converted."""
+    `compact` and retention work on. A hot file stays beside its segment (readers skip it)
+    for `grace` seconds (default `GRACE_SECONDS`), as replaced segments do: a relation
+    made before opens the files it listed only when fetched. Then it goes, here or with
+    its segment (`collect_garbage`); so does one whose writer died between converting it
+    and deleting it. Returns how many files were converted."""
     converted = 0
-    cutoff = time.time() - orphan_age
+    now = time.time()
+    grace = GRACE_SECONDS if grace is None else grace
     directory = root / table
     live = set(scan_segments(directory)[1])
     for hot in sorted(directory.glob(f"*{HOT_SUFFIX}")):
         try:
-            if hot.stat().st_mtime > cutoff:
+            if hot.stat().st_mtime > now - orphan_age:
                 continue
         except FileNotFoundError:
             continue  # its writer converted it meanwhile
         if _held_open(hot):
             continue  # however old, its writer may still append to it
-        if hot not in live:
-            remove_quietly(hot)  # readers skip it: its segment holds the rows
+        if hot not in live:  # readers skip it: its segment holds the rows
+            try:
+                converted_at = hot.with_suffix(SEGMENT_SUFFIX).stat().st_mtime
+            except FileNotFoundError:
+                continue  # merged away: goes before its segment does (`collect_garbage`)
+            if converted_at <= now - grace:
+                remove_quietly(hot)
             continue
-        convert_hot(con, directory, table, hot, fsync=True)
+        convert_hot(con, directory, table, hot, fsync=True, keep=grace > 0)
         converted += 1
     return converted
 
@@ -263,7 +274,7 @@ def compact(
         con = connect()
         try:
             for table in TABLES:
-                convert_orphans(con, root, table, orphan_age)
+                convert_orphans(con, root, table, orphan_age, grace)
                 files = live_segments(root / table)
                 merged[table] = len(files)
                 if len(files) < min_segments:

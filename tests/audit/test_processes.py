@@ -197,7 +197,7 @@ def test_compact_converts_a_killed_writers_hot_files_but_never_a_live_ones(
     live.append(event(-1))
     live.flush()
     before = _recorded(store)
-    compact(store, orphan_age=0)  # no age protects anything now: only the locks
+    compact(store, orphan_age=0, grace=0)  # no age protects anything now: only the locks
     hot = sorted(p.name for p in (store / "decisions").glob("*.jsonl"))
     assert hot == [f"{live.writer_id}-000000000001.jsonl"]  # the dead writer's went
     live.append(event(-2))  # still the live writer's file: nothing written to it is lost
