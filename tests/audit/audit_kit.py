@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -195,3 +198,39 @@ def spill_dir_gone(log: Any) -> Path:
         shutil.rmtree(spill.directory)
         spill.directory.write_text("a file where the spill directory should be")
     return Path(spill.directory)
+
+
+class HangingDisk:
+    """A `write_hook`: the store's disk is full (writes refused: rows are spilled) while
+    `mode` is "fail", then every write hangs until `release` is set ("hang"), the first
+    one setting `entered`; "ok" lets writes through."""
+
+    def __init__(self, hang_for: float = 30) -> None:
+        self.mode = "fail"
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.hang_for = hang_for
+
+    def __call__(self, table: str, rows: int) -> None:
+        if self.mode == "fail":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        if self.mode == "hang":
+            self.entered.set()
+            self.release.wait(self.hang_for)
+
+
+def hung_load_back(store: Path, n: int, **settings: Any) -> tuple[Any, HangingDisk, set[str]]:
+    """An `AuditLog` on `store` whose writer thread is stuck loading `n` spilled decisions
+    back into a store whose write hangs (it holds the spill file meanwhile): the log, its
+    disk (set `release` to end the hang) and the decisions' ids."""
+    from guard.audit import AuditLog
+
+    disk = HangingDisk(settings.pop("hang_for", 30))
+    log = AuditLog(store, write_hook=disk, flush_interval=3600, **settings)
+    ids = append_decisions(log, 0, n)
+    assert log.flush(10)
+    assert log.stats()["spill_pending"] == n
+    disk.mode = "hang"
+    time.sleep(1.1)  # past the retry interval of a store that failed
+    log._wake.set()
+    assert disk.entered.wait(10)  # the writer thread loads the spill back, and hangs
+    return log, disk, ids

@@ -6,13 +6,12 @@ meanwhile go to a spill file of their own; the next writer adopts both."""
 
 from __future__ import annotations
 
-import errno
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from audit_kit import append_decisions, run_script
+from audit_kit import append_decisions, hung_load_back, run_script
 
 from guard.audit import AuditLog, open_store, verify
 
@@ -20,25 +19,8 @@ from guard.audit import AuditLog, open_store, verify
 def test_close_while_a_spill_load_back_hangs_returns_and_keeps_every_record(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    state = {"mode": "fail"}
-    entered, release = threading.Event(), threading.Event()
-
-    def hook(table: str, rows: int) -> None:
-        if state["mode"] == "fail":  # the store's disk is full: rows are spilled
-            raise OSError(errno.ENOSPC, "No space left on device")
-        if state["mode"] == "hang":  # then it hangs, while the spilled rows load back
-            entered.set()
-            release.wait(30)
-
     store = tmp_path / "s"
-    log = AuditLog(store, write_hook=hook, flush_interval=3600)
-    ids = append_decisions(log, 0, 20)
-    assert log.flush(10)
-    assert log.stats()["spill_pending"] == 20
-    state["mode"] = "hang"
-    time.sleep(1.1)  # past the retry interval of a store that failed
-    log._wake.set()
-    assert entered.wait(10)  # the writer thread loads the spill back, and hangs
+    log, disk, ids = hung_load_back(store, 20)
     ids |= append_decisions(log, 20, 10)  # queued meanwhile
     closing = threading.Thread(target=log.close, kwargs={"timeout": 0.5}, daemon=True)
     started = time.monotonic()
@@ -51,7 +33,7 @@ def test_close_while_a_spill_load_back_hangs_returns_and_keeps_every_record(
         assert log.stats()["spilled"] == 30  # 20 from the failed writes, 10 at close
         assert "spill" in caplog.text
     finally:
-        release.set()  # the disk comes back: the stuck load-back goes on
+        disk.release.set()  # the disk comes back: the stuck load-back goes on
         closing.join(10)
         log._thread.join(10)
     heir = AuditLog(store)  # adopts whatever is left spilled

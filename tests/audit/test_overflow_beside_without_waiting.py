@@ -7,35 +7,17 @@ go to it at once."""
 
 from __future__ import annotations
 
-import errno
-import threading
 import time
 from pathlib import Path
 
-from audit_kit import append_decisions
+from audit_kit import append_decisions, hung_load_back
 
 from guard.audit import AuditLog, open_store, verify
 
 
 def test_overflowing_appends_do_not_each_wait_for_a_hung_load_back(tmp_path: Path) -> None:
-    state = {"mode": "fail"}
-    entered, release = threading.Event(), threading.Event()
-
-    def hook(table: str, rows: int) -> None:
-        if state["mode"] == "fail":  # the store's disk is full: rows are spilled
-            raise OSError(errno.ENOSPC, "No space left on device")
-        if state["mode"] == "hang":  # then it hangs, while the spilled rows load back
-            entered.set()
-            release.wait(60)
-
     store = tmp_path / "s"
-    log = AuditLog(store, write_hook=hook, flush_interval=3600, max_queue=5)
-    ids = append_decisions(log, 0, 5)
-    assert log.flush(10)
-    state["mode"] = "hang"
-    time.sleep(1.1)  # past the retry interval of a store that failed
-    log._wake.set()
-    assert entered.wait(10)  # the writer thread loads the spill back, and hangs
+    log, disk, ids = hung_load_back(store, 5, max_queue=5, hang_for=60)
     try:
         started = time.monotonic()
         later = append_decisions(log, 5, 205)  # 5 queued, 200 spilled beside
@@ -43,8 +25,8 @@ def test_overflowing_appends_do_not_each_wait_for_a_hung_load_back(tmp_path: Pat
         assert log.stats()["spilled"] == 5 + 200
         assert took < 2.0, f"200 overflowing appends took {took:.1f} s"
     finally:
-        state["mode"] = "ok"
-        release.set()
+        disk.mode = "ok"
+        disk.release.set()
     log.close()
     heir = AuditLog(store)  # adopts whatever is left spilled
     heir.close()
