@@ -234,3 +234,18 @@ def hung_load_back(store: Path, n: int, **settings: Any) -> tuple[Any, HangingDi
     log._wake.set()
     assert disk.entered.wait(10)  # the writer thread loads the spill back, and hangs
     return log, disk, ids
+
+
+def boom_cannot_be_encoded(monkeypatch: Any) -> None:
+    """From now on, the writer cannot encode a decision whose item mentions "boom" (an
+    argument, say): `RowBuilder.body` raises for it, as on a record it cannot handle."""
+    from guard.audit.rows import RowBuilder
+
+    real_body = RowBuilder.body
+
+    def body(self: RowBuilder, item: tuple[Any, ...], cache: Any = None) -> str:
+        if "boom" in repr(item):
+            raise ValueError("cannot encode")
+        return real_body(self, item, cache)
+
+    monkeypatch.setattr(RowBuilder, "body", body)

@@ -9,16 +9,14 @@ import asyncio
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-from audit_kit import event
+from audit_kit import boom_cannot_be_encoded, event
 from fastmcp import Client
 from fastmcp.exceptions import ToolError
 
 from guard import GuardMiddleware, Principal
 from guard.audit import AuditLog, open_store
-from guard.audit.rows import RowBuilder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "middleware"))
 from mw_support import POLICY, demo_server
@@ -27,14 +25,7 @@ from mw_support import POLICY, demo_server
 @pytest.fixture
 def unencodable(monkeypatch: pytest.MonkeyPatch) -> None:
     """Records whose arguments hold "boom" cannot be encoded by the writer."""
-    real_body = RowBuilder.body
-
-    def body(self: RowBuilder, item: tuple[Any, ...], cache: Any = None) -> str:
-        if "boom" in repr(item):
-            raise ValueError("cannot encode")
-        return real_body(self, item, cache)
-
-    monkeypatch.setattr(RowBuilder, "body", body)
+    boom_cannot_be_encoded(monkeypatch)
 
 
 @pytest.mark.usefixtures("unencodable")

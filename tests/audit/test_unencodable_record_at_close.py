@@ -9,26 +9,17 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
-from audit_kit import event
+from audit_kit import boom_cannot_be_encoded, event
 
 from guard.audit import AuditLog, open_store
-from guard.audit.rows import RowBuilder
 
 
 async def test_one_unencodable_leftover_does_not_lose_the_others_at_close(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_body = RowBuilder.body
-
-    def body(self: RowBuilder, item: tuple[Any, ...], cache: Any = None) -> str:
-        if "boom" in repr(item):
-            raise ValueError("cannot encode")
-        return real_body(self, item, cache)
-
-    monkeypatch.setattr(RowBuilder, "body", body)
+    boom_cannot_be_encoded(monkeypatch)
     disk_back = threading.Event()
 
     def hung_disk(table: str, rows: int) -> None:
@@ -51,7 +42,7 @@ async def test_one_unencodable_leftover_does_not_lose_the_others_at_close(
         assert await asyncio.gather(*waits) == [True, True, False, True]
     finally:
         disk_back.set()
-    monkeypatch.setattr(RowBuilder, "body", real_body)
+    monkeypatch.undo()  # the writer encodes every record again
     await asyncio.sleep(0.5)  # the stuck write lands, and its writer loads the spill back
     AuditLog(store).close()  # (or the next writer adopts it)
     with open_store(store) as db:

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
-from audit_kit import append_decisions, event
+from audit_kit import append_decisions, boom_cannot_be_encoded, event
 
 from guard.audit import AuditLog, open_store, verify
-from guard.audit.rows import RowBuilder
 
 
 def _stored(store: Path) -> list[str]:
@@ -100,14 +98,7 @@ def test_records_taken_from_the_queue_survive_an_unexpected_error(
     lost what it had taken from the queue and not handed over yet, without a count: the
     flush was logged as failed and the records were gone. A record that cannot be
     encoded counts once."""
-    real_body = RowBuilder.body
-
-    def body(self: RowBuilder, item: tuple[Any, ...], cache: Any = None) -> str:
-        if "boom" in repr(item):
-            raise ValueError("cannot encode")
-        return real_body(self, item, cache)
-
-    monkeypatch.setattr(RowBuilder, "body", body)
+    boom_cannot_be_encoded(monkeypatch)
     store = tmp_path / "s"
     log = AuditLog(store, flush_interval=3600, durable=durable)
     log.append(event(99, args={"text": "boom"}))
