@@ -52,6 +52,23 @@ async def _recorded(tmp_path: Path, uris: list[str]) -> tuple[list[str], str]:
     return [r[0] for r in rows], shown
 
 
+async def _one_read(tmp_path: Path, mcp: FastMCP[Any], uri: str) -> tuple[str, str, str | None]:
+    """Read `uri` through a guard on `mcp`: its recorded URI and args, and the traced URI."""
+    recorder = Recorder()
+    mw = GuardMiddleware(ALLOW_ALL, principal=ALICE, audit=AuditLog(tmp_path / "a"),
+                         telemetry=recorder)  # fmt: skip
+    mcp.add_middleware(mw)
+    async with Client(mcp) as client:
+        await client.session.read_resource(uri)
+    mw.close()
+    with open_store(tmp_path / "a") as db:
+        [(recorded, args)] = db.execute(
+            "SELECT resource_uri, args FROM decisions WHERE method = 'resources/read'"
+        ).fetchall()
+    [event] = [e for e in recorder.events if e.request.method == "resources/read"]
+    return recorded, args, event.request.resource.uri
+
+
 @pytest.mark.parametrize(
     "uri",
     [
@@ -82,20 +99,9 @@ async def test_record_and_span_show_the_same_uri_for_a_short_redacted_value(
     def vault(token: str) -> str:
         return "ok"
 
-    recorder = Recorder()
-    mw = GuardMiddleware(ALLOW_ALL, principal=ALICE, audit=AuditLog(tmp_path / "a"),
-                         telemetry=recorder)  # fmt: skip
-    mcp.add_middleware(mw)
-    async with Client(mcp) as client:
-        await client.read_resource("vault://e/data")  # `token` is a sensitive name
-    mw.close()
-    with open_store(tmp_path / "a") as db:
-        [(recorded,)] = db.execute(
-            "SELECT resource_uri FROM decisions WHERE method = 'resources/read'"
-        ).fetchall()
-    [event] = [e for e in recorder.events if e.request.method == "resources/read"]
-    assert event.request.resource.uri == "vault://<redacted:path>/data"
-    assert recorded == event.request.resource.uri, recorded
+    recorded, _, traced = await _one_read(tmp_path, mcp, "vault://e/data")
+    assert traced == "vault://<redacted:path>/data"
+    assert recorded == traced, recorded
 
 
 @pytest.mark.parametrize("uri", ["vault://hunter2 pw/sub/data", "vault://hunter2/sub%20dir/data",
@@ -113,17 +119,6 @@ async def test_a_redacted_wildcard_parameter_leaves_the_recorded_uri(
     def vault(secret: str) -> str:
         return "ok"
 
-    recorder = Recorder()
-    mw = GuardMiddleware(ALLOW_ALL, principal=ALICE, audit=AuditLog(tmp_path / "a"),
-                         telemetry=recorder)  # fmt: skip
-    mcp.add_middleware(mw)
-    async with Client(mcp) as client:
-        await client.session.read_resource(uri)
-    mw.close()
-    with open_store(tmp_path / "a") as db:
-        [(recorded, args)] = db.execute(
-            "SELECT resource_uri, args FROM decisions WHERE method = 'resources/read'"
-        ).fetchall()
-    [event] = [e for e in recorder.events if e.request.method == "resources/read"]
+    recorded, args, traced = await _one_read(tmp_path, mcp, uri)
     assert "hunter2" not in recorded and "hunter2" not in str(args), (recorded, args)
-    assert recorded == event.request.resource.uri == "vault://<redacted:path>/data"
+    assert recorded == traced == "vault://<redacted:path>/data"
