@@ -249,3 +249,21 @@ def boom_cannot_be_encoded(monkeypatch: Any) -> None:
         return real_body(self, item, cache)
 
     monkeypatch.setattr(RowBuilder, "body", body)
+
+
+def stored_decisions(store: Path) -> list[str]:
+    """The decision ids in `store`, sorted, each as often as it is stored."""
+    from guard.audit import open_store
+
+    with open_store(store) as con:
+        return sorted(i for (i,) in con.execute("SELECT decision_id FROM decisions").fetchall())
+
+
+def adopted_decisions(store: Path) -> list[str]:
+    """`stored_decisions` once a new writer on `store` has adopted what was left spilled
+    (it starts and closes), after checking every chain."""
+    from guard.audit import AuditLog, verify
+
+    AuditLog(store).close()
+    assert verify(store).ok
+    return stored_decisions(store)
