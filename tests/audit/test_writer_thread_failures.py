@@ -8,14 +8,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from audit_kit import append_decisions, boom_cannot_be_encoded, event
+from audit_kit import append_decisions, boom_cannot_be_encoded, event, stored_decisions
 
 from guard.audit import AuditLog, open_store, verify
-
-
-def _stored(store: Path) -> list[str]:
-    with open_store(store) as con:
-        return [i for (i,) in con.execute("SELECT decision_id FROM decisions").fetchall()]
 
 
 def _fail_thread_start_once(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
@@ -53,11 +48,7 @@ def test_a_write_thread_that_cannot_start_loses_no_record(
     assert refused  # the write thread was refused once
     ids |= append_decisions(log, 1000, 10)  # the writer goes on working
     assert log.flush(10)
-    log.close()
-    stats = log.stats()
-    assert stats["lost"] == 0 and stats["spill_pending"] == 0
-    assert sorted(_stored(store)) == sorted(ids)
-    assert verify(store).ok
+    _closed_keeping_all(log, ids)
 
 
 def test_a_converter_thread_that_cannot_start_is_retried(
@@ -75,12 +66,17 @@ def test_a_converter_thread_that_cannot_start_is_retried(
     for n in range(3):  # more hot files fill up and are converted
         ids |= append_decisions(log, 100 * (n + 1), 10)
         assert log.flush(10)
+    _closed_keeping_all(log, ids)
+    assert list((store / "decisions").glob("*.parquet"))
+
+
+def _closed_keeping_all(log: AuditLog, ids: set[str]) -> None:
+    """`log` closes with nothing lost or left spilled: each of `ids` stored once."""
     log.close()
     stats = log.stats()
     assert stats["lost"] == 0 and stats["spill_pending"] == 0
-    assert sorted(_stored(store)) == sorted(ids)
-    assert verify(store).ok
-    assert list((store / "decisions").glob("*.parquet"))
+    assert stored_decisions(log.path) == sorted(ids)
+    assert verify(log.path).ok
 
 
 def _outcomes(store: Path) -> list[str]:
@@ -126,7 +122,7 @@ def test_records_taken_from_the_queue_survive_an_unexpected_error(
     log.close()
     stats = log.stats()
     assert stats["lost"] == 0 and stats["append_errors"] == 1 and stats["spill_pending"] == 0
-    assert sorted(_stored(store)) == sorted(ids | more)
+    assert stored_decisions(store) == sorted(ids | more)
     assert sorted(_outcomes(store)) == sorted(ids)
     assert verify(store).ok
 
@@ -151,6 +147,6 @@ def test_a_flush_that_failed_says_so(tmp_path: Path) -> None:
     assert not log.flush(10)  # held in memory: not written
     assert log.stats()["lost"] == 0
     assert log.flush(10)
-    assert sorted(_stored(store)) == sorted(ids)
+    assert stored_decisions(store) == sorted(ids)
     log.close()
-    assert sorted(_stored(store)) == sorted(ids) and verify(store).ok
+    assert stored_decisions(store) == sorted(ids) and verify(store).ok
