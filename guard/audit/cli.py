@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
 
-from guard.audit.log import DEFAULT_PATH, ENV_VAR
+from guard.audit.log import DEFAULT_PATH, OFF, env_store
 from guard.audit.schema import TABLES
 
 __all__ = ["COMMANDS"]
@@ -17,8 +16,8 @@ __all__ = ["COMMANDS"]
 def _default_store() -> str:
     """Where the guard writes by default: `$MCP_GUARD_AUDIT` (unless `off`), else
     ./mcp-guard-audit.duckdb."""
-    env = os.environ.get(ENV_VAR, "").strip()
-    return DEFAULT_PATH if env.lower() in {"", "off", "none", "0", "false"} else env
+    env = env_store()
+    return DEFAULT_PATH if env in (None, OFF) else env
 
 
 _STORE = click.argument("store", type=click.Path(path_type=Path), default=_default_store)

@@ -85,16 +85,30 @@ def resolve_audit(audit: Any = DEFAULT) -> AuditLog | None:
     if audit is None or isinstance(audit, AuditLog):
         return audit
     if audit is DEFAULT:
-        env = os.environ.get(ENV_VAR, "").strip()
-        if env.lower() in {"off", "none", "0", "false"}:
+        env = env_store()
+        if env == OFF:
             return None
-        # (a desktop client passes its configuration's env as written: no shell expands `~`)
-        return AuditLog(os.path.expanduser(env)) if env else AuditLog(_default_store())
+        return AuditLog(env) if env else AuditLog(_default_store())
     if isinstance(audit, str | os.PathLike):
         return AuditLog(audit)
     raise TypeError(
         f"audit= takes a path, an AuditLog, None or DEFAULT, not {type(audit).__name__}"
     )
+
+
+OFF: Final = "off"
+
+
+def env_store() -> str | None:
+    """`$MCP_GUARD_AUDIT`: None if unset, `OFF` if it switches records off (`off`, `none`,
+    `0`, `false`), else the store path, a leading `~` expanded (a desktop client passes its
+    configuration's env as written: no shell expands it)."""
+    env = os.environ.get(ENV_VAR, "").strip()
+    if not env:
+        return None
+    if env.lower() in {"off", "none", "0", "false"}:
+        return OFF
+    return os.path.expanduser(env)
 
 
 def _default_store() -> Path:

@@ -303,6 +303,9 @@ def test_resolve_audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from_home = resolve_audit()
     assert from_home is not None and from_home.path == tmp_path / "home" / "records.duckdb"
     from_home.close()
+    from guard.audit.cli import _default_store as cli_default
+
+    assert cli_default() == str(tmp_path / "home" / "records.duckdb")  # the store commands too
     monkeypatch.setenv("MCP_GUARD_AUDIT", "off")
     assert resolve_audit() is None
     by_path = resolve_audit(str(tmp_path / "p"))
