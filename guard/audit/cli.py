@@ -135,7 +135,7 @@ def retention_command(store: Path, days: float) -> None:
 @click.option("-n", "limit", type=click.IntRange(min=1), default=20, show_default=True,
               help="How many decisions to print.")  # fmt: skip
 def tail_command(store: Path, limit: int) -> None:
-    """Print the latest decisions of STORE as JSON lines, oldest first.
+    """Print the latest decisions of STORE as JSON lines, oldest first (times in UTC).
 
     STORE defaults to the guard's default: $MCP_GUARD_AUDIT, else ./mcp-guard-audit.duckdb.
 
