@@ -329,35 +329,44 @@ def format_policies(paths: tuple[str, ...], check: bool, write: bool, force: boo
         mcp-guard format policies/ --check
         mcp-guard format team.yaml --write
     """
+    from guard.policy.loader import parse_policies
+
     if check and write:
         raise click.ClickException("use either --check or --write")
     files = find_files(paths, POLICY_SUFFIXES, recursive=False)
     if not files:  # (an empty directory must not pass a CI check having checked nothing)
         raise click.ClickException("no policy files (*.yaml, *.yml) found")
-    changed: list[Path] = []
-    printed: list[str] = []  # without --check / --write: every file, in order, as one stream
+    # Every file is read and rendered before anything is written or printed: a check names
+    # every broken file, and --write rewrites nothing while one is broken or refused.
+    rendered: list[tuple[Path, str, str]] = []
+    problems: list[PolicyProblem] = []
     for path in files:
-        specs = parse_file(str(path))
+        try:
+            specs = list(parse_policies(path))
+        except PolicyError as exc:
+            problems.extend(exc.problems)
+            continue
         text = path.read_text(encoding="utf-8")
-        canonical = _render(specs, "json" if path.suffix == ".json" else "yaml")
-        if not check and not write:
-            printed.append(canonical)
-            continue
-        if canonical == text:
-            continue
-        changed.append(path)
-        if write:
-            if _has_comments(text) and not force:
+        rendered.append((path, text, _render(specs, "json" if path.suffix == ".json" else "yaml")))
+    if problems:
+        fail(problems, "text")
+    if not check and not write:  # YAML documents (JSON is YAML): the same policies
+        click.echo("---\n".join(canonical for _, _, canonical in rendered), nl=False)
+        return
+    changed = [(path, text, canonical) for path, text, canonical in rendered if canonical != text]
+    if write and not force:
+        for path, text, _ in changed:
+            if _has_comments(text):
                 raise click.ClickException(
                     f"{path} has comments, which canonical form drops; "
                     "add --force to rewrite it anyway"
                 )
+    for path, _, canonical in changed:
+        if write:
             path.write_text(canonical, encoding="utf-8")
             click.echo(f"reformatted {path}")
         else:
             click.echo(f"would reformat {path}")
-    if printed:  # YAML documents (JSON is YAML): what loads as the same policies
-        click.echo("---\n".join(printed), nl=False)
     if check:
         noun = "file" if len(files) == 1 else "files"
         click.echo(f"{len(changed)} of {len(files)} {noun} would be reformatted", err=True)

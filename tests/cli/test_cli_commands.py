@@ -195,6 +195,31 @@ def test_format_a_directory_and_a_broken_file(tmp_path: Path, examples: Path) ->
     assert broken.exit_code == 1 and f"{tmp_path / 'broken.yaml'}:7:" in broken.stderr
 
 
+def test_format_reports_every_broken_file_and_changes_nothing(tmp_path: Path) -> None:
+    """A CI check names every file it cannot read, not just the first; and --write
+    rewrites nothing while any file is broken or refused (no half-formatted tree)."""
+    _broken(tmp_path, "a.yaml")
+    _broken(tmp_path, "c.yaml")
+    messy = tmp_path / "b.yaml"
+    messy.write_text("{name: b, default_effect: deny, rules: []}\n")
+    before = messy.read_text()
+    checked = run("format", tmp_path, "--check")
+    assert checked.exit_code == 1
+    assert f"{tmp_path / 'a.yaml'}:7:" in checked.stderr
+    assert f"{tmp_path / 'c.yaml'}:7:" in checked.stderr
+    assert run("format", tmp_path, "--write").exit_code == 1
+    assert messy.read_text() == before
+    for name in ("a.yaml", "c.yaml"):
+        (tmp_path / name).unlink()
+    commented = tmp_path / "a.yaml"
+    commented.write_text("# keep me\nname: a\ndefault_effect: deny\nrules: []\n")
+    refused = run("format", tmp_path, "--write")
+    assert refused.exit_code == 1 and "comments" in refused.output
+    assert messy.read_text() == before  # b.yaml was not rewritten before a.yaml refused
+    assert run("format", tmp_path, "--write", "--force").exit_code == 0
+    assert messy.read_text() != before and run("format", tmp_path, "--check").exit_code == 0
+
+
 # --------------------------------------------------------------------------- convert
 
 
