@@ -51,3 +51,21 @@ def test_duckdb_floor_reads_record_times_without_pytz(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_one_version_number() -> None:
+    """`guard.__version__` is what the package metadata and `mcp-guard --version` say: the
+    version lives in one place (hatch reads it from `guard/__init__.py`), not in two that a
+    release bumps one of."""
+    from importlib.metadata import version
+
+    from click.testing import CliRunner
+
+    import guard
+    from guard.cli import main
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert "version" not in project and "version" in project["dynamic"]
+    assert version("mcp-guard") == guard.__version__
+    shown = CliRunner().invoke(main, ["--version"])
+    assert shown.exit_code == 0 and shown.output.split()[-1] == guard.__version__
