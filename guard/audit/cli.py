@@ -9,6 +9,7 @@ import click
 
 from guard.audit.log import DEFAULT_PATH, OFF, env_store
 from guard.audit.schema import TABLES
+from guard.errors import AuditError
 
 __all__ = ["COMMANDS"]
 
@@ -89,6 +90,8 @@ def compact_command(store: Path) -> None:
     _require(store)
     try:
         merged = compact(store)
+    except AuditError as exc:  # (a hot file of a newer version's: said, not converted)
+        raise click.ClickException(str(exc)) from None
     except (duckdb.Error, OSError) as exc:
         raise _unreadable(exc) from None
     removed = merged.pop("itemsets", 0)
@@ -122,6 +125,8 @@ def retention_command(store: Path, days: float) -> None:
         dropped = apply_retention(store, days=days)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--days") from None
+    except AuditError as exc:
+        raise click.ClickException(str(exc)) from None
     except (duckdb.Error, OSError) as exc:
         raise _unreadable(exc) from None
     removed = dropped.pop("itemsets", 0)

@@ -23,10 +23,11 @@ from typing import Any
 
 from guard._ids import uuid7
 from guard.audit import itemsets
-from guard.audit.schema import TABLES
+from guard.audit.schema import LISTING_ITEM_COLUMNS, TABLES
 from guard.audit.segments import (
     HOT_SUFFIX,
     MARKER_SUFFIX,
+    MAX_ROW_BYTES,
     SEGMENT_SUFFIX,
     TEMP_SUFFIX,
     connect,
@@ -197,9 +198,36 @@ def convert_orphans(
             if converted_at <= now - grace:
                 remove_quietly(hot)
             continue
+        unknown = _unknown_fields(con, table, hot)
+        if unknown:
+            raise AuditError(
+                f"{hot} holds {', '.join(unknown)}, which this version of MCP Guard does not "
+                "know: it was written by a newer version; converting it would drop them "
+                "(its records stay readable: run compact and retention with that version)"
+            )
         convert_hot(con, directory, table, hot, fsync=True, keep=grace > 0)
         converted += 1
     return converted
+
+
+def _unknown_fields(con: Any, table: str, hot: Path) -> list[str]:
+    """The fields of `hot`'s rows (and of a listing's items, as `items.<field>`) that are
+    not `table`'s columns: a newer version's, which a conversion, typed with this
+    version's columns, would drop (and every row's hash would then no longer match)."""
+    known = [name for name, _ in TABLES[table]]
+    if table == "listings":
+        known += [f"items.{name}" for name, _ in LISTING_ITEM_COLUMNS]
+    rows = (
+        f"read_json_objects({sql_paths([hot])}, format = 'newline_delimited', "
+        f"maximum_object_size = {MAX_ROW_BYTES}, ignore_errors = true)"
+    )
+    found = con.execute(
+        f"SELECT DISTINCT field FROM (SELECT unnest(json_keys(json)) AS field FROM {rows} "  # noqa: S608
+        f"UNION ALL SELECT 'items.' || unnest(flatten(json_keys(json, '$.items[*]'))) "
+        f"FROM {rows}) WHERE NOT list_contains(?, field) ORDER BY field",
+        [known],
+    ).fetchall()
+    return [field for (field,) in found]
 
 
 def remove_stale_temps(root: Path) -> int:
