@@ -22,9 +22,9 @@ import threading
 import time
 from io import FileIO
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
-from guard.audit.schema import TABLES, row_body
+from guard.audit.schema import TABLES, first_columns, row_body
 from guard.audit.segments import fsync_dir, write_atomic
 
 __all__ = ["SpillFile"]
@@ -316,12 +316,24 @@ def _kept_already(target: Path, lines: set[bytes]) -> set[bytes]:
 _START = b'{"t":'
 
 
+def _values_body(table: str, values: list[Any]) -> str:
+    """The body of a row spilled as its values (`"v"`, the first release's form): one per
+    content column, as the table had them then or has them now. A row spilled before a
+    column was added (`ADDED_COLUMNS`) reads it as NULL, as its segments do."""
+    names = [name for name, _ in TABLES[table]][:-4]
+    first = [name for name, _ in first_columns(table)][:-4]
+    if len(values) == len(first) < len(names):
+        spilled = dict(zip(first, values, strict=True))
+        values = [spilled.get(name) for name in names]
+    return row_body(table, values)
+
+
 def _row(line: bytes) -> tuple[str, str] | None:
     """The (table, body) of a spill line; None if it is not a row the store can take."""
     try:
         doc = json.loads(line)
         table = doc["t"]
-        body = doc["b"] if "b" in doc else row_body(table, doc["v"])  # "v": values (0.1)
+        body = doc["b"] if "b" in doc else _values_body(table, doc["v"])
         # the body is stored as it is: it must be a row (one of a known table, with
         # the id the duplicate check goes by), or it would break the store's chain
         if table not in TABLES or not isinstance(json.loads(body + "}").get("decision_id"), str):
