@@ -6,9 +6,9 @@ process is gone, or its log closed) adopts that writer's spilled rows, so a cras
 strands them. A closed log that still spills (a request finishing after `close()`) takes
 the lock for each such write only, and syncs the rows before letting go.
 
-A line that cannot be loaded back (torn by a crash, garbage, a row of a table this version
-does not know, a row without its `decision_id`) is moved, as it is, to `<file>.rejected`
-next to the file it was in, counted, and never deleted.
+A line that cannot be loaded back (torn by a crash, garbage, a row of a table or with a
+column this version does not know, a row without its `decision_id`) is moved, as it is, to
+`<file>.rejected` next to the file it was in, counted, and never deleted.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from io import FileIO
 from pathlib import Path
 from typing import Any, Final
 
-from guard.audit.schema import TABLES, first_columns, row_body
+from guard.audit.schema import LISTING_ITEM_COLUMNS, TABLES, first_columns, row_body
 from guard.audit.segments import fsync_dir, write_atomic
 
 __all__ = ["SpillFile"]
@@ -335,9 +335,22 @@ def _row(line: bytes) -> tuple[str, str] | None:
         table = doc["t"]
         body = doc["b"] if "b" in doc else _values_body(table, doc["v"])
         # the body is stored as it is: it must be a row (one of a known table, with
-        # the id the duplicate check goes by), or it would break the store's chain
-        if table not in TABLES or not isinstance(json.loads(body + "}").get("decision_id"), str):
+        # the id the duplicate check goes by, and no column this version does not know,
+        # a newer version's, which readers and conversions would drop), or it would
+        # break the store's chain
+        row = json.loads(body + "}")
+        if table not in TABLES or not isinstance(row.get("decision_id"), str):
+            return None
+        if not _CONTENT[table].issuperset(row) or not all(
+            _ITEM_FIELDS.issuperset(item) for item in row.get("items") or ()
+        ):
             return None
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
     return table, body
+
+
+_CONTENT: Final = {
+    table: frozenset(n for n, _ in columns[:-4]) for table, columns in TABLES.items()
+}
+_ITEM_FIELDS: Final = frozenset(name for name, _ in LISTING_ITEM_COLUMNS)

@@ -17,7 +17,7 @@ import pytest
 from audit_kit import event, inline_listings
 from click.testing import CliRunner
 
-from guard.audit import AuditLog, open_store
+from guard.audit import AuditLog, open_store, verify
 from guard.audit.maintenance import apply_retention, compact
 from guard.cli import main
 from guard.errors import AuditError
@@ -103,3 +103,37 @@ def test_the_commands_say_so_without_a_traceback(tmp_path: Path, command: list[s
     assert isinstance(result.exception, SystemExit), repr(result.exception)
     assert "risk_score" in result.output and hot.name in result.output
     assert hot.exists()
+
+
+def test_a_spilled_row_with_a_column_it_does_not_know_is_set_aside_not_stored(
+    tmp_path: Path,
+) -> None:
+    """A newer version's spilled row, adopted by this version's writer, was stored as it
+    was: readers dropped the column, the writer's conversion dropped it for good, and
+    `verify` called the row edited. It is kept as it is, beside the spill file, as a row
+    of a table this version does not know is."""
+    store = tmp_path / "s"
+    ev, known = event(1), event(2)
+    log = AuditLog(store, write_hook=_full, flush_interval=3600)
+    log.append(ev)
+    log.append(known)
+    log.close()  # the store refused them: spilled
+    [spilled] = (store / "spill").glob("*.jsonl")
+    first, second = spilled.read_bytes().splitlines()
+    doc = json.loads(first)
+    doc["b"] += ',"risk_score":7'  # a column a newer version appends
+    newer = json.dumps(doc, separators=(",", ":")).encode()
+    spilled.write_bytes(newer + b"\n" + second + b"\n")
+
+    log = AuditLog(store)
+    log.close()
+    with open_store(store) as db:
+        got = db.execute("SELECT decision_id FROM decisions").fetchall()
+    assert got == [(known.decision_id,)]
+    [rejected] = (store / "spill").glob("*.rejected")
+    assert rejected.read_bytes() == newer + b"\n"
+    assert verify(store).ok
+
+
+def _full(table: str, rows: object) -> None:
+    raise OSError(28, "No space left on device")
