@@ -77,10 +77,25 @@ class _Entry:
 def _load_text(text: str, origin: str) -> Any:
     import yaml  # YAML is a superset of JSON: one parser reads both
 
+    from guard.policy._request_form import LineMap, load_yaml
+
     try:
-        return yaml.safe_load(text)
+        document = load_yaml(text)
     except yaml.YAMLError:
         raise ValueError(f"{origin}: not valid YAML/JSON") from None
+    # `yaml.safe_load` keeps the last of a repeated key silently: one key written twice
+    # would stand for whichever identity came last. Named by line: the key is a secret.
+    nodes: list[Any] = [document]
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, LineMap):
+            if node.duplicates:
+                line = node.duplicates[0][1]
+                raise ValueError(f"{origin}: line {line}: a key is written twice in one mapping")
+            nodes.extend(node.values())
+        elif isinstance(node, list):
+            nodes.extend(node)
+    return document
 
 
 class ApiKeyAuthenticator:
