@@ -112,16 +112,18 @@ def _parse(document: Any, origin: str) -> dict[str | None, VerificationKey]:
     for entry in document["keys"]:
         if not isinstance(entry, Mapping) or entry.get("use", "sig") != "sig":
             continue  # encryption keys never verify signatures
-        alg = entry.get("alg")
-        if alg is not None and not isinstance(alg, str):
-            continue
+        alg, kid = entry.get("alg"), entry.get("kid")
+        if (alg is not None and not isinstance(alg, str)) or (
+            kid is not None and not isinstance(kid, str)
+        ):
+            continue  # a list or object as `kid` cannot even be looked up: skip, not fail
         try:
             key = jwt.PyJWK(dict(entry))
         except Exception as exc:  # unknown kty/crv, `alg: none` (NotImplementedError), ...
             # one unusable key must not hide the others
-            LOG.info("JWKS key %r skipped: %s", entry.get("kid"), type(exc).__name__)
+            LOG.info("JWKS key %r skipped: %s", kid, type(exc).__name__)
             continue
-        keys[entry.get("kid")] = VerificationKey(key.key, alg if isinstance(alg, str) else None)
+        keys[kid] = VerificationKey(key.key, alg)
     return keys
 
 

@@ -19,3 +19,21 @@ async def test_one_odd_jwk_does_not_break_the_key_set(
     auth = JWTAuthenticator(jwks_url=jwks_server.url)
     token = mint(claims(), rsa_key.private, "RS256", {"kid": rsa_key.kid})
     assert (await auth.authenticate(bearer(token))).user_id == "alice"
+
+
+@pytest.mark.parametrize("bad_kid", [["odd"], {"id": "odd"}, 7])
+async def test_a_jwk_whose_kid_is_not_a_string_does_not_break_the_key_set(
+    jwks_server: JWKSServer, rsa_key: KeyPair, rsa_key2: KeyPair, bad_kid: object
+) -> None:
+    """Found in review: keys were filed under their `kid` as found, and a list or object
+    cannot be a dict key (TypeError): every fetch failed, and every caller was refused
+    `jwks_unavailable`. A kid is a string (RFC 7517 section 4.5): such a key is skipped."""
+    from guard.identity import JWKSKeys, JWTAuthenticator
+
+    odd = {**rsa_key2.jwk, "kid": bad_kid}
+    jwks_server.keys = [odd, rsa_key.jwk]
+    auth = JWTAuthenticator(jwks_url=jwks_server.url)
+    token = mint(claims(), rsa_key.private, "RS256", {"kid": rsa_key.kid})
+    assert (await auth.authenticate(bearer(token))).user_id == "alice"
+    # nor does it make a key set given in memory unloadable
+    assert list(JWKSKeys(jwks={"keys": [odd, rsa_key.jwk]})._keys) == [rsa_key.kid]
