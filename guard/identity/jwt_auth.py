@@ -4,7 +4,8 @@ The allow-list is never taken from the token: a token's `alg` header only select
 algorithms configured, and each algorithm must fit the key's type. That closes the classic
 attacks: `alg: none`, and an HS256 token "signed" with the server's RSA public key as the
 HMAC secret (the key confusion that broke many JWT libraries). Likewise keys come only from
-configuration: a token's `jku`, `x5u` or `jwk` header is never followed or trusted.
+configuration: a token's `jku`, `x5u` or `jwk` header is never followed or trusted. A
+token listing a critical extension (`crit`) other than `b64` is refused (`invalid_token`).
 
 Failure reasons: `missing_credentials`, `ambiguous_credentials`, `token_too_large`,
 `malformed_token`, `disallowed_algorithm`, `unknown_kid`, `jwks_unavailable`,
@@ -63,6 +64,7 @@ ALGORITHMS: Final[Mapping[str, tuple[str, str | None]]] = {
 }
 _DEFAULT_FOR: Final = {"oct": ("HS256",), "RSA": ("RS256",), "EC": ("ES256",), "OKP": ("EdDSA",)}
 _JWKS_DEFAULT: Final = ("RS256", "PS256", "ES256", "EdDSA")
+_CRITICAL_UNDERSTOOD: Final = frozenset({"b64"})  # RFC 7797, which pyjwt implements
 _HMAC_MIN_BYTES: Final = {"HS256": 32, "HS384": 48, "HS512": 64}  # RFC 7518 section 3.2
 # pyjwt warns of a short HMAC secret on every decode from 2.11.0 on; 2.10 has no such warning
 _SHORT_KEY_WARNING: Final[type[Warning] | None] = getattr(jwt, "InsecureKeyLengthWarning", None)
@@ -150,6 +152,18 @@ def _looks_like_key(secret: bytes) -> bool:
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return False
     return isinstance(document, dict) and ("kty" in document or "keys" in document)
+
+
+def _check_critical(header: Mapping[str, Any]) -> None:
+    """Refuse a token listing an extension this recipient does not understand (RFC 7515
+    section 4.1.11). Checked here, not left to pyjwt: pyjwt 2.10 ignores `crit`, taking a
+    token its issuer meant only for recipients that enforce some extension as a plain one.
+    `b64` is the one extension pyjwt implements; the names are not quoted (caller's text)."""
+    crit = header["crit"]
+    if not isinstance(crit, list) or not crit or not all(isinstance(c, str) for c in crit):
+        raise jwt.InvalidTokenError("Invalid 'crit' header: must be a non-empty list of names")
+    if any(c not in _CRITICAL_UNDERSTOOD or c not in header for c in crit):
+        raise jwt.InvalidTokenError("Unsupported or missing critical extension")
 
 
 def _fits(alg: str, key_type: tuple[str, str | None]) -> bool:
@@ -340,7 +354,7 @@ class JWTAuthenticator:
         return found.key
 
     def _decode(self, token: str, key: Any, algorithms: list[str]) -> dict[str, Any]:
-        return jwt.decode(
+        decoded = jwt.decode_complete(
             token,
             key,
             algorithms=algorithms,
@@ -348,6 +362,9 @@ class JWTAuthenticator:
             leeway=self.leeway,
             options=self._options,  # type: ignore[arg-type]
         )
+        if "crit" in decoded["header"]:
+            _check_critical(decoded["header"])
+        return dict(decoded["payload"])
 
     async def _key_and_algorithms(self, token: str, key_id: str) -> tuple[Any, list[str]]:
         if self._jwks is None:
