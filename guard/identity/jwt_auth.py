@@ -15,6 +15,8 @@ Failure reasons: `missing_credentials`, `ambiguous_credentials`, `token_too_larg
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import logging
 import warnings
@@ -133,19 +135,32 @@ _SSH_PREFIXES: Final = (
 )
 
 
+def _der_in_text(secret: bytes) -> list[bytes]:
+    """What `secret` holds if it is DER written as text: base64 (a PEM body without its
+    armor, as Keycloak shows a realm's key), base64url or hex; whitespace ignored."""
+    text = b"".join(secret.removeprefix(b"\xef\xbb\xbf").split())
+    found = []
+    for decode in (base64.b64decode, base64.urlsafe_b64decode):
+        with contextlib.suppress(ValueError):  # binascii.Error is a ValueError
+            found.append(decode(text + b"=" * (-len(text) % 4)))
+    with contextlib.suppress(ValueError):  # UnicodeDecodeError is a ValueError
+        found.append(bytes.fromhex(text.decode("ascii")))
+    return found
+
+
 def _looks_like_key(secret: bytes) -> bool:
     """Whether an HMAC `secret` is really a key, in any form keys travel in.
 
     A public key is public: used as an HMAC secret, it lets anyone sign tokens. Checked
-    here, not left to pyjwt: pyjwt 2.10 takes a DER key or a JWK's
-    JSON text as an HMAC secret without a word. PEM is looked for anywhere (a BOM,
+    here, not left to pyjwt: pyjwt 2.10 takes a DER key (also as base64 or hex text) or a
+    JWK's JSON text as an HMAC secret without a word. PEM is looked for anywhere (a BOM,
     or `openssl x509 -text` output, often comes first).
     """
     if b"-----BEGIN" in secret:
         return True
     if secret.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(_SSH_PREFIXES):
         return True
-    if _der_public_key(secret) is not None:
+    if any(_der_public_key(der) is not None for der in (secret, *_der_in_text(secret))):
         return True
     try:
         document = json.loads(secret.decode("utf-8-sig"))
