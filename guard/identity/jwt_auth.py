@@ -181,6 +181,12 @@ def _check_critical(header: Mapping[str, Any]) -> None:
         raise jwt.InvalidTokenError("Unsupported or missing critical extension")
 
 
+def _default_for(key_type: tuple[str, str | None]) -> tuple[str, ...]:
+    """The one algorithm a key implies: an EC key's is its curve's (ES384 for P-384)."""
+    curve_alg = [alg for alg, fit in ALGORITHMS.items() if key_type[1] and fit == key_type]
+    return tuple(curve_alg[:1]) or _DEFAULT_FOR[key_type[0]]
+
+
 def _fits(alg: str, key_type: tuple[str, str | None]) -> bool:
     kty, curve = ALGORITHMS[alg]
     return kty == key_type[0] and (curve is None or curve == key_type[1])
@@ -195,7 +201,8 @@ class JWTAuthenticator:
 
     Args:
         algorithms: the allow-list; defaults to the one algorithm the key type implies
-            (`HS256`, `RS256`, `ES256`, `EdDSA`; RS256/PS256/ES256/EdDSA for a JWKS).
+            (`HS256`, `RS256`, `ES256` / `ES384` / `ES512` by curve, `EdDSA`;
+            RS256/PS256/ES256/EdDSA for a JWKS).
         audience: accepted `aud` value(s). A token carrying `aud` is refused when none is set.
         issuer: accepted `iss` value(s).
         leeway: seconds (or a `timedelta`) of clock skew tolerated for `exp`, `nbf` and
@@ -281,7 +288,7 @@ class JWTAuthenticator:
             )
         key_type = _key_type(self._static) if self._static is not None else None
         if algorithms is None:
-            algorithms = _DEFAULT_FOR[key_type[0]] if key_type else _JWKS_DEFAULT
+            algorithms = _default_for(key_type) if key_type else _JWKS_DEFAULT
         if isinstance(algorithms, str):
             algorithms = (algorithms,)
         for alg in algorithms:
