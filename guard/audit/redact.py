@@ -341,8 +341,9 @@ class Redactor:
 
     def sensitive(self, name: str) -> bool:
         """Whether the value under key `name` is never recorded: `name` is a sensitive name,
-        or ends with the words of one (`db_password`, `clientSecret`, `X-Auth-Token`), or
-        (with `detect_secrets`) is shaped like a credential itself.
+        or ends with the words of one (`db_password`, `clientSecret`, `X-Auth-Token`), is
+        not UTF-8 (a lone surrogate), or (with `detect_secrets`) is shaped like a
+        credential itself.
 
         ```python
         assert Redactor().sensitive("accessToken") and not Redactor().sensitive("max_tokens")
@@ -363,6 +364,10 @@ class Redactor:
                 # a name shaped like a credential is one: no value under it is recorded
                 # (and `redact` records a marker in its place)
                 verdict = _search(name)
+            if not verdict and not name.isascii():
+                # a name that is not UTF-8 (a lone surrogate) cannot be recorded either:
+                # stored, it would become `?` (and `redact` records a marker in its place)
+                verdict = not _encodable(name)
             if len(name) <= _MAX_REMEMBERED_NAME:
                 if len(self._verdicts) >= _MAX_VERDICTS:
                     self._verdicts.clear()  # callers inventing names: start over, bounded
@@ -580,8 +585,11 @@ class Redactor:
         return list(recorded)
 
     def _secret_key(self, key: str) -> bool:
-        """Whether `key` is shaped like a credential (`sensitive` says so first, and
-        remembers it: an ordinary key costs nothing more)."""
+        """Whether `key` itself cannot be recorded: it is shaped like a credential, or is
+        not UTF-8 (`sensitive` says so first, and remembers it: an ordinary key costs
+        nothing more)."""
+        if not key.isascii() and not _encodable(key):
+            return True  # stored, it would be `?`: a key the decision never saw
         return len(key) >= _MIN_SECRET_LEN and self._detect and self.sensitive(key) and _search(key)
 
     @staticmethod
