@@ -71,8 +71,16 @@ class DecisionLogs:
             context=context,
             severity_number=SeverityNumber.INFO if decision.allowed else SeverityNumber.WARN,
             severity_text="INFO" if decision.allowed else "WARN",
-            body=f"{verdict} {event.request.action} {resource.kind} {resource.name}",
+            body=f"{verdict} {event.request.action} {resource.kind} {_printable(resource.name)}",
             attributes=attrs,
             event_name=EVENT_NAME,
         )
         self._logger.emit(record)
+
+
+def _printable(name: str) -> str:
+    """`name` as a log line may show it. The name of a component the server does not have
+    is the caller's text: a newline in it would forge a second line in a log store, an
+    escape sequence would rewrite the terminal of whoever tails the logs. Such a name is
+    shown escaped, as `repr` does (the attributes keep it as recorded)."""
+    return name if name.isprintable() else repr(name)[1:-1]
