@@ -44,6 +44,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
+from guard._settings import whole
 from guard.audit.redact import Redactor, scrub, scrub_uris
 
 __all__ = ["ScrubbingSpanExporter"]
@@ -61,11 +62,19 @@ class ScrubbingSpanExporter(SpanExporter):
         exporter: where the spans go (an `OTLPSpanExporter`, ...); shut down with this one.
         redactor: cleans URI attributes (sensitive query parameter names); default
             `Redactor()`.
+        max_chars: a longer string leaves as `<redacted:oversized chars=N sha256=...>`,
+            unsearched. A caller's text (an unknown tool's name) is repeated in several
+            spans; searching megabytes of it for credential shapes would hold the GIL for
+            seconds, and spans that large are more than a collector accepts. The default
+            keeps stack traces, a few kilobytes.
     """
 
-    def __init__(self, exporter: SpanExporter, redactor: Redactor | None = None) -> None:
+    def __init__(
+        self, exporter: SpanExporter, redactor: Redactor | None = None, *, max_chars: int = 16_384
+    ) -> None:
         self.exporter = exporter
         self._redactor = redactor or Redactor()
+        self.max_chars = whole("max_chars", max_chars, minimum=128)  # (the marker: ~110)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         return self.exporter.export([self._clean(span) for span in spans])
@@ -135,6 +144,8 @@ class ScrubbingSpanExporter(SpanExporter):
 
     def _value(self, key: str, value: Any) -> Any:
         if isinstance(value, str):
+            if len(value) > self.max_chars:
+                return self._redactor.text(value, self.max_chars)  # the oversized marker
             if _URI.fullmatch(value):  # `mcp.resource.uri`, a resource's component key
                 clean = self._redactor.uri(value, None, None, ())
             else:
@@ -149,5 +160,8 @@ class ScrubbingSpanExporter(SpanExporter):
     def _text(self, text: str) -> str:
         """`text` with each part shaped like a credential masked, and each URI it quotes
         without its password and the values of its sensitive query parameters (the guard
-        denies a read quoting the URI as sent, and FastMCP's span keeps that message)."""
+        denies a read quoting the URI as sent, and FastMCP's span keeps that message); past
+        `max_chars`, the oversized marker."""
+        if len(text) > self.max_chars:
+            return self._redactor.text(text, self.max_chars)
         return scrub_uris(scrub(text), self._redactor)
