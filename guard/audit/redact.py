@@ -502,16 +502,17 @@ class Redactor:
 
     def _string(self, text: str, limit: int) -> str:
         """`text` as it may be recorded: itself, or a marker in its place."""
-        if not text.isascii() and not _encodable(text):
-            # a lone surrogate (valid JSON `"\\ud800"`) cannot be stored as sent: it would
-            # become `?`, a value the decision never saw; replay: unknown
-            return _unencodable(text)
         if len(text) > limit:  # not recorded: not searched (megabytes take seconds)
             return _oversized(text)
         if len(text) < _MIN_SECRET_LEN:
-            return text
+            return text if text.isascii() or _encodable(text) else _unencodable(text)
         if self._detect and _search(text):
             return SECRET_MARK
+        if not text.isascii() and not _encodable(text):
+            # a lone surrogate (valid JSON `"\\ud800"`) cannot be stored as sent: it would
+            # become `?`, a value the decision never saw; replay: unknown. (Searched
+            # first: its marker shows the text.)
+            return _unencodable(text)
         return text
 
     def _map(
