@@ -58,13 +58,16 @@ SECRET_PATTERN: Final = re.compile(
     r"|(?:(?<![A-Za-z0-9_-])|(?<=%[0-9A-Fa-f]{2}))"
     r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"  # PEM private keys
-    r"|\bsk-[A-Za-z0-9_-]{16,}"  # OpenAI / Anthropic style
-    r"|\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}"  # Stripe
-    r"|\bgh[pousr]_[A-Za-z0-9]{30,}|\bgithub_pat_[A-Za-z0-9_]{30,}"  # GitHub
-    r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"  # AWS access key id
-    r"|\bxox[abprs]-[A-Za-z0-9-]{10,}"  # Slack
-    r"|\bAIza[0-9A-Za-z_-]{35}"  # Google API key
-    r"|\bglpat-[A-Za-z0-9_-]{20,}"  # GitLab
+    # Vendor keys, after anything but an ASCII letter or digit: `\b` would miss one glued
+    # to a name by `_` (`charge_sk-...`) or to a letter of another script.
+    r"|(?<![A-Za-z0-9])(?:"
+    r"sk-[A-Za-z0-9_-]{16,}"  # OpenAI / Anthropic style
+    r"|(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}"  # Stripe
+    r"|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}"  # GitHub
+    r"|(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Za-z0-9])"  # AWS access key id
+    r"|xox[abprs]-[A-Za-z0-9-]{10,}"  # Slack
+    r"|AIza[0-9A-Za-z_-]{35}"  # Google API key
+    r"|glpat-[A-Za-z0-9_-]{20,})"  # GitLab
 )
 # the shortest thing SECRET_PATTERN can match; shorter strings skip the regex
 _MIN_SECRET_LEN: Final = 14

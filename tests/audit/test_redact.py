@@ -78,6 +78,26 @@ def test_secret_shaped_values_are_redacted(value: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "value",
+    [
+        "charge_sk-abcdefghijklmnopqrstu",  # `_` is a word character: no `\\b` before the key
+        "stripe_sk_live_" + "a1B2" * 5,
+        "token_ghp_" + "a1B2" * 9,
+        "key_AKIAIOSFODNN7EXAMPLE_prod",
+        "slack_xoxb-1234567890-abcdef",
+        "gcp_AIza" + "b" * 35,
+        "ci_glpat-" + "a1B2" * 5,
+        "clésk-abcdefghijklmnopqrstu",
+    ],
+)
+def test_a_key_glued_to_a_word_is_still_a_secret(value: str) -> None:
+    """A credential right after `_` or a letter of another script (`charge_sk-...`, a
+    variable name and its value pasted together) is still one."""
+    assert looks_secret(value)
+    assert Redactor().redact({"note": value})[1] == ("note",)
+
+
+@pytest.mark.parametrize(
     "value", ["Paris", "a perfectly normal sentence here", "sk-short", "12345678901234567890"]
 )
 def test_ordinary_values_are_kept(value: str) -> None:
