@@ -159,9 +159,11 @@ class PolicyWatcher:
             return False
         # settled: unchanged for `settle` seconds, by the files' last change (mtime or
         # ctime, which cannot be set back: a change seen late loads at once) or by this
-        # watcher's polls (file times in the future)
-        newest = max((max(f[3], f[4]) for f in signature), default=0)
-        if (time.time_ns() - newest) / 1e9 < self.settle and now - self._seen_at < self.settle:
+        # watcher's polls (file times in the future; a path that is gone has no times: an
+        # editor's rename-and-write or `rm && cp` leaves it missing for a moment)
+        newest = max((max(f[3], f[4]) for f in signature), default=None)
+        dated = newest is not None and (time.time_ns() - newest) / 1e9 >= self.settle
+        if not dated and now - self._seen_at < self.settle:
             return False
         self._signature = signature
         digest = _digest(self.path)

@@ -85,3 +85,31 @@ def test_a_deleted_policy_file_waits_to_settle_like_any_other_change(tmp_path: P
     (tmp_path / "deny-v2.yaml").write_text(_policy("deny"))
     time.sleep(1.3)
     assert watcher.check() and calls == [1]  # one reload: the deploy as a whole
+
+
+def test_a_policy_file_missing_for_a_moment_waits_to_settle(tmp_path: Path) -> None:
+    # vim (`backupcopy=no`) renames the file away and then writes a new one; `rm p.yaml &&
+    # cp new.yaml p.yaml`, `rm -rf policies && mv new policies` do the same. While the path
+    # is missing it has no times to say how long ago it changed, and the watcher loaded
+    # the deletion at the first poll that saw it: a reload failure logged and counted
+    # (`MCPGuardPolicyReloadFailed` pages) for a routine save.
+    path = tmp_path / "p.yaml"
+    path.write_text(_policy("a"))
+    calls: list[int] = []
+    watcher = PolicyWatcher(path, lambda: calls.append(1), interval=30, settle=1.0)
+    path.rename(tmp_path / "p.yaml~")
+    assert not watcher.check(), "a missing policy file was loaded before it had settled"
+    path.write_text(_policy("b"))
+    time.sleep(1.3)
+    assert watcher.check() and calls == [1]  # one reload: the new file
+
+
+def test_a_policy_file_gone_for_good_is_still_reported(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(_policy("a"))
+    calls: list[int] = []
+    watcher = PolicyWatcher(path, lambda: calls.append(1), interval=30, settle=0.2)
+    path.unlink()
+    assert not watcher.check()
+    time.sleep(0.3)
+    assert watcher.check() and calls == [1]  # the holder then reports the failed load
