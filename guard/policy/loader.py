@@ -91,15 +91,13 @@ def parse_policies(source: PolicySource) -> list[PolicySpec]:
 
 def directory_files(path: Path) -> list[Path]:
     """The policy files of a directory, in load order: `*.yaml` and `*.yml` directly in it
-    (subdirectories are not searched), by name. Not `is_file()`: a dangling symlink named
-    like a policy is an unreadable policy, not something to skip. Dotfiles are editors'
-    backups and lock files. Raises `OSError` when the directory cannot be listed."""
+    (subdirectories are not searched), by name. Not `is_file()`: a dangling symlink, or a
+    directory, named like a policy is an unreadable policy, not something to skip (a bind
+    mount whose file is missing is an empty directory of the file's name: skipping it
+    would drop its deny rules). Dotfiles are editors' backups and lock files. Raises
+    `OSError` when the directory cannot be listed."""
     return sorted(
-        (
-            p
-            for p in path.iterdir()
-            if p.suffix in _SUFFIXES and not p.name.startswith(".") and not p.is_dir()
-        ),
+        (p for p in path.iterdir() if p.suffix in _SUFFIXES and not p.name.startswith(".")),
         key=lambda p: p.name,
     )
 
@@ -124,6 +122,8 @@ def read_policy_file(path: Path, *, regular_only: bool = False) -> bytes:
     fd = os.open(path, flags | os.O_NONBLOCK if regular_only else flags)
     try:
         st = os.fstat(fd)
+        if regular_only and stat.S_ISDIR(st.st_mode):
+            raise OSError(errno.EISDIR, "is a directory, not a policy file")
         if regular_only and not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file")
         if st.st_size > MAX_POLICY_BYTES:

@@ -134,6 +134,17 @@ def test_dangling_symlink_in_directory_is_unreadable_not_skipped(tmp_path: Path)
     assert (problem.code, problem.source) == ("unreadable", str(tmp_path / "b.yaml"))
 
 
+def test_a_directory_named_like_a_policy_is_a_problem_not_skipped(tmp_path: Path) -> None:
+    # `docker run -v ./deny.yaml:/policies/deny.yaml` with the host file missing (and a
+    # Kubernetes subPath to a missing key) mounts an empty directory named `deny.yaml`:
+    # skipping it, as a subdirectory, put the other policies in force without its rules.
+    (tmp_path / "a.yaml").write_text(POLICY_A)
+    (tmp_path / "deny.yaml").mkdir()
+    [problem] = _problems(tmp_path)
+    assert (problem.code, problem.source) == ("unreadable", str(tmp_path / "deny.yaml"))
+    assert "directory" in problem.message
+
+
 def test_directory_without_policy_files(tmp_path: Path) -> None:
     (tmp_path / "readme.md").write_text("# nothing")
     [problem] = _problems(tmp_path)
