@@ -218,10 +218,13 @@ def _specs(policy: Any) -> tuple[Any, ...]:
 
 def _watch_path(source: Any) -> Path:
     try:
-        if isinstance(source, Path | str) and "\n" not in str(source) and Path(source).exists():
-            return Path(source)
-    except OSError:  # policy text on one line, longer than a file name may be
-        pass
+        if isinstance(source, Path | str) and "\n" not in str(source):
+            # the file the loader reads: a string's `~` is the home directory there
+            path = Path(source).expanduser() if isinstance(source, str) else source
+            if path.exists():
+                return path
+    except (OSError, RuntimeError):  # one-line policy text too long for a file name;
+        pass  # `~nosuchuser/...`, a home directory that cannot be found
     raise ValueError("watch= needs `policies` to be a policy file or directory path")
 
 

@@ -515,3 +515,21 @@ async def test_reload_back_to_a_path_watches_it_again(tmp_path: Path) -> None:
         )
     finally:
         mw.close()
+
+
+async def test_a_policy_path_under_home_written_with_a_tilde_is_watched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The loader reads `~/policies.yaml` from the home directory; the watch looked for a
+    # file literally called `~/policies.yaml`: a guard with `watch=True` refused to start,
+    # and `reload_policies("~/new.yaml")` stopped watching ("not a path").
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "db.yaml").write_text(_policy("db", "query"))
+    (tmp_path / "new.yaml").write_text(_policy("new", "query"))
+    mw = GuardMiddleware("~/db.yaml", principal=BOB, audit=None, telemetry=False, watch=0.05)
+    try:
+        mw.reload_policies("~/new.yaml")
+        (tmp_path / "new.yaml").write_text(_policy("edited", "query"))
+        assert _wait_for(lambda: mw.get_policy_names() == ["edited"])
+    finally:
+        mw.close()
