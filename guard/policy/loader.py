@@ -193,7 +193,10 @@ class _Loading:
     def _string(self, text: str) -> None:
         """A path when it names one (or looks like one), else YAML text."""
         if "\n" not in text and len(text) < 4096:
-            path = Path(text).expanduser()
+            try:
+                path = Path(text).expanduser()
+            except RuntimeError:  # `~nosuchuser/...`: no home directory to expand to
+                path = Path(text)
             try:
                 exists = path.exists()
             except (OSError, ValueError):  # too long for a file name, NUL bytes: not a path

@@ -145,6 +145,13 @@ def test_a_directory_named_like_a_policy_is_a_problem_not_skipped(tmp_path: Path
     assert "directory" in problem.message
 
 
+def test_a_path_under_an_unknown_users_home_is_a_problem() -> None:
+    # `Path.expanduser` raises RuntimeError for `~nosuchuser`: it escaped as that, not a
+    # PolicyError, so a reload to it was neither logged nor counted as a failed reload.
+    [problem] = _problems("~no-such-user-here/policies.yaml")
+    assert problem.code == "unreadable" and "no such policy file" in problem.message
+
+
 def test_directory_without_policy_files(tmp_path: Path) -> None:
     (tmp_path / "readme.md").write_text("# nothing")
     [problem] = _problems(tmp_path)
