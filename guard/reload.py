@@ -7,10 +7,11 @@ reported either way). `PolicyWatcher` polls a policy file or directory in a daem
 polling (each file's identity, mtime, ctime and size, then a content hash) needs no
 platform file-notification API, survives editors that replace files by rename and
 directories swapped behind a symlink, and costs one `stat` per file per interval. A
-change is loaded once the files have stayed the same for `SETTLE_SECONDS`, so a file
-being written in pieces is not put in force half-written (a prefix of a policy can be a
-valid, more permissive policy); writing policies atomically (a temporary file renamed
-over the old one) makes that certain.
+change is loaded once the files have stayed the same for `SETTLE_SECONDS` (and put in
+force only if they still have once loaded), so a file being written in pieces is not put
+in force half-written (a prefix of a policy can be a valid, more permissive policy);
+writing policies atomically (a temporary file renamed over the old one) makes that
+certain.
 """
 
 from __future__ import annotations
@@ -176,6 +177,15 @@ class PolicyWatcher:
             # The callback reports its own failures (a broken policy); this only keeps
             # the watcher alive whatever happens.
             logger.debug("policy reload callback failed\n%s", traceback_text(exc))
+        return True
+
+    def changed_since(self) -> bool:
+        """Whether the files changed since the change last acted on was seen: a load that
+        read them since may have read a write that had only begun. That change is then
+        acted on again once it has settled, whatever its content."""
+        if _signature(self.path) == self._signature:
+            return False
+        self._digest = ""
         return True
 
     def _run(self) -> None:
@@ -403,6 +413,9 @@ class PolicyHolder:
                 )  # fmt: skip
                 self._shadow_failed()
                 return
+            watcher = self._shadow_watcher
+            if watcher is not None and watcher.changed_since():
+                return  # read while being written, maybe: loaded once settled
             self._loaded_now(new)
             self.shadow = new
             logger.info("shadow policy set %s decided from now on", new.hash[:12])
@@ -438,8 +451,11 @@ class PolicyHolder:
                     watcher.stop()
                 self._failed("policy reload failed", exc)
                 raise
-            if changed_only and source is None and new.hash == self._loaded:
-                return self.live
+            if changed_only and source is None:
+                if watcher is not None and watcher.changed_since():
+                    return self.live  # read while being written, maybe: loaded once settled
+                if new.hash == self._loaded:
+                    return self.live
             if source is not None:
                 self.source = source
                 if watcher is not self._watcher:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import guard.reload as reload_mod
 from guard.reload import PolicyHolder, PolicyWatcher
@@ -113,3 +114,53 @@ def test_a_policy_file_gone_for_good_is_still_reported(tmp_path: Path) -> None:
     assert not watcher.check()
     time.sleep(0.3)
     assert watcher.check() and calls == [1]  # the holder then reports the failed load
+
+
+FULL = """name: db
+default_effect: deny
+rules:
+  - name: readers_query
+    effect: allow
+    agents: {roles: [reader]}
+    tools: {names: [query]}
+"""
+PREFIX = FULL[: FULL.index("    agents:")]  # valid YAML: `readers_query` allows everything
+
+
+def test_a_write_starting_between_the_watchers_check_and_the_load_is_not_put_in_force(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    # The watcher decides a change has settled and hashes the files; the holder then reads
+    # them again to load them. A writer that truncates and writes in pieces (`cp`, `cat >`)
+    # starting in between had its first piece loaded: a cut-off policy that allows more,
+    # in force until the rest had landed and settled.
+    path = tmp_path / "db.yaml"
+    path.write_text(_policy("a"))
+    digest = reload_mod._digest
+    writes: list[str] = []
+
+    def digest_then_a_writer_starts(p: Path) -> str:
+        out = digest(p)
+        if writes:
+            with path.open("w") as f:  # truncates; the rest is still to come
+                f.write(writes.pop())
+        return out
+
+    monkeypatch.setattr(reload_mod, "_digest", digest_then_a_writer_starts)
+    holder = PolicyHolder(path)
+    watcher = PolicyWatcher(path, holder._reload_quietly, interval=30, settle=0.2)
+    holder._watcher = watcher  # (the holder's own, without its polling thread)
+    try:
+        path.write_text(FULL)
+        time.sleep(0.3)
+        writes.append(PREFIX)
+        watcher.check()
+        assert holder.live.policies[0].text != PREFIX, (
+            "a policy file being written was put in force half-written"
+        )
+        path.write_text(FULL)  # the writer finishes
+        time.sleep(0.3)
+        watcher.check()
+        assert holder.live.policies[0].text == FULL
+    finally:
+        holder.close()
