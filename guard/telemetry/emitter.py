@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import trace
@@ -76,6 +77,8 @@ class _Handle:
 
 _NO_HANDLE: Final = _Handle(None, "", "")
 _NO_LIST_HANDLE: Final = _Handle(None, "", "", listing=True)
+# the guard whose (re)load `GuardTelemetry.policy_reload` is reporting (None: no guard's)
+_REPORTING: ContextVar[PolicyReporter | None] = ContextVar("mcp_guard_reporting", default=None)
 
 
 class PolicyReporter:
@@ -92,10 +95,15 @@ class PolicyReporter:
     def __call__(self, result: str, policy_set: Any) -> None:
         if self._closed:
             return
+        # Through the telemetry's `policy_reload`, which a subclass may override to hear
+        # reloads (the `Telemetry` protocol's hook); the metrics know it as this guard's.
+        token = _REPORTING.set(self)
         try:
-            self._telemetry.metrics.policy_reload(result, policy_set, self)
+            self._telemetry.policy_reload(result, policy_set)
         except Exception:
             self._telemetry._failed()
+        finally:
+            _REPORTING.reset(token)
 
     @property
     def closed(self) -> bool:
@@ -340,7 +348,8 @@ class GuardTelemetry:
 
     def policy_reload(self, result: str, policy_set: Any) -> None:
         try:
-            self.metrics.policy_reload(result, policy_set)
+            # reported for the guard whose `policy_reporter` is calling, if any
+            self.metrics.policy_reload(result, policy_set, _REPORTING.get())
         except Exception:
             self._failed()
 
@@ -348,7 +357,8 @@ class GuardTelemetry:
         """A `policy_reload` for one guard. Guards sharing this telemetry (the default one,
         say) each keep the `mcpguard_policy_info` series of the set they have in force; a
         reload replaces only the reloading guard's. The middleware takes one of its own,
-        and closes it when it closes.
+        and closes it when it closes. Each report goes through `policy_reload`, so a
+        subclass that overrides it hears every guard's (re)loads.
 
         Example:
             ```python
