@@ -22,13 +22,19 @@ __all__ = ["FastMCPTokenAuthenticator"]
 # FastMCP verifies the first `Authorization` header; a second one says the token is in doubt.
 _READ: Final = frozenset({"authorization"})
 
+# What FastMCP's `JWTVerifier` puts in `client_id` for a token that names neither a client
+# nor a subject (one naming only a subject gets the subject): a stand-in, not a client.
+_NO_CLIENT: Final = "unknown"
+
 
 class FastMCPTokenAuthenticator:
     """Maps FastMCP's verified `AccessToken` to a `Principal`.
 
     Roles are the token's scopes plus whatever `roles_claim` paths name; the user id is
     `user_id_claim` (default `sub`), else the token's subject, else its client id; the
-    agent id is the OAuth client id.
+    agent id is the OAuth client id FastMCP read, unless it only stands in for a client the
+    token does not name (FastMCP's verifiers fill it with the subject, or `"unknown"`),
+    else the token's `azp`, `client_id` or `agent_id` claim.
 
     Example:
         ```python
@@ -64,9 +70,10 @@ class FastMCPTokenAuthenticator:
         if token is None:
             raise fail(MISSING_CREDENTIALS, "FastMCP verified no access token")
         claims = dict(getattr(token, "claims", None) or {})
-        client_id = getattr(token, "client_id", None) or None
+        subject = getattr(token, "subject", None)
+        client_id = self._client_of(token, subject, claims) or self.mapping.agent_of(claims)
         user = claim_at(claims, self.mapping.user_id)
-        user = user or getattr(token, "subject", None) or client_id
+        user = user or subject or client_id
         if not isinstance(user, str | int) or isinstance(user, bool) or user == "":
             raise fail("missing_claim", "verified token names no user")
         scopes = list(getattr(token, "scopes", None) or []) if self.include_scopes else []
@@ -75,9 +82,24 @@ class FastMCPTokenAuthenticator:
         return Principal(
             user_id=str(user),
             roles=tuple(r for r in roles if isinstance(r, str)),
-            agent_id=client_id or self.mapping.agent_of(claims),
+            agent_id=client_id,
             claims=self.mapping.kept(claims),
             authenticated=True,
             auth_method=self.method,
             key_id=fingerprint(raw) if isinstance(raw, str) and raw else None,
         )
+
+    @staticmethod
+    def _client_of(token: Any, subject: Any, claims: dict[str, Any]) -> str | None:
+        """FastMCP's `client_id`, unless it stands in for a client the token does not name:
+        the subject (`JWTVerifier`, Google, GitHub... fill it so), or `"unknown"` for a
+        token without a subject. Taken for an agent, the one would make every user an
+        agent of their own name, and the other every subject-less token one user."""
+        client_id = getattr(token, "client_id", None)
+        if not isinstance(client_id, str) or not client_id:
+            return None
+        if client_id in (subject, claims.get("sub")):
+            return None
+        if client_id == _NO_CLIENT and subject is None and "sub" not in claims:
+            return None
+        return client_id
