@@ -137,8 +137,9 @@ def _repeated(items: list[tuple[str, str]]) -> frozenset[str]:
 def _namespace(component: Any, meta: Mapping[str, Any]) -> str | None:
     """The mount namespace FastMCP runs `component` under, else its declared one.
 
-    A tool from a mounted server keeps its local name in `_original_name`; the difference
-    with the name the parent lists is the mount prefix. A transformed tool (renamed,
+    A tool or prompt from a mounted server keeps its local name in `_original_name`, a
+    resource or template its local URI; the difference with the name or URI the parent
+    lists is the mount prefix. A transformed tool (renamed,
     re-described) is read through the tool it wraps. The mount wins over a `namespace`
     the component declares in its own meta: a child server, or a proxied remote one,
     does not choose the namespace the operator mounted it under."""
@@ -158,8 +159,28 @@ def _namespace(component: Any, meta: Mapping[str, Any]) -> str | None:
         name = base.name
         if name != original and name.endswith("_" + original):
             return str(name[: -len(original) - 1])
+    else:
+        # A mounted resource or template: FastMCP puts the prefix after the scheme
+        # (`data://secret` is `data://hr/secret`), and keeps the child's URI.
+        for listed, kept in (("uri_template", "_original_uri_template"), ("uri", "_original_uri")):
+            original = getattr(base, kept, None)
+            if isinstance(original, str):
+                prefix = _uri_prefix(str(getattr(base, listed, "")), original)
+                if prefix:
+                    return prefix
+                break
     declared = meta.get("namespace")
     return declared if isinstance(declared, str) else None
+
+
+def _uri_prefix(listed: str, original: str) -> str | None:
+    """The namespace a mount put into `original` to list it as `listed`, if any."""
+    scheme, sep, rest = original.partition("://")
+    head = scheme + sep
+    if sep and listed.startswith(head) and listed.endswith("/" + rest):
+        prefix = listed[len(head) : len(listed) - len(rest) - 1]
+        return prefix or None
+    return None
 
 
 def _resource(component: Any, kind: Kind, uri: str | None) -> Resource:
