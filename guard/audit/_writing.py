@@ -21,6 +21,7 @@ from guard.audit.redact import traceback_text
 from guard.audit.rows import (
     CHAIN_BYTES,
     DECISION,
+    HEAVY,
     LISTING,
     OUTCOME,
     inline_items,
@@ -211,9 +212,14 @@ class WriterThread(Spilling):
         self._writer.tick()
 
     def _dequeued(self, items: list[tuple[Any, ...]]) -> None:
-        """`items` left the queue: their listings' components no longer count."""
+        """`items` left the queue: their listings' components, and what their heavy
+        decisions count past one, no longer count."""
         if self._extra:
-            extra = sum(len(i[-1]) - 1 for i in items if i[0] == LISTING)  # [-1]: entries
+            extra = sum(
+                len(i[-1]) - 1 if i[0] == LISTING else i[HEAVY] - 1  # [-1]: entries
+                for i in items
+                if i[0] == LISTING or len(i) > HEAVY
+            )
             with self._extra_lock:
                 self._extra -= extra
 

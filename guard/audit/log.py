@@ -37,6 +37,7 @@ from guard.audit.rows import (
     DECISION,
     LISTING,
     OUTCOME,
+    QUEUE_CHARS,
     Answers,
     Repeat,
     RowBuilder,
@@ -145,7 +146,8 @@ class AuditLog(WriterThread):
         flush_interval: seconds between flushes when traffic is light (each flush is one
             write per table: it bounds what a `kill -9` can lose).
         max_queue: queued records above which `append` spills to disk instead of
-            queueing (a listing counts one per component: memory stays bounded).
+            queueing (a listing counts one per component, a decision once per 1,024
+            characters its arguments hold: memory stays bounded).
         spill_dir: where spill files live (default `PATH/spill`).
         write_hook: called as `write_hook(table, rows)` before every write; raising makes
             that write fail (fault injection in tests).
@@ -196,13 +198,17 @@ class AuditLog(WriterThread):
         self.writer_id = uuid7().replace("-", "")
         self.durable = flag("durable", durable)  # "no" would fsync every call
         self._redactor = redactor or Redactor(names("redact_paths", redact_paths))
+        # what a call's arguments hold counts toward `max_queue` (`Redactor.measured`) unless
+        # the redactor redacts its own way (a subclass's `redact`): its records count once
+        self._measure = getattr(type(self._redactor), "redact", None) is Redactor.redact
         self._rows = RowBuilder(self._redactor, claims)
         self._batch = batch_size
         self._interval = flush_interval
         self._max_queue = max_queue
         self._write_hook = write_hook
         self._queue: deque[tuple[Any, ...]] = deque()
-        # records queued beyond one per item: a listing's components after its first
+        # records queued beyond one per item: a listing's components after its first, a
+        # heavy decision's count past one (`rows.HEAVY`)
         self._extra = 0
         self._extra_lock = threading.Lock()
         self._wake = threading.Event()
@@ -276,7 +282,10 @@ class AuditLog(WriterThread):
         denies, as a decision it cannot record is not enforced as an allow."""
         try:
             request = event.request
-            args, redacted = self._redactor.redact(request.args)
+            if self._measure:
+                args, redacted, size = self._redactor.measured(request.args)
+            else:
+                (args, redacted), size = self._redactor.redact(request.args), 0
             context: Any = request.context
             # (resource fields, context paths) redacted, for `inputs_redacted`; usually None
             fields = event.inputs_redacted  # the middleware redacted the URI it shows
@@ -292,24 +301,30 @@ class AuditLog(WriterThread):
                     fields = Redactor.fields(resource, shown)
                     resource = shown
             inputs = (fields, in_context) if fields or in_context else None
-            item = (
+            item: tuple[Any, ...] = (
                 DECISION, event.decision_id, time.time_ns() // 1000, request.principal,
                 resource, request.action, request.time, context, args, redacted,
                 event.decision, event.shadow, event.server, event.transport,
                 event.session_id, event.request_id, event.method, event.trace_id,
                 event.span_id, inputs,
             )  # fmt: skip
+            # counted by what it holds: a caller's big arguments, queued faster than the
+            # writer stores them, must meet the bound before memory runs out
+            records = 1
+            if size >= 2 * QUEUE_CHARS:
+                records = size // QUEUE_CHARS
+                item += (records,)  # at `HEAVY`
             if self.durable and event.method == "tools/call":
                 with self._durable_lock:
                     self._pending.add(event.decision_id)
                 try:
-                    self._put(item)
+                    self._put(item, records)
                 except Exception:  # never to be durable: not left pending for good
                     self._resolve_durable([event.decision_id], durable=False)
                     raise
                 self._wake.set()  # group commit: the writer starts now, others join in
             else:
-                self._put(item)
+                self._put(item, records)
         except Exception as exc:
             self._append_errors += 1
             logger.error("decision record could not be queued\n%s", traceback_text(exc))
@@ -387,7 +402,7 @@ class AuditLog(WriterThread):
         queue = self._queue
         depth = len(queue) + self._extra + self._held
         if depth + records <= self._max_queue and not self._closed:
-            if records > 1:  # listings only: calls never take the lock
+            if records > 1:  # listings and heavy decisions only: most calls never take it
                 with self._extra_lock:
                     self._extra += records - 1
             queue.append(item)

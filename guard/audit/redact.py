@@ -113,12 +113,19 @@ _URI_NAME_FIELDS: Final = ("resource", "resource_uri")
 _NAME_FIELDS: Final = ("resource",)
 
 
+# What an item of a mapping or list weighs in `Redactor.measured`, in characters: a short
+# key and value, and the objects holding them.
+ITEM_CHARS: Final = 64
+
+
 class _Paths(list[str]):
     """The paths a redaction lists, and how many more characters of paths it may build
     (the class's `room` until the first path is built: no `__init__` to run for the many
-    redactions that build none)."""
+    redactions that build none); `size`: what the redacted value weighs besides its paths
+    (`Redactor.measured`)."""
 
     room: int = MAX_PATH_CHARS
+    size: int = 0
 
 
 class _TooManyPaths(Exception):
@@ -388,14 +395,25 @@ class Redactor:
         password) against it. (An oversized value keeps its length and SHA-256: it was cut
         for its size, not for being secret.)
         """
+        clean, redacted, _ = self.measured(args)
+        return clean, redacted
+
+    def measured(
+        self, args: Mapping[str, Any] | None
+    ) -> tuple[Mapping[str, Any] | None, tuple[str, ...], int]:
+        """`redact(args)`, and roughly how many characters the recordable arguments hold:
+        their strings and the paths built, each item of a mapping or list as `ITEM_CHARS`,
+        counted on the walk redaction makes anyway. What a queued record holds in memory
+        is in proportion to it (the audit queue's bound counts it)."""
         if not args:
-            return args, ()
+            return args, (), 0
         out = _Paths()
         try:
             clean = self._map(args, "", out)
         except _TooManyPaths:
-            return self.too_big(args)
-        return clean, tuple(out)
+            clean, redacted = self.too_big(args)
+            return clean, redacted, ITEM_CHARS * len(clean)
+        return clean, tuple(out), out.size + MAX_PATH_CHARS - out.room
 
     def too_big(self, args: Mapping[Any, Any]) -> tuple[dict[str, str], tuple[str, ...]]:
         """`args` as recorded when they are too big to record: each argument
@@ -532,12 +550,16 @@ class Redactor:
         changed: dict[Any, Any] | None = None
         marks = 0  # keys shaped like credentials met
         verdicts, plain = self._verdicts, self._pattern is None
+        out.size += ITEM_CHARS * len(value)
         for key, item in value.items():
             # fast path: a short scalar under an ordinary name needs no path and no copy
             ordinary = False
             if plain and type(key) is str:
                 known = verdicts.get(key)
-                ordinary = not (self.sensitive(key) if known is None else known)
+                if known is None:  # (a name longer than any remembered one: weighed)
+                    out.size += len(key)
+                    known = self.sensitive(key)
+                ordinary = not known
             if ordinary:
                 cls = type(item)
                 if (cls is str and len(item) < _MIN_SECRET_LEN and item.isascii()) or (
@@ -622,6 +644,7 @@ class Redactor:
             clean = self._string(item, self._max)
             if clean is not item:
                 out.append(path if shown is None else shown)
+            out.size += len(clean)
             return clean
         if cls is int:
             if _LEAST_INT < item < _HUGE_INT:
@@ -641,6 +664,7 @@ class Redactor:
                 out.append(path if shown is None else shown)
                 return DEEP_MARK
             changed: list[Any] | None = None
+            out.size += ITEM_CHARS * len(item)
             short_items = self._plain_items
             for i, sub in enumerate(item):
                 if short_items:  # fast path, as in `_map`: no path, no name to judge

@@ -29,6 +29,7 @@ from guard.audit.schema import itemset_line, json_encoder
 
 __all__ = [
     "DECISION",
+    "HEAVY",
     "LISTING",
     "MAX_ENCODINGS",
     "OUTCOME",
@@ -40,6 +41,11 @@ __all__ = [
 DECISION: Final = 0
 OUTCOME: Final = 1
 LISTING: Final = 2
+# A queued decision holds its arguments until written: one whose arguments hold more than
+# `QUEUE_CHARS` characters (`Redactor.measured`) counts toward the queue's bound once per
+# `QUEUE_CHARS` of them, its count at index `HEAVY` of its item (absent: it counts once).
+QUEUE_CHARS: Final = 1024
+HEAVY: Final = 20
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US: Final = datetime.resolution
 _EMPTY_JSON_SHA: Final = hashlib.sha256(b"{}").hexdigest()
@@ -123,6 +129,8 @@ class RowBuilder:
         """The row's body (see the module docstring) for a queued decision: what
         `schema.row_body("decisions", values)` gives for the row's plain values. `cache` is
         shared by the rows of one batch."""
+        if len(item) > HEAVY:
+            item = item[:HEAVY]
         (_, did, ts, p, r, action, t, context, args, redacted, d, sh, server,
          transport, session_id, request_id, method, trace_id, span_id, inputs) = item  # fmt: skip
         if cache is None:

@@ -29,6 +29,7 @@ def test_a_record_that_cannot_be_queued_is_logged_without_the_credential(
 ) -> None:
     log = AuditLog(tmp_path / "s")
     monkeypatch.setattr(Redactor, "redact", _raise)
+    monkeypatch.setattr(Redactor, "measured", _raise)  # (what `append` redacts with)
     with caplog.at_level(logging.DEBUG, logger="guard"):
         assert log.append(event(1)) is False
         log._put = _raise  # type: ignore[method-assign]

@@ -264,6 +264,11 @@ def _appends(result: Callable[..., Any]) -> Callable[..., None]:
     return inject
 
 
+def _redaction_fails(mp: pytest.MonkeyPatch, *_: Any) -> None:
+    mp.setattr(Redactor, "redact", fail)
+    mp.setattr(Redactor, "measured", fail)  # (what `append` redacts a call's arguments with)
+
+
 POINTS: dict[str, Point] = {
     "authenticator raises": Point(
         "authenticate", guard={"authenticator": BrokenAuthenticator(), "principal": None}
@@ -304,9 +309,7 @@ POINTS: dict[str, Point] = {
     ),
     "record raises": Point("record", inject=_appends(fail), recorded=False),
     "record refused": Point("record", inject=_appends(lambda *_: False), recorded=False),
-    "redaction of the record": Point(
-        "record", inject=lambda mp, *_: mp.setattr(Redactor, "redact", fail), recorded=False
-    ),
+    "redaction of the record": Point("record", inject=_redaction_fails, recorded=False),
     "span start raises": Point("observe", failing=("start_decision",), observed=False),
     "span handle without ids": Point("observe", failing=("handle",), observed=False),
     # observed after it is recorded: the record holds the decision made, the metrics the error
