@@ -24,6 +24,7 @@ from guard.audit.rows import (
     HEAVY,
     LISTING,
     OUTCOME,
+    QUEUE_CHARS,
     inline_items,
     outcome_body,
     set_items,
@@ -47,7 +48,10 @@ logger = logging.getLogger("guard.audit")
 # (25,000-row slices ingested ~10% fewer rows a second).
 WRITE_MAX_ROWS: Final = 5_000  # rows per write when a flush has more ...
 WRITE_MAX_CHARS: Final = 8 * 1024 * 1024  # ... and listings per write (a backlog of big
-# listings must not be encoded all at once: 25,000 listings of 100 tools are 700 MB)
+# listings must not be encoded all at once: 25,000 listings of 100 tools are 700 MB) ...
+# ... and, for decisions with big arguments, about as many characters: a write ends once
+# its heavy decisions' counts (one per `QUEUE_CHARS` characters) reach this many
+_WRITE_MAX_WEIGHT: Final = WRITE_MAX_CHARS // QUEUE_CHARS
 _MAX_ITEMSETS: Final = 65_536  # item sets a writer remembers having claimed
 _RELOAD_RETRY_SECONDS: Final = 1.0  # how often a failing store is retried without traffic
 # How often a running writer looks for the spill files of writers gone since it started (a
@@ -162,15 +166,19 @@ class WriterThread(Spilling):
         # write's duration.
         left = len(queue)
         while left:
-            n = min(left, WRITE_MAX_ROWS)
-            left -= n
             # published before it is filled: close() spills it if this thread gets stuck
             items: list[tuple[Any, ...]] = []
             self._taken = taken = Slice(items)
             take, pop = items.append, queue.popleft
+            weight = 0  # heavy decisions' counts (`QUEUE_CHARS` each): what they hold
             with contextlib.suppress(IndexError):  # close() gave up on us and took the rest
-                for _ in range(n):
-                    take(pop())
+                for _ in range(min(left, WRITE_MAX_ROWS)):
+                    take(item := pop())
+                    if len(item) > HEAVY and item[0] != LISTING:
+                        weight += item[HEAVY]
+                        if weight >= _WRITE_MAX_WEIGHT:  # a write of big arguments: enough
+                            break
+            left = left - len(items) if items else 0
             self._dequeued(items)
             try:
                 self._write_items(taken)

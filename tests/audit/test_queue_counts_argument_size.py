@@ -101,3 +101,28 @@ def test_a_redactor_that_redacts_its_own_way_is_still_the_one_recording(tmp_path
     assert len(stored_decisions(store)) == 1
     with open_store(store) as con:
         assert con.execute("SELECT args FROM decisions").fetchone()[0] == '{"city":"<mine>"}'
+
+
+def test_a_backlog_of_heavy_decisions_is_written_in_bounded_pieces(tmp_path: Path) -> None:
+    """A flush takes up to `WRITE_MAX_ROWS` records at a time; heavy decisions end a write
+    sooner, at about `WRITE_MAX_CHARS` of arguments (as big listings already did), so one
+    write never encodes and holds a backlog of 5,000 heavy records (gigabytes) at once."""
+    from audit_kit import event, stored_decisions
+
+    from guard.audit._writing import WRITE_MAX_CHARS
+
+    writes: list[int] = []
+    log = AuditLog(
+        tmp_path / "store",
+        batch_size=100_000,  # nothing wakes the writer before close: one backlog
+        flush_interval=3600,
+        max_queue=100_000,
+        write_hook=lambda table, rows: writes.append(rows) if table == "decisions" else None,
+    )
+    heavy = 60  # 256 KB each: 15 MB of arguments
+    for i in range(heavy):
+        log.append(event(i, args=BIG))
+    log.close()
+    assert sum(writes) == heavy and len(stored_decisions(tmp_path / "store")) == heavy
+    per_write = WRITE_MAX_CHARS // (64 * 4004) + 1
+    assert max(writes) <= per_write, writes
