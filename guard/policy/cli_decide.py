@@ -201,8 +201,12 @@ def _read_request(path: str, output_format: str) -> dict[str, Any]:
         fail([PolicyProblem("a request is a mapping", path, 1, code="wrong_type")], output_format)
     problems = []
     nodes: list[Any] = [data]
+    seen: set[int] = set()
     while nodes:  # a key written twice anywhere: YAML keeps the last one silently
         node = nodes.pop()
+        if id(node) in seen:  # an alias: its node is checked once, never expanded
+            continue
+        seen.add(id(node))
         if isinstance(node, LineMap):
             problems += [
                 PolicyProblem(f"duplicate key {key!r}", path, line, code="duplicate_key")

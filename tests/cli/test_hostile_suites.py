@@ -64,3 +64,21 @@ def test_alias_bomb_in_an_inline_policy_is_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["test", str(suite)])
     assert result.exit_code == 1, result.output
     assert f"ERROR {suite}:" in result.output and "alias" in result.output
+
+
+@pytest.mark.timeout(30)
+def test_alias_bomb_in_a_request_file_is_read_in_its_written_size(tmp_path: Path) -> None:
+    """`explain --request` looked for keys written twice by walking every value, aliases
+    expanded: a 1 kB request whose arguments alias 10**8 strings ran for minutes before
+    deciding (which reads no more of an argument than its limits allow)."""
+    (tmp_path / "p.yaml").write_text(POLICY)
+    levels = ['  a0: &a0 ["x","x","x","x","x","x","x","x","x","x"]']
+    for i in range(1, 9):
+        levels.append(f"  a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 10)}]")
+    request = tmp_path / "request.yaml"
+    request.write_text("principal: u\ntool: t\nargs:\n" + "\n".join(levels) + "\n")
+    result = CliRunner().invoke(
+        main, ["explain", str(tmp_path / "p.yaml"), "--request", str(request)]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("ALLOWED by rule p/r")
