@@ -104,6 +104,8 @@ def parse_request_node(
     for key in ("args", "context"):
         if not isinstance(raw.get(key, {}), Mapping):
             out.add(f"`{key}` must be a mapping", raw, key, at(key))
+        elif key in raw:
+            out.check_nested(raw[key], at(key))
     when = parse_time(raw, "time", out, at("time")) if "time" in raw else None
     if len(out) > before or principal is None or resource is None:
         return None
@@ -145,6 +147,8 @@ def _parse_principal(raw: LineMap, where: str, out: Problems) -> Principal | Non
     for key, types in expected_types.items():
         if key in value and not isinstance(value[key], types):
             out.add(f"`principal.{key}` has the wrong type", value, key, f"{where}.{key}")
+    if "claims" in value:
+        out.check_nested(value["claims"], f"{where}.claims")
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         out.add("`principal.roles` must be a list of strings", value, "roles", f"{where}.roles")
     if len(out) > before:
@@ -199,6 +203,8 @@ def _parse_resource(raw: LineMap, key: str, where: str, out: Problems) -> Resour
             out.add(f"`{opt}` must be a string", value, opt, f"{where}.{opt}")
     if not isinstance(value.get("meta", {}), Mapping):
         out.add("`meta` must be a mapping", value, "meta", f"{where}.meta")
+    elif "meta" in value:
+        out.check_nested(value["meta"], f"{where}.meta")
     if len(out) > before:
         return None
     return Resource(
@@ -279,6 +285,29 @@ class Problems(list[PolicyProblem]):
             )
             path = f"{where}.{key}" if where else str(key)
             self.add(f"unknown key {key!r}", node, key, path, hint, "unknown_key")
+
+    def check_nested(self, value: Any, where: str) -> None:
+        """Keys written twice anywhere in `value` (arguments, claims, an inline policy),
+        where YAML would keep the first silently. A node reached twice (an alias) is
+        checked once, so this costs the text's written size, never its expanded size."""
+        seen: set[int] = set()
+        stack: list[tuple[Any, str]] = [(value, where)]
+        while stack:
+            node, path = stack.pop()
+            if not isinstance(node, LineMap | list) or id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, LineMap):
+                for key, line in node.duplicates:
+                    self.add(
+                        f"duplicate key {key!r} (first at line {node.lines.get(key)})",
+                        line=line,
+                        where=f"{path}.{key}",
+                        code="duplicate_key",
+                    )
+                stack.extend(reversed([(v, f"{path}.{k}") for k, v in node.items()]))
+            else:
+                stack.extend(reversed([(v, f"{path}[{i}]") for i, v in enumerate(node)]))
 
 
 # --------------------------------------------------------------------------- YAML with lines

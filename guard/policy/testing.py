@@ -347,6 +347,7 @@ def _load_policy_set(data: LineMap, suite_path: Path, out: Problems) -> PolicySe
                 hint = "this looks like an alias bomb ('billion laughs'); write the data out"
                 out.add(msg, data, "policies", where, hint, "yaml_alias")
                 continue
+            out.check_nested(item, where)
             source = plain(item)
         else:
             out.add(

@@ -343,3 +343,37 @@ def test_a_suite_without_cases_is_malformed(tmp_path: Path) -> None:
     path = _suite(tmp_path, "policies: shop.yaml\ncases: []\n")
     (problem,) = _problems(path)
     assert problem.startswith(f"{path}:2: cases: `cases` lists no case")
+
+
+def test_a_key_written_twice_inside_a_case_or_inline_policy_is_refused(tmp_path: Path) -> None:
+    """Duplicates were refused in a case's own keys (and anywhere in an `explain --request`
+    file) but not in its `args`, `claims`, `context` or `meta`, nor in an inline policy:
+    YAML read there kept the first value silently, so `amount: 20, amount: 500` tested a
+    refund of 20 that a live JSON request (its last value wins) is not, and an inline
+    rule written `effect: allow, effect: deny` allowed what the same text in a policy
+    file is refused for."""
+    path = _suite(
+        tmp_path,
+        """\
+policies:
+  - shop.yaml
+  - name: extra
+    rules:
+      - {name: r, effect: allow, effect: deny, tools: {names: [x]}}
+cases:
+  - name: refund
+    principal: {user_id: sam, roles: [staff], claims: {team: a, team: b}}
+    tool: {name: refund, meta: {m: 1, m: 2}}
+    args: {amount: 20, amount: 500}
+    context: {transport: stdio, transport: http}
+    expect: allow
+""",
+    )
+    problems = _problems(path)
+    assert problems == [
+        f"{path}:5: policies[1].rules[0].effect: duplicate key 'effect' (first at line 5)",
+        f"{path}:8: cases[0].principal.claims.team: duplicate key 'team' (first at line 8)",
+        f"{path}:9: cases[0].tool.meta.m: duplicate key 'm' (first at line 9)",
+        f"{path}:10: cases[0].args.amount: duplicate key 'amount' (first at line 10)",
+        f"{path}:11: cases[0].context.transport: duplicate key 'transport' (first at line 11)",
+    ]
