@@ -9,12 +9,14 @@ the decision (`mcp-guard explain ... && echo allowed`).
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -296,11 +298,40 @@ def create(
 _RAW_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 
 
+def _no_json_form(value: Any, path: str) -> tuple[str, str] | None:
+    """The field and YAML spelling of the first value in `value` that JSON has no form for:
+    `.inf`, `.nan` (JSON's `Infinity`, `NaN` read back as text) and dates (no JSON type)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, ".nan" if math.isnan(value) else ".inf" if value > 0 else "-.inf"
+    if isinstance(value, date):  # a datetime too
+        return path, value.isoformat(" ") if isinstance(value, datetime) else value.isoformat()
+    children: list[tuple[str, Any]] = []
+    if isinstance(value, dict):
+        children = [(f"{path}.{key}", item) for key, item in value.items()]
+    elif isinstance(value, list):
+        children = [(f"{path}[{i}]", item) for i, item in enumerate(value)]
+    for where, item in children:
+        found = _no_json_form(item, where)
+        if found is not None:
+            return found
+    return None
+
+
 def _render(specs: Sequence[PolicySpec], to: str) -> str:
+    """`specs` as canonical YAML or JSON text. Raises `ValueError` for a value JSON cannot
+    write as itself: written as text, it would load back as a different policy."""
     from guard.policy.dump import dump_spec, spec_to_dict
 
     if to == "json":
         data = [spec_to_dict(s) for s in specs]
+        for spec, item in zip(specs, data, strict=True):
+            found = _no_json_form(item, "")
+            if found is not None:
+                field, shown = found
+                raise ValueError(
+                    f"policy {spec.name!r}: {field.lstrip('.')} is {shown}, which JSON cannot "
+                    "write (it would load back as text); keep this policy in YAML"
+                )
         text = json.dumps(data[0] if len(data) == 1 else data, indent=2, ensure_ascii=False)
         return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
     docs = [dump_spec(s) for s in specs]
@@ -347,7 +378,12 @@ def format_policies(paths: tuple[str, ...], check: bool, write: bool, force: boo
             problems.extend(exc.problems)
             continue
         text = path.read_text(encoding="utf-8")
-        rendered.append((path, text, _render(specs, "json" if path.suffix == ".json" else "yaml")))
+        try:
+            canonical = _render(specs, "json" if path.suffix == ".json" else "yaml")
+        except ValueError as exc:
+            problems.append(PolicyProblem(str(exc), str(path), code="no_json_form"))
+            continue
+        rendered.append((path, text, canonical))
     if problems:
         fail(problems, "text")
     if not check and not write:  # YAML documents (JSON is YAML): the same policies
@@ -394,7 +430,10 @@ def convert(path: str, to: str, output: str | None, force: bool) -> None:
     Example:
         mcp-guard convert policies/weather.yaml --to json -o weather.json
     """
-    text = _render(parse_file(path), to)
+    try:
+        text = _render(parse_file(path), to)
+    except ValueError as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
     if output is None:
         click.echo(text, nl=False)
         return

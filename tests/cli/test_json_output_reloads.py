@@ -47,3 +47,27 @@ def test_json_output_loads_back_to_the_same_policy(tmp_path: Path) -> None:
     assert back.exit_code == 0, back.output
     (again,) = parse_policies(back.output)
     assert content_of(again) == content_of(original)
+
+
+def test_values_json_cannot_write_are_refused_not_changed(tmp_path: Path) -> None:
+    """`.inf` left as JSON's `Infinity`, which YAML reads back as the text "Infinity": an
+    allow rule `equals .inf` then admitted the argument "Infinity" it had refused. A date
+    crashed the command with a TypeError traceback. Neither has a JSON form: refused."""
+    runner = CliRunner()
+    for value in (".inf", "-.inf", ".nan", "2025-01-01", "2025-01-01 10:00:00+02:00"):
+        source = tmp_path / "v.yaml"
+        source.write_text(
+            "name: v\nrules:\n  - name: r\n    effect: allow\n    conditions:\n"
+            f"      - {{field: tool.args.a, operator: equals, value: {value}}}\n"
+        )
+        target = tmp_path / "v.json"
+        result = runner.invoke(main, ["convert", str(source), "--to", "json", "-o", str(target)])
+        assert result.exit_code == 1, (value, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit), value
+        assert "rules[0].conditions[0].value is" in result.output and "JSON" in result.output
+        assert not target.exists()
+        target.write_text(source.read_text())  # YAML in a .json file: `format` writes JSON
+        formatted = runner.invoke(main, ["format", str(target)])
+        assert formatted.exit_code == 1, (value, formatted.output)
+        assert f"{target}:" in formatted.output
+        target.unlink()
