@@ -377,3 +377,22 @@ cases:
         f"{path}:10: cases[0].args.amount: duplicate key 'amount' (first at line 10)",
         f"{path}:11: cases[0].context.transport: duplicate key 'transport' (first at line 11)",
     ]
+
+
+def test_a_rule_named_with_a_slash_is_expected_by_its_name(tmp_path: Path) -> None:
+    """Rule names may hold `/`. An expected `rule` with a `/` was only ever compared with
+    `policy/rule`, so `rule: read/write` failed against the very rule `read/write` that
+    decided (got "shop/read/write"); the policy-qualified form still works."""
+    policy = "name: shop\nrules:\n  - {name: read/write, effect: allow, tools: {names: [t]}}\n"
+    cases = ("read/write", "shop/read/write")
+    text = "policies: shop.yaml\ncases:\n" + "".join(
+        f"  - {{name: c{i}, principal: u, tool: t, expect: {{allowed: true, rule: {rule}}}}}\n"
+        for i, rule in enumerate(cases)
+    )
+    result = run_suite(_suite(tmp_path, text, policy))
+    assert result.passed, result.report()
+    wrong = _suite(tmp_path, text.replace("rule: read/write", "rule: read/only"), policy)
+    (failure,) = run_suite(wrong).failures
+    assert [str(m) for m in failure.mismatches] == [
+        'rule: expected "read/only", got "shop/read/write"'
+    ]
