@@ -35,7 +35,15 @@ REQUEST_KEYS: Final = (
     "time",
     "context",
 )
-_PRINCIPAL_KEYS: Final = ("user_id", "roles", "agent_id", "claims", "authenticated", "auth_method")
+_PRINCIPAL_KEYS: Final = (
+    "user_id",
+    "roles",
+    "agent_id",
+    "claims",
+    "authenticated",
+    "auth_method",
+    "key_id",
+)
 _RESOURCE_KEYS: Final = ("kind", "name", "uri", "tags", "namespace", "version", "template", "meta")
 # what a request on each kind of component does when the case does not say
 _DEFAULT_ACTION: Final = {
@@ -141,6 +149,7 @@ def _parse_principal(raw: LineMap, where: str, out: Problems) -> Principal | Non
         "user_id": (str, int, type(None)),
         "agent_id": (str, type(None)),
         "auth_method": (str, type(None)),
+        "key_id": (str, type(None)),
         "claims": Mapping,
         "authenticated": bool,
     }
@@ -161,6 +170,7 @@ def _parse_principal(raw: LineMap, where: str, out: Problems) -> Principal | Non
         claims=plain(value.get("claims", {})),
         authenticated=value.get("authenticated", True),
         auth_method=value.get("auth_method"),
+        key_id=value.get("key_id"),
     )
 
 

@@ -74,3 +74,38 @@ async def test_weather_suite_agrees_with_the_guarded_server(examples: Path) -> N
         assert live is outcome.decision.allowed, case.name
         verdicts.append(live)
     assert len(verdicts) >= 7 and set(verdicts) == {True, False}
+
+
+KEYED = """
+name: keys
+default_effect: deny
+rules:
+  - name: the_ci_key
+    effect: allow
+    conditions:
+      - {field: principal.key_id, operator: equals, value: 3f9a0c1d2e4b}
+"""
+
+
+async def test_a_case_names_the_key_a_live_caller_used(tmp_path: Path) -> None:
+    """`principal.key_id` is a field policies decide on (an API key's fingerprint), but a
+    case's principal could not carry one (`unknown key 'key_id'`): a rule on it could be
+    decided live and never in a suite or `explain --request`."""
+    policy = tmp_path / "keys.yaml"
+    policy.write_text(KEYED)
+    caller = Principal("ci", auth_method="api_key", key_id="3f9a0c1d2e4b")
+    mcp = _server(policy, caller)
+    async with Client(mcp) as client:
+        await client.call_tool("launch_rocket", {})  # allowed live
+    suite = tmp_path / "keys.test.yaml"
+    suite.write_text(
+        "policies: keys.yaml\ncases:\n"
+        "  - name: the ci key\n"
+        "    principal: {user_id: ci, auth_method: api_key, key_id: 3f9a0c1d2e4b}\n"
+        "    tool: launch_rocket\n    expect: {allowed: true, rule: the_ci_key}\n"
+        "  - name: another key\n"
+        "    principal: {user_id: ci, auth_method: api_key, key_id: '000000000000'}\n"
+        "    tool: launch_rocket\n    expect: {allowed: false, reason: default}\n"
+    )
+    result = load_suite(suite).run()
+    assert result.passed, result.report()
