@@ -332,7 +332,14 @@ def _load_policy_set(data: LineMap, suite_path: Path, out: Problems) -> PolicySe
     for i, item in enumerate(items):
         where = f"policies[{i}]" if isinstance(raw, list) else "policies"
         if isinstance(item, str):
-            target = suite_path.parent / item
+            if item.strip() in ("", "."):  # the suite's own directory: its suites too
+                msg = f"policy path {item!r} names no policy file or directory"
+                out.add(msg, data, "policies", where, code="not_found")
+                continue
+            try:  # `~` is the home directory, as wherever policies are read
+                target = suite_path.parent / Path(item).expanduser()
+            except RuntimeError:  # `~nosuchuser/...`
+                target = suite_path.parent / item
             if not target.exists():
                 msg = f"policy path {item!r} does not exist (paths are relative to the suite file)"
                 out.add(msg, data, "policies", where, code="not_found")

@@ -212,6 +212,27 @@ def test_suite_level_problems(tmp_path: Path) -> None:
         load_suite(tmp_path / "nope.test.yaml")
 
 
+def test_policy_paths_read_like_the_loaders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`~` is the home directory, as everywhere a policy path is read; a path that names
+    no file (`''`, `.`: the suite's own directory, suites and all) is refused plainly."""
+    home = tmp_path / "home"
+    (home / "pol").mkdir(parents=True)
+    (home / "pol" / "shop.yaml").write_text(POLICY)
+    monkeypatch.setenv("HOME", str(home))
+    cases = "cases:\n  - {name: c, tool: sell, principal: {roles: [staff]}, expect: allow}\n"
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    path = suites / "a.test.yaml"
+    path.write_text("policies: ~/pol/shop.yaml\n" + cases)
+    assert run_suite(path).passed
+    for empty in ("''", "."):
+        path.write_text(f"policies: {empty}\n" + cases)
+        problems = _problems(path)
+        assert any("names no policy file" in p for p in problems), problems
+
+
 def test_policy_problems_name_the_policy_file(tmp_path: Path) -> None:
     broken = POLICY.replace("names: [sell]", "nmes: [sell]")
     path = _suite(tmp_path, "policies: shop.yaml\ncases: []\n", policy=broken)
