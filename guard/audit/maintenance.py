@@ -42,6 +42,7 @@ from guard.audit.segments import (
     sql_paths,
     write_json_atomic,
 )
+from guard.audit.verify import cut_problem
 from guard.errors import AuditError
 
 __all__ = ["DEFAULT_RETENTION_DAYS", "apply_retention", "compact"]
@@ -386,6 +387,14 @@ def apply_retention(
                         keep_from[wid] = cut
                 if not keep_from:
                     continue
+                for wid, first in keep_from.items():
+                    # the rows are picked by `ts`, which a back-dated row would lie about
+                    problem = cut_problem(con, root, table, files, wid, first)
+                    if problem is not None:
+                        raise AuditError(
+                            f"retention refused: {table} writer {wid} {problem}; `mcp-guard "
+                            "verify` names it, and deleting these rows would hide it"
+                        )
                 (root / "anchors").mkdir(exist_ok=True)
                 for wid, first in keep_from.items():
                     prev = con.execute(

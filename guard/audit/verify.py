@@ -660,6 +660,76 @@ def _check_rows(
     close_chain()
 
 
+def cut_problem(
+    con: Any, root: Path, table: str, files: list[Path], wid: str, first: int
+) -> str | None:
+    """Why retention must not delete the rows of writer `wid`'s chain in `table` before seq
+    `first` (in the segments `files`), or None if it may. Retention picks rows by their
+    `ts`, and `verify` checks only the rows left: a row back-dated (its hash broken), or
+    back-dated and chained again, would be deleted behind an anchor that verifies. So each
+    row deleted must match its hash and follow the one before it, the one the writer's head
+    names must be the one it recorded, and the last must lead to the first row kept."""
+    heads = _head_chains(read_json_file(root / "writers" / f"{wid}.json")) or {}
+    head_seq, head_hash = heads.get(table, (None, None))
+    width = len(TABLES[table])
+    last: tuple[int, str] | None = None  # (seq, hash) of the row before
+    query = f"SELECT * FROM ({_select(table, files)}) WHERE writer_id = ? AND seq < ? ORDER BY seq"  # noqa: S608
+    for row in _fetch(con.execute(query, [wid, first])):
+        values = row[:width]
+        seq, prev, digest = values[-3], values[-2], values[-1]
+        if chain_hash(table, values[:-1]) != digest:
+            return f"seq {seq}, which it would delete, does not match its hash (edited)"
+        if last is not None and (seq != last[0] + 1 or prev != last[1]):
+            return f"seq {seq}, which it would delete, does not follow the row before it"
+        if seq == head_seq and head_hash is not None and digest != head_hash:
+            return (
+                f"seq {seq}, which it would delete, is not the row the writer's head "
+                "recorded (it, or rows before it, were chained again)"
+            )
+        last = (seq, digest)
+    if last is None:
+        return None
+    if last[0] != first - 1:
+        return f"rows {last[0] + 1}..{first - 1}, up to the cut, are missing"
+    kept = _prev_hashes(con, root, table, wid, first)
+    if kept and kept != {last[1]}:
+        return (
+            f"seq {last[0]}, the last it would delete, does not lead to seq {first}, which "
+            "stays (rows before it were edited and chained again)"
+        )
+    return None
+
+
+def _prev_hashes(con: Any, root: Path, table: str, wid: str, seq: int) -> set[str]:
+    """The `prev_hash` of writer `wid`'s row `seq` in `table` (in a segment or a hot file;
+    more than one if rows were copied), listed again if a file goes meanwhile."""
+    import duckdb
+
+    for attempt in range(_RESCANS):
+        files, hot = scan_segments(root / table)
+        columns = "SELECT writer_id, seq, prev_hash FROM"
+        parts = (
+            [f"{columns} read_parquet([{sql_paths(files)}], union_by_name=true)"] if files else []
+        )
+        if hot:
+            parts.append(f"{columns} ({json_select(table, hot, hot=True)})")
+        if not parts:
+            return set()
+        try:
+            rows = con.execute(
+                f"SELECT DISTINCT prev_hash FROM ({' UNION ALL '.join(parts)}) "  # noqa: S608
+                "WHERE writer_id = ? AND seq = ?",
+                [wid, seq],
+            ).fetchall()
+        except (FileNotFoundError, duckdb.IOException, duckdb.InvalidInputException):
+            if attempt < _RESCANS - 1:
+                time.sleep(min(0.05 * attempt, 0.5))
+                continue
+            raise
+        return {str(prev) for (prev,) in rows}
+    raise AssertionError("unreachable")
+
+
 def _check_types(con: Any, table: str, files: list[Path], report: VerifyReport) -> None:
     """Each segment's columns must have the schema's types. The chains are checked on
     values as `_select` reads them (`epoch_us(ts)` is the same number for TIMESTAMP and
