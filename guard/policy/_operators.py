@@ -12,7 +12,8 @@ Differences from mcp-auth-guard 1.0.0, each a bug there:
   text there, without its quotes and braces);
 - an attribute that is present without a value (`user.agent_id` of a caller without an
   agent) has no text: `contains` / `starts_with` / `ends_with` / `regex` are false there
-  (not the text `"None"`);
+  (not the text `"None"`), and so is `glob`; a `regex` or `glob` that the empty text
+  satisfies is unknown there (an allow rule `glob "*"` must not admit a missing value);
 - `regex` must match the whole value (`re.fullmatch`), not just a prefix;
 - comparing values of different types (`'10' gt 9` aside, see below) is an error, never a
   silent False that a deny rule would skip;
@@ -515,6 +516,17 @@ def _matches(actual: Any, pattern: re.Pattern[str]) -> bool:
     return pattern.fullmatch(_pattern_text(actual)) is not None
 
 
+def _globbed(actual: Any, pattern: re.Pattern[str]) -> bool:
+    if actual is None:
+        # No value, no text, as for `regex`: a glob the empty text satisfies (`*`) is
+        # unknown, so an allow rule `user.agent_id glob "*"` ("any agent") does not admit a
+        # caller without one, and a deny rule with it still fires.
+        if pattern.fullmatch("") is not None:
+            raise Indeterminate("no value to match the glob against")
+        return False
+    return pattern.fullmatch(_text(actual)) is not None
+
+
 def _starts(actual: Any, prefixes: tuple[str, ...]) -> bool:
     return _text(actual).startswith(prefixes)
 
@@ -558,7 +570,7 @@ OPERATORS_TABLE: Final[dict[str, Operator]] = {
         _op("starts_with", _strings, _starts),
         _op("ends_with", _strings, _ends),
         _op("regex", _regex, _matches),
-        _op("glob", _globs, lambda a, e: e.fullmatch(_text(a)) is not None),
+        _op("glob", _globs, _globbed),
         _op("gt", _orderable, lambda a, e: _to_order(a, e) > e),
         _op("lt", _orderable, lambda a, e: _to_order(a, e) < e),
         _op("gte", _orderable, lambda a, e: _to_order(a, e) >= e),
