@@ -101,12 +101,55 @@ def _norm(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class _Bool:
+    """A boolean inside a list or mapping (`_strict`): never equal to a number."""
+
+    value: bool
+
+
+def _strict(value: Any) -> Any:
+    """A normal form in which `true` is not `1` at any depth (Python's `==` says it is)."""
+    if isinstance(value, bool):
+        return _Bool(value)
+    if isinstance(value, tuple):
+        return tuple(_strict(v) for v in value)
+    if isinstance(value, _Object):
+        return _Object(tuple((k, _strict(v)) for k, v in value.items))
+    return value
+
+
+def _loose(value: Any) -> Any:
+    """`_strict` undone."""
+    if isinstance(value, _Bool):
+        return value.value
+    if isinstance(value, tuple):
+        return tuple(_loose(v) for v in value)
+    if isinstance(value, _Object):
+        return _Object(tuple((k, _loose(v)) for k, v in value.items))
+    return value
+
+
+def _equal_within(actual: Any, expected: Any) -> bool:
+    """Two normal forms of lists or mappings, equal. Equal only as Python compares them
+    (`[1]` and `[true]`) is a mismatch of kinds inside, unknown as it is at the top level
+    (a deny rule `not_equals [true]` must not spare `[1]`); told apart by anything else,
+    they differ."""
+    if actual != expected:
+        return False
+    if _strict(actual) != _strict(expected):
+        raise Indeterminate("equal only if true is 1 (or false 0) within")
+    return True
+
+
 def _same(actual: Any, expected: Any) -> bool:
     ka, ke = kind_of(actual), kind_of(expected)
     if ka == "null" or ke == "null":
         return ka == ke
     if ka != ke:
         raise Indeterminate(f"cannot compare a {ka} with a {ke}")
+    if ka == "list" or ka == "object":
+        return _equal_within(_norm(actual), _norm(expected))
     return bool(_norm(actual) == _norm(expected))
 
 
@@ -122,7 +165,12 @@ def _list(value: Any) -> dict[str, frozenset[Any]]:
         raise ValueError("value must be a list")
     by_kind: dict[str, set[Any]] = {}
     for item in value:
-        by_kind.setdefault(kind_of(item), set()).add(_norm(item))
+        kind = kind_of(item)
+        norm = _norm(item)
+        # lists and mappings in their strict forms: a set takes `[1]` and `[true]` for one
+        by_kind.setdefault(kind, set()).add(
+            _strict(norm) if kind == "list" or kind == "object" else norm
+        )
     return {k: frozenset(v) for k, v in by_kind.items()}
 
 
@@ -311,7 +359,14 @@ def _in(actual: Any, sets: dict[str, frozenset[Any]]) -> bool:
         if kind == "null" or not sets:
             return False
         raise Indeterminate(f"a {kind} cannot be in a list of {', '.join(sorted(sets))}")
-    if _norm(actual) in bucket:
+    norm = _norm(actual)
+    if kind == "list" or kind == "object":  # the list's own are in their `_strict` forms
+        if _strict(norm) in bucket:
+            return True
+        if any(_loose(item) == norm for item in bucket):  # `[1] in [[true]]`
+            raise Indeterminate("equal to an item only if true is 1 (or false 0) within")
+        return False
+    if norm in bucket:
         return True
     other = _LOOSELY_EQUAL.get(kind)
     if other is not None and actual in sets.get(other, ()):
@@ -336,8 +391,15 @@ def _contains(actual: Any, expected: Any) -> bool:
         return expected in actual
     if isinstance(actual, list | tuple | frozenset | set):
         wanted = kind_of(expected)
-        if any(kind_of(item) == wanted and _norm(item) == expected for item in actual):
-            return True
+        nested = wanted == "list" or wanted == "object"
+        loose = False
+        for item in actual:
+            if kind_of(item) == wanted and (norm := _norm(item)) == expected:
+                if not nested or _strict(norm) == _strict(expected):
+                    return True
+                loose = True  # `[[1]] contains [true]`: equal only as Python compares
+        if loose:
+            raise Indeterminate("an item is equal only if true is 1 (or false 0) within")
         text = _number_text(expected)
         if isinstance(text, str) and _text_within(actual, text):
             # Not an item, but in one's text, where mcp-auth-guard (comparing the list's
