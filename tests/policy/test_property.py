@@ -2,7 +2,8 @@
 (`tests/policy/reference.py`) on generated policies and requests.
 
 CI runs 10,000 generated policy sets (each decided against several requests). For a long
-local run: `GUARD_PROPERTY_EXAMPLES=1000000 python3 -m pytest tests/policy/test_property.py`.
+local run (past the suite's 300 s per-test timeout):
+`GUARD_PROPERTY_EXAMPLES=1000000 python3 -m pytest --timeout=0 tests/policy/test_property.py`.
 """
 
 from __future__ import annotations
