@@ -37,7 +37,7 @@ def _pairs(values: Sequence[str], option: str) -> dict[str, Any]:
     for item in values:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise click.ClickException(f"{option} {item!r}: expected KEY=VALUE")
+            raise click.UsageError(f"{option} {item!r}: expected KEY=VALUE")
         try:
             out[key] = json.loads(raw)
         except ValueError:
@@ -128,15 +128,15 @@ def explain(
     )
     if request_file is not None:
         if any(flags):
-            raise click.ClickException("give the request either with --request or with options")
+            raise click.UsageError("give the request either with --request or with options")
         data = _read_request(request_file, output_format)
         source = request_file
     else:
         components = [c for c in (tool, resource, prompt) if c is not None]
         if len(components) != 1:
-            raise click.ClickException("give exactly one of --tool, --resource or --prompt")
+            raise click.UsageError("give exactly one of --tool, --resource or --prompt")
         if anonymous and (user or roles or agent or claims):
-            raise click.ClickException("--anonymous takes no --user, --role, --agent or --claim")
+            raise click.UsageError("--anonymous takes no --user, --role, --agent or --claim")
         data = {}
         if not anonymous:
             principal: dict[str, Any] = {"user_id": user, "roles": list(roles)}

@@ -54,3 +54,25 @@ def test_usage_errors_stay_text_without_format_json() -> None:
     result = CliRunner().invoke(main, ["validate", WEATHER, "--format", "xml"])
     assert result.exit_code == 1
     assert result.stdout == "" and "'xml' is not one of" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["explain", WEATHER, "--format", "json"],  # no --tool / --resource / --prompt
+        ["explain", WEATHER, "--tool", "t", "--resource", "r://x", "--format", "json"],
+        ["explain", WEATHER, "--tool", "t", "--arg", "x", "--format", "json"],
+        ["explain", WEATHER, "--tool", "t", "--claim", "=1", "--format", "json"],
+        ["explain", WEATHER, "--tool", "t", "--anonymous", "--user", "u", "--format", "json"],
+        ["explain", WEATHER, "--request", WEATHER, "--tool", "t", "--format", "json"],
+        ["info", WEATHER, "--format=json", "--bogus"],
+    ],
+)
+def test_bad_options_have_code_usage(args: list[str]) -> None:
+    """The README: each problem has a `code`, "`usage` for a bad option or argument".
+    `explain`'s own checks of its options said `error`, so a script branching on the code
+    took a mistyped `--arg` for a failure of the policies."""
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    [problem] = json.loads(result.stdout)["problems"]
+    assert problem["code"] == "usage", problem
