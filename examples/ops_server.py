@@ -18,6 +18,7 @@ import os
 from fastmcp import FastMCP
 
 from guard import Principal, create_api_key_middleware
+from guard.middleware import DEFAULT_AUDIT
 from guard.telemetry import GuardTelemetry, configure, mount_metrics, start_metrics_server
 
 POLICY = {
@@ -81,7 +82,8 @@ def main() -> None:
             os.environ.get("USER_API_KEY", "user-key"): {"user_id": "ursula", "roles": ["user"]},
             os.environ.get("ADMIN_API_KEY", "admin-key"): {"user_id": "ada", "roles": ["admin"]},
         },
-        audit=os.environ.get("MCP_GUARD_AUDIT") or None,
+        # records only where MCP_GUARD_AUDIT asks, read by the guard (`off`, a leading `~`)
+        audit=DEFAULT_AUDIT if os.environ.get("MCP_GUARD_AUDIT") else None,
         telemetry=telemetry,
         # stdio carries no headers: the local operator is a plain user
         principal=Principal("local-operator", ("user",), auth_method="stdio"),
