@@ -77,7 +77,7 @@ class _Entry:
 def _load_text(text: str, origin: str) -> Any:
     import yaml  # YAML is a superset of JSON: one parser reads both
 
-    from guard.policy._request_form import LineMap, load_yaml
+    from guard.policy._request_form import duplicate_keys, load_yaml
 
     try:
         document = load_yaml(text)
@@ -85,16 +85,8 @@ def _load_text(text: str, origin: str) -> Any:
         raise ValueError(f"{origin}: not valid YAML/JSON") from None
     # `yaml.safe_load` keeps the last of a repeated key silently: one key written twice
     # would stand for whichever identity came last. Named by line: the key is a secret.
-    nodes: list[Any] = [document]
-    while nodes:
-        node = nodes.pop()
-        if isinstance(node, LineMap):
-            if node.duplicates:
-                line = node.duplicates[0][1]
-                raise ValueError(f"{origin}: line {line}: a key is written twice in one mapping")
-            nodes.extend(node.values())
-        elif isinstance(node, list):
-            nodes.extend(node)
+    for _, _, line, _ in duplicate_keys(document):
+        raise ValueError(f"{origin}: line {line}: a key is written twice in one mapping")
     return document
 
 

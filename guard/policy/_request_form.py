@@ -4,7 +4,7 @@ from YAML that remembers lines, so every problem names its file, line and field.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
@@ -18,6 +18,7 @@ __all__ = [
     "LineLoader",
     "LineMap",
     "Problems",
+    "duplicate_keys",
     "load_yaml",
     "parse_request",
     "parse_request_node",
@@ -298,26 +299,34 @@ class Problems(list[PolicyProblem]):
 
     def check_nested(self, value: Any, where: str) -> None:
         """Keys written twice anywhere in `value` (arguments, claims, an inline policy),
-        where YAML would keep the first silently. A node reached twice (an alias) is
-        checked once, so this costs the text's written size, never its expanded size."""
-        seen: set[int] = set()
-        stack: list[tuple[Any, str]] = [(value, where)]
-        while stack:
-            node, path = stack.pop()
-            if not isinstance(node, LineMap | list) or id(node) in seen:
-                continue
-            seen.add(id(node))
-            if isinstance(node, LineMap):
-                for key, line in node.duplicates:
-                    self.add(
-                        f"duplicate key {key!r} (first at line {node.lines.get(key)})",
-                        line=line,
-                        where=f"{path}.{key}",
-                        code="duplicate_key",
-                    )
-                stack.extend(reversed([(v, f"{path}.{k}") for k, v in node.items()]))
-            else:
-                stack.extend(reversed([(v, f"{path}[{i}]") for i, v in enumerate(node)]))
+        where YAML would keep the first silently."""
+        for path, key, line, first in duplicate_keys(value, where):
+            self.add(
+                f"duplicate key {key!r} (first at line {first})",
+                line=line,
+                where=f"{path}.{key}",
+                code="duplicate_key",
+            )
+
+
+def duplicate_keys(value: Any, where: str = "") -> Iterator[tuple[str, Any, int, int | None]]:
+    """(path, key, line, first line) of each key written twice in a mapping anywhere in
+    `value` (as `load_yaml` read it: YAML keeps one of them silently), in document order. A
+    node reached twice (an alias) is visited once, so this costs the text's written size,
+    never its expanded size."""
+    seen: set[int] = set()
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        node, path = stack.pop()
+        if not isinstance(node, LineMap | list) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, LineMap):
+            for key, line in node.duplicates:
+                yield path, key, line, node.lines.get(key)
+            stack.extend(reversed([(v, f"{path}.{k}") for k, v in node.items()]))
+        else:
+            stack.extend(reversed([(v, f"{path}[{i}]") for i, v in enumerate(node)]))
 
 
 # --------------------------------------------------------------------------- YAML with lines

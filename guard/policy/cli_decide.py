@@ -184,7 +184,7 @@ def _read_request(path: str, output_format: str) -> dict[str, Any]:
     """A request file, read as strictly as a test case (a key written twice is refused)."""
     import yaml
 
-    from guard.policy._request_form import LineMap, load_yaml
+    from guard.policy._request_form import duplicate_keys, load_yaml
     from guard.policy.loader import read_input_text
 
     try:
@@ -199,22 +199,10 @@ def _read_request(path: str, output_format: str) -> dict[str, Any]:
         fail([problem], output_format)
     if not isinstance(data, dict):
         fail([PolicyProblem("a request is a mapping", path, 1, code="wrong_type")], output_format)
-    problems = []
-    nodes: list[Any] = [data]
-    seen: set[int] = set()
-    while nodes:  # a key written twice anywhere: YAML keeps the last one silently
-        node = nodes.pop()
-        if id(node) in seen:  # an alias: its node is checked once, never expanded
-            continue
-        seen.add(id(node))
-        if isinstance(node, LineMap):
-            problems += [
-                PolicyProblem(f"duplicate key {key!r}", path, line, code="duplicate_key")
-                for key, line in node.duplicates
-            ]
-            nodes.extend(node.values())
-        elif isinstance(node, list):
-            nodes.extend(node)
+    problems = [  # a key written twice anywhere: YAML keeps the last one silently
+        PolicyProblem(f"duplicate key {key!r}", path, line, code="duplicate_key")
+        for _, key, line, _ in duplicate_keys(data)
+    ]
     if problems:
         fail(problems, output_format)
     return data
