@@ -8,6 +8,7 @@ the verified `AccessToken` (claims, scopes, client id) instead.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -62,6 +63,7 @@ class FastMCPTokenAuthenticator:
 
         Raises:
             AuthenticationError: `missing_credentials` when FastMCP verified no token;
+                `expired` when the token is past its `expires_at`;
                 `ambiguous_credentials` when the request carried two `Authorization`
                 headers; `invalid_claims` when a roles claim has the wrong type.
         """
@@ -69,6 +71,12 @@ class FastMCPTokenAuthenticator:
         token: Any = info.access_token
         if token is None:
             raise fail(MISSING_CREDENTIALS, "FastMCP verified no access token")
+        # FastMCP's bearer backend checks this on each HTTP request, but the token read
+        # here may be the SDK's context variable's (stale on a long-lived session) or a
+        # custom provider's: past its `expires_at` (0 or None: none), it is not taken.
+        expires_at = getattr(token, "expires_at", None)
+        if type(expires_at) is int and expires_at and expires_at < time.time():
+            raise fail("expired", "the verified access token has expired")
         claims = dict(getattr(token, "claims", None) or {})
         subject = getattr(token, "subject", None)
         client_id = self._client_of(token, subject, claims) or self.mapping.agent_of(claims)
