@@ -12,8 +12,9 @@ Differences from mcp-auth-guard 1.0.0, each a bug there:
   text there, without its quotes and braces);
 - an attribute that is present without a value (`user.agent_id` of a caller without an
   agent) has no text: `contains` / `starts_with` / `ends_with` / `regex` are false there
-  (not the text `"None"`), and so is `glob`; a `regex` or `glob` that the empty text
-  satisfies is unknown there (an allow rule `glob "*"` must not admit a missing value);
+  (not the text `"None"`), and so is `glob`; a condition that the empty text satisfies
+  (`glob "*"`, `regex ".*"`, `contains ""`, `starts_with ""`) is unknown there (an allow
+  rule must not admit a missing value with it);
 - `regex` must match the whole value (`re.fullmatch`), not just a prefix;
 - comparing values of different types (`'10' gt 9` aside, see below) is an error, never a
   silent False that a deny rule would skip;
@@ -384,7 +385,9 @@ def _contains(actual: Any, expected: Any) -> bool:
     if actual is None:  # no text, no items: a deny rule aimed at some agents spares none-agents
         if not isinstance(expected, str):  # (mcp-auth-guard raised: unknown, as elsewhere)
             raise Indeterminate(f"cannot look for a {kind_of(expected)} in no value")
-        return expected == ""
+        if expected == "":  # which any text holds: unknown, as a glob "*" is (`_affixed`)
+            raise Indeterminate("no value to look for the empty text in")
+        return False
     if isinstance(actual, str):
         if not isinstance(expected, str):
             raise Indeterminate(f"cannot look for a {kind_of(expected)} in a string")
@@ -589,11 +592,24 @@ def _globbed(actual: Any, pattern: re.Pattern[str]) -> bool:
     return pattern.fullmatch(_text(actual)) is not None
 
 
+def _affixed(actual: Any, affixes: tuple[str, ...]) -> bool:
+    """No value, no text, as for `glob`: the empty text, which any text starts and ends
+    with, is unknown there, so an allow rule `user.agent_id starts_with ""` ("any agent")
+    does not admit a caller without one, and a deny rule with it still fires."""
+    if "" in affixes:
+        raise Indeterminate("no value to match the empty text against")
+    return False
+
+
 def _starts(actual: Any, prefixes: tuple[str, ...]) -> bool:
+    if actual is None:
+        return _affixed(actual, prefixes)
     return _text(actual).startswith(prefixes)
 
 
 def _ends(actual: Any, suffixes: tuple[str, ...]) -> bool:
+    if actual is None:
+        return _affixed(actual, suffixes)
     return _text(actual).endswith(suffixes)
 
 

@@ -251,7 +251,8 @@ def occurs(text: str, value: Any) -> bool:
 
 def contains(a: Any, e: Any) -> bool | None:
     if a is None:
-        return False if isinstance(e, str) and e else UNKNOWN if not isinstance(e, str) else True
+        # "no value": false, unless the empty text is looked for (unknown, as a glob "*")
+        return False if isinstance(e, str) and e else UNKNOWN
     if isinstance(a, str):
         return e in a if isinstance(e, str) else UNKNOWN
     if isinstance(a, tuple | list):
@@ -347,6 +348,8 @@ def apply(op: str, a: Any, e: Any) -> bool | None:
         return contains(a, e)
     if op == "glob" and a is None:  # as `regex`: a glob "no value" would satisfy is unknown
         return UNKNOWN if globs("", e if isinstance(e, list) else [e]) else False
+    if op in ("starts_with", "ends_with") and a is None:  # the same: `""` is unknown there
+        return UNKNOWN if "" in [str(x) for x in (e if isinstance(e, list) else [e])] else False
     if op in ("starts_with", "ends_with", "glob"):
         text = "" if a is None else text_of(a)
         if text is None:
