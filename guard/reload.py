@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from guard.policy.policyset import PolicySet
 
 __all__ = [
+    "RETRY_SECONDS",
     "SETTLE_SECONDS",
     "PolicyHolder",
     "PolicyWatcher",
@@ -42,6 +44,8 @@ __all__ = [
 logger = logging.getLogger("guard.reload")
 
 SETTLE_SECONDS = 1.0  # a change is loaded once the files stayed the same this long
+# a change that could not be read (an I/O error) is read again this long after
+RETRY_SECONDS = 5.0
 
 Signature = tuple[tuple[str, int, int, int, int, int], ...]
 
@@ -134,6 +138,7 @@ class PolicyWatcher:
         self._digest = _digest(path)
         self._seen = self._signature  # the last signature a poll saw ...
         self._seen_at = time.monotonic()  # ... and when it first saw it
+        self._retry_at: float | None = None  # when to read again what could not be read
 
     def start(self) -> None:
         if self._thread is not None:
@@ -157,16 +162,19 @@ class PolicyWatcher:
         if signature != self._seen:  # still changing, maybe: wait for it to settle
             self._seen, self._seen_at = signature, now
         if signature == self._signature:
-            return False
-        # settled: unchanged for `settle` seconds, by the files' last change (mtime or
-        # ctime, which cannot be set back: a change seen late loads at once) or by this
-        # watcher's polls (file times in the future; a path that is gone has no times: an
-        # editor's rename-and-write or `rm && cp` leaves it missing for a moment)
-        newest = max((max(f[3], f[4]) for f in signature), default=None)
-        dated = newest is not None and (time.time_ns() - newest) / 1e9 >= self.settle
-        if not dated and now - self._seen_at < self.settle:
-            return False
-        self._signature = signature
+            if self._retry_at is None or now < self._retry_at:
+                return False
+        else:
+            # settled: unchanged for `settle` seconds, by the files' last change (mtime or
+            # ctime, which cannot be set back: a change seen late loads at once) or by this
+            # watcher's polls (file times in the future; a path that is gone has no times:
+            # an editor's rename-and-write or `rm && cp` leaves it missing for a moment)
+            newest = max((max(f[3], f[4]) for f in signature), default=None)
+            dated = newest is not None and (time.time_ns() - newest) / 1e9 >= self.settle
+            if not dated and now - self._seen_at < self.settle:
+                return False
+            self._signature = signature
+        self._retry_at = None
         digest = _digest(self.path)
         if digest == self._digest:  # touched, not changed
             return False
@@ -178,6 +186,13 @@ class PolicyWatcher:
             # the watcher alive whatever happens.
             logger.debug("policy reload callback failed\n%s", traceback_text(exc))
         return True
+
+    def retry(self) -> None:
+        """The change last acted on could not be read (an I/O error, not its content):
+        act on it again at the first poll `RETRY_SECONDS` from now, though the files' times
+        and sizes will say nothing new once they read again."""
+        self._digest = ""
+        self._retry_at = time.monotonic() + RETRY_SECONDS
 
     def changed_since(self) -> bool:
         """Whether the files changed since the change last acted on was seen: a load that
@@ -196,6 +211,14 @@ class PolicyWatcher:
                 logger.warning(
                     "policy watcher poll failed for %s\n%s", self.path, traceback_text(exc)
                 )
+
+
+def _read_failed(exc: PolicyError) -> bool:
+    """Whether loading failed on a policy file that is there but could not be read."""
+    return any(
+        p.code == "unreadable" and p.source is not None and os.path.lexists(p.source)
+        for p in exc.problems
+    )
 
 
 def load_policy_set(source: Any) -> PolicySet:
@@ -412,6 +435,9 @@ class PolicyHolder:
                     kept.hash[:12], scrub(str(exc)),
                 )  # fmt: skip
                 self._shadow_failed()
+                watcher = self._shadow_watcher
+                if watcher is not None and isinstance(exc, PolicyError) and _read_failed(exc):
+                    watcher.retry()
                 return
             watcher = self._shadow_watcher
             if watcher is not None and watcher.changed_since():
@@ -523,8 +549,10 @@ class PolicyHolder:
             self._reload(changed_only=True)
         except GuardClosedError:
             pass  # a poll that was running when the guard closed
-        except PolicyError:
-            pass  # logged and reported by `reload`; the old set stays in force
+        except PolicyError as exc:  # logged and reported; the old set stays in force
+            watcher = self._watcher
+            if watcher is not None and _read_failed(exc):
+                watcher.retry()
         except Exception as exc:
             logger.warning(
                 "policy reload failed; keeping the set in force\n%s", traceback_text(exc)
