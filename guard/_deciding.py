@@ -57,6 +57,10 @@ _PER_CALLER: Final = (
     "tools/list", "resources/list", "resources/templates/list", "prompts/list", "resources/read",
 )  # fmt: skip
 
+# the outcome of a call answered with an error result: the class a tool's own `ToolError`
+# is recorded as, since FastMCP sends that one as the same result
+_ERROR_RESULT: Final = ToolError("error result")
+
 _DURABLE_TIMEOUT_S = 10.0  # how long a durable record may take before the call is denied
 
 
@@ -427,9 +431,12 @@ class Deciding:
             if also is not None:
                 self._outcome(also, t0, exc)
             raise
-        self._outcome(event, t0, None)
+        # A tool may fail by answering an error result instead of raising (a proxy passes
+        # its backend's failures on so): its caller gets an error, and so does the record.
+        failed = _ERROR_RESULT if getattr(result, "is_error", False) is True else None
+        self._outcome(event, t0, failed)
         if also is not None:
-            self._outcome(also, t0, None)
+            self._outcome(also, t0, failed)
         return result
 
     async def _await_durable(self, event: DecisionEvent, handle: Any) -> None:
