@@ -13,7 +13,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 from uuid import uuid4
 
-from fastmcp.exceptions import AuthorizationError, FastMCPError, NotFoundError, ToolError
+from fastmcp.exceptions import (
+    AuthorizationError,
+    FastMCPError,
+    NotFoundError,
+    PromptError,
+    ResourceError,
+    ToolError,
+)
 from fastmcp.server.middleware import CallNext, MiddlewareContext
 
 from guard._fastmcp import current_transport, request_info, requested_version, session_of
@@ -56,6 +63,9 @@ _MAX_CLIENT_TEXT_CHARS: Final = 256
 _PER_CALLER: Final = (
     "tools/list", "resources/list", "resources/templates/list", "prompts/list", "resources/read",
 )  # fmt: skip
+
+# what FastMCP raises for an exception of a handler, that exception as its cause
+_WRAPPERS: Final = (ToolError, ResourceError, PromptError)
 
 # the outcome of a call answered with an error result: the class a tool's own `ToolError`
 # is recorded as, since FastMCP sends that one as the same result
@@ -399,9 +409,10 @@ class Deciding:
             if error is None:
                 self.audit.append_outcome(event.decision_id, "ok", duration_us, None)
             else:
-                # FastMCP wraps what a tool raises in `ToolError`: the tool's own class says
-                # more (a `ToolError` the tool raised itself has no cause, and stays one)
-                cause = error.__cause__ if isinstance(error, ToolError) else None
+                # FastMCP wraps what a tool, resource or prompt raises in `ToolError`,
+                # `ResourceError`, `PromptError`: the handler's own class says more (one of
+                # these the handler raised itself has no cause, and stays one)
+                cause = error.__cause__ if isinstance(error, _WRAPPERS) else None
                 self.audit.append_outcome(
                     event.decision_id, "error", duration_us, type(cause or error).__name__
                 )
