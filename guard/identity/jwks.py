@@ -180,6 +180,7 @@ class JWKSKeys:
         self.timeout = seconds("timeout", timeout, positive=True)
         self._clock = clock
         self._lock = asyncio.Lock()
+        self._pending: asyncio.Future[None] | None = None  # the fetch under way, if any
         self._keys: dict[str | None, VerificationKey] = {}
         self._fetched_at: float | None = None  # last successful read: decides staleness
         self._attempted_at: float | None = None  # last read, failed or not: bounds the rate
@@ -227,19 +228,30 @@ class JWKSKeys:
 
     async def _refresh(self) -> None:
         async with self._lock:
-            now = self._clock()
-            last = self._attempted_at
-            if last is not None and now - last < self.min_refresh_interval:
-                return  # fetched recently (maybe by a request this one waited behind)
-            self._attempted_at = now
-            try:
-                keys = await self._fetch()
-            except Exception as exc:
-                self._failed = True
-                LOG.warning("JWKS fetch from %s failed: %s", self._where, type(exc).__name__)
-                return
-            self._keys, self._fetched_at, self._failed = keys, now, False
-            LOG.debug("JWKS from %s: %d signing keys", self._where, len(keys))
+            pending = self._pending
+            if pending is None or pending.get_loop() is not asyncio.get_running_loop():
+                now = self._clock()
+                last = self._attempted_at
+                if last is not None and now - last < self.min_refresh_interval:
+                    return  # fetched recently (maybe by a request this one waited behind)
+                self._attempted_at = now
+                pending = self._pending = asyncio.ensure_future(self._fetch_keys(now))
+            # The fetch outlives a request cancelled while it runs (its client timed out or
+            # left): it took the refresh slot, and the requests waiting behind it would
+            # otherwise find no keys, refused for `min_refresh_interval`.
+            await asyncio.shield(pending)
+
+    async def _fetch_keys(self, now: float) -> None:
+        try:
+            keys = await self._fetch()
+        except Exception as exc:
+            self._failed = True
+            LOG.warning("JWKS fetch from %s failed: %s", self._where, type(exc).__name__)
+            return
+        finally:
+            self._pending = None
+        self._keys, self._fetched_at, self._failed = keys, now, False
+        LOG.debug("JWKS from %s: %d signing keys", self._where, len(keys))
 
     async def key(self, kid: str | None) -> VerificationKey:
         """Return the key a token's `kid` names, refreshing the set (rate-limited) if needed.

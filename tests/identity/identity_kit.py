@@ -161,11 +161,13 @@ class JWKSServer:
         self.keys: list[dict[str, Any]] = []
         self.hits = 0
         self.status = 200
+        self.delay = 0.0  # seconds before each answer
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 owner.hits += 1
+                time.sleep(owner.delay)
                 body = json.dumps({"keys": owner.keys}).encode()
                 self.send_response(owner.status)
                 self.send_header("content-type", "application/json")
