@@ -1,6 +1,6 @@
 """`GuardMiddleware`'s hooks for one component: `tools/call`, `resources/read` and
 `prompts/get` are decided before their handler runs; `completion/complete` never names a
-denied prompt or template. (Listings: `_listing.py`.)
+denied prompt or template. (Listings: `_listing.py`; a task a call starts: `_tasks.py`.)
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from fastmcp.server.middleware import CallNext, MiddlewareContext
 from fastmcp.server.middleware.authorization import _requested_version
 from fastmcp.server.providers.addressing import parse_hashed_backend_name
 
-from guard._deciding import Deciding
 from guard._fastmcp import (
     forwarded_version,
     query_in_fragment,
@@ -24,6 +23,7 @@ from guard._fastmcp import (
     visibility_scope,
 )
 from guard._request import EMPTY, error_decision
+from guard._tasks import TaskOwners
 from guard.events import DecisionEvent
 from guard.policy.model import Resource
 
@@ -78,7 +78,7 @@ def _read_of(
     return _versioned(read_target(uri, component), context, shown), args
 
 
-class ComponentHooks(Deciding):
+class ComponentHooks(TaskOwners):
     """The hooks of `GuardMiddleware` for requests naming one component."""
 
     _cache: ResourceCache
@@ -104,7 +104,9 @@ class ComponentHooks(Deciding):
         event = self._decide(call, resource, "call", args, "tools/call")
         if call.durable_span is not None:
             await self._await_durable(event, call.durable_span)
-        return await self._enforce(context, call_next, event, "tool", name)
+        result = await self._enforce(context, call_next, event, "tool", name)
+        self._task_started(call.principal, result)  # run as a task: its id is the caller's
+        return result
 
     async def _find_tool(self, context: MiddlewareContext[Any], name: str) -> Any:
         tool = await self._find(context, "tool", name)
@@ -237,10 +239,14 @@ class ComponentHooks(Deciding):
     async def on_request(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
     ) -> Any:
-        """Answer `completion/complete` for a denied prompt or template like an unknown one."""
-        if context.method != "completion/complete":
-            return await call_next(context)
-        return await self._on_complete(context, call_next)
+        """Answer `completion/complete` for a denied prompt or template like an unknown one,
+        and `tasks/*` only to the principal that started the task."""
+        method = context.method
+        if method == "completion/complete":
+            return await self._on_complete(context, call_next)
+        if method is not None and method.startswith("tasks/"):
+            return await self._on_task(context, call_next)
+        return await call_next(context)
 
     async def _on_complete(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]

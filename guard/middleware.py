@@ -125,6 +125,7 @@ class GuardMiddleware(ComponentHooks, ListingFilter, Middleware):
         self._cached_for: Any = None  # the server whose cache hints were made private
         # finite: "decided on its old tags for at most this long" must bound something
         self._lookups = LookupCache(seconds("lookup_ttl", lookup_ttl))
+        self._task_owners: dict[str, tuple[Any, ...]] = {}  # see `TaskOwners`
         self._typed_hooks: dict[str | None, Callable[..., Awaitable[Any]]] = {
             "tools/call": self.on_call_tool,
             "resources/read": self.on_read_resource,
@@ -271,11 +272,16 @@ class GuardMiddleware(ComponentHooks, ListingFilter, Middleware):
         # ("all"/"typed") passes, completion in the method-agnostic ("all"/"outer") ones.
         # At the root ("outer"), a component request only arrives after it failed before
         # reaching its handler; it passes through untouched, as the base class does.
+        # The tasks extension's methods arrive there too: a task is its starter's.
         phase = _dispatch_phase.get()
         if phase != "outer":
             hook = self._typed_hooks.get(context.method)
             if hook is not None:
                 return await hook(context, call_next)
-        if phase != "typed" and context.method == "completion/complete":
-            return await self._on_complete(context, call_next)
+        if phase != "typed":
+            method = context.method
+            if method == "completion/complete":
+                return await self._on_complete(context, call_next)
+            if method is not None and method.startswith("tasks/"):
+                return await self._on_task(context, call_next)
         return await call_next(context)

@@ -1,0 +1,63 @@
+"""`GuardMiddleware`'s hook for background tasks (the `io.modelcontextprotocol/tasks`
+extension, `fastmcp-tasks`): a task's result and its cancellation belong to the principal
+whose call started it.
+
+A tool run as a task answers `tools/call` (decided as any call) with a task id; the result
+comes later through `tasks/get`, and `tasks/update` / `tasks/cancel` steer the task. Those
+methods are the extension's, and it scopes tasks by FastMCP's own OAuth token only: behind
+the guard's API keys or JWTs every task is anonymous, and whoever holds the id (which
+SEP-2243 also puts in the `Mcp-Name` header, for intermediaries to route on) reads the
+result, with another principal's credentials or none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from fastmcp.server.middleware import CallNext, MiddlewareContext
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
+
+from guard._deciding import Deciding
+from guard.policy.model import Principal
+
+__all__ = ["TaskOwners"]
+
+# ids remembered (oldest forgotten first); a task outlives its extension's TTL here at most
+_MAX_TASKS: Final = 65_536
+
+
+def _owner(principal: Principal) -> tuple[Any, ...]:
+    return (principal.auth_method, principal.user_id, principal.authenticated)
+
+
+class TaskOwners(Deciding):
+    """Remembers who started each task, and refuses `tasks/*` to anyone else."""
+
+    _task_owners: dict[str, tuple[Any, ...]]
+
+    def _task_started(self, principal: Principal, result: Any) -> None:
+        """`result` of an allowed `tools/call`: if it started a task (a `CreateTaskResult`,
+        whatever its class), remember `principal` as its owner."""
+        task_id = getattr(result, "task_id", None)
+        if isinstance(task_id, str):
+            owners = self._task_owners
+            if len(owners) >= _MAX_TASKS:
+                del owners[next(iter(owners))]
+            owners[task_id] = _owner(principal)
+
+    async def _on_task(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
+        """A `tasks/*` request: refused, worded as the extension words a task that does
+        not exist (so the refusal does not confirm the id), to a caller refused by
+        authentication, and to any principal but the owner of a task started here. A task
+        id this process did not see started (another worker's, or from before a restart)
+        is the extension's to answer, to authenticated callers."""
+        message = context.message
+        task_id = message.get("taskId") if isinstance(message, Mapping) else None
+        call = await self._begin(context)
+        owner = self._task_owners.get(task_id) if isinstance(task_id, str) else None
+        if call.denial is not None or (owner is not None and owner != _owner(call.principal)):
+            named = f" {task_id}" if isinstance(task_id, str) else ""
+            raise MCPError(code=INVALID_PARAMS, message=f"Task{named} not found")
+        return await call_next(context)

@@ -1,0 +1,131 @@
+"""A tool run as a background task (the `io.modelcontextprotocol/tasks` extension,
+`fastmcp-tasks`) answers `tools/call` with a task id; its result is fetched later with
+`tasks/get` and the task ended with `tasks/cancel`. Those methods are the extension's, and
+the extension scopes tasks by FastMCP's own OAuth token only: behind the guard's API keys
+or JWTs every task is "anonymous". Found in review (with fastmcp-tasks 4.1.4 over HTTP):
+the guard passed `tasks/*` through untouched, so a caller with another principal's key,
+a wrong key or none at all read the result of an HR task and cancelled it, given its id
+(which SEP-2243 puts in the `Mcp-Name` header for intermediaries to route on).
+
+The stand-in extension below serves `tasks/get` and `tasks/cancel` as fastmcp-tasks does,
+without its Docket backend."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import httpx
+from fastmcp import FastMCP
+from fastmcp.server.extensions import MethodBinding, ServerExtension
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS, RequestParams
+from pydantic import BaseModel, ConfigDict, Field
+from servers import rpc_headers, rpc_meta, serving_in_thread
+
+from guard import create_api_key_middleware
+
+HR_KEY = "hr-key-aaaaaaaaaaaaaaaaaaaa"
+HR2_KEY = "hr2-key-cccccccccccccccccccc"
+INTERN_KEY = "intern-key-bbbbbbbbbbbbbbbb"
+
+POLICY = """
+name: p
+default_effect: deny
+rules:
+  - {name: hr, effect: allow, agents: {roles: [hr]}, actions: ["*"]}
+"""
+
+
+class TaskParams(RequestParams):
+    model_config = ConfigDict(populate_by_name=True)
+    task_id: str = Field(alias="taskId")
+
+
+class CreateTaskResult(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+    task_id: str = Field(alias="taskId")
+    status: str = "working"
+    result_type: str = Field("task", alias="resultType")
+
+
+class Tasks(ServerExtension):
+    """Runs every call as a task; answers for any task id, as fastmcp-tasks does for
+    anonymous tasks."""
+
+    identifier = "io.modelcontextprotocol/tasks"
+
+    def __init__(self) -> None:
+        self.results: dict[str, Any] = {}
+        self.cancelled: list[str] = []
+
+    def methods(self) -> list[MethodBinding]:
+        return [
+            MethodBinding("tasks/get", TaskParams, self._get),
+            MethodBinding("tasks/cancel", TaskParams, self._cancel),
+        ]
+
+    def _known(self, task_id: str) -> Any:
+        if task_id not in self.results:
+            raise MCPError(code=INVALID_PARAMS, message=f"Task {task_id} not found")
+        return self.results[task_id]
+
+    async def _get(self, ctx: Any, params: TaskParams) -> dict[str, Any]:
+        result = self._known(params.task_id)
+        return {"taskId": params.task_id, "status": "completed", "result": result}
+
+    async def _cancel(self, ctx: Any, params: TaskParams) -> dict[str, Any]:
+        self._known(params.task_id)
+        self.cancelled.append(params.task_id)
+        return {}
+
+    async def intercept_tool_call(self, params: Any, context: Any, call_next: Any) -> Any:
+        result = await call_next()
+        task_id = secrets.token_urlsafe(32)
+        self.results[task_id] = result.to_mcp_result().model_dump(mode="json", by_alias=True)
+        return CreateTaskResult(task_id=task_id)
+
+
+def _post(url: str, method: str, params: dict[str, Any], key: str | None) -> Any:
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": {**params, "_meta": rpc_meta()}}
+    headers = rpc_headers(method, params.get("name") or params.get("taskId"))
+    if key is not None:
+        headers["X-API-Key"] = key
+    return httpx.post(url, json=body, headers=headers, timeout=20)
+
+
+def test_only_the_principal_that_started_a_task_reaches_it() -> None:
+    mcp: FastMCP[Any] = FastMCP("hr")
+    tasks = Tasks()
+    mcp.add_extension(tasks)
+
+    @mcp.tool
+    def payroll(uid: str) -> str:
+        return f"SALARY OF {uid}"
+
+    keys = {HR_KEY: {"user_id": "hr", "roles": ["hr"]}, INTERN_KEY: {"user_id": "intern"}}
+    keys[HR2_KEY] = {"user_id": "hr2", "roles": ["hr"]}
+    guard = create_api_key_middleware(POLICY, api_key_roles=keys, audit=None, telemetry=False)
+    mcp.add_middleware(guard)
+    with serving_in_thread(mcp.http_app()) as port:
+        url = f"http://127.0.0.1:{port}/mcp"
+        created = _post(url, "tools/call", {"name": "payroll", "arguments": {"uid": "7"}}, HR_KEY)
+        task_id = created.json()["result"]["taskId"]
+        refused = _post(url, "tools/call", {"name": "payroll", "arguments": {"uid": "7"}}, None)
+        assert "taskId" not in refused.text  # (the call itself was always decided)
+
+        for key in (INTERN_KEY, HR2_KEY, "wrong-key-dddddddddddddddddd", None):
+            for method in ("tasks/get", "tasks/cancel"):
+                answer = _post(url, method, {"taskId": task_id}, key)
+                assert "SALARY" not in answer.text, (key, method)
+                # worded as a task that does not exist, whoever asks
+                assert answer.json()["error"]["message"] == f"Task {task_id} not found"
+                missing = _post(url, method, {"taskId": "nope"}, key).json()
+                assert missing["error"]["message"] == "Task nope not found"
+        assert tasks.cancelled == []
+
+        mine = _post(url, "tasks/get", {"taskId": task_id}, HR_KEY).json()
+        assert mine["result"]["result"]["content"][0]["text"] == "SALARY OF 7"
+        assert "result" in _post(url, "tasks/cancel", {"taskId": task_id}, HR_KEY).json()
+        assert tasks.cancelled == [task_id]
+    guard.close()
