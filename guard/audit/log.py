@@ -42,6 +42,7 @@ from guard.audit.rows import (
     Repeat,
     RowBuilder,
 )
+from guard.audit.segments import file_pattern
 from guard.audit.spill import SpillFile
 from guard.audit.writer import HOT_MAX_AGE, HOT_MAX_ROWS, SegmentWriter
 from guard.errors import AuditError
@@ -193,6 +194,10 @@ class AuditLog(WriterThread):
         self._segment_age = seconds("segment_age", segment_age, positive=True)
         self.path = Path(path).absolute()  # the process may change directory later
         _directory_or_absent("path", self.path)
+        try:  # its segments must be nameable to DuckDB, or no reader reads them
+            file_pattern(self.path)
+        except AuditError as exc:
+            raise ValueError(f"AuditLog path: {exc}") from None
         spill = Path(spill_dir).absolute() if spill_dir else self.path / "spill"  # (as path)
         _directory_or_absent("spill_dir", spill)
         self.writer_id = uuid7().replace("-", "")

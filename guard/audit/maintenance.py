@@ -40,6 +40,7 @@ from guard.audit.segments import (
     remove_quietly,
     scan_segments,
     sql_paths,
+    sql_target,
     write_json_atomic,
 )
 from guard.audit.verify import cut_problem
@@ -103,7 +104,7 @@ def replace_segments(
     the switch still read them), then `collect_garbage` deletes them."""
     name = name or f"compact-{uuid7().replace('-', '')}{SEGMENT_SUFFIX}"
     final, tmp = directory / name, directory / f".{name}.tmp"
-    con.execute(f"COPY ({query}) TO {sql_paths([tmp])} (FORMAT parquet, COMPRESSION zstd)")
+    con.execute(f"COPY ({query}) TO {sql_target(tmp)} (FORMAT parquet, COMPRESSION zstd)")
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     write_json_atomic(

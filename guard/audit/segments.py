@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from guard.audit.schema import TABLES, TIMESTAMP_COLUMNS
+from guard.errors import AuditError
 
 if TYPE_CHECKING:
     import duckdb
@@ -44,12 +45,14 @@ __all__ = [
     "connect",
     "convert_hot",
     "file_origin",
+    "file_pattern",
     "fsync_dir",
     "json_select",
     "live_segments",
     "read_json_file",
     "scan_segments",
     "sql_paths",
+    "sql_target",
     "temp_path",
     "write_atomic",
     "write_json_atomic",
@@ -60,6 +63,7 @@ HOT_SUFFIX: Final = ".jsonl"
 MARKER_SUFFIX: Final = ".replaces"
 TEMP_SUFFIX: Final = ".tmp"
 MAX_ROW_BYTES: Final = 256 * 1024 * 1024  # redaction caps each value; this caps a row
+_GLOB_ESCAPES: Final = str.maketrans({"*": "[*]", "?": "[?]", "[": "[[]"})
 _LISTINGS: Final = 50  # a directory listed this many times without two agreeing: the last
 
 
@@ -135,8 +139,42 @@ def json_select(table: str, source: str | list[Path], *, hot: bool = False) -> s
 
 
 def sql_paths(paths: Iterable[str | Path]) -> str:
-    """`paths` as SQL string literals, comma-separated: `read_parquet([{sql_paths(files)}])`."""
-    return ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+    """`paths` as SQL string literals naming those very files, comma-separated:
+    `read_parquet([{sql_paths(files)}])`.
+
+    DuckDB reads a file name as a glob (`*`, `?`, `[`: a store named `records[a]` would
+    read `recordsa`'s files, `records*` every look-alike's) and a leading `~` as the home
+    directory; so each path is made absolute and its glob characters are bracketed, which
+    matches them literally. A glob is also split at backslashes, so a path holding both
+    cannot be named at all: refused (`AuditError`) rather than read from elsewhere."""
+    return ", ".join(_sql_text(file_pattern(p)) for p in paths)
+
+
+def sql_target(path: str | Path) -> str:
+    """`path`, absolute, as the SQL string literal of a file DuckDB writes (`COPY … TO`,
+    which takes its name as it is)."""
+    return _sql_text(_absolute(path))
+
+
+def file_pattern(path: str | Path) -> str:
+    """The DuckDB file pattern that matches `path` and nothing else (see `sql_paths`)."""
+    text = _absolute(path)
+    pattern = text.translate(_GLOB_ESCAPES)
+    if len(pattern) != len(text) and "\\" in text:
+        raise AuditError(
+            f"{text!r} holds a backslash and one of * ? [: DuckDB cannot read it as one "
+            "file; use a store path without a backslash"
+        )
+    return pattern
+
+
+def _absolute(path: str | Path) -> str:
+    text = os.fspath(path)  # as `Path.absolute()`: no symlink resolved, no `..` dropped
+    return text if os.path.isabs(text) else os.path.join(os.getcwd(), text)
+
+
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def live_segments(directory: Path, cache: dict[str, Any] | None = None) -> list[Path]:
@@ -209,7 +247,7 @@ def convert_hot(
     tmp = temp_path(final)
     try:
         con.execute(
-            f"COPY ({json_select(table, [hot], hot=True)}) TO {sql_paths([tmp])} "
+            f"COPY ({json_select(table, [hot], hot=True)}) TO {sql_target(tmp)} "
             "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, ROW_GROUP_SIZE 100000)"
         )
         if fsync:
