@@ -49,6 +49,7 @@ __all__ = [
     "fsync_dir",
     "json_select",
     "live_segments",
+    "names_file",
     "read_json_file",
     "scan_segments",
     "sql_paths",
@@ -101,6 +102,18 @@ def temp_path(path: Path) -> Path:
     skip, of this process and thread, so no two writes share one. A process that dies in
     between leaves it; maintenance deletes it (`maintenance.remove_stale_temps`)."""
     return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}{TEMP_SUFFIX}")
+
+
+def names_file(path: Path, fd: int) -> bool:
+    """Whether `path` still names the file open as `fd`: not so once it (or the store
+    around it) was deleted, moved or replaced, and what is written to `fd` then reaches
+    no reader."""
+    try:
+        named = os.stat(path)
+    except OSError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
 def fsync_dir(directory: Path) -> None:

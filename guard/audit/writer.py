@@ -39,6 +39,7 @@ from guard.audit.segments import (
     file_origin,
     fsync_dir,
     live_segments,
+    names_file,
     remove_quietly,
     sql_paths,
     write_json_atomic,
@@ -363,6 +364,18 @@ class SegmentWriter:
             if self._write_hook is not None:
                 self._write_hook(batch.table, len(batch.bodies))
             hot = self._hot.get(batch.table)
+            if hot is not None and not names_file(hot.path, hot.fd):
+                # the store (or the file) was deleted, moved or replaced: rows appended
+                # there would reach no reader. Its rows go with it (`verify` says so);
+                # the next ones start a new hot file at the store's path.
+                del self._hot[batch.table]
+                _close(hot)
+                hot = None
+                logger.warning(
+                    "audit hot file %s was deleted, moved or replaced (its rows with it); "
+                    "writing on in a new one",
+                    batch.table,
+                )
             if hot is None:
                 hot = self._open(batch.table, batch.first + 1)
             self._write(batch.table, hot, data, batch)
