@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from guard.audit.schema import LISTING_ITEM_COLUMNS, TABLES, first_columns, row_body
-from guard.audit.segments import fsync_dir, write_atomic
+from guard.audit.segments import fsync_dir, names_file, write_atomic
 
 __all__ = ["SpillFile"]
 
@@ -91,6 +91,13 @@ class SpillFile:
             if self._torn:  # end the piece a failed write may have left: a line of its own
                 data = b"\n" + data
             fh = self._open()
+            if not names_file(self.path, fh.fileno()):
+                # the spill directory (the store) was deleted, moved or replaced: rows
+                # written there would never be loaded back. Its rows went with it; the
+                # file (and its lock) start again at its path.
+                logger.warning("spill file %s was deleted, moved or replaced", self.path)
+                self._let_go_of_file()
+                fh = self._open()
             size = os.fstat(fh.fileno()).st_size
             torn, self._torn = self._torn, True
             try:
@@ -107,6 +114,19 @@ class SpillFile:
                 raise
             self._torn = False
             self.pending += len(rows)
+
+    def _let_go_of_file(self) -> None:
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            with contextlib.suppress(OSError):
+                fh.close()
+        # (a lock still in place is kept: another writer would adopt the new file)
+        if self._lock_fd is not None and not names_file(self._lock_path, self._lock_fd):
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+            self._lock_fd = None
+        self.pending = 0
+        self._dirty = self._torn = False
 
     def sync(self) -> None:
         """fsync what was written since the last sync (group commit for spills)."""
@@ -162,6 +182,7 @@ class SpillFile:
             old, self._fh = self._fh, None
             if old is not None:
                 old.close()
+            self.directory.mkdir(parents=True, exist_ok=True)  # (the store was deleted)
             write_atomic(self.path, b"".join(_line(t, b) for t, b in rows), fsync=True)
             fsync_dir(self.directory)
             self._entry_synced = True
@@ -276,7 +297,7 @@ def _read_lines(path: Path) -> tuple[list[tuple[str, str]], list[bytes]]:
     """The rows of a spill file, and the lines that are not rows the store can take."""
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # (NotADirectory: a file is the store)
         return [], []
     rows, bad = [], []
     for line in data.splitlines():
