@@ -36,6 +36,8 @@ logger = logging.getLogger("guard.audit")
 _CLOSE_SPILL_WAIT: Final = 1.0
 # ... and an `append` that finds the queue full this long: it runs on the event loop
 _APPEND_SPILL_WAIT: Final = 0.05
+# a flush loads spilled rows back for this long at most (a chunk at least), then the queue
+_RELOAD_SLICE_SECONDS: Final = 1.0
 
 
 class Spilling:
@@ -290,43 +292,59 @@ class Spilling:
         return "listings", self._rows.listing_body(item)
 
     def _reload_spill(self) -> None:
-        """Load spilled rows back into the store, then rewrite the spill file without them.
-        A crash (or a failed rewrite) between the two leaves rows in the spill file that
-        the store already has: those are checked against the store before loading, so
-        each row is stored once."""
-        with self._spill.lock:
-            rows, bad = self._spill.read()
-            if self._spill_suspect:
-                try:
-                    rows = self._not_stored(rows)
-                except Exception as exc:  # cannot tell: keep them spilled, try again later
-                    self._last_error = repr(exc)
-                    logger.warning("spilled rows not loaded back yet: %s", exc)
+        """Load spilled rows back into the store, a chunk at a time from the end of the
+        spill file (`SpillFile.read_tail`), each cut off the file once stored; for up to
+        `_RELOAD_SLICE_SECONDS`, then the queue's turn (the next flush goes on). A crash
+        (or a failed cut) between storing a chunk and cutting it, or a store that takes
+        only part of one, leaves rows in the spill file that the store already has: the
+        file is then suspect, and its rows are checked against the store before loading,
+        so each row is stored once, until the file has been loaded back whole."""
+        deadline = time.monotonic() + _RELOAD_SLICE_SECONDS
+        while True:
+            with self._spill.lock:
+                rows, bad, start = self._spill.read_tail()
+                lines = len(rows) + len(bad)
+                if not lines:
                     return
-            try:  # set aside before the file is rewritten without them
-                self._spill.reject(bad)
-            except OSError as exc:  # the file keeps them, and its rows, for next time
-                self._last_error = repr(exc)
-                logger.error("unreadable spilled lines could not be set aside (%s)", exc)
+                if self._spill_suspect:
+                    try:
+                        rows = self._not_stored(rows)
+                    except Exception as exc:  # cannot tell: keep them spilled, try again later
+                        self._last_error = repr(exc)
+                        logger.warning("spilled rows not loaded back yet: %s", exc)
+                        return
+                try:  # set aside before they are cut off the file
+                    self._spill.reject(bad)
+                except OSError as exc:  # the file keeps them, and its rows, for next time
+                    self._last_error = repr(exc)
+                    logger.error("unreadable spilled lines could not be set aside (%s)", exc)
+                    return
+                whole = True
+                for table in TABLES:
+                    batch = [b for t, b in rows if t == table]
+                    if not batch:
+                        continue
+                    if table == "listings":
+                        self._claim_named(batch)
+                    written = self._writer.write_now(table, batch)
+                    self._reloaded += written
+                    if written < len(batch):
+                        whole = False
+                if not whole:  # the store failed: what it took is checked next time
+                    self._spill_suspect = True
+                    return
+                try:
+                    self._spill.cut(start, lines)
+                except OSError as exc:  # the loaded rows are still in the file: check next time
+                    self._spill_suspect = True
+                    self._last_error = repr(exc)
+                    logger.error("spill file could not be cut back (%s)", exc)
+                    return
+                if start == 0:
+                    self._spill_suspect = False
+                    return
+            if time.monotonic() >= deadline:
                 return
-            left: list[tuple[str, str]] = []
-            for table in TABLES:
-                batch = [b for t, b in rows if t == table]
-                if not batch:
-                    continue
-                if table == "listings":
-                    self._claim_named(batch)
-                written = self._writer.write_now(table, batch)
-                self._reloaded += written
-                left.extend((table, b) for b in batch[written:])
-            try:
-                self._spill.replace(left)
-            except OSError as exc:  # the loaded rows are still in the file: check next time
-                self._spill_suspect = True
-                self._last_error = repr(exc)
-                logger.error("spill file could not be rewritten (%s)", exc)
-                return
-            self._spill_suspect = False
 
     def _let_go_beside(self) -> None:
         """Let go of the file appends spilled to while a load-back held the spill file

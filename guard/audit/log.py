@@ -230,7 +230,7 @@ class AuditLog(WriterThread):
         self._abandoned = False  # close() gave up waiting for it
         self._last_reload = 0.0
         # the spill file may hold rows the store already has (adopted from a writer that
-        # died while loading them back, or left by a rewrite that failed): checked first
+        # died while loading them back, or left by a cut that failed): checked first
         self._spill_suspect = False
         self._unsaved: list[tuple[str, list[str], list[str]]] = []
         self._held = 0  # rows in `_unsaved` (see `_drain`): they count toward `max_queue`

@@ -236,7 +236,8 @@ def remove_stale_temps(root: Path) -> int:
     """Delete the temporary files (`.<name>….tmp`) that processes which died before
     renaming them left in the store at `root`, once untouched for `ORPHAN_SECONDS`: of item
     sets, policy texts (spilled ones too), heads, markers and anchors
-    (`segments.temp_path`), conversions, compactions, roll-ups and spill rewrites. Returns
+    (`segments.temp_path`), conversions, compactions and roll-ups (and the spill rewrites of
+    earlier releases). Returns
     how many. Run under the maintenance lock.
 
     None a live process may still rename goes: compactions and roll-ups (their markers,

@@ -20,18 +20,23 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from io import FileIO
 from pathlib import Path
 from typing import Any, Final
 
 from guard.audit.schema import LISTING_ITEM_COLUMNS, TABLES, first_columns, row_body
-from guard.audit.segments import fsync_dir, names_file, write_atomic
+from guard.audit.segments import fsync_dir, names_file
 
 __all__ = ["SpillFile"]
 
 logger = logging.getLogger("guard.audit")
 
 _ADOPTION_WAIT: Final = 1.0  # seconds a closed writer's late spill waits for an adopter
+# A spill file grows for as long as an outage lasts (gigabytes): it is loaded back, and an
+# orphan adopted, this many bytes of whole lines at a time (a longer line: that line).
+CHUNK_BYTES: Final = 16 * 1024 * 1024
+_SCAN: Final = 64 * 1024  # bytes read at a time looking back for a line's start
 
 
 class SpillFile:
@@ -108,7 +113,7 @@ class SpillFile:
                 if fsync:
                     self.sync()
             except OSError:
-                with contextlib.suppress(OSError):  # else it stays torn (see `_read_lines`)
+                with contextlib.suppress(OSError):  # else it stays torn (see `_parse_lines`)
                     os.ftruncate(fh.fileno(), size)
                     self._torn = torn
                 raise
@@ -138,19 +143,48 @@ class SpillFile:
                 fsync_dir(self.directory)
                 self._entry_synced = True
 
-    def read(self) -> tuple[list[tuple[str, str]], list[bytes]]:
-        """Every row in the file that can be loaded back, and the lines that cannot (for
-        `reject`, before the file is rewritten without them)."""
+    def read_tail(self) -> tuple[list[tuple[str, str]], list[bytes], int]:
+        """The last whole lines of the file, `CHUNK_BYTES` of them at most (at least its
+        last line, however long): their rows, the lines among them that cannot be loaded
+        back, and the offset where they start. Loaded back from the end, a spill file
+        of any size is read a chunk at a time and cut (`cut`) without being rewritten;
+        the caller holds `lock` until it cut them (appends wait meanwhile)."""
         with self.lock:
-            return _read_lines(self.path)
+            try:
+                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except (FileNotFoundError, NotADirectoryError):
+                return [], [], 0
+            try:
+                size = os.fstat(fd).st_size
+                start = _tail_start(fd, size)
+                data = _pread_all(fd, size - start, start)
+            finally:
+                os.close(fd)
+            rows, bad = _parse_lines(data)
+            return rows, bad, start
+
+    def cut(self, start: int, lines: int) -> None:
+        """Cut the file back to `start` (`read_tail`'s), synced: its `lines` last lines
+        were loaded back (or set aside). Raises `OSError` if it cannot be cut: the file
+        keeps them, to be checked against the store before the next load."""
+        with self.lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.ftruncate(fd, start)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._torn = False  # (cut at the start of a line)
+            # never 0 while rows are left: `close()` deletes a file without pending rows
+            self.pending = 0 if start == 0 else max(self.pending - lines, 1)
 
     def reject(self, lines: list[bytes], source: Path | None = None) -> None:
         """Append `lines` (read from `source`, default this file) to `<source>.rejected`,
         fsync'd, and count them; raises `OSError` if they cannot be kept. Their content is
         not logged: a line may hold what redaction was meant to keep out of logs.
 
-        Each line is kept once: a file whose rewrite failed, or a dead writer's file that
-        its adopter died before deleting, is read again later, its lines with it."""
+        Each line is kept once: a file that could not be cut back, or a dead writer's file
+        that its adopter died before deleting, is read again later, its lines with it."""
         if not lines:
             return
         source = source or self.path
@@ -176,19 +210,6 @@ class SpillFile:
             len(lines), source.name, target,
         )  # fmt: skip
 
-    def replace(self, rows: list[tuple[str, str]]) -> None:
-        """Atomically make `rows` the whole content (after some were loaded back)."""
-        with self.lock:
-            old, self._fh = self._fh, None
-            if old is not None:
-                old.close()
-            self.directory.mkdir(parents=True, exist_ok=True)  # (the store was deleted)
-            write_atomic(self.path, b"".join(_line(t, b) for t, b in rows), fsync=True)
-            fsync_dir(self.directory)
-            self._entry_synced = True
-            self.pending = len(rows)
-            self._dirty = self._torn = False
-
     def adopt_orphans(self) -> int:
         """Move rows spilled by writers gone (or closed) into this file; return how many."""
         adopted = 0
@@ -209,11 +230,11 @@ class SpillFile:
                 except BlockingIOError:
                     continue  # its writer is alive
                 orphan = lock_path.with_suffix(".jsonl")
-                rows, bad = _read_lines(orphan)
-                self.reject(bad, orphan)
-                if rows:
-                    self.write(rows, fsync=True)
-                    adopted += len(rows)
+                for rows, bad in _chunks(orphan):
+                    self.reject(bad, orphan)
+                    if rows:
+                        self.write(rows, fsync=True)
+                        adopted += len(rows)
                 with contextlib.suppress(FileNotFoundError):
                     orphan.unlink()
                 with contextlib.suppress(FileNotFoundError):
@@ -293,12 +314,51 @@ def _line(table: str, body: str) -> bytes:
     return json.dumps({"t": table, "b": body}, separators=(",", ":")).encode() + b"\n"
 
 
-def _read_lines(path: Path) -> tuple[list[tuple[str, str]], list[bytes]]:
-    """The rows of a spill file, and the lines that are not rows the store can take."""
+def _chunks(path: Path) -> Iterator[tuple[list[tuple[str, str]], list[bytes]]]:
+    """The rows of a spill file and the lines that are not rows the store can take
+    (`_parse_lines`), a chunk of whole lines at a time, from its start."""
     try:
-        data = path.read_bytes()
-    except (FileNotFoundError, NotADirectoryError):  # (NotADirectory: a file is the store)
-        return [], []
+        fh = open(path, "rb")  # noqa: SIM115 - closed below
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    with fh:
+        while data := fh.read(CHUNK_BYTES):
+            if not data.endswith(b"\n"):
+                data += fh.readline()  # the rest of the line (a row's size at most)
+            yield _parse_lines(data)
+
+
+def _tail_start(fd: int, size: int) -> int:
+    """Where the file's last whole lines of `CHUNK_BYTES` at most start (where its last
+    line does, if that is longer)."""
+    if size <= CHUNK_BYTES:
+        return 0
+    low = size - CHUNK_BYTES  # a line starts at `low` if the byte before it is a newline
+    block = _pread_all(fd, CHUNK_BYTES + 1, low - 1)
+    found = block.find(b"\n", 0, len(block) - 1)  # (not the file's own last newline)
+    if found >= 0:
+        return low + found
+    while low > 0:  # within its last line: back to where that starts
+        begin = max(0, low - _SCAN)
+        found = _pread_all(fd, low - begin, begin).rfind(b"\n")
+        if found >= 0:
+            return begin + found + 1
+        low = begin
+    return 0
+
+
+def _pread_all(fd: int, n: int, offset: int) -> bytes:
+    """`n` bytes at `offset` (fewer at the end of the file)."""
+    parts = []
+    while n > 0 and (part := os.pread(fd, n, offset)):
+        parts.append(part)
+        n -= len(part)
+        offset += len(part)
+    return b"".join(parts)
+
+
+def _parse_lines(data: bytes) -> tuple[list[tuple[str, str]], list[bytes]]:
+    """The rows of spill file lines, and the lines that are not rows the store can take."""
     rows, bad = [], []
     for line in data.splitlines():
         if not line.strip():

@@ -311,7 +311,7 @@ def hook(table, rows):
     if failing[0]:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-def die(self, rows):  # the spilled rows are back in the store; the spill not yet rewritten
+def die(self, *args):  # the spilled rows are back in the store; the spill not yet cut
     os.kill(os.getpid(), signal.SIGKILL)
 
 log = AuditLog(sys.argv[1], write_hook=hook, flush_interval=3600)
@@ -320,7 +320,7 @@ for i in range(30):
 log.flush()  # the store refuses: 30 rows spilled
 assert log.stats()["spill_pending"] == 30, log.stats()
 failing[0] = False
-spill.SpillFile.replace = die
+spill.SpillFile.cut = die
 log.flush()
 """
 
@@ -361,36 +361,36 @@ def test_an_orphan_adopted_by_another_worker_meanwhile_does_not_store_rows_twice
     assert verify(store).ok
 
 
-def test_a_spill_file_that_cannot_be_rewritten_stores_its_rows_once(
+def test_a_spill_file_that_cannot_be_cut_back_stores_its_rows_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Found in review: a failed rewrite left loaded rows in the spill file, and every
-    later flush loaded them again."""
+    """Found in review: a failed rewrite (now: cut) left loaded rows in the spill file,
+    and every later flush loaded them again."""
     from guard.audit import spill
 
-    failing = {"store": True, "rewrites": 0}
+    failing = {"store": True, "cuts": 0}
 
     def hook(table: str, rows: int) -> None:
         if failing["store"]:
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    rewrite = spill.SpillFile.replace
+    cut = spill.SpillFile.cut
 
-    def flaky(self: Any, rows: list[tuple[str, str]]) -> None:
-        if failing["rewrites"] > 0:  # its temporary copy cannot be written: disk full
-            failing["rewrites"] -= 1
+    def flaky(self: Any, start: int, lines: int) -> None:
+        if failing["cuts"] > 0:  # (an I/O error)
+            failing["cuts"] -= 1
             raise OSError(errno.ENOSPC, "No space left on device")
-        rewrite(self, rows)
+        cut(self, start, lines)
 
-    monkeypatch.setattr(spill.SpillFile, "replace", flaky)
+    monkeypatch.setattr(spill.SpillFile, "cut", flaky)
     store = tmp_path / "s"
     log = AuditLog(store, write_hook=hook, flush_interval=3600)
     for i in range(30):
         log.append(event(i))
     log.flush()
-    failing.update(store=False, rewrites=2)
+    failing.update(store=False, cuts=2)
     time.sleep(1.1)  # past the retry interval of a store that failed
-    log.flush()  # loaded back; the rewrite fails
+    log.flush()  # loaded back; the cut fails
     log.flush()  # again
     log.close()
     assert _distinct(store) == (30, 30)

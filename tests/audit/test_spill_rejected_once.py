@@ -1,6 +1,6 @@
 """Lines that cannot be loaded back are set aside in `<spill>.rejected` before the spill
-file is rewritten without them. Found in review: when the rewrite failed (or the process
-died before it), the next load-back set the same lines aside again, so `.rejected` held
+file is cut back without them. Found in review: when that failed (or the process died
+before it), the next load-back set the same lines aside again, so `.rejected` held
 them twice and `spill_rejected` counted them twice."""
 
 from __future__ import annotations
@@ -18,24 +18,24 @@ from guard.audit import AuditLog, open_store, spill, verify
 GARBAGE = b'{"t":"decisions","b":"{\\"ts\\":1"}'  # a row without its decision id
 
 
-def test_a_line_is_set_aside_once_when_the_spill_rewrite_fails(
+def test_a_line_is_set_aside_once_when_the_spill_cut_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    failing = {"store": True, "rewrites": 0}
+    failing = {"store": True, "cuts": 0}
 
     def hook(table: str, rows: int) -> None:
         if failing["store"]:
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    rewrite = spill.SpillFile.replace
+    cut = spill.SpillFile.cut
 
-    def flaky(self: Any, rows: list[tuple[str, str]]) -> None:
-        if failing["rewrites"] > 0:
-            failing["rewrites"] -= 1
+    def flaky(self: Any, start: int, lines: int) -> None:
+        if failing["cuts"] > 0:
+            failing["cuts"] -= 1
             raise OSError(errno.ENOSPC, "No space left on device")
-        rewrite(self, rows)
+        cut(self, start, lines)
 
-    monkeypatch.setattr(spill.SpillFile, "replace", flaky)
+    monkeypatch.setattr(spill.SpillFile, "cut", flaky)
     store = tmp_path / "s"
     log = AuditLog(store, write_hook=hook, flush_interval=3600)
     for i in range(10):
@@ -43,9 +43,9 @@ def test_a_line_is_set_aside_once_when_the_spill_rewrite_fails(
     assert log.flush(10)
     with open(log._spill.path, "ab") as fh:  # a line no load-back can take
         fh.write(GARBAGE + b"\n")
-    failing.update(store=False, rewrites=2)
+    failing.update(store=False, cuts=2)
     time.sleep(1.1)  # past the retry interval of a store that failed
-    assert log.flush(10)  # loaded back, the line set aside; the rewrite fails
+    assert log.flush(10)  # loaded back, the line set aside; the cut fails
     assert log.flush(10)  # again
     log.close()
     (rejected,) = (store / "spill").glob("*.rejected")

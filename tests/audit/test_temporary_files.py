@@ -49,17 +49,6 @@ elif doing == "listing":  # files the listing's item set
         ev.decision_id = f"L0.{n}"
     log.append_listing("L0", listed)
     log.flush()
-elif doing == "reloading":  # rewrites its spill file once the rows are loaded back
-    failing = [True]
-    def hook(table, rows):
-        if failing[0]:
-            raise OSError("store refuses rows")
-    log = AuditLog(store, flush_interval=3600, write_hook=hook)
-    append_calls(log, 0, 10)
-    log.flush()
-    failing[0] = False
-    log.flush()
-    log.flush()
 elif doing == "spilling texts":  # the store refuses a policy set's texts: spilled
     from guard import load_policies
     log = AuditLog(store, flush_interval=3600)
@@ -81,7 +70,6 @@ CRASHES = {
     "head file": ("writers", "flushing", 10),
     "conversion": ("decisions", "flushing", 10),
     "compaction and its marker": ("decisions", "compacting", 20),
-    "spill rewrite": ("spill", "reloading", 10),
     "spilled policy texts": ("policies", "spilling texts", 0),
 }
 
@@ -148,30 +136,3 @@ def test_a_conversions_temporary_file_stays_while_its_hot_file_is_held(tmp_path:
     with open_store(store) as con:
         assert con.execute("SELECT count(*) FROM decision_log").fetchone() == (10,)
     assert verify(store).ok
-
-
-# argv[1]: the spill directory. The disk takes no file bigger than 64 KiB from the rewrite on.
-REWRITE_TOO_BIG = r"""
-import resource, signal, sys
-from pathlib import Path
-from guard.audit.spill import SpillFile
-
-spill = SpillFile(Path(sys.argv[1]), "w1")
-spill.write([("outcomes", '{"decision_id":"d1"')], fsync=True)
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
-resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))
-try:
-    spill.replace([("outcomes", '{"decision_id":"%s"' % ("x" * 100_000))])
-except OSError as exc:
-    print("refused", exc.errno)
-"""
-
-
-def test_a_spill_rewrite_the_disk_refuses_leaves_the_file_as_it_was(tmp_path: Path) -> None:
-    """The spill file's rewrite (after part of it was loaded back) wrote its own temporary
-    file, and left it behind, half-written, when the write failed."""
-    directory = tmp_path / "spill"
-    done = run_script(REWRITE_TOO_BIG, directory, timeout=60)
-    assert done.stdout.startswith("refused"), done.stdout + done.stderr
-    assert sorted(p.name for p in directory.iterdir()) == ["w1.jsonl", "w1.lock"]
-    assert (directory / "w1.jsonl").read_bytes().count(b"d1") == 1

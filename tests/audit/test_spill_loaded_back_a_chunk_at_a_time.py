@@ -1,0 +1,116 @@
+"""A spill file grows for as long as the store's outage lasts: gigabytes, after an hour of
+a busy server. Found in review: loading it back read the whole file into memory (and
+its rows, several times its size), then rewrote it; adopting a dead writer's file read
+it whole too. A server coming back from a long outage ran out of memory, and so did
+each of its restarts. It is now loaded back from its end a chunk of whole lines at a
+time, each chunk cut off the file once stored, and adopted a chunk at a time."""
+
+from __future__ import annotations
+
+import errno
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from audit_kit import event
+
+from guard.audit import AuditLog, open_store, spill, verify
+from guard.audit.rows import OUTCOME, outcome_body
+
+CHUNK = 128 * 1024
+ROWS = 6_000
+
+
+def _spilled_store(store: Path) -> AuditLog:
+    """A log whose store refused `ROWS` decisions, spilled; its store takes rows again."""
+    failing = [True]
+
+    def hook(table: str, rows: int) -> None:
+        if failing[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    log = AuditLog(store, write_hook=hook, flush_interval=3600, max_queue=10 * ROWS)
+    for i in range(ROWS):
+        log.append(event(i, args={"note": f"{i:06d}" * 100}))
+    assert log.flush(30)
+    assert log.stats()["spill_pending"] == ROWS
+    failing[0] = False
+    return log
+
+
+def _stored_once(store: Path) -> None:
+    with open_store(store) as con:
+        total, distinct = con.execute(
+            "SELECT count(*), count(DISTINCT decision_id) FROM decisions"
+        ).fetchone()
+    assert (total, distinct) == (ROWS, ROWS)
+    assert verify(store).ok
+
+
+def test_a_long_spill_is_loaded_back_in_bounded_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(spill, "CHUNK_BYTES", CHUNK)
+    store = tmp_path / "s"
+    log = _spilled_store(store)
+    size = log._spill.path.stat().st_size
+    assert size > 40 * CHUNK  # (~8 MB)
+    time.sleep(1.1)  # past the retry interval of a store that failed
+    tracemalloc.start()
+    try:
+        for _ in range(100):  # a flush loads back for a second at most, then the queue
+            assert log.flush(30)
+            if log.stats()["spill_pending"] == 0:
+                break
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert log.stats()["spill_pending"] == 0
+    assert log.stats()["reloaded_from_spill"] == ROWS
+    assert log._spill.path.stat().st_size == 0
+    log.close()
+    assert peak < size / 4, f"{peak:,} bytes at the peak, for a spill file of {size:,}"
+    _stored_once(store)
+
+
+def test_a_dead_writers_long_spill_is_adopted_in_bounded_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(spill, "CHUNK_BYTES", CHUNK)
+    store = tmp_path / "s"
+    dead = _spilled_store(store)
+    orphan = dead._spill
+    dead._spill.close()  # let go of, its rows in it: as a writer that died
+    size = orphan.path.stat().st_size
+    heir = spill.SpillFile(store / "spill", "heir")
+    tracemalloc.start()
+    try:
+        adopted = heir.adopt_orphans()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert adopted == ROWS and heir.pending == ROWS
+    assert not orphan.path.exists()
+    assert heir.path.stat().st_size == size
+    assert peak < size / 4, f"{peak:,} bytes at the peak, for a spill file of {size:,}"
+    heir.close()
+
+
+def test_a_line_longer_than_a_chunk_is_loaded_back_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(spill, "CHUNK_BYTES", 1024)  # shorter than any row
+    file = spill.SpillFile(tmp_path, "w")
+    long = "E" * 3000  # an error class longer than a chunk
+    rows = [("outcomes", outcome_body((OUTCOME, f"d{n}", n, "error", 1.0, long))) for n in range(5)]
+    file.write(rows, fsync=True)
+    seen = []
+    while True:
+        got, bad, start = file.read_tail()
+        if not got and not bad:
+            break
+        seen[:0] = got
+        file.cut(start, len(got) + len(bad))
+    assert seen == rows and file.pending == 0
+    file.close()
