@@ -14,10 +14,21 @@ _lock = threading.Lock()
 # cost ~1-2 us (a syscall each), and the middleware makes one id per call and per listing.
 # Reseeded in forked children so workers never share a sequence.
 _rng = random.Random(os.urandom(16))  # noqa: S311 - uniqueness, not secrecy
-os.register_at_fork(after_in_child=lambda: _rng.seed(os.urandom(16)))
 _last_ms = 0
 _seq = 0
 _prefix = ""  # the id's first 15 characters (its millisecond and version), per millisecond
+
+
+def _after_fork_in_child() -> None:
+    """A new sequence, and a lock of its own: a thread of the parent making an id at the
+    fork held the lock, and no thread is left in the child to let go of it (the child's
+    first id, its `AuditLog`'s new writer id in the fork hook, would wait forever)."""
+    global _lock
+    _lock = threading.Lock()
+    _rng.seed(os.urandom(16))
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _time_prefix(ms: int) -> str:

@@ -54,3 +54,40 @@ def test_a_forked_child_does_not_repeat_its_parents_ids() -> None:
         child = set(pipe.read().split("\n"))
     os.waitpid(pid, 0)
     assert len(child) == 50 and not child & parent
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_child_forked_while_another_thread_makes_an_id_can_make_ids() -> None:
+    # A thread making an id holds the module's lock for a moment; a child forked then
+    # inherits it held, with no thread left to let go. Holding it widens that moment.
+    import threading
+
+    held, release = threading.Event(), threading.Event()
+
+    def make_an_id_slowly() -> None:
+        with _ids._lock:
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=make_an_id_slowly, daemon=True)
+    thread.start()
+    assert held.wait(10)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: an `AuditLog`'s fork hook, and every request, make ids
+        os.close(read)
+        os.write(write, uuid7().encode())
+        os._exit(0)
+    os.close(write)
+    release.set()
+    thread.join()
+    deadline = time.monotonic() + 10
+    while not os.waitpid(pid, os.WNOHANG)[0]:
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            break
+        time.sleep(0.02)
+    with os.fdopen(read) as pipe:
+        made = pipe.read()
+    assert uuid.UUID(made).version == 7, "the child hung making its first id"
