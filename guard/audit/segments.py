@@ -29,6 +29,7 @@ import contextlib
 import json
 import os
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -44,6 +45,7 @@ __all__ = [
     "SEGMENT_SUFFIX",
     "connect",
     "convert_hot",
+    "drop_converted_hot",
     "file_origin",
     "file_pattern",
     "fsync_dir",
@@ -277,6 +279,27 @@ def convert_hot(
     if not keep:
         remove_quietly(hot)
     return final
+
+
+def drop_converted_hot(directory: Path, grace: float) -> None:
+    """Delete the hot files in `directory` whose segment was made over `grace` seconds ago
+    (readers skip them; a query that listed one before has had its grace), its writer's
+    or a closed or dead writer's: `close()` leaves those converted within their grace,
+    for the writers still running (and `compact`) to delete."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    cutoff = time.time() - grace
+    for name in names:
+        if name.startswith(".") or not name.endswith(HOT_SUFFIX):
+            continue
+        try:
+            if (directory / f"{name[: -len(HOT_SUFFIX)]}{SEGMENT_SUFFIX}").stat().st_mtime > cutoff:
+                continue
+        except FileNotFoundError:
+            continue  # not converted, or merged away: goes before its segment does
+        remove_quietly(directory / name)
 
 
 def marker_sources(

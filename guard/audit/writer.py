@@ -36,6 +36,7 @@ from guard.audit.segments import (
     SEGMENT_SUFFIX,
     connect,
     convert_hot,
+    drop_converted_hot,
     file_origin,
     fsync_dir,
     live_segments,
@@ -173,6 +174,7 @@ class SegmentWriter:
         self._sealed: deque[tuple[str, _Hot]] = deque()  # waiting for conversion
         # hot files converted (monotonic time, path), deleted once `converted_grace` passed
         self._converted: deque[tuple[float, Path]] = deque()
+        self._next_sweep = 0.0  # monotonic: next look for those closed writers left
         self._inflight: Batch | None = None  # the write on the write thread
         self._submitting: Batch | None = None  # chained, waiting for the write before
         self._converter: threading.Thread | None = None
@@ -284,6 +286,10 @@ class SegmentWriter:
         self.settle()
         now = time.monotonic()
         self._drop_converted(now - self.converted_grace)
+        if now >= self._next_sweep:  # what writers left at `close()`, its grace over now
+            self._next_sweep = now + self.converted_grace
+            for table in TABLES:
+                drop_converted_hot(self.path / table, self.converted_grace)
         for table, hot in list(self._hot.items()):
             if now - hot.opened >= self.hot_age:
                 self._seal(table)
@@ -291,7 +297,12 @@ class SegmentWriter:
 
     def close(self) -> None:
         """Turn every hot file into a segment (what cannot be converted stays readable in
-        its hot file; `compact` converts it later), and release DuckDB."""
+        its hot file; `compact` converts it later), and release DuckDB.
+
+        The hot files converted within `converted_grace` stay beside their segments
+        (readers skip them): a query that listed one opens it only as its rows are
+        fetched, and this is when readers most likely listed the newest. The writers
+        still running (and the next to start), or `compact`, delete them later."""
         self.settle()
         for table in list(self._hot):
             self._seal(table)
@@ -299,7 +310,7 @@ class SegmentWriter:
         self._convert(wait=True)
         for _, hot in self._sealed:  # not converted: `compact` may take them now
             _close(hot)
-        self._drop_converted(float("inf"))
+        self._drop_converted(time.monotonic() - self.converted_grace)
         if self.con is not None:
             with contextlib.suppress(Exception):  # best effort at shutdown
                 self.con.close()

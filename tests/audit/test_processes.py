@@ -264,6 +264,7 @@ def die(path):
     remove(path)
 segments.remove_quietly = writer.remove_quietly = die  # (the writer deletes it later)
 log = AuditLog(sys.argv[1], segment_rows=10, flush_interval=3600)
+log._writer.converted_grace = 0.0  # deleted at close: as if its grace were over
 append_calls(log, 0, 5)  # 10 rows: the hot file is full and converts
 log.close()
 """
@@ -275,6 +276,7 @@ def test_a_writer_killed_mid_conversion_never_has_its_rows_counted_twice(tmp_pat
     away must take the hot file too, or its rows are read twice (found in review)."""
     store = tmp_path / "s"
     other = AuditLog(store, segment_rows=10)  # another writer's segment: compact merges
+    other._writer.converted_grace = 0.0  # (its hot file gone with it)
     append_calls(other, 100, 5)
     other.close()
     run_script(_DIE_BETWEEN_CONVERSION_STEPS, str(store), returncode=-signal.SIGKILL)

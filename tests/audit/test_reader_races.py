@@ -109,8 +109,15 @@ def test_a_relation_fetched_after_its_hot_file_was_converted_still_reads(
     assert log.stats()["segments"] == 2  # decisions and outcomes
     assert relation.fetchall() == [(10,)]
     assert reader.sql("SELECT count(*) FROM decision_log").fetchall() == [(10,)]
-    log.close()  # and a converted hot file goes with its writer
+    log.close()  # a hot file converted within its grace stays, skipped, after close too
+    (kept,) = (store / "decisions").glob("*.jsonl")
+    assert kept not in reader.files("decisions")
+    assert reader.sql("SELECT count(*) FROM decision_log").fetchall() == [(10,)]
+    later = AuditLog(store, flush_interval=3600)  # a writer running once its grace is over
+    later._writer.converted_grace = 0.0
+    later.flush()
     assert not list((store / "decisions").glob("*.jsonl"))
+    later.close()
     assert reader.sql("SELECT count(*) FROM decision_log").fetchall() == [(10,)]
     reader.close()
     assert verify(store).ok
@@ -164,3 +171,33 @@ def test_relations_fetched_while_a_writer_converts_never_fail(tmp_path: Path) ->
     print(f"{fetched} fetches, {len(errors)} errors, last count {seen}")
     assert fetched >= 60 and seen >= 1000, (fetched, seen)
     assert not errors, f"{len(errors)} of {fetched + len(errors)} fetches failed: {errors[:3]}"
+
+
+def test_a_query_streaming_when_a_writer_closes_still_reads_its_hot_file(
+    tmp_path: Path,
+) -> None:
+    """`store.execute(q)` runs a query until its first rows are ready (DuckDB streams the
+    rest as they are fetched), and a relation runs when fetched: a hot file listed but
+    not opened yet must still be there. `close()` converted the writer's last hot files
+    and deleted them at once: a server stopping (SIGTERM, a worker recycled) made a
+    dashboard's query fail with `IOException: Cannot open file ....jsonl`."""
+    from audit_kit import event
+
+    store = tmp_path / "s"
+    done = AuditLog(store)  # enough rows in segments that the query streams
+    for i in range(30_000):
+        done.append(event(i, args={"pad": "x" * 500, "i": i}))
+    done.close()
+    log = AuditLog(store, flush_interval=3600)
+    append_calls(log, 0, 10)
+    assert log.flush(10)
+    reader = open_store(store)
+    assert reader.files("decisions")[-1].suffix == HOT_SUFFIX
+    streaming = reader.execute("SELECT * FROM decisions")
+    relation = reader.sql("SELECT count(*) FROM decision_log")
+    log.close()  # converts its hot files
+    assert len(streaming.fetchall()) == 30_010
+    assert relation.fetchall() == [(30_010,)]
+    assert reader.sql("SELECT count(*) FROM decision_log").fetchall() == [(30_010,)]
+    reader.close()
+    assert verify(store).ok

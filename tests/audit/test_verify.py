@@ -17,9 +17,11 @@ from guard.cli import main
 
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
-    """20 decisions of one writer in two segments (seq 1-10 and 11-20), 10 outcomes."""
+    """20 decisions of one writer in two segments (seq 1-10 and 11-20), 10 outcomes; no
+    hot file left beside them (as once their grace is over)."""
     path = tmp_path / "store"
     log = AuditLog(path, segment_rows=10)
+    log._writer.converted_grace = 0.0
     for i in range(20):
         ev = event(i)
         log.append(ev)
