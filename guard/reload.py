@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,23 @@ SETTLE_SECONDS = 1.0  # a change is loaded once the files stayed the same this l
 RETRY_SECONDS = 5.0
 
 Signature = tuple[tuple[str, int, int, int, int, int], ...]
+
+# The watchers whose thread runs, and the holders: a forked child (a pre-fork server's
+# worker, gunicorn --preload) has neither a thread nor the lock a thread held at the fork.
+_watchers: weakref.WeakSet[PolicyWatcher] = weakref.WeakSet()
+_holders: weakref.WeakSet[PolicyHolder] = weakref.WeakSet()
+
+
+def _watch_again_in_child() -> None:
+    """Without this a worker decided with the policies of the moment it was forked
+    forever: an edit revoking access never reached the processes that serve."""
+    for holder in list(_holders):
+        holder._lock = threading.Lock()  # (a parent's reload may have held it)
+    for watcher in list(_watchers):
+        watcher._after_fork()
+
+
+os.register_at_fork(after_in_child=_watch_again_in_child)
 
 
 def policy_files(path: Path) -> list[Path]:
@@ -147,12 +165,21 @@ class PolicyWatcher:
             target=self._run, name=f"guard-policy-watch:{self.path.name}", daemon=True
         )
         self._thread.start()
+        _watchers.add(self)
 
     def stop(self) -> None:
+        _watchers.discard(self)
         self._stop.set()
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
+
+    def _after_fork(self) -> None:
+        """In a forked child: the thread did not survive the fork; start one of its own."""
+        if self._thread is None or self._stop.is_set():
+            return
+        self._stop, self._thread = threading.Event(), None
+        self.start()
 
     def check(self) -> bool:
         """Poll once; call back and return True if the content changed and has stayed
@@ -324,6 +351,7 @@ class PolicyHolder:
         self._on_change = on_change
         self._on_failure = on_failure
         self._lock = threading.Lock()  # serializes edits; requests only read `live`
+        _holders.add(self)
         if on_loaded is not None:
             on_loaded(self.live)
             if self.shadow is not None:

@@ -533,3 +533,32 @@ async def test_a_policy_path_under_home_written_with_a_tilde_is_watched(
         assert _wait_for(lambda: mw.get_policy_names() == ["edited"])
     finally:
         mw.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_keeps_watching_its_policies(tmp_path: Path) -> None:
+    """A pre-fork server (gunicorn --preload) makes the guard in the parent and serves in
+    forked children. The watcher's thread does not survive a fork: before the fix a child
+    decided with the policies of the moment of the fork forever, an edit revoking access
+    never reaching the processes that serve."""
+    file = tmp_path / "p.yaml"
+    file.write_text("name: before\ndefault_effect: allow\nrules: []\n")
+    holder = PolicyHolder(file, watch=0.02)
+    try:
+        pid = os.fork()
+        if pid == 0:  # a worker: sees the edit (once settled, a second) or exits 1
+            code = 1
+            try:
+                file.write_text("name: after\ndefault_effect: deny\nrules: []\n")
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    if holder.live.names == ("after",):
+                        code = 0
+                        break
+                    time.sleep(0.02)
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, "the child never saw the edit"
+    finally:
+        holder.close()
