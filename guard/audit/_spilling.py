@@ -319,7 +319,7 @@ class Spilling:
                     self._last_error = repr(exc)
                     logger.error("unreadable spilled lines could not be set aside (%s)", exc)
                     return
-                whole = True
+                stored = 0
                 for table in TABLES:
                     batch = [b for t, b in rows if t == table]
                     if not batch:
@@ -328,10 +328,11 @@ class Spilling:
                         self._claim_named(batch)
                     written = self._writer.write_now(table, batch)
                     self._reloaded += written
+                    stored += written
                     if written < len(batch):
-                        whole = False
-                if not whole:  # the store failed: what it took is checked next time
-                    self._spill_suspect = True
+                        break
+                if stored < len(rows):  # the store failed: what it took is checked next time
+                    self._spill_suspect = self._spill_suspect or stored > 0
                     return
                 try:
                     self._spill.cut(start, lines)

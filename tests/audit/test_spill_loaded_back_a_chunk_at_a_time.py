@@ -114,3 +114,30 @@ def test_a_line_longer_than_a_chunk_is_loaded_back_whole(
         file.cut(start, len(got) + len(bad))
     assert seen == rows and file.pending == 0
     file.close()
+
+
+def test_a_load_back_the_store_still_refuses_whole_leaves_the_file_unsuspected(
+    tmp_path: Path,
+) -> None:
+    """Nothing stored, nothing to check: a file made suspect by a load-back the store
+    refused whole was checked against the store chunk by chunk, every row parsed and
+    looked up (load-back took twice as long)."""
+    failing = [True]
+
+    def hook(table: str, rows: int) -> None:
+        if failing[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    store = tmp_path / "s"
+    log = AuditLog(store, write_hook=hook, flush_interval=3600)
+    for i in range(20):
+        log.append(event(i))
+    assert log.flush(10)
+    time.sleep(1.1)  # past the retry interval: the load-back is tried, and refused
+    assert log.flush(10)
+    assert log.stats()["reloaded_from_spill"] == 0
+    assert not log._spill_suspect
+    failing[0] = False
+    log.close()
+    with open_store(store) as con:
+        assert con.execute("SELECT count(DISTINCT decision_id) FROM decisions").fetchone() == (20,)
