@@ -28,6 +28,23 @@ __all__ = ["TaskOwners"]
 _MAX_TASKS: Final = 65_536
 
 
+# Result classes that never carry a task id: pydantic models (FastMCP's `ToolResult`)
+# without that field nor extra fields. Looking a missing attribute up on one costs ~2-4 us
+# (pydantic's `__getattr__` raises and catches inside), a tenth of deciding a call.
+_NO_TASK_ID: set[type] = set()
+
+
+def _never_a_task(cls: type) -> bool:
+    fields = getattr(cls, "model_fields", None)
+    config = getattr(cls, "model_config", None)
+    return (
+        isinstance(fields, dict)
+        and "task_id" not in fields
+        and isinstance(config, dict)
+        and config.get("extra") != "allow"
+    )
+
+
 def _owner(principal: Principal) -> tuple[Any, ...]:
     return (principal.auth_method, principal.user_id, principal.authenticated)
 
@@ -40,8 +57,13 @@ class TaskOwners(Deciding):
     def _task_started(self, principal: Principal, result: Any) -> None:
         """`result` of an allowed `tools/call`: if it started a task (a `CreateTaskResult`,
         whatever its class), remember `principal` as its owner."""
+        cls = type(result)
+        if cls in _NO_TASK_ID:
+            return
         task_id = getattr(result, "task_id", None)
-        if isinstance(task_id, str):
+        if task_id is None and _never_a_task(cls):
+            _NO_TASK_ID.add(cls)
+        elif isinstance(task_id, str):
             owners = self._task_owners
             if len(owners) >= _MAX_TASKS:
                 del owners[next(iter(owners))]
