@@ -426,28 +426,28 @@ class Deciding:
         event: DecisionEvent,
         kind: str,
         name: str,
-        also: DecisionEvent | None = None,
+        also: tuple[DecisionEvent, ...] = (),
     ) -> Any:
-        """Deny, or run the handler and record its outcome for `event` (and for `also`, an
-        allowed decision of the same request made before it)."""
+        """Deny, or run the handler and record its outcome for `event` (and for `also`, the
+        allowed decisions of the same request made before it)."""
         if not event.decision.allowed:
-            if also is not None:  # its record says allowed: say the request did not run
-                self._outcome(also, time.perf_counter(), DeniedByAnother())
+            for earlier in also:  # its record says allowed: say the request did not run
+                self._outcome(earlier, time.perf_counter(), DeniedByAnother())
             raise self._denied(kind, name, event.decision, getattr(context.message, "meta", None))
         t0 = time.perf_counter()
         try:
             result = await call_next(context)
         except BaseException as exc:
             self._outcome(event, t0, exc)
-            if also is not None:
-                self._outcome(also, t0, exc)
+            for earlier in also:
+                self._outcome(earlier, t0, exc)
             raise
         # A tool may fail by answering an error result instead of raising (a proxy passes
         # its backend's failures on so): its caller gets an error, and so does the record.
         failed = _ERROR_RESULT if getattr(result, "is_error", False) is True else None
         self._outcome(event, t0, failed)
-        if also is not None:
-            self._outcome(also, t0, failed)
+        for earlier in also:
+            self._outcome(earlier, t0, failed)
         return result
 
     async def _await_durable(self, event: DecisionEvent, handle: Any) -> None:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from fastmcp.prompts.base import Prompt
@@ -21,6 +22,7 @@ from fastmcp.server.middleware.authorization import _requested_version as reques
 from fastmcp.server.providers.addressing import parse_hashed_backend_name
 from fastmcp.tools.base import Tool
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import AnyUrl
 
 from guard.identity.base import RequestInfo
 from guard.policy.model import Kind, Resource
@@ -233,6 +235,23 @@ def reached_uri(template: Any, uri: str) -> str:
     if "?" in reached and "?" not in template.uri_template and "{&" not in template.uri_template:
         reached = reached.partition("?")[0]
     return reached
+
+
+def handshake_uri(uri: str) -> str | None:
+    """The URI a proxy sends its backend for a read of `uri` on a handshake-era connection
+    (the era a proxy mirrors from its caller by default): `Client.read_resource_mcp` writes
+    it as pydantic's `AnyUrl` does, so `files://root/public/../private/x` (or
+    `%2e%2e`) is sent as `files://root/private/x`, and a scheme in capitals in lower case.
+    None when `AnyUrl` refuses it: that read fails before anything is sent."""
+    try:
+        parsed = AnyUrl(uri)
+    except ValueError:
+        return None
+    if parsed.scheme == "file":  # kept as written there: a mount's namespace needs it
+        parts = urlsplit(uri)
+        if parts.netloc and parts.path.startswith("//"):
+            return uri
+    return str(parsed)
 
 
 def query_in_fragment(template: Any, uri: str) -> bool:

@@ -17,6 +17,7 @@ from fastmcp.server.providers.addressing import parse_hashed_backend_name
 
 from guard._fastmcp import (
     forwarded_version,
+    handshake_uri,
     query_in_fragment,
     reached_uri,
     read_target,
@@ -136,15 +137,15 @@ class ComponentHooks(TaskOwners):
 
     async def _read_event(
         self, context: MiddlewareContext[Any]
-    ) -> tuple[DecisionEvent, str, DecisionEvent | None]:
-        """The decision enforced on a read of the URI, the URI, and the decision made
-        before it and allowed, if the read was decided twice (see below)."""
+    ) -> tuple[DecisionEvent, str, tuple[DecisionEvent, ...]]:
+        """The decision enforced on a read of the URI, the URI, and the decisions made
+        before it and allowed, if the read was decided more than once (see below)."""
         call = await self._begin(context)
         uri = str(context.message.uri)
         resource = Resource(kind="resource", name=uri, uri=uri, found=False)
         args: Mapping[str, Any] = EMPTY
-        # the read of what the URI reached names, if not the template the text matched
-        reached_elsewhere: tuple[Resource, Mapping[str, Any]] | None = None
+        # the reads of what the URI reached names, if not the template the text matched
+        reached_elsewhere: list[tuple[Resource, Mapping[str, Any]]] = []
         try:
             fctx = context.fastmcp_context
             if fctx is None:
@@ -182,20 +183,29 @@ class ComponentHooks(TaskOwners):
                     target = reached
                     elsewhere = await lookup(target)
                     if elsewhere is not None and elsewhere.key != component.key:
-                        reached_elsewhere = _read_of(target, elsewhere, context, shown)
+                        reached_elsewhere.append(_read_of(target, elsewhere, context, shown))
+                # A proxy whose caller speaks the handshake era sends that URI on as
+                # `AnyUrl` writes it (`root/public/../private/x` is `root/private/x`):
+                # what that names is decided too, the same template included (with other
+                # parameters). Where it names nothing here, a proxy's backend has nothing.
+                sent = handshake_uri(target)
+                if sent is not None and sent != target:
+                    there = await lookup(sent)
+                    if there is not None:
+                        reached_elsewhere.append(_read_of(sent, there, context, shown))
             if component is not None:
                 resource, args = _read_of(target, component, context, shown)
         except Exception:
             call.denial = call.denial or error_decision("resolving the resource")
             self._guard_error("resolve")
-            reached_elsewhere = None
-        earlier = None
-        if reached_elsewhere is not None:
-            other, other_args = reached_elsewhere
-            earlier = self._decide(call, other, "read", other_args, "resources/read")
-            if not earlier.decision.allowed:
-                return earlier, uri, None
-        return self._decide(call, resource, "read", args, "resources/read"), uri, earlier
+            reached_elsewhere = []
+        earlier: list[DecisionEvent] = []
+        for other, other_args in reached_elsewhere:
+            event = self._decide(call, other, "read", other_args, "resources/read")
+            if not event.decision.allowed:
+                return event, uri, tuple(earlier)
+            earlier.append(event)
+        return self._decide(call, resource, "read", args, "resources/read"), uri, tuple(earlier)
 
     async def check_resource_access(self, context: MiddlewareContext[Any]) -> None:
         """FastMCP's resource gate outside a read (extension metadata, such as the files of
@@ -215,7 +225,8 @@ class ComponentHooks(TaskOwners):
     ) -> Any:
         """Decide `resources/read` (action `read`), concrete or through a template."""
         event, uri, earlier = await self._read_event(context)
-        # both decisions of a read decided twice are about this one read: both get its outcome
+        # all decisions of a read decided more than once are about this one read: all get
+        # its outcome
         return await self._enforce(context, call_next, event, "resource", uri, earlier)
 
     async def on_get_prompt(
