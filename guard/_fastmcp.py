@@ -170,6 +170,11 @@ def _namespace(component: Any, meta: Mapping[str, Any]) -> str | None:
                 prefix = _uri_prefix(str(getattr(base, listed, "")), original)
                 if prefix:
                     return prefix
+                if "://" not in original:
+                    # a mount cannot write its namespace into `urn:x` (listed as the
+                    # child wrote it), so whether it has one is unknown here: the child
+                    # does not choose one for it either
+                    return None
                 break
     declared = meta.get("namespace")
     return declared if isinstance(declared, str) else None
