@@ -6,6 +6,8 @@ attacks: `alg: none`, and an HS256 token "signed" with the server's RSA public k
 HMAC secret (the key confusion that broke many JWT libraries). Likewise keys come only from
 configuration: a token's `jku`, `x5u` or `jwk` header is never followed or trusted. A
 token listing a critical extension (`crit`) other than `b64` is refused (`invalid_token`).
+A token's shape is checked before pyjwt reads it, so what is `malformed_token` does not
+depend on which pyjwt is installed.
 
 Failure reasons: `missing_credentials`, `ambiguous_credentials`, `token_too_large`,
 `malformed_token`, `disallowed_algorithm`, `unknown_kid`, `jwks_unavailable`,
@@ -70,6 +72,12 @@ _CRITICAL_UNDERSTOOD: Final = frozenset({"b64"})  # RFC 7797, which pyjwt implem
 _HMAC_MIN_BYTES: Final = {"HS256": 32, "HS384": 48, "HS512": 64}  # RFC 7518 section 3.2
 # pyjwt warns of a short HMAC secret on every decode from 2.11.0 on; 2.10 has no such warning
 _SHORT_KEY_WARNING: Final[type[Warning] | None] = getattr(jwt, "InsecureKeyLengthWarning", None)
+
+_BASE64URL: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_BASE64URL_BYTES: Final = _BASE64URL.encode()
+# The characters a segment can end with, by its length % 4: a last character carrying bits
+# past the final byte (or standing alone) is another spelling of the same token, not its own.
+_LAST: Final = (_BASE64URL, "", _BASE64URL[::16], _BASE64URL[::4])
 
 # pyjwt's exceptions, most specific first (InvalidSignatureError is a DecodeError).
 _REASONS: Final[tuple[tuple[type[Exception], str], ...]] = (
@@ -167,6 +175,27 @@ def _looks_like_key(secret: bytes) -> bool:
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return False
     return isinstance(document, dict) and ("kty" in document or "keys" in document)
+
+
+def _compact(token: str) -> bool:
+    """Whether `token` is shaped as a compact JWS (RFC 7515 section 7.1): three base64url
+    segments, unpadded, each the one encoding of its bytes; only the signature may be empty
+    (an unsecured JWT, RFC 7519 section 6.1: refused for its algorithm, not its shape).
+
+    Checked here, not left to pyjwt: 2.10.1 decodes leniently (a valid token with `=` or
+    `é` appended passed, junk characters read as missing), 2.15 refuses junk but takes
+    padding; a wrong segment count is a decode error in one and a bad signature in another.
+    On the hot path, so no regex: deleting the alphabet must leave exactly the two dots.
+    """
+    if not token.isascii() or token.encode().translate(None, _BASE64URL_BYTES) != b"..":
+        return False
+    header, payload, signature = token.split(".")
+    return (
+        bool(header and payload)
+        and header[-1] in _LAST[len(header) % 4]
+        and payload[-1] in _LAST[len(payload) % 4]
+        and signature[-1:] in _LAST[len(signature) % 4]
+    )
 
 
 def _check_critical(header: Mapping[str, Any]) -> None:
@@ -411,6 +440,8 @@ class JWTAuthenticator:
         refuse_repeated(info.repeated, self._read)
         token = self._token(info)
         key_id = fingerprint(token)
+        if not _compact(token):
+            raise fail("malformed_token", "token is not a well-formed JWT", key_id)
         key, algorithms = await self._key_and_algorithms(token, key_id)
         try:
             if self._short_secret and _SHORT_KEY_WARNING is not None:
