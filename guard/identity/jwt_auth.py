@@ -6,8 +6,8 @@ attacks: `alg: none`, and an HS256 token "signed" with the server's RSA public k
 HMAC secret (the key confusion that broke many JWT libraries). Likewise keys come only from
 configuration: a token's `jku`, `x5u` or `jwk` header is never followed or trusted. A
 token listing a critical extension (`crit`) other than `b64` is refused (`invalid_token`).
-A token's shape is checked before pyjwt reads it, so what is `malformed_token` does not
-depend on which pyjwt is installed.
+A token's shape is checked before pyjwt reads it, and a refused token's header and payload
+after, so what is `malformed_token` does not depend on which pyjwt is installed.
 
 Failure reasons: `missing_credentials`, `ambiguous_credentials`, `token_too_large`,
 `malformed_token`, `disallowed_algorithm`, `unknown_kid`, `jwks_unavailable`,
@@ -196,6 +196,22 @@ def _compact(token: str) -> bool:
         and payload[-1] in _LAST[len(payload) % 4]
         and signature[-1:] in _LAST[len(signature) % 4]
     )
+
+
+def _json_object(segment: str) -> dict[str, Any] | None:
+    """The JSON object a base64url `segment` holds, else None: not JSON, not an object, or
+    nested too deep to read (json's RecursionError, which pyjwt 2.10.1 let through)."""
+    try:
+        value = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, RecursionError):  # binascii.Error, UnicodeDecodeError are ValueErrors
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _objects(token: str) -> bool:
+    """Whether a compact `token`'s header and payload are both JSON objects."""
+    header, payload, _ = token.split(".")
+    return _json_object(header) is not None and _json_object(payload) is not None
 
 
 def _check_critical(header: Mapping[str, Any]) -> None:
@@ -422,10 +438,10 @@ class JWTAuthenticator:
             # Every allowed algorithm fits the one key (checked at construction), so pyjwt
             # can check the header's `alg` against the allow-list itself: one parse, not two.
             return self._static, self._algorithm_list
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise fail("malformed_token", "token is not a well-formed JWT", key_id) from None
+        # Read here, not by pyjwt: 2.10.1 let a deeply nested header's RecursionError out.
+        header = _json_object(token.partition(".")[0])
+        if header is None:
+            raise fail("malformed_token", "token is not a well-formed JWT", key_id)
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self.algorithms:
             raise fail("disallowed_algorithm", "token algorithm is not allowed", key_id)
@@ -452,10 +468,16 @@ class JWTAuthenticator:
                 claims = self._decode(token, key, algorithms)
         except Exception as exc:
             reason = next((r for t, r in _REASONS if isinstance(exc, t)), "invalid_token")
+            if reason != "malformed_token" and not _objects(token):
+                # Looked at only once refused, off the hot path: pyjwt checks the signature
+                # before the payload, and 2.10.1 let json's RecursionError out unnamed.
+                reason = "malformed_token"
             # Claim checks say which claim failed; decoding errors may quote token bytes.
             detail = (
                 exc
-                if isinstance(exc, jwt.InvalidTokenError) and not isinstance(exc, jwt.DecodeError)
+                if isinstance(exc, jwt.InvalidTokenError)
+                and not isinstance(exc, jwt.DecodeError)
+                and reason != "malformed_token"
                 else reason
             )
             raise fail(reason, f"token rejected: {detail}", key_id) from None

@@ -5,6 +5,9 @@ pyjwt 2.10.1, the lowest the project allows, decodes a segment leniently: a vali
 `=` or `é` appended passed, and junk inside a segment was skipped, leaving a bad signature.
 2.15 refuses junk but takes padding. The guard checks a token's shape before pyjwt reads
 it; the tests run with 2.10.1's segment decoding put in place of the installed one too.
+A header or payload that is not a JSON object is malformed too, found by the guard: pyjwt
+checks the signature first (a bad one hid the payload), and 2.10.1 let a deeply nested
+header's RecursionError out of `authenticate` (a key set's tokens, at the default size).
 Every token starts as a real one, signed by pyjwt, then is mangled.
 """
 
@@ -18,7 +21,7 @@ import jwt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from identity_kit import HS_SECRET, KEEPER, KeyPair, bearer, claims, mint
+from identity_kit import HS_SECRET, KEEPER, KeyPair, b64url, bearer, claims, mint, remember
 from jwt.utils import base64url_decode
 
 from guard.errors import AuthenticationError
@@ -57,6 +60,14 @@ def signed(kind: str, rsa_key: KeyPair, **options: int) -> tuple[JWTAuthenticato
         return JWTAuthenticator(secret=HS_SECRET, **options), mint(claims())
     auth = JWTAuthenticator(jwks={"keys": [rsa_key.jwk]}, **options)
     return auth, mint(claims(), rsa_key.private, "RS256", {"kid": rsa_key.kid})
+
+
+def resigned(kind: str, rsa_key: KeyPair, payload: bytes) -> str:
+    """A token pyjwt signs over these payload bytes as they are: its signature holds."""
+    if kind == "secret":
+        return remember(jwt.api_jws.encode(payload, HS_SECRET, algorithm="HS256"))
+    key, kid = rsa_key.private, rsa_key.kid
+    return remember(jwt.api_jws.encode(payload, key, algorithm="RS256", headers={"kid": kid}))
 
 
 def refusal(auth: JWTAuthenticator, token: str) -> AuthenticationError:
@@ -171,3 +182,68 @@ def test_any_junk_anywhere_is_malformed(
         if lenient:
             lenient_segments(patch)
         assert refusal(auth, token[:at] + junk + token[at:]).reason == "malformed_token"
+
+
+NOT_OBJECTS = {
+    "a list": b'["HS256"]',
+    "a number": b"7",
+    "a string": b'"RS256"',
+    "null": b"null",
+    "true": b"true",
+    "not JSON": b"alg: HS256",
+    "cut short": b'{"alg":',
+    "not UTF-8": b"\xff\xfe{}",
+}
+
+
+@pytest.mark.parametrize("kind", ["secret", "key set"])
+@pytest.mark.parametrize("content", NOT_OBJECTS.values(), ids=NOT_OBJECTS.keys())
+def test_a_header_that_is_not_a_json_object_is_malformed(
+    content: bytes, kind: str, rsa_key: KeyPair
+) -> None:
+    auth, token = signed(kind, rsa_key)
+    mangled = in_part(0, lambda s: b64url(content))(token)
+    assert refusal(auth, mangled).reason == "malformed_token"
+
+
+@pytest.mark.parametrize("kind", ["secret", "key set"])
+@pytest.mark.parametrize("content", NOT_OBJECTS.values(), ids=NOT_OBJECTS.keys())
+def test_a_payload_that_is_not_a_json_object_is_malformed(
+    content: bytes, kind: str, rsa_key: KeyPair
+) -> None:
+    """Signed or not: a payload swapped under the signature is not a bad signature first."""
+    auth, token = signed(kind, rsa_key)
+    assert refusal(auth, in_part(1, lambda s: b64url(content))(token)).reason == "malformed_token"
+    assert refusal(auth, resigned(kind, rsa_key, content)).reason == "malformed_token"
+
+
+NESTED = {
+    "lists": lambda depth: b"[" * depth + b"]" * depth,
+    "objects": lambda depth: b'{"a":' * depth + b"1" + b"}" * depth,
+}
+
+
+@pytest.mark.parametrize("kind", ["secret", "key set"])
+@pytest.mark.parametrize("nest", NESTED.values(), ids=NESTED.keys())
+@pytest.mark.parametrize("part", ["header", "payload", "signed payload"])
+def test_a_deeply_nested_header_or_payload_is_malformed(
+    part: str, nest: Callable[[int], bytes], kind: str, rsa_key: KeyPair
+) -> None:
+    """100,000 levels, in a token the size limit lets in: a clean refusal, no RecursionError."""
+    auth, token = signed(kind, rsa_key, max_token_bytes=2_000_000)
+    deep = nest(100_000)
+    if part == "signed payload":
+        mangled = resigned(kind, rsa_key, deep)
+    else:
+        mangled = in_part(PARTS.index(part), lambda s: b64url(deep))(token)
+    assert refusal(auth, mangled).reason == "malformed_token"
+
+
+@pytest.mark.parametrize("kind", ["secret", "key set"])
+def test_a_header_nested_past_the_recursion_limit_fits_the_default_size(
+    kind: str, rsa_key: KeyPair
+) -> None:
+    auth, token = signed(kind, rsa_key)
+    mangled = in_part(0, lambda s: b64url(NESTED["lists"](2_000)))(token)
+    assert len(mangled) <= auth.max_token_bytes
+    assert refusal(auth, mangled).reason == "malformed_token"
