@@ -92,6 +92,18 @@ _REASONS: Final[tuple[tuple[type[Exception], str], ...]] = (
     (jwt.InvalidKeyError, "disallowed_algorithm"),
     (jwt.DecodeError, "malformed_token"),
 )
+# pyjwt's own words are kept for claim checks only, which name a claim, never its value;
+# another message may quote the token (2.15 names a `crit` extension the token lists).
+_WORDED: Final[tuple[type[Exception], ...]] = (
+    jwt.ExpiredSignatureError,
+    jwt.ImmatureSignatureError,
+    jwt.InvalidAudienceError,
+    jwt.InvalidIssuerError,
+    jwt.MissingRequiredClaimError,
+    jwt.InvalidIssuedAtError,
+    jwt.exceptions.InvalidSubjectError,
+    jwt.exceptions.InvalidJTIError,
+)
 
 
 def _key_type(key: Any) -> tuple[str, str | None]:
@@ -472,14 +484,7 @@ class JWTAuthenticator:
                 # Looked at only once refused, off the hot path: pyjwt checks the signature
                 # before the payload, and 2.10.1 let json's RecursionError out unnamed.
                 reason = "malformed_token"
-            # Claim checks say which claim failed; decoding errors may quote token bytes.
-            detail = (
-                exc
-                if isinstance(exc, jwt.InvalidTokenError)
-                and not isinstance(exc, jwt.DecodeError)
-                and reason != "malformed_token"
-                else reason
-            )
+            detail = exc if isinstance(exc, _WORDED) and reason != "malformed_token" else reason
             raise fail(reason, f"token rejected: {detail}", key_id) from None
         if self._issuers is not None:
             iss = claims.get("iss")
