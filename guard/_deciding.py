@@ -167,6 +167,7 @@ class Deciding:
         session_id = request_id = None
         server = self.server_name
         denial = None
+        cancelled: BaseException | None = None
         principal = self._fixed
         try:
             transport = current_transport()
@@ -221,11 +222,20 @@ class Deciding:
             self._guard_error("authenticate")
             # the exception text may quote a credential: log its type only
             logger.warning("authenticator raised %s; denying", type(exc).__name__)
+        except BaseException as exc:
+            # Cancelled (a slow JWKS fetch outlasted its client): still an attempt, recorded
+            # and observed as a denial by whoever decides it; then the cancellation goes on.
+            # Not an authentication failure: no credential was judged.
+            principal = Principal.anonymous(self._auth_method)
+            cancelled = exc
         holder = self._holder
-        return Call(
+        call = Call(
             principal, denial, now, transport, session_id, request_id, server,
             holder.live, holder.shadow,
         )  # fmt: skip
+        if cancelled is not None:
+            call.cancel(cancelled, "authenticating")
+        return call
 
     def _new_id(self) -> tuple[str, bool]:
         """A new decision (or listing) id, and whether it is one: when `uuid7` fails, a
@@ -256,7 +266,8 @@ class Deciding:
     ) -> DecisionEvent:
         """Decide, record and observe; a component of a `listing` is recorded and observed
         with the whole listing (`_filter`), under its `listing_handle` (None: the listing
-        could not be observed)."""
+        could not be observed). A request cancelled before this (`call.cancelled`) is
+        denied, recorded and observed, and then its cancellation is raised again."""
         telemetry = self._telemetry
         policies = call.policies
         shadow_set = call.shadow
@@ -361,6 +372,8 @@ class Deciding:
                 self._guard_error("observe")
                 if queued:  # its record says what was decided: say the call did not run
                     self._outcome(event, time.perf_counter(), UnobservedDecision())
+        if call.cancelled is not None:
+            raise call.cancelled
         return event
 
     def _shown_name(self, resource: Resource) -> Resource:

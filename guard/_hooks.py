@@ -92,13 +92,16 @@ class ComponentHooks(TaskOwners):
         call = await self._begin(context)
         name = context.message.name
         resource = None
-        try:
-            tool = await self._find_tool(context, name)
-            if tool is not None:
-                resource = _versioned(self._cache.get(tool), context, self._client_text)
-        except Exception:
-            call.denial = call.denial or error_decision("resolving the tool")
-            self._guard_error("resolve")
+        if call.cancelled is None:  # else nothing more is awaited: decided as sent
+            try:
+                tool = await self._find_tool(context, name)
+                if tool is not None:
+                    resource = _versioned(self._cache.get(tool), context, self._client_text)
+            except Exception:
+                call.denial = call.denial or error_decision("resolving the tool")
+                self._guard_error("resolve")
+            except BaseException as exc:  # `_decide` records it, then raises it again
+                call.cancel(exc, "resolving the tool")
         if resource is None:
             resource = Resource(kind="tool", name=name, found=False)
         args = context.message.arguments or EMPTY
@@ -144,6 +147,8 @@ class ComponentHooks(TaskOwners):
         uri = str(context.message.uri)
         resource = Resource(kind="resource", name=uri, uri=uri, found=False)
         args: Mapping[str, Any] = EMPTY
+        if call.cancelled is not None:  # nothing more awaited: recorded, then raised again
+            return self._decide(call, resource, "read", args, "resources/read"), uri, ()
         # the reads of what the URI reached names, if not the template the text matched
         reached_elsewhere: list[tuple[Resource, Mapping[str, Any]]] = []
         try:
@@ -199,6 +204,9 @@ class ComponentHooks(TaskOwners):
             call.denial = call.denial or error_decision("resolving the resource")
             self._guard_error("resolve")
             reached_elsewhere = []
+        except BaseException as exc:  # `_decide` records it, then raises it again
+            call.cancel(exc, "resolving the resource")
+            reached_elsewhere = []
         earlier: list[DecisionEvent] = []
         for other, other_args in reached_elsewhere:
             event = self._decide(call, other, "read", other_args, "resources/read")
@@ -236,13 +244,16 @@ class ComponentHooks(TaskOwners):
         call = await self._begin(context)
         name = context.message.name
         resource = Resource(kind="prompt", name=name, found=False)
-        try:
-            prompt = await self._find(context, "prompt", name)
-            if prompt is not None:
-                resource = _versioned(self._cache.get(prompt), context, self._client_text)
-        except Exception:
-            call.denial = call.denial or error_decision("resolving the prompt")
-            self._guard_error("resolve")
+        if call.cancelled is None:  # else nothing more is awaited: decided as sent
+            try:
+                prompt = await self._find(context, "prompt", name)
+                if prompt is not None:
+                    resource = _versioned(self._cache.get(prompt), context, self._client_text)
+            except Exception:
+                call.denial = call.denial or error_decision("resolving the prompt")
+                self._guard_error("resolve")
+            except BaseException as exc:  # `_decide` records it, then raises it again
+                call.cancel(exc, "resolving the prompt")
         args = context.message.arguments or EMPTY
         event = self._decide(call, resource, "get", args, "prompts/get")
         return await self._enforce(context, call_next, event, "prompt", name)
@@ -277,13 +288,16 @@ class ComponentHooks(TaskOwners):
             resource = Resource(kind="prompt", name=key, found=False)
         else:
             resource = Resource(kind="resource_template", name=key, uri=key, found=False)
-        try:
-            component = await fctx.fastmcp._completion_target(ref_type, key)
-            if component is not None:
-                resource = self._cache.get(component)
-        except Exception:
-            call.denial = call.denial or error_decision("resolving the completion target")
-            self._guard_error("resolve")
+        if call.cancelled is None:  # else nothing more is awaited: decided as sent
+            try:
+                component = await fctx.fastmcp._completion_target(ref_type, key)
+                if component is not None:
+                    resource = self._cache.get(component)
+            except Exception:
+                call.denial = call.denial or error_decision("resolving the completion target")
+                self._guard_error("resolve")
+            except BaseException as exc:  # `_decide` records it, then raises it again
+                call.cancel(exc, "resolving the completion target")
         action = "get" if resource.kind == "prompt" else "read"
         event = self._decide(call, resource, action, EMPTY, "completion/complete")
         if event.decision.allowed:  # the server's completion handler runs: its outcome too

@@ -179,6 +179,8 @@ class ListingFilter:
         # Observed last, so the list span and the metrics carry what was shown.
         if handle is not None and not self._observe_listing(handle, events):
             key = None
+        if call.cancelled is not None:  # recorded and observed, shown nothing: it goes on
+            raise call.cancelled
         if key is not None and events:
             # kept from the second identical listing on: a proxy's or a mounted server's
             # components are new objects each time, and their answers would never be used

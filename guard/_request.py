@@ -15,7 +15,7 @@ from guard.policy.model import Decision, Principal, Reason
 if TYPE_CHECKING:
     from guard.policy.policyset import PolicySet
 
-__all__ = ["EMPTY", "NO_SPAN", "Call", "Listing", "error_decision"]
+__all__ = ["EMPTY", "NO_SPAN", "Call", "Listing", "cancelled_decision", "error_decision"]
 
 EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 
@@ -44,6 +44,7 @@ class Call:
     is made by the same set, even across a reload."""
 
     __slots__ = (
+        "cancelled",
         "context",
         "denial",
         "durable_span",
@@ -82,6 +83,16 @@ class Call:
         # durable mode: the span of a call allowed and recorded, observed by `_await_durable`
         # once the record is on disk (or the call is denied)
         self.durable_span: Any = None
+        # what cancelled the request before it was decided (see `cancel`)
+        self.cancelled: BaseException | None = None
+
+    def cancel(self, exc: BaseException, where: str) -> None:
+        """The request was cancelled (`exc`: its caller left, or the task running it was
+        cancelled) while `where`, before it was decided. Nothing more is awaited for it:
+        it is decided as a denial (unless already denied), recorded and observed like any
+        other, and then `exc` goes on (`Deciding._decide`, `ListingFilter._filter`)."""
+        self.cancelled = exc
+        self.denial = self.denial or cancelled_decision(where)
 
 
 class NoSpan:
@@ -109,3 +120,10 @@ def error_decision(where: str) -> Decision:
     where (a policy's own errors are a condition's text), never the exception's text."""
     text = f"guard error while {where}"
     return Decision(allowed=False, reason=Reason.ERROR, errors=(text,), message=text)
+
+
+def cancelled_decision(where: str) -> Decision:
+    """A denial for a request cancelled while `where`, before it was decided; the record's
+    `errors` says where."""
+    text = f"cancelled while {where}"
+    return Decision(allowed=False, reason=Reason.CANCELLED, errors=(text,), message=text)

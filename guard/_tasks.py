@@ -78,6 +78,8 @@ class TaskOwners(Deciding):
         message = context.message
         task_id = message.get("taskId") if isinstance(message, Mapping) else None
         call = await self._begin(context)
+        if call.cancelled is not None:  # not a decision (none recorded): it just goes on
+            raise call.cancelled
         owner = self._task_owners.get(task_id) if isinstance(task_id, str) else None
         if call.denial is not None or (owner is not None and owner != _owner(call.principal)):
             named = f" {task_id}" if isinstance(task_id, str) else ""

@@ -46,6 +46,8 @@ class Reason:
     ERROR: Final = "error"  # something failed while deciding: denied (fail closed)
     UNAUTHENTICATED: Final = "unauthenticated"  # the principal is not authenticated
     NO_POLICY: Final = "no_policy"  # no policy loaded: denied
+    # the request was cancelled (its caller left) before it was decided: denied, recorded
+    CANCELLED: Final = "cancelled"
 
 
 @dataclass(frozen=True, slots=True)
