@@ -34,6 +34,7 @@ _REASONS: Final = {
     Reason.NO_POLICY: DecisionReason.DEFAULT_EFFECT,
     Reason.UNAUTHENTICATED: DecisionReason.AUTHENTICATION_FAILED,
     Reason.ERROR: DecisionReason.CONDITION_FAILED,
+    Reason.CANCELLED: DecisionReason.CONDITION_FAILED,  # not decided, as an error is not
     "invalid_token": DecisionReason.INVALID_TOKEN,
     "expired": DecisionReason.INVALID_TOKEN,
     "missing_claims": DecisionReason.MISSING_CLAIMS,

@@ -268,7 +268,7 @@ class GuardTelemetry:
                 return
             trace_id = handle.trace_id
             if decision.reason not in _DECIDED:
-                pass  # refused before deciding (authentication, a guard error): no latency
+                pass  # refused (authentication, guard error) or cancelled: no latency
             elif trace_id and self._exemplars and handle.sampled:  # no link to a dropped trace
                 self._observe(decision.eval_us / 1e6, {"trace_id": trace_id})
             else:

@@ -184,6 +184,7 @@ def test_auth_context_is_unauthenticated_by_default() -> None:
         (Reason.DEFAULT, DecisionReason.DEFAULT_EFFECT),
         (Reason.UNAUTHENTICATED, DecisionReason.AUTHENTICATION_FAILED),
         (Reason.ERROR, DecisionReason.CONDITION_FAILED),
+        (Reason.CANCELLED, DecisionReason.CONDITION_FAILED),
     ],
 )
 def test_auth_decision_from_decision(reason: str, expected: DecisionReason) -> None:
