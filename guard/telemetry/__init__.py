@@ -123,6 +123,16 @@ class NoTelemetry:
 
 _default: Telemetry | None = None
 _default_lock = threading.RLock()  # reentrant: the new GuardTelemetry adopts itself
+
+
+def _default_lock_after_fork() -> None:
+    """A lock of the child's own: a parent's thread building the default at the fork held
+    it, and no thread is left in the child to let go of it."""
+    global _default_lock
+    _default_lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_default_lock_after_fork)
 _OFF = frozenset({"0", "off", "false", "no", "none"})
 
 

@@ -77,22 +77,25 @@ def multiprocess_mode() -> bool:
 
 
 class _Folder:
-    """Maps label values to themselves until `limit` distinct ones were seen, then to `other`."""
+    """Maps label values to themselves until `limit` distinct ones were seen, then to `other`.
 
-    __slots__ = ("_limit", "_lock", "_seen")
+    No lock: threads meeting new values at the same moment may each add theirs past the
+    limit, by at most one per thread, which a bound on series tolerates; a lock held by
+    one of them when a pre-forking server forks would stay held in the child for ever."""
+
+    __slots__ = ("_limit", "_seen")
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._seen: set[str] = set()
-        self._lock = threading.Lock()
 
     def __call__(self, value: str) -> str:
-        if value in self._seen:
+        seen = self._seen
+        if value in seen:
             return value
-        with self._lock:
-            if len(self._seen) < self._limit:
-                self._seen.add(value)
-                return value
+        if len(seen) < self._limit:
+            seen.add(value)
+            return value
         return OTHER
 
 
@@ -211,6 +214,12 @@ def _collector_forked(ref: weakref.ref[AuditCollector]) -> None:
         collector._after_fork()
 
 
+def _metrics_forked(ref: weakref.ref[GuardMetrics]) -> None:
+    metrics = ref()
+    if metrics is not None:
+        metrics._policy_lock = threading.Lock()
+
+
 def _stats_of(source: AuditStats) -> Mapping[str, Any] | None:
     try:
         return source()
@@ -315,6 +324,9 @@ class GuardMetrics:
         self._policy_lock = threading.Lock()
         self._policy_refs: dict[tuple[str, str], int] = {}
         self._policy_held: dict[object, tuple[str, str]] = {}
+        # a forked child restarts its guards' policy watchers, which report here: a lock a
+        # parent's reload held at the fork would never be let go in the child
+        os.register_at_fork(after_in_child=functools.partial(_metrics_forked, weakref.ref(self)))
 
     def decision_child(
         self,
