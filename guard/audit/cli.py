@@ -27,7 +27,14 @@ _STORE = click.argument("store", type=click.Path(path_type=Path), default=_defau
 @click.command("verify")
 @_STORE
 @click.option("--all", "show_all", is_flag=True, help="List every problem, not only the first.")
-def verify_command(store: Path, show_all: bool) -> None:
+@click.option(
+    "--memory-limit",
+    metavar="SIZE",
+    help="What DuckDB may hold while sorting rows into chain order (~1.1 GB per million "
+    "rows), e.g. 4GB; past it, it tries to sort on disk under $TMPDIR. Default: DuckDB's, "
+    "80% of the machine's memory.",
+)
+def verify_command(store: Path, show_all: bool, memory_limit: str | None) -> None:
     """Check every writer's hash chain in STORE; exit 1 naming the first bad row.
 
     STORE defaults to the guard's default: $MCP_GUARD_AUDIT, else ./mcp-guard-audit.duckdb.
@@ -39,11 +46,21 @@ def verify_command(store: Path, show_all: bool) -> None:
     """
     import duckdb
 
-    from guard.audit.verify import verify
+    from guard.audit.verify import MemoryLimitError, verify
 
     _require(store)
     try:
-        report = verify(store)
+        report = verify(store, memory_limit=memory_limit)
+    except MemoryLimitError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--memory-limit'") from None
+    except duckdb.OutOfMemoryException as exc:
+        limit = f"--memory-limit {memory_limit}" if memory_limit else "DuckDB's memory limit"
+        click.echo(
+            f"OUT OF MEMORY: sorting the rows into chain order needed more than {limit} "
+            f"allows ({str(exc).splitlines()[0]})",
+            err=True,
+        )
+        raise SystemExit(1) from None
     except (duckdb.Error, OSError, ValueError) as exc:  # a segment that cannot be read
         click.echo(f"UNREADABLE: {str(exc).splitlines()[0]}", err=True)
         raise SystemExit(1) from None

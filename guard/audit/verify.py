@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ _RESCANS = 10  # files changed while they were being read: list them again
 
 Head = tuple[int, str | None]  # (seq, hash) of the last row a writer recorded in a chain
 
-__all__ = ["Cut", "Problem", "VerifyReport", "verify"]
+__all__ = ["Cut", "MemoryLimitError", "Problem", "VerifyReport", "verify"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +131,15 @@ def _selected(name: str, typ: str) -> str:
     return name
 
 
-def verify(path: str | Path) -> VerifyReport:
+def verify(path: str | Path, *, memory_limit: str | None = None) -> VerifyReport:
     """Check every hash chain of the store at `path`.
+
+    Rows are read in chain order, which DuckDB sorts, holding about 1.1 GB per million
+    rows; past `memory_limit` (a DuckDB size such as "4GB"; None: DuckDB's default, 80%
+    of the machine's memory) it tries to sort on disk, in a temporary directory of its own
+    under `TMPDIR`, removed afterwards (not `./.tmp` wherever it runs). DuckDB cannot
+    always: rows of ~8 KB failed within 600 MB, where 512 MB did for a million rows of
+    ~1.3 KB; it then raises `duckdb.OutOfMemoryException`.
 
     ```python
     report = verify("mcp-guard-audit.duckdb")
@@ -143,7 +151,34 @@ def verify(path: str | Path) -> VerifyReport:
     root = Path(path)
     report = VerifyReport()
     heads = _heads(root, report)
-    con = connect()
+    with tempfile.TemporaryDirectory(prefix="mcp-guard-verify-") as spill:
+        con = _connect(memory_limit, spill)
+        _verify_tables(con, root, report, heads)
+    _check_named_policies(root, report)
+    return report
+
+
+def _connect(memory_limit: str | None, spill: str) -> Any:
+    import duckdb
+
+    if memory_limit is None:
+        return connect(temp_directory=spill)
+    try:
+        return connect(memory_limit=memory_limit, temp_directory=spill)
+    except duckdb.Error:
+        raise MemoryLimitError(memory_limit) from None
+
+
+class MemoryLimitError(ValueError):
+    """A memory limit DuckDB does not read as a size."""
+
+    def __init__(self, value: str) -> None:
+        super().__init__(f"memory limit {value!r} is not a size such as '1GB' or '512MB'")
+
+
+def _verify_tables(
+    con: Any, root: Path, report: VerifyReport, heads: dict[str, dict[str, Head]]
+) -> None:
     try:
         _check_policies(con, root, report)
         sets = _check_itemsets(root, report)
@@ -159,8 +194,6 @@ def verify(path: str | Path) -> VerifyReport:
                     )
     finally:
         con.close()
-    _check_named_policies(root, report)
-    return report
 
 
 def _check_named_policies(root: Path, report: VerifyReport) -> None:
