@@ -48,6 +48,13 @@ def bench_append(tmp: Path) -> None:
     ev = event(1)
     log = AuditLog(tmp / "append", max_queue=10_000_000)
     ours = time_call(lambda: log.append(ev), samples=50_000)
+    # an argument of prose, looked through for credential shapes before it is queued
+    sentence = (
+        "The guard decides each request against the policy in force, though the right "
+        "answer for a high-risk tool is often a denial; its record says why. "
+    )
+    prose = event(2, args={"text": (sentence * 40)[:4000]})
+    prose_us = time_call(lambda: log.append(prose), samples=5_000)
     log.close()
     bare: deque[Any] = deque()
     queue_only = time_call(lambda: bare.append(ev), samples=50_000)
@@ -62,6 +69,7 @@ def bench_append(tmp: Path) -> None:
     row("append, median", ours.median_us, one_row.median_us)
     row("append, p99", ours.p99_us, one_row.p99_us)
     row("bare deque.append (floor)", queue_only.median_us)
+    row("append, 4,000 characters of prose, median", prose_us.median_us, one_row.median_us)
     print(f"(baseline: one-row DuckDB INSERT, median {one_row.median_us:.1f} µs)")
 
 
