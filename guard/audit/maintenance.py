@@ -55,6 +55,11 @@ GRACE_SECONDS = 120.0
 # live writer holds its hot files open until it has converted them, or has failed to for
 # `writer.HANDOVER_SECONDS`); so does a temporary file (a write takes seconds at most)
 ORPHAN_SECONDS = 600.0
+# A merged file holds at most this much data (Parquet's uncompressed size: DuckDB sorts
+# the rows of one merge in memory, ~7 times this at the peak; merging a million-row
+# table into one file took 2 GB here). Files this big are left as they are, so a daily
+# compaction rewrites the new rows, not the whole store.
+MERGED_BYTES = 128 * 1024 * 1024
 
 
 # Descriptors of the maintenance locks this process holds. A `flock` belongs to the open
@@ -281,8 +286,9 @@ def compact(
     grace: float | None = None,
     orphan_age: float = ORPHAN_SECONDS,
 ) -> dict[str, int]:
-    """Merge each table's segments into one file; return how many files each table had,
-    and how many item sets were deleted (`"itemsets"`).
+    """Merge each table's segments into files of up to `MERGED_BYTES` of data (files that
+    big already are left as they are); return how many files each table had, and how many
+    item sets were deleted (`"itemsets"`).
 
     Replaced files are deleted once older than `grace` seconds (default `GRACE_SECONDS`:
     queries that started before the merge may still be reading them). Hot files left by
@@ -311,16 +317,42 @@ def compact(
                 if len(files) < min_segments:
                     collect_garbage(root / table, grace)
                     continue
-                query = (
-                    f"SELECT * FROM read_parquet([{sql_paths(files)}], union_by_name=true) "  # noqa: S608
-                    "ORDER BY writer_id, seq"
-                )
-                replace_segments(con, root / table, files, query)
+                for group in _merge_groups(con, files):
+                    query = (
+                        f"SELECT * FROM read_parquet([{sql_paths(group)}], union_by_name=true) "  # noqa: S608
+                        "ORDER BY writer_id, seq"
+                    )
+                    replace_segments(con, root / table, group, query)
                 collect_garbage(root / table, grace)
             merged["itemsets"] = itemsets.sweep(con, root)
         finally:
             con.close()
     return merged
+
+
+def _merge_groups(con: Any, files: list[Path]) -> list[list[Path]]:
+    """`files` in runs (in their order) of at most `MERGED_BYTES` of data each, for one
+    merge apiece; a file that big, or a run of one, is not merged."""
+    listed = sql_paths(files)
+    sizes: dict[str, int] = dict(
+        con.execute(
+            "SELECT file_name, sum(total_uncompressed_size) "  # noqa: S608
+            f"FROM parquet_metadata([{listed}]) GROUP BY file_name"
+        ).fetchall()
+    )
+    groups: list[list[Path]] = []
+    run: list[Path] = []
+    total = 0
+    for path in files:
+        size = int(sizes.get(str(path.absolute()), 0))  # DuckDB names files as given
+        if size >= MERGED_BYTES or total + size > MERGED_BYTES:
+            groups.append(run)
+            run, total = [], 0
+        if size < MERGED_BYTES:
+            run.append(path)
+            total += size
+    groups.append(run)
+    return [group for group in groups if len(group) > 1]
 
 
 def _hot_starts(directory: Path) -> dict[str, int]:

@@ -244,3 +244,43 @@ def test_compaction_syncs_the_merged_entry_before_deleting_what_it_replaces(
     assert "merged" in steps and "deleted" in steps, steps
     merged, deleted = steps.index("merged"), steps.index("deleted")
     assert "sync dir" in steps[merged:deleted], steps
+
+
+def test_compaction_merges_in_bounded_files_and_leaves_full_ones_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in review: `compact` merged every segment of a table into one file, sorting
+    the whole table in memory at each run (2 GB for a million rows here), so a daily
+    compaction of a store kept 180 days rewrote all of it, in ever more memory."""
+    import duckdb
+
+    from guard.audit import maintenance
+    from guard.audit.segments import live_segments, sql_paths
+
+    store = tmp_path / "s"
+    _fill(store, 12, 50).close()
+    segments = live_segments(store / "decisions")
+    sizes = duckdb.execute(
+        "SELECT sum(total_uncompressed_size) FROM parquet_metadata("
+        f"[{sql_paths(segments)}]) GROUP BY file_name"
+    ).fetchall()
+    # room for about four of these segments in a merged file
+    monkeypatch.setattr(maintenance, "MERGED_BYTES", 4 * max(s for (s,) in sizes) + 1)
+    compact(store, grace=0)
+    merged = live_segments(store / "decisions")
+    assert 3 <= len(merged) <= 4  # 12 segments, ~4 to a file
+    assert all(path.name.startswith("compact-") for path in merged)
+    with open_store(store) as con:
+        assert con.execute(
+            "SELECT count(*), count(DISTINCT decision_id) FROM decisions"
+        ).fetchall() == [(600, 600)]
+    assert verify(store).ok
+    # a second compaction finds nothing small enough to merge with anything
+    compact(store, grace=0)
+    assert live_segments(store / "decisions") == merged
+    # new segments are merged among themselves, not with the full files
+    _fill(store, 4, 50).close()
+    compact(store, grace=0)
+    after = live_segments(store / "decisions")
+    assert set(merged) <= set(after) and len(after) == len(merged) + 1
+    assert verify(store).ok
