@@ -85,8 +85,8 @@ def verify_command(store: Path, show_all: bool, memory_limit: str | None) -> Non
 @_STORE
 def compact_command(store: Path) -> None:
     """Merge STORE's small segments into files of up to 128 MB of data (~400,000 records;
-    files that big are left alone; safe while servers write), then delete the item sets no row names any more (once unclaimed by every writer for a
-    day), as `retention` does.
+    files that big are left alone; safe while servers write), then delete the item sets
+    no row names any more (once unclaimed by every writer for a day), as `retention` does.
 
     Hot files left by writers that died (held open by no writer, untouched for 10
     minutes) are converted first; their rows were readable all along. Temporary files

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from guard._ids import uuid7
 from guard.audit import itemsets
@@ -355,6 +355,25 @@ def _merge_groups(con: Any, files: list[Path]) -> list[list[Path]]:
     return [group for group in groups if len(group) > 1]
 
 
+_FILE: Final = "__mcp_guard_segment_file"
+
+
+def _holding(con: Any, files: list[Path], cond: str) -> list[list[Path]]:
+    """The `files` holding rows where `cond` holds, one to a list; all of them in one list
+    if DuckDB names a file otherwise than it was given."""
+    named = {str(path.absolute()): path for path in files}  # DuckDB names files as given
+    # a column name no segment has (a file holding a `filename` column cannot be read with
+    # DuckDB's default name for it)
+    source = f"read_parquet([{sql_paths(files)}], union_by_name=true, filename='{_FILE}')"
+    hits = con.execute(
+        f"SELECT DISTINCT {_FILE} FROM {source} WHERE {cond}"  # noqa: S608
+    ).fetchall()
+    holding = [named.get(name) for (name,) in hits]
+    if None in holding:  # pragma: no cover - DuckDB gives back the names it was given
+        return [files]
+    return [[path] for path in holding if path is not None]
+
+
 def _hot_starts(directory: Path) -> dict[str, int]:
     """Each writer's first seq still in a hot file of `directory` (`<writer>-<seq>.jsonl`)."""
     starts: dict[str, int] = {}
@@ -450,8 +469,13 @@ def apply_retention(
                     f"SELECT count(*) FROM {source} WHERE {cond}"  # noqa: S608
                 ).fetchone()
                 dropped[table] = int(counted[0]) if counted else 0
-                query = f"SELECT * FROM {source} WHERE NOT ({cond}) ORDER BY writer_id, seq"  # noqa: S608
-                replace_segments(con, root / table, files, query)
+                # Only the files holding rows that go are rewritten, each on its own: the
+                # rest of the store (most of it, at a daily cut) is not read again, nor
+                # sorted in memory as one table.
+                for group in _holding(con, files, cond):
+                    one = f"read_parquet([{sql_paths(group)}], union_by_name=true)"
+                    query = f"SELECT * FROM {one} WHERE NOT ({cond}) ORDER BY writer_id, seq"  # noqa: S608
+                    replace_segments(con, root / table, group, query)
             # after the rows are gone (readers see the new segments): the sets they named
             dropped["itemsets"] = itemsets.sweep(con, root)
         finally:

@@ -284,3 +284,24 @@ def test_compaction_merges_in_bounded_files_and_leaves_full_ones_alone(
     after = live_segments(store / "decisions")
     assert set(merged) <= set(after) and len(after) == len(merged) + 1
     assert verify(store).ok
+
+
+def test_retention_rewrites_only_the_files_holding_rows_that_go(tmp_path: Path) -> None:
+    """Found in review: retention rewrote every segment of a table into one file, reading
+    and sorting the whole store in memory at each daily cut to drop its oldest rows."""
+    from guard.audit.segments import live_segments
+
+    store = tmp_path / "s"
+    _fill(store, 4, 25).close()
+    before = live_segments(store / "decisions")
+    assert len(before) == 4
+    with open_store(store) as con:
+        ts = sorted(t for (t,) in con.execute("SELECT ts FROM decisions").fetchall())
+    now = ts[60] + timedelta(days=180)  # the first two segments go, the third in part
+    assert apply_retention(store, days=180, now=now)["decisions"] == 60
+    after = live_segments(store / "decisions")
+    assert before[3] in after  # the newest segment was not rewritten
+    assert not set(before[:3]) & set(after)
+    with open_store(store) as con:
+        assert con.execute("SELECT min(seq), count(*) FROM decisions").fetchall() == [(61, 40)]
+    assert verify(store).ok
