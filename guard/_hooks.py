@@ -5,7 +5,7 @@ denied prompt or template. (Listings: `_listing.py`; a task a call starts: `_tas
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
@@ -30,6 +30,7 @@ from guard.policy.model import Resource
 
 if TYPE_CHECKING:
     from guard._fastmcp import LookupCache, ResourceCache
+    from guard._request import Call
 
 __all__ = ["ComponentHooks"]
 
@@ -91,17 +92,7 @@ class ComponentHooks(TaskOwners):
         """Decide `tools/call` (action `call`) before the tool runs."""
         call = await self._begin(context)
         name = context.message.name
-        resource = None
-        if call.cancelled is None:  # else nothing more is awaited: decided as sent
-            try:
-                tool = await self._find_tool(context, name)
-                if tool is not None:
-                    resource = _versioned(self._cache.get(tool), context, self._client_text)
-            except Exception:
-                call.denial = call.denial or error_decision("resolving the tool")
-                self._guard_error("resolve")
-            except BaseException as exc:  # `_decide` records it, then raises it again
-                call.cancel(exc, "resolving the tool")
+        resource = await self._resolve(call, "tool", self._tool_resource, context, name)
         if resource is None:
             resource = Resource(kind="tool", name=name, found=False)
         args = context.message.arguments or EMPTY
@@ -111,6 +102,38 @@ class ComponentHooks(TaskOwners):
         result = await self._enforce(context, call_next, event, "tool", name)
         self._task_started(call.principal, result)  # run as a task: its id is the caller's
         return result
+
+    async def _resolve(
+        self, call: Call, what: str, find: Callable[..., Awaitable[Resource | None]], *args: Any
+    ) -> Resource | None:
+        """`find(*args)`: the component the request names, as decided (None: none). Its
+        failure denies the request; its cancellation cancels it (`Call.cancel`: `_decide`
+        records it, then raises it again). Nothing is looked up for a cancelled request:
+        it is decided as sent."""
+        if call.cancelled is not None:
+            return None
+        try:
+            return await find(*args)
+        except Exception:
+            call.denial = call.denial or error_decision(f"resolving the {what}")
+            self._guard_error("resolve")
+        except BaseException as exc:
+            call.cancel(exc, f"resolving the {what}")
+        return None
+
+    async def _tool_resource(self, context: MiddlewareContext[Any], name: str) -> Resource | None:
+        tool = await self._find_tool(context, name)
+        return (
+            None if tool is None else _versioned(self._cache.get(tool), context, self._client_text)
+        )
+
+    async def _prompt_resource(self, context: MiddlewareContext[Any], name: str) -> Resource | None:
+        prompt = await self._find(context, "prompt", name)
+        return (
+            None
+            if prompt is None
+            else _versioned(self._cache.get(prompt), context, self._client_text)
+        )
 
     async def _find_tool(self, context: MiddlewareContext[Any], name: str) -> Any:
         tool = await self._find(context, "tool", name)
@@ -243,17 +266,9 @@ class ComponentHooks(TaskOwners):
         """Decide `prompts/get` (action `get`) before the prompt renders."""
         call = await self._begin(context)
         name = context.message.name
-        resource = Resource(kind="prompt", name=name, found=False)
-        if call.cancelled is None:  # else nothing more is awaited: decided as sent
-            try:
-                prompt = await self._find(context, "prompt", name)
-                if prompt is not None:
-                    resource = _versioned(self._cache.get(prompt), context, self._client_text)
-            except Exception:
-                call.denial = call.denial or error_decision("resolving the prompt")
-                self._guard_error("resolve")
-            except BaseException as exc:  # `_decide` records it, then raises it again
-                call.cancel(exc, "resolving the prompt")
+        resource = await self._resolve(call, "prompt", self._prompt_resource, context, name)
+        if resource is None:
+            resource = Resource(kind="prompt", name=name, found=False)
         args = context.message.arguments or EMPTY
         event = self._decide(call, resource, "get", args, "prompts/get")
         return await self._enforce(context, call_next, event, "prompt", name)
@@ -269,6 +284,10 @@ class ComponentHooks(TaskOwners):
         if method is not None and method.startswith("tasks/"):
             return await self._on_task(context, call_next)
         return await call_next(context)
+
+    async def _completion_resource(self, fctx: Any, ref_type: str, key: str) -> Resource | None:
+        component = await fctx.fastmcp._completion_target(ref_type, key)
+        return None if component is None else self._cache.get(component)
 
     async def _on_complete(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
@@ -288,16 +307,11 @@ class ComponentHooks(TaskOwners):
             resource = Resource(kind="prompt", name=key, found=False)
         else:
             resource = Resource(kind="resource_template", name=key, uri=key, found=False)
-        if call.cancelled is None:  # else nothing more is awaited: decided as sent
-            try:
-                component = await fctx.fastmcp._completion_target(ref_type, key)
-                if component is not None:
-                    resource = self._cache.get(component)
-            except Exception:
-                call.denial = call.denial or error_decision("resolving the completion target")
-                self._guard_error("resolve")
-            except BaseException as exc:  # `_decide` records it, then raises it again
-                call.cancel(exc, "resolving the completion target")
+        target = await self._resolve(
+            call, "completion target", self._completion_resource, fctx, ref_type, key
+        )
+        if target is not None:
+            resource = target
         action = "get" if resource.kind == "prompt" else "read"
         event = self._decide(call, resource, action, EMPTY, "completion/complete")
         if event.decision.allowed:  # the server's completion handler runs: its outcome too
