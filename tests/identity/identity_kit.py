@@ -212,8 +212,12 @@ async def call(url: str, headers: dict[str, str], tool: str) -> str:
         return str(result.content[0].text)  # type: ignore[union-attr]
 
 
-def records(store: Path, n: int) -> list[tuple[Any, ...]]:
-    """The store's decisions for tool calls, waiting for the writer to have `n` of them."""
+RECORD_COLUMNS = "user_id, auth_method, key_id, allowed, reason, resource, claims"
+
+
+def records(store: Path, n: int, columns: str = RECORD_COLUMNS) -> list[tuple[Any, ...]]:
+    """The store's decisions for tool calls (`columns` of them), waiting for the writer to
+    have `n` of them."""
     from guard.audit import open_store
 
     deadline = time.monotonic() + (20 if n < 99 else 2)
@@ -222,8 +226,7 @@ def records(store: Path, n: int) -> list[tuple[Any, ...]]:
         if store.exists():
             with open_store(store) as s:
                 rows = s.sql(
-                    "SELECT user_id, auth_method, key_id, allowed, reason, resource, claims "
-                    "FROM decisions WHERE action = 'call' ORDER BY ts"
+                    f"SELECT {columns} FROM decisions WHERE action = 'call' ORDER BY ts"
                 ).fetchall()
             if len(rows) >= n:
                 return rows

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from fastmcp import Client, FastMCP
 from fastmcp.client.transports import StreamableHttpTransport
-from identity_kit import JWKSServer, KeyPair, claims, mint
+from identity_kit import JWKSServer, KeyPair, claims, mint, records
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -22,7 +22,6 @@ from prometheus_client import CollectorRegistry
 from servers import serving_in_thread
 
 from guard import GuardMiddleware
-from guard.audit import open_store
 from guard.identity import JWTAuthenticator
 from guard.telemetry import GuardTelemetry
 
@@ -30,20 +29,7 @@ POLICY = {"name": "p", "rules": [{"name": "users", "effect": "allow", "agents": 
                                   "tools": {"names": ["echo"]}, "actions": ["call"]}]}  # fmt: skip
 
 
-def _rows(store: Path, n: int) -> list[tuple[Any, ...]]:
-    """The store's tool-call decisions, once the writer has `n` of them (or 20 s passed)."""
-    deadline = time.monotonic() + 20
-    rows: list[tuple[Any, ...]] = []
-    while time.monotonic() < deadline:
-        with open_store(store) as db:
-            rows = db.sql(
-                "SELECT user_id, authenticated, auth_method, allowed, reason, errors, resource,"
-                " trace_id FROM decisions WHERE action = 'call' ORDER BY ts"
-            ).fetchall()
-        if len(rows) >= n:
-            break
-        time.sleep(0.1)
-    return rows
+_COLUMNS = "user_id, authenticated, auth_method, allowed, reason, errors, resource, trace_id"
 
 
 async def test_a_call_cancelled_while_its_jwks_is_fetched_is_recorded_and_still_cancelled(
@@ -82,12 +68,12 @@ async def test_a_call_cancelled_while_its_jwks_is_fetched_is_recorded_and_still_
             call.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await call
-            cancelled = await asyncio.to_thread(_rows, store, 1)
+            cancelled = await asyncio.to_thread(records, store, 1, _COLUMNS)
             # the server let go of the cancelled request and serves the next one (the fetch
             # went on without its caller: its keys are there)
             result = await asyncio.wait_for(client.call_tool("echo", {"text": "second"}), 20)
             assert result.data == "second"
-        rows = await asyncio.to_thread(_rows, store, 2)
+        rows = await asyncio.to_thread(records, store, 2, _COLUMNS)
     guard.close()
     assert cancelled[:1] == rows[:1]
     first, second = rows
