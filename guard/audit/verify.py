@@ -153,7 +153,21 @@ def verify(path: str | Path, *, memory_limit: str | None = None) -> VerifyReport
     heads = _heads(root, report)
     with tempfile.TemporaryDirectory(prefix="mcp-guard-verify-") as spill:
         con = _connect(memory_limit, spill)
-        _verify_tables(con, root, report, heads)
+        try:
+            _check_policies(con, root, report)
+            sets = _check_itemsets(root, report)
+            report.cuts = _cuts(root, report)
+            for table in TABLES:
+                seen: set[str] = set()
+                _check_table(con, table, root, report, seen, heads, sets)
+                for wid, chains in heads.items():
+                    head_seq = chains.get(table, (0, None))[0]
+                    if wid not in seen and head_seq > _anchor(root, table, wid)[0] - 1:
+                        report.problems.append(
+                            Problem(table, wid, None, f"all rows up to seq {head_seq} missing")
+                        )
+        finally:
+            con.close()
     _check_named_policies(root, report)
     return report
 
@@ -174,26 +188,6 @@ class MemoryLimitError(ValueError):
 
     def __init__(self, value: str) -> None:
         super().__init__(f"memory limit {value!r} is not a size such as '1GB' or '512MB'")
-
-
-def _verify_tables(
-    con: Any, root: Path, report: VerifyReport, heads: dict[str, dict[str, Head]]
-) -> None:
-    try:
-        _check_policies(con, root, report)
-        sets = _check_itemsets(root, report)
-        report.cuts = _cuts(root, report)
-        for table in TABLES:
-            seen: set[str] = set()
-            _check_table(con, table, root, report, seen, heads, sets)
-            for wid, chains in heads.items():
-                head_seq = chains.get(table, (0, None))[0]
-                if wid not in seen and head_seq > _anchor(root, table, wid)[0] - 1:
-                    report.problems.append(
-                        Problem(table, wid, None, f"all rows up to seq {head_seq} missing")
-                    )
-    finally:
-        con.close()
 
 
 def _check_named_policies(root: Path, report: VerifyReport) -> None:
