@@ -126,7 +126,7 @@ class AuditCollector(Collector):
         self._lock = threading.Lock()  # scrapes may run in several threads at once
         # A forked child is a new process to Prometheus: its counters start from its own
         # writers' (which restart theirs), not from what the parent last reported.
-        os.register_at_fork(after_in_child=functools.partial(_collector_forked, weakref.ref(self)))
+        os.register_at_fork(after_in_child=functools.partial(_forked, weakref.ref(self)))
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()  # (a parent's scrape may have held it)
@@ -208,16 +208,11 @@ _COUNTED: Final = ("written", "spilled", "failed", "flush_seconds_sum", "flush_s
 _LOST: Final = ("append_errors", "spill_failed", "spill_rejected", "lost")
 
 
-def _collector_forked(ref: weakref.ref[AuditCollector]) -> None:
-    collector = ref()
-    if collector is not None:
-        collector._after_fork()
-
-
-def _metrics_forked(ref: weakref.ref[GuardMetrics]) -> None:
-    metrics = ref()
-    if metrics is not None:
-        metrics._policy_lock = threading.Lock()
+def _forked(ref: weakref.ref[AuditCollector] | weakref.ref[GuardMetrics]) -> None:
+    """In a forked child: `ref`'s object, if still alive, starts afresh (`_after_fork`)."""
+    owner = ref()
+    if owner is not None:
+        owner._after_fork()
 
 
 def _stats_of(source: AuditStats) -> Mapping[str, Any] | None:
@@ -326,7 +321,10 @@ class GuardMetrics:
         self._policy_held: dict[object, tuple[str, str]] = {}
         # a forked child restarts its guards' policy watchers, which report here: a lock a
         # parent's reload held at the fork would never be let go in the child
-        os.register_at_fork(after_in_child=functools.partial(_metrics_forked, weakref.ref(self)))
+        os.register_at_fork(after_in_child=functools.partial(_forked, weakref.ref(self)))
+
+    def _after_fork(self) -> None:
+        self._policy_lock = threading.Lock()  # (a parent's reload report may have held it)
 
     def decision_child(
         self,
