@@ -34,12 +34,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-FULL = "guard (id+decide+span+metrics+record)"
 EMPTY = "an empty FastMCP Middleware (the floor)"
 CONFIGS = (
     "bare",
     EMPTY,
-    FULL,
+    "guard (id+decide+span+metrics+record)",
     "guard (id+decide only)",
     "guard (id+decide+span+metrics)",
     "guard (id+decide+record)",
