@@ -135,21 +135,48 @@ class RowBuilder:
          transport, session_id, request_id, method, trace_id, span_id, inputs) = item  # fmt: skip
         if cache is None:
             cache = {}
-        resource, meta_redacted = self._resource_json(cache, r)
-        principal, claims_redacted = self._principal_json(cache, p)
+        # What one caller's requests to one component share (from `server` to `context`
+        # but the session and request ids): one lookup per row, encoded once per batch.
+        # Keyed by the objects' ids: each is checked to be the object it was made for.
+        key = (id(r), id(p), id(context), server, transport, method, action)
+        shared = cache.get(key)
+        if shared is None or shared[0] is not r or shared[1] is not p or shared[2] is not context:
+            resource, meta_redacted = self._resource_json(cache, r)
+            principal, claims_redacted = self._principal_json(cache, p)
+            shared = cache[key] = (
+                r, p, context,
+                f'"server":{_q(server)},"transport":{_q(transport)}',
+                f'"method":{_q(method)},"action":{_q(action)},{resource},{principal},'
+                f"{_context_json(cache, context)}",
+                meta_redacted, claims_redacted,
+            )  # fmt: skip
         if args:
             args_json = _dumps_sorted(args)
             digest = hashlib.sha256(args_json.encode(errors="surrogatepass")).hexdigest()
             args_json = encode_basestring(args_json)
         else:
             args_json, digest = '"{}"', _EMPTY_JSON_SHA
-        request = _request_json(cache, did, ts, t, trace_id, span_id, server, transport,
-                                session_id, request_id, method, action)  # fmt: skip
+        ts = int(ts)
+        # the answer: its outcome columns repeat (one per rule that decides), `eval_us` not
+        outcome_key = (d.allowed, d.reason, d.rule, d.policy, d.policy_hash, d.matched_rules,
+                       d.errors, d.rules_evaluated, False)  # fmt: skip
+        outcome = cache.get(outcome_key)
+        if outcome is None:
+            outcome = self._outcome_json(cache, d, item=False)
+        eval_us = d.eval_us
+        if type(eval_us) is not float or not math.isfinite(eval_us):
+            eval_us = _number(eval_us)
         body = (
-            f"{request},{resource},{principal},{_context_json(cache, context)},"
+            f'{{"decision_id":{encode_basestring(did) if type(did) is str else _q(did)},'
+            f'"ts":{ts},"request_time":{ts if t is None else to_us(t)},'
+            f'"trace_id":{_q(trace_id or None)},"span_id":{_q(span_id or None)},{shared[3]},'
+            f'"session_id":{_q(session_id)},"request_id":{_q(request_id)},{shared[4]},'
             f'"args":{args_json},"args_redacted":{_dumps(list(redacted)) if redacted else "[]"},'
-            f'"args_sha256":{_q(digest)},{self._answer_json(cache, d, sh)}'
+            f'"args_sha256":"{digest}",{outcome},'
+            f'"eval_us":{"null" if eval_us is None else repr(eval_us)},'
+            f"{_SHADOW_NULL if sh is None else _shadow_json(sh)}"
         )
+        meta_redacted, claims_redacted = shared[5], shared[6]
         if inputs or meta_redacted or claims_redacted:
             uri, in_context = inputs or ((), ())
             body += _inputs_json(uri, meta_redacted, claims_redacted, in_context)
@@ -279,17 +306,6 @@ class RowBuilder:
             pairs = zip(_OUTCOME_COLUMNS, _outcome(d), strict=True)
             outcome = cache[key] = _fragment(pairs, item=item)
         return outcome
-
-    @classmethod
-    def _answer_json(cls, cache: dict[Any, Any], d: Any, sh: Any) -> str:
-        """The decision columns from `allowed` to `shadow_policy_hash`."""
-        outcome = cls._outcome_json(cache, d, item=False)
-        eval_us = _number(d.eval_us)
-        if sh is None:
-            shadow = _SHADOW_NULL
-        else:
-            shadow = _fragment(zip(_SHADOW_COLUMNS, _shadow(sh), strict=True))
-        return f'{outcome},"eval_us":{"null" if eval_us is None else repr(eval_us)},{shadow}'
 
     def _resource_redacted(self, r: Any) -> tuple[list[Any], tuple[str, ...]]:
         meta, redacted = self.redactor.redact(r.meta) if r.meta else (None, ())
@@ -442,6 +458,11 @@ def _outcome(d: Any) -> list[Any]:
         _text(d.policy_hash or None), [str(x) for x in d.matched_rules],
         [str(x) for x in d.errors], int(d.rules_evaluated),
     ]  # fmt: skip
+
+
+def _shadow_json(sh: Any) -> str:
+    """A decision row's shadow columns, of a shadow decision."""
+    return _fragment(zip(_SHADOW_COLUMNS, _shadow(sh), strict=True))
 
 
 def _shadow(sh: Any) -> list[Any]:
