@@ -1,6 +1,7 @@
 """The guard's overhead on in-memory MCP requests in machine instructions, not seconds.
 
-Run: `python3 benchmarks/bench_instructions.py [--calls N] [--lists N] [--only call|list]`
+Run: `python3 benchmarks/bench_instructions.py [--calls N] [--lists N] [--only call|list]
+[--gc]`
 (needs valgrind). The same servers as `bench_middleware.py` (100 tools) run under
 `valgrind --tool=callgrind` with counting switched off; each process warms up, then counts
 only its measured requests (all threads: the audit writer's encoding, hashing and writing
@@ -54,7 +55,7 @@ CONFIGS = (
 )
 
 
-async def _child(config: str, kind: str, n: int) -> None:
+async def _child(config: str, kind: str, n: int, collect: bool = False) -> None:
     """Warm up, say READY (with this process's pid), wait for a line on stdin (the parent
     has switched counting on), run `n` requests, and leave at once."""
     from fastmcp import Client
@@ -116,9 +117,12 @@ async def _child(config: str, kind: str, n: int) -> None:
             audit.flush()
         # No garbage collection while counting, as in `bench_middleware.py`: one full
         # collection (~15 million instructions here) landing in one configuration's window
-        # and not another's would swamp the difference measured.
+        # and not another's would swamp the difference measured. `--gc` leaves it on, to
+        # see what the garbage each configuration makes costs (collections come by counts
+        # of allocations: over enough requests, each pays for its own).
         gc.collect()
-        gc.disable()
+        if not collect:
+            gc.disable()
         print("READY", os.getpid(), flush=True)
         sys.stdin.readline()
         for _ in range(n):
@@ -129,11 +133,11 @@ async def _child(config: str, kind: str, n: int) -> None:
     os._exit(0)  # nothing after the requests counts: no clean-up
 
 
-def _count(config: str, kind: str, n: int, work: Path) -> subprocess.Popen[str]:
+def _count(config: str, kind: str, n: int, work: Path, collect: bool) -> subprocess.Popen[str]:
     out = work / f"callgrind.{CONFIGS.index(config)}.{kind}"
     cmd = [
         "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-        sys.executable, __file__, "--child", config, kind, str(n),
+        sys.executable, __file__, "--child", config, kind, str(n), *(["--gc"] if collect else []),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     return subprocess.Popen(
@@ -164,11 +168,14 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--lists", type=int, default=40)
     parser.add_argument("--only", choices=("call", "list"), help="measure one kind of request")
+    parser.add_argument(
+        "--gc", action="store_true", help="leave garbage collection on while counting"
+    )
     parser.add_argument("--child", nargs=3, metavar=("CONFIG", "KIND", "N"))
     opts = parser.parse_args()
     if opts.child:
         config, kind, n = opts.child
-        asyncio.run(_child(config, kind, int(n)))
+        asyncio.run(_child(config, kind, int(n), opts.gc))
         return
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
@@ -176,7 +183,7 @@ def main() -> None:
     t0 = time.perf_counter()
     try:
         runs = {
-            (config, kind, n): _count(config, kind, n, work)
+            (config, kind, n): _count(config, kind, n, work, opts.gc)
             for kind, n in (("call", opts.calls), ("list", opts.lists))
             if opts.only in (None, kind)
             for config in CONFIGS
@@ -195,7 +202,11 @@ def main() -> None:
         for config in CONFIGS:
             value = per[(config, kind)]
             print(f"{config:<42} {value:>14,.0f} {100 * (value - bare) / bare:>+17.1f}%")
-    print(f"({opts.calls} calls, {opts.lists} lists each; {time.perf_counter() - t0:.0f} s)")
+    collection = "garbage collection on" if opts.gc else "no garbage collection"
+    print(
+        f"({opts.calls} calls, {opts.lists} lists each, {collection}; "
+        f"{time.perf_counter() - t0:.0f} s)"
+    )
 
 
 if __name__ == "__main__":
