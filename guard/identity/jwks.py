@@ -105,10 +105,13 @@ def _hide_in_http_logs(url: str) -> None:
             logger.addFilter(_HIDE_URL_CREDENTIALS)
 
 
-def _parse(document: Any, origin: str) -> dict[str | None, VerificationKey]:
+def _parse(document: Any, origin: str) -> dict[str | None, tuple[VerificationKey, ...]]:
+    """The set's signing keys by `kid`. Keys sharing a `kid` (an RSA and an EC key named
+    alike, a key re-issued under its old name) are all kept, in the set's order: a token
+    naming that kid may have been signed by any of them."""
     if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
         raise ValueError(f"{origin}: a JWKS is an object with a 'keys' list")
-    keys: dict[str | None, VerificationKey] = {}
+    keys: dict[str | None, tuple[VerificationKey, ...]] = {}
     for entry in document["keys"]:
         if not isinstance(entry, Mapping) or entry.get("use", "sig") != "sig":
             continue  # encryption keys never verify signatures
@@ -123,7 +126,7 @@ def _parse(document: Any, origin: str) -> dict[str | None, VerificationKey]:
             # one unusable key must not hide the others
             LOG.info("JWKS key %r skipped: %s", kid, type(exc).__name__)
             continue
-        keys[kid] = VerificationKey(key.key, alg)
+        keys[kid] = (*keys.get(kid, ()), VerificationKey(key.key, alg))
     return keys
 
 
@@ -181,7 +184,7 @@ class JWKSKeys:
         self._clock = clock
         self._lock = asyncio.Lock()
         self._pending: asyncio.Future[None] | None = None  # the fetch under way, if any
-        self._keys: dict[str | None, VerificationKey] = {}
+        self._keys: dict[str | None, tuple[VerificationKey, ...]] = {}
         self._fetched_at: float | None = None  # last successful read: decides staleness
         self._attempted_at: float | None = None  # last read, failed or not: bounds the rate
         self._failed = False
@@ -192,11 +195,11 @@ class JWKSKeys:
             self._keys = self._read_file()
             self._fetched_at = self._attempted_at = clock()
 
-    def _read_file(self) -> dict[str | None, VerificationKey]:
+    def _read_file(self) -> dict[str | None, tuple[VerificationKey, ...]]:
         assert self.path is not None
         return _parse(json.loads(self.path.read_text()), str(self.path))
 
-    async def _fetch(self) -> dict[str | None, VerificationKey]:
+    async def _fetch(self) -> dict[str | None, tuple[VerificationKey, ...]]:
         if self.path is not None:
             return self._read_file()
         import httpx  # only deployments that use a JWKS URL pay for the import
@@ -251,10 +254,12 @@ class JWKSKeys:
         finally:
             self._pending = None
         self._keys, self._fetched_at, self._failed = keys, now, False
-        LOG.debug("JWKS from %s: %d signing keys", self._where, len(keys))
+        LOG.debug("JWKS from %s: %d signing keys", self._where, sum(map(len, keys.values())))
 
-    async def key(self, kid: str | None) -> VerificationKey:
-        """Return the key a token's `kid` names, refreshing the set (rate-limited) if needed.
+    async def key(self, kid: str | None) -> tuple[VerificationKey, ...]:
+        """Return the keys a token's `kid` names (one, unless the set names several alike),
+        refreshing the set (rate-limited) if needed. A token without a `kid` names the
+        set's only key; in a set of more, none.
 
         Raises:
             AuthenticationError: `unknown_kid` or `jwks_unavailable`.
@@ -277,8 +282,13 @@ class JWKSKeys:
             raise fail("unknown_kid", "token names a key that is not in the key set")
         return found
 
-    def _lookup(self, kid: str | None) -> VerificationKey | None:
+    def _lookup(self, kid: str | None) -> tuple[VerificationKey, ...] | None:
+        keys = self._keys
         if kid is None:
-            # Without a kid only an unambiguous one-key set can be used.
-            return next(iter(self._keys.values())) if len(self._keys) == 1 else None
-        return self._keys.get(kid)
+            # Without a kid only an unambiguous one-key set can be used (two keys without
+            # a kid are two keys, not one).
+            if len(keys) != 1:
+                return None
+            (only,) = keys.values()
+            return only if len(only) == 1 else None
+        return keys.get(kid)

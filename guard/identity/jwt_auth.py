@@ -244,6 +244,16 @@ def _default_for(key_type: tuple[str, str | None]) -> tuple[str, ...]:
     return tuple(curve_alg[:1]) or _DEFAULT_FOR[key_type[0]]
 
 
+def _verifies(key: VerificationKey, alg: str) -> bool:
+    """Whether JWK `key` can verify a signature made with `alg`: its type fits, and it
+    pins no other algorithm."""
+    try:
+        fits = _fits(alg, _key_type(key.key))
+    except ValueError:
+        return False
+    return fits and (key.alg is None or key.alg == alg)
+
+
 def _fits(alg: str, key_type: tuple[str, str | None]) -> bool:
     kty, curve = ALGORITHMS[alg]
     return kty == key_type[0] and (curve is None or curve == key_type[1])
@@ -417,20 +427,18 @@ class JWTAuthenticator:
             raise fail("token_too_large", f"token longer than {self.max_token_bytes} bytes")
         return token
 
-    async def _key(self, header: Mapping[str, Any], alg: str) -> Any:
-        if self._jwks is None:
-            return self._static
+    async def _keys(self, header: Mapping[str, Any], alg: str) -> tuple[Any, ...]:
+        """The keys of the set the token's `kid` names that can verify `alg` (most often
+        one; the set may name more alike)."""
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise fail("malformed_token", "token header 'kid' is not a string")
-        found: VerificationKey = await self._jwks.key(kid)
-        try:
-            fits = _fits(alg, _key_type(found.key))
-        except ValueError:
-            fits = False
-        if not fits or (found.alg is not None and found.alg != alg):
+        assert self._jwks is not None
+        found = await self._jwks.key(kid)
+        keys = tuple(key.key for key in found if _verifies(key, alg))
+        if not keys:
             raise fail("disallowed_algorithm", f"{alg} does not fit the key the token names")
-        return found.key
+        return keys
 
     def _decode(self, token: str, key: Any, algorithms: list[str]) -> dict[str, Any]:
         decoded = jwt.decode_complete(
@@ -445,11 +453,26 @@ class JWTAuthenticator:
             _check_critical(decoded["header"])
         return dict(decoded["payload"])
 
-    async def _key_and_algorithms(self, token: str, key_id: str) -> tuple[Any, list[str]]:
+    def _decode_with(
+        self, token: str, keys: tuple[Any, ...], algorithms: list[str]
+    ) -> dict[str, Any]:
+        """`_decode` with the first of `keys` whose signature the token carries: another
+        key named alike is tried only where one's signature does not verify (any other
+        failure is the token's, whichever key signed it)."""
+        for key in keys[:-1]:
+            try:
+                return self._decode(token, key, algorithms)
+            except jwt.InvalidSignatureError:
+                continue
+        return self._decode(token, keys[-1], algorithms)
+
+    async def _keys_and_algorithms(
+        self, token: str, key_id: str
+    ) -> tuple[tuple[Any, ...], list[str]]:
         if self._jwks is None:
             # Every allowed algorithm fits the one key (checked at construction), so pyjwt
             # can check the header's `alg` against the allow-list itself: one parse, not two.
-            return self._static, self._algorithm_list
+            return (self._static,), self._algorithm_list
         # Read here, not by pyjwt: 2.10.1 let a deeply nested header's RecursionError out.
         header = _json_object(token.partition(".")[0])
         if header is None:
@@ -457,7 +480,7 @@ class JWTAuthenticator:
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self.algorithms:
             raise fail("disallowed_algorithm", "token algorithm is not allowed", key_id)
-        return await self._key(header, alg), [alg]
+        return await self._keys(header, alg), [alg]
 
     async def authenticate(self, info: RequestInfo) -> Principal:
         """Verify the request's bearer token and map its claims to a `Principal`.
@@ -470,14 +493,14 @@ class JWTAuthenticator:
         key_id = fingerprint(token)
         if not _compact(token):
             raise fail("malformed_token", "token is not a well-formed JWT", key_id)
-        key, algorithms = await self._key_and_algorithms(token, key_id)
+        keys, algorithms = await self._keys_and_algorithms(token, key_id)
         try:
             if self._short_secret and _SHORT_KEY_WARNING is not None:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", _SHORT_KEY_WARNING)
-                    claims = self._decode(token, key, algorithms)
+                    claims = self._decode_with(token, keys, algorithms)
             else:
-                claims = self._decode(token, key, algorithms)
+                claims = self._decode_with(token, keys, algorithms)
         except Exception as exc:
             reason = next((r for t, r in _REASONS if isinstance(exc, t)), "invalid_token")
             if reason != "malformed_token" and not _objects(token):
