@@ -39,6 +39,7 @@ from guard.policy.model import (
     Principal,
     Reason,
     Resource,
+    make_request,
 )
 
 if TYPE_CHECKING:
@@ -288,7 +289,7 @@ class Deciding:
                 trace_id = span_id = ""
         # positional: keywords cost a third of a microsecond more per object, and a list
         # of 100 tools makes 100 of each (order: see AccessRequest and DecisionEvent)
-        request = AccessRequest(
+        request = make_request(
             call.principal, resource, action, args, call.now, method, call.context
         )
         shadow = None

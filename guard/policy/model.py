@@ -225,3 +225,67 @@ def _slot_setters(cls: type) -> tuple[Any, ...]:
 
 _REQUEST_SLOTS: Final = _slot_setters(AccessRequest)
 _DECISION_SLOTS: Final = _slot_setters(Decision)
+
+
+# The hot paths (every decision, a hundred per listing of tools) build these objects with
+# `make_request` and `make_decision`, at under half the cost of their constructors (~250
+# against ~550 ns each): the fields are written plainly on an instance of a twin class
+# (the same slots, without the frozen `__setattr__`), which then becomes the real class.
+# CPython allows that swap between classes of one layout (same slots, same base); the
+# result is an ordinary frozen `AccessRequest` or `Decision` (`tests/policy/test_model.py`).
+class _RequestTwin:
+    __slots__ = AccessRequest.__slots__
+
+
+class _DecisionTwin:
+    __slots__ = Decision.__slots__
+
+
+def make_request(
+    principal: Principal,
+    resource: Resource,
+    action: str,
+    args: Mapping[str, Any],
+    time: datetime | None,
+    method: str | None,
+    context: Mapping[str, Any],
+) -> AccessRequest:
+    """`AccessRequest(principal, resource, action, args, time, method, context)`, faster."""
+    r: Any = _RequestTwin()
+    r.principal = principal
+    r.resource = resource
+    r.action = action
+    r.args = args
+    r.time = time
+    r.method = method
+    r.context = context
+    r.__class__ = AccessRequest
+    return r  # type: ignore[no-any-return]
+
+
+def make_decision(
+    allowed: bool,
+    reason: str,
+    rule: str | None,
+    policy: str | None,
+    matched_rules: tuple[str, ...],
+    errors: tuple[str, ...],
+    policy_hash: str,
+    rules_evaluated: int,
+    eval_us: float,
+    message: str,
+) -> Decision:
+    """`Decision(...)` with every field, positionally, faster."""
+    d: Any = _DecisionTwin()
+    d.allowed = allowed
+    d.reason = reason
+    d.rule = rule
+    d.policy = policy
+    d.matched_rules = matched_rules
+    d.errors = errors
+    d.policy_hash = policy_hash
+    d.rules_evaluated = rules_evaluated
+    d.eval_us = eval_us
+    d.message = message
+    d.__class__ = Decision
+    return d  # type: ignore[no-any-return]
