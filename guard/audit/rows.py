@@ -237,7 +237,10 @@ class RowBuilder:
             evals = [_number(entries.eval_us)] * len(answers.entries)
             return head, encoded[0], evals, encoded[1]
         items = self._items(cache, f"{lid}.", entries, claims_redacted, in_context)
-        evals = [_number(d.eval_us) for _, _, d, _ in entries]
+        evals = [
+            ev if type(ev := d.eval_us) is float and math.isfinite(ev) else _number(ev)
+            for _, _, d, _ in entries
+        ]
         return head, items, evals, itemset_line(set_items(items))[0]
 
     def _items(
@@ -254,13 +257,25 @@ class RowBuilder:
         fifth of a tool listing's bytes); an id of None is always derived."""
         resource_json, outcome_json = self._resource_json, self._outcome_json
         items: list[tuple[str, str]] = []
+        add = items.append
         for n, (did, r, d, sh) in enumerate(entries, 1):
-            resource, meta_redacted = resource_json(cache, r, item=True)
-            before = outcome_json(cache, d)
-            if resource:  # always, but for a hostile resource
-                before = f"{resource},{before}"
+            # one lookup for what a component's answer shares with its last listing: its
+            # resource (this very object) and the outcome's columns
+            key = ("answer", id(r), d.allowed, d.reason, d.rule, d.policy, d.policy_hash,
+                   d.matched_rules, d.errors, d.rules_evaluated)  # fmt: skip
+            hit = cache.get(key)
+            if hit is None or hit[0] is not r:
+                resource, meta_redacted = resource_json(cache, r, item=True)
+                before = outcome_json(cache, d)
+                if resource:  # always, but for a hostile resource
+                    before = f"{resource},{before}"
+                hit = cache[key] = (r, before, meta_redacted)
+            before, meta_redacted = hit[1], hit[2]
             if did is not None and did != f"{prefix}{n}":
                 before = f'"decision_id":{_q(did)},{before}'
+            if sh is None and not (in_context or meta_redacted or claims_redacted):
+                add((before, ""))
+                continue
             after = (
                 ""
                 if sh is None
@@ -268,7 +283,7 @@ class RowBuilder:
             )
             if in_context or meta_redacted or claims_redacted:
                 after += _inputs_json((), meta_redacted, claims_redacted, in_context)
-            items.append((before, after))
+            add((before, after))
         return items
 
     # Fragments repeat across a batch (one principal makes many requests, a listing names
