@@ -39,7 +39,6 @@ from guard.policy.model import (
     Principal,
     Reason,
     Resource,
-    make_request,
 )
 
 if TYPE_CHECKING:
@@ -289,7 +288,7 @@ class Deciding:
                 trace_id = span_id = ""
         # positional: keywords cost a third of a microsecond more per object, and a list
         # of 100 tools makes 100 of each (order: see AccessRequest and DecisionEvent)
-        request = make_request(
+        request = AccessRequest(
             call.principal, resource, action, args, call.now, method, call.context
         )
         shadow = None

@@ -16,7 +16,7 @@ from fastmcp.server.middleware import CallNext, MiddlewareContext
 from guard._request import EMPTY, Call, Listing, error_decision
 from guard.audit.redact import traceback_text
 from guard.events import DecisionEvent
-from guard.policy.model import AccessRequest, Kind, Resource, make_request
+from guard.policy.model import AccessRequest, Kind, Resource
 from guard.policy.policyset import MEMO_SIZE
 from guard.telemetry import NoTelemetry
 
@@ -151,7 +151,7 @@ class ListingFilter:
                 continue
             if lean and resource.uri is None:
                 # decided here, without `_decide`'s per-call set-up (2 us a component)
-                request = make_request(principal, resource, "list", EMPTY, now, method, ctx)
+                request = AccessRequest(principal, resource, "list", EMPTY, now, method, ctx)
                 try:
                     decision = decide(request)
                 except Exception:  # `decide` promises not to raise: if it does, the full path

@@ -8,7 +8,7 @@ live middleware, the CLI, replay and the tests all speak the same language.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Final, Literal
@@ -151,16 +151,18 @@ class AccessRequest:
         method: str | None = None,
         context: Mapping[str, Any] = _EMPTY,
     ) -> None:
-        # One is made per decision (a hundred per list of tools): set the slots through
-        # their descriptors, at two thirds of the cost of the generated frozen `__init__`.
-        s0, s1, s2, s3, s4, s5, s6 = _REQUEST_SLOTS
-        s0(self, principal)
-        s1(self, resource)
-        s2(self, action)
-        s3(self, args)
-        s4(self, time)
-        s5(self, method)
-        s6(self, context)
+        # One is made per decision (a hundred per list of tools): filled as its twin (see
+        # `_Twin`), at under two thirds of the cost of setting each slot's descriptor.
+        r: Any = self
+        _set(r, "__class__", _RequestTwin)
+        r.principal = principal
+        r.resource = resource
+        r.action = action
+        r.args = args
+        r.time = time
+        r.method = method
+        r.context = context
+        r.__class__ = AccessRequest
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -204,88 +206,33 @@ class Decision:
         eval_us: float = 0.0,
         message: str = "",
     ) -> None:
-        s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = _DECISION_SLOTS  # as in AccessRequest
-        s0(self, allowed)
-        s1(self, reason)
-        s2(self, rule)
-        s3(self, policy)
-        s4(self, matched_rules)
-        s5(self, errors)
-        s6(self, policy_hash)
-        s7(self, rules_evaluated)
-        s8(self, eval_us)
-        s9(self, message)
+        d: Any = self  # filled as its twin, as an AccessRequest is
+        _set(d, "__class__", _DecisionTwin)
+        d.allowed = allowed
+        d.reason = reason
+        d.rule = rule
+        d.policy = policy
+        d.matched_rules = matched_rules
+        d.errors = errors
+        d.policy_hash = policy_hash
+        d.rules_evaluated = rules_evaluated
+        d.eval_us = eval_us
+        d.message = message
+        d.__class__ = Decision
 
 
-def _slot_setters(cls: type) -> tuple[Any, ...]:
-    """The `__set__` of each field's slot, in field order: a frozen class's `__setattr__`
-    refuses writes, its slots' descriptors do not."""
-    return tuple(getattr(cls, f.name).__set__ for f in fields(cls))
+# A frozen dataclass refuses attribute writes, so its constructor could only set each slot
+# through its descriptor (a call each) or `object.__setattr__`. `AccessRequest` and
+# `Decision` are made on every decision instead as a twin: a plain class with the same
+# slots, whose fields are written as any attribute is, and which then becomes the real
+# class (CPython lets an object change between classes of one layout: same slots, same
+# base). The result is an ordinary frozen instance (`tests/policy/test_model.py`).
+_set: Final = object.__setattr__
 
 
-_REQUEST_SLOTS: Final = _slot_setters(AccessRequest)
-_DECISION_SLOTS: Final = _slot_setters(Decision)
-
-
-# The hot paths (every decision, a hundred per listing of tools) build these objects with
-# `make_request` and `make_decision`, at under half the cost of their constructors (~250
-# against ~550 ns each): the fields are written plainly on an instance of a twin class
-# (the same slots, without the frozen `__setattr__`), which then becomes the real class.
-# CPython allows that swap between classes of one layout (same slots, same base); the
-# result is an ordinary frozen `AccessRequest` or `Decision` (`tests/policy/test_model.py`).
 class _RequestTwin:
     __slots__ = AccessRequest.__slots__
 
 
 class _DecisionTwin:
     __slots__ = Decision.__slots__
-
-
-def make_request(
-    principal: Principal,
-    resource: Resource,
-    action: str,
-    args: Mapping[str, Any],
-    time: datetime | None,
-    method: str | None,
-    context: Mapping[str, Any],
-) -> AccessRequest:
-    """`AccessRequest(principal, resource, action, args, time, method, context)`, faster."""
-    r: Any = _RequestTwin()
-    r.principal = principal
-    r.resource = resource
-    r.action = action
-    r.args = args
-    r.time = time
-    r.method = method
-    r.context = context
-    r.__class__ = AccessRequest
-    return r  # type: ignore[no-any-return]
-
-
-def make_decision(
-    allowed: bool,
-    reason: str,
-    rule: str | None,
-    policy: str | None,
-    matched_rules: tuple[str, ...],
-    errors: tuple[str, ...],
-    policy_hash: str,
-    rules_evaluated: int,
-    eval_us: float,
-    message: str,
-) -> Decision:
-    """`Decision(...)` with every field, positionally, faster."""
-    d: Any = _DecisionTwin()
-    d.allowed = allowed
-    d.reason = reason
-    d.rule = rule
-    d.policy = policy
-    d.matched_rules = matched_rules
-    d.errors = errors
-    d.policy_hash = policy_hash
-    d.rules_evaluated = rules_evaluated
-    d.eval_us = eval_us
-    d.message = message
-    d.__class__ = Decision
-    return d  # type: ignore[no-any-return]

@@ -74,14 +74,7 @@ from typing import Any, Final
 from guard.errors import PolicyError, PolicyProblem
 from guard.policy._match import VARIANTS, CompiledRule, IndexKey, template_of
 from guard.policy.conditions import Evaluation
-from guard.policy.model import (
-    ACTIONS,
-    AccessRequest,
-    Decision,
-    Reason,
-    Resource,
-    make_decision,
-)
+from guard.policy.model import ACTIONS, AccessRequest, Decision, Reason, Resource
 from guard.policy.spec import Combining, PolicySpec
 
 __all__ = ["Explanation", "PolicySet", "RuleTrace"]
@@ -482,7 +475,7 @@ class PolicySet:
             if hit is not None and hit[0]() is resource:  # alive, so its id is its own
                 d = hit[1]
                 if d is not None:
-                    return make_decision(
+                    return Decision(
                         d.allowed, d.reason, d.rule, d.policy, d.matched_rules, (), self.hash,
                         d.rules_evaluated, (perf_counter_ns() - start) / 1000, d.message,
                     )  # fmt: skip
@@ -557,13 +550,13 @@ class PolicySet:
                 deciding = rule
         errs = tuple(errors) if errors else ()
         if deciding is None:
-            decision = make_decision(
+            decision = Decision(
                 self.default_allowed, Reason.DEFAULT, None, self._default_policy,
                 tuple(matched) if matched else (), errs, self.hash, count,
                 (perf_counter_ns() - start) / 1000, self._default_message,
             )  # fmt: skip
         else:
-            decision = make_decision(
+            decision = Decision(
                 deciding.allow, Reason.RULE, deciding.name, deciding.policy,
                 tuple(matched) if matched else deciding.matched, errs, self.hash, count,
                 (perf_counter_ns() - start) / 1000, deciding.message,
