@@ -135,19 +135,16 @@ class RowBuilder:
          transport, session_id, request_id, method, trace_id, span_id, inputs) = item  # fmt: skip
         if cache is None:
             cache = {}
-        # What one caller's requests to one component share (from `server` to `context`
-        # but the session and request ids): one lookup per row, encoded once per batch.
-        # Keyed by the objects' ids: each is checked to be the object it was made for.
-        key = (id(r), id(p), id(context), server, transport, method, action)
+        where = _place(cache, server, transport, method, action)
+        # what one caller's requests to one component share: one lookup per row (keyed by
+        # the objects' ids, each checked to be the object it was made for)
+        key = (id(r), id(p), id(context))
         shared = cache.get(key)
         if shared is None or shared[0] is not r or shared[1] is not p or shared[2] is not context:
             resource, meta_redacted = self._resource_json(cache, r)
             principal, claims_redacted = self._principal_json(cache, p)
             shared = cache[key] = (
-                r, p, context,
-                f'"server":{_q(server)},"transport":{_q(transport)}',
-                f'"method":{_q(method)},"action":{_q(action)},{resource},{principal},'
-                f"{_context_json(cache, context)}",
+                r, p, context, f"{resource},{principal},{_context_json(cache, context)}",
                 meta_redacted, claims_redacted,
             )  # fmt: skip
         if args:
@@ -156,27 +153,16 @@ class RowBuilder:
             args_json = encode_basestring(args_json)
         else:
             args_json, digest = '"{}"', _EMPTY_JSON_SHA
-        ts = int(ts)
-        # the answer: its outcome columns repeat (one per rule that decides), `eval_us` not
-        outcome_key = (d.allowed, d.reason, d.rule, d.policy, d.policy_hash, d.matched_rules,
-                       d.errors, d.rules_evaluated, False)  # fmt: skip
-        outcome = cache.get(outcome_key)
-        if outcome is None:
-            outcome = self._outcome_json(cache, d, item=False)
-        eval_us = d.eval_us
-        if type(eval_us) is not float or not math.isfinite(eval_us):
-            eval_us = _number(eval_us)
+        eval_us = _number(d.eval_us)
         body = (
-            f'{{"decision_id":{encode_basestring(did) if type(did) is str else _q(did)},'
-            f'"ts":{ts},"request_time":{ts if t is None else to_us(t)},'
-            f'"trace_id":{_q(trace_id or None)},"span_id":{_q(span_id or None)},{shared[3]},'
-            f'"session_id":{_q(session_id)},"request_id":{_q(request_id)},{shared[4]},'
+            f"{_ids_json(did, ts, t, trace_id, span_id, where[0], session_id, request_id)},"
+            f"{where[1]},{shared[3]},"
             f'"args":{args_json},"args_redacted":{_dumps(list(redacted)) if redacted else "[]"},'
-            f'"args_sha256":"{digest}",{outcome},'
+            f'"args_sha256":"{digest}",{self._outcome_json(cache, d, item=False)},'
             f'"eval_us":{"null" if eval_us is None else repr(eval_us)},'
             f"{_SHADOW_NULL if sh is None else _shadow_json(sh)}"
         )
-        meta_redacted, claims_redacted = shared[5], shared[6]
+        meta_redacted, claims_redacted = shared[4], shared[5]
         if inputs or meta_redacted or claims_redacted:
             uri, in_context = inputs or ((), ())
             body += _inputs_json(uri, meta_redacted, claims_redacted, in_context)
@@ -237,10 +223,7 @@ class RowBuilder:
             evals = [_number(entries.eval_us)] * len(answers.entries)
             return head, encoded[0], evals, encoded[1]
         items = self._items(cache, f"{lid}.", entries, claims_redacted, in_context)
-        evals = [
-            ev if type(ev := d.eval_us) is float and math.isfinite(ev) else _number(ev)
-            for _, _, d, _ in entries
-        ]
+        evals = [_number(d.eval_us) for _, _, d, _ in entries]
         return head, items, evals, itemset_line(set_items(items))[0]
 
     def _items(
@@ -261,8 +244,7 @@ class RowBuilder:
         for n, (did, r, d, sh) in enumerate(entries, 1):
             # one lookup for what a component's answer shares with its last listing: its
             # resource (this very object) and the outcome's columns
-            key = ("answer", id(r), d.allowed, d.reason, d.rule, d.policy, d.policy_hash,
-                   d.matched_rules, d.errors, d.rules_evaluated)  # fmt: skip
+            key = ("answer", id(r), _outcome_key(d, True))
             hit = cache.get(key)
             if hit is None or hit[0] is not r:
                 resource, meta_redacted = resource_json(cache, r, item=True)
@@ -314,8 +296,7 @@ class RowBuilder:
     def _outcome_json(cache: dict[Any, Any], d: Any, *, item: bool = True) -> str:
         """The decision columns from `allowed` to `rules_evaluated` (of a listing `item`:
         without its NULL fields)."""
-        key = (d.allowed, d.reason, d.rule, d.policy, d.policy_hash, d.matched_rules,
-               d.errors, d.rules_evaluated, item)  # fmt: skip
+        key = _outcome_key(d, item)
         outcome: str | None = cache.get(key)
         if outcome is None:
             pairs = zip(_OUTCOME_COLUMNS, _outcome(d), strict=True)
@@ -380,7 +361,18 @@ def _request_json(
     method: Any,
     action: Any,
 ) -> str:
-    """The columns from `decision_id` to `action`, shared by decisions and listings."""
+    """The columns from `decision_id` to `action` of a listing."""
+    where = _place(cache, server, transport, method, action)
+    return (
+        f"{_ids_json(did, ts, t, trace_id, span_id, where[0], session_id, request_id)},{where[1]}"
+    )
+
+
+def _place(
+    cache: dict[Any, Any], server: Any, transport: Any, method: Any, action: Any
+) -> tuple[str, str]:
+    """The `server` and `transport` columns, and the `method` and `action` ones: the same
+    for every request from one place (encoded once per batch)."""
     place = (server, transport, method, action)
     where: tuple[str, str] | None = cache.get(place)
     if where is None:
@@ -388,12 +380,27 @@ def _request_json(
             f'"server":{_q(server)},"transport":{_q(transport)}',
             f'"method":{_q(method)},"action":{_q(action)}',
         )
+    return where
+
+
+def _ids_json(
+    did: Any, ts: int, t: Any, trace_id: Any, span_id: Any, where: str, session_id: Any,
+    request_id: Any,
+) -> str:  # fmt: skip
+    """A row's columns from `decision_id` to `request_id` (`where`: server and transport)."""
     return (
         f'{{"decision_id":{_q(did)},"ts":{int(ts)},'
         f'"request_time":{int(ts) if t is None else to_us(t)},'
-        f'"trace_id":{_q(trace_id or None)},"span_id":{_q(span_id or None)},{where[0]},'
-        f'"session_id":{_q(session_id)},"request_id":{_q(request_id)},{where[1]}'
+        f'"trace_id":{_q(trace_id or None)},"span_id":{_q(span_id or None)},{where},'
+        f'"session_id":{_q(session_id)},"request_id":{_q(request_id)}'
     )  # fmt: skip
+
+
+def _outcome_key(d: Any, item: bool) -> tuple[Any, ...]:
+    """What a decision's outcome columns are made of (and a listing `item`'s, which leave
+    out their NULL fields): their JSON is kept per batch under it."""
+    return (d.allowed, d.reason, d.rule, d.policy, d.policy_hash, d.matched_rules, d.errors,
+            d.rules_evaluated, item)  # fmt: skip
 
 
 class Answers:
