@@ -144,8 +144,13 @@ async def _child(config: str, kind: str, n: int, collect: bool = False) -> None:
     os._exit(0)  # nothing after the requests counts: no clean-up
 
 
+def _output(work: Path, config: str, kind: str) -> Path:
+    """Where callgrind writes the counts of `config` on `kind` requests."""
+    return work / f"callgrind.{CONFIGS.index(config)}.{kind}"
+
+
 def _count(config: str, kind: str, n: int, work: Path, collect: bool) -> subprocess.Popen[str]:
-    out = work / f"callgrind.{CONFIGS.index(config)}.{kind}"
+    out = _output(work, config, kind)
     cmd = [
         "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
         sys.executable, __file__, "--child", config, kind, str(n), *(["--gc"] if collect else []),
@@ -219,8 +224,7 @@ def main() -> None:
             (config, kind): _collected(proc) / n for (config, kind, n), proc in runs.items()
         }
         sha = {
-            (config, kind): _in_openssl(work / f"callgrind.{CONFIGS.index(config)}.{kind}") / n
-            for config, kind, n in runs
+            (config, kind): _in_openssl(_output(work, config, kind)) / n for config, kind, n in runs
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
