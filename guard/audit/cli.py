@@ -30,9 +30,10 @@ _STORE = click.argument("store", type=click.Path(path_type=Path), default=_defau
 @click.option(
     "--memory-limit",
     metavar="SIZE",
-    help="What DuckDB may hold while sorting rows into chain order (~1.1 GB per million "
-    "rows), e.g. 4GB; past it, it tries to sort on disk under $TMPDIR. Default: DuckDB's, "
-    "80% of the machine's memory.",
+    help="What DuckDB may hold, e.g. 4GB. A sound store is read in one pass, in tens of MB; "
+    "one with a broken chain is sorted into chain order to name the first bad row (~1.1 GB "
+    "per million rows; past the limit, on disk under $TMPDIR). Default: DuckDB's, 80% of "
+    "the machine's memory.",
 )
 def verify_command(store: Path, show_all: bool, memory_limit: str | None) -> None:
     """Check every writer's hash chain in STORE; exit 1 naming the first bad row.
@@ -56,8 +57,8 @@ def verify_command(store: Path, show_all: bool, memory_limit: str | None) -> Non
     except duckdb.OutOfMemoryException as exc:
         limit = f"--memory-limit {memory_limit}" if memory_limit else "DuckDB's memory limit"
         click.echo(
-            f"OUT OF MEMORY: sorting the rows into chain order needed more than {limit} "
-            f"allows ({str(exc).splitlines()[0]})",
+            f"OUT OF MEMORY: reading the rows (and sorting them into chain order, when a "
+            f"chain is broken) needed more than {limit} allows ({str(exc).splitlines()[0]})",
             err=True,
         )
         raise SystemExit(1) from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import itertools
 import json
 import tempfile
 import time
@@ -40,6 +41,9 @@ from guard.audit.segments import (
 )
 
 _RESCANS = 10  # files changed while they were being read: list them again
+# runs of rows (see `_sound_chains`) kept before a store is taken for not a writer's: a
+# writer's files hold one run per file, a merged segment one per writer it merged
+_MAX_RUNS = 100_000
 
 Head = tuple[int, str | None]  # (seq, hash) of the last row a writer recorded in a chain
 
@@ -108,7 +112,10 @@ class VerifyReport:
         return self.problems[0] if self.problems else None
 
 
-def _select(table: str, files: list[Path]) -> str:
+def _select(table: str, files: list[Path], *, ordered: bool = True) -> str:
+    """The rows of segments `files` (values as `_check_rows` takes them, then the file and
+    row number), in chain order; unordered, as DuckDB reads them (each file's rows in
+    their order, while DuckDB preserves insertion order)."""
     cols = [_selected(name, typ) for name, typ in TABLES[table]]
     listed = sql_paths(files)
     # every column, typed: segments written before a column was added read it as NULL
@@ -117,7 +124,8 @@ def _select(table: str, files: list[Path]) -> str:
         f"SELECT {', '.join(cols)}, filename, file_row_number FROM (SELECT {typed}, "  # noqa: S608
         "NULL AS filename, NULL AS file_row_number WHERE false UNION ALL BY NAME "
         f"SELECT * FROM read_parquet([{listed}], union_by_name=true, filename=true, "
-        "file_row_number=true)) ORDER BY writer_id, seq, filename, file_row_number"
+        "file_row_number=true))"
+        + (" ORDER BY writer_id, seq, filename, file_row_number" if ordered else "")
     )
 
 
@@ -134,12 +142,15 @@ def _selected(name: str, typ: str) -> str:
 def verify(path: str | Path, *, memory_limit: str | None = None) -> VerifyReport:
     """Check every hash chain of the store at `path`.
 
-    Rows are read in chain order, which DuckDB sorts, holding about 1.1 GB per million
-    rows; past `memory_limit` (a DuckDB size such as "4GB"; None: DuckDB's default, 80%
-    of the machine's memory) it tries to sort on disk, in a temporary directory of its own
-    under `TMPDIR`, removed afterwards (not `./.tmp` wherever it runs). DuckDB cannot
-    always: rows of ~8 KB failed within 600 MB, where 512 MB did for a million rows of
-    ~1.3 KB; it then raises `duckdb.OutOfMemoryException`.
+    A sound table is read in one pass, as DuckDB reads its files, in tens of MB (its
+    files' row groups) whatever its size (`_sound_chains`). One where anything is wrong
+    is read again in chain order, to name the first bad row: DuckDB sorts it, holding
+    about 1.1 GB per million rows; past `memory_limit` (a DuckDB size such as "4GB";
+    None: DuckDB's default, 80% of the machine's memory) it tries to sort on disk, in a
+    temporary directory of its own under `TMPDIR`, removed afterwards (not `./.tmp`
+    wherever it runs). DuckDB cannot always: rows of ~8 KB failed within 600 MB, where
+    512 MB did for a million rows of ~1.3 KB; it then raises
+    `duckdb.OutOfMemoryException` (as the one pass does within a limit of a few MB).
 
     ```python
     report = verify("mcp-guard-audit.duckdb")
@@ -265,14 +276,28 @@ def _check_table(
         seen_now = set(seen)
         try:
             hot_rows = _hot_rows(table, hot, found)
-            parquet_rows: Iterable[tuple[Any, ...]] = ()
             files = _check_types(con, table, files, found)
-            if files:
-                parquet_rows = _fetch(con.execute(_select(table, files)))
-            rows = heapq.merge(parquet_rows, hot_rows, key=_chain_order(table))
-            _check_rows(table, rows, root, found, seen_now, heads, sets)
-            if files:
-                _check_physical_order(con, table, files, found)
+            sound = None
+            if not found.problems:
+                # one thread: each file's rows come in their order as they are decoded,
+                # none held back for another thread's to go first (~300 MB more on merged
+                # files); the sort, if it comes to that, takes them all
+                con.execute("SET threads = 1")
+                try:
+                    sound = _sound_chains(con, table, files, hot_rows, root, heads, sets)
+                finally:
+                    con.execute("RESET threads")
+            if sound is not None:
+                found.rows, found.chains = sound[0], len(sound[1])
+                seen_now |= sound[1]
+            else:  # something is wrong: walk the chains in order, to say what and where
+                parquet_rows: Iterable[tuple[Any, ...]] = ()
+                if files:
+                    parquet_rows = _fetch(con.execute(_select(table, files)))
+                rows = heapq.merge(parquet_rows, hot_rows, key=_chain_order(table))
+                _check_rows(table, rows, root, found, seen_now, heads, sets)
+                if files:
+                    _check_physical_order(con, table, files, found)
         except (FileNotFoundError, duckdb.IOException, duckdb.InvalidInputException):
             if attempt < _RESCANS - 1:
                 time.sleep(min(0.05 * attempt, 0.5))
@@ -573,6 +598,93 @@ def _cuts(root: Path, report: VerifyReport) -> list[Cut]:
 def _anchor(root: Path, table: str, wid: str) -> tuple[int, str]:
     start = _anchor_start(read_json_file(root / "anchors" / f"{table}-{wid}.json"))
     return (1, GENESIS) if start is None else start
+
+
+def _sound_chains(
+    con: Any,
+    table: str,
+    files: list[Path],
+    hot_rows: list[tuple[Any, ...]],
+    root: Path,
+    heads: dict[str, dict[str, Head]],
+    sets: dict[str, int],
+) -> tuple[int, set[str]] | None:
+    """`(rows, writers)` if every chain of `table` is sound, read in one pass without
+    sorting (memory for a few numbers per file and writer, not ~1.1 GB per million rows);
+    None if anything is not as a writer leaves it, for `_check_rows` to walk the chains in
+    order and say what (and where) exactly.
+
+    A writer appends its rows to a file in chain order: each file's rows of one writer are
+    runs of consecutive rows, each linked to the one before. Each row is checked against
+    its hash as it is read; each run is kept as `(first seq, its prev_hash, last seq, its
+    hash)`, and at the end a writer's runs, put in seq order, must join into one chain from
+    its anchor (rows before a retention cut, an interrupted retention's, do not), at least
+    as long as its head says, through the row its head names. What `_check_rows` and
+    `_check_physical_order` would take exception to, this refuses: a row without writer
+    or seq, a row that does not match its hash, a listing whose item set is missing or
+    does not fit, a seq that goes back in its file, a gap, an overlap or a broken link
+    between runs."""
+    width = len(TABLES[table])
+    wid_at, seq_at = width - 4, width - 3
+    rows: Iterable[tuple[Any, ...]] = hot_rows
+    if files:
+        rows = itertools.chain(_fetch(con.execute(_select(table, files, ordered=False))), rows)
+    anchors: dict[str, tuple[int, str]] = {}
+    open_runs: dict[tuple[Any, str], list[Any]] = {}  # (file, writer) -> its last run
+    runs: dict[str, list[tuple[int, str, int, str]]] = {}  # writer -> its closed runs
+    at_head: dict[str, str] = {}  # writer -> hash of the row its head names
+    last_row: dict[Any, int] = {}  # file -> the last row number read from it
+    count = closed = 0
+    for row in rows:
+        values = row[:width]
+        filename, rownum = row[width], row[width + 1]
+        wid, seq = values[wid_at], values[seq_at]
+        if not _is_chained(wid, seq) or rownum <= last_row.get(filename, -1):
+            return None  # (read out of its file's order: not known to be a writer's order)
+        last_row[filename] = rownum
+        if table == "listings" and values[_SET_AT] is not None:
+            size = sets.get(str(values[_SET_AT]))
+            if size is None:
+                size = _filed_since(root, str(values[_SET_AT]), sets)
+            evals = values[_SET_AT + 1]
+            if size is None or not isinstance(evals, list) or len(evals) != size:
+                return None
+        digest, prev = values[-1], values[-2]
+        if chain_hash(table, values[:-1]) != digest:
+            return None
+        anchor = anchors.get(wid)
+        if anchor is None:
+            anchor = anchors[wid] = _anchor(root, table, wid)
+            runs[wid] = []
+        if seq == heads.get(wid, {}).get(table, (None, None))[0]:
+            at_head[wid] = digest
+        count += 1
+        run = open_runs.get((filename, wid))
+        if run is not None:
+            if seq == run[2] + 1 and prev == run[3]:
+                run[2], run[3] = seq, digest
+                continue
+            if seq <= run[2]:
+                return None
+            runs[wid].append((run[0], run[1], run[2], run[3]))
+            closed += 1
+            if closed > _MAX_RUNS + count // 64:  # not a writer's files: walk them in order
+                return None
+        open_runs[(filename, wid)] = [seq, prev, seq, digest]
+    for (_, wid), run in open_runs.items():
+        runs[wid].append((run[0], run[1], run[2], run[3]))
+    for wid, chain in runs.items():
+        expect_seq, expect_prev = anchors[wid]
+        for first, prev, last, digest in sorted(chain):
+            if first != expect_seq or prev != expect_prev:
+                return None
+            expect_seq, expect_prev = last + 1, digest
+        head_seq, head_hash = heads.get(wid, {}).get(table, (None, None))
+        if head_seq is not None and (
+            expect_seq - 1 < head_seq or (head_hash is not None and at_head.get(wid) != head_hash)
+        ):
+            return None
+    return count, set(runs)
 
 
 def _check_rows(

@@ -1,8 +1,10 @@
-"""`verify` sorts every row into chain order in DuckDB, which holds ~1.1 GB per million
+"""`verify` sorted every row into chain order in DuckDB, which holds ~1.1 GB per million
 rows. Found in review: it always ran with DuckDB's defaults (up to 80% of the machine's
 memory, then spilling into `./.tmp` of whatever directory it ran in, a read-only one
 failing). Its memory can now be bounded, it spills into a directory of its own under
-TMPDIR that it removes, and a sort that does not fit says so instead of "UNREADABLE"."""
+TMPDIR that it removes, and a sort that does not fit says so instead of "UNREADABLE".
+A sound store is now read in one pass without sorting (`test_verify_one_pass.py`): only
+a store with something wrong is sorted, to say what."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from audit_kit import append_decisions
 from click.testing import CliRunner
@@ -87,9 +90,20 @@ def test_a_limit_that_is_no_size_is_refused(store: Path) -> None:
 
 
 def test_a_sort_that_does_not_fit_says_so(store: Path) -> None:
-    out = CliRunner().invoke(main, ["verify", str(store), "--memory-limit", "1MB"])
+    ok = CliRunner().invoke(main, ["verify", str(store), "--memory-limit", "8MB"])
+    assert ok.exit_code == 0 and "ok: 3000 rows" in ok.output  # one pass: no sort
+    (segment,) = sorted((store / "decisions").glob("*.parquet"))
+    con = duckdb.connect()
+    tmp = segment.with_name("tampered.tmp")
+    con.execute(
+        "COPY (SELECT * REPLACE (CASE WHEN seq = 5 THEN 'mallory' ELSE user_id END AS user_id)"
+        f" FROM read_parquet('{segment}')) TO '{tmp}' (FORMAT parquet)"
+    )
+    con.close()
+    os.replace(tmp, segment)  # edited: the chains are sorted to say where
+    out = CliRunner().invoke(main, ["verify", str(store), "--memory-limit", "8MB"])
     assert out.exit_code == 1
-    assert "OUT OF MEMORY" in out.output and "--memory-limit 1MB" in out.output
+    assert "OUT OF MEMORY" in out.output and "--memory-limit 8MB" in out.output
     assert "UNREADABLE" not in out.output
-    ok = CliRunner().invoke(main, ["verify", str(store), "--memory-limit", "64MB"])
-    assert ok.exit_code == 0 and "ok: 3000 rows" in ok.output
+    bad = CliRunner().invoke(main, ["verify", str(store), "--memory-limit", "64MB"])
+    assert bad.exit_code == 1 and "seq 5 " in bad.output and "edited" in bad.output
