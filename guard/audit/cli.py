@@ -30,10 +30,11 @@ _STORE = click.argument("store", type=click.Path(path_type=Path), default=_defau
 @click.option(
     "--memory-limit",
     metavar="SIZE",
-    help="What DuckDB may hold, e.g. 4GB. A sound store is read in one pass, in tens of MB; "
-    "one with a broken chain is sorted into chain order to name the first bad row (~1.1 GB "
-    "per million rows; past the limit, on disk under $TMPDIR). Default: DuckDB's, 80% of "
-    "the machine's memory.",
+    help="What DuckDB may hold, e.g. 4GB (verifying in this process only). A sound store is "
+    "read in one pass, in tens of MB; one with a broken chain is sorted into chain order to "
+    "name the first bad row (~1.1 GB per million rows; past the limit, on disk under "
+    "$TMPDIR). Default: DuckDB's, 80% of the machine's memory, in each process that "
+    "verifies (one per core).",
 )
 def verify_command(store: Path, show_all: bool, memory_limit: str | None) -> None:
     """Check every writer's hash chain in STORE; exit 1 naming the first bad row.

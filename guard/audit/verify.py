@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import itertools
 import json
+import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -44,6 +45,11 @@ _RESCANS = 10  # files changed while they were being read: list them again
 # runs of rows (see `_sound_chains`) kept before a store is taken for not a writer's: a
 # writer's files hold one run per file, a merged segment one per writer it merged
 _MAX_RUNS = 100_000
+# a table's files are shared among processes (`_Workers`) one per this much Parquet at
+# least (~30,000 decisions, ~0.6 s of work; a worker takes ~0.2 s to start), up to this
+# many processes
+_PARALLEL_BYTES = 4 * 1024 * 1024
+_MAX_WORKERS = 8
 
 Head = tuple[int, str | None]  # (seq, hash) of the last row a writer recorded in a chain
 
@@ -143,14 +149,16 @@ def verify(path: str | Path, *, memory_limit: str | None = None) -> VerifyReport
     """Check every hash chain of the store at `path`.
 
     A sound table is read in one pass, as DuckDB reads its files, in tens of MB (its
-    files' row groups) whatever its size (`_sound_chains`). One where anything is wrong
-    is read again in chain order, to name the first bad row: DuckDB sorts it, holding
-    about 1.1 GB per million rows; past `memory_limit` (a DuckDB size such as "4GB";
-    None: DuckDB's default, 80% of the machine's memory) it tries to sort on disk, in a
-    temporary directory of its own under `TMPDIR`, removed afterwards (not `./.tmp`
-    wherever it runs). DuckDB cannot always: rows of ~8 KB failed within 600 MB, where
-    512 MB did for a million rows of ~1.3 KB; it then raises
-    `duckdb.OutOfMemoryException` (as the one pass does within a limit of a few MB).
+    files' row groups) whatever its size; a large one is shared out among as many
+    processes as this one may use cores (`_sound_chains`, up to `_MAX_WORKERS`), unless
+    a `memory_limit` is given. One where anything is wrong is read again in chain order,
+    to name the first bad row: DuckDB sorts it, holding about 1.1 GB per million rows;
+    past `memory_limit` (a DuckDB size such as "4GB"; None: DuckDB's default, 80% of the
+    machine's memory) it tries to sort on disk, in a temporary directory of its own under
+    `TMPDIR`, removed afterwards (not `./.tmp` wherever it runs). DuckDB cannot always:
+    rows of ~8 KB failed within 600 MB, where 512 MB did for a million rows of ~1.3 KB;
+    it then raises `duckdb.OutOfMemoryException` (as the one pass does within a limit of
+    a few MB).
 
     ```python
     report = verify("mcp-guard-audit.duckdb")
@@ -164,13 +172,15 @@ def verify(path: str | Path, *, memory_limit: str | None = None) -> VerifyReport
     heads = _heads(root, report)
     with tempfile.TemporaryDirectory(prefix="mcp-guard-verify-") as spill:
         con = _connect(memory_limit, spill)
+        # a memory limit is one process's: then none are started
+        workers = _Workers() if memory_limit is None else None
         try:
             _check_policies(con, root, report)
             sets = _check_itemsets(root, report)
             report.cuts = _cuts(root, report)
             for table in TABLES:
                 seen: set[str] = set()
-                _check_table(con, table, root, report, seen, heads, sets)
+                _check_table(con, table, root, report, seen, heads, sets, workers)
                 for wid, chains in heads.items():
                     head_seq = chains.get(table, (0, None))[0]
                     if wid not in seen and head_seq > _anchor(root, table, wid)[0] - 1:
@@ -264,6 +274,7 @@ def _check_table(
     seen: set[str],
     heads: dict[str, dict[str, Head]],
     sets: dict[str, int],
+    workers: _Workers | None = None,
 ) -> None:
     """The table's segments and hot files, as one sequence of rows per chain. A file
     listed may be converted, merged or collected before it is read (writers and
@@ -284,7 +295,7 @@ def _check_table(
                 # files); the sort, if it comes to that, takes them all
                 con.execute("SET threads = 1")
                 try:
-                    sound = _sound_chains(con, table, files, hot_rows, root, heads, sets)
+                    sound = _sound_chains(con, table, files, hot_rows, root, heads, sets, workers)
                 finally:
                     con.execute("RESET threads")
             if sound is not None:
@@ -600,6 +611,19 @@ def _anchor(root: Path, table: str, wid: str) -> tuple[int, str]:
     return (1, GENESIS) if start is None else start
 
 
+Run = tuple[int, str, int, str]  # (first seq, its prev_hash, last seq, its hash)
+
+
+@dataclass(slots=True)
+class _Pass:
+    """What one pass over some of a table's rows found, all of it as a writer leaves it:
+    how many rows, each writer's runs, and the hash of the row each writer's head names."""
+
+    rows: int
+    runs: dict[str, list[Run]]
+    at_head: dict[str, str]
+
+
 def _sound_chains(
     con: Any,
     table: str,
@@ -608,6 +632,7 @@ def _sound_chains(
     root: Path,
     heads: dict[str, dict[str, Head]],
     sets: dict[str, int],
+    workers: _Workers | None = None,
 ) -> tuple[int, set[str]] | None:
     """`(rows, writers)` if every chain of `table` is sound, read in one pass without
     sorting (memory for a few numbers per file and writer, not ~1.1 GB per million rows);
@@ -623,15 +648,50 @@ def _sound_chains(
     `_check_physical_order` would take exception to, this refuses: a row without writer
     or seq, a row that does not match its hash, a listing whose item set is missing or
     does not fit, a seq that goes back in its file, a gap, an overlap or a broken link
-    between runs."""
+    between runs.
+
+    A file's runs need none of another file's rows: with `workers`, a large table's files
+    are read in groups, each in a process of its own (Python reads and hashes one row at
+    a time per process)."""
+    head_seqs = {wid: chains[table][0] for wid, chains in heads.items() if table in chains}
+    groups = _groups(files, workers.count if workers is not None else 1)
+    pending = [] if workers is None else workers.submit(table, groups[1:], root, head_seqs, sets)
+    if workers is None or len(pending) < len(groups) - 1:  # no process to spare: read here
+        pending = []
+        groups = [files] if files else []
+    try:
+        passes = [_pass(table, hot_rows, root, head_seqs, sets)]
+        if groups:
+            rows = _fetch(con.execute(_select(table, groups[0], ordered=False)))
+            passes.append(_pass(table, rows, root, head_seqs, sets))
+        for worker in pending:
+            if any(found is None for found in passes):
+                break  # not sound: the rest need not be waited for
+            found = worker.result()
+            if isinstance(found, str):  # `_LISTED_AGAIN`
+                raise FileNotFoundError("a segment went while it was read")
+            passes.append(found)
+    finally:
+        for worker in pending:  # (none left running when this one raised)
+            worker.cancel()
+    if any(found is None for found in passes):
+        return None
+    return _joined(table, [found for found in passes if found is not None], root, heads)
+
+
+def _pass(
+    table: str,
+    rows: Iterable[tuple[Any, ...]],
+    root: Path,
+    head_seqs: dict[str, int],
+    sets: dict[str, int],
+) -> _Pass | None:
+    """One pass over `rows` (as `_select` gives them, unordered: each file's in its
+    order), or None as soon as one is not as a writer leaves it (`_sound_chains`)."""
     width = len(TABLES[table])
     wid_at, seq_at = width - 4, width - 3
-    rows: Iterable[tuple[Any, ...]] = hot_rows
-    if files:
-        rows = itertools.chain(_fetch(con.execute(_select(table, files, ordered=False))), rows)
-    anchors: dict[str, tuple[int, str]] = {}
     open_runs: dict[tuple[Any, str], list[Any]] = {}  # (file, writer) -> its last run
-    runs: dict[str, list[tuple[int, str, int, str]]] = {}  # writer -> its closed runs
+    runs: dict[str, list[Run]] = {}  # writer -> its closed runs
     at_head: dict[str, str] = {}  # writer -> hash of the row its head names
     last_row: dict[Any, int] = {}  # file -> the last row number read from it
     count = closed = 0
@@ -652,11 +712,7 @@ def _sound_chains(
         digest, prev = values[-1], values[-2]
         if chain_hash(table, values[:-1]) != digest:
             return None
-        anchor = anchors.get(wid)
-        if anchor is None:
-            anchor = anchors[wid] = _anchor(root, table, wid)
-            runs[wid] = []
-        if seq == heads.get(wid, {}).get(table, (None, None))[0]:
+        if seq == head_seqs.get(wid):
             at_head[wid] = digest
         count += 1
         run = open_runs.get((filename, wid))
@@ -670,11 +726,27 @@ def _sound_chains(
             closed += 1
             if closed > _MAX_RUNS + count // 64:  # not a writer's files: walk them in order
                 return None
+        else:
+            runs.setdefault(wid, [])
         open_runs[(filename, wid)] = [seq, prev, seq, digest]
     for (_, wid), run in open_runs.items():
         runs[wid].append((run[0], run[1], run[2], run[3]))
+    return _Pass(count, runs, at_head)
+
+
+def _joined(
+    table: str, passes: list[_Pass], root: Path, heads: dict[str, dict[str, Head]]
+) -> tuple[int, set[str]] | None:
+    """`(rows, writers)` if each writer's runs, from every pass, join into its chain from
+    its anchor through the row its head names; else None."""
+    runs: dict[str, list[Run]] = {}
+    at_head: dict[str, str] = {}
+    for found in passes:
+        for wid, chain in found.runs.items():
+            runs.setdefault(wid, []).extend(chain)
+        at_head.update(found.at_head)
     for wid, chain in runs.items():
-        expect_seq, expect_prev = anchors[wid]
+        expect_seq, expect_prev = _anchor(root, table, wid)
         for first, prev, last, digest in sorted(chain):
             if first != expect_seq or prev != expect_prev:
                 return None
@@ -684,7 +756,128 @@ def _sound_chains(
             expect_seq - 1 < head_seq or (head_hash is not None and at_head.get(wid) != head_hash)
         ):
             return None
-    return count, set(runs)
+    return sum(found.rows for found in passes), set(runs)
+
+
+def _groups(files: list[Path], count: int) -> list[list[Path]]:
+    """`files` in up to `count` groups of about equal size, one per `_PARALLEL_BYTES` at
+    least (the first for this process; largest files first, each to the smallest group)."""
+    sizes = {}
+    for path in files:
+        try:
+            sizes[path] = path.stat().st_size
+        except OSError:  # gone: its group's read lists the files again
+            sizes[path] = 0
+    count = max(1, min(count, sum(sizes.values()) // _PARALLEL_BYTES, len(files)))
+    groups: list[list[Path]] = [[] for _ in range(count)]
+    totals = [0] * count
+    for path in sorted(files, key=lambda f: -sizes[f]):
+        smallest = totals.index(min(totals))
+        groups[smallest].append(path)
+        totals[smallest] += sizes[path]
+    return [group for group in groups if group]
+
+
+_LISTED_AGAIN: Final = "listed again"  # a worker's files went while it read them
+
+
+def _pass_over(
+    table: str, files: list[Path], root: Path, head_seqs: dict[str, int], sets: dict[str, int]
+) -> _Pass | str | None:
+    """`_pass` over segments `files` on a connection of its own (in a worker process)."""
+    import duckdb
+
+    con = connect()
+    try:
+        con.execute("SET threads = 1")  # (see `_check_table`)
+        rows = _fetch(con.execute(_select(table, files, ordered=False)))
+        return _pass(table, rows, root, head_seqs, sets)
+    except (FileNotFoundError, duckdb.IOException, duckdb.InvalidInputException):
+        return _LISTED_AGAIN
+    finally:
+        con.close()
+
+
+def _worker_main() -> None:
+    """A worker (`_Workers`): the arguments of `_pass_over`, pickled, on stdin; what it
+    returns, pickled, on stdout."""
+    import pickle
+
+    args = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - from the verifying process
+    sys.stdout.buffer.write(pickle.dumps(_pass_over(*args)))
+
+
+class _Worker:
+    """One group of files read by another process; `result()` waits for what it found,
+    and reads the group here if the process failed."""
+
+    def __init__(self, proc: Any, args: tuple[Any, ...]) -> None:
+        self.proc, self.args = proc, args
+
+    def result(self) -> _Pass | str | None:
+        import pickle
+
+        try:
+            out = self.proc.stdout.read()
+            if self.proc.wait() == 0:
+                found: _Pass | str | None = pickle.loads(out)  # noqa: S301 - our own child
+                return found
+        except Exception:  # noqa: S110 - read here instead
+            pass
+        return _pass_over(*self.args)
+
+    def cancel(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+class _Workers:
+    """Processes to read groups of a large table's files (`_sound_chains`), as many as
+    this process may use cores. Each is a fresh interpreter (`python -c`), not a fork
+    (the caller may be a server with threads, an audit writer's among them) nor a
+    multiprocessing spawn (which imports the caller's main module again: a script
+    without a main guard would run twice)."""
+
+    def __init__(self) -> None:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):  # (not Linux)
+            cores = os.cpu_count() or 1
+        self.count = min(cores, _MAX_WORKERS)
+
+    def submit(
+        self, table: str, groups: list[list[Path]], root: Path, head_seqs: dict[str, int],
+        sets: dict[str, int],
+    ) -> list[_Worker]:  # fmt: skip
+        """A worker per group; none if the processes could not be started."""
+        import pickle
+        import subprocess
+
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        started: list[_Worker] = []
+        try:
+            for group in groups:
+                args = (table, group, root, head_seqs, sets)
+                proc = subprocess.Popen(  # noqa: S603 - this interpreter, our own code
+                    [sys.executable, "-c", _WORKER],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                    env=env,
+                )  # fmt: skip
+                started.append(_Worker(proc, args))
+                assert proc.stdin is not None
+                proc.stdin.write(pickle.dumps(args))
+                proc.stdin.close()
+        except Exception:  # no interpreter to start (embedded), no process left, ...
+            for worker in started:
+                worker.cancel()
+            return []
+        return started
+
+
+_WORKER: Final = "from guard.audit.verify import _worker_main; _worker_main()"
 
 
 def _check_rows(

@@ -307,3 +307,106 @@ def test_what_the_one_pass_passes_the_walk_passes(
     missed = [p for p in walked.problems
               if p.table in passed and not p.message.startswith("all rows up to seq")]  # fmt: skip
     assert not missed, (passed, missed)
+
+
+@pytest.fixture()
+def shared(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Any table shared among as many processes as it has files (not only one of 24 MB
+    of Parquet or more); how many groups each went to workers, listed."""
+    monkeypatch.setattr(verify_mod, "_PARALLEL_BYTES", 1)
+    monkeypatch.setattr(verify_mod._Workers, "__init__", _four_workers)
+    handed: list[int] = []
+    real = verify_mod._Workers.submit
+
+    def submit(self: Any, table: str, groups: list[Any], *args: Any) -> Any:
+        started = real(self, table, groups, *args)
+        handed.append(len(started))
+        return started
+
+    monkeypatch.setattr(verify_mod._Workers, "submit", submit)
+    return handed
+
+
+def _never(*args: Any) -> None:
+    raise AssertionError("walked in chain order")
+
+
+def _four_workers(self: Any) -> None:
+    self.count = 4
+
+
+def test_a_large_table_is_read_by_several_processes(
+    store: Path, shared: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    walked = _walked(store, monkeypatch)
+    monkeypatch.setattr(verify_mod, "_check_rows", _never)
+    monkeypatch.setattr(verify_mod, "_pass_over", _never)  # (what a worker failed, read here)
+    report = verify(store)
+    # a group to each other process, one read here
+    assert max(shared) == len(list((store / "decisions").glob("*.parquet"))) - 1 >= 2
+    assert report.ok and (report.rows, report.chains) == (walked.rows, walked.chains)
+
+
+@pytest.mark.parametrize(
+    "tampers",
+    [
+        [(_forge, "decisions", 1, 0), (_drop_head, "decisions", 1, 0)],
+        [(_delete, "decisions", 2, 4)],
+        [(_swap_places, "outcomes", 1, 1)],
+        [(_truncate, "decisions", 2, 3), (_head_without_hash, "decisions", 2, 0)],
+    ],
+)
+def test_what_the_processes_pass_the_walk_passes(
+    store: Path, shared: list[int], monkeypatch: pytest.MonkeyPatch,
+    tampers: list[tuple[Any, str, int, int]],
+) -> None:  # fmt: skip
+    for tamper, table, which, k in tampers:
+        segments = sorted((store / table).glob("*.parquet"))
+        tamper(segments[which], k, [s for s in segments if s != segments[which]])
+    report = verify(store)
+    assert any(shared)
+    walked = _walked(store, monkeypatch)
+    assert not walked.ok
+    assert (report.problems, report.rows, report.chains) == (
+        walked.problems, walked.rows, walked.chains,
+    )  # fmt: skip
+
+
+def test_a_worker_that_fails_is_read_here(
+    store: Path, tmp_path: Path, shared: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = verify(store).rows
+    monkeypatch.setattr(verify_mod, "_check_rows", _never)  # read here, not walked
+    failing = tmp_path / "python"
+    failing.write_text("#!/bin/sh\ncat > /dev/null\nexit 3\n")  # takes its work, says nothing
+    failing.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(failing))
+    shared.clear()
+    report = verify(store)
+    assert max(shared) >= 2 and report.ok and report.rows == rows
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))  # cannot start
+    shared.clear()
+    report = verify(store)
+    assert max(shared) == 0 and report.ok and report.rows == rows
+
+
+def test_files_gone_from_under_a_worker_are_listed_again(
+    store: Path, shared: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As compaction does (grace=0): a worker finds a segment of its group gone; the table's
+    files are listed and read again, not reported."""
+    real = verify_mod._groups
+    gone: list[Path] = []
+
+    def groups(files: list[Path], count: int) -> list[list[Path]]:
+        listed = real(files, count)
+        if not gone and len(listed) > 1:
+            gone.append(files[0].with_name("merged-away.parquet"))
+            listed[-1].append(gone[0])
+        return listed
+
+    rows = _walked(store, monkeypatch).rows
+    monkeypatch.setattr(verify_mod, "_groups", groups)
+    monkeypatch.setattr(verify_mod, "_check_rows", _never)
+    report = verify(store)
+    assert gone and report.ok and report.rows == rows
