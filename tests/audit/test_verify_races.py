@@ -25,6 +25,26 @@ def _fill(store: Path, flushes: int, per_flush: int) -> None:
     log.close()
 
 
+def _compacts_once(store: Path) -> tuple[list[bool], Any]:
+    """A list that says whether it ran, and a function that compacts `store` (grace=0:
+    the files merged are deleted at once) the first time it is called."""
+    fired: list[bool] = []
+
+    def compact_once() -> None:
+        if not fired:
+            fired.append(True)
+            compact(store, grace=0)
+
+    return fired, compact_once
+
+
+def _verifies_whole(store: Path, fired: list[bool]) -> None:
+    report = verify(store)
+    assert fired
+    assert report.ok, report.problems
+    assert report.rows == 2 * 120
+
+
 def test_verify_survives_compaction_between_listing_and_reading(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -36,20 +56,17 @@ def test_verify_survives_compaction_between_listing_and_reading(
     assert verify(store).ok
 
     real_scan = verify_mod.scan_segments
-    fired: list[bool] = []
+    fired, compact_once = _compacts_once(store)
 
     def scan_then_compact(directory: Path, *args: Any, **kwargs: Any) -> Any:
         listed = real_scan(directory, *args, **kwargs)
-        if not fired and directory.name == "decisions":
-            fired.append(True)
-            compact(store, grace=0)  # merges and deletes what was just listed
+        if directory.name == "decisions":
+            compact_once()  # merges and deletes what was just listed
         return listed
 
     monkeypatch.setattr(verify_mod, "scan_segments", scan_then_compact)
-    report = verify(store)  # raises duckdb.IOException: No files found that match ...
-    assert fired
-    assert report.ok, report.problems
-    assert report.rows == 2 * 120
+    # (it raised duckdb.IOException: No files found that match ...)
+    _verifies_whole(store, fired)
 
 
 def test_verify_survives_compaction_before_physical_order_check(
@@ -63,19 +80,15 @@ def test_verify_survives_compaction_before_physical_order_check(
     _fill(store, 6, 20)
     monkeypatch.setattr(verify_mod, "_sound_chains", lambda *args: None)
     real_check = verify_mod._check_rows
-    fired: list[bool] = []
+    fired, compact_once = _compacts_once(store)
 
     def check_then_compact(table: str, *args: Any) -> None:
         real_check(table, *args)
-        if not fired and table == "decisions":
-            fired.append(True)
-            compact(store, grace=0)
+        if table == "decisions":
+            compact_once()
 
     monkeypatch.setattr(verify_mod, "_check_rows", check_then_compact)
-    report = verify(store)
-    assert fired
-    assert report.ok, report.problems
-    assert report.rows == 2 * 120
+    _verifies_whole(store, fired)
 
 
 def test_verify_survives_compaction_during_its_one_pass(
@@ -85,20 +98,15 @@ def test_verify_survives_compaction_during_its_one_pass(
     the segments while their rows are being read, a few at a time."""
     store = tmp_path / "s"
     _fill(store, 6, 20)
-    fired: list[bool] = []
+    fired, compact_once = _compacts_once(store)
 
     def fetch_then_compact(cur: Any) -> Any:
         while batch := cur.fetchmany(7):
             yield from batch
-            if not fired:
-                fired.append(True)
-                compact(store, grace=0)
+            compact_once()
 
     monkeypatch.setattr(verify_mod, "_fetch", fetch_then_compact)
-    report = verify(store)
-    assert fired
-    assert report.ok, report.problems
-    assert report.rows == 2 * 120
+    _verifies_whole(store, fired)
 
 
 def test_a_query_sees_each_listing_it_sees_with_its_items(
