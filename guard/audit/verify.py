@@ -290,14 +290,7 @@ def _check_table(
             files = _check_types(con, table, files, found)
             sound = None
             if not found.problems:
-                # one thread: each file's rows come in their order as they are decoded,
-                # none held back for another thread's to go first (~300 MB more on merged
-                # files); the sort, if it comes to that, takes them all
-                con.execute("SET threads = 1")
-                try:
-                    sound = _sound_chains(con, table, files, hot_rows, root, heads, sets, workers)
-                finally:
-                    con.execute("RESET threads")
+                sound = _sound_chains(con, table, files, hot_rows, root, heads, sets, workers)
             if sound is not None:
                 found.rows, found.chains = sound[0], len(sound[1])
                 seen_now |= sound[1]
@@ -611,7 +604,7 @@ def _anchor(root: Path, table: str, wid: str) -> tuple[int, str]:
     return (1, GENESIS) if start is None else start
 
 
-Run = tuple[int, str, int, str]  # (first seq, its prev_hash, last seq, its hash)
+_Run = tuple[int, str, int, str]  # (first seq, its prev_hash, last seq, its hash)
 
 
 @dataclass(slots=True)
@@ -620,7 +613,7 @@ class _Pass:
     how many rows, each writer's runs, and the hash of the row each writer's head names."""
 
     rows: int
-    runs: dict[str, list[Run]]
+    runs: dict[str, list[_Run]]
     at_head: dict[str, str]
 
 
@@ -656,14 +649,13 @@ def _sound_chains(
     head_seqs = {wid: chains[table][0] for wid, chains in heads.items() if table in chains}
     groups = _groups(files, workers.count if workers is not None else 1)
     pending = [] if workers is None else workers.submit(table, groups[1:], root, head_seqs, sets)
-    if workers is None or len(pending) < len(groups) - 1:  # no process to spare: read here
+    if len(pending) != len(groups) - 1:  # no process to spare: read all here
         pending = []
         groups = [files] if files else []
     try:
         passes = [_pass(table, hot_rows, root, head_seqs, sets)]
         if groups:
-            rows = _fetch(con.execute(_select(table, groups[0], ordered=False)))
-            passes.append(_pass(table, rows, root, head_seqs, sets))
+            passes.append(_read_pass(con, table, groups[0], root, head_seqs, sets))
         for worker in pending:
             if any(found is None for found in passes):
                 break  # not sound: the rest need not be waited for
@@ -679,6 +671,25 @@ def _sound_chains(
     return _joined(table, [found for found in passes if found is not None], root, heads)
 
 
+def _read_pass(
+    con: Any,
+    table: str,
+    files: list[Path],
+    root: Path,
+    head_seqs: dict[str, int],
+    sets: dict[str, int],
+) -> _Pass | None:
+    """`_pass` over segments `files`, read on `con` with one thread: each file's rows then
+    come in their order as they are decoded, none held back for another thread's to go
+    first (~300 MB more on merged files). The sort, if it comes to that, takes them all."""
+    con.execute("SET threads = 1")
+    try:
+        rows = _fetch(con.execute(_select(table, files, ordered=False)))
+        return _pass(table, rows, root, head_seqs, sets)
+    finally:
+        con.execute("RESET threads")
+
+
 def _pass(
     table: str,
     rows: Iterable[tuple[Any, ...]],
@@ -691,7 +702,7 @@ def _pass(
     width = len(TABLES[table])
     wid_at, seq_at = width - 4, width - 3
     open_runs: dict[tuple[Any, str], list[Any]] = {}  # (file, writer) -> its last run
-    runs: dict[str, list[Run]] = {}  # writer -> its closed runs
+    runs: dict[str, list[_Run]] = {}  # writer -> its closed runs
     at_head: dict[str, str] = {}  # writer -> hash of the row its head names
     last_row: dict[Any, int] = {}  # file -> the last row number read from it
     count = closed = 0
@@ -739,7 +750,7 @@ def _joined(
 ) -> tuple[int, set[str]] | None:
     """`(rows, writers)` if each writer's runs, from every pass, join into its chain from
     its anchor through the row its head names; else None."""
-    runs: dict[str, list[Run]] = {}
+    runs: dict[str, list[_Run]] = {}
     at_head: dict[str, str] = {}
     for found in passes:
         for wid, chain in found.runs.items():
@@ -789,9 +800,7 @@ def _pass_over(
 
     con = connect()
     try:
-        con.execute("SET threads = 1")  # (see `_check_table`)
-        rows = _fetch(con.execute(_select(table, files, ordered=False)))
-        return _pass(table, rows, root, head_seqs, sets)
+        return _read_pass(con, table, files, root, head_seqs, sets)
     except (FileNotFoundError, duckdb.IOException, duckdb.InvalidInputException):
         return _LISTED_AGAIN
     finally:
