@@ -178,6 +178,7 @@ class GuardTelemetry:
         self._observe = self.metrics.duration.observe
         self._child = self.metrics.decision_child
         self._children = self.metrics.children
+        self._count = self.metrics.count
         self._exemplars = not self.metrics.multiprocess  # unsupported in multiprocess mode
         self._list_events = list_events
         self._logs: DecisionLogs | None = None
@@ -246,7 +247,7 @@ class GuardTelemetry:
             child = self._children.get(key)
             if child is None:
                 child = self._child(*key)
-            child.inc()
+            self._count(child)
             if handle.listing:
                 # The histogram is for single-component decisions: a listing would add one
                 # observation per component and drown them.
@@ -307,11 +308,11 @@ class GuardTelemetry:
             if not event.decision.allowed and self._list_events:
                 hidden.append((n, _hidden_attributes(event)))
         failed = self._failed
+        count_all = self.metrics.count_all
 
         def observe(handle: Any, listing_id: str) -> None:
             try:
-                for child in children:
-                    child.inc()
+                count_all(children)
                 span = handle.span
                 if span is not None:
                     for n, attributes in hidden:

@@ -98,3 +98,21 @@ def test_the_default_telemetry_adopted_in_a_child_forked_mid_build(
 
     with held(lambda: telemetry_module._default_lock):
         assert in_child(adopt_in_child) == "True"
+
+
+def test_a_decision_counted_in_a_child_forked_mid_count() -> None:
+    registry = CollectorRegistry()
+    metrics = GuardMetrics(registry)
+    cell = metrics.decision_child(True, "rule", "tool", "call", "t", "r", "p")
+    metrics.count(cell)
+    labels = {"decision": "allow", "reason": "rule", "kind": "tool", "action": "call"}
+    labels |= {"resource": "t", "rule": "r", "policy": "p"}
+
+    def count_in_child() -> str:
+        metrics.count(cell)
+        metrics.count_all([cell, cell])
+        return repr(registry.get_sample_value("mcpguard_decisions_total", labels))
+
+    tally = metrics.decisions
+    with held(lambda: tally._lock):  # type: ignore[union-attr]
+        assert in_child(count_in_child) == "4.0"
