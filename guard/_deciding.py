@@ -371,7 +371,7 @@ class Deciding:
                 event.decision = replace(error_decision("observing"), policy_hash=policies.hash)
                 self._guard_error("observe")
                 if queued:  # its record says what was decided: say the call did not run
-                    self._outcome(event, time.perf_counter(), UnobservedDecision())
+                    self._outcome(event, time.perf_counter_ns(), UnobservedDecision())
         if call.cancelled is not None:
             raise call.cancelled
         return event
@@ -414,10 +414,10 @@ class Deciding:
             why += f" of policy {decision.policy!r}"
         return AuthorizationError(f"Access to {kind} {name!r} denied{why} ({decision.reason})")
 
-    def _outcome(self, event: DecisionEvent, t0: float, error: BaseException | None) -> None:
+    def _outcome(self, event: DecisionEvent, t0: int, error: BaseException | None) -> None:
         if self.audit is None:
             return
-        duration_us = (time.perf_counter() - t0) * 1e6
+        duration_us = (time.perf_counter_ns() - t0) / 1000
         try:
             if error is None:
                 self.audit.append_outcome(event.decision_id, "ok", duration_us, None)
@@ -445,9 +445,9 @@ class Deciding:
         allowed decisions of the same request made before it)."""
         if not event.decision.allowed:
             for earlier in also:  # its record says allowed: say the request did not run
-                self._outcome(earlier, time.perf_counter(), DeniedByAnother())
+                self._outcome(earlier, time.perf_counter_ns(), DeniedByAnother())
             raise self._denied(kind, name, event.decision, getattr(context.message, "meta", None))
-        t0 = time.perf_counter()
+        t0 = time.perf_counter_ns()
         try:
             result = await call_next(context)
         except BaseException as exc:
@@ -478,7 +478,7 @@ class Deciding:
             self._quietly(self._telemetry.end_decision, handle, event)
             # its record says allowed: without an outcome it would read as a call that
             # was running when the server died
-            self._outcome(event, time.perf_counter(), CancelledBeforeRun(type(exc).__name__))
+            self._outcome(event, time.perf_counter_ns(), CancelledBeforeRun(type(exc).__name__))
             raise
         if not durable:
             logger.warning(
@@ -495,4 +495,4 @@ class Deciding:
             self._guard_error("observe")
             failure = failure or UnobservedDecision()
         if failure is not None:  # its record says allowed: the outcome says it did not run
-            self._outcome(event, time.perf_counter(), failure)
+            self._outcome(event, time.perf_counter_ns(), failure)
