@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from guard._settings import one_or_more
 from guard.audit.redact import PATH_MARK, Redactor, _escaped
-from guard.audit.schema import itemset_line, json_encoder
+from guard.audit.schema import itemset_digest, json_encoder
 
 __all__ = [
     "DECISION",
@@ -217,14 +217,14 @@ class RowBuilder:
             encoded = answers.encoded.get(key)
             if encoded is None:
                 items = self._items(cache, None, answers.entries, claims_redacted, in_context)
-                encoded = (items, itemset_line(set_items(items))[0])
+                encoded = (items, itemset_digest(set_items(items)))
                 if len(answers.encoded) < MAX_ENCODINGS:  # else encoded each time: bounded
                     answers.encoded[key] = encoded
             evals = [_number(entries.eval_us)] * len(answers.entries)
             return head, encoded[0], evals, encoded[1]
         items = self._items(cache, f"{lid}.", entries, claims_redacted, in_context)
         evals = [_number(d.eval_us) for _, _, d, _ in entries]
-        return head, items, evals, itemset_line(set_items(items))[0]
+        return head, items, evals, itemset_digest(set_items(items))
 
     def _items(
         self,

@@ -26,6 +26,7 @@ __all__ = [
     "chain_hash",
     "empty_args_sha256",
     "first_columns",
+    "itemset_digest",
     "itemset_line",
     "row_body",
 ]
@@ -176,12 +177,23 @@ def first_columns(table: str) -> tuple[tuple[str, str], ...]:
 
 def itemset_line(items_json: str) -> tuple[str, bytes]:
     """`(items_sha256, the file's line)` of an item set whose items are `items_json`."""
-    try:
-        data = items_json.encode()
-    except UnicodeEncodeError:  # lone surrogates: filed and hashed as "?", as rows are
-        data = items_json.encode("utf-8", "replace")
+    data = _itemset_bytes(items_json)
     digest = hashlib.sha256(data).hexdigest()
     return digest, f"{ITEMSET_PREFIX}{digest}{ITEMSET_MID}".encode() + data + b"}\n"
+
+
+def itemset_digest(items_json: str) -> str:
+    """`items_sha256` of an item set whose items are `items_json` (`itemset_line`'s first
+    part, without making the line: a listing's writer needs the name far more often than
+    it files the set)."""
+    return hashlib.sha256(_itemset_bytes(items_json)).hexdigest()
+
+
+def _itemset_bytes(items_json: str) -> bytes:
+    try:
+        return items_json.encode()
+    except UnicodeEncodeError:  # lone surrogates: filed and hashed as "?", as rows are
+        return items_json.encode("utf-8", "replace")
 
 
 def json_encoder(*, sort_keys: bool, default: Any = None) -> Any:
