@@ -55,6 +55,7 @@ CHAIN_BYTES: Final = 256
 # kinds of caller (paths redacted from claims and context) whose JSON a listing's answers
 # keep: callers are few kinds, and a hostile one may invent a kind per request
 MAX_ENCODINGS: Final = 8
+_MAX_DIGESTS: Final = 64  # item sets whose names a writer keeps (`RowBuilder._set_name`)
 
 
 def _plain(value: Any) -> Any:
@@ -118,12 +119,14 @@ class RowBuilder:
     ```
     """
 
-    __slots__ = ("claims", "redactor")
+    __slots__ = ("_digests", "claims", "redactor")
 
     def __init__(self, redactor: Redactor, claims: str | Iterable[str] | None) -> None:
         self.redactor = redactor
         # one string is one claim name, not its letters
         self.claims = None if claims is None else frozenset(one_or_more("claims", claims))
+        # item sets named lately: their items (JSON before and after `eval_us`) -> name
+        self._digests: dict[tuple[tuple[str, str], ...], str] = {}
 
     def body(self, item: tuple[Any, ...], cache: dict[Any, Any] | None = None) -> str:
         """The row's body (see the module docstring) for a queued decision: what
@@ -224,7 +227,22 @@ class RowBuilder:
             return head, encoded[0], evals, encoded[1]
         items = self._items(cache, f"{lid}.", entries, claims_redacted, in_context)
         evals = [_number(d.eval_us) for _, _, d, _ in entries]
-        return head, items, evals, itemset_digest(set_items(items))
+        return head, items, evals, self._set_name(items)
+
+    def _set_name(self, items: list[tuple[str, str]]) -> str:
+        """The item set's name (`items_sha256`). Callers who list the same components get
+        the same items, a set of ~20 KB for 100 tools, whose hash is kept for the next
+        listing of it (`_MAX_DIGESTS` sets): looking it up by its items compares the
+        strings, which within a batch are the very objects of the last listing (cached
+        per component), and hashing them anew costs far less than SHA-256."""
+        key = tuple(items)
+        digest = self._digests.get(key)
+        if digest is None:
+            digest = itemset_digest(set_items(items))
+            if len(self._digests) >= _MAX_DIGESTS:
+                self._digests.clear()  # bounded: a set met again is hashed again
+            self._digests[key] = digest
+        return digest
 
     def _items(
         self,

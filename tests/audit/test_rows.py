@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from types import MappingProxyType
@@ -388,3 +389,25 @@ def test_answers_kept_for_repeat_listings_stay_small_whatever_the_callers_claims
     last = json.dumps(stored_items(store, rows[-1]))  # encoded for its own caller
     assert f"claims.k{callers}.token" in last and "secret-" not in last
     assert verify(store).ok
+
+
+_NAMING = RowBuilder(Redactor(), None)  # one writer's builder across the examples
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items=st.lists(queued(), min_size=1, max_size=4), numbered=st.booleans())
+def test_an_item_set_named_again_is_named_by_its_own_items(
+    items: list[tuple[Any, ...]], numbered: bool
+) -> None:
+    """The writer keeps the names of the item sets it met (`RowBuilder._set_name`): a set
+    met again, in the same batch or another, and every set it has not met, must still be
+    named by the hash of its own items."""
+    listing = listing_of(items, numbered=numbered)
+    cache: dict[Any, Any] = {}
+    for builder_cache in (cache, cache, {}):  # twice in one batch, then in the next
+        _, parts, _, digest = _NAMING.listing_parts(listing, builder_cache)
+        assert digest == itemset_line(set_items(parts))[0]
+    # a different set of as many items is not named as this one
+    other = [(*i[:4], replace(i[4], name=f"{i[4].name}~"), *i[5:]) for i in items]
+    _, parts, _, digest = _NAMING.listing_parts(listing_of(other, numbered=numbered), cache)
+    assert digest == itemset_line(set_items(parts))[0]
