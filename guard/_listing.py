@@ -84,7 +84,7 @@ class _Guard(Protocol):
         self, context: MiddlewareContext[Any], items: Sequence[Any], method: str
     ) -> list[Any]: ...
 
-    def _observe_listing(self, handle: Any, events: list[DecisionEvent]) -> bool: ...
+    def _observe_listing(self, handle: Any, events: list[DecisionEvent], lid: str) -> bool: ...
 
     def _remember(
         self, key: tuple[Any, ...], policies: PolicySet, items: Sequence[Any],
@@ -177,7 +177,7 @@ class ListingFilter:
                     event.decision = replace(hidden, policy_hash=event.decision.policy_hash)
                 key = None
         # Observed last, so the list span and the metrics carry what was shown.
-        if handle is not None and not self._observe_listing(handle, events):
+        if handle is not None and not self._observe_listing(handle, events, lid):
             key = None
         if call.cancelled is not None:  # recorded and observed, shown nothing: it goes on
             raise call.cancelled
@@ -196,10 +196,31 @@ class ListingFilter:
                 seen[fingerprint] = None
         return [item for item, event in zip(items, events, strict=True) if event.decision.allowed]
 
-    def _observe_listing(self: _Guard, handle: Any, events: list[DecisionEvent]) -> bool:
+    def _observe_listing(self: _Guard, handle: Any, events: list[DecisionEvent], lid: str) -> bool:
         """End each of a listing's decisions; one that cannot be observed is hidden (an
-        unobservable decision is not an allow). False if any could not be."""
-        end = self._telemetry.end_decision
+        unobservable decision is not an allow). False if any could not be. A telemetry
+        that can observe them all at once (`prepare_listing`) does: ending each one cost
+        ~0.5 µs, a third more. (Their ids are `lid` and their positions, as both ways
+        name them: `_filter` and `_list_again` number a listing's events so.)"""
+        telemetry = self._telemetry
+        prepare = getattr(telemetry, "prepare_listing", None)
+        if prepare is not None and type(telemetry) is not NoTelemetry:
+            try:
+                observe = prepare(events)
+            except Exception:  # each decision ended on its own, as any telemetry can
+                observe = None
+            if observe is not None:
+                try:
+                    observe(handle, lid)  # (the guard's own never raises: it counts)
+                    return True
+                except Exception:  # as ending each one failing: none is shown
+                    self._guard_error("observe")
+                    for event in events:
+                        event.decision = replace(
+                            error_decision("observing"), policy_hash=event.decision.policy_hash
+                        )
+                    return False
+        end = telemetry.end_decision
         ok = True
         for event in events:
             try:
@@ -280,7 +301,7 @@ class ListingFilter:
                         request=replace(request, resource=resource),
                         decision=replace(hidden, policy_hash=decision.policy_hash),
                     ))  # fmt: skip
-                self._observe_listing(handle, events)
+                self._observe_listing(handle, events, lid)
                 return []
         if answered.observe is not None:
             try:

@@ -295,18 +295,27 @@ class GuardTelemetry:
 
     def prepare_listing(self, events: Sequence[DecisionEvent]) -> Callable[[Any, str], None] | None:
         """What `end_decision` does for each of a listing's `events` under a listing handle,
-        made ready to do again for the same answers: `observe(handle, listing_id)` counts
-        them and adds a span event per hidden component (its decision id from
-        `listing_id`). None when that is not all it would do (decision logs are on: each
-        record is emitted as it is; or a subclass observes decisions its own way)."""
+        made ready to do at once, and again for the same answers: `observe(handle,
+        listing_id)` counts them and adds the span events of hidden components and of
+        those the shadow draft answers otherwise (their decision ids from `listing_id`),
+        in the order of the events. None when that is not all it would do (decision logs
+        are on: each record is emitted as it is; or a subclass observes decisions its own
+        way)."""
         if self._logs is not None or not self._observes_as_prepared():
             return None
         children = []
-        hidden = []
+        marks = []  # (position, span event name, attributes)
+        known, child_of, list_events = self._children, self._child, self._list_events
         for n, event in enumerate(events, 1):
-            children.append(self._child(*_counter_key(event)))
-            if not event.decision.allowed and self._list_events:
-                hidden.append((n, _hidden_attributes(event)))
+            key = _counter_key(event)
+            child = known.get(key)
+            children.append(child if child is not None else child_of(*key))
+            allowed = event.decision.allowed
+            if not allowed and list_events:
+                marks.append((n, "mcp_guard.hidden", _hidden_attributes(event)))
+            shadow = event.shadow
+            if shadow is not None and shadow.allowed != allowed:
+                marks.append((n, "mcp_guard.shadow.disagreement", _disagreement(event)))
         failed = self._failed
         count_all = self.metrics.count_all
 
@@ -315,10 +324,9 @@ class GuardTelemetry:
                 count_all(children)
                 span = handle.span
                 if span is not None:
-                    for n, attributes in hidden:
+                    for n, name, attributes in marks:
                         span.add_event(
-                            "mcp_guard.hidden",
-                            {**attributes, "mcp_guard.decision_id": f"{listing_id}.{n}"},
+                            name, {**attributes, "mcp_guard.decision_id": f"{listing_id}.{n}"}
                         )
             except Exception:
                 failed()

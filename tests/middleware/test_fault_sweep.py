@@ -461,9 +461,18 @@ async def test_a_listing_answered_again_that_throws_shows_nothing(
 
     from guard.telemetry import GuardTelemetry
 
+    breaking = False  # from the listing answered again on
+
     class ReplayBreaks(GuardTelemetry):
         def prepare_listing(self, events: Any) -> Any:
-            return fail if failing == "observe" else super().prepare_listing(events)
+            observe = super().prepare_listing(events)
+
+            def observe_or_break(handle: Any, listing_id: str) -> None:
+                if breaking and failing == "observe":
+                    fail()
+                observe(handle, listing_id)
+
+            return observe_or_break
 
     registry = CollectorRegistry()
     log = AuditLog(tmp_path / "audit")
@@ -476,9 +485,35 @@ async def test_a_listing_answered_again_that_throws_shows_nothing(
             for _ in range(2):  # answers kept from the second identical listing on
                 assert await ask(client, request_made) == ALLOWED[request_made]
             assert len(mw._answered) == 1
+            breaking = True
             if failing == "record":
                 monkeypatch.setattr(log, "append_listing_again", fail)
             assert await ask(client, request_made) == ("ok", [])
     finally:
         mw.close()
     assert registry.get_sample_value("mcpguard_guard_errors_total", {"where": failing}) == 1
+
+
+@pytest.mark.parametrize("request_made", ["tools", "prompts"])
+async def test_a_listing_observed_at_once_that_throws_shows_nothing(request_made: str) -> None:
+    """A listing decided afresh is observed at once (`prepare_listing`) when its telemetry
+    can: that failing hides the listing, as ending each decision failing would."""
+    from prometheus_client import CollectorRegistry
+
+    from guard.telemetry import GuardTelemetry
+
+    class Breaks(GuardTelemetry):
+        def prepare_listing(self, events: Any) -> Any:
+            return fail
+
+    registry = CollectorRegistry()
+    mw = GuardMiddleware(ALLOW_ADMINS, principal=ROOT, audit=None,
+                         telemetry=Breaks(registry=registry))  # fmt: skip
+    mcp = guarded_server([])
+    mcp.add_middleware(mw)
+    try:
+        async with Client(mcp) as client:
+            assert await ask(client, request_made) == ("ok", [])
+    finally:
+        mw.close()
+    assert registry.get_sample_value("mcpguard_guard_errors_total", {"where": "observe"}) == 1
