@@ -23,6 +23,8 @@ handle = telemetry.start_decision("tools/call", "get_weather")
 from __future__ import annotations
 
 import contextlib
+import time
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
@@ -32,7 +34,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from guard._settings import flag
 from guard.policy.model import UNKNOWN_COMPONENT, Reason
-from guard.telemetry.metrics import GuardMetrics
+from guard.telemetry.metrics import DURATION_BUCKETS, GuardMetrics
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -47,6 +49,10 @@ _INSTRUMENTATION: Final = "mcp_guard"
 _INTERNAL: Final = SpanKind.INTERNAL
 # the decisions the latency histogram times: a rule's or the default's (the policy set ran)
 _DECIDED: Final = frozenset({Reason.RULE, Reason.DEFAULT})
+# How often a latency bucket takes a new exemplar. A bucket exposes only its latest one, and
+# scrapes come seconds apart: one per observation (~1.1 us of prometheus-client's checks and
+# locking a decision) would almost all be overwritten unseen.
+EXEMPLAR_SECONDS: Final = 1.0
 # Where the MCP semantic conventions name the component, per resource kind.
 _TARGET_ATTRIBUTE: Final = {
     "tool": "gen_ai.tool.name",
@@ -180,6 +186,9 @@ class GuardTelemetry:
         self._children = self.metrics.children
         self._count = self.metrics.count
         self._exemplars = not self.metrics.multiprocess  # unsupported in multiprocess mode
+        # when each latency bucket (by `DURATION_BUCKETS` position; +Inf last) next takes an
+        # exemplar (monotonic seconds)
+        self._exemplar_due = [0.0] * (len(DURATION_BUCKETS) + 1)
         self._list_events = list_events
         self._logs: DecisionLogs | None = None
         if decision_logs is not False and decision_logs is not None:
@@ -271,7 +280,14 @@ class GuardTelemetry:
             if decision.reason not in _DECIDED:
                 pass  # refused (authentication, guard error) or cancelled: no latency
             elif trace_id and self._exemplars and handle.sampled:  # no link to a dropped trace
-                self._observe(decision.eval_us / 1e6, {"trace_id": trace_id})
+                seconds = decision.eval_us / 1e6
+                bucket = bisect_left(DURATION_BUCKETS, seconds)  # (the bucket observe finds)
+                now = time.monotonic()
+                if now >= self._exemplar_due[bucket]:
+                    self._exemplar_due[bucket] = now + EXEMPLAR_SECONDS
+                    self._observe(seconds, {"trace_id": trace_id})
+                else:
+                    self._observe(seconds)
             else:
                 self._observe(decision.eval_us / 1e6)
             span = handle.span

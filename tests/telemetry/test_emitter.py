@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
 from guard.policy.model import Decision
-from guard.telemetry import GuardTelemetry, NoTelemetry, default_telemetry
+from guard.telemetry import GuardTelemetry, NoTelemetry, default_telemetry, emitter
 
 _tracer = trace.get_tracer("tests")
 
@@ -200,6 +202,33 @@ def test_decision_metrics_and_exemplar_carry_the_trace_id(
     assert found == [("5e-06", denied.trace_id), ("5e-05", handle.trace_id)]
     traced = {format(s.context.trace_id, "032x") for s in spans.get_finished_spans()}
     assert {handle.trace_id, denied.trace_id} <= traced
+
+
+def test_a_bucket_takes_a_new_exemplar_at_most_once_a_second(
+    registry: CollectorRegistry, spans: Any, make_event: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bucket exposes its latest exemplar only: each takes a new one at most every
+    `EXEMPLAR_SECONDS`, every observation still counted, each bucket on its own clock."""
+    clock = [100.0]
+    monkeypatch.setattr(emitter, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    telemetry = GuardTelemetry(registry=registry)
+    bucket = "mcpguard_decision_duration_seconds_bucket"
+
+    def exemplars() -> dict[str, str]:
+        text = openmetrics_latest(registry).decode()
+        found = re.findall(bucket + r'\{le="([^"]+)"\} \S+ # \{trace_id="([0-9a-f]{32})"\}', text)
+        return dict(found)
+
+    first = _decide(telemetry, make_event(eval_us=30.0))
+    clock[0] += emitter.EXEMPLAR_SECONDS / 2
+    _decide(telemetry, make_event(eval_us=30.0))  # the same bucket, too soon: counted only
+    other = _decide(telemetry, make_event(eval_us=3.0))  # another bucket: its own clock
+    assert exemplars() == {"5e-05": first.trace_id, "5e-06": other.trace_id}
+    clock[0] += emitter.EXEMPLAR_SECONDS / 2
+    last = _decide(telemetry, make_event(eval_us=30.0))
+    assert exemplars() == {"5e-05": last.trace_id, "5e-06": other.trace_id}
+    assert registry.get_sample_value(bucket, {"le": "5e-05"}) == 4.0
+    assert len({first.trace_id, last.trace_id, other.trace_id}) == 3
 
 
 def test_resource_label_folds_to_other_beyond_the_cap(
