@@ -18,7 +18,13 @@ _rng = random.Random(os.urandom(16))  # noqa: S311 - uniqueness, not secrecy
 _last_ms = 0
 _seq = 0
 _prefix = ""  # the id's first 15 characters (its millisecond and version), per millisecond
-_VARIANT: Final = 2 << 62  # RFC 9562's variant, the top two bits of the last 64
+# The ids' random last 64 bits (RFC 9562's variant, then 62 random bits), formatted
+# `xxxx-xxxxxxxxxxxx`, are made `_BATCH` at a time from one draw of the generator and
+# one formatting: making each alone took half of an id's ~1.2 us.
+_BATCH: Final = 256
+_RANDOM: Final = sum(((1 << 62) - 1) << (64 * k) for k in range(_BATCH))  # 62 bits a lane
+_VARIANTS: Final = sum((2 << 62) << (64 * k) for k in range(_BATCH))  # "10" atop each lane
+_tails: list[str] = []
 
 
 def _after_fork_in_child() -> None:
@@ -28,9 +34,16 @@ def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.Lock()
     _rng.seed(os.urandom(16))
+    _tails.clear()  # drawn by the parent, which goes on using the same
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _draw_tails() -> None:
+    """`_BATCH` new tails (with `_lock` held)."""
+    digits = f"{_rng.getrandbits(64 * _BATCH) & _RANDOM | _VARIANTS:0{16 * _BATCH}x}"
+    _tails[:] = [f"{digits[i : i + 4]}-{digits[i + 4 : i + 16]}" for i in range(0, 16 * _BATCH, 16)]
 
 
 def _time_prefix(ms: int) -> str:
@@ -61,7 +74,7 @@ def uuid7() -> str:
                 _prefix = _time_prefix(_last_ms)
                 _seq = 0
         seq, prefix = _seq, _prefix
-    # the variant bits (10), then 62 random bits: 16 hex digits, cut 4 + 12 (one formatting
-    # instead of two: ~0.35 us less an id)
-    tail = f"{_VARIANT | _rng.getrandbits(62):016x}"
-    return f"{prefix}{seq:03x}-{tail[:4]}-{tail[4:]}"
+        if not _tails:
+            _draw_tails()
+        tail = _tails.pop()
+    return f"{prefix}{seq:03x}-{tail}"
