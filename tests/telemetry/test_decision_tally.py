@@ -1,7 +1,8 @@
 """`mcpguard_decisions_total` is counted in a `DecisionTally` (one lock for every series,
-not one per series): what a scrape reads must be what prometheus-client's own `Counter`
-exposed for the same counts, in both exposition formats, `_created` samples included or
-left out alike; and no count may be lost to threads counting the same series at once."""
+not one per series), and decision latency in a `DurationTally`: what a scrape reads must
+be what prometheus-client's own `Counter` and `Histogram` exposed for the same
+observations, in both exposition formats, `_created` samples included or left out alike,
+exemplars too; and no count may be lost to threads counting the same series at once."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import metrics as client_metrics
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
-from guard.telemetry.metrics import DecisionTally, GuardMetrics
+from guard.telemetry.metrics import DURATION_BUCKETS, DecisionTally, GuardMetrics
 
 LABELS = ("decision", "reason", "kind", "action", "resource", "rule", "policy")
 SERIES = {
@@ -104,3 +105,61 @@ def test_label_values_are_checked_and_made_text() -> None:
     with pytest.raises(ValueError, match="2 label values"):
         tally.labels("only one")
     assert tally.labels("x", 1) is tally.labels("x", "1")
+
+
+# observations in every bucket and past the last, on the bounds, NaN (only summed) and a
+# negative one; some with exemplars
+OBSERVED = [
+    (2e-06, "a" * 32), (3e-05, None), (1e-03, "b" * 32), (5.0, "c" * 32), (1e-05, None),
+    (float("nan"), None), (-1.0, None), (5e-06, "d" * 32), (0.1, None), (2e-06, "e" * 32),
+]  # fmt: skip
+
+
+def _latency_lines(text: bytes) -> list[str]:
+    """The histogram's lines, `_created` and exemplar timestamps (made apart) blanked."""
+    lines = []
+    for line in text.decode().splitlines():
+        if "mcpguard_decision_duration" in line:
+            line = re.sub(r"(_created) \S+$", r"\1 T", line)
+            lines.append(re.sub(r"(# \{[^}]*\} \S+) \S+$", r"\1 T", line))
+    return lines
+
+
+def _latencies() -> tuple[CollectorRegistry, CollectorRegistry]:
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    metrics = GuardMetrics(ours)
+    histogram = Histogram(
+        "mcpguard_decision_duration_seconds",
+        "Time the policy set spent deciding one request (by a rule or the default).",
+        buckets=DURATION_BUCKETS,
+        registry=theirs,
+    )
+    for seconds, trace_id in OBSERVED:
+        exemplar = None if trace_id is None else {"trace_id": trace_id}
+        metrics.duration.observe(seconds, exemplar)
+        histogram.observe(seconds, exemplar)
+    return ours, theirs
+
+
+@pytest.mark.parametrize("exposition", [generate_latest, openmetrics_latest])
+def test_a_scrape_reads_what_a_histogram_exposed(exposition) -> None:  # type: ignore[no-untyped-def]
+    ours, theirs = _latencies()
+    lines = _latency_lines(exposition(ours))
+    assert any("_created" in line for line in lines)
+    assert lines == _latency_lines(exposition(theirs))
+
+
+def test_the_latest_exemplar_of_each_bucket_is_shown() -> None:
+    ours, _ = _latencies()
+    text = openmetrics_latest(ours).decode()
+    shown = re.findall(r'_bucket\{le="([^"]+)"\} \S+ # \{trace_id="(\w+)"\}', text)
+    assert shown == [("5e-06", "e" * 32), ("0.001", "b" * 32), ("+Inf", "c" * 32)]
+    assert ours.get_sample_value("mcpguard_decision_duration_seconds_count") == 9.0
+
+
+@pytest.mark.usefixtures("created_off")
+def test_histogram_created_samples_go_as_the_histograms_do() -> None:
+    ours, theirs = _latencies()
+    lines = _latency_lines(generate_latest(ours))
+    assert lines == _latency_lines(generate_latest(theirs))
+    assert not any("_created" in line for line in lines)

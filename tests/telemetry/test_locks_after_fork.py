@@ -116,3 +116,17 @@ def test_a_decision_counted_in_a_child_forked_mid_count() -> None:
     tally = metrics.decisions
     with held(lambda: tally._lock):  # type: ignore[union-attr]
         assert in_child(count_in_child) == "4.0"
+
+
+def test_a_latency_observed_in_a_child_forked_mid_observation() -> None:
+    registry = CollectorRegistry()
+    metrics = GuardMetrics(registry)
+    metrics.duration.observe(2e-6)
+
+    def observe_in_child() -> str:
+        metrics.duration.observe(3e-6)
+        return repr(registry.get_sample_value("mcpguard_decision_duration_seconds_count"))
+
+    tally = metrics.duration
+    with held(lambda: tally._lock):  # type: ignore[union-attr]
+        assert in_child(observe_in_child) == "2.0"
