@@ -22,7 +22,7 @@ import stat
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -48,7 +48,7 @@ from guard.audit.writer import HOT_MAX_AGE, HOT_MAX_ROWS, SegmentWriter
 from guard.errors import AuditError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
 
     from guard.events import DecisionEvent
 
@@ -209,7 +209,7 @@ class AuditLog(WriterThread):
         self._measure = getattr(type(self._redactor), "redact", None) is Redactor.redact
         self._rows = RowBuilder(self._redactor, claims)
         # request contexts redacted (`_redacted_context`): id -> (context, its text then,
-        # as recorded or None: as it is, the paths redacted)
+        # as recorded, the paths redacted)
         self._contexts: dict[int, tuple[Any, dict[str, Any], Any, tuple[str, ...]]] = {}
         self._batch = batch_size
         self._interval = flush_interval
@@ -310,7 +310,7 @@ class AuditLog(WriterThread):
             inputs = (fields, in_context) if fields or in_context else None
             item: tuple[Any, ...] = (
                 DECISION, event.decision_id, time.time_ns() // 1000, request.principal,
-                resource, request.action, request.time, context, args, redacted,
+                resource, request.action, request.time, context, _held_args(args), redacted,
                 event.decision, event.shadow, event.server, event.transport,
                 event.session_id, event.request_id, event.method, event.trace_id,
                 event.span_id, inputs,
@@ -346,7 +346,8 @@ class AuditLog(WriterThread):
         while the same object holds the same text (compared on each use: ~0.1 µs; a
         context any caller of `append` may have changed since is redacted again). Only a
         context of text keys and text or None values is kept (`True == 1` would take one
-        for the other), `_MAX_CONTEXTS` of them."""
+        for the other), `_MAX_CONTEXTS` of them. What is given is the log's own copy
+        (`_held`), never the caller's object."""
         kept = self._contexts.get(id(context))
         if kept is not None and kept[0] is context:
             try:
@@ -354,16 +355,18 @@ class AuditLog(WriterThread):
             except Exception:  # a value that cannot be compared: walked again
                 same = False
             if same:
-                return (context if kept[2] is None else kept[2]), kept[3]
+                return kept[2], kept[3]
         recorded, paths = self._redactor.redact(context)
         in_context = tuple(f"context.{path}" for path in paths)
         text = dict(context)
         if all(type(k) is str and (v is None or type(v) is str) for k, v in text.items()):
             if len(self._contexts) >= _MAX_CONTEXTS:
                 self._contexts.clear()
-            shown = None if recorded is context else recorded
+            # (text as it was, or the redactor's new mapping of it: copies, both)
+            shown = text if recorded is context else _held(recorded)
             self._contexts[id(context)] = (context, text, shown, in_context)
-        return recorded, in_context
+            return shown, in_context
+        return _held(recorded), in_context
 
     def append_listing(self, listing_id: str, events: Sequence[DecisionEvent]) -> bool:
         """Queue the records of one listing: `events` are the per-component decisions of
@@ -660,6 +663,37 @@ class AuditLog(WriterThread):
             target=self._run, name=f"mcp-guard-audit-{self.writer_id[-6:]}", daemon=True
         )
         self._thread.start()
+
+
+# values a record holds as they are: none can change after `append` (redaction turned
+# anything else into text)
+_LEAVES: Final = frozenset({str, int, float, bool, type(None)})
+
+
+def _held(value: Any) -> Any:
+    """`value` as a queued record holds it until the writer encodes it: its mappings and
+    lists copied (as dicts and lists), all the way down. What `append` redacted must be
+    what is stored: a tool given the request's own objects (a parameter typed `Any`)
+    that changes them in place, or a caller that changes a context it passed, would
+    otherwise change the record after the decision, secrets it adds included."""
+    if type(value) in _LEAVES:
+        return value
+    if isinstance(value, Mapping):
+        return {k: _held(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_held(v) for v in value]
+    return value
+
+
+def _held_args(args: Mapping[str, Any] | None) -> Any:
+    """`_held(args)`, cheaper for the usual flat arguments (~0.1 µs)."""
+    if not args:
+        return args
+    held = dict(args)
+    for key, value in held.items():
+        if type(value) not in _LEAVES:
+            held[key] = _held(value)
+    return held
 
 
 def _directory_or_absent(name: str, path: Path) -> None:
