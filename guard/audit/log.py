@@ -291,10 +291,11 @@ class AuditLog(WriterThread):
         denies, as a decision it cannot record is not enforced as an allow."""
         try:
             request = event.request
-            if self._measure:
-                args, redacted, size = self._redactor.measured(request.args)
+            if self._measure:  # (a copy of its own: `_held`)
+                args, redacted, size = self._redactor.measured(request.args, held=True)
             else:
                 (args, redacted), size = self._redactor.redact(request.args), 0
+                args = _held_args(args)
             context: Any = request.context
             # (resource fields, context paths) redacted, for `inputs_redacted`; usually None
             fields = event.inputs_redacted  # the middleware redacted the URI it shows
@@ -310,7 +311,7 @@ class AuditLog(WriterThread):
             inputs = (fields, in_context) if fields or in_context else None
             item: tuple[Any, ...] = (
                 DECISION, event.decision_id, time.time_ns() // 1000, request.principal,
-                resource, request.action, request.time, context, _held_args(args), redacted,
+                resource, request.action, request.time, context, args, redacted,
                 event.decision, event.shadow, event.server, event.transport,
                 event.session_id, event.request_id, event.method, event.trace_id,
                 event.span_id, inputs,
@@ -690,9 +691,9 @@ def _held_args(args: Mapping[str, Any] | None) -> Any:
     if not args:
         return args
     held = dict(args)
-    for key, value in held.items():
+    for value in held.values():
         if type(value) not in _LEAVES:
-            held[key] = _held(value)
+            return {key: _held(value) for key, value in held.items()}
     return held
 
 

@@ -129,6 +129,7 @@ class _Paths(list[str]):
 
     room: int = MAX_PATH_CHARS
     size: int = 0
+    held: bool = False  # every mapping and list copied, changed or not (`measured`)
 
 
 class _TooManyPaths(Exception):
@@ -419,15 +420,19 @@ class Redactor:
         return clean, redacted
 
     def measured(
-        self, args: Mapping[str, Any] | None
+        self, args: Mapping[str, Any] | None, *, held: bool = False
     ) -> tuple[Mapping[str, Any] | None, tuple[str, ...], int]:
         """`redact(args)`, and roughly how many characters the recordable arguments hold:
         their strings and the paths built, each item of a mapping or list as `ITEM_CHARS`,
         counted on the walk redaction makes anyway. What a queued record holds in memory
-        is in proportion to it (the audit queue's bound counts it)."""
+        is in proportion to it (the audit queue's bound counts it). `held`: the recordable
+        arguments are copies all the way down, even where nothing was redacted (a queued
+        record must not change with the caller's objects), made on the same walk."""
         if not args:
             return args, (), 0
         out = _Paths()
+        if held:
+            out.held = True
         try:
             clean = self._map(args, "", out)
         except _TooManyPaths:
@@ -609,7 +614,9 @@ class Redactor:
                 if skey is not key:  # not text, or a credential: the key as sent goes
                     del changed[key]
                 changed[skey] = new
-        return value if changed is None else changed
+        if changed is None:
+            return dict(value) if out.held else value
+        return changed
 
     def recorded_keys(self, keys: Iterable[Any], taken: Mapping[Any, Any]) -> list[str]:
         """`keys` as they may be recorded: as text, each shaped like a credential as a
@@ -701,7 +708,7 @@ class Redactor:
                     changed[i] = new
             if changed is not None:
                 return changed
-            return item if cls is list else list(item)
+            return item if cls is list and not out.held else list(item)
         if isinstance(item, str | int | float):  # subclasses (enums, ...): record the value
             # the base type's own conversion: a subclass's __str__ / __int__ may say else
             if isinstance(item, str):
