@@ -295,7 +295,7 @@ class AuditLog(WriterThread):
                 args, redacted, size = self._redactor.measured(request.args, held=True)
             else:
                 (args, redacted), size = self._redactor.redact(request.args), 0
-                args = _held_args(args)
+                args = _held(args)
             context: Any = request.context
             # (resource fields, context paths) redacted, for `inputs_redacted`; usually None
             fields = event.inputs_redacted  # the middleware redacted the URI it shows
@@ -684,17 +684,6 @@ def _held(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_held(v) for v in value]
     return value
-
-
-def _held_args(args: Mapping[str, Any] | None) -> Any:
-    """`_held(args)`, cheaper for the usual flat arguments (~0.1 µs)."""
-    if not args:
-        return args
-    held = dict(args)
-    for value in held.values():
-        if type(value) not in _LEAVES:
-            return {key: _held(value) for key, value in held.items()}
-    return held
 
 
 def _directory_or_absent(name: str, path: Path) -> None:

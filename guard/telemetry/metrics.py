@@ -166,9 +166,7 @@ class DecisionTally(Collector):
     def collect(self) -> Iterator[Metric]:
         with self._lock:
             series = [(key, cell[0], cell[1]) for key, cell in self._cells.items()]
-        # as `Counter` does: no `_created` samples after `disable_created_metrics()` (or
-        # with PROMETHEUS_DISABLE_CREATED_SERIES set)
-        created = getattr(_client_metrics, "_use_created", True)
+        created = _created_series()
         family = CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
         for key, value, since in series:
             family.add_metric(key, value, created=since if created else None)
@@ -229,9 +227,15 @@ class DurationTally(Collector):
             acc += count
             buckets.append((label, acc) if exemplar is None else (label, acc, exemplar))
         family.add_metric([], buckets, total)
-        if getattr(_client_metrics, "_use_created", True):
+        if _created_series():
             family.add_sample(f"{self._name}_created", {}, self._created)
         yield family
+
+
+def _created_series() -> bool:
+    """Whether `_created` samples are exposed, as prometheus-client's own metrics decide:
+    not after `disable_created_metrics()` (or with PROMETHEUS_DISABLE_CREATED_SERIES)."""
+    return bool(getattr(_client_metrics, "_use_created", True))
 
 
 def _count_one(child: Any) -> None:
@@ -407,22 +411,20 @@ class GuardMetrics:
         # `count(cell)` and `count_all(cells)` add 1 to cells from `decision_child`
         self.count: Callable[[Any], None]
         self.count_all: Callable[[Iterable[Any]], None]
+        self.duration: Histogram | DurationTally
         if self.multiprocess:
             self.decisions = Counter(
                 "mcpguard_decisions", _DECISIONS_HELP, decision_labels, registry=reg
             )
             self.count, self.count_all = _count_one, _count_each
-        else:
-            tally = DecisionTally("mcpguard_decisions", _DECISIONS_HELP, decision_labels, reg)
-            self.decisions = tally
-            self.count, self.count_all = tally.count, tally.count_all
-        self.duration: Histogram | DurationTally
-        if self.multiprocess:
             self.duration = Histogram(
                 "mcpguard_decision_duration_seconds", _DURATION_HELP, buckets=DURATION_BUCKETS,
                 registry=reg,
             )  # fmt: skip
         else:
+            tally = DecisionTally("mcpguard_decisions", _DECISIONS_HELP, decision_labels, reg)
+            self.decisions = tally
+            self.count, self.count_all = tally.count, tally.count_all
             self.duration = DurationTally(
                 "mcpguard_decision_duration_seconds", _DURATION_HELP, DURATION_BUCKETS, reg
             )
