@@ -100,7 +100,7 @@ class ComponentHooks(TaskOwners):
         if call.durable_span is not None:
             await self._await_durable(event, call.durable_span)
         result = await self._enforce(context, call_next, event, "tool", name)
-        self._task_started(call.principal, result)  # run as a task: its id is the caller's
+        self._task_started(call.principal, event.request.resource, result)  # a task: the caller's
         return result
 
     async def _resolve(

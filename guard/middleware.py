@@ -22,7 +22,7 @@ from guard._listing import Answered, ListingFilter
 from guard._settings import MAX_WAIT, MIN_WAIT, flag, seconds
 from guard.audit.log import DEFAULT, resolve_audit
 from guard.audit.redact import Redactor
-from guard.policy.model import Principal
+from guard.policy.model import Principal, Resource
 from guard.reload import PolicyHolder
 from guard.telemetry import NoTelemetry
 
@@ -125,7 +125,7 @@ class GuardMiddleware(ComponentHooks, ListingFilter, Middleware):
         self._cached_for: Any = None  # the server whose cache hints were made private
         # finite: "decided on its old tags for at most this long" must bound something
         self._lookups = LookupCache(seconds("lookup_ttl", lookup_ttl))
-        self._task_owners: dict[str, tuple[Any, ...]] = {}  # see `TaskOwners`
+        self._task_owners: dict[str, tuple[tuple[Any, ...], Resource]] = {}  # see `TaskOwners`
         self._typed_hooks: dict[str | None, Callable[..., Awaitable[Any]]] = {
             "tools/call": self.on_call_tool,
             "resources/read": self.on_read_resource,

@@ -48,6 +48,9 @@ class Reason:
     NO_POLICY: Final = "no_policy"  # no policy loaded: denied
     # the request was cancelled (its caller left) before it was decided: denied, recorded
     CANCELLED: Final = "cancelled"
+    # a background task's result or steering asked for by another principal than the one
+    # that started it (`tasks/*`): denied, recorded
+    NOT_TASK_OWNER: Final = "not_task_owner"
 
 
 @dataclass(frozen=True, slots=True)

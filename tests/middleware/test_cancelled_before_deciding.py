@@ -248,4 +248,15 @@ async def test_a_task_request_cancelled_while_authenticating_is_still_cancelled(
         identity.answer.set()
         assert (await client.session.send_request(get, TaskState)).status == "completed"
     mw.close()
-    assert recorder.events == []  # a task request is not a decision: none is recorded
+    # the cancelled request is a refusal, recorded (on no tool: the task was not started
+    # here); the one let through is not (a task's start is its record)
+    [event] = recorder.events
+    assert (event.method, event.decision.reason, event.decision.errors) == (
+        "tasks/get",
+        "cancelled",
+        ("cancelled while authenticating",),
+    )
+    assert (event.request.resource.name, event.request.resource.found) == (
+        "(task started elsewhere)",
+        False,
+    )

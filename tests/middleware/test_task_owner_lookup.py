@@ -12,8 +12,10 @@ from pydantic import BaseModel, ConfigDict
 
 from guard import GuardMiddleware, Principal
 from guard._tasks import _NO_TASK_ID
+from guard.policy.model import Resource
 
 ALICE = Principal("alice", auth_method="api_key")
+TOOL = Resource("tool", "report")
 
 
 class Plain(BaseModel):
@@ -32,7 +34,7 @@ class Started(BaseModel):
 def _owners(results: list[Any]) -> dict[str, Any]:
     mw = GuardMiddleware("name: p\nrules: []\n", audit=None, telemetry=False)
     for result in results:
-        mw._task_started(ALICE, result)
+        mw._task_started(ALICE, TOOL, result)
     return dict(mw._task_owners)
 
 

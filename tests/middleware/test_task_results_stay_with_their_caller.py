@@ -8,11 +8,16 @@ a wrong key or none at all read the result of an HR task and cancelled it, given
 (which SEP-2243 puts in the `Mcp-Name` header for intermediaries to route on).
 
 The stand-in extension below serves `tasks/get` and `tasks/cancel` as fastmcp-tasks does,
-without its Docket backend."""
+without its Docket backend.
+
+Those refusals were not recorded either: someone probing task ids with another
+principal's key left no trace. Each is now a decision record on the tool that started
+the task (or on no tool, for a task started elsewhere)."""
 
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from servers import rpc_headers, rpc_meta, serving_in_thread
 
 from guard import create_api_key_middleware
+from guard.audit import open_store
 
 HR_KEY = "hr-key-aaaaaaaaaaaaaaaaaaaa"
 HR2_KEY = "hr2-key-cccccccccccccccccccc"
@@ -129,3 +135,50 @@ def test_only_the_principal_that_started_a_task_reaches_it() -> None:
         assert "result" in _post(url, "tasks/cancel", {"taskId": task_id}, HR_KEY).json()
         assert tasks.cancelled == [task_id]
     guard.close()
+
+
+def test_refusals_are_recorded_as_the_denials_they_are(tmp_path: Path) -> None:
+    mcp: FastMCP[Any] = FastMCP("hr")
+    tasks = Tasks()
+    mcp.add_extension(tasks)
+
+    @mcp.tool(tags={"hr"})
+    def payroll(uid: str) -> str:
+        return f"SALARY OF {uid}"
+
+    keys = {HR_KEY: {"user_id": "hr", "roles": ["hr"]}, INTERN_KEY: {"user_id": "intern"}}
+    store = tmp_path / "audit"
+    guard = create_api_key_middleware(POLICY, api_key_roles=keys, audit=store, telemetry=False)
+    mcp.add_middleware(guard)
+    with serving_in_thread(mcp.http_app()) as port:
+        url = f"http://127.0.0.1:{port}/mcp"
+        created = _post(url, "tools/call", {"name": "payroll", "arguments": {"uid": "7"}}, HR_KEY)
+        task_id = created.json()["result"]["taskId"]
+        for method, key in (
+            ("tasks/get", INTERN_KEY),  # another principal
+            ("tasks/cancel", "wrong-key-dddddddddddddddddd"),  # refused by authentication
+            ("tasks/get", HR_KEY),  # the owner: let through, not recorded
+        ):
+            _post(url, method, {"taskId": task_id}, key)
+        _post(url, "tasks/get", {"taskId": "elsewhere"}, None)  # a task this guard never saw
+    guard.close()
+
+    with open_store(store) as db:
+        rows = db.sql(
+            "SELECT method, action, resource, resource_tags, user_id, authenticated, allowed,"
+            " reason FROM decisions ORDER BY ts, decision_id"
+        ).fetchall()
+    assert rows == [
+        ("tools/call", "call", "payroll", ["hr"], "hr", True, True, "rule"),
+        ("tasks/get", "call", "payroll", ["hr"], "intern", True, False, "not_task_owner"),
+        ("tasks/cancel", "call", "payroll", ["hr"], None, False, False, "invalid_api_key"),
+        ("tasks/get", "call", "(task started elsewhere)", [], None, False, False,
+         "missing_credentials"),
+    ]  # fmt: skip
+    # the task id (whoever holds it reaches the task where the guard does not) and the keys
+    # are in no file of the store
+    for path in store.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            for secret in (task_id, HR_KEY, INTERN_KEY, "wrong-key-dddddddddddddddddd"):
+                assert secret.encode() not in data, (path, secret)
