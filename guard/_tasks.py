@@ -31,11 +31,9 @@ __all__ = ["TaskOwners"]
 
 # ids remembered (oldest forgotten first); a task outlives its extension's TTL here at most
 _MAX_TASKS: Final = 65_536
-# the extension's methods, as recorded and traced; any other `tasks/*` (the client's text)
-# as `tasks/*`
-_METHODS: Final = frozenset(
-    ("tasks/get", "tasks/result", "tasks/list", "tasks/update", "tasks/cancel")
-)
+# the extension's methods (fastmcp-tasks 4.1: SEP-2663 removed `tasks/list` and
+# `tasks/result`), as recorded and traced; any other (the client's text) as `tasks/*`
+_METHODS: Final = frozenset(("tasks/get", "tasks/update", "tasks/cancel"))
 # what a refusal about a task started elsewhere (or named by no id) is recorded on
 _ELSEWHERE: Final = Resource(kind="tool", name="(task started elsewhere)", found=False)
 _NOT_OWNER: Final = Decision(

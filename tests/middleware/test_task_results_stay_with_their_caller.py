@@ -161,6 +161,8 @@ def test_refusals_are_recorded_as_the_denials_they_are(tmp_path: Path) -> None:
         ):
             _post(url, method, {"taskId": task_id}, key)
         _post(url, "tasks/get", {"taskId": "elsewhere"}, None)  # a task this guard never saw
+        # a method the extension does not have reaches the guard too: the client's text
+        _post(url, "tasks/<script>" + "x" * 300, {"taskId": task_id}, None)
     guard.close()
 
     with open_store(store) as db:
@@ -174,6 +176,7 @@ def test_refusals_are_recorded_as_the_denials_they_are(tmp_path: Path) -> None:
         ("tasks/cancel", "call", "payroll", ["hr"], None, False, False, "invalid_api_key"),
         ("tasks/get", "call", "(task started elsewhere)", [], None, False, False,
          "missing_credentials"),
+        ("tasks/*", "call", "payroll", ["hr"], None, False, False, "missing_credentials"),
     ]  # fmt: skip
     # the task id (whoever holds it reaches the task where the guard does not) and the keys
     # are in no file of the store
