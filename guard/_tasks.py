@@ -39,6 +39,9 @@ _ELSEWHERE: Final = Resource(kind="tool", name="(task started elsewhere)", found
 _NOT_OWNER: Final = Decision(
     allowed=False, reason=Reason.NOT_TASK_OWNER, message="the task is another principal's"
 )
+_UNKNOWN: Final = Decision(
+    allowed=False, reason=Reason.UNKNOWN_TASK, message="the task was not started here"
+)
 
 
 # Result classes that never carry a task id: pydantic models (FastMCP's `ToolResult`)
@@ -66,6 +69,7 @@ class TaskOwners(Deciding):
     """Remembers who started each task, and refuses `tasks/*` to anyone else."""
 
     _task_owners: dict[str, tuple[tuple[Any, ...], Resource]]
+    refuse_unknown_tasks: bool
 
     def _task_started(self, principal: Principal, tool: Resource, result: Any) -> None:
         """`result` of an allowed `tools/call` of `tool` (as recorded): if it started a task
@@ -87,14 +91,18 @@ class TaskOwners(Deciding):
         not exist (so the refusal does not confirm the id), to a caller refused by
         authentication, and to any principal but the owner of a task started here. A task
         id this process did not see started (another worker's, or from before a restart)
-        is the extension's to answer, to authenticated callers. A refusal is recorded and
-        observed; a cancelled request is too, and then goes on being cancelled."""
+        is the extension's to answer, to authenticated callers, unless
+        `refuse_unknown_tasks`. A refusal is recorded and observed; a cancelled request
+        is too, and then goes on being cancelled."""
         message = context.message
         task_id = message.get("taskId") if isinstance(message, Mapping) else None
         call = await self._begin(context)
         started = self._task_owners.get(task_id) if isinstance(task_id, str) else None
-        if call.denial is None and started is not None and started[0] != _owner(call.principal):
-            call.denial = _NOT_OWNER
+        if call.denial is None:
+            if started is not None and started[0] != _owner(call.principal):
+                call.denial = _NOT_OWNER
+            elif started is None and self.refuse_unknown_tasks:
+                call.denial = _UNKNOWN
         if call.denial is None:
             return await call_next(context)
         method = context.method if context.method in _METHODS else "tasks/*"

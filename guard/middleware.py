@@ -76,6 +76,11 @@ class GuardMiddleware(ComponentHooks, ListingFilter, Middleware):
         lookup_ttl: seconds to remember which component a name or URI resolved to (the
             lookup costs more than deciding); a component re-registered with new tags is
             decided on its old ones for at most this long (finite). `0` looks up every time.
+        refuse_unknown_tasks: refuse `tasks/*` about a background task this process did not
+            see started (another worker's, or one from before a restart), as a task of
+            another principal is refused, instead of leaving it to the tasks extension,
+            which answers any authenticated caller holding its id. For workers that share
+            a task backend without sticky sessions.
 
     Example:
         ```python
@@ -100,6 +105,7 @@ class GuardMiddleware(ComponentHooks, ListingFilter, Middleware):
         watch: bool | float = False,
         server_name: str | None = None,
         lookup_ttl: float = 1.0,
+        refuse_unknown_tasks: bool = False,
     ) -> None:
         if authenticator is not None and not callable(getattr(authenticator, "authenticate", None)):
             raise TypeError("authenticator must have an async authenticate(RequestInfo) method")
@@ -111,6 +117,7 @@ class GuardMiddleware(ComponentHooks, ListingFilter, Middleware):
         self._auth_method = getattr(authenticator, "method", None) or "none"
         # "no" is truthy: it would name the rules hiding components
         self.explicit_denials = flag("explicit_denials", explicit_denials)
+        self.refuse_unknown_tasks = flag("refuse_unknown_tasks", refuse_unknown_tasks)
         self.server_name = server_name
         if telemetry is None or telemetry is True:
             self._telemetry: Telemetry = _default_telemetry()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from guard import create_api_key_middleware, create_jwt_middleware
+from guard import GuardMiddleware, create_api_key_middleware, create_jwt_middleware
 from guard.audit import AuditLog
 from guard.audit.redact import Redactor
 from guard.identity import ApiKeyAuthenticator, FastMCPTokenAuthenticator, JWTAuthenticator
@@ -36,6 +36,9 @@ BUILDERS: dict[str, Callable[[Path, Any], object]] = {
     "set_global": lambda tmp, v: configure(service_name="x", set_global=v),
     "batch": lambda tmp, v: configure(service_name="x", set_global=False, batch=v),
     "logs": lambda tmp, v: configure(service_name="x", set_global=False, logs=v),
+    "refuse_unknown_tasks": lambda tmp, v: GuardMiddleware(
+        "rules: []", audit=None, telemetry=False, refuse_unknown_tasks=v
+    ),
 }
 
 

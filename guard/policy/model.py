@@ -51,6 +51,8 @@ class Reason:
     # a background task's result or steering asked for by another principal than the one
     # that started it (`tasks/*`): denied, recorded
     NOT_TASK_OWNER: Final = "not_task_owner"
+    # ... about a task this process did not see started, with `refuse_unknown_tasks`
+    UNKNOWN_TASK: Final = "unknown_task"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fastmcp import FastMCP
 from fastmcp.server.extensions import MethodBinding, ServerExtension
 from mcp.shared.exceptions import MCPError
@@ -185,3 +186,31 @@ def test_refusals_are_recorded_as_the_denials_they_are(tmp_path: Path) -> None:
             data = path.read_bytes()
             for secret in (task_id, HR_KEY, INTERN_KEY, "wrong-key-dddddddddddddddddd"):
                 assert secret.encode() not in data, (path, secret)
+
+
+@pytest.mark.parametrize("refuse", [False, True])
+def test_a_task_started_elsewhere_is_refused_only_if_asked(tmp_path: Path, refuse: bool) -> None:
+    """Another worker's task (or one from before a restart) is the extension's to answer,
+    to any authenticated caller holding its id; `refuse_unknown_tasks` refuses it."""
+    mcp: FastMCP[Any] = FastMCP("hr")
+    tasks = Tasks()
+    tasks.results["elsewhere"] = {"content": [{"type": "text", "text": "SALARY OF 9"}]}
+    mcp.add_extension(tasks)
+    keys = {INTERN_KEY: {"user_id": "intern"}}
+    store = tmp_path / "audit"
+    guard = create_api_key_middleware(
+        POLICY, api_key_roles=keys, audit=store, telemetry=False, refuse_unknown_tasks=refuse
+    )
+    mcp.add_middleware(guard)
+    with serving_in_thread(mcp.http_app()) as port:
+        answer = _post(f"http://127.0.0.1:{port}/mcp", "tasks/get", {"taskId": "elsewhere"},
+                       INTERN_KEY).json()  # fmt: skip
+    guard.close()
+    with open_store(store) as db:
+        rows = db.sql("SELECT method, resource, user_id, allowed, reason FROM decisions").fetchall()
+    if refuse:
+        assert answer["error"]["message"] == "Task elsewhere not found"
+        assert rows == [("tasks/get", "(task started elsewhere)", "intern", False, "unknown_task")]
+    else:
+        assert answer["result"]["result"]["content"][0]["text"] == "SALARY OF 9"
+        assert rows == []
