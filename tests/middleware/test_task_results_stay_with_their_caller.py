@@ -101,19 +101,33 @@ def _post(url: str, method: str, params: dict[str, Any], key: str | None) -> Any
     return httpx.post(url, json=body, headers=headers, timeout=20)
 
 
-def test_only_the_principal_that_started_a_task_reaches_it() -> None:
+KEYS: dict[str, dict[str, Any]] = {
+    HR_KEY: {"user_id": "hr", "roles": ["hr"]},
+    HR2_KEY: {"user_id": "hr2", "roles": ["hr"]},
+    INTERN_KEY: {"user_id": "intern"},
+}
+
+
+def _hr_server(audit: Path | None, **settings: Any) -> tuple[FastMCP[Any], Tasks, Any]:
+    """A server whose tool `payroll` (tagged `hr`) runs as a task, behind the guard with
+    API keys `KEYS`: the server, its tasks and the guard."""
     mcp: FastMCP[Any] = FastMCP("hr")
     tasks = Tasks()
     mcp.add_extension(tasks)
 
-    @mcp.tool
+    @mcp.tool(tags={"hr"})
     def payroll(uid: str) -> str:
         return f"SALARY OF {uid}"
 
-    keys = {HR_KEY: {"user_id": "hr", "roles": ["hr"]}, INTERN_KEY: {"user_id": "intern"}}
-    keys[HR2_KEY] = {"user_id": "hr2", "roles": ["hr"]}
-    guard = create_api_key_middleware(POLICY, api_key_roles=keys, audit=None, telemetry=False)
+    guard = create_api_key_middleware(
+        POLICY, api_key_roles=KEYS, audit=audit, telemetry=False, **settings
+    )
     mcp.add_middleware(guard)
+    return mcp, tasks, guard
+
+
+def test_only_the_principal_that_started_a_task_reaches_it() -> None:
+    mcp, tasks, guard = _hr_server(None)
     with serving_in_thread(mcp.http_app()) as port:
         url = f"http://127.0.0.1:{port}/mcp"
         created = _post(url, "tools/call", {"name": "payroll", "arguments": {"uid": "7"}}, HR_KEY)
@@ -139,18 +153,8 @@ def test_only_the_principal_that_started_a_task_reaches_it() -> None:
 
 
 def test_refusals_are_recorded_as_the_denials_they_are(tmp_path: Path) -> None:
-    mcp: FastMCP[Any] = FastMCP("hr")
-    tasks = Tasks()
-    mcp.add_extension(tasks)
-
-    @mcp.tool(tags={"hr"})
-    def payroll(uid: str) -> str:
-        return f"SALARY OF {uid}"
-
-    keys = {HR_KEY: {"user_id": "hr", "roles": ["hr"]}, INTERN_KEY: {"user_id": "intern"}}
     store = tmp_path / "audit"
-    guard = create_api_key_middleware(POLICY, api_key_roles=keys, audit=store, telemetry=False)
-    mcp.add_middleware(guard)
+    mcp, _, guard = _hr_server(store)
     with serving_in_thread(mcp.http_app()) as port:
         url = f"http://127.0.0.1:{port}/mcp"
         created = _post(url, "tools/call", {"name": "payroll", "arguments": {"uid": "7"}}, HR_KEY)
@@ -192,16 +196,9 @@ def test_refusals_are_recorded_as_the_denials_they_are(tmp_path: Path) -> None:
 def test_a_task_started_elsewhere_is_refused_only_if_asked(tmp_path: Path, refuse: bool) -> None:
     """Another worker's task (or one from before a restart) is the extension's to answer,
     to any authenticated caller holding its id; `refuse_unknown_tasks` refuses it."""
-    mcp: FastMCP[Any] = FastMCP("hr")
-    tasks = Tasks()
-    tasks.results["elsewhere"] = {"content": [{"type": "text", "text": "SALARY OF 9"}]}
-    mcp.add_extension(tasks)
-    keys = {INTERN_KEY: {"user_id": "intern"}}
     store = tmp_path / "audit"
-    guard = create_api_key_middleware(
-        POLICY, api_key_roles=keys, audit=store, telemetry=False, refuse_unknown_tasks=refuse
-    )
-    mcp.add_middleware(guard)
+    mcp, tasks, guard = _hr_server(store, refuse_unknown_tasks=refuse)
+    tasks.results["elsewhere"] = {"content": [{"type": "text", "text": "SALARY OF 9"}]}
     with serving_in_thread(mcp.http_app()) as port:
         answer = _post(f"http://127.0.0.1:{port}/mcp", "tasks/get", {"taskId": "elsewhere"},
                        INTERN_KEY).json()  # fmt: skip
