@@ -26,11 +26,16 @@ from fastmcp import FastMCP
 from fastmcp.server.extensions import MethodBinding, ServerExtension
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, RequestParams
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from servers import rpc_headers, rpc_meta, serving_in_thread
 
 from guard import create_api_key_middleware
 from guard.audit import open_store
+from guard.telemetry import GuardTelemetry
 
 HR_KEY = "hr-key-aaaaaaaaaaaaaaaaaaaa"
 HR2_KEY = "hr2-key-cccccccccccccccccccc"
@@ -119,9 +124,8 @@ def _hr_server(audit: Path | None, **settings: Any) -> tuple[FastMCP[Any], Tasks
     def payroll(uid: str) -> str:
         return f"SALARY OF {uid}"
 
-    guard = create_api_key_middleware(
-        POLICY, api_key_roles=KEYS, audit=audit, telemetry=False, **settings
-    )
+    settings.setdefault("telemetry", False)
+    guard = create_api_key_middleware(POLICY, api_key_roles=KEYS, audit=audit, **settings)
     mcp.add_middleware(guard)
     return mcp, tasks, guard
 
@@ -154,7 +158,12 @@ def test_only_the_principal_that_started_a_task_reaches_it() -> None:
 
 def test_refusals_are_recorded_as_the_denials_they_are(tmp_path: Path) -> None:
     store = tmp_path / "audit"
-    mcp, _, guard = _hr_server(store)
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    registry = CollectorRegistry()
+    telemetry = GuardTelemetry(registry=registry, tracer_provider=provider)
+    mcp, _, guard = _hr_server(store, telemetry=telemetry)
     with serving_in_thread(mcp.http_app()) as port:
         url = f"http://127.0.0.1:{port}/mcp"
         created = _post(url, "tools/call", {"name": "payroll", "arguments": {"uid": "7"}}, HR_KEY)
@@ -183,8 +192,24 @@ def test_refusals_are_recorded_as_the_denials_they_are(tmp_path: Path) -> None:
          "missing_credentials"),
         ("tasks/*", "call", "payroll", ["hr"], None, False, False, "missing_credentials"),
     ]  # fmt: skip
-    # the task id (whoever holds it reaches the task where the guard does not) and the keys
-    # are in no file of the store
+    # traced and counted as the denials they are
+    traced = [
+        (s.attributes["mcp.method.name"], s.attributes["mcp_guard.reason"])
+        for s in spans.get_finished_spans()
+    ]
+    assert traced == [(r[0], r[7]) for r in rows]
+    denials = registry.get_sample_value(
+        "mcpguard_decisions_total",
+        {"decision": "deny", "reason": "not_task_owner", "kind": "tool", "action": "call",
+         "resource": "payroll", "rule": "", "policy": ""},
+    )  # fmt: skip
+    assert denials == 1
+    # the task id (whoever holds it reaches the task where the guard does not) is in no
+    # span or metric of the guard's; nor are the keys, nor the id, in any file of the store
+    exposition = generate_latest(registry).decode()
+    for span in spans.get_finished_spans():
+        assert task_id not in f"{span.name}{dict(span.attributes or {})}{span.events}"
+    assert task_id not in exposition
     for path in store.rglob("*"):
         if path.is_file():
             data = path.read_bytes()
