@@ -101,7 +101,9 @@ class _Bucket:
             if keys is None:
                 rest.append(index)
                 continue
-            for table, value in keys:
+            # once per key: a rule listing a value twice (`agent_id: [bot, bot]`) would
+            # otherwise be a hit twice, and match twice
+            for table, value in dict.fromkeys(keys):
                 tables.setdefault(table, {}).setdefault(value, []).append(index)
         self._fill({t: {k: tuple(v) for k, v in d.items()} for t, d in tables.items()}, rest)
 

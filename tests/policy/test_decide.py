@@ -479,3 +479,27 @@ def test_one_string_for_roles_or_tags_is_refused_not_split_into_letters(one: Any
         Resource("tool", "t", tags=one)
     assert Principal("alice", ["admin"]).roles == ("admin",)
     assert Resource("tool", "t", tags=["a"]).tags == frozenset({"a"})
+
+
+@pytest.mark.parametrize(
+    "match",
+    [
+        {"agents": {"agent_id": ["bot", "bot"]}},
+        {"agents": {"user_id": ["alice", "alice"]}},
+        {"agents": {"roles": ["user", "user"]}},
+        {"tools": {"names": ["get_weather", "get_weather"]}},
+        {"tools": {"patterns": ["get_*", "get_*"]}},
+        {"tools": {"tags": ["read", "read"]}},
+        {"tools": {"namespaces": ["wx", "wx"]}},
+    ],
+)
+@pytest.mark.parametrize("combining", ["first_match", "deny_overrides"])
+def test_a_value_listed_twice_matches_its_rule_once(match: dict[str, Any], combining: str) -> None:
+    """Found by the README-semantics property test: a rule indexed under the same key
+    twice (`agent_id: [bot, bot]`) was a hit twice, and listed twice in `matched_rules`
+    where every matching rule is looked at."""
+    rule = {"name": "r", "effect": "allow", **match}
+    ps = load_policies([policy("p", rule, combining=combining)])
+    principal = Principal("alice", ("user",), agent_id="bot")
+    decision = ask(ps, principal=principal, tags=frozenset({"read"}), namespace="wx")
+    assert decision.matched_rules == ("p/r",)
