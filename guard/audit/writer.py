@@ -68,11 +68,6 @@ ROLLUP_LEVELS: Final = 2  # ... twice over ...
 ROLLUP_MAX_ROWS: Final = 10_000  # ... if they are small: big ones are left to `compact`
 _RETRY_SECONDS: Final = 1.0  # a conversion that failed is tried again after this long
 _THREAD_MIN_BYTES: Final = 1 << 20  # smaller writes (durable group commits) stay inline
-# A batch's lines are laid out in one of two buffers the writer keeps (one being written
-# while the next batch is chained), up to this size each; a batch beyond it gets a buffer
-# of its own. Fresh memory for every batch cost a page fault per row or so.
-_BUFFER_MAX: Final = 8 * 1024 * 1024
-_TAIL_BYTES: Final = 76  # `,"hash":"<64 hex>"}` and the newline
 # A converted hot file stays this long beside its segment (readers skip it) before the
 # writer deletes it: a relation (`store.sql(...)`) lists the files when it is made and
 # opens them when it is fetched, and must still find a hot file converted in between.
@@ -95,7 +90,7 @@ class Batch:
     prev: str  # hash of the row before this batch
     seq: int = 0
     head: str = ""
-    data: bytes | memoryview = b""  # its lines, once chained (a view of a writer's buffer)
+    data: bytes = b""
     size: int = 0  # bytes written
     started: float = field(default_factory=time.perf_counter)
     thread: threading.Thread | None = None
@@ -181,8 +176,6 @@ class SegmentWriter:
         self._converted: deque[tuple[float, Path]] = deque()
         self._next_sweep = 0.0  # monotonic: next look for those closed writers left
         self._inflight: Batch | None = None  # the write on the write thread
-        self._buffers = [bytearray(), bytearray()]  # see `_BUFFER_MAX`
-        self._turn = 0
         self._submitting: Batch | None = None  # chained, waiting for the write before
         self._converter: threading.Thread | None = None
         self._retry_at = 0.0
@@ -356,11 +349,8 @@ class SegmentWriter:
         seq, prev = batch.first, batch.prev
         sha256 = hashlib.sha256
         link = f',"writer_id":"{self.writer_id}","seq":'
-        # The other buffer may still be being written (the batch before); this one's
-        # batch was settled before that one was submitted.
-        self._turn ^= 1
-        buf = self._buffers[self._turn]
-        pos = 0
+        parts: list[bytes] = []
+        add = parts.append
         for body in batch.bodies:
             seq += 1
             if not seq & 255:
@@ -373,23 +363,9 @@ class SegmentWriter:
             digest = sha256(data)
             digest.update(b"}")
             prev = digest.hexdigest()
-            end = pos + len(data)
-            if end + _TAIL_BYTES > len(buf):
-                buf = self._grown(buf, pos, end + _TAIL_BYTES)
-            buf[pos:end] = data
-            pos = end + _TAIL_BYTES
-            buf[end:pos] = f',"hash":"{prev}"}}\n'.encode()
-        batch.data, batch.seq, batch.head = memoryview(buf)[:pos], seq, prev
-
-    def _grown(self, buf: bytearray, used: int, size: int) -> bytearray:
-        """A larger buffer than `buf`, holding at least `size` bytes, that starts with the
-        `used` bytes of `buf`: kept as this turn's buffer up to `_BUFFER_MAX`, else this
-        batch's alone."""
-        bigger = bytearray(max(size, 2 * len(buf), 64 * 1024))
-        bigger[:used] = memoryview(buf)[:used]
-        if len(bigger) <= _BUFFER_MAX:
-            self._buffers[self._turn] = bigger
-        return bigger
+            add(data)
+            add(f',"hash":"{prev}"}}\n'.encode())
+        batch.data, batch.seq, batch.head = b"".join(parts), seq, prev
 
     def _write_batch(self, batch: Batch) -> None:
         """Append the batch's lines to its table's hot file (write thread, or the writer
@@ -467,7 +443,7 @@ class SegmentWriter:
         hot = self._hot[table] = _Hot(path, fd, time.monotonic())
         return hot
 
-    def _write(self, table: str, hot: _Hot, data: bytes | memoryview, batch: Batch) -> None:
+    def _write(self, table: str, hot: _Hot, data: bytes, batch: Batch) -> None:
         """Append `data` whole, or not at all: a failed write is cut back off the file. If
         even that fails, the file is closed there and converted as it is: readers and
         conversion skip a broken last line, and the complete lines that made it in are
@@ -482,7 +458,7 @@ class SegmentWriter:
             try:
                 os.ftruncate(hot.fd, hot.size)
             except OSError:
-                landed = bytes(data[: len(data) - len(view)])
+                landed = data[: len(data) - len(view)]
                 batch.kept = landed.count(b"\n")
                 if batch.kept:  # each line ends with ',"hash":"<64 hex>"}'
                     end = landed.rindex(b"\n")
