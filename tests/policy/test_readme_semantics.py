@@ -423,14 +423,26 @@ def condition(c: dict[str, Any], q: AccessRequest) -> bool | None:
             expected = tag_set(expected)
         if op in ("in", "not_in"):
             expected = [tag_set(x) for x in expected]
-    if c["field"] == "request.time.weekday" and isinstance(expected, str):
-        expected = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"].index(expected)
+    if c["field"] == "request.time.weekday":  # `mon`...`sun`, alone or in a list (`in`)
+        expected = weekday_index(expected)
     if isinstance(value, tuple):
         value = list(value)
     result = apply(NEGATIONS.get(op, op), value, expected)
     if op in NEGATIONS and result is not None:
         return not result
     return result
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def weekday_index(value: Any) -> Any:
+    """A weekday's name as `datetime.weekday()` numbers it; a list of names, each."""
+    if isinstance(value, str) and value in WEEKDAYS:
+        return WEEKDAYS.index(value)
+    if isinstance(value, list):
+        return [weekday_index(v) for v in value]
+    return value
 
 
 def tag_set(value: Any) -> Any:
