@@ -109,6 +109,7 @@ def test_a_torn_last_line_is_skipped_and_a_dead_writers_file_converted(tmp_path:
     compact(store, orphan_age=0, grace=0)
     assert _files(store) == (segments, [])
     assert _count(store) == 30 and verify(store).ok
+    log.close()  # (its thread: it holds no file any more)
 
 
 def test_compact_leaves_a_live_writers_hot_file_alone(tmp_path: Path) -> None:
@@ -127,7 +128,7 @@ def _lines(path: Path) -> list[bytes]:
 
 def test_tampering_with_a_hot_file_is_named(tmp_path: Path) -> None:
     store = tmp_path / "s"
-    _fill(store, 10)  # left open: its rows stay in the hot file
+    log = _fill(store, 10)  # left open: its rows stay in the hot file
     hot = _files(store)[1][0]
     lines = _lines(hot)
     original = b"".join(lines)
@@ -151,6 +152,7 @@ def test_tampering_with_a_hot_file_is_named(tmp_path: Path) -> None:
     assert "missing" in str(verify(store).first)
     hot.write_bytes(original)
     assert verify(store).ok
+    log.close()
 
 
 def test_a_write_cut_short_is_taken_back_and_its_rows_spilled(

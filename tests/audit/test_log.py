@@ -235,7 +235,9 @@ def test_policy_texts_are_kept_once_per_hash_and_rebuild_the_set(tmp_path: Path)
     log.record_policies(policies)
     log.record_policies(policies)
     log.close()
-    AuditLog(tmp_path / "s").record_policies(policies)  # another process, same set
+    other = AuditLog(tmp_path / "s")  # another process, same set
+    other.record_policies(policies)
+    other.close()
     with open_store(tmp_path / "s") as store:
         assert store.execute("SELECT count(*) FROM policies").fetchall() == [(1,)]
         texts = store.policy_texts(policies.hash)
