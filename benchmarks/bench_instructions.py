@@ -1,7 +1,7 @@
 """The guard's overhead on in-memory MCP requests in machine instructions, not seconds.
 
 Run: `python3 benchmarks/bench_instructions.py [--calls N] [--lists N] [--only call|list]
-[--gc]`
+[--gc] [--keep DIR]`
 (needs valgrind). The same servers as `bench_middleware.py` (100 tools) run under
 `valgrind --tool=callgrind` with counting switched off; each process warms up, then counts
 only its measured requests (all threads: the audit writer's encoding, hashing and writing
@@ -202,6 +202,11 @@ def main() -> None:
     parser.add_argument(
         "--gc", action="store_true", help="leave garbage collection on while counting"
     )
+    parser.add_argument(
+        "--keep", type=Path, metavar="DIR",
+        help="keep callgrind's outputs in DIR (callgrind.<config>.<kind>; read them with "
+        "callgrind_annotate)",
+    )  # fmt: skip
     parser.add_argument("--child", nargs=3, metavar=("CONFIG", "KIND", "N"))
     opts = parser.parse_args()
     if opts.child:
@@ -210,7 +215,8 @@ def main() -> None:
         return
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
-    work = Path(tempfile.mkdtemp(prefix="bench-instr-"))
+    work = opts.keep or Path(tempfile.mkdtemp(prefix="bench-instr-"))
+    work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     try:
         runs = {
@@ -227,7 +233,8 @@ def main() -> None:
             (config, kind): _in_openssl(_output(work, config, kind)) / n for config, kind, n in runs
         }
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if opts.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
     for kind, title in (("call", "tools/call"), ("list", "tools/list of 100 tools")):
         if ("bare", kind) not in per:
             continue
