@@ -20,7 +20,7 @@ from guard.audit.segments import (
 )
 
 # a writer converting a hot file every 50 rows (and rolling 16 segments up into one),
-# flushing every 20 ms, until killed
+# flushing every 20 ms, pausing `argv[2]` seconds between 10 calls, until killed
 _BUSY_WRITER = """
 import sys, time
 from audit_kit import append_calls
@@ -32,13 +32,13 @@ i = 0
 while True:
     append_calls(log, i, 10)
     i += 10
-    time.sleep(0.002)
+    time.sleep(float(sys.argv[2]))
 """
 
 
-def _busy_writer(store: Path) -> subprocess.Popen[str]:
+def _busy_writer(store: Path, pause: float = 0.002) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [PYTHON, "-c", _BUSY_WRITER, str(store)], env=subprocess_env(),
+        [PYTHON, "-c", _BUSY_WRITER, str(store), str(pause)], env=subprocess_env(),
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
@@ -146,14 +146,16 @@ def test_relations_fetched_while_a_writer_converts_never_fail(tmp_path: Path) ->
     builds relations and fetches them, as the README does. Before the fix about 2 % of
     the fetches raised (a hot file listed, converted and deleted before it was read)."""
     store = tmp_path / "s"
-    proc = _busy_writer(store)
+    # ~2,000 calls a second at most: each count reads the whole store, and a busy machine's
+    # reader fell behind a faster writer (55 fetches in 120 s, the store at 322,430 rows)
+    proc = _busy_writer(store, pause=0.005)
     try:
         reader = open_store(store)
         errors: list[str] = []
         fetched, seen = 0, 0
         # enough fetches racing enough conversions, however slow the machine is today
         # (a fixed 6 s window made 40 fetches on a busy CI machine, 50 wanted)
-        end = time.monotonic() + 120
+        end = time.monotonic() + 300
         while (fetched < 60 or seen < 1000) and time.monotonic() < end:
             try:
                 ((n,),) = reader.sql("SELECT count(*) FROM decision_log").fetchall()
