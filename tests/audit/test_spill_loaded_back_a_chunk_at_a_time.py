@@ -11,8 +11,9 @@ import errno
 import json
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 import pytest
 from audit_kit import event, run_script
@@ -20,6 +21,7 @@ from audit_kit import event, run_script
 from guard.audit import AuditLog, open_store, spill, verify
 from guard.audit.rows import OUTCOME, outcome_body
 
+T = TypeVar("T")
 CHUNK = 128 * 1024
 ROWS = 6_000
 
@@ -54,7 +56,7 @@ def _stored_once(store: Path) -> None:
 # other tests left running: a CI run measured 4.4 MB there for this load-back's 0.5 MB. The
 # loading back (or adopting) is measured in a process of its own.
 _MEASURED = """
-import json, sys, time, tracemalloc
+import json, sys
 from pathlib import Path
 from guard.audit import spill
 import test_spill_loaded_back_a_chunk_at_a_time as t
@@ -70,20 +72,28 @@ def _measured(what: str, store: Path) -> dict[str, int]:
     return cast(dict[str, int], json.loads(out.splitlines()[-1]))
 
 
+def _peak(action: Callable[[], T]) -> tuple[T, int]:
+    """What `action()` returns, and the peak of the memory allocated while it ran."""
+    tracemalloc.start()
+    try:
+        return action(), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def _load_back(store: Path) -> dict[str, int]:
     """Spill `ROWS` decisions, then load them back: the peak of memory allocated meanwhile."""
     log = _spilled_store(store)
     size = log._spill.path.stat().st_size
     time.sleep(1.1)  # past the retry interval of a store that failed
-    tracemalloc.start()
-    try:
+
+    def load_back() -> None:
         for _ in range(100):  # a flush loads back for a second at most, then the queue
             assert log.flush(30)
             if log.stats()["spill_pending"] == 0:
                 break
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+
+    _, peak = _peak(load_back)
     stats = log.stats()
     left = log._spill.path.stat().st_size
     log.close()
@@ -104,12 +114,7 @@ def _adopt(store: Path) -> dict[str, int]:
     dead._spill.close()  # let go of, its rows in it: as a writer that died
     size = orphan.path.stat().st_size
     heir = spill.SpillFile(store / "spill", "heir")
-    tracemalloc.start()
-    try:
-        adopted = heir.adopt_orphans()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    adopted, peak = _peak(heir.adopt_orphans)
     out = {
         "peak": peak,
         "size": size,
