@@ -21,6 +21,8 @@ from fastmcp.server.dependencies import fastmcp_request_ctx, get_access_token
 from fastmcp.server.http import _current_http_request
 from fastmcp.server.middleware.authorization import _requested_version as requested_version
 from fastmcp.server.providers.addressing import parse_hashed_backend_name
+from fastmcp.server.providers.fastmcp_provider import FastMCPProvider
+from fastmcp.server.transforms.namespace import Namespace
 from fastmcp.tools.base import Tool
 from mcp.server.auth.middleware.auth_context import auth_context_var
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -142,7 +144,7 @@ def _repeated(items: list[tuple[str, str]]) -> frozenset[str]:
     return frozenset(twice)
 
 
-def _namespace(component: Any, meta: Mapping[str, Any]) -> str | None:
+def _namespace(component: Any, meta: Mapping[str, Any], server: Any = None) -> str | None:
     """The mount namespace FastMCP runs `component` under, else its declared one.
 
     A tool or prompt from a mounted server keeps its local name in `_original_name`, a
@@ -150,7 +152,9 @@ def _namespace(component: Any, meta: Mapping[str, Any]) -> str | None:
     lists is the mount prefix. A transformed tool (renamed,
     re-described) is read through the tool it wraps. The mount wins over a `namespace`
     the component declares in its own meta: a child server, or a proxied remote one,
-    does not choose the namespace the operator mounted it under."""
+    does not choose the namespace the operator mounted it under. A mount cannot write its
+    namespace into a URI without `//` (`urn:x` is listed as the child wrote it): such a
+    resource is in the namespace `server` mounts its child under (`mount_namespace`)."""
     base = component
     for _ in range(32):  # transforms of transforms; bounded against a cycle
         parent = getattr(base, "parent_tool", None)
@@ -177,13 +181,37 @@ def _namespace(component: Any, meta: Mapping[str, Any]) -> str | None:
                 if prefix:
                     return prefix
                 if "://" not in original:
-                    # a mount cannot write its namespace into `urn:x` (listed as the
-                    # child wrote it), so whether it has one is unknown here: the child
-                    # does not choose one for it either
-                    return None
+                    # listed as the child wrote it: the mount's namespace, if it has one
+                    # (the child does not choose one for it either)
+                    return mount_namespace(server, getattr(base, "_server", None))
                 break
     declared = meta.get("namespace")
     return declared if isinstance(declared, str) else None
+
+
+def mount_namespace(server: Any, child: Any) -> str | None:
+    """The namespace `server` mounts `child` under (`server.mount(child, namespace=...)`),
+    None if it mounts it without one, or not at all. A child mounted more than once is in
+    its first mount's namespace: FastMCP serves a URI that mounts cannot prefix (`urn:x`,
+    the same through every mount of the child) from its first provider that has it. Mounts
+    nested in a mount (`outer` holding `inner`) are in the outer one, as `data://outer/
+    inner/x` is."""
+    if server is None or child is None:
+        return None
+    for provider in getattr(server, "providers", ()):
+        prefixes: list[str] = []
+        for _ in range(32):  # wrappers of wrappers; bounded against a cycle
+            # a wrapper's namespace is applied after those it wraps (and a provider's
+            # own, after those added before it): written first, as in `data://b/a/x`
+            ours = [t._prefix for t in provider.transforms if isinstance(t, Namespace)]
+            prefixes += reversed(ours)
+            inner = getattr(provider, "_inner", None)
+            if inner is None:
+                break
+            provider = inner
+        if isinstance(provider, FastMCPProvider) and provider.server is child:
+            return "/".join(p for p in prefixes if p) or None
+    return None
 
 
 def _uri_prefix(listed: str, original: str) -> str | None:
@@ -196,30 +224,30 @@ def _uri_prefix(listed: str, original: str) -> str | None:
     return None
 
 
-def _resource(component: Any, kind: Kind, uri: str | None) -> Resource:
+def _resource(component: Any, kind: Kind, uri: str | None, server: Any) -> Resource:
     meta = component.meta or {}
     version = getattr(component, "version", None)
     return Resource(
         kind=kind,
         name=component.name,
         tags=frozenset(component.tags or ()),
-        namespace=_namespace(component, meta),
+        namespace=_namespace(component, meta, server),
         version=None if version is None else str(version),
         uri=uri,
         meta=MappingProxyType(dict(meta)) if meta else MappingProxyType({}),
     )
 
 
-def to_resource(component: Any) -> Resource:
-    """The guard's `Resource` for one listed FastMCP component."""
+def to_resource(component: Any, server: Any = None) -> Resource:
+    """The guard's `Resource` for one FastMCP component `server` lists (or runs)."""
     if isinstance(component, Tool):
-        return _resource(component, "tool", None)
+        return _resource(component, "tool", None, server)
     if isinstance(component, ResourceTemplate):
-        return _resource(component, "resource_template", component.uri_template)
+        return _resource(component, "resource_template", component.uri_template, server)
     if isinstance(component, FastMCPResource):
-        return _resource(component, "resource", str(component.uri))
+        return _resource(component, "resource", str(component.uri), server)
     if isinstance(component, Prompt):
-        return _resource(component, "prompt", None)
+        return _resource(component, "prompt", None, server)
     raise TypeError(f"not a FastMCP component: {type(component).__name__}")
 
 
@@ -278,7 +306,7 @@ def query_in_fragment(template: Any, uri: str) -> bool:
     return "#" not in spelled and ("{?" in spelled or "{&" in spelled)
 
 
-def read_target(uri: str, component: Any) -> Resource:
+def read_target(uri: str, component: Any, server: Any = None) -> Resource:
     """The `Resource` for reading `uri`: concrete, or through a template.
 
     A read through a template is a read of a resource (its URI is the one asked for)
@@ -286,7 +314,7 @@ def read_target(uri: str, component: Any) -> Resource:
     `resource_templates` rules can speak about it.
     """
     if isinstance(component, ResourceTemplate):
-        base = _resource(component, "resource", uri)
+        base = _resource(component, "resource", uri, server)
         return Resource(
             kind="resource",
             name=base.name,
@@ -297,7 +325,7 @@ def read_target(uri: str, component: Any) -> Resource:
             template=component.uri_template,
             meta=base.meta,
         )
-    return _resource(component, "resource", uri)
+    return _resource(component, "resource", uri, server)
 
 
 class ResourceCache:
@@ -315,11 +343,12 @@ class ResourceCache:
         self._entries: dict[int, tuple[Any, Resource]] = {}
         self._limit = limit
 
-    def get(self, component: Any) -> Resource:
+    def get(self, component: Any, server: Any = None) -> Resource:
+        """The `Resource` for `component`, one of `server`'s (see `to_resource`)."""
         entry = self._entries.get(id(component))
         if entry is not None and entry[0] is component:
             return entry[1]
-        resource = to_resource(component)
+        resource = to_resource(component, server)
         if len(self._entries) >= self._limit:
             self._entries.clear()  # servers with churning components: start over, stay bounded
         self._entries[id(component)] = (component, resource)

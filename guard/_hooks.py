@@ -77,7 +77,9 @@ def _read_of(
     """The `Resource` a read of `uri` through `component` is decided on, and its arguments
     (a template's parameters)."""
     args = (component.matches(uri) if isinstance(component, ResourceTemplate) else None) or EMPTY
-    return _versioned(read_target(uri, component), context, shown), args
+    fctx = context.fastmcp_context  # (a mount's namespace is the server's to say)
+    server = None if fctx is None else fctx.fastmcp
+    return _versioned(read_target(uri, component, server), context, shown), args
 
 
 class ComponentHooks(TaskOwners):
@@ -287,7 +289,7 @@ class ComponentHooks(TaskOwners):
 
     async def _completion_resource(self, fctx: Any, ref_type: str, key: str) -> Resource | None:
         component = await fctx.fastmcp._completion_target(ref_type, key)
-        return None if component is None else self._cache.get(component)
+        return None if component is None else self._cache.get(component, fctx.fastmcp)
 
     async def _on_complete(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]

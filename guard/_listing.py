@@ -132,6 +132,8 @@ class ListingFilter:
         listing = Listing(lid, [])
         events = listing.events
         resource_of = self._cache.get
+        fctx = context.fastmcp_context  # (a mount's namespace is the server's to say)
+        lister = None if fctx is None else fctx.fastmcp
         if lean:
             decide = call.policies.decide
             principal, now, ctx = call.principal, call.now, call.context
@@ -139,7 +141,7 @@ class ListingFilter:
             session_id, request_id = call.session_id, call.request_id
         for n, item in enumerate(items, 1):
             try:
-                resource = resource_of(item)
+                resource = resource_of(item, lister)
             except Exception:
                 # Still decided and recorded, as an error denial.
                 resource = Resource(kind=LIST_KINDS[method], name=str(getattr(item, "name", "?")))

@@ -146,13 +146,13 @@ def fail_once(real: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[An
     return lookup
 
 
-def fail_for_targets(real: Callable[[Any], Any]) -> Callable[[Any], Any]:
+def fail_for_targets(real: Callable[..., Any]) -> Callable[..., Any]:
     """Fails to convert the components requests name; `other` converts."""
 
-    def convert(component: Any) -> Any:
+    def convert(component: Any, *server: Any) -> Any:
         if component.name in TARGETS:
             raise Fault("unrepresentable")
-        return real(component)
+        return real(component, *server)
 
     return convert
 

@@ -321,11 +321,11 @@ async def test_a_listing_is_decided_by_one_policy_set_across_a_reload() -> None:
         def __init__(self, inner: Any) -> None:
             self.inner, self.seen = inner, 0
 
-        def get(self, item: Any) -> Any:
+        def get(self, item: Any, server: Any = None) -> Any:
             self.seen += 1
             if self.seen == 2:
                 mw.reload_policies("name: v2\nrules: []\n")  # denies everything
-            return self.inner.get(item)
+            return self.inner.get(item, server)
 
     mw._cache = ReloadingCache(mw._cache)  # type: ignore[assignment]
     async with Client(mcp) as client:
