@@ -54,6 +54,16 @@ rules:
 """
 
 
+# a namespace deny rule on whatever is in namespace `hr` (resources and templates too)
+NO_HR_ANYTHING = """
+name: p
+default_effect: allow
+rules:
+  - name: no_hr
+    effect: deny
+    conditions: [{field: resource.namespace, operator: equals, value: hr}]
+"""
+
 # a namespace deny rule: mounted, proxied and app tools in namespace `hr` must meet it
 NO_HR = """
 name: p

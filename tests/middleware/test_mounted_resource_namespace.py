@@ -14,21 +14,13 @@ import pytest
 from fastmcp import Client, FastMCP
 from fastmcp.server import create_proxy
 from mcp.shared.exceptions import MCPError
+from mw_support import NO_HR_ANYTHING as NO_HR
 from mw_support import Recorder, demo_server
 from servers import serving_in_thread
 
 from guard import GuardMiddleware, Principal
 
 ALICE = Principal("alice", roles=("user",), auth_method="test")
-
-NO_HR = """
-name: p
-default_effect: allow
-rules:
-  - name: no_hr
-    effect: deny
-    conditions: [{field: resource.namespace, operator: equals, value: hr}]
-"""
 
 
 @asynccontextmanager

@@ -13,6 +13,7 @@ import pytest
 from fastmcp import Client, FastMCP
 from fastmcp.server import create_proxy
 from mcp.shared.exceptions import MCPError
+from mw_support import NO_HR_ANYTHING as NOT_HR
 from mw_support import Recorder
 
 from guard import GuardMiddleware, Principal
@@ -26,15 +27,6 @@ rules:
   - name: public
     effect: allow
     conditions: [{field: resource.namespace, operator: equals, value: public}]
-"""
-
-NOT_HR = """
-name: p
-default_effect: allow
-rules:
-  - name: no_hr
-    effect: deny
-    conditions: [{field: resource.namespace, operator: equals, value: hr}]
 """
 
 URIS = ("urn:hr:payroll", "mailto:ceo")
