@@ -1,17 +1,20 @@
 """Overhead of the guard on real in-memory MCP requests, next to mcp-auth-guard 1.0.0.
 
-Run: `python3 benchmarks/bench_middleware.py` (prints microseconds and overheads; no
-assertions). The same FastMCP server (100 tools, half tagged `safe`) is measured bare, with
-`GuardMiddleware` (fixed identity, deciding, spans + metrics, decision records to a real
-store), with the guard minus telemetry and records, with mcp-auth-guard's middleware on the
-same policy, and (lists only) with the full guard deciding every list afresh, as a caller's
-first listing is (it otherwise gives a repeated listing's answers again). Rounds of every
-configuration are interleaved so machine noise hits them alike. Each figure is process CPU
-time per request (this process, all its threads: the audit writer's work counts, and each
-round waits for the writer to write its records to the hot file), the best of the rounds:
-on a shared machine wall time mostly measures the neighbours. Converting the hot files to
-Parquet segments is measured at the end, on a warm DuckDB connection as a running writer's
-converter has, and its CPU per request added to the configurations that record.
+Run: `python3 benchmarks/bench_middleware.py [--rounds N]` (prints microseconds and
+overheads; no assertions; about two minutes for the default 10 rounds: more rounds steady
+the figures on a noisy machine). The same FastMCP server (100 tools, half tagged `safe`) is
+measured bare; with an empty FastMCP `Middleware` (what FastMCP itself spends on running any
+middleware: the floor no middleware goes below); with `GuardMiddleware` (fixed identity,
+deciding, spans + metrics, decision records to a real store); with the guard minus telemetry
+and records; with mcp-auth-guard's middleware on the same policy; and (lists only) with the
+full guard deciding every list afresh, as a caller's first listing is (it otherwise gives a
+repeated listing's answers again). Rounds of every configuration are interleaved so machine
+noise hits them alike. Each figure is process CPU time per request (this process, all its
+threads: the audit writer's work counts, and each round waits for the writer to write its
+records to the hot file), the best of the rounds: on a shared machine wall time mostly
+measures the neighbours. Converting the hot files to Parquet segments is measured at the
+end, on a warm DuckDB connection as a running writer's converter has, and its CPU per
+request added to the configurations that record.
 
 `paired` is the median over rounds of each round's overhead against the bare server's
 round measured next to it: steadier than the best rounds when the machine drifts.
@@ -21,6 +24,7 @@ Targets (issue 3): at most +5% on a `tools/call`, +10% on a `tools/list` of 100 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
 import logging
@@ -35,6 +39,7 @@ from typing import Any
 
 import duckdb
 from fastmcp import Client, FastMCP
+from fastmcp.server.middleware import Middleware
 from prometheus_client import CollectorRegistry
 
 from guard import GuardMiddleware, Principal
@@ -43,7 +48,7 @@ from guard.audit.segments import HOT_SUFFIX, convert_hot
 from guard.telemetry import GuardTelemetry
 
 N_TOOLS = 100
-ROUNDS = 10
+ROUNDS = 10  # the default; `--rounds`
 # A round of calls lasts about one flush interval (0.5 s) and a round of lists queues about
 # one batch (5,000 records): each round ends with the writer done with its records, so a
 # configuration pays for its segments once per round, as a server would in steady state.
@@ -104,7 +109,7 @@ async def per_request(
         gc.enable()
 
 
-async def main() -> None:
+async def main(rounds: int = ROUNDS) -> None:
     logging.disable(logging.INFO)  # mcp-auth-guard logs every decision at INFO
     workdir = Path(tempfile.mkdtemp(prefix="bench-mw-"))
     policy_file = workdir / "policy.yaml"
@@ -135,6 +140,8 @@ async def main() -> None:
 
     full, records_only = "guard (id+decide+span+metrics+record)", "guard (id+decide+record)"
     bare = server()
+    floor = server()  # FastMCP's own cost of running any middleware: no guard can go below
+    floor.add_middleware(Middleware())
     seed = server()
     seed.add_middleware(seed_middleware(seed_policy))
     decide_only = guarded(telemetry=False, audit=None)[0]
@@ -153,6 +160,7 @@ async def main() -> None:
     with_records[(afresh, "list")] = guarded(telemetry=True, audit=workdir / "audit-afresh")
     servers: dict[str, dict[str, FastMCP[Any]]] = {
         "bare": {"call": bare, "list": bare},
+        "an empty FastMCP Middleware (the floor)": {"call": floor, "list": floor},
         full: {k: with_records[(full, k)][0] for k in ("call", "list")},
         "guard (id+decide only)": {"call": decide_only, "list": decide_only},
         # The two observers apart, to see where the full configuration's cost comes from.
@@ -182,7 +190,7 @@ async def main() -> None:
         for (name, _), client in clients.items():  # warm up every path, check it works
             assert len(await client.list_tools()) == N_TOOLS, name
             assert (await client.call_tool("tool_0", {"text": "x"})).data == "x", name
-        for _ in range(ROUNDS):
+        for _ in range(rounds):
             for name in servers:
                 if name in calls:
                     calls[name].append(
@@ -227,7 +235,7 @@ async def main() -> None:
             spent = time.process_time_ns() - t0
             shutil.rmtree(scratch)
             if not warm_up:
-                requests = ROUNDS * (CALLS_PER_ROUND if kind == "call" else LISTS_PER_ROUND) + 2
+                requests = rounds * (CALLS_PER_ROUND if kind == "call" else LISTS_PER_ROUND) + 2
                 conversion[(name, kind)] = spent / requests / 1000
     con.close()
     for _, mw in with_records.values():
@@ -264,4 +272,12 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--rounds", type=int, default=ROUNDS, metavar="N",
+        help=f"rounds of every configuration, interleaved (default {ROUNDS})",
+    )  # fmt: skip
+    opts = parser.parse_args()
+    if opts.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    asyncio.run(main(opts.rounds))
