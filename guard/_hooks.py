@@ -72,13 +72,15 @@ def _versioned(
 
 
 def _read_of(
-    uri: str, component: Any, context: MiddlewareContext[Any], shown: Callable[[str], str]
+    uri: str,
+    component: Any,
+    server: Any,
+    context: MiddlewareContext[Any],
+    shown: Callable[[str], str],
 ) -> tuple[Resource, Mapping[str, Any]]:
-    """The `Resource` a read of `uri` through `component` is decided on, and its arguments
-    (a template's parameters)."""
+    """The `Resource` a read of `uri` through `component`, one of `server`'s (whose mounts
+    say its namespace), is decided on, and its arguments (a template's parameters)."""
     args = (component.matches(uri) if isinstance(component, ResourceTemplate) else None) or EMPTY
-    fctx = context.fastmcp_context  # (a mount's namespace is the server's to say)
-    server = None if fctx is None else fctx.fastmcp
     return _versioned(read_target(uri, component, server), context, shown), args
 
 
@@ -213,7 +215,8 @@ class ComponentHooks(TaskOwners):
                     target = reached
                     elsewhere = await lookup(target)
                     if elsewhere is not None and elsewhere.key != component.key:
-                        reached_elsewhere.append(_read_of(target, elsewhere, context, shown))
+                        there_too = _read_of(target, elsewhere, server, context, shown)
+                        reached_elsewhere.append(there_too)
                 # A proxy whose caller speaks the handshake era sends that URI on as
                 # `AnyUrl` writes it (`root/public/../private/x` is `root/private/x`):
                 # what that names is decided too, the same template included (with other
@@ -222,9 +225,9 @@ class ComponentHooks(TaskOwners):
                 if sent is not None and sent != target:
                     there = await lookup(sent)
                     if there is not None:
-                        reached_elsewhere.append(_read_of(sent, there, context, shown))
+                        reached_elsewhere.append(_read_of(sent, there, server, context, shown))
             if component is not None:
-                resource, args = _read_of(target, component, context, shown)
+                resource, args = _read_of(target, component, server, context, shown)
         except Exception:
             call.denial = call.denial or error_decision("resolving the resource")
             self._guard_error("resolve")
