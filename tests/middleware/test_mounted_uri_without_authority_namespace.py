@@ -46,8 +46,12 @@ def _hr() -> FastMCP[Any]:
     return hr
 
 
-def _child(how: str) -> FastMCP[Any]:
-    return _hr() if how == "mount" else create_proxy(_hr(), name="remote-hr")
+def _main_mounting(how: str) -> FastMCP[Any]:
+    """A server mounting the `hr` child under `hr`: directly, or as a proxy of it."""
+    child = _hr() if how == "mount" else create_proxy(_hr(), name="remote-hr")
+    main: FastMCP[Any] = FastMCP("main")
+    main.mount(child, namespace="hr")
+    return main
 
 
 def _guarded(main: FastMCP[Any], policy: str, recorder: Recorder) -> None:
@@ -67,8 +71,7 @@ async def _shown(client: Client[Any]) -> tuple[list[str], list[str]]:
 async def test_a_mounted_resource_without_authority_cannot_declare_its_namespace(
     recorder: Recorder, how: str
 ) -> None:
-    main: FastMCP[Any] = FastMCP("main")
-    main.mount(_child(how), namespace="hr")
+    main = _main_mounting(how)
     _guarded(main, PUBLIC_ONLY, recorder)
     async with Client(main) as client:
         # observed: both listed, and read ("ALL SALARIES", "MAIL OF ceo")
@@ -83,8 +86,7 @@ async def test_a_mounted_resource_without_authority_cannot_declare_its_namespace
 async def test_a_deny_rule_on_the_mount_namespace_covers_its_uris_without_authority(
     recorder: Recorder, how: str
 ) -> None:
-    main: FastMCP[Any] = FastMCP("main")
-    main.mount(_child(how), namespace="hr")
+    main = _main_mounting(how)
 
     @main.resource("urn:main:notice")
     def notice() -> str:
